@@ -1,0 +1,50 @@
+"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the newest N per source."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
+    p.add_argument("--protect", action="append", default=[], metavar="DT/SRC=VER",
+                   help="also keep this version (e.g. in use by a running pod); repeatable")
+    p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.cachepaths import CachePaths
+    from dscache.gc import collect
+    from dscache.lock import LockTimeoutError, WriterLock
+    from dscache.names import NameError_, parse_version_arg
+
+    if args.keep < 0:
+        return fail("--keep must be >= 0", EXIT_USAGE)
+    try:
+        protect = [parse_version_arg(v) for v in args.protect]
+    except NameError_ as err:
+        return fail(str(err), EXIT_USAGE)
+    if not args.cache.is_dir():
+        return fail(f"--cache {args.cache}: no such directory")
+    cache = CachePaths(args.cache)
+    try:
+        with WriterLock(cache.lock_path, timeout=args.lock_timeout):
+            plan = collect(cache, args.keep, protect, dry_run=args.dry_run)
+    except LockTimeoutError as err:
+        return fail(str(err))
+    if args.json:
+        print(json.dumps({"dryRun": args.dry_run, "removed": [str(k) for k in plan.remove],
+                          "kept": [str(k) for k in plan.keep]}, indent=2))
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        for key in plan.remove:
+            print(f"{verb} {key}")
+        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}")
+    return EXIT_OK

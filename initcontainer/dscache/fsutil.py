@@ -1,0 +1,48 @@
+"""Tree operations on the cache volume: delete read-only trees, merge staged trees, freeze published ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+FROZEN_DIR_MODE = 0o555
+
+
+def rmtree_readonly(path: Path) -> None:
+    """Delete a tree whose directories may be read-only (published versions are)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    for dirpath, _dirs, _files in os.walk(path):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(path)
+
+
+def merge_into(src: Path, dst: Path) -> None:
+    """Move everything below `src` into `dst` (created if missing); existing files are replaced.
+
+    Renames whole subtrees where `dst` lacks them, so the cost is in the overlap only. Idempotent and
+    resumable: after a crash, running it again finishes the move.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    with os.scandir(src) as it:
+        entries = list(it)
+    for entry in entries:
+        target = dst / entry.name
+        if entry.is_dir(follow_symlinks=False) and target.is_dir() and not target.is_symlink():
+            merge_into(Path(entry.path), target)
+            os.rmdir(entry.path)
+        else:
+            if target.is_dir() and not target.is_symlink():
+                rmtree_readonly(target)
+            elif entry.is_dir(follow_symlinks=False) and target.is_symlink() | target.exists():
+                target.unlink()
+            os.replace(entry.path, target)
+
+
+def freeze_dirs(root: Path) -> None:
+    """Make every directory below `root` (not `root` itself) read-only; files already are."""
+    for dirpath, dirs, _files in os.walk(root):
+        for d in dirs:
+            os.chmod(os.path.join(dirpath, d), FROZEN_DIR_MODE)

@@ -1,0 +1,71 @@
+"""Remove versions no ref (and no protected pod) uses, beyond the newest `keep` per source.
+
+Removal is rename-then-delete: a version leaves its published path in one `rename()` into the trash,
+so a reader sees the whole version or none of it; deletion happens afterwards, out of sight.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dscache.cachepaths import CachePaths
+from dscache.catalog import catalog
+from dscache.fsutil import rmtree_readonly
+from dscache.names import VersionKey
+from dscache.promote import forget_molmo_version
+from dscache.records import CompleteRecord
+
+
+@dataclass
+class GcPlan:
+    remove: list[VersionKey] = field(default_factory=list)
+    keep: list[VersionKey] = field(default_factory=list)
+
+
+def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
+    """Pure: per data type and source, keep what is in use plus the newest `keep` others."""
+    by_slot: dict[tuple[str, str], list[CompleteRecord]] = {}
+    for rec in records:
+        by_slot.setdefault((rec.data_type, rec.source), []).append(rec)
+    plan = GcPlan()
+    for recs in by_slot.values():
+        unused = sorted((r for r in recs if r.key not in in_use), key=lambda r: r.installed_at, reverse=True)
+        plan.keep.extend(r.key for r in recs if r.key in in_use)
+        plan.keep.extend(r.key for r in unused[:keep])
+        plan.remove.extend(r.key for r in unused[keep:])
+    plan.keep.sort()
+    plan.remove.sort()
+    return plan
+
+
+def empty_trash(cache: CachePaths) -> None:
+    """Finish deletions an earlier gc started."""
+    if cache.trash_dir.is_dir():
+        for entry in os.scandir(cache.trash_dir):
+            rmtree_readonly(cache.trash_dir / entry.name)
+
+
+def remove_version(cache: CachePaths, key: VersionKey) -> None:
+    """Unpublish `key` atomically (rename into the trash), then delete it. Writer lock held."""
+    src = cache.version_dir(key)
+    cache.trash_dir.mkdir(parents=True, exist_ok=True)
+    grave = cache.trash_dir / f"{key.rel.replace('/', '__')}.{secrets.token_hex(4)}"
+    os.chmod(src, 0o755)  # moving a directory to another parent rewrites its '..'
+    os.rename(src, grave)
+    forget_molmo_version(cache, key)
+    rmtree_readonly(grave)
+
+
+def collect(cache: CachePaths, keep: int, protect: Iterable[VersionKey] = (), dry_run: bool = False) -> GcPlan:
+    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock."""
+    infos = catalog(cache)
+    in_use = {i.key for i in infos if i.refs} | set(protect)
+    plan = plan_gc((i.record for i in infos), in_use, keep)
+    if not dry_run:
+        empty_trash(cache)
+        for key in plan.remove:
+            remove_version(cache, key)
+    return plan

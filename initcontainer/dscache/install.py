@@ -1,0 +1,222 @@
+"""`dscache install`: the single writer. Plans, transfers, verifies and publishes missing versions.
+
+Flow: nothing missing -> no network at all (the ref is updated if needed). Otherwise, under the
+writer lock: pin the remote revision, fetch each version's metadata, check free space, transfer all
+items of all versions through one thread pool (archives extract in parallel; libarchive releases the
+GIL), promote each version as soon as its items are done, and write the ref last.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dscache.cachepaths import CachePaths
+from dscache.extract import ArchiveRejectedError
+from dscache.layouts.archives import plan_archives
+from dscache.layouts.files import plan_files
+from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
+from dscache.lock import LockTimeoutError, WriterLock
+from dscache.names import VersionKey, versions_to_keys
+from dscache.progress import Counters, Sink, human_bytes
+from dscache.promote import now_iso, promote, record_molmo_version
+from dscache.records import Ref, RefEntry, is_published, read_ref
+from dscache.remotes.base import Remote, RemoteError
+from dscache.spec import DatasetCacheSpec
+from dscache.transfer import ItemResult, StagingPaths, VerificationError, fetch_item, item_done
+
+RemoteFactory = Callable[[DatasetCacheSpec], Remote]
+TICK = 0.5
+
+
+class InstallError(Exception):
+    """The install failed; the message is safe to show (no credentials) and says what to fix."""
+
+
+@dataclass
+class InstallResult:
+    ref: str
+    published: list[VersionKey] = field(default_factory=list)
+    present: list[VersionKey] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
+    """Pure: the ref a spec leads to."""
+    entries = [
+        RefEntry(
+            data_type=k.data_type,
+            source=k.source,
+            version=k.version,
+            link_strategy=spec.link_strategy.get(k.data_type, "directory"),
+            env=spec.env_names.get(k.slot),
+        )
+        for k in versions_to_keys(spec.versions)
+    ]
+    return Ref(name=name, versions=entries, remote=spec.source.url(), updated_at=now_iso())
+
+
+def _same_ref(a: Ref | None, b: Ref) -> bool:
+    return a is not None and a.versions == b.versions and a.remote == b.remote
+
+
+def default_remote_factory(spec: DatasetCacheSpec) -> Remote:
+    from dscache.remotes.factory import open_remote
+
+    return open_remote(spec.source)
+
+
+def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
+    """Fetch the metadata of one version and plan its transfer."""
+    if spec.layout == "files":
+        return plan_files(remote, key)
+    shard_index = None
+    if spec.source.hugging_face is not None:
+        from dscache.layouts.hfindex import find_shard_index
+
+        shard_index = find_shard_index(remote, spec.source.hugging_face.prefix, key.rel)
+    return plan_archives(remote, key, shard_index)
+
+
+def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:
+    """Fail early when the volume cannot hold the versions."""
+    need = sum(p.space_needed for p in plans) - done_bytes
+    free = shutil.disk_usage(cache_root).free
+    if need > free:
+        raise InstallError(
+            f"not enough free space on {cache_root}: the versions need {human_bytes(need)}, "
+            f"{human_bytes(free)} is free"
+        )
+
+
+class _Run:
+    """One locked install of the missing versions."""
+
+    def __init__(self, cache: CachePaths, spec: DatasetCacheSpec, remote: Remote, jobs: int, sink: Sink):
+        self.cache, self.spec, self.remote, self.jobs, self.sink = cache, spec, remote, jobs, sink
+        self.counters = Counters()
+
+    def run(self, missing: list[VersionKey]) -> list[VersionKey]:
+        revision = self.remote.resolve_revision()
+        plans = [plan_version(self.remote, self.spec, k) for k in missing]
+        results: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in plans}
+        todo: list[tuple[VersionPlan, WorkItem]] = []
+        for plan in plans:
+            staging = StagingPaths(self.cache.staging_dir(plan.key))
+            for item in plan.items:
+                done = item_done(staging, item)
+                if done is None:
+                    todo.append((plan, item))
+                else:
+                    results[plan.key].append(done)
+        done_bytes = sum(r.size for rs in results.values() for r in rs)
+        check_space(self.cache.root, plans, done_bytes)
+        self.counters.bytes_total = sum(p.download_bytes for p in plans)
+        self.counters.items_total = sum(len(p.items) for p in plans)
+        self.counters.add_bytes(done_bytes)
+        self.counters.items_done = sum(len(rs) for rs in results.values())
+        self.sink.emit(
+            "start",
+            {
+                "remote": self.remote.url,
+                "revision": revision,
+                "versions": [str(k) for k in missing],
+                **self.counters.snapshot(),
+            },
+        )
+        published: list[VersionKey] = []
+        remaining = {p.key: len(p.items) - len(results[p.key]) for p in plans}
+        for plan in plans:
+            if remaining[plan.key] == 0:
+                published.append(self._promote(plan, results[plan.key], revision))
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dscache-fetch") as pool:
+            futures: dict[Future[ItemResult], VersionPlan] = {
+                pool.submit(self._fetch, plan, item): plan for plan, item in todo
+            }
+            try:
+                while futures:
+                    finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                    self.sink.emit("progress", self.counters.snapshot())
+                    for fut in finished:
+                        plan = futures.pop(fut)
+                        results[plan.key].append(fut.result())
+                        self.counters.item_done()
+                        remaining[plan.key] -= 1
+                        if remaining[plan.key] == 0:
+                            published.append(self._promote(plan, results[plan.key], revision))
+            finally:
+                for fut in futures:
+                    fut.cancel()
+        self.sink.emit("progress", self.counters.snapshot())
+        return published
+
+    def _fetch(self, plan: VersionPlan, item: WorkItem) -> ItemResult:
+        staging = StagingPaths(self.cache.staging_dir(plan.key))
+        return fetch_item(self.remote, item, staging, self.counters.add_bytes)
+
+    def _promote(self, plan: VersionPlan, results: list[ItemResult], revision: str | None) -> VersionKey:
+        started = time.monotonic()
+        record = promote(self.cache, plan, results, self.remote.url, revision)
+        record_molmo_version(self.cache, plan.key)
+        self.sink.emit(
+            "version_published",
+            {
+                "version": str(plan.key),
+                "files": record.files,
+                "bytes": record.bytes,
+                "revision": revision,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        return plan.key
+
+
+def install(
+    spec: DatasetCacheSpec,
+    cache_root: Path,
+    ref_name: str,
+    sink: Sink,
+    jobs: int | None = None,
+    lock_timeout: float = 600.0,
+    remote_factory: RemoteFactory = default_remote_factory,
+) -> InstallResult:
+    """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them."""
+    started = time.monotonic()
+    cache = CachePaths(cache_root)
+    keys = versions_to_keys(spec.versions)
+    ref = build_ref(spec, ref_name)
+    cache.root.mkdir(parents=True, exist_ok=True)
+    missing = [k for k in keys if not is_published(cache, k)]
+    published: list[VersionKey] = []
+    try:
+        if missing or not _same_ref(read_ref(cache, ref_name), ref):
+            with WriterLock(cache.lock_path, timeout=lock_timeout):
+                missing = [k for k in missing if not is_published(cache, k)]
+                if missing:
+                    remote = remote_factory(spec)
+                    published = _Run(cache, spec, remote, jobs or spec.install.parallelism, sink).run(missing)
+                ref.write(cache)
+    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockTimeoutError) as err:
+        raise InstallError(str(err)) from None
+    except OSError as err:
+        raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
+    result = InstallResult(
+        ref=ref_name,
+        published=published,
+        present=[k for k in keys if k not in published],
+        seconds=time.monotonic() - started,
+    )
+    sink.emit(
+        "done",
+        {
+            "ref": ref_name,
+            "published": [str(k) for k in result.published],
+            "present": [str(k) for k in result.present],
+            "seconds": round(result.seconds, 3),
+        },
+    )
+    return result

@@ -1,0 +1,96 @@
+"""The `archives` layout: molmospaces `.tar.zst` archives per version, optionally with a dscache manifest.
+
+Works unchanged against existing molmospaces buckets (S3/HTTP) and Hugging Face repos, including the HF
+variant that stores the archives inside tar shards located by a parquet index.
+"""
+
+from __future__ import annotations
+
+import json
+
+from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.manifest import DscacheManifest
+from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
+from dscache.names import VersionKey
+from dscache.remotes.base import NotFoundError, Remote
+
+ARCHIVE_SUFFIX = ".tar.zst"
+
+
+def parse_molmo_manifest(raw: bytes, where: str) -> dict[str, float]:
+    """`{archive: size_mb}` from `mjthor_resource_file_to_size_mb.json`, validated."""
+    try:
+        data = json.loads(raw)
+    except ValueError as err:
+        raise LayoutError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
+        raise LayoutError(f"{where}: expected an object mapping archive names to sizes in MB")
+    for name in data:
+        if not name.endswith(ARCHIVE_SUFFIX) or "/" in name or name.startswith("."):
+            raise LayoutError(f"{where}: archive name {name!r} is not a plain <name>{ARCHIVE_SUFFIX}")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def build_archive_plan(
+    key: VersionKey,
+    molmo_manifest: bytes,
+    tries: bytes | None,
+    dscache_manifest: bytes | None,
+    locate: dict[str, tuple[str, int, int | None]] | None,
+    where: str,
+) -> VersionPlan:
+    """Pure: the plan from the fetched metadata. `locate` maps archive -> (path, offset, length) for shards."""
+    sizes_mb = parse_molmo_manifest(molmo_manifest, f"{where}/{MOLMO_REMOTE_MANIFEST}")
+    exact = DscacheManifest.from_json(json.loads(dscache_manifest)) if dscache_manifest else None
+    items: list[WorkItem] = []
+    for name in sorted(sizes_mb):
+        info = exact.archives.get(name) if exact else None
+        if exact is not None and info is None:
+            raise LayoutError(f"{where}/{DSCACHE_MANIFEST}: no entry for archive {name}")
+        path, offset, length = (locate or {}).get(name, (f"{key.rel}/{name}", 0, None))
+        if locate is not None and name not in locate:
+            raise LayoutError(f"{where}: archive {name} is not in the shard index")
+        size = info.size if info else length
+        items.append(
+            WorkItem(
+                kind="archive",
+                name=name,
+                remote_path=path,
+                offset=offset,
+                length=length,
+                size=size,
+                approx_size=int(sizes_mb[name] * (1 << 20)),
+                sha256=info.sha256 if info else None,
+            )
+        )
+    metadata = {MOLMO_REMOTE_MANIFEST: molmo_manifest}
+    if tries is not None:
+        metadata[MOLMO_COMBINED_TRIES] = tries
+    if dscache_manifest is not None:
+        metadata[DSCACHE_MANIFEST] = dscache_manifest
+    return VersionPlan(
+        key=key, layout="archives", items=items, metadata=metadata, extracted_bytes=exact.bytes if exact else None
+    )
+
+
+def _optional(remote: Remote, path: str) -> bytes | None:
+    try:
+        return remote.read_bytes(path)
+    except NotFoundError:
+        return None
+
+
+def plan_archives(
+    remote: Remote, key: VersionKey, shard_index: dict[str, tuple[str, int, int | None]] | None = None
+) -> VersionPlan:
+    """Fetch a version's metadata from `remote` and plan its archives."""
+    where = f"{remote.url}/{key.rel}"
+    try:
+        molmo = remote.read_bytes(f"{key.rel}/{MOLMO_REMOTE_MANIFEST}")
+    except NotFoundError:
+        raise LayoutError(
+            f"version {key} not found: {where}/{MOLMO_REMOTE_MANIFEST} does not exist"
+        ) from None
+    tries = _optional(remote, f"{key.rel}/{MOLMO_COMBINED_TRIES}")
+    manifest = _optional(remote, f"{key.rel}/{DSCACHE_MANIFEST}")
+    return build_archive_plan(key, molmo, tries, manifest, shard_index, where)

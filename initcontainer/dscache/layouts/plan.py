@@ -1,0 +1,51 @@
+"""What installing one version means: the items to transfer and the metadata to keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dscache.names import VersionKey
+
+
+class LayoutError(Exception):
+    """The remote does not hold the version in the expected layout; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One archive to stream-extract, or one plain file to copy."""
+
+    kind: Literal["archive", "file"]
+    name: str  # archive name, or file path relative to the version
+    remote_path: str  # path on the remote (relative to its base)
+    offset: int = 0  # byte range inside `remote_path` (HF tar shards)
+    length: int | None = None
+    size: int | None = None  # exact transferred size, when the remote says
+    approx_size: int = 0  # for progress and space checks when `size` is unknown
+    sha256: str | None = None
+    md5: str | None = None
+
+    @property
+    def expected_bytes(self) -> int:
+        return self.size if self.size is not None else self.approx_size
+
+
+@dataclass
+class VersionPlan:
+    """A version to install: transfer `items`, keep `metadata` files (name -> content) in the version."""
+
+    key: VersionKey
+    layout: str
+    items: list[WorkItem]
+    metadata: dict[str, bytes] = field(default_factory=dict)
+    extracted_bytes: int | None = None  # known from dscache-manifest.json
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(i.expected_bytes for i in self.items)
+
+    @property
+    def space_needed(self) -> int:
+        """Lower bound of the bytes the version takes once installed."""
+        return max(self.extracted_bytes or 0, self.download_bytes)

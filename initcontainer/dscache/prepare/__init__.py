@@ -1,0 +1,1 @@
+"""`dscache prepare`: the lock-free init-container path."""

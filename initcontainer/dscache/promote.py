@@ -1,0 +1,124 @@
+"""Promote a fully transferred staging dir into a published, read-only version (the only publish step).
+
+The version becomes visible by one `rename()` of a complete tree that already holds its completion
+record, so a reader sees the whole version or nothing. Also keeps the volume a valid pre-populated
+cache for molmospaces-resources readers (`cache_lock=False`): their per-archive flags in the version
+and their local manifest at the cache root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from dscache import __version__
+from dscache.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
+from dscache.cachepaths import INVENTORY, CachePaths, molmo_extract_flag
+from dscache.extract import FILE_MODE
+from dscache.fsutil import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly
+from dscache.layouts.plan import VersionPlan
+from dscache.names import VersionKey
+from dscache.records import ArchiveRecord, CompleteRecord
+from dscache.transfer import ItemResult, StagingPaths
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_inventory(plan: VersionPlan, results: Sequence[ItemResult]) -> tuple[dict[str, int], dict[str, str]]:
+    """Pure: the version's files and links, archives applied in name order (later ones win, as on disk)."""
+    files: dict[str, int] = {}
+    links: dict[str, str] = {}
+    for res in sorted(results, key=lambda r: r.item.name):
+        for path, size in res.extracted.files.items():
+            links.pop(path, None)
+            files[path] = size
+        for path, target in res.extracted.links.items():
+            files.pop(path, None)
+            links[path] = target
+    for name, content in plan.metadata.items():
+        files[name] = len(content)
+    if plan.layout == "archives":
+        for res in results:
+            files[molmo_extract_flag(res.item.name)] = 0
+    return files, links
+
+
+def promote(
+    cache: CachePaths,
+    plan: VersionPlan,
+    results: Sequence[ItemResult],
+    remote_url: str,
+    revision: str | None,
+) -> CompleteRecord:
+    """Assemble the staged version, write its records, and rename it into place."""
+    staging = StagingPaths(cache.staging_dir(plan.key))
+    if plan.layout == "archives":
+        tree = staging.tree
+        tree.mkdir(parents=True, exist_ok=True)
+        for res in sorted(results, key=lambda r: r.item.name):
+            src = staging.archive_dir(res.item.name)
+            if src.exists():
+                merge_into(src, tree)
+                os.rmdir(src)
+            flag = tree / molmo_extract_flag(res.item.name)
+            flag.touch()
+            os.chmod(flag, FILE_MODE)
+    else:
+        tree = staging.files
+        tree.mkdir(parents=True, exist_ok=True)
+    for name, content in plan.metadata.items():
+        write_bytes_atomic(tree / name, content, mode=FILE_MODE)
+    files, links = build_inventory(plan, results)
+    write_json_atomic(tree / INVENTORY, {"files": files, "links": links}, mode=FILE_MODE)
+    record = CompleteRecord(
+        data_type=plan.key.data_type,
+        source=plan.key.source,
+        version=plan.key.version,
+        remote=remote_url,
+        layout=plan.layout,
+        files=len(files) + len(links),
+        bytes=sum(files.values()),
+        revision=revision,
+        installed_at=now_iso(),
+        dscache_version=__version__,
+        archives={r.item.name: ArchiveRecord(size=r.size, sha256=r.sha256) for r in results},
+    )
+    freeze_dirs(tree)
+    os.sync()
+    record.write(tree)
+    final = cache.version_dir(plan.key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(tree, final)
+    os.chmod(final, FROZEN_DIR_MODE)
+    fsync_dir(final.parent)
+    rmtree_readonly(staging.root)
+    return record
+
+
+def record_molmo_version(cache: CachePaths, key: VersionKey) -> None:
+    """Add the version to molmospaces' `mjthor_data_type_to_source_to_versions.json` (writer lock held)."""
+    path = cache.molmo_manifest
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        data = {}
+    versions = data.setdefault(key.data_type, {}).setdefault(key.source, [])
+    if key.version not in versions:
+        versions.append(key.version)
+        write_json_atomic(path, data)
+
+
+def forget_molmo_version(cache: CachePaths, key: VersionKey) -> None:
+    """Remove a deleted version from molmospaces' local manifest (writer lock held)."""
+    path = cache.molmo_manifest
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return
+    versions = data.get(key.data_type, {}).get(key.source, [])
+    if key.version in versions:
+        versions.remove(key.version)
+        write_json_atomic(path, data)

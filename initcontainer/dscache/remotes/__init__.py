@@ -1,0 +1,1 @@
+"""Remotes: S3-compatible stores, the Hugging Face Hub, plain HTTP and local directories."""

@@ -1,0 +1,1 @@
+"""dscache control plane: the kopf operator for DatasetCache resources (see issue 5)."""
