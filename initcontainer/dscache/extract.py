@@ -3,37 +3,36 @@
 Why hand-written around libarchive: Python's tarfile spends most of its time per member in Python
 and cannot reach the `zstd -dc | tar -x` floor on 2 cores, while libarchive decompresses, parses and
 writes in C (releasing the GIL, so archives extract in parallel threads). libarchive's own
-`SECURE_*` flags cannot name the offending member and do not cover devices, fifos or symlinks that
-point outside the version, so every header is checked here first (`check_member`, pure) and the
-first violation aborts the archive with a message naming it. Writes go only below `dest`.
+`SECURE_*` flags cannot name the offending member, do not cover devices, fifos or symlinks that
+point outside the version, and its symlink guard costs an lstat per path component per member. So
+every header is checked here first (`check_member`, pure, plus the set of symlinks this archive
+created, which no later member may pass through or replace) and the first violation aborts the
+archive with a message naming it. Writes go only below `dest`. Symlink chains are checked physically
+once the version is assembled (`links_escaping`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
-from ctypes import POINTER, byref, c_longlong, c_size_t, c_void_p, cast
+from ctypes import POINTER, byref, c_char_p, c_longlong, c_size_t, c_void_p, cast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libarchive.ffi as ffi
+from libarchive import ffi
 from libarchive.entry import ArchiveEntry
 from libarchive.exception import ArchiveError
-from libarchive.extract import (
-    EXTRACT_SECURE_NODOTDOT,
-    EXTRACT_SECURE_SYMLINKS,
-    EXTRACT_TIME,
-    new_archive_write_disk,
-)
+from libarchive.extract import EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archive_write_disk
 from libarchive.read import NO_CLOSE_CB, NO_OPEN_CB, READ_CALLBACK, new_archive_read
 
 from dscache.cachepaths import METADATA_FILES
 
-WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT
+WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_NODOTDOT
 FILE_MODE = 0o444
 DIR_MODE = 0o755  # made read-only when the version is published
-_REG, _DIR, _LNK = 0o100000, 0o040000, 0o120000
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 class ArchiveRejectedError(Exception):
@@ -91,6 +90,29 @@ def check_member(name: str, kind: str, link: str | None) -> str | None:
     return None
 
 
+def through_symlink(name: str, kind: str, symlinks: set[str]) -> str | None:
+    """Why `name` may not be written given the symlinks already extracted (None if it may)."""
+    if name in symlinks and kind != "symlink":
+        return "replaces a symlink of the same archive"
+    pos = name.find("/")
+    while pos != -1:
+        if name[:pos] in symlinks:
+            return f"path goes through symlink {name[:pos]!r}"
+        pos = name.find("/", pos + 1)
+    return None
+
+
+def links_escaping(root: Path, links: Iterable[str]) -> list[str]:
+    """Symlinks below `root` whose fully resolved target lies outside `root` (chains included)."""
+    real_root = os.path.realpath(root)
+    bad = []
+    for rel in links:
+        target = os.path.realpath(os.path.join(root, rel))
+        if target != real_root and not target.startswith(real_root + os.sep):
+            bad.append(rel)
+    return bad
+
+
 def _kind(entry: ArchiveEntry) -> str:
     if entry.isdir:
         return "dir"
@@ -120,12 +142,13 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
             pending.append(exc)
             return -1
         holder[:] = [chunk]
-        cast(ptrptr, POINTER(c_void_p))[0] = cast(chunk, c_void_p)
+        cast(ptrptr, POINTER(c_void_p))[0] = cast(c_char_p(chunk), c_void_p)
         return len(chunk)
 
     read_fn = READ_CALLBACK(read_cb)
     root = os.fsencode(dest)
     result = Extracted()
+    symlinks: set[str] = set()
     buf, size, offset = c_void_p(), c_size_t(), c_longlong()
     try:
         with new_archive_read("tar", "zstd") as read_p, new_archive_write_disk(WRITE_FLAGS) as write_p:
@@ -139,14 +162,20 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
                     continue
                 kind = _kind(entry)
                 link = entry.linkpath if kind in ("symlink", "hardlink") else None
-                reason = check_member(name, kind, link)
+                reason = check_member(name, kind, link) or through_symlink(name, kind, symlinks)
                 if reason is not None:
                     raise ArchiveRejectedError(archive, raw_name, reason)
                 entry.pathname = root + b"/" + os.fsencode(name)
                 if kind == "hardlink":
                     assert link is not None
-                    entry.linkpath = root + b"/" + os.fsencode(normalize_member(link) or "")
-                    result.files[name] = result.files.get(normalize_member(link) or "", 0)
+                    target = normalize_member(link) or ""
+                    reason = through_symlink(target, "file", symlinks)
+                    if target in symlinks:
+                        reason = "hardlink to a symlink"
+                    if reason is not None:
+                        raise ArchiveRejectedError(archive, raw_name, f"hardlink target {reason}")
+                    entry.linkpath = root + b"/" + os.fsencode(target)
+                    result.files[name] = result.files.get(target, 0)
                 elif kind == "file":
                     entry.perm = FILE_MODE
                     result.files[name] = entry.size or 0
@@ -155,14 +184,19 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
                 else:
                     assert link is not None
                     result.links[name] = link
+                    symlinks.add(name)
                 ffi.write_header(write_p, entry_p)
                 if kind == "file":
-                    while ffi.read_data_block(read_p, byref(buf), byref(size), byref(offset)) != ffi.ARCHIVE_EOF:
+                    while (
+                        ffi.read_data_block(read_p, byref(buf), byref(size), byref(offset)) != ffi.ARCHIVE_EOF
+                    ):
                         ffi.write_data_block(write_p, buf, size, offset)
                 ffi.write_finish_entry(write_p)
     except ArchiveError as err:
         if pending:
             raise pending[0] from None
+        if err.errno in _DISK_ERRNOS:
+            raise OSError(err.errno, os.strerror(err.errno), str(dest)) from None
         member = None
         try:
             member = entry.pathname

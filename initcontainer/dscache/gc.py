@@ -59,7 +59,9 @@ def remove_version(cache: CachePaths, key: VersionKey) -> None:
     rmtree_readonly(grave)
 
 
-def collect(cache: CachePaths, keep: int, protect: Iterable[VersionKey] = (), dry_run: bool = False) -> GcPlan:
+def collect(
+    cache: CachePaths, keep: int, protect: Iterable[VersionKey] = (), dry_run: bool = False
+) -> GcPlan:
     """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock."""
     infos = catalog(cache)
     in_use = {i.key for i in infos if i.refs} | set(protect)

@@ -25,7 +25,7 @@ from dscache.names import VersionKey, versions_to_keys
 from dscache.progress import Counters, Sink, human_bytes
 from dscache.promote import now_iso, promote, record_molmo_version
 from dscache.records import Ref, RefEntry, is_published, read_ref
-from dscache.remotes.base import Remote, RemoteError
+from dscache.remotes.base import NotFoundError, Remote, RemoteError
 from dscache.spec import DatasetCacheSpec
 from dscache.transfer import ItemResult, StagingPaths, VerificationError, fetch_item, item_done
 
@@ -76,10 +76,24 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
         return plan_files(remote, key)
     shard_index = None
     if spec.source.hugging_face is not None:
-        from dscache.layouts.hfindex import find_shard_index
-
-        shard_index = find_shard_index(remote, spec.source.hugging_face.prefix, key.rel)
+        shard_index = hf_shard_locations(remote, spec.source.hugging_face.prefix, key)
     return plan_archives(remote, key, shard_index)
+
+
+def hf_shard_locations(
+    remote: Remote, prefix: str, key: VersionKey
+) -> dict[str, tuple[str, int, int | None]] | None:
+    """Archive -> (shard path relative to `remote`, offset, size) on an HF repo with shards, else None."""
+    from dscache.layouts.hfindex import load_shard_index
+    from dscache.remotes.hf import HfRemote
+
+    assert isinstance(remote, HfRemote)
+    try:
+        index = load_shard_index(remote.root, prefix, key.rel)
+    except NotFoundError:
+        return None
+    strip = len(prefix.strip("/")) + 1 if prefix.strip("/") else 0
+    return {name: (e.shard[strip:], e.offset, e.size) for name, e in index.items()}
 
 
 def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:
@@ -180,6 +194,7 @@ def install(
     cache_root: Path,
     ref_name: str,
     sink: Sink,
+    *,
     jobs: int | None = None,
     lock_timeout: float = 600.0,
     remote_factory: RemoteFactory = default_remote_factory,

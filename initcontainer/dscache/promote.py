@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dscache import __version__
 from dscache.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
 from dscache.cachepaths import INVENTORY, CachePaths, molmo_extract_flag
-from dscache.extract import FILE_MODE
+from dscache.extract import FILE_MODE, ArchiveRejectedError, links_escaping
 from dscache.fsutil import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly
 from dscache.layouts.plan import VersionPlan
 from dscache.names import VersionKey
@@ -27,7 +28,9 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_inventory(plan: VersionPlan, results: Sequence[ItemResult]) -> tuple[dict[str, int], dict[str, str]]:
+def build_inventory(
+    plan: VersionPlan, results: Sequence[ItemResult]
+) -> tuple[dict[str, int], dict[str, str]]:
     """Pure: the version's files and links, archives applied in name order (later ones win, as on disk)."""
     files: dict[str, int] = {}
     links: dict[str, str] = {}
@@ -69,6 +72,7 @@ def promote(
     else:
         tree = staging.files
         tree.mkdir(parents=True, exist_ok=True)
+    _reject_escaping_links(staging, tree, results)
     for name, content in plan.metadata.items():
         write_bytes_atomic(tree / name, content, mode=FILE_MODE)
     files, links = build_inventory(plan, results)
@@ -96,6 +100,17 @@ def promote(
     fsync_dir(final.parent)
     rmtree_readonly(staging.root)
     return record
+
+
+def _reject_escaping_links(staging: StagingPaths, tree: Path, results: Sequence[ItemResult]) -> None:
+    """Symlinks may be safe one by one and still escape as a chain; resolve them in the assembled tree."""
+    for res in sorted(results, key=lambda r: r.item.name):
+        bad = links_escaping(tree, res.extracted.links)
+        if bad:
+            rmtree_readonly(staging.root)
+            raise ArchiveRejectedError(
+                res.item.name, bad[0], "symlink resolves outside the version directory"
+            )
 
 
 def record_molmo_version(cache: CachePaths, key: VersionKey) -> None:

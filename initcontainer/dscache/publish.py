@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import zstandard
 
@@ -51,6 +51,7 @@ ARCHIVE_SUFFIX = ".tar.zst"
 DEFAULT_ARCHIVE_SIZE = 64 << 20
 DEFAULT_SHARD_SIZE = 1 << 30
 DEFAULT_LEVEL = 3
+DEFAULT_BATCH_BYTES = 16 << 30
 TAR_MTIME = 0  # every member's mtime: reproducible archives
 HF_SPLIT = "pkgs"
 BLOCK = 512
@@ -172,7 +173,7 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
                 raise BadInputError(f"{root / rel}: {_kind_name(st.st_mode)} cannot be published")
 
     walk(root, "")
-    if not entries:
+    if all(e.kind == "dir" for e in entries):
         raise BadInputError(f"{root}: nothing to publish (no files)")
     return entries, skipped
 
@@ -364,7 +365,9 @@ def write_archive(
     root: Path, plan: ArchivePlan, out: Path, *, level: int = DEFAULT_LEVEL, threads: int = -1
 ) -> BuiltArchive:
     """Write `plan` as `.tar.zst` to `out`, hashing on the way. Fails if a file changed size meanwhile."""
-    compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads != 0 else 1)
+    compressor = zstandard.ZstdCompressor(
+        level=level, threads=threads if threads != 0 else 1, write_checksum=True
+    )
     with open(out, "wb") as raw:
         hashing = _HashingWriter(raw)
         with (
@@ -390,6 +393,21 @@ def write_archive(
         files=len(plan.leaf_paths),
         bytes=plan.bytes,
         leaf_paths=tuple(plan.leaf_paths),
+    )
+
+
+def describe_archive(
+    name: str, local: Path, leaf_paths: Sequence[str] = (), extracted_bytes: int = 0
+) -> BuiltArchive:
+    """A `BuiltArchive` for an archive made elsewhere (hashes `local`); for tests and re-publishing."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(local, "rb") as fh:
+        while chunk := fh.read(_COPY_CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+    return BuiltArchive(
+        name, local, size, sha.hexdigest(), len(leaf_paths), extracted_bytes, tuple(leaf_paths)
     )
 
 
@@ -430,7 +448,9 @@ class ShardWriter:
         info = tar_info(TreeEntry(archive.name, "file", archive.size))
         with open(archive.local, "rb") as fh:
             self._tar.addfile(info, fh)
-        self.rows.append(ShardRow(archive.name, self._shard_id, info.offset_data, archive.size))
+        # the data is the last (padded) block run written; addfile() does not report its offset
+        offset = self._tar.offset - -(-archive.size // BLOCK) * BLOCK
+        self.rows.append(ShardRow(archive.name, self._shard_id, offset, archive.size))
         return self.finish() if self._tar.offset >= self.shard_size else None
 
     def finish(self) -> tuple[int, Path] | None:
@@ -526,6 +546,7 @@ class PublishOptions:
     dscache_manifest: bool = True
     overwrite: bool = False
     work_dir: Path | None = None
+    batch_bytes: int = DEFAULT_BATCH_BYTES  # data per commit on a remote that batches (HF)
 
 
 @dataclass
@@ -561,7 +582,7 @@ def publish(
     options: PublishOptions = PublishOptions(),
     log: Callable[[str], None] = lambda _msg: None,
 ) -> PublishResult:
-    """Pack `tree` and upload it as version `key`: data first, then index/README, then manifests.
+    """Pack `tree` and upload it as version `key` (see `upload_version` for the order of uploads).
 
     Refuses to replace a version the remote already has complete (its last manifest exists) unless
     `options.overwrite`, since caches that installed it would silently differ from the remote.
@@ -576,16 +597,40 @@ def publish(
             f"{key} is already published at {remote.url}/{vdir} (use --overwrite to replace it)"
         )
     plans = plan_archives(entries, options.archive_size)
-    result = PublishResult(key=key, version_dir=vdir, skipped=skipped)
     log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
+    with _work_dir(options.work_dir) as work:
+        # a generator: the next archive is packed while the previous one uploads
+        archives = (
+            write_archive(tree, plan, work / plan.name, level=options.level, threads=options.threads)
+            for plan in plans
+        )
+        result = upload_version(remote, key, archives, work, options=options, log=log)
+    result.skipped = skipped
+    return result
 
-    with _work_dir(options.work_dir) as work, _Uploader(remote, result) as up:
-        built: list[BuiltArchive] = []
+
+def upload_version(
+    remote: Remote,
+    key: VersionKey,
+    archives: Iterable[BuiltArchive],
+    work: Path,
+    *,
+    options: PublishOptions = PublishOptions(),
+    log: Callable[[str], None] = lambda _msg: None,
+) -> PublishResult:
+    """Upload `archives` (local copies are deleted) and then the metadata that names them.
+
+    Order: archives (or HF shards), then the HF index and README, then the trie, the molmospaces
+    manifest and the dscache manifest, each after the previous upload, so a consumer that finds a
+    manifest always finds everything it names. On a `BatchRemote` (HF) a small version is a single,
+    atomic commit; a big one is data commits followed by one commit with the rest.
+    """
+    vdir = _join(options.repo_prefix, key.rel)
+    result = PublishResult(key=key, version_dir=vdir)
+    built: list[BuiltArchive] = []
+    with _Uploader(remote, result, options.batch_bytes, f"dscache publish {key}") as up:
         shards = ShardWriter(work, options.shard_size) if options.hf_shards else None
-        for plan in plans:
-            archive = write_archive(
-                tree, plan, work / plan.name, level=options.level, threads=options.threads
-            )
+        for archive in archives:
             built.append(archive)
             log(f"packed {archive.name}: {archive.files} files, {archive.bytes} -> {archive.size} bytes")
             if shards is None:
@@ -599,17 +644,12 @@ def publish(
             done = shards.finish()
             if done is not None:
                 up.put(f"{vdir}/{shard_name(done[0])}", done[1])
-            up.wait()
             config = hf_config_name(options.repo_prefix, key)
             up.put_bytes(hf_index_path(config), index_parquet(shards.rows), work)
-            up.wait()
             readme = _read_text(remote, "README.md")
             up.put_bytes("README.md", readme_with_config(readme, config).encode(), work)
-        up.wait()  # every archive/shard/index is on the remote before any manifest names it
         for name, data in version_metadata(built, dscache_manifest=options.dscache_manifest):
             up.put_bytes(f"{vdir}/{name}", data, work)
-            up.wait()
-
     result.archives = [a.info() for a in built]
     result.files = sum(a.files for a in built)
     result.bytes = sum(a.bytes for a in built)
@@ -645,12 +685,27 @@ def _work_dir(parent: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-class _Uploader:
-    """Uploads in one background thread so the next archive is packed meanwhile (one in flight)."""
+@runtime_checkable
+class BatchRemote(Protocol):
+    """A remote that uploads several files in one atomic step (the HF Hub: one commit, rate-limited)."""
 
-    def __init__(self, remote: Remote, result: PublishResult) -> None:
+    def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str: ...
+
+
+class _Uploader:
+    """Uploads in one background thread, so the next archive is packed meanwhile (one step in flight).
+
+    Steps run strictly in order. A `BatchRemote` gets files in batches of about `batch_bytes` (each
+    one commit), and `wait()` ends a batch, so what is put after it lands in a later commit.
+    """
+
+    def __init__(self, remote: Remote, result: PublishResult, batch_bytes: int, message: str) -> None:
         self.remote = remote
         self.result = result
+        self.batch_bytes = batch_bytes
+        self.message = message
+        self._batch: list[tuple[str, Path]] | None = [] if isinstance(remote, BatchRemote) else None
+        self._batched = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dscache-upload")
         self._pending: Future[None] | None = None
 
@@ -665,15 +720,15 @@ class _Uploader:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def put(self, path: str, local: Path) -> None:
-        """Upload `local` to `path` (then delete it), after the previous upload has finished."""
-        self.wait()
-
-        def job() -> None:
-            self.remote.put_file(path, local)
-            local.unlink()
-
-        self._pending = self._pool.submit(job)
+        """Upload `local` to `path` (deleting it afterwards), after everything put before."""
         self.result.uploaded.append(path)
+        if self._batch is None:
+            self._submit([(path, local)])
+            return
+        self._batch.append((path, local))
+        self._batched += local.stat().st_size
+        if self._batched >= self.batch_bytes:
+            self._flush()
 
     def put_bytes(self, path: str, data: bytes, work: Path) -> None:
         local = work / f"meta-{len(self.result.uploaded)}-{Path(path).name}"
@@ -681,6 +736,30 @@ class _Uploader:
         self.put(path, local)
 
     def wait(self) -> None:
+        """Block until everything put so far is on the remote."""
+        self._flush()
+        self._wait_pending()
+
+    def _flush(self) -> None:
+        if self._batch:
+            files, self._batch, self._batched = self._batch, [], 0
+            self._submit(files)
+
+    def _submit(self, files: list[tuple[str, Path]]) -> None:
+        self._wait_pending()
+
+        def job() -> None:
+            if isinstance(self.remote, BatchRemote):
+                self.remote.put_files(files, self.message)
+            else:
+                for path, local in files:
+                    self.remote.put_file(path, local)
+            for _, local in files:
+                local.unlink()
+
+        self._pending = self._pool.submit(job)
+
+    def _wait_pending(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()

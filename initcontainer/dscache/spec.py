@@ -194,9 +194,9 @@ class DatasetCacheSpec(_Model):
         description="{dataType: {source: version}}; source may contain inner '/'.", min_length=1
     )
     volume: Volume | None = Field(None, description="The shared cache volume (required in a cluster).")
-    install: Install = Field(default_factory=Install, description="Installer Job settings.")  # type: ignore[arg-type]
-    retention: Retention = Field(default_factory=Retention, description="Retention of old versions.")  # type: ignore[arg-type]
-    scratch: Scratch = Field(default_factory=Scratch, description="Default node-local scratch for pods.")  # type: ignore[arg-type]
+    install: Install = Field(default_factory=Install, description="Installer Job settings.")
+    retention: Retention = Field(default_factory=Retention, description="Retention of old versions.")
+    scratch: Scratch = Field(default_factory=Scratch, description="Default node-local scratch for pods.")
     link_strategy: dict[str, Literal["directory", "perFile"]] = Field(
         default_factory=dict, description="Per data type: one link per source, or a tree of per-file links."
     )
@@ -291,12 +291,13 @@ def parse_manifest(doc: Any, origin: str = "manifest") -> DatasetCache:
         raise SpecError(f"{origin}: {_format_errors(err, '')}") from None
 
 
-def parse_spec(doc: Any, origin: str = "spec") -> DatasetCacheSpec:
+def parse_spec(doc: Any, origin: str = "") -> DatasetCacheSpec:
     """Validate a bare spec dict or raise SpecError naming the field (`spec.<path>`)."""
     try:
         return DatasetCacheSpec.model_validate(doc)
     except ValidationError as err:
-        raise SpecError(f"{origin}: {_format_errors(err, 'spec')}") from None
+        message = _format_errors(err, "spec")
+        raise SpecError(f"{origin}: {message}" if origin else message) from None
 
 
 def load_manifest(path: Path) -> DatasetCache:

@@ -90,6 +90,28 @@ def _check(item: WorkItem, size: int, digest: str, md5: str | None, where: str) 
         raise VerificationError(f"{where}: md5 {md5} does not match the remote ETag {item.md5}")
 
 
+def _stream_extract(
+    remote: Remote, item: WorkItem, dest: Path, progress: Progress
+) -> tuple[Extracted, int, str]:
+    """One attempt: stream the archive through sha256 into the extractor; (extracted, bytes, sha256)."""
+    hasher = hashlib.sha256()
+    counted = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal counted
+        for chunk in remote.stream(item.remote_path, item.offset, item.length):
+            hasher.update(chunk)
+            counted += len(chunk)
+            progress(len(chunk))
+            yield chunk
+
+    stream = chunks()
+    extracted = extract_stream(stream, dest, item.name)
+    for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
+        pass
+    return extracted, counted, hasher.hexdigest()
+
+
 def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
     """Stream, verify and extract one archive into its own dir (no temp copy of the archive)."""
     dest = staging.archive_dir(item.name)
@@ -97,34 +119,18 @@ def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progres
         if dest.exists():
             rmtree_readonly(dest)
         dest.mkdir(parents=True)
-        hasher = hashlib.sha256()
-        counted = 0
-
-        def chunks() -> Iterator[bytes]:
-            nonlocal counted
-            for chunk in remote.stream(item.remote_path, item.offset, item.length):
-                hasher.update(chunk)
-                counted += len(chunk)
-                progress(len(chunk))
-                yield chunk
-
-        stream = chunks()
-        extracted = extract_stream(stream, dest, item.name)
-        for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
-            pass
+        extracted, counted, digest = _stream_extract(remote, item, dest, progress)
         try:
-            _check(item, counted, hasher.hexdigest(), None, item.name)
+            _check(item, counted, digest, None, item.name)
         except VerificationError:
             progress(-counted)
             if attempt == DIGEST_ATTEMPTS:
                 rmtree_readonly(dest)
                 raise
             continue
-        write_json_atomic(
-            staging.archive_done(item.name),
-            {"size": counted, "sha256": hasher.hexdigest(), "files": extracted.files, "links": extracted.links},
-        )
-        return ItemResult(item, counted, hasher.hexdigest(), extracted)
+        done = {"size": counted, "sha256": digest, "files": extracted.files, "links": extracted.links}
+        write_json_atomic(staging.archive_done(item.name), done)
+        return ItemResult(item, counted, digest, extracted)
     raise AssertionError("unreachable")
 
 

@@ -49,7 +49,9 @@ def scan_tree(root: Path) -> tuple[dict[str, int], dict[str, str]]:
 
 
 def compare(
-    key: VersionKey, expected: tuple[dict[str, int], dict[str, str]], actual: tuple[dict[str, int], dict[str, str]]
+    key: VersionKey,
+    expected: tuple[dict[str, int], dict[str, str]],
+    actual: tuple[dict[str, int], dict[str, str]],
 ) -> VersionCheck:
     """Pure: what differs between the inventory and the scanned tree."""
     want_files, want_links = expected
@@ -60,9 +62,9 @@ def compare(
     check.missing = sorted(want - have)
     check.extra = sorted(have - want)
     for path in sorted(want & have):
-        if path in want_files and have_files.get(path) != want_files[path]:
-            check.changed.append(path)
-        elif path in want_links and have_links.get(path) != want_links[path]:
+        file_changed = path in want_files and have_files.get(path) != want_files[path]
+        link_changed = path in want_links and have_links.get(path) != want_links[path]
+        if file_changed or link_changed:
             check.changed.append(path)
     return check
 

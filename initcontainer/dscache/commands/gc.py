@@ -12,8 +12,13 @@ from dscache.commands import EXIT_OK, EXIT_USAGE, fail
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, required=True, help="a cache directory")
     p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
-    p.add_argument("--protect", action="append", default=[], metavar="DT/SRC=VER",
-                   help="also keep this version (e.g. in use by a running pod); repeatable")
+    p.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        metavar="DT/SRC=VER",
+        help="also keep this version (e.g. in use by a running pod); repeatable",
+    )
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
@@ -40,8 +45,16 @@ def run(args: argparse.Namespace) -> int:
     except LockTimeoutError as err:
         return fail(str(err))
     if args.json:
-        print(json.dumps({"dryRun": args.dry_run, "removed": [str(k) for k in plan.remove],
-                          "kept": [str(k) for k in plan.keep]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "dryRun": args.dry_run,
+                    "removed": [str(k) for k in plan.remove],
+                    "kept": [str(k) for k in plan.keep],
+                },
+                indent=2,
+            )
+        )
     else:
         verb = "would remove" if args.dry_run else "removed"
         for key in plan.remove:

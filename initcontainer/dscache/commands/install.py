@@ -12,16 +12,29 @@ DEFAULT_FLAGS_REF = "default"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--file", type=Path, help="a DatasetCache manifest (YAML or JSON), as for kubectl apply")
+    p.add_argument(
+        "-f", "--file", type=Path, help="a DatasetCache manifest (YAML or JSON), as for kubectl apply"
+    )
     p.add_argument("--cache", type=Path, required=True, help="the cache directory (the shared volume)")
-    p.add_argument("--ref", help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default')")
+    p.add_argument(
+        "--ref", help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default')"
+    )
     p.add_argument("--jobs", type=int, help="items transferred at once (default: spec.install.parallelism)")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    p.add_argument("--source", help="instead of -f: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], "
-                   "http(s)://base or file:///dir")
+    p.add_argument(
+        "--source",
+        help="instead of -f: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], "
+        "http(s)://base or file:///dir",
+    )
     p.add_argument("--layout", choices=["archives", "files"], default="archives", help="with --source")
-    p.add_argument("--version", action="append", default=[], metavar="DT/SRC=VER", dest="versions",
-                   help="with --source, repeatable")
+    p.add_argument(
+        "--version",
+        action="append",
+        default=[],
+        metavar="DT/SRC=VER",
+        dest="versions",
+        help="with --source, repeatable",
+    )
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
 
 
@@ -37,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
             manifest = load_manifest(args.file)
             spec, ref = manifest.spec, args.ref or manifest.ref_name
         elif args.source:
-            spec, ref = spec_from_flags(args.source, args.layout, args.versions), args.ref or DEFAULT_FLAGS_REF
+            spec, ref = (
+                spec_from_flags(args.source, args.layout, args.versions),
+                args.ref or DEFAULT_FLAGS_REF,
+            )
         else:
             return fail("give -f DATASETCACHE.yaml or --source URL --version DT/SRC=VER", EXIT_USAGE)
         check_segment(ref, "--ref")

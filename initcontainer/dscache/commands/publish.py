@@ -14,14 +14,17 @@ from dscache.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, metavar="DIR", help="directory tree to publish")
     parser.add_argument(
-        "--to", required=True, metavar="URL", help="remote: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX], file:///path"
+        "--to",
+        required=True,
+        metavar="URL",
+        help="remote: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX], file:///path",
     )
     parser.add_argument("--version", required=True, metavar="DT/SRC=VER", help="version to publish")
     parser.add_argument(
         "--archive-size",
         default="64MiB",
         metavar="SIZE",
-        help="uncompressed content per archive, e.g. 64MiB, 1G, 12345 (default 64MiB)",
+        help="uncompressed content per archive: bytes, or Ki/Mi/Gi (binary), K/M/G (decimal); default 64MiB",
     )
     parser.add_argument(
         "--hf-shards",
@@ -34,10 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX",
         help="repo prefix for a non-hf:// mirror of an HF repo (an hf:// URL carries its own prefix)",
     )
-    parser.add_argument("--shard-size", default="1GiB", metavar="SIZE", help="HF tar shard size (default 1GiB)")
+    parser.add_argument(
+        "--shard-size", default="1GiB", metavar="SIZE", help="HF tar shard size (default 1GiB)"
+    )
     parser.add_argument("--level", type=int, default=3, help="zstd level (default 3)")
-    parser.add_argument("--threads", type=int, default=-1, help="zstd worker threads (default: one per CPU)")
-    parser.add_argument("--work-dir", type=Path, help="where archives are staged before upload (default: temp)")
+    parser.add_argument("--threads", type=int, default=-1, help="zstd threads (default: one per CPU)")
+    parser.add_argument("--work-dir", type=Path, help="staging dir for archives (default: temp)")
     parser.add_argument("--overwrite", action="store_true", help="replace a version the remote already has")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -52,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         key = parse_version_arg(args.version)
         source = source_from_url(args.to)
         if source.http is not None:
-            raise SpecError(f"--to {args.to!r}: plain HTTP remotes are read-only; use s3://, hf:// or file://")
+            raise SpecError(
+                f"--to {args.to!r}: plain HTTP remotes are read-only; use s3://, hf:// or file://"
+            )
         repo_prefix = args.hf_prefix.strip("/")
         if source.hugging_face is not None:
             if repo_prefix:
@@ -80,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         remote = open_remote(source)
+    except RemoteError as err:
+        print(f"dscache publish: failed: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         result = publish(args.dir, remote, key, options, log=_log)
     except BadInputError as err:
         print(f"dscache publish: {err}", file=sys.stderr)
@@ -87,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     except (PublishError, RemoteError, OSError) as err:
         print(f"dscache publish: failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        close = getattr(remote, "close", None)
+        if close is not None:
+            close()
     seconds = time.monotonic() - started
     if args.json:
         print(json.dumps({**result.to_json(), "remote": remote.url, "seconds": round(seconds, 3)}))

@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     for i in infos:
         r = i.record
         table.add_row(
-            r.data_type, r.source, r.version, str(r.files), human_bytes(r.bytes), r.installed_at, ", ".join(i.refs) or "-"
+            r.data_type,
+            r.source,
+            r.version,
+            str(r.files),
+            human_bytes(r.bytes),
+            r.installed_at,
+            ", ".join(i.refs) or "-",
         )
     Console().print(table)
     if not infos:

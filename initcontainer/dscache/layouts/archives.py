@@ -33,13 +33,14 @@ def parse_molmo_manifest(raw: bytes, where: str) -> dict[str, float]:
 
 def build_archive_plan(
     key: VersionKey,
+    *,
     molmo_manifest: bytes,
     tries: bytes | None,
     dscache_manifest: bytes | None,
     locate: dict[str, tuple[str, int, int | None]] | None,
     where: str,
 ) -> VersionPlan:
-    """Pure: the plan from the fetched metadata. `locate` maps archive -> (path, offset, length) for shards."""
+    """Pure: the plan from the fetched metadata; `locate`: archive -> (path, offset, length) in shards."""
     sizes_mb = parse_molmo_manifest(molmo_manifest, f"{where}/{MOLMO_REMOTE_MANIFEST}")
     exact = DscacheManifest.from_json(json.loads(dscache_manifest)) if dscache_manifest else None
     items: list[WorkItem] = []
@@ -69,7 +70,11 @@ def build_archive_plan(
     if dscache_manifest is not None:
         metadata[DSCACHE_MANIFEST] = dscache_manifest
     return VersionPlan(
-        key=key, layout="archives", items=items, metadata=metadata, extracted_bytes=exact.bytes if exact else None
+        key=key,
+        layout="archives",
+        items=items,
+        metadata=metadata,
+        extracted_bytes=exact.bytes if exact else None,
     )
 
 
@@ -93,4 +98,6 @@ def plan_archives(
         ) from None
     tries = _optional(remote, f"{key.rel}/{MOLMO_COMBINED_TRIES}")
     manifest = _optional(remote, f"{key.rel}/{DSCACHE_MANIFEST}")
-    return build_archive_plan(key, molmo, tries, manifest, shard_index, where)
+    return build_archive_plan(
+        key, molmo_manifest=molmo, tries=tries, dscache_manifest=manifest, locate=shard_index, where=where
+    )

@@ -10,6 +10,7 @@ dscache (adds what molmospaces lacks, so installs can be verified and space chec
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,7 @@ class DscacheManifest:
         }
         return cls(archives=archives, files=int(data.get("files", 0)), bytes=int(data.get("bytes", 0)))
 
-    def dumps(self) -> bytes:
+    def dumps(self) -> builtins.bytes:
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
 
 

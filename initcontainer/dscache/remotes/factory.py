@@ -1,0 +1,55 @@
+"""Open the remote a `Source` names. Imports each backend only when a remote of its kind is opened,
+so code paths that never touch S3 or the Hub never pay for (or need) boto3 or huggingface_hub."""
+
+from __future__ import annotations
+
+from dscache.remotes.base import Remote
+from dscache.remotes.retry import RetryPolicy
+from dscache.spec import Source
+
+
+def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: str | None = None) -> Remote:
+    """A ready remote for `source`. Credentials come from the environment (AWS_*, HF_TOKEN) unless given."""
+    policy = policy or RetryPolicy.from_env()
+    if source.s3 is not None:
+        from dscache.remotes.s3 import S3Remote
+
+        s3 = source.s3
+        return S3Remote(
+            s3.bucket,
+            s3.prefix,
+            endpoint=s3.endpoint,
+            region=s3.region,
+            anonymous=s3.anonymous,
+            policy=policy,
+        )
+    if source.hugging_face is not None:
+        from dscache.remotes.hf import HfRemote
+
+        hf = source.hugging_face
+        return HfRemote(
+            hf.repo,
+            repo_type=hf.repo_type,
+            revision=hf.revision,
+            prefix=hf.prefix,
+            endpoint=hf.endpoint,
+            token=hf_token,
+            policy=policy,
+        )
+    if source.http is not None:
+        from dscache.remotes.http import HttpRemote
+
+        return HttpRemote(source.http.url, policy)
+    assert source.file is not None
+    from dscache.remotes.file import FileRemote
+
+    return FileRemote(source.file.path)
+
+
+def display_url(source: Source) -> str:
+    """A URL for logs and status: no userinfo, query strings or tokens."""
+    if source.http is not None:
+        from dscache.remotes.http import display_url as clean
+
+        return clean(source.http.url)
+    return source.url()

@@ -1,0 +1,111 @@
+"""A local directory as a remote (laptops, CI, `dscache demo`, NFS-mounted mirrors).
+
+Writes go to a temporary file in the target directory and are renamed into place, so a reader of
+the "remote" never sees half an archive.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from dscache.atomic import fsync_dir
+from dscache.remotes.base import CHUNK, NotFoundError, RemoteError, RemoteFile
+from dscache.remotes.retry import check_rel_path
+
+
+class FileRemote:
+    """Files under a local directory; paths are '/'-separated and relative to it."""
+
+    def __init__(self, root: Path | str) -> None:
+        self._root = Path(root)
+        if not self._root.is_absolute():
+            raise RemoteError(f"file remote needs an absolute path, got {str(root)!r}")
+
+    @property
+    def url(self) -> str:
+        return f"file://{self._root}"
+
+    def _path(self, path: str) -> Path:
+        return self._root / check_rel_path(path)
+
+    def _what(self, path: str) -> str:
+        return f"{self.url}/{path}"
+
+    def resolve_revision(self) -> str | None:
+        return None
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            return self._path(path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{self._what(path)}: not found") from None
+        except OSError as err:
+            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+
+    def stream(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        local = self._path(path)  # validate eagerly, read lazily like the network remotes
+        return self._read(local, path, offset, length)
+
+    def _read(self, local: Path, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        try:
+            fh = open(local, "rb")  # noqa: SIM115 - closed in finally, across yields
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{self._what(path)}: not found") from None
+        except OSError as err:
+            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if length is not None and offset + length > size:
+                raise RemoteError(
+                    f"{self._what(path)}: bytes {offset}-{offset + length - 1} requested, "
+                    f"the file ends at {size}"
+                )
+            fh.seek(offset)
+            left = size - offset if length is None else length
+            while left > 0:
+                chunk = fh.read(min(CHUNK, left))
+                if not chunk:
+                    raise RemoteError(f"{self._what(path)}: file shrank while being read")
+                left -= len(chunk)
+                yield chunk
+        except OSError as err:
+            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+        finally:
+            fh.close()
+
+    def list_files(self, prefix: str) -> list[RemoteFile]:
+        clean = prefix.strip("/")
+        base = self._path(clean) if clean else self._root
+        out: list[RemoteFile] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in filenames:
+                full = Path(dirpath) / name
+                try:
+                    st = full.stat()
+                except OSError:
+                    continue  # vanished or dangling link
+                out.append(RemoteFile(full.relative_to(self._root).as_posix(), st.st_size))
+        return sorted(out, key=lambda f: f.path)
+
+    def put_file(self, path: str, local: Path) -> None:
+        dest = self._path(path)
+        tmp = dest.parent / f".{dest.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise RemoteError(f"{self._what(path)}: cannot write: {err.strerror}") from None
+
+    def close(self) -> None:
+        return None

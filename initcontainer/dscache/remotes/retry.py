@@ -1,0 +1,322 @@
+"""Retries with jittered exponential backoff, and byte streams that survive dropped connections.
+
+Every remote funnels its network calls through `call_with_retry` and its downloads through
+`resumable_stream`, so all of them agree on what is transient (5xx, 429, resets, timeouts, bodies
+shorter than announced), on how long to insist, and on never handing the consumer a duplicated or
+missing byte. The budget (attempts and time) is counted since the last byte of progress: a long
+download over a flaky link keeps going as long as it advances, a dead remote fails in bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from dscache.remotes.base import RemoteError
+
+log = logging.getLogger("dscache.remotes")
+T = TypeVar("T")
+
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+"""HTTP statuses worth retrying: timeouts, throttling and server-side failures."""
+
+
+class TransientError(RemoteError):
+    """A failure worth retrying (the remote may succeed next time)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RemoteError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How patient to be with a remote. `from_env()` lets tests and operators tune it."""
+
+    attempts: int = 8
+    """Tries per operation without progress (1 = no retry)."""
+    base_delay: float = 0.5
+    """First backoff cap in seconds; doubles per retry, with full jitter."""
+    max_delay: float = 30.0
+    """Cap of a single backoff (also caps a server's Retry-After)."""
+    deadline: float = 600.0
+    """Seconds without progress after which an operation gives up."""
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    """Seconds of silence on an open connection before it counts as dropped."""
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """Defaults overridden by DSCACHE_RETRY_{ATTEMPTS,BASE_DELAY,MAX_DELAY,DEADLINE},
+        DSCACHE_{CONNECT,READ}_TIMEOUT."""
+        d = cls()
+        return cls(
+            attempts=max(1, int(_env_float("DSCACHE_RETRY_ATTEMPTS", d.attempts))),
+            base_delay=_env_float("DSCACHE_RETRY_BASE_DELAY", d.base_delay),
+            max_delay=_env_float("DSCACHE_RETRY_MAX_DELAY", d.max_delay),
+            deadline=_env_float("DSCACHE_RETRY_DEADLINE", d.deadline),
+            connect_timeout=_env_float("DSCACHE_CONNECT_TIMEOUT", d.connect_timeout),
+            read_timeout=_env_float("DSCACHE_READ_TIMEOUT", d.read_timeout),
+        )
+
+    def backoff(self, failures: int, retry_after: float | None = None) -> float:
+        """Delay before retry number `failures` (1-based): full jitter, at least a bounded Retry-After."""
+        cap = min(self.max_delay, self.base_delay * (2 ** (failures - 1)))
+        delay = random.uniform(0, cap)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_delay))
+        return delay
+
+
+@dataclass
+class _Budget:
+    """Failures and time since the last progress, against a policy."""
+
+    policy: RetryPolicy
+    what: str
+    failures: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    def progress(self) -> None:
+        self.failures = 0
+        self.since = time.monotonic()
+
+    def failed(self, err: TransientError) -> None:
+        """Sleep before the next try, or raise a final RemoteError if the budget is spent."""
+        self.failures += 1
+        elapsed = time.monotonic() - self.since
+        delay = self.policy.backoff(self.failures, err.retry_after)
+        if self.failures >= self.policy.attempts or elapsed + delay > self.policy.deadline:
+            raise RemoteError(
+                f"{self.what}: {err} (gave up after {self.failures} attempt(s) in {elapsed:.1f}s)"
+            ) from None
+        log.warning("%s: %s; retry %d in %.2fs", self.what, err, self.failures, delay)
+        time.sleep(delay)
+
+
+# --- classification of library exceptions -------------------------------------------------------
+
+_SECRETISH = re.compile(
+    r"(?i)(authorization|x-amz-security-token|x-amz-signature|x-amz-credential|signature|token|"
+    r"access_?key|secret|password|sig|key-pair-id|policy)=[^&\s'\"]+"
+)
+_URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+_USERINFO = re.compile(r"(https?://)[^/@\s'\"]+@")
+_BEARER = re.compile(r"(?i)bearer\s+[^\s'\"]+")
+_HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove known secrets, URL query strings (signed URLs), userinfo and bearer tokens from `text`."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    text = _URL_QUERY.sub(r"\1?<redacted>", text)
+    text = _USERINFO.sub(r"\1***@", text)
+    text = _BEARER.sub("Bearer ***", text)
+    text = _HF_TOKEN.sub("hf_***", text)
+    return _SECRETISH.sub(r"\1=***", text)
+
+
+def _transport_error_types() -> tuple[type[BaseException], ...]:
+    """Connection-level error classes of the HTTP stacks already imported (never imports one)."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for mod, names in (
+        ("httpx", ("TransportError", "StreamError")),
+        ("httpx2", ("TransportError", "StreamError")),
+        ("requests", ("ConnectionError", "Timeout", "ChunkedEncodingError")),
+        ("urllib3.exceptions", ("ProtocolError", "ReadTimeoutError", "IncompleteRead", "NewConnectionError")),
+        ("http.client", ("IncompleteRead", "RemoteDisconnected")),
+        (
+            "botocore.exceptions",
+            (
+                "ConnectionError",
+                "HTTPClientError",
+                "IncompleteReadError",
+                "ResponseStreamingError",
+                "ReadTimeoutError",
+                "ConnectTimeoutError",
+            ),
+        ),
+    ):
+        module = sys.modules.get(mod)
+        for name in names:
+            cls = getattr(module, name, None) if module is not None else None
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                found.append(cls)
+    return tuple(found)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """HTTP status carried by a library exception (httpx/requests `.response`, botocore), if any."""
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(response, dict):  # botocore ClientError
+        meta = response.get("ResponseMetadata", {})
+        code = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: TransientError, transient HTTP statuses, transport failures."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, RemoteError):
+        return False
+    code = status_of(exc)
+    if code is not None:
+        return code in TRANSIENT_STATUS
+    return isinstance(exc, _transport_error_types())
+
+
+def describe(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """A short, redacted description of a library exception."""
+    code = status_of(exc)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    head = f"HTTP {code}" if code is not None else type(exc).__name__
+    return redact(f"{head}: {text}" if text else head, secrets)[:300]
+
+
+def as_transient(exc: BaseException, secrets: Iterable[str | None] = ()) -> TransientError:
+    return exc if isinstance(exc, TransientError) else TransientError(describe(exc, secrets))
+
+
+# --- retries ---------------------------------------------------------------------------------------
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    what: str,
+    *,
+    classify: Callable[[BaseException], bool] = is_transient,
+    secrets: Iterable[str | None] = (),
+) -> T:
+    """Run `fn` until it succeeds, retrying transient failures within the policy's budget.
+
+    Raises RemoteError (with a safe message naming `what`) once the budget is spent; non-transient
+    RemoteErrors pass through; other non-transient exceptions propagate unchanged.
+    """
+    secrets = tuple(secrets)
+    budget = _Budget(policy, what)
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not classify(exc):
+                raise
+            budget.failed(as_transient(exc, secrets))
+
+
+@dataclass
+class Body:
+    """One response body: its chunks, the absolute byte range they cover, and how to release it."""
+
+    chunks: Iterator[bytes]
+    start: int
+    """Absolute offset of the first chunk (0 when a server ignored the Range header)."""
+    stop: int | None
+    """Absolute offset just past the last byte announced, if the server said (Content-Length/Range)."""
+    close: Callable[[], None] = lambda: None
+    etag: str | None = None
+    """The validator of what is being sent, so resumes can insist on the same content."""
+
+
+OpenAt = Callable[[int, int | None], Body]
+
+
+def resumable_stream(
+    open_at: OpenAt,
+    offset: int,
+    length: int | None,
+    policy: RetryPolicy,
+    what: str,
+    *,
+    classify: Callable[[BaseException], bool] = is_transient,
+    secrets: Iterable[str | None] = (),
+) -> Iterator[bytes]:
+    """Yield bytes [offset, offset+length) (or to the end) as one continuous stream.
+
+    `open_at(start, stop)` requests bytes [start, stop) (stop None = to the end) and returns a `Body`.
+    When a body fails or ends before the announced end, the stream reopens at the byte reached, so the
+    consumer never sees a duplicated or missing byte; a short body is transient, never success.
+    """
+    if length is not None and length < 0:
+        raise ValueError("length must be >= 0")
+    secrets = tuple(secrets)
+    pos = offset
+    stop = None if length is None else offset + length
+    if stop == pos:
+        return
+    budget = _Budget(policy, what)
+    while True:
+        body: Body | None = None
+        try:
+            body = open_at(pos, stop)
+            if body.start > pos:
+                raise RemoteError(f"{what}: server answered from byte {body.start}, asked for {pos}")
+            if body.stop is not None:
+                if stop is None:
+                    stop = body.stop
+                elif body.stop < stop:
+                    # The resource is shorter than asked for: not transient.
+                    raise RemoteError(
+                        f"{what}: bytes {offset}-{stop - 1} requested, the file ends at {body.stop}"
+                    )
+            skip = pos - body.start
+            for raw in body.chunks:
+                chunk = raw
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = chunk[skip:]
+                    skip = 0
+                if stop is not None and pos + len(chunk) > stop:
+                    chunk = chunk[: stop - pos]
+                if chunk:
+                    pos += len(chunk)
+                    budget.progress()
+                    yield chunk
+                if stop is not None and pos >= stop and (body.stop is None or body.stop > stop):
+                    return  # the server sends more than asked (Range ignored): stop reading
+            if stop is None or pos >= stop:
+                return
+            raise TransientError(f"body ended early at byte {pos} of {stop}")
+        except Exception as exc:
+            if not classify(exc):
+                raise
+            budget.failed(as_transient(exc, secrets))
+        finally:
+            if body is not None:
+                body.close()
+
+
+def check_rel_path(path: str) -> str:
+    """Reject paths that could leave the remote's base: absolute, empty segments, '.', '..', NUL."""
+    if not path or path.startswith("/") or "\0" in path or "\\" in path:
+        raise RemoteError(f"unsafe remote path {path!r}")
+    if any(seg in ("", ".", "..") for seg in path.split("/")):
+        raise RemoteError(f"unsafe remote path {path!r}")
+    return path

@@ -1,0 +1,189 @@
+"""kill -9 at any point: no incomplete version is ever visible, and a rerun resumes without refetching."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from dscache.cachepaths import COMPLETE_RECORD, CachePaths
+from dscache.cli import main
+from dscache.names import VersionKey
+from tests.factories import make_tree, publish_archives, tree_snapshot
+from tests.servers.files import FileServer
+
+V1 = VersionKey("objects", "thor", "v1")
+V2 = VersionKey("scenes", "ithor", "v1")
+
+
+def publish_two_versions(tmp_path: Path, server: FileServer) -> dict[VersionKey, Path]:
+    trees = {}
+    for key in (V1, V2):
+        tree = make_tree(
+            tmp_path / f"tree-{key.data_type}",
+            {f"d{i}/f{j}.txt": 2000 + i * j for i in range(10) for j in range(5)},
+        )
+        publish_archives(tree, server.root, key, archive_size=8192)
+        trees[key] = tree
+    return trees
+
+
+def start_install(cache: Path, url: str) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "dscache.cli",
+        "install",
+        "--cache",
+        str(cache),
+        "--source",
+        url,
+        "--json",
+        "--jobs",
+        "2",
+        "--version",
+        str(V1),
+        "--version",
+        str(V2),
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy()
+    )
+
+
+def kill_when(proc: subprocess.Popen[str], predicate: str, count: int = 1) -> list[dict[str, object]]:
+    """Read JSON events until `count` events of kind `predicate`, then SIGKILL."""
+    assert proc.stdout is not None
+    seen: list[dict[str, object]] = []
+    hits = 0
+    for line in proc.stdout:
+        event = json.loads(line)
+        seen.append(event)
+        if event["event"] == predicate and (predicate != "progress" or int(str(event["archivesDone"])) > 0):
+            hits += 1
+            if hits >= count:
+                break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return seen
+
+
+def assert_only_complete_versions_visible(cache: Path) -> None:
+    for key in (V1, V2):
+        version = CachePaths(cache).version_dir(key)
+        if version.exists():
+            assert (version / COMPLETE_RECORD).is_file(), f"{version} visible without its completion record"
+
+
+def done_archives(cache: Path) -> set[str]:
+    return {p.name.removesuffix(".done.json") for p in (cache / ".dscache" / "staging").rglob("*.done.json")}
+
+
+def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileServer) -> None:
+    trees = publish_two_versions(tmp_path, http_server)
+    http_server.faults.delay(0.05, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    for point, count in (("start", 1), ("progress", 3), ("version_published", 1)):
+        kill_when(start_install(cache, http_server.url), point, count)
+        assert_only_complete_versions_visible(cache)
+    finished = done_archives(cache)
+    assert finished, "the kills should have left some archives extracted in staging"
+    http_server.log.clear()
+    assert (
+        main(
+            [
+                "install",
+                "--cache",
+                str(cache),
+                "--source",
+                http_server.url,
+                "--version",
+                str(V1),
+                "--version",
+                str(V2),
+            ]
+        )
+        == 0
+    )
+    refetched = {r.path.rsplit("/", 1)[-1] for r in http_server.log.find("*.tar.zst")}
+    assert not (finished & refetched), (
+        f"archives extracted before the crash were fetched again: {finished & refetched}"
+    )
+    for key, tree in trees.items():
+        version = CachePaths(cache).version_dir(key)
+        files = {
+            k: v
+            for k, v in tree_snapshot(version).items()
+            if not k.startswith((".dscache-", "mjthor_", "dscache-manifest"))
+            and not k.endswith("_complete_extract")
+        }
+        assert files == tree_snapshot(tree)
+    assert not (cache / ".dscache" / "writer.lock").exists()
+
+
+def test_random_kills_never_expose_a_partial_version(tmp_path: Path, http_server: FileServer) -> None:
+    publish_two_versions(tmp_path, http_server)
+    http_server.faults.delay(0.02, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    stop = threading.Event()
+    violations: list[str] = []
+
+    def watch() -> None:
+        while not stop.is_set():
+            for key in (V1, V2):
+                version = CachePaths(cache).version_dir(key)
+                if version.is_dir() and not (version / COMPLETE_RECORD).is_file():
+                    violations.append(str(version))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 2.0):
+            proc = start_install(cache, http_server.url)
+            time.sleep(delay)
+            proc.kill()
+            proc.wait()
+        assert (
+            main(
+                [
+                    "install",
+                    "--cache",
+                    str(cache),
+                    "--source",
+                    http_server.url,
+                    "--version",
+                    str(V1),
+                    "--version",
+                    str(V2),
+                ]
+            )
+            == 0
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert violations == []
+    assert all(CachePaths(cache).complete_record(k).is_file() for k in (V1, V2))
+
+
+def test_two_concurrent_installs_publish_once(tmp_path: Path, http_server: FileServer) -> None:
+    publish_two_versions(tmp_path, http_server)
+    cache = tmp_path / "cache"
+    procs = [start_install(cache, http_server.url) for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    published = [
+        json.loads(line)["published"]
+        for out in outputs
+        for line in out.splitlines()
+        if json.loads(line)["event"] == "done"
+    ]
+    assert sorted(len(p) for p in published) == [0, 2]
+    archive_gets = [r.path for r in http_server.log.find("*.tar.zst")]
+    assert len(archive_gets) == len(set(archive_gets))

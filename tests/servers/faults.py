@@ -1,0 +1,164 @@
+"""Fault injection and request logs shared by the test servers.
+
+A test arms faults on a server (`server.faults.status(503, times=3)`, `.drop(after=1000)`, ...) and
+afterwards reads `server.log` to assert what the client actually did (a resume used Range, no
+request was made, the Authorization header was sent). Each fault matches by method and path glob
+and fires a bounded number of times; at most one fault applies per request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["status", "drop", "truncate", "short", "corrupt", "delay", "stall", "norange"]
+
+
+@dataclass
+class Fault:
+    """One armed fault. `times=None` fires forever."""
+
+    kind: Kind
+    path: str = "*"
+    method: str | None = "GET"
+    times: int | None = 1
+    status: int = 503
+    after: int = 0
+    """Body bytes sent before the fault (drop, truncate, short, stall)."""
+    seconds: float = 0.0
+    """Sleep (delay: before responding; stall: after `after` bytes)."""
+    retry_after: float | None = None
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return fnmatch.fnmatchcase(path, self.path)
+
+
+class Faults:
+    """The faults armed on one server (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first armed fault matching this request, counted as fired."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.fired += 1
+                    return fault
+        return None
+
+    # Convenience constructors; `path` is a glob on the URL path (no query), e.g. "/bucket/*.tar.zst".
+
+    def status(
+        self, code: int = 503, times: int | None = 1, path: str = "*", method: str | None = "GET",
+        retry_after: float | None = None,
+    ) -> Fault:  # fmt: skip
+        """Answer `code` (e.g. a burst of 5xx or 429) instead of the real response."""
+        return self.add(Fault("status", path, method, times, status=code, retry_after=retry_after))
+
+    def drop(self, after: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Send the headers and `after` body bytes, then reset the connection (RST)."""
+        return self.add(Fault("drop", path, method, times, after=after))
+
+    def truncate(
+        self, after: int, times: int | None = 1, path: str = "*", method: str | None = "GET"
+    ) -> Fault:
+        """Announce the full Content-Length, send `after` bytes, then close cleanly (FIN)."""
+        return self.add(Fault("truncate", path, method, times, after=after))
+
+    def short(self, after: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Lie with Content-Length = `after` (Content-Range stays honest) and keep the connection."""
+        return self.add(Fault("short", path, method, times, after=after))
+
+    def corrupt(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Flip one byte in the middle of the body (same length: only a digest notices)."""
+        return self.add(Fault("corrupt", path, method, times))
+
+    def delay(
+        self, seconds: float, times: int | None = 1, path: str = "*", method: str | None = "GET"
+    ) -> Fault:
+        """Sleep before answering (latency)."""
+        return self.add(Fault("delay", path, method, times, seconds=seconds))
+
+    def stall(
+        self,
+        seconds: float,
+        after: int = 0,
+        times: int | None = 1,
+        path: str = "*",
+        method: str | None = "GET",
+    ) -> Fault:
+        """Send `after` body bytes, then go silent for `seconds` (a client read timeout should fire)."""
+        return self.add(Fault("stall", path, method, times, after=after, seconds=seconds))
+
+    def norange(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Ignore the Range header and send the whole file with 200, like servers without Range support."""
+        return self.add(Fault("norange", path, method, times))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the server saw it. Header names are lower-case."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str] = field(hash=False)
+    status: int = 0
+    fault: str | None = None
+    peer: int = 0
+    """Client port: equal ports mean one reused (keep-alive) connection."""
+
+    @property
+    def range(self) -> str | None:
+        return self.headers.get("range")
+
+
+class RequestLog:
+    """Requests a server answered, in order (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Request] = []
+
+    def append(self, req: Request) -> None:
+        with self._lock:
+            self._items.append(req)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def all(self) -> list[Request]:
+        with self._lock:
+            return list(self._items)
+
+    def find(self, path: str = "*", method: str | None = None) -> list[Request]:
+        """Requests whose path matches the glob (and method, if given)."""
+        return [
+            r
+            for r in self.all()
+            if (method is None or r.method == method) and fnmatch.fnmatchcase(r.path, path)
+        ]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
