@@ -11,7 +11,9 @@ Every server has `.faults` (arm 5xx bursts, drops, truncation, corruption, laten
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 # Before anything imports huggingface_hub (it reads these at import time): no user token, no cache.
 _HF_HOME = tempfile.mkdtemp(prefix="dscache-test-hf-")
+atexit.register(shutil.rmtree, _HF_HOME, True)
 os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"

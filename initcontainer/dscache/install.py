@@ -26,6 +26,7 @@ from dscache.progress import Counters, Sink, human_bytes
 from dscache.promote import now_iso, promote, record_molmo_version
 from dscache.records import Ref, RefEntry, is_published, read_ref
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
+from dscache.remotes.factory import display_url
 from dscache.spec import DatasetCacheSpec
 from dscache.transfer import ItemResult, StagingPaths, VerificationError, fetch_item, item_done
 
@@ -57,7 +58,7 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
         )
         for k in versions_to_keys(spec.versions)
     ]
-    return Ref(name=name, versions=entries, remote=spec.source.url(), updated_at=now_iso())
+    return Ref(name=name, versions=entries, remote=display_url(spec.source), updated_at=now_iso())
 
 
 def _same_ref(a: Ref | None, b: Ref) -> bool:

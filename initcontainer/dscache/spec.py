@@ -99,7 +99,7 @@ class Source(_Model):
         return None
 
     def url(self) -> str:
-        """A display URL; never carries credentials."""
+        """The source as a URL (an http URL as given: use `remotes.factory.display_url` for logs)."""
         if self.s3 is not None:
             return f"s3://{self.s3.bucket}/{self.s3.prefix}".rstrip("/")
         if self.hugging_face is not None:

@@ -227,3 +227,18 @@ def test_json_error_event(
     assert run_install(tmp_path / "cache", http_server.url, "objects/thor=v9", extra=("--json",)) == 1
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[-1]["event"] == "error" and "objects/thor=v9" in events[-1]["message"]
+
+
+def test_credentials_in_the_url_never_reach_records_refs_or_output(
+    tmp_path: Path, http_server: FileServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_archives(dataset(tmp_path), http_server.root, KEY, archive_size=4096)
+    secret_url = http_server.url.replace("http://", "http://robot:s3cr3tpw@")
+    cache = tmp_path / "cache"
+    assert run_install(cache, secret_url, "objects/thor=v1", extra=("--json",)) == 0
+    assert http_server.log.all()[0].headers["authorization"].startswith("Basic ")
+    assert run_install(tmp_path / "c2", secret_url, "objects/thor=v404") == 1
+    captured = capsys.readouterr()
+    on_disk = "".join(p.read_text() for p in cache.rglob("*.json") if p.is_file())
+    for text in (captured.out, captured.err, on_disk):
+        assert "s3cr3tpw" not in text

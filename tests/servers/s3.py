@@ -63,6 +63,7 @@ class MotoS3(ServerBase):
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto_address: tuple[str, int] = ("127.0.0.1", 0)
+        self._direct: Any = None
         super().__init__()
 
     def start(self) -> MotoS3:
@@ -89,13 +90,18 @@ class MotoS3(ServerBase):
         """A boto3 S3 client with test credentials (direct to moto by default: no faults, no log)."""
         import boto3
 
-        return boto3.client(
+        if direct and self._direct is not None:
+            return self._direct
+        client = boto3.client(
             "s3",
             endpoint_url=self.direct_endpoint if direct else self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing-secret",
         )
+        if direct:
+            self._direct = client
+        return client
 
     def new_bucket(self, prefix: str = "dscache-test") -> str:
         name = f"{prefix}-{secrets.token_hex(4)}"

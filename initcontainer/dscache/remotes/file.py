@@ -107,5 +107,11 @@ class FileRemote:
             tmp.unlink(missing_ok=True)
             raise RemoteError(f"{self._what(path)}: cannot write: {err.strerror}") from None
 
+    def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
+        """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""
+        for path, local in files:
+            self.put_file(path, local)
+        return None
+
     def close(self) -> None:
         return None

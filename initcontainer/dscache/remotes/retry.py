@@ -307,6 +307,10 @@ def resumable_stream(
         except Exception as exc:
             if not classify(exc):
                 raise
+            if stop is not None and pos >= stop:
+                # Every byte was delivered, then the body failed (e.g. an end-of-body check): there is
+                # nothing left to re-fetch, and the bytes given out cannot be taken back.
+                raise RemoteError(f"{what}: {describe(exc, secrets)} after the last byte") from None
             budget.failed(as_transient(exc, secrets))
         finally:
             if body is not None:

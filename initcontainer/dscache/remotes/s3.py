@@ -84,6 +84,11 @@ class S3Remote:
             signature_version=UNSIGNED if anonymous else None,
             # MinIO and most self-hosted stores only do path-style; R2 and AWS accept it.
             s3={"addressing_style": "path"} if custom else None,
+            # boto3 >= 1.36 defaults to CRC checksums some S3-compatible stores reject; and a response
+            # checksum is checked only after the last byte, too late for a streaming consumer. Sizes
+            # and the manifests' sha256 are verified by the installer instead.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         session = boto3.session.Session(region_name=region)
         self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
@@ -210,6 +215,12 @@ class S3Remote:
             multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4
         )
         self._call(lambda: self._client.upload_file(str(local), self.bucket, key, Config=transfer), what)
+
+    def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
+        """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""
+        for path, local in files:
+            self.put_file(path, local)
+        return None
 
     def close(self) -> None:
         self._client.close()

@@ -1,0 +1,179 @@
+"""Installer benchmark (issue 2): eager install over HTTP on loopback, against baselines in the same run.
+
+    python bench/bench_install.py [--work DIR] [--small N] [--repeat K]
+
+Data: bench/gendata.py (~12,000 files of 0-16 KiB + two 50 MiB files in ~60 `.tar.zst` archives),
+served by a threaded Range-capable HTTP server on 127.0.0.1. Measured, best of `--repeat`:
+  floor       `curl URL | zstd -dc | tar -x`, 4 archives at a time (xargs -P4)
+  dscache     `dscache install --jobs 4` (process start included), and its peak RSS
+  molmo       molmospaces-resources 0.0.2 `setup_resource_manager(...)` eager install, same remote
+Targets: dscache/floor <= 1.5, molmo/dscache >= 5, peak RSS < 300 MB and flat in dataset size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.gendata import GenSpec, generate, publish_generated  # noqa: E402
+from dscache.names import VersionKey  # noqa: E402
+from tests.servers.files import FileServer  # noqa: E402
+
+KEY = VersionKey("objects", "thor", "bench")
+
+MOLMO = """
+import sys
+from pathlib import Path
+from molmospaces_resources import R2RemoteStorage, setup_resource_manager
+url, links, cache, version = sys.argv[1:5]
+setup_resource_manager(R2RemoteStorage(url), symlink_dir=Path(links), versions={"objects": {"thor": version}},
+                       cache_dir=Path(cache), cache_lock=True, force_install=True)
+"""
+
+
+def timed(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child process tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, shell=shell, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return seconds, max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+
+
+def peak_rss_kib(cmd: list[str]) -> int:
+    """Peak RSS of a command, measured alone (getrusage of children keeps the maximum ever seen)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource,subprocess,sys; subprocess.run(sys.argv[1:], check=True, "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+            *cmd,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
+def archives(remote: Path) -> list[str]:
+    return sorted(p.name for p in (remote / KEY.rel).glob("*.tar.zst"))
+
+
+def run_floor(url: str, names: list[str], out: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    listing = out.parent / "archives.txt"
+    listing.write_text("\n".join(names) + "\n")
+    script = (
+        f"xargs -P4 -I{{}} sh -c 'mkdir -p {out}/{{}}.d && curl -sf {url}/{KEY.rel}/{{}} "
+        f"| zstd -dcq | tar -x -C {out}/{{}}.d' < {listing}"
+    )
+    return timed(script, shell=True)[0]
+
+
+def dscache_cmd(url: str, cache: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "dscache.cli",
+        "install",
+        "--cache",
+        str(cache),
+        "--source",
+        url,
+        "--version",
+        str(KEY),
+        "--jobs",
+        "4",
+    ]
+
+
+def run_dscache(url: str, cache: Path) -> float:
+    shutil.rmtree(cache, ignore_errors=True)
+    return timed(dscache_cmd(url, cache))[0]
+
+
+def run_molmo(url: str, work: Path) -> float:
+    for d in ("molmo-cache", "molmo-links"):
+        shutil.rmtree(work / d, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        MOLMO,
+        url,
+        str(work / "molmo-links"),
+        str(work / "molmo-cache"),
+        KEY.version,
+    ]
+    return timed(cmd)[0]
+
+
+def prepare_remote(work: Path, spec: GenSpec) -> Path:
+    remote = work / f"remote-{spec.small_files}-{spec.big_files}"
+    if not (remote / KEY.rel / "dscache-manifest.json").exists():
+        tree = work / f"tree-{spec.small_files}-{spec.big_files}"
+        shutil.rmtree(tree, ignore_errors=True)
+        generate(tree, spec)
+        publish_generated(tree, remote, KEY, archives=60)
+        shutil.rmtree(tree)
+    return remote
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, help="work dir (kept; the generated remote is reused)")
+    parser.add_argument("--small", type=int, default=12_000, help="number of small files")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (best is reported)")
+    parser.add_argument("--skip-molmo", action="store_true", help="skip the slow molmospaces baseline")
+    args = parser.parse_args()
+    for tool in ("curl", "zstd", "tar"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench needs {tool} on PATH")
+    work = args.work or Path(tempfile.mkdtemp(prefix="dscache-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    remote = prepare_remote(work, GenSpec(small_files=args.small))
+    small_remote = prepare_remote(work, GenSpec(small_files=args.small // 4, big_files=1))
+    names = archives(remote)
+    results: dict[str, float] = {}
+    with FileServer(remote) as server:
+        url = server.url
+        results["floor"] = min(run_floor(url, names, work / "floor-out") for _ in range(args.repeat))
+        results["dscache"] = min(run_dscache(url, work / "cache") for _ in range(args.repeat))
+        rss_full = peak_rss_kib(dscache_cmd(url, work / "cache-rss")) // 1024
+        if not args.skip_molmo:
+            results["molmo"] = min(run_molmo(url, work) for _ in range(max(1, args.repeat - 1)))
+    with FileServer(small_remote) as server:
+        rss_small = peak_rss_kib(dscache_cmd(server.url, work / "cache-rss-small")) // 1024
+    report = {
+        "archives": len(names),
+        "seconds": {k: round(v, 3) for k, v in results.items()},
+        "dscache_over_floor": round(results["dscache"] / results["floor"], 2),
+        "peak_rss_mb": {"full": rss_full, "quarter": rss_small},
+    }
+    if "molmo" in results:
+        report["molmo_over_dscache"] = round(results["molmo"] / results["dscache"], 2)
+    print(json.dumps(report, indent=2))
+    print(f"dscache / shell floor : {report['dscache_over_floor']:.2f}x  (target <= 1.5)")
+    if "molmo" in results:
+        print(f"molmospaces / dscache : {report['molmo_over_dscache']:.2f}x  (target >= 5)")
+    print(f"peak RSS              : {rss_full} MB full, {rss_small} MB quarter (target < 300, flat)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

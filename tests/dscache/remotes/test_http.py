@@ -1,0 +1,198 @@
+"""HttpRemote against a real Range-capable HTTP server on 127.0.0.1, with injected faults."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from dscache.remotes.base import NotFoundError, RemoteError
+from dscache.remotes.http import HttpRemote
+from dscache.remotes.retry import RetryPolicy
+from tests.servers.files import FileServer
+
+DATA = os.urandom(1_500_000)
+PATH = "mujoco/objects/thor/20250101/part-1.tar.zst"
+
+
+@pytest.fixture
+def remote(http_server: FileServer) -> HttpRemote:
+    http_server.put(PATH, DATA)
+    return HttpRemote(http_server.url + "/")
+
+
+def test_reads_whole_files_and_ranges(remote: HttpRemote) -> None:
+    assert remote.read_bytes(PATH) == DATA
+    assert b"".join(remote.stream(PATH, 1000, 5000)) == DATA[1000:6000]
+    assert b"".join(remote.stream(PATH, len(DATA) - 10)) == DATA[-10:]
+    assert b"".join(remote.stream(PATH, 5, 0)) == b""
+
+
+def test_connection_is_reused(remote: HttpRemote, http_server: FileServer) -> None:
+    for _ in range(3):
+        remote.read_bytes(PATH)
+    assert len({r.peer for r in http_server.log.all()}) == 1
+
+
+def test_5xx_burst_is_survived(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.status(503, times=3)
+    assert remote.read_bytes(PATH) == DATA
+    assert [r.status for r in http_server.log.all()] == [503, 503, 503, 206]
+
+
+def test_429_with_retry_after_is_survived(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.status(429, times=1, retry_after=0.01)
+    assert remote.read_bytes(PATH) == DATA
+
+
+def test_dropped_connections_are_survived_with_identical_bytes(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.drop(after=300_000, times=2)
+    assert b"".join(remote.stream(PATH)) == DATA
+    assert [r.fault for r in http_server.log.all()] == ["drop", "drop", None]
+
+
+def test_cut_body_resumes_at_the_byte_reached(remote: HttpRemote, http_server: FileServer) -> None:
+    # A clean close after 300000 bytes (all delivered): the resume asks for exactly the rest.
+    http_server.faults.truncate(after=300_000)
+    http_server.faults.truncate(after=200_000)
+    assert b"".join(remote.stream(PATH)) == DATA
+    ranges = [r.range for r in http_server.log.all()]
+    assert ranges == ["bytes=0-", "bytes=300000-1499999", "bytes=500000-1499999"]
+
+
+def test_cut_inside_a_range_keeps_the_range_end(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.truncate(after=100_000)
+    assert b"".join(remote.stream(PATH, 200_000, 800_000)) == DATA[200_000:1_000_000]
+    assert http_server.log.all()[-1].range == "bytes=300000-999999"
+
+
+def test_truncated_body_is_retried_not_accepted(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.truncate(after=1000)
+    assert remote.read_bytes(PATH) == DATA
+    assert len(http_server.log) == 2
+
+
+def test_lying_short_content_length_is_detected(remote: HttpRemote, http_server: FileServer) -> None:
+    # 206 with an honest Content-Range but a short Content-Length: the missing tail is fetched.
+    http_server.faults.short(after=1234)
+    assert b"".join(remote.stream(PATH, 10, 100_000)) == DATA[10:100_010]
+    assert http_server.log.all()[-1].range == f"bytes={10 + 1234}-100009"
+
+
+def test_whole_file_behind_a_lying_content_length_is_completed(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.short(after=200_000)
+    assert remote.read_bytes(PATH) == DATA
+    assert [r.range for r in http_server.log.all()] == ["bytes=0-", "bytes=200000-1499999"]
+
+
+def test_empty_files(http_server: FileServer) -> None:
+    http_server.put("empty.json", b"")
+    remote = HttpRemote(http_server.url)
+    assert remote.read_bytes("empty.json") == b""
+
+
+def test_server_ignoring_range_on_resume_still_gives_exact_bytes(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.truncate(after=500_000)
+    http_server.faults.norange()
+    assert remote.read_bytes(PATH) == DATA
+    assert [r.status for r in http_server.log.all()] == [206, 200]
+
+
+def test_stalled_body_times_out_and_resumes(http_server: FileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    http_server.put(PATH, DATA)
+    monkeypatch.setenv("DSCACHE_READ_TIMEOUT", "0.3")
+    remote = HttpRemote(http_server.url)
+    http_server.faults.stall(seconds=2, after=200_000)
+    assert remote.read_bytes(PATH) == DATA
+    assert http_server.log.all()[-1].range is not None
+
+
+def test_persistent_failure_gives_up_after_bounded_attempts(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.status(500, times=None)
+    with pytest.raises(RemoteError, match=r"HTTP 500.*gave up after 5 attempt"):
+        remote.read_bytes(PATH)
+    assert len(http_server.log) == 5  # DSCACHE_RETRY_ATTEMPTS in tests/conftest.py
+
+
+def test_deadline_bounds_total_time(http_server: FileServer) -> None:
+    http_server.put(PATH, DATA)
+    policy = RetryPolicy(attempts=1000, base_delay=0.05, max_delay=0.05, deadline=0.3)
+    remote = HttpRemote(http_server.url, policy)
+    http_server.faults.status(503, times=None)
+    with pytest.raises(RemoteError, match="gave up"):
+        remote.read_bytes(PATH)
+    assert 2 <= len(http_server.log) < 40
+
+
+def test_missing_file_is_not_found_without_retries(remote: HttpRemote, http_server: FileServer) -> None:
+    with pytest.raises(NotFoundError):
+        remote.read_bytes("nope/missing.json")
+    assert len(http_server.log) == 1
+
+
+def test_range_past_the_end_fails_cleanly(remote: HttpRemote) -> None:
+    with pytest.raises(RemoteError):
+        b"".join(remote.stream(PATH, len(DATA) - 10, 100))
+
+
+def test_file_replaced_mid_download_fails_instead_of_splicing(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.truncate(after=400_000)
+    chunks = remote.stream(PATH)
+    first = next(chunks)
+    assert first
+    (http_server.root / PATH).write_bytes(os.urandom(len(DATA)))  # new content, new ETag
+    with pytest.raises(RemoteError, match="changed"):
+        b"".join(chunks)
+
+
+def test_parallel_streams_share_one_remote(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.drop(after=50_000, times=4)
+    ok: dict[int, bool] = {}
+
+    def fetch(i: int) -> None:
+        ok[i] = (
+            b"".join(remote.stream(PATH, i * 100_000, 300_000)) == DATA[i * 100_000 : i * 100_000 + 300_000]
+        )
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ok == {0: True, 1: True, 2: True, 3: True}
+    assert sum(r.fault == "drop" for r in http_server.log.all()) == 4
+
+
+def test_credentials_in_the_url_never_reach_messages(http_server: FileServer) -> None:
+    remote = HttpRemote(f"http://user:s3cr3tpass@127.0.0.1:{http_server.port}/base")
+    assert "s3cr3tpass" not in remote.url
+    with pytest.raises(NotFoundError) as err:
+        remote.read_bytes("x.json")
+    assert "s3cr3tpass" not in str(err.value)
+    assert http_server.log.all()[0].headers["authorization"].startswith("Basic ")
+
+
+def test_is_read_only_and_cannot_list(remote: HttpRemote, tmp_path: Path) -> None:
+    with pytest.raises(RemoteError, match="cannot list"):
+        remote.list_files("mujoco")
+    with pytest.raises(RemoteError, match="read-only"):
+        remote.put_file("x", tmp_path)
+
+
+def test_unsafe_paths_are_rejected_before_any_request(remote: HttpRemote, http_server: FileServer) -> None:
+    for bad in ("../etc/passwd", "/abs", "a//b", "a/./b", ""):
+        with pytest.raises(RemoteError, match="unsafe"):
+            remote.read_bytes(bad)
+    assert len(http_server.log) == 0

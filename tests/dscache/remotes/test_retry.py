@@ -1,0 +1,89 @@
+"""The retry policy and the resumable stream contract (network behaviour is covered per remote)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dscache.remotes.base import RemoteError
+from dscache.remotes.retry import Body, OpenAt, RetryPolicy, TransientError, redact, resumable_stream
+
+DATA = bytes(range(256)) * 40
+
+
+def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSCACHE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DSCACHE_READ_TIMEOUT", "2.5")
+    policy = RetryPolicy.from_env()
+    assert (policy.attempts, policy.read_timeout) == (3, 2.5)
+    monkeypatch.setenv("DSCACHE_RETRY_DEADLINE", "soon")
+    with pytest.raises(RemoteError, match="DSCACHE_RETRY_DEADLINE"):
+        RetryPolicy.from_env()
+
+
+def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=4.0)
+    delays = [policy.backoff(n) for n in range(1, 12) for _ in range(20)]
+    assert all(0 <= d <= 4.0 for d in delays) and len(set(delays)) > 10
+    assert policy.backoff(1, retry_after=3) >= 3
+    assert policy.backoff(1, retry_after=3600) <= 4.0
+
+
+def test_redact_removes_secrets() -> None:
+    text = (
+        "GET https://u:pw@cdn.example/x?X-Amz-Signature=abc&Expires=1 failed; "
+        "Authorization: Bearer hf_abcdefghijkl; token=zzz mysecret"
+    )
+    out = redact(text, ["mysecret"])
+    for secret in ("pw@", "abc", "hf_abcdefghijkl", "zzz", "mysecret"):
+        assert secret not in out
+
+
+def _cutting_opener(cuts: list[int], calls: list[tuple[int, int | None]]) -> OpenAt:
+    """Bodies that honour ranges but end early after `cuts[i]` bytes on the i-th open."""
+
+    def open_at(start: int, stop: int | None) -> Body:
+        calls.append((start, stop))
+        end = len(DATA) if stop is None else stop
+        n = cuts.pop(0) if cuts else end - start
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(start, start + n, 300):
+                yield DATA[i : min(i + 300, start + n)]
+
+        return Body(chunks(), start, end)
+
+    return open_at
+
+
+def test_short_bodies_resume_exactly_where_they_stopped() -> None:
+    calls: list[tuple[int, int | None]] = []
+    opener = _cutting_opener([1000, 0, 2500], calls)
+    policy = RetryPolicy(attempts=3, base_delay=0, max_delay=0)
+    out = b"".join(resumable_stream(opener, 100, 9000, policy, "x"))
+    assert out == DATA[100:9100]
+    assert calls == [(100, 9100), (1100, 9100), (1100, 9100), (3600, 9100)]
+
+
+def test_no_progress_exhausts_the_budget() -> None:
+    calls: list[tuple[int, int | None]] = []
+    opener = _cutting_opener([0] * 10, calls)
+    policy = RetryPolicy(attempts=4, base_delay=0, max_delay=0)
+    with pytest.raises(RemoteError, match="gave up after 4"):
+        b"".join(resumable_stream(opener, 0, None, policy, "x"))
+    assert len(calls) == 4
+
+
+def test_non_transient_errors_are_not_retried() -> None:
+    calls = 0
+
+    def open_at(start: int, stop: int | None) -> Body:
+        nonlocal calls
+        calls += 1
+        raise RemoteError("forbidden")
+
+    with pytest.raises(RemoteError, match="forbidden"):
+        b"".join(resumable_stream(open_at, 0, None, RetryPolicy(), "x"))
+    assert calls == 1
+    assert TransientError("x").retry_after is None
