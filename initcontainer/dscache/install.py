@@ -71,10 +71,24 @@ def default_remote_factory(spec: DatasetCacheSpec) -> Remote:
     return open_remote(spec.source)
 
 
+def revision_per_version(spec: DatasetCacheSpec) -> bool:
+    """Each version is an HF revision of the whole repo (files layout): one remote per version."""
+    hf = spec.source.hugging_face
+    return hf is not None and hf.revision_from_version
+
+
+def spec_for_version(spec: DatasetCacheSpec, key: VersionKey) -> DatasetCacheSpec:
+    """Pure: the spec whose HF revision is `key.version` (for `revisionFromVersion`)."""
+    hf = spec.source.hugging_face
+    assert hf is not None
+    source = spec.source.model_copy(update={"hugging_face": hf.model_copy(update={"revision": key.version})})
+    return spec.model_copy(update={"source": source})
+
+
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
     """Fetch the metadata of one version and plan its transfer."""
     if spec.layout == "files":
-        return plan_files(remote, key)
+        return plan_files(remote, key, base="" if revision_per_version(spec) else key.rel)
     shard_index = None
     if spec.source.hugging_face is not None:
         shard_index = hf_shard_locations(remote, spec.source.hugging_face.prefix, key)
@@ -108,16 +122,37 @@ def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> 
         )
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where one version comes from: its remote, pinned at `revision`."""
+
+    remote: Remote
+    revision: str | None
+
+
 class _Run:
     """One locked install of the missing versions."""
 
-    def __init__(self, cache: CachePaths, spec: DatasetCacheSpec, remote: Remote, jobs: int, sink: Sink):
-        self.cache, self.spec, self.remote, self.jobs, self.sink = cache, spec, remote, jobs, sink
+    def __init__(
+        self, cache: CachePaths, spec: DatasetCacheSpec, factory: RemoteFactory, jobs: int, sink: Sink
+    ):
+        self.cache, self.spec, self.factory, self.jobs, self.sink = cache, spec, factory, jobs, sink
         self.counters = Counters()
+        self.origins: dict[VersionKey, _Origin] = {}
+
+    def _open(self, missing: list[VersionKey]) -> None:
+        if revision_per_version(self.spec):
+            for key in missing:
+                remote = self.factory(spec_for_version(self.spec, key))
+                self.origins[key] = _Origin(remote, remote.resolve_revision())
+            return
+        remote = self.factory(self.spec)
+        shared = _Origin(remote, remote.resolve_revision())
+        self.origins = dict.fromkeys(missing, shared)
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
-        revision = self.remote.resolve_revision()
-        plans = [plan_version(self.remote, self.spec, k) for k in missing]
+        self._open(missing)
+        plans = [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
         results: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in plans}
         todo: list[tuple[VersionPlan, WorkItem]] = []
         for plan in plans:
@@ -137,8 +172,8 @@ class _Run:
         self.sink.emit(
             "start",
             {
-                "remote": self.remote.url,
-                "revision": revision,
+                "remote": display_url(self.spec.source),
+                "revisions": {str(k): o.revision for k, o in self.origins.items() if o.revision},
                 "versions": [str(k) for k in missing],
                 **self.counters.snapshot(),
             },
@@ -147,7 +182,7 @@ class _Run:
         remaining = {p.key: len(p.items) - len(results[p.key]) for p in plans}
         for plan in plans:
             if remaining[plan.key] == 0:
-                published.append(self._promote(plan, results[plan.key], revision))
+                published.append(self._promote(plan, results[plan.key]))
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dscache-fetch") as pool:
             futures: dict[Future[ItemResult], VersionPlan] = {
                 pool.submit(self._fetch, plan, item): plan for plan, item in todo
@@ -162,7 +197,7 @@ class _Run:
                         self.counters.item_done()
                         remaining[plan.key] -= 1
                         if remaining[plan.key] == 0:
-                            published.append(self._promote(plan, results[plan.key], revision))
+                            published.append(self._promote(plan, results[plan.key]))
             finally:
                 for fut in futures:
                     fut.cancel()
@@ -171,11 +206,13 @@ class _Run:
 
     def _fetch(self, plan: VersionPlan, item: WorkItem) -> ItemResult:
         staging = StagingPaths(self.cache.staging_dir(plan.key))
-        return fetch_item(self.remote, item, staging, self.counters.add_bytes)
+        return fetch_item(self.origins[plan.key].remote, item, staging, self.counters.add_bytes)
 
-    def _promote(self, plan: VersionPlan, results: list[ItemResult], revision: str | None) -> VersionKey:
+    def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
         started = time.monotonic()
-        record = promote(self.cache, plan, results, self.remote.url, revision)
+        origin = self.origins[plan.key]
+        revision = origin.revision
+        record = promote(self.cache, plan, results, origin.remote.url, revision)
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(
             "version_published",
@@ -213,8 +250,8 @@ def install(
             with WriterLock(cache.lock_path, timeout=lock_timeout):
                 missing = [k for k in missing if not is_published(cache, k)]
                 if missing:
-                    remote = remote_factory(spec)
-                    published = _Run(cache, spec, remote, jobs or spec.install.parallelism, sink).run(missing)
+                    run = _Run(cache, spec, remote_factory, jobs or spec.install.parallelism, sink)
+                    published = run.run(missing)
                 ref.write(cache)
     except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockTimeoutError) as err:
         raise InstallError(str(err)) from None

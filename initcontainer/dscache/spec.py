@@ -59,6 +59,11 @@ class HuggingFaceSource(_Model):
     repo_type: Literal["dataset", "model"] = Field("dataset", description="Repository type.")
     prefix: str = Field("", description="Directory inside the repo that mirrors the bucket layout.")
     revision: str = Field("main", description="Branch, tag or commit; recorded as the resolved commit.")
+    revision_from_version: bool = Field(
+        False,
+        description="files layout: each version is a revision (branch, tag or commit) of the repo, and its "
+        "content is the repo's files under prefix at that revision (e.g. a model repo at a tag).",
+    )
     endpoint: str | None = Field(None, description="Hub endpoint (default HF_ENDPOINT or huggingface.co).")
     secret_ref: SecretRef | None = Field(None, description="Secret with HF_TOKEN.")
 
@@ -224,6 +229,13 @@ class DatasetCacheSpec(_Model):
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} (for {slot!r}) is not a valid environment variable name")
         return v
+
+    @model_validator(mode="after")
+    def _revision_needs_files(self) -> DatasetCacheSpec:
+        hf = self.source.hugging_face
+        if hf is not None and hf.revision_from_version and self.layout != "files":
+            raise ValueError("source.huggingFace.revisionFromVersion requires layout: files")
+        return self
 
     @model_validator(mode="after")
     def _refs_known(self) -> DatasetCacheSpec:

@@ -149,3 +149,33 @@ def test_hf_wrong_token_fails_without_leaking_it(
     captured = capsys.readouterr()
     assert "hf_wrong_token_456" not in captured.err + captured.out
     assert captured.err.strip()
+
+
+def test_hf_model_repo_at_a_revision_per_version(tmp_path: Path, hub: FakeHub) -> None:
+    hub.commit("org/bert", {"config.json": b'{"v": 1}', "model.bin": bytes(70_000)}, repo_type="model")
+    first = hub.tag("org/bert", "v1", repo_type="model")
+    hub.commit("org/bert", {"config.json": b'{"v": 2}'}, repo_type="model")
+    second = hub.tag("org/bert", "v2", repo_type="model")
+    path = tmp_path / "dc.yaml"
+    hf = f'repo: org/bert, repoType: model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
+    path.write_text(
+        f"""
+apiVersion: dscache.io/v1alpha1
+kind: DatasetCache
+metadata: {{name: bert}}
+spec:
+  source: {{huggingFace: {{{hf}}}}}
+  layout: files
+  versions: {{models: {{bert: v1}}}}
+"""
+    )
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
+    path.write_text(path.read_text().replace("bert: v1", "bert: v2"))
+    assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
+    for version, commit, config in (("v1", first, b'{"v": 1}'), ("v2", second, b'{"v": 2}')):
+        root = CachePaths(cache).version_dir(VersionKey("models", "bert", version))
+        assert (root / "config.json").read_bytes() == config
+        assert (root / "model.bin").stat().st_size == 70_000
+        record = read_complete(root)
+        assert record is not None and record.revision == commit

@@ -68,6 +68,7 @@ def test_json_manifest_is_accepted(tmp_path: Path) -> None:
         ({"envNames": {"objects/thor": "1BAD"}}, "spec.envNames"),
         ({"layout": "zip"}, "spec.layout"),
         ({"sourcee": {}}, "spec.sourcee"),
+        ({"source": {"huggingFace": {"repo": "a/b", "revisionFromVersion": True}}}, "spec"),
     ],
 )
 def test_invalid_spec_names_the_field(patch: dict[str, object], field: str) -> None:

@@ -8,9 +8,9 @@ from dscache.names import VersionKey
 from dscache.remotes.base import Remote, RemoteFile
 
 
-def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str) -> VersionPlan:
-    """Pure: one item per remote file; paths are checked like archive members."""
-    prefix = f"{key.rel}/"
+def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, base: str) -> VersionPlan:
+    """Pure: one item per remote file below `base`; paths are checked like archive members."""
+    prefix = f"{base}/" if base else ""
     items: list[WorkItem] = []
     for rf in sorted(listing, key=lambda f: f.path):
         if not rf.path.startswith(prefix):
@@ -27,6 +27,8 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str) -> 
     return VersionPlan(key=key, layout="files", items=items, extracted_bytes=sum(rf.size for rf in listing))
 
 
-def plan_files(remote: Remote, key: VersionKey) -> VersionPlan:
-    """List the version's files on `remote` and plan their copy."""
-    return build_files_plan(key, remote.list_files(key.rel), f"{remote.url}/{key.rel}")
+def plan_files(remote: Remote, key: VersionKey, base: str) -> VersionPlan:
+    """List the version's files under `base` on `remote` (`<dt>/<src>/<ver>`, or the whole repo at a
+    revision) and plan their copy."""
+    where = f"{remote.url}/{base}".rstrip("/")
+    return build_files_plan(key, remote.list_files(base), where, base)
