@@ -17,20 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 import zstandard
-from tests.factories import (
-    CORRUPT_KINDS,
-    MALICIOUS_KINDS,
-    Exec,
-    Symlink,
-    TreeSpec,
-    corrupt_archive,
-    load_bench,
-    make_tree,
-    malicious_archive,
-    publish_archives,
-    publish_raw_archives,
-    tree_snapshot,
-)
 
 from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.layouts.manifest import DscacheManifest, molmo_size_mb
@@ -49,6 +35,20 @@ from dscache.publish import (
     symlink_escapes,
 )
 from dscache.remotes.file import FileRemote
+from tests.factories import (
+    CORRUPT_KINDS,
+    MALICIOUS_KINDS,
+    Exec,
+    Symlink,
+    TreeSpec,
+    corrupt_archive,
+    load_bench,
+    make_tree,
+    malicious_archive,
+    publish_archives,
+    publish_raw_archives,
+    tree_snapshot,
+)
 
 KEY = VersionKey("objects", "thor/part1", "v1")
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.factories import Symlink, TreeSpec, make_tree, publish_archives
-from tests.servers.hub import FakeHub
 
 from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.cli import main
 from dscache.names import VersionKey
 from dscache.publish import hf_config_name, hf_index_path
+from tests.factories import Symlink, TreeSpec, make_tree, publish_archives
+from tests.servers.hub import FakeHub
 
 if TYPE_CHECKING:
     from tests.conftest import S3Env
