@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dscache.cachepaths import CachePaths
@@ -86,13 +86,17 @@ def spec_for_version(spec: DatasetCacheSpec, key: VersionKey) -> DatasetCacheSpe
 
 
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
-    """Fetch the metadata of one version and plan its transfer."""
+    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
     if spec.layout == "files":
-        return plan_files(remote, key, base="" if revision_per_version(spec) else key.rel)
-    shard_index = None
-    if spec.source.hugging_face is not None:
-        shard_index = hf_shard_locations(remote, spec.source.hugging_face.prefix, key)
-    return plan_archives(remote, key, shard_index)
+        plan = plan_files(remote, key, base="" if revision_per_version(spec) else key.rel)
+    else:
+        shard_index = None
+        if spec.source.hugging_face is not None:
+            shard_index = hf_shard_locations(remote, spec.source.hugging_face.prefix, key)
+        plan = plan_archives(remote, key, shard_index)
+    if not spec.install.verify:
+        plan.items = [replace(item, sha256=None, md5=None) for item in plan.items]
+    return plan
 
 
 def hf_shard_locations(

@@ -179,3 +179,14 @@ spec:
         assert (root / "model.bin").stat().st_size == 70_000
         record = read_complete(root)
         assert record is not None and record.revision == commit
+
+
+def test_verify_off_skips_digests_but_still_checks_sizes(tmp_path: Path, s3: S3Env) -> None:
+    tree = make_tree(tmp_path / "tree", {"only.bin": 50_000})
+    upload_dir(s3, tree, KEY.rel)
+    s3.server.faults.corrupt(times=None, path="*only.bin")  # same size, wrong bytes: only a digest sees it
+    source = f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
+    path = manifest(tmp_path, source, "files")
+    assert main(["install", "-f", str(path), "--cache", str(tmp_path / "strict")]) == 1
+    path.write_text(path.read_text() + "  install: {verify: false}\n")
+    assert main(["install", "-f", str(path), "--cache", str(tmp_path / "lax")]) == 0
