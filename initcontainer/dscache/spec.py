@@ -150,8 +150,9 @@ class Install(_Model):
     parallelism: int = Field(4, ge=1, le=64, description="Archives or files transferred at once.")
     verify: bool = Field(
         True,
-        description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS sha256, "
-        "S3 single-part ETag); sizes are always checked. Turn off for SSE-KMS buckets, whose ETags are not MD5s.",
+        description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS "
+        "sha256, S3 single-part ETag); sizes are always checked. Turn off for SSE-KMS buckets, whose ETags "
+        "are not MD5s.",
     )
     resources: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Kubernetes resource requests/limits of the installer container."
