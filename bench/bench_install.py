@@ -3,7 +3,8 @@
     python bench/bench_install.py [--work DIR] [--small N] [--repeat K]
 
 Data: bench/gendata.py (~12,000 files of 0-16 KiB + two 50 MiB files in ~60 `.tar.zst` archives),
-served by a threaded Range-capable HTTP server on 127.0.0.1. Measured, best of `--repeat`:
+served by a threaded Range-capable HTTP server on 127.0.0.1. Contenders run interleaved, round after
+round, and each reports its best round, so a burst of load from elsewhere hits all of them alike.
   floor       `curl URL | zstd -dc | tar -x`, 4 archives at a time (xargs -P4)
   dscache     `dscache install --jobs 4` (process start included), and its peak RSS
   molmo       molmospaces-resources 0.0.2 `setup_resource_manager(...)` eager install, same remote
@@ -149,19 +150,24 @@ def main() -> int:
     remote = prepare_remote(work, GenSpec(small_files=args.small))
     small_remote = prepare_remote(work, GenSpec(small_files=args.small // 4, big_files=1))
     names = archives(remote)
-    results: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {"floor": [], "dscache": []}
+    if not args.skip_molmo:
+        rounds["molmo"] = []
     with FileServer(remote) as server:
         url = server.url
-        results["floor"] = min(run_floor(url, names, work / "floor-out") for _ in range(args.repeat))
-        results["dscache"] = min(run_dscache(url, work / "cache") for _ in range(args.repeat))
+        for _ in range(args.repeat):
+            rounds["floor"].append(run_floor(url, names, work / "floor-out"))
+            rounds["dscache"].append(run_dscache(url, work / "cache"))
+            if "molmo" in rounds:
+                rounds["molmo"].append(run_molmo(url, work))
         rss_full = peak_rss_kib(dscache_cmd(url, work / "cache-rss")) // 1024
-        if not args.skip_molmo:
-            results["molmo"] = min(run_molmo(url, work) for _ in range(max(1, args.repeat - 1)))
+    results = {name: min(times) for name, times in rounds.items()}
     with FileServer(small_remote) as server:
         rss_small = peak_rss_kib(dscache_cmd(server.url, work / "cache-rss-small")) // 1024
     report = {
         "archives": len(names),
         "seconds": {k: round(v, 3) for k, v in results.items()},
+        "rounds": {k: [round(t, 2) for t in v] for k, v in rounds.items()},
         "dscache_over_floor": round(results["dscache"] / results["floor"], 2),
         "peak_rss_mb": {"full": rss_full, "quarter": rss_small},
     }

@@ -1,0 +1,54 @@
+"""Last use of scratch copies: the mtime of one empty marker file per version.
+
+Touching it is a single `utime` on the warm path; the eviction and status paths, which are rare, list
+the markers instead of walking the copies.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.names import NameError_, VersionKey
+from dscache.prepare.scratchpaths import ScratchPaths, key_from_marker
+
+
+@dataclass(frozen=True)
+class Use:
+    """A version that has been on scratch, and when it was last prepared."""
+
+    key: VersionKey
+    last_used: float
+
+
+def touch(marker: Path) -> None:
+    """Mark a version as used now (creates the marker on first use)."""
+    try:
+        os.utime(marker)
+    except FileNotFoundError:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with open(marker, "ab"):
+            pass
+
+
+def list_uses(scratch: ScratchPaths) -> list[Use]:
+    """Every marker on scratch (foreign files in the marker tree are ignored)."""
+    uses: list[Use] = []
+    root = scratch.used_root
+    if not root.is_dir():
+        return uses
+    for dt in os.scandir(root):
+        for src in os.scandir(dt.path) if dt.is_dir() else ():
+            for ver in os.scandir(src.path) if src.is_dir() else ():
+                try:
+                    key = key_from_marker((dt.name, src.name, ver.name))
+                    uses.append(Use(key, ver.stat().st_mtime))
+                except (NameError_, FileNotFoundError):
+                    continue
+    return uses
+
+
+def forget(scratch: ScratchPaths, key: VersionKey) -> None:
+    """Drop the marker of an evicted version."""
+    scratch.used_marker(key).unlink(missing_ok=True)

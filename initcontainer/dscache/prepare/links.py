@@ -1,0 +1,173 @@
+"""Stable, version-free paths `<links>/<dt>/<src>` pointing at versions, with relative links.
+
+- directory strategy: `<links>/<dt>/<src>` is one relative symlink to the version dir.
+- perFile strategy: `<links>/<dt>/<src>` is a real directory tree whose files are relative symlinks,
+  so `../` between files (and between sources) resolves inside the links tree.
+
+Each link or tree is built under a temporary name next to its final path and swapped into place, so a
+reader sees the old version or the new one, never nothing; replaced trees are deleted only once every
+link is in place, giving path lookups already inside them time to finish.
+`<links>/.dscache-links.json` records what was linked, so links to versions no longer requested can be
+removed without walking per-file trees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.atomic import write_json_atomic
+from dscache.names import NameError_, VersionKey, check_segment, check_source
+from dscache.prepare import swap
+from dscache.prepare.liveness import left_by_dead_process
+from dscache.prepare.rmtree import remove_tree
+from dscache.prepare.treewalk import read_listing
+
+STATE_FILE = ".dscache-links.json"
+DIRECTORY = "directory"
+PER_FILE = "perFile"
+STRATEGIES = (DIRECTORY, PER_FILE)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """Link the version `key` with `strategy` to the (absolute) version directory `target`."""
+
+    key: VersionKey
+    strategy: str
+    target: Path
+
+
+def link_path(links: Path, key: VersionKey) -> Path:
+    return links / key.data_type / key.source
+
+
+def per_file_target(rel_to_version: str, file_rel: str) -> str:
+    """Relative symlink text for `file_rel` inside a per-file tree whose root's parent is the start of
+    `rel_to_version` (the relative path from that parent to the version dir)."""
+    return "../" * (file_rel.count("/") + 1) + f"{rel_to_version}/{file_rel}"
+
+
+_TEMP_MARK = ".dscache-new."
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}.{os.urandom(4).hex()}")
+
+
+def _sweep_leftovers(parent: Path) -> None:
+    """Delete temp links and trees that a killed earlier run left in `parent`."""
+    for entry in os.scandir(parent):
+        mine = entry.name.startswith(".") and _TEMP_MARK in entry.name
+        if mine and left_by_dead_process(entry.name.rsplit(".", 2)[-2]):
+            _delete(Path(entry.path))
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        remove_tree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _link_directory(path: Path, rel: str) -> Path | None:
+    """Point the symlink `path` at `rel`; returns what it replaced, to delete later."""
+    try:
+        if os.readlink(path) == rel:
+            return None
+    except OSError:
+        pass
+    _sweep_leftovers(path.parent)
+    tmp = _temp_beside(path)
+    os.symlink(rel, tmp)
+    return swap.replace(tmp, path)
+
+
+def _link_per_file(path: Path, target: Path, rel: str) -> Path | None:
+    """Build the per-file tree of `target` at `path`; returns what it replaced, to delete later."""
+    listing = read_listing(target)
+    _sweep_leftovers(path.parent)
+    tmp = _temp_beside(path)
+    os.mkdir(tmp)
+    try:
+        for d in listing.dirs:
+            os.mkdir(tmp / d)
+        for file_rel in [*listing.files, *listing.links]:
+            os.symlink(per_file_target(rel, file_rel), tmp / file_rel)
+        return swap.replace(tmp, path)
+    except BaseException:
+        remove_tree(tmp, ignore_errors=True)
+        raise
+
+
+def read_state(links: Path) -> dict[str, dict[str, str]]:
+    """What the previous run linked: slot -> {strategy, target}; empty if unknown."""
+    try:
+        with open(links / STATE_FILE, "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError):
+        return {}
+    slots = data.get("slots") if isinstance(data, dict) else None
+    return slots if isinstance(slots, dict) else {}
+
+
+def _is_slot(slot: str) -> bool:
+    """Whether a slot read back from the state file is a safe `<dt>/<src>` (never delete elsewhere)."""
+    data_type, _, source = slot.partition("/")
+    try:
+        check_segment(data_type, "data type")
+        check_source(source)
+    except NameError_:
+        return False
+    return True
+
+
+def _remove_stale(links: Path, slot: str) -> Path | None:
+    """Take a stale link or tree out of sight; returns a renamed-away tree to delete later."""
+    path = links / slot
+    aside = None
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        aside = _temp_beside(links / "stale")
+        os.rename(path, aside)
+    parent = path.parent
+    while parent != links:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return aside
+
+
+def apply_links(links: Path, specs: list[LinkSpec]) -> None:
+    """Make `<links>` show exactly `specs`: create or re-point each link, remove the stale ones."""
+    links.mkdir(parents=True, exist_ok=True)
+    old_state = read_state(links)
+    new_state: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        path = link_path(links, spec.key)
+        new_state[spec.key.slot] = {
+            "strategy": spec.strategy,
+            "target": os.path.relpath(spec.target, path.parent),
+        }
+    stale = [slot for slot in old_state.keys() - new_state.keys() if _is_slot(slot)]
+    if stale:
+        _sweep_leftovers(links)
+    garbage = [_remove_stale(links, slot) for slot in stale]
+    for spec in specs:
+        path = link_path(links, spec.key)
+        entry = new_state[spec.key.slot]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if spec.strategy == DIRECTORY:
+            garbage.append(_link_directory(path, entry["target"]))
+        elif old_state.get(spec.key.slot) != entry or path.is_symlink() or not path.is_dir():
+            garbage.append(_link_per_file(path, spec.target, entry["target"]))
+    if new_state != old_state:
+        write_json_atomic(links / STATE_FILE, {"slots": new_state})
+    for old in garbage:
+        if old is not None:
+            _delete(old)

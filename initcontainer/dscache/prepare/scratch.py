@@ -1,0 +1,185 @@
+"""Put versions on node-local scratch without locks: check, copy privately, rename into place.
+
+Warm path (the copy is there): one record read, the cheap consistency check, one `utime`. Cold path:
+clean up after dead processes; if a live process is already copying the version, wait for its copy
+(the cache volume is read once per node, not once per pod); else make room (LRU eviction), copy into
+a private staging dir and rename it into place; if another process got there first, its copy is used
+and ours dropped. Any failure to copy (disk full, budget too small, unusable scratch, I/O error) falls
+back to the cache volume with a warning.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.cachepaths import CachePaths
+from dscache.names import VersionKey
+from dscache.prepare import eviction, lastuse, staging
+from dscache.prepare.consistency import is_consistent
+from dscache.prepare.copytree import copy_version
+from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.sizes import format_size
+from dscache.prepare.treewalk import read_listing
+from dscache.records import CompleteRecord, read_complete
+
+RACE_RETRIES = 3
+PEER_POLL = 0.1
+
+
+@dataclass
+class Placement:
+    """Where a version's links point, and how it got there."""
+
+    key: VersionKey
+    path: Path
+    on_scratch: bool
+    copied: bool = False
+    warning: str | None = None
+
+
+def same_install(copy: CompleteRecord, cached: CompleteRecord) -> bool:
+    """Whether a copy's record describes the very install now in the cache (not an older one)."""
+    return (copy.key, copy.files, copy.bytes, copy.installed_at, copy.revision) == (
+        cached.key,
+        cached.files,
+        cached.bytes,
+        cached.installed_at,
+        cached.revision,
+    )
+
+
+def is_valid_copy(path: Path, cached: CompleteRecord) -> bool:
+    """A copy is trusted only with the cache's completion record and a passing consistency check."""
+    record = read_complete(path)
+    return record is not None and same_install(record, cached) and is_consistent(path, record)
+
+
+class CopyRejected(Exception):
+    """A copy that cannot be used (the message says why); the version falls back to the cache."""
+
+
+def _make_room(
+    scratch: ScratchPaths, key: VersionKey, need: int, max_bytes: int | None, protected: set[VersionKey]
+) -> None:
+    residents = [r for r in eviction.list_residents(scratch) if r.key != key]
+    budget = eviction.effective_budget(
+        max_bytes, sum(r.bytes for r in residents), eviction.free_bytes(scratch)
+    )
+    victims = eviction.plan_eviction(residents, protected, need, budget)
+    if victims is None:
+        raise CopyRejected(f"needs {format_size(need)}, scratch can hold at most {format_size(budget)}")
+    for victim in victims:
+        staging.discard(scratch.version_dir(victim), scratch)
+        lastuse.forget(scratch, victim)
+
+
+def _copy_into_place(scratch: ScratchPaths, source: Path, record: CompleteRecord) -> bool:
+    """Copy `source` to scratch; returns False if another process's valid copy won the race."""
+    final = scratch.version_dir(record.key)
+    stage = staging.new_staging(scratch, record.key)
+    try:
+        stats = copy_version(
+            source,
+            stage,
+            read_listing(source),
+            heartbeat=lambda: os.utime(stage),
+            heartbeat_every=staging.HEARTBEAT_EVERY,
+        )
+        if not stats.matches(record):
+            raise CopyRejected(
+                f"the cache copy holds {stats.files} files / {stats.bytes} bytes but its record says "
+                f"{record.files} / {record.bytes} (run `dscache verify`)"
+            )
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(RACE_RETRIES):
+            try:
+                os.rename(stage, final)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            if is_valid_copy(final, record):
+                return False
+            staging.discard(final, scratch)
+        raise CopyRejected(f"{final} keeps being replaced by other processes")
+    finally:
+        if stage.exists():
+            staging.discard(stage, scratch)
+
+
+def _peer_copied(scratch: ScratchPaths, record: CompleteRecord) -> bool:
+    """Wait while another live process copies this version; True if its copy arrived and is valid."""
+    waited = False
+    while staging.copy_in_progress(scratch, record.key):
+        waited = True
+        time.sleep(PEER_POLL)
+    return waited and is_valid_copy(scratch.version_dir(record.key), record)
+
+
+def _copy_or_share(
+    scratch: ScratchPaths,
+    cache: CachePaths,
+    record: CompleteRecord,
+    *,
+    max_bytes: int | None,
+    requested: set[VersionKey],
+    started: float,
+) -> bool:
+    """Get a version onto scratch; True if this process made the copy, False if another one did."""
+    if _peer_copied(scratch, record):
+        return False
+    # copies that other processes prepared since we started are in use too
+    in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= started}
+    _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
+    return _copy_into_place(scratch, cache.version_dir(record.key), record)
+
+
+def place_on_scratch(
+    scratch: ScratchPaths,
+    cache: CachePaths,
+    records: dict[VersionKey, CompleteRecord],
+    max_bytes: int | None,
+    log: Callable[[str], None],
+) -> list[Placement]:
+    """Make each version available on scratch if possible; never raises for scratch trouble."""
+    started = time.time()
+    placements: dict[VersionKey, Placement] = {}
+
+    def fall_back(key: VersionKey, why: str) -> None:
+        warning = f"{key}: not copied to scratch ({why}); using the cache volume"
+        log(f"warning: {warning}")
+        placements[key] = Placement(key, cache.version_dir(key), on_scratch=False, warning=warning)
+
+    try:
+        for key in records:
+            lastuse.touch(scratch.used_marker(key))
+        staging.clean_abandoned(scratch)
+    except OSError as exc:
+        for key in records:
+            fall_back(key, f"scratch {scratch.root} is not usable: {exc}")
+        return [placements[key] for key in records]
+    missing: list[VersionKey] = []
+    for key, record in records.items():
+        if is_valid_copy(scratch.version_dir(key), record):
+            placements[key] = Placement(key, scratch.version_dir(key), on_scratch=True)
+        else:
+            missing.append(key)
+    for key in missing:
+        record = records[key]
+        begin = time.monotonic()
+        try:
+            copied = _copy_or_share(
+                scratch, cache, record, max_bytes=max_bytes, requested=set(records), started=started
+            )
+        except (OSError, CopyRejected, ValueError) as exc:
+            fall_back(key, str(exc))
+            continue
+        how = "copied" if copied else "copied by another process"
+        log(f"{key}: {how} to scratch ({format_size(record.bytes)}, {time.monotonic() - begin:.1f}s)")
+        placements[key] = Placement(key, scratch.version_dir(key), on_scratch=True, copied=copied)
+    return [placements[key] for key in records]

@@ -1,0 +1,76 @@
+"""`dscache status --scratch DIR`: what a node's scratch holds, how big, when last used, and whether
+each copy still passes the consistency check (the same one `prepare` applies)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dscache.prepare.consistency import is_consistent
+from dscache.prepare.lastuse import list_uses
+from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.sizes import format_size
+from dscache.records import read_complete
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    """One version known to scratch. state: ok | damaged (fails the check) | missing (evicted/wiped)."""
+
+    version: str
+    state: str
+    files: int
+    bytes: int
+    last_used: str
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def copy_statuses(scratch: ScratchPaths) -> list[CopyStatus]:
+    statuses: list[CopyStatus] = []
+    for use in sorted(list_uses(scratch), key=lambda u: u.last_used, reverse=True):
+        path = scratch.version_dir(use.key)
+        record = read_complete(path)
+        if record is None:
+            state = "damaged" if path.exists() else "missing"
+            statuses.append(CopyStatus(str(use.key), state, 0, 0, _iso(use.last_used)))
+            continue
+        state = "ok" if is_consistent(path, record) else "damaged"
+        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used)))
+    return statuses
+
+
+def _staging(scratch: ScratchPaths) -> list[dict[str, object]]:
+    try:
+        entries = list(os.scandir(scratch.staging_root))
+    except FileNotFoundError:
+        return []
+    now = time.time()
+    return [{"name": e.name, "age_seconds": round(now - e.stat().st_mtime, 1)} for e in entries]
+
+
+def run_scratch_status(scratch: Path, as_json: bool) -> int:
+    """Print the status of `scratch`; 1 if it is not a directory."""
+    if not scratch.is_dir():
+        print(f"dscache status: {scratch} is not a directory", file=sys.stderr)
+        return 1
+    paths = ScratchPaths(scratch.absolute())
+    copies = copy_statuses(paths)
+    staging = _staging(paths)
+    if as_json:
+        report = {"scratch": str(paths.root), "copies": [asdict(c) for c in copies], "staging": staging}
+        print(json.dumps(report))
+        return 0
+    width = max([len("VERSION"), *(len(c.version) for c in copies)])
+    print(f"{'VERSION':<{width}}  {'STATE':<8}{'FILES':>9}  {'SIZE':>11}  LAST USED (UTC)")
+    for c in copies:
+        print(f"{c.version:<{width}}  {c.state:<8}{c.files:>9}  {format_size(c.bytes):>11}  {c.last_used}")
+    total = sum(c.bytes for c in copies if c.state == "ok")
+    print(f"{len(copies)} version(s), {format_size(total)} in good copies, {len(staging)} copies in progress")
+    return 0

@@ -1,0 +1,53 @@
+"""Where everything lives on a node-local scratch dir, as pure functions.
+
+```
+<scratch>/<dt>/<src>/<ver>/                      a complete copy (with the version's completion record)
+<scratch>/.dscache/staging/<host>.<pid>.<token>/ one process's private copy in progress
+<scratch>/.dscache/trash/<token>/                a copy being deleted (renamed here first)
+<scratch>/.dscache/used/<dt>/<src,with,commas>/<ver>   empty file; its mtime is the version's last use
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.cachepaths import CONTROL_DIR
+from dscache.names import VersionKey
+
+
+@dataclass(frozen=True)
+class ScratchPaths:
+    """Paths of one scratch dir rooted at `root`."""
+
+    root: Path
+
+    def version_dir(self, key: VersionKey) -> Path:
+        return self.root / key.data_type / key.source / key.version
+
+    @property
+    def control(self) -> Path:
+        return self.root / CONTROL_DIR
+
+    @property
+    def staging_root(self) -> Path:
+        return self.control / "staging"
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.control / "trash"
+
+    @property
+    def used_root(self) -> Path:
+        return self.control / "used"
+
+    def used_marker(self, key: VersionKey) -> Path:
+        """One flat name per source (',' never occurs in names), so markers never nest into each other."""
+        return self.used_root / key.data_type / key.source.replace("/", ",") / key.version
+
+
+def key_from_marker(rel_parts: tuple[str, str, str]) -> VersionKey:
+    """Invert `used_marker`: (data type, encoded source, version) -> key."""
+    data_type, source, version = rel_parts
+    return VersionKey(data_type, source.replace(",", "/"), version)

@@ -1,0 +1,119 @@
+"""Private staging dirs and the trash on scratch: creation, liveness, and cleanup after dead processes.
+
+A staging dir is named `<tag>.<host>.<pid>.<token>`, where `<tag>` identifies the version being copied,
+and its mtime is a heartbeat the copier refreshes while it makes progress. It is abandoned when its
+process is known dead (same host, pid gone or reused by us) or when its heartbeat is older than
+`STALE_AFTER` (another pod or node: pids are not comparable there). A live staging dir for a version
+tells other processes that a copy is on its way, so they wait for it instead of reading the cache
+volume again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.names import VersionKey
+from dscache.prepare.liveness import host_name, pid_alive
+from dscache.prepare.rmtree import remove_tree
+from dscache.prepare.scratchpaths import ScratchPaths
+
+HEARTBEAT_EVERY = 5.0
+STALE_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a staging dir belongs to, from its name."""
+
+    tag: str
+    host: str
+    pid: int
+
+
+def version_tag(key: VersionKey) -> str:
+    """A short, dot-free name for a version (names may be long and contain '/')."""
+    import hashlib
+
+    return hashlib.sha256(key.rel.encode()).hexdigest()[:16]
+
+
+def new_staging(scratch: ScratchPaths, key: VersionKey) -> Path:
+    """Create an empty staging dir owned by this process for copying `key`."""
+    scratch.staging_root.mkdir(parents=True, exist_ok=True)
+    path = scratch.staging_root / f"{version_tag(key)}.{host_name()}.{os.getpid()}.{os.urandom(6).hex()}"
+    path.mkdir()
+    return path
+
+
+def parse_owner(name: str) -> Owner | None:
+    """The owner encoded in a staging dir name (hosts may contain dots), or None if it is not ours."""
+    tag, _, rest = name.partition(".")
+    host, _, pid = rest.rpartition(".")[0].rpartition(".")
+    try:
+        return Owner(tag, host, int(pid)) if tag and host else None
+    except ValueError:
+        return None
+
+
+def is_abandoned(
+    owner: Owner | None, heartbeat: float, *, now: float, host: str, pid: int, owner_alive: bool
+) -> bool:
+    """Decide whether a staging dir's owner is gone (`owner_alive`: its pid exists in our pid namespace)."""
+    if owner is None or now - heartbeat > STALE_AFTER:
+        return True
+    return owner.host == host and (owner.pid == pid or not owner_alive)
+
+
+def _staging_entries(scratch: ScratchPaths) -> list[tuple[os.DirEntry[str], Owner | None, bool]]:
+    """Each staging dir with its owner and whether it is abandoned."""
+    try:
+        entries = list(os.scandir(scratch.staging_root))
+    except FileNotFoundError:
+        return []
+    now, host, pid = time.time(), host_name(), os.getpid()
+    judged = []
+    for entry in entries:
+        try:
+            heartbeat = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        owner = parse_owner(entry.name)
+        alive = owner is not None and pid_alive(owner.pid)
+        abandoned = is_abandoned(owner, heartbeat, now=now, host=host, pid=pid, owner_alive=alive)
+        judged.append((entry, owner, abandoned))
+    return judged
+
+
+def copy_in_progress(scratch: ScratchPaths, key: VersionKey) -> bool:
+    """Whether another live process is copying `key` right now."""
+    tag = version_tag(key)
+    return any(
+        owner is not None and owner.tag == tag and not gone for _, owner, gone in _staging_entries(scratch)
+    )
+
+
+def clean_abandoned(scratch: ScratchPaths) -> None:
+    """Delete staging dirs of dead processes and anything left in the trash."""
+    for entry, _, abandoned in _staging_entries(scratch):
+        if abandoned:
+            remove_tree(entry.path, ignore_errors=True)
+    try:
+        trash = list(os.scandir(scratch.trash_dir))
+    except FileNotFoundError:
+        return
+    for entry in trash:
+        remove_tree(entry.path, ignore_errors=True)
+
+
+def discard(path: Path, scratch: ScratchPaths) -> None:
+    """Remove a tree so that nobody sees it half deleted: rename into the trash, then delete."""
+    scratch.trash_dir.mkdir(parents=True, exist_ok=True)
+    trash = scratch.trash_dir / os.urandom(8).hex()
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    remove_tree(trash, ignore_errors=True)

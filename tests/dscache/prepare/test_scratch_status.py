@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dscache.prepare.scratch_status import run_scratch_status
+from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
+
+
+def test_status_shows_copies_sizes_last_use_and_damage(
+    dirs: Dirs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for v in ("v1", "v2"):
+        publish_version(dirs.cache, f"objects/thor={v}", {"a/f.bin": b"x" * 2048})
+        assert run_cli(*dirs.args("--version", f"objects/thor={v}")).code == 0
+    os.utime(dirs.scratch / ".dscache" / "used" / "objects" / "thor" / "v1", (0, 0))
+    (dirs.scratch / "objects" / "thor" / "v2" / "a" / "f.bin").unlink()
+    assert run_scratch_status(dirs.scratch, as_json=True) == 0
+    copies = json.loads(capsys.readouterr().out)["copies"]
+    assert copies == [
+        {
+            "version": "objects/thor=v2",
+            "state": "damaged",
+            "files": 1,
+            "bytes": 2048,
+            "last_used": copies[0]["last_used"],
+        },
+        {
+            "version": "objects/thor=v1",
+            "state": "ok",
+            "files": 1,
+            "bytes": 2048,
+            "last_used": "1970-01-01T00:00:00Z",
+        },
+    ]
+    assert run_scratch_status(dirs.scratch, as_json=False) == 0
+    table = capsys.readouterr().out
+    assert "objects/thor=v1  ok" in table and "2.0 KiB" in table
+
+
+def test_status_of_a_missing_dir_fails(dirs: Dirs) -> None:
+    assert run_scratch_status(dirs.scratch / "nope", as_json=False) == 1

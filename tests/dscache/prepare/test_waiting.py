@@ -1,0 +1,61 @@
+"""Waiting for publication: polls until a deadline, exit code 3 naming what is missing."""
+
+from __future__ import annotations
+
+import threading
+
+from dscache.records import RefEntry
+from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, run_proc, write_ref
+
+
+def test_timeout_exits_3_naming_each_missing_version(dirs: Dirs) -> None:
+    publish_version(dirs.cache, "objects/thor=v1", {"f": b"1"})
+    args = [
+        "--version",
+        "objects/thor=v1",
+        "--version",
+        "objects/thor/extra=v9",
+        "--version",
+        "scenes/ithor=v3",
+    ]
+    result = run_proc(*dirs.args(*args, "--wait", "0.3"))
+    assert result.code == 3
+    assert "timed out after 0.3s waiting for 2 version(s)" in result.err
+    assert "objects/thor/extra=v9" in result.err and "scenes/ithor=v3" in result.err
+    assert "objects/thor=v1" not in result.err
+    assert not dirs.links.exists()
+
+
+def test_missing_ref_times_out_with_its_name(dirs: Dirs) -> None:
+    result = run_cli(*dirs.args("--ref", "team.train", "--wait", "0"))
+    assert result.code == 3
+    assert "ref 'team.train' does not exist" in result.err
+
+
+def test_waits_until_the_installer_publishes(dirs: Dirs) -> None:
+    write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v1")])
+    timer = threading.Timer(0.5, lambda: publish_version(dirs.cache, "objects/thor=v1", {"f": b"late"}))
+    timer.start()
+    try:
+        result = run_cli(*dirs.args("--ref", "pod", "--wait", "30"))
+    finally:
+        timer.join()
+    assert result.code == 0, result.err
+    assert (dirs.links / "objects" / "thor" / "f").read_bytes() == b"late"
+
+
+def test_follows_a_ref_that_moves_while_waiting(dirs: Dirs) -> None:
+    write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v-never")])
+
+    def move() -> None:
+        publish_version(dirs.cache, "objects/thor=v2", {"f": b"2"})
+        write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v2")])
+
+    timer = threading.Timer(0.5, move)
+    timer.start()
+    try:
+        result = run_cli(*dirs.args("--ref", "pod", "--wait", "30", scratch=False))
+    finally:
+        timer.join()
+    assert result.code == 0, result.err
+    assert (dirs.links / "objects" / "thor" / "f").read_bytes() == b"2"
