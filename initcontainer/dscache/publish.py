@@ -35,6 +35,7 @@ from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import zstandard
 
+from dscache import sizes
 from dscache.cachepaths import (
     COMPLETE_RECORD,
     DSCACHE_MANIFEST,
@@ -82,17 +83,13 @@ class BadInputError(PublishError):
 
 # ---------------------------------------------------------------------------------------------- sizes
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
-
 
 def parse_size(text: str) -> int:
-    """Bytes from `12345`, `64MiB`/`64Mi` (binary) or `1G`/`1GB` (decimal, as Kubernetes quantities)."""
-    m = _SIZE.match(text)
-    if m is None or (m.group(3) and not m.group(2)):
-        raise BadInputError(f"size {text!r}: use a number of bytes or e.g. 64MiB, 512Ki, 1G, 2GB")
-    base = 1024 if m.group(3) else 1000
-    value = int(float(m.group(1)) * base ** _POWERS[m.group(2).lower()])
+    """A positive size (see `dscache.sizes.parse_size`); bad input is a `BadInputError` (exit 2)."""
+    try:
+        value = sizes.parse_size(text)
+    except ValueError as err:
+        raise BadInputError(str(err)) from None
     if value <= 0:
         raise BadInputError(f"size {text!r} must be positive")
     return value

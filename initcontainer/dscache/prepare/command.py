@@ -19,9 +19,9 @@ from dscache.prepare.links import LinkSpec, apply_links
 from dscache.prepare.request import RequestError, Wanted, from_ref, from_versions
 from dscache.prepare.scratch import Placement, place_on_scratch
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.prepare.sizes import parse_size
 from dscache.prepare.waiting import wait_published
 from dscache.records import read_complete, read_ref
+from dscache.sizes import parse_size
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

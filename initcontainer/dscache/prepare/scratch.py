@@ -23,9 +23,9 @@ from dscache.prepare import eviction, lastuse, staging
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.copytree import copy_version
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.prepare.sizes import format_size
 from dscache.prepare.treewalk import read_listing
 from dscache.records import CompleteRecord, read_complete
+from dscache.sizes import format_size
 
 RACE_RETRIES = 3
 PEER_POLL = 0.1

@@ -13,8 +13,8 @@ from pathlib import Path
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.prepare.sizes import format_size
 from dscache.records import read_complete
+from dscache.sizes import format_size
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
+"""Sizes on the command line and in messages."""
+
 from __future__ import annotations
 
 import pytest
 
-from dscache.prepare.sizes import format_size, parse_size
+from dscache.sizes import format_size, parse_size
 
 
 @pytest.mark.parametrize(
