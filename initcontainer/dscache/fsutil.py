@@ -41,8 +41,13 @@ def merge_into(src: Path, dst: Path) -> None:
             os.replace(entry.path, target)
 
 
-def freeze_dirs(root: Path) -> None:
-    """Make every directory below `root` (not `root` itself) read-only; files already are."""
+def freeze_dirs(root: Path) -> list[str]:
+    """Make every directory below `root` (not `root` itself) read-only (files already are); return
+    their paths relative to `root`, parents first."""
+    frozen: list[str] = []
     for dirpath, dirs, _files in os.walk(root):
-        for d in dirs:
+        rel = os.path.relpath(dirpath, root)
+        for d in sorted(dirs):
             os.chmod(os.path.join(dirpath, d), FROZEN_DIR_MODE)
+            frozen.append(d if rel == "." else f"{rel}/{d}")
+    return frozen

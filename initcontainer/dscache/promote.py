@@ -76,7 +76,8 @@ def promote(
     for name, content in plan.metadata.items():
         write_bytes_atomic(tree / name, content, mode=FILE_MODE)
     files, links = build_inventory(plan, results)
-    write_json_atomic(tree / INVENTORY, {"files": files, "links": links}, mode=FILE_MODE)
+    dirs = freeze_dirs(tree)  # listed so that copies keep empty directories too
+    write_json_atomic(tree / INVENTORY, {"files": files, "links": links, "dirs": dirs}, mode=FILE_MODE)
     record = CompleteRecord(
         data_type=plan.key.data_type,
         source=plan.key.source,
@@ -90,7 +91,6 @@ def promote(
         dscache_version=__version__,
         archives={r.item.name: ArchiveRecord(size=r.size, sha256=r.sha256) for r in results},
     )
-    freeze_dirs(tree)
     os.sync()
     record.write(tree)
     final = cache.version_dir(plan.key)

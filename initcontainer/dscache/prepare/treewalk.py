@@ -63,17 +63,19 @@ def _safe_rel(rel: str) -> str:
 
 
 def listing_from_inventory(data: dict[str, object]) -> TreeListing:
-    """Build a listing from `.dscache-inventory.json`; directories are implied by the file paths."""
+    """Build a listing from `.dscache-inventory.json`: its `dirs` (empty ones included) plus the
+    parents of every file and link."""
     files = data.get("files", {})
     links = data.get("links", {})
-    if not isinstance(files, dict) or not isinstance(links, dict):
-        raise ValueError(f"{INVENTORY} must map 'files' and 'links' to objects")
+    listed = data.get("dirs", [])
+    if not isinstance(files, dict) or not isinstance(links, dict) or not isinstance(listed, list):
+        raise ValueError(f"{INVENTORY} must map 'files' and 'links' to objects and 'dirs' to a list")
     listing = TreeListing(
         files={_safe_rel(str(k)): int(v) for k, v in files.items()},
         links={_safe_rel(str(k)): str(v) for k, v in links.items()},
     )
-    dirs: set[str] = set()
-    for rel in [*listing.files, *listing.links]:
+    dirs: set[str] = {_safe_rel(str(d)) for d in listed}
+    for rel in [*listing.files, *listing.links, *dirs]:
         parent = rel.rpartition("/")[0]
         while parent and parent not in dirs:
             dirs.add(parent)
