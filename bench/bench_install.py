@@ -4,7 +4,8 @@
 
 Data: bench/gendata.py (~12,000 files of 0-16 KiB + two 50 MiB files in ~60 `.tar.zst` archives),
 served by a threaded Range-capable HTTP server on 127.0.0.1. Contenders run interleaved, round after
-round, and each reports its best round, so a burst of load from elsewhere hits all of them alike.
+round, each from a flushed disk; ratios are taken within a round and the median round is reported, so
+a burst of load from elsewhere (this is a shared 2-core machine) hits the compared runs alike.
   floor       `curl URL | zstd -dc | tar -x`, 4 archives at a time (xargs -P4)
   dscache     `dscache install --jobs 4` (process start included), and its peak RSS
   molmo       molmospaces-resources 0.0.2 `setup_resource_manager(...)` eager install, same remote
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +46,11 @@ setup_resource_manager(R2RemoteStorage(url), symlink_dir=Path(links), versions={
 
 
 def timed(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process tree."""
+    """Wall seconds and peak RSS (KiB) of one child process tree.
+
+    Starts from a flushed disk (sync) so that one contender's writeback is not charged to the next.
+    """
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     subprocess.run(cmd, shell=shell, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -51,8 +58,9 @@ def timed(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
     return seconds, max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
 
 
-def peak_rss_kib(cmd: list[str]) -> int:
-    """Peak RSS of a command, measured alone (getrusage of children keeps the maximum ever seen)."""
+def peak_rss_kib(cmd: list[str], cache: Path) -> int:
+    """Peak RSS of an install into an empty `cache`, measured alone (getrusage keeps the maximum)."""
+    shutil.rmtree(cache, ignore_errors=True)
     out = subprocess.run(
         [
             sys.executable,
@@ -160,19 +168,23 @@ def main() -> int:
             rounds["dscache"].append(run_dscache(url, work / "cache"))
             if "molmo" in rounds:
                 rounds["molmo"].append(run_molmo(url, work))
-        rss_full = peak_rss_kib(dscache_cmd(url, work / "cache-rss")) // 1024
-    results = {name: min(times) for name, times in rounds.items()}
+        rss_full = peak_rss_kib(dscache_cmd(url, work / "cache-rss"), work / "cache-rss") // 1024
+    results = {name: statistics.median(times) for name, times in rounds.items()}
+    over_floor = statistics.median(d / f for d, f in zip(rounds["dscache"], rounds["floor"], strict=True))
     with FileServer(small_remote) as server:
-        rss_small = peak_rss_kib(dscache_cmd(server.url, work / "cache-rss-small")) // 1024
+        rss_small = peak_rss_kib(dscache_cmd(server.url, work / "cache-rss"), work / "cache-rss") // 1024
     report = {
         "archives": len(names),
         "seconds": {k: round(v, 3) for k, v in results.items()},
         "rounds": {k: [round(t, 2) for t in v] for k, v in rounds.items()},
-        "dscache_over_floor": round(results["dscache"] / results["floor"], 2),
+        "dscache_over_floor": round(over_floor, 2),
         "peak_rss_mb": {"full": rss_full, "quarter": rss_small},
     }
     if "molmo" in results:
-        report["molmo_over_dscache"] = round(results["molmo"] / results["dscache"], 2)
+        molmo_ratio = statistics.median(
+            m / d for m, d in zip(rounds["molmo"], rounds["dscache"], strict=True)
+        )
+        report["molmo_over_dscache"] = round(molmo_ratio, 2)
     print(json.dumps(report, indent=2))
     print(f"dscache / shell floor : {report['dscache_over_floor']:.2f}x  (target <= 1.5)")
     if "molmo" in results:

@@ -48,10 +48,11 @@ class ArchiveRejectedError(Exception):
 
 @dataclass
 class Extracted:
-    """What one archive put on disk: regular files with sizes, symlinks with targets."""
+    """What one archive put on disk: regular files with sizes, symlinks with targets, directories."""
 
     files: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    dirs: list[str] = field(default_factory=list)
 
 
 def normalize_member(name: str) -> str | None:
@@ -181,6 +182,7 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
                     result.files[name] = entry.size or 0
                 elif kind == "dir":
                     entry.perm = DIR_MODE
+                    result.dirs.append(name)
                 else:
                     assert link is not None
                     result.links[name] = link

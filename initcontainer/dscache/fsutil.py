@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 FROZEN_DIR_MODE = 0o555
@@ -41,13 +43,19 @@ def merge_into(src: Path, dst: Path) -> None:
             os.replace(entry.path, target)
 
 
-def freeze_dirs(root: Path) -> list[str]:
-    """Make every directory below `root` (not `root` itself) read-only (files already are); return
-    their paths relative to `root`, parents first."""
-    frozen: list[str] = []
-    for dirpath, dirs, _files in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        for d in sorted(dirs):
-            os.chmod(os.path.join(dirpath, d), FROZEN_DIR_MODE)
-            frozen.append(d if rel == "." else f"{rel}/{d}")
-    return frozen
+def freeze_dirs(root: Path, dirs: Iterable[str]) -> None:
+    """Make the directories `dirs` (relative to `root`) read-only; files already are."""
+    for rel in dirs:
+        os.chmod(root / rel, FROZEN_DIR_MODE)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem holding `path` (syncfs(2)), not every filesystem of the node like sync(2):
+    a published version's data must be on disk before the rename that publishes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)

@@ -9,7 +9,7 @@ and their local manifest at the cache root.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from dscache import __version__
 from dscache.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
 from dscache.cachepaths import INVENTORY, CachePaths, molmo_extract_flag
 from dscache.extract import FILE_MODE, ArchiveRejectedError, links_escaping
-from dscache.fsutil import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly
+from dscache.fsutil import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
 from dscache.layouts.plan import VersionPlan
 from dscache.names import VersionKey
 from dscache.records import ArchiveRecord, CompleteRecord
@@ -26,6 +26,17 @@ from dscache.transfer import ItemResult, StagingPaths
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def all_dirs(paths: Iterable[str], explicit: Iterable[str]) -> list[str]:
+    """Pure: every directory of a version, parents first: the explicit ones and all parents of `paths`."""
+    dirs = set(explicit)
+    for path in [*paths, *dirs]:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    return sorted(dirs)
 
 
 def build_inventory(
@@ -76,7 +87,8 @@ def promote(
     for name, content in plan.metadata.items():
         write_bytes_atomic(tree / name, content, mode=FILE_MODE)
     files, links = build_inventory(plan, results)
-    dirs = freeze_dirs(tree)  # listed so that copies keep empty directories too
+    dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
+    freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     write_json_atomic(tree / INVENTORY, {"files": files, "links": links, "dirs": dirs}, mode=FILE_MODE)
     record = CompleteRecord(
         data_type=plan.key.data_type,
@@ -91,7 +103,7 @@ def promote(
         dscache_version=__version__,
         archives={r.item.name: ArchiveRecord(size=r.size, sha256=r.sha256) for r in results},
     )
-    os.sync()
+    sync_filesystem(tree)
     record.write(tree)
     final = cache.version_dir(plan.key)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,9 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
             done = read_json(staging.archive_done(item.name))
         except (OSError, ValueError):
             return None
-        return ItemResult(item, done["size"], done["sha256"], Extracted(done["files"], done["links"]))
+        return ItemResult(
+            item, done["size"], done["sha256"], Extracted(done["files"], done["links"], done.get("dirs", []))
+        )
     target = staging.files / item.name
     if target.is_file():
         size = target.stat().st_size
@@ -128,7 +130,13 @@ def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progres
                 rmtree_readonly(dest)
                 raise
             continue
-        done = {"size": counted, "sha256": digest, "files": extracted.files, "links": extracted.links}
+        done = {
+            "size": counted,
+            "sha256": digest,
+            "files": extracted.files,
+            "links": extracted.links,
+            "dirs": extracted.dirs,
+        }
         write_json_atomic(staging.archive_done(item.name), done)
         return ItemResult(item, counted, digest, extracted)
     raise AssertionError("unreachable")

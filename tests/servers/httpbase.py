@@ -110,6 +110,7 @@ class ServerBase:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms ACK stalls
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:

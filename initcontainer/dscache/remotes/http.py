@@ -54,9 +54,13 @@ class HttpFetcher:
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
         if_match: bool = True,
+        plain_http: bool = False,
     ) -> None:
         """`if_match=False` where content is immutable anyway (HF at a commit) and redirects make
-        validators unreliable."""
+        validators unreliable. `plain_http`: TLS is only needed if a redirect leads to https, so the
+        system trust store (~20 ms) stands in for httpx's certifi bundle (~80 ms of start-up)."""
+        import ssl
+
         import httpx
 
         self.policy = policy
@@ -67,6 +71,7 @@ class HttpFetcher:
             follow_redirects=True,  # HF resolve -> CDN; httpx drops Authorization across origins
             headers={"Accept-Encoding": "identity", **(headers or {})},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=ssl.create_default_context() if plain_http else True,
         )
 
     def close(self) -> None:
@@ -146,7 +151,8 @@ class HttpRemote:
             raise RemoteError(f"not an http(s) URL: {display_url(base_url)}")
         self._base = base_url.rstrip("/")
         self._display = display_url(self._base)
-        self._fetch = HttpFetcher(policy or RetryPolicy.from_env())
+        plain = urlsplit(base_url).scheme == "http"
+        self._fetch = HttpFetcher(policy or RetryPolicy.from_env(), plain_http=plain)
 
     @property
     def url(self) -> str:
