@@ -26,6 +26,7 @@ from dscache.publish import (
     PublishOptions,
     PublishResult,
     describe_archive,
+    is_bookkeeping,
     publish,
     upload_version,
 )
@@ -115,6 +116,11 @@ def tree_snapshot(root: Path) -> dict[str, bytes | str | None]:
             else:
                 out[rel] = full.read_bytes()
     return out
+
+
+def dataset_snapshot(root: Path) -> dict[str, bytes | str | None]:
+    """`tree_snapshot` of an installed version without the installer's bookkeeping files: the data."""
+    return {k: v for k, v in tree_snapshot(root).items() if not is_bookkeeping(k)}
 
 
 # ------------------------------------------------------------------------------ published versions

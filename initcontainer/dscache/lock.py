@@ -19,19 +19,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from dscache.liveness import pid_alive
+
 
 class LockTimeoutError(Exception):
     """Another live writer held the lock for longer than the timeout."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WriterLock:
@@ -66,7 +58,7 @@ class WriterLock:
         holder = self.holder()
         if holder is None:
             return age > self.heartbeat * 2  # a holder writes its record right after creating the file
-        return holder.get("host") == socket.gethostname() and not _pid_alive(int(str(holder.get("pid", 0))))
+        return holder.get("host") == socket.gethostname() and not pid_alive(int(str(holder.get("pid", 0))))
 
     def _try_create(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)

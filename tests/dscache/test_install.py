@@ -16,6 +16,7 @@ from dscache.records import read_complete, read_ref
 from tests.factories import (
     MALICIOUS_KINDS,
     corrupt_archive,
+    dataset_snapshot,
     make_tree,
     malicious_archive,
     publish_archives,
@@ -39,16 +40,6 @@ def dataset(tmp_path: Path, name: str = "tree") -> Path:
     return make_tree(tmp_path / name, TREE)
 
 
-def dataset_files(root: Path) -> dict[str, bytes | str | None]:
-    """The user's data in a version: the tree minus dscache and molmospaces bookkeeping."""
-    return {
-        k: v
-        for k, v in tree_snapshot(root).items()
-        if not k.startswith((".dscache-", "mjthor_", "dscache-manifest"))
-        and not k.endswith("_complete_extract")
-    }
-
-
 def run_install(cache: Path, source: str, *versions: str, extra: tuple[str, ...] = ()) -> int:
     args = ["install", "--cache", str(cache), "--source", source, *extra]
     for v in versions:
@@ -63,7 +54,7 @@ def test_http_install_publishes_a_verified_read_only_version(tmp_path: Path, htt
     assert run_install(cache, http_server.url, "objects/thor=v1") == 0
 
     version = CachePaths(cache).version_dir(KEY)
-    assert dataset_files(version) == tree_snapshot(tree)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
     record = read_complete(version)
     assert record is not None and record.layout == "archives" and record.archives
     assert all(a.sha256 for a in record.archives.values())
@@ -113,7 +104,7 @@ def test_transient_faults_are_survived(tmp_path: Path, http_server: FileServer) 
     http_server.faults.short(after=200_000, times=1, path="*.tar.zst")
     cache = tmp_path / "cache"
     assert run_install(cache, http_server.url, "objects/thor=v1") == 0
-    assert dataset_files(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
     assert any(r.range for r in http_server.log.find("*.tar.zst"))
 
 

@@ -11,20 +11,11 @@ from dscache.cli import main
 from dscache.names import VersionKey
 from dscache.records import read_complete
 from tests.conftest import S3Env
-from tests.factories import make_tree, publish_archives, tree_snapshot
+from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
 from tests.servers.hub import FakeHub
 
 KEY = VersionKey("objects", "thor", "v1")
 TREE = {"a/x.txt": 100, "a/y.bin": 150_000, "b/z.json": 7, "c/empty": 0}
-
-
-def user_files(root: Path) -> dict[str, bytes | str | None]:
-    return {
-        k: v
-        for k, v in tree_snapshot(root).items()
-        if not k.startswith((".dscache-", "mjthor_", "dscache-manifest"))
-        and not k.endswith("_complete_extract")
-    }
 
 
 def upload_dir(s3: S3Env, local: Path, prefix: str) -> None:
@@ -56,7 +47,7 @@ def test_s3_archives_with_custom_endpoint_in_the_spec(tmp_path: Path, s3: S3Env)
     source = f'{{s3: {{bucket: {s3.bucket}, prefix: mujoco, endpoint: "{s3.endpoint}"}}}}'
     cache = tmp_path / "cache"
     assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
-    assert user_files(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
     assert s3.server.log.find("*.tar.zst")
 
 
@@ -70,7 +61,7 @@ def test_s3_files_layout_with_aws_endpoint_url(
     args = ["install", "--cache", str(cache), "--source", f"s3://{s3.bucket}/models", "--layout", "files"]
     assert main([*args, "--version", "objects/thor=v1"]) == 0
     version = CachePaths(cache).version_dir(KEY)
-    assert user_files(version) == tree_snapshot(tree)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
     record = read_complete(version)
     assert record is not None and record.layout == "files"
 
@@ -98,7 +89,7 @@ def test_hf_sharded_archives_record_the_resolved_commit(tmp_path: Path, hub: Fak
     cache = tmp_path / "cache"
     assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
     version = CachePaths(cache).version_dir(KEY)
-    assert user_files(version) == tree_snapshot(tree)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
     record = read_complete(version)
     assert record is not None and record.revision == commit
     assert any(r.range for r in hub.log.find("*shards*"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.names import VersionKey
-from dscache.prepare.liveness import host_name, pid_alive
+from dscache.liveness import host_name, pid_alive
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.scratchpaths import ScratchPaths
 

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from dscache.liveness import host_name
 from dscache.names import parse_version_arg
-from dscache.prepare.liveness import host_name
 from dscache.prepare.staging import version_tag
 from tests.dscache.prepare.prepare_helpers import Dirs, cli_command, publish_version, run_cli, run_proc
 
