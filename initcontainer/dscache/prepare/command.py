@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="LRU-evict scratch copies beyond this (e.g. 500Gi)",
     )
     parser.add_argument(
+        "--scratch-keep-recent",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="never evict copies used in the last SECONDS: pods may still read them (default 3600)",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -136,7 +143,12 @@ def _prepare(args: argparse.Namespace) -> int:
         records[w.key] = record
     if args.scratch is not None:
         placements = place_on_scratch(
-            ScratchPaths(args.scratch.absolute()), cache, records, args.scratch_max_bytes, _log
+            ScratchPaths(args.scratch.absolute()),
+            cache,
+            records,
+            args.scratch_max_bytes,
+            _log,
+            keep_recent=args.scratch_keep_recent,
         )
     else:
         placements = [Placement(w.key, cache.version_dir(w.key), on_scratch=False) for w in wanted]

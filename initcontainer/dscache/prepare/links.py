@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.atomic import write_json_atomic
+from dscache.liveness import left_by_dead_process
 from dscache.names import NameError_, VersionKey, check_segment, check_source
 from dscache.prepare import swap
-from dscache.liveness import left_by_dead_process
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.treewalk import read_listing
 

@@ -128,13 +128,13 @@ def _copy_or_share(
     *,
     max_bytes: int | None,
     requested: set[VersionKey],
-    started: float,
+    in_use_since: float,
 ) -> bool:
     """Get a version onto scratch; True if this process made the copy, False if another one did."""
     if _peer_copied(scratch, record):
         return False
-    # copies that other processes prepared since we started are in use too
-    in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= started}
+    # copies prepared since `in_use_since` may still be read by running pods: never evicted
+    in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= in_use_since}
     _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
     return _copy_into_place(scratch, cache.version_dir(record.key), record)
 
@@ -145,9 +145,14 @@ def place_on_scratch(
     records: dict[VersionKey, CompleteRecord],
     max_bytes: int | None,
     log: Callable[[str], None],
+    *,
+    keep_recent: float = 0.0,
 ) -> list[Placement]:
-    """Make each version available on scratch if possible; never raises for scratch trouble."""
-    started = time.time()
+    """Make each version available on scratch if possible; never raises for scratch trouble.
+
+    Copies used within `keep_recent` seconds before this call (or during it) are not evicted.
+    """
+    in_use_since = time.time() - keep_recent
     placements: dict[VersionKey, Placement] = {}
 
     def fall_back(key: VersionKey, why: str) -> None:
@@ -174,7 +179,7 @@ def place_on_scratch(
         begin = time.monotonic()
         try:
             copied = _copy_or_share(
-                scratch, cache, record, max_bytes=max_bytes, requested=set(records), started=started
+                scratch, cache, record, max_bytes=max_bytes, requested=set(records), in_use_since=in_use_since
             )
         except (OSError, CopyRejected, ValueError) as exc:
             fall_back(key, str(exc))

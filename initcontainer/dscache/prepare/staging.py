@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.names import VersionKey
 from dscache.liveness import host_name, pid_alive
+from dscache.names import VersionKey
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.scratchpaths import ScratchPaths
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from dscache.names import parse_version_arg
@@ -47,7 +49,7 @@ def _on_scratch(dirs: Dirs) -> list[str]:
 
 def test_budget_evicts_the_least_recently_used_copy(dirs: Dirs) -> None:
     _publish_three(dirs)
-    budget = ["--scratch-max-bytes", "2500"]  # room for two versions of 1001 bytes
+    budget = ["--scratch-max-bytes", "2500", "--scratch-keep-recent", "0"]  # room for two of 1001 bytes
     for v in ("a", "b", "a", "c"):  # `a` is used again, so `b` is the oldest when `c` arrives
         result = run_cli(*dirs.args("--version", f"objects/thor={v}", *budget))
         assert result.code == 0, result.err
@@ -78,3 +80,17 @@ def test_requested_versions_are_never_evicted_for_each_other(dirs: Dirs) -> None
     assert result.code == 0
     locations = [v["location"] for v in json.loads(result.out)["versions"]]
     assert locations == ["scratch", "scratch", "cache"]
+
+
+def test_recently_used_copies_are_kept_for_running_pods(dirs: Dirs) -> None:
+    _publish_three(dirs)
+    budget = ["--scratch-max-bytes", "2500"]
+    for v in ("a", "b"):
+        assert run_cli(*dirs.args("--version", f"objects/thor={v}", *budget)).code == 0
+    result = run_cli(*dirs.args("--version", "objects/thor=c", *budget, "--json"))
+    assert result.code == 0 and "not copied to scratch" in result.err
+    assert _on_scratch(dirs) == ["a", "b"]  # a pod may still be training from either
+    two_hours_ago = time.time() - 7200
+    os.utime(dirs.scratch / ".dscache" / "used" / "objects" / "thor" / "a", (two_hours_ago, two_hours_ago))
+    assert run_cli(*dirs.args("--version", "objects/thor=c", *budget)).code == 0
+    assert _on_scratch(dirs) == ["b", "c"]
