@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("dscache.commands.status", "show what a cache (or a scratch dir) holds"),
     "verify": ("dscache.commands.verify", "re-check published versions against their records"),
     "gc": ("dscache.commands.gc", "remove unreferenced old versions"),
+    "release": ("dscache.commands.release", "drop a ref and remove the versions only it used"),
     "publish": ("dscache.commands.publish", "pack a tree into archives and upload it (producer side)"),
     "demo": ("dscache.commands.demo", "build a local remote, install it, show the result (no network)"),
 }

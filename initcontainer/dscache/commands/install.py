@@ -36,6 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --source, repeatable",
     )
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+    p.add_argument(
+        "--report-status",
+        action="store_true",
+        help="with -f, in a Job: report progress into the DatasetCache's status through the API server",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
                 return fail("use either -f or --source/--version, not both", EXIT_USAGE)
             manifest = load_manifest(args.file)
             spec, ref = manifest.spec, args.ref or manifest.ref_name
+        elif args.report_status:
+            return fail("--report-status needs -f DATASETCACHE.yaml", EXIT_USAGE)
         elif args.source:
             spec, ref = (
                 spec_from_flags(args.source, args.layout, args.versions),
@@ -62,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     except (SpecError, NameError_) as err:
         return fail(str(err), EXIT_USAGE)
     sink = make_sink(args.json)
+    if args.report_status:
+        from dscache.kubestatus import TeeSink, status_sink
+
+        sink = TeeSink(sink, status_sink(manifest.metadata.namespace, manifest.metadata.name, args.cache))
     try:
         install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
     except InstallError as err:

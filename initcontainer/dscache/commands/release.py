@@ -1,0 +1,80 @@
+"""`dscache release --cache DIR --ref NAME`: drop a ref and remove the versions only it used.
+
+Run by the operator's cleanup Job when a DatasetCache with `retention.onDelete: Delete` is deleted.
+Versions another ref (another DatasetCache on the same volume) or a `--protect`ed pod still uses are
+kept. Versions go first and the ref last, so a cleanup that crashes midway is simply run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--ref", required=True, help="the ref to drop (a DatasetCache's is <namespace>.<name>)")
+    p.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        metavar="DT/SRC=VER",
+        help="also keep this version (e.g. in use by a running pod); repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.cachepaths import CachePaths
+    from dscache.gc import remove_version
+    from dscache.lock import LockTimeoutError, WriterLock
+    from dscache.names import NameError_, check_segment, parse_version_arg
+    from dscache.records import is_published, list_refs, read_ref
+
+    try:
+        check_segment(args.ref, "--ref")
+        protect = {parse_version_arg(v) for v in args.protect}
+    except NameError_ as err:
+        return fail(str(err), EXIT_USAGE)
+    if not args.cache.is_dir():
+        return fail(f"--cache {args.cache}: no such directory")
+    cache = CachePaths(args.cache)
+    removed, kept = [], []
+    try:
+        with WriterLock(cache.lock_path, timeout=args.lock_timeout):
+            ref = read_ref(cache, args.ref)
+            if ref is not None:
+                others = {e.key for r in list_refs(cache) if r.name != args.ref for e in r.versions}
+                for entry in ref.versions:
+                    if entry.key in others or entry.key in protect:
+                        kept.append(entry.key)
+                    elif is_published(cache, entry.key):
+                        remove_version(cache, entry.key)
+                        removed.append(entry.key)
+                cache.ref_path(args.ref).unlink(missing_ok=True)
+    except LockTimeoutError as err:
+        return fail(str(err))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ref": args.ref,
+                    "found": ref is not None,
+                    "removed": [str(k) for k in removed],
+                    "kept": [str(k) for k in kept],
+                }
+            )
+        )
+    elif ref is None:
+        print(f"no ref {args.ref}: nothing to release")
+    else:
+        for key in removed:
+            print(f"removed {key}")
+        for key in kept:
+            print(f"kept {key} (still used)")
+        print(f"released ref {args.ref}: removed {len(removed)} version(s), kept {len(kept)}")
+    return EXIT_OK

@@ -1,0 +1,77 @@
+"""kopf handlers: thin adapters from kopf's causes to the Reconciler (registered on import)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from dscache.spec import API_GROUP, API_VERSION
+from dscache_operator import metrics, names
+from dscache_operator.crd import PLURAL
+from dscache_operator.kube import Kube
+from dscache_operator.reconcile import Reconciler
+from dscache_operator.settings import Settings
+
+RESOURCE = (API_GROUP, API_VERSION, PLURAL)
+QUEUE_POLL_SECONDS = 10.0
+
+
+def configure(kopf_settings: kopf.OperatorSettings) -> None:
+    """Our finalizer and annotation prefix, no status.kopf (the schema prunes it), bounded watches."""
+    kopf_settings.persistence.finalizer = names.FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.PREFIX, key="last-handled-configuration"
+    )
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.watching.connect_timeout = 30
+    kopf_settings.posting.level = logging.WARNING  # our own Events say what happened; not every handler run
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    ours: Settings = memo.dscache_settings
+    kube = await Kube.connect()
+    if not ours.standalone:
+        await kube.ensure_peering(ours.peering_name, ours.namespaces)
+    memo.reconciler = Reconciler(kube, ours)
+    if ours.metrics_port:
+        metrics.serve(ours.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.kube.close()
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.reconcile(dict(body))
+
+
+def _queued(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Queued"
+
+
+@kopf.timer(*RESOURCE, interval=QUEUE_POLL_SECONDS, when=_queued)
+async def retry_queued(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A fallback: Job events normally wake queued resources at once."""
+    await memo.reconciler.reconcile(dict(body))
+
+
+@kopf.on.delete(*RESOURCE)
+async def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.finalize(dict(body))
+
+
+@kopf.on.event(
+    "batch", "v1", "jobs", labels={names.LABEL_COMPONENT: kopf.PRESENT, names.LABEL_CACHE: kopf.PRESENT}
+)
+async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.job_changed(dict(body), deleted=event.get("type") == "DELETED")

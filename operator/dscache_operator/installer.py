@@ -1,0 +1,149 @@
+"""Pure builders of the installer: its manifest ConfigMap, its Job, and its narrow RBAC."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from dscache.spec import API_GROUP, DatasetCacheSpec
+from dscache_operator import names
+from dscache_operator.crd import PLURAL
+from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args
+from dscache_operator.settings import Settings
+
+# Secret keys each source kind reads; every one optional so a Secret may hold a subset.
+SECRET_KEYS = {
+    "s3": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+    "huggingFace": ("HF_TOKEN",),
+}
+
+
+def spec_hash(spec: DatasetCacheSpec) -> str:
+    """Hash of the resolved spec (defaults applied), so equal specs name the same Job."""
+    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    return names.short_hash(canonical, 16)
+
+
+def build_configmap(
+    body: dict[str, Any], spec: DatasetCacheSpec, job_name: str, claim: str
+) -> dict[str, Any]:
+    """The manifest `dscache install -f` reads: the resolved spec, named after its Job (immutable)."""
+    manifest = {
+        "apiVersion": names.API,
+        "kind": "DatasetCache",
+        "metadata": {"name": body["metadata"]["name"], "namespace": body["metadata"]["namespace"]},
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(body, job_name, names.COMPONENT_INSTALLER, claim),
+        "data": {names.MANIFEST_KEY: yaml.safe_dump(manifest, sort_keys=False)},
+    }
+
+
+def secret_env(spec: DatasetCacheSpec) -> list[dict[str, Any]]:
+    """Credentials from the referenced Secret, as env of the install container only."""
+    ref = spec.source.secret_ref
+    if ref is None:
+        return []
+    kind = "s3" if spec.source.s3 is not None else "huggingFace"
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key, "optional": True}}}
+        for key in SECRET_KEYS[kind]
+    ]
+
+
+def build_installer_job(
+    body: dict[str, Any],
+    spec: DatasetCacheSpec,
+    settings: Settings,
+    *,
+    job_name: str,
+    claim: str,
+    digest: str,
+    in_use: list[str],
+) -> dict[str, Any]:
+    """The single writer: `dscache install` (init container), then `dscache gc` of unused versions.
+
+    `in_use` are versions pods still link (their resolved-versions annotations); gc keeps them.
+    """
+    meta = body["metadata"]
+    install_args = [
+        "install",
+        "-f",
+        f"{names.MANIFEST_DIR}/{names.MANIFEST_KEY}",
+        "--cache",
+        names.CACHE_MOUNT,
+        "--ref",
+        names.ref_name(meta["namespace"], meta["name"]),
+        "--json",
+        "--report-status",
+    ]
+    api_env = (
+        [{"name": "DSCACHE_KUBE_API_URL", "value": settings.installer_api_url}]
+        if settings.installer_api_url
+        else []
+    )
+    install = container(
+        settings,
+        "install",
+        install_args,
+        env=[*api_env, *secret_env(spec)],
+        mounts=[{"name": "manifest", "mountPath": names.MANIFEST_DIR, "readOnly": True}],
+        resources=spec.install.resources,
+    )
+    gc_args = ["gc", "--cache", names.CACHE_MOUNT, "--keep", str(spec.retention.keep), "--json"]
+    gc = container(settings, "gc", gc_args + protect_args(in_use), resources=spec.install.resources)
+    job_meta = object_meta(body, job_name, names.COMPONENT_INSTALLER, claim)
+    job_meta["annotations"].update(
+        {names.ANNOTATION_SPEC_HASH: digest, names.ANNOTATION_GENERATION: str(meta.get("generation", 0))}
+    )
+    pod_labels = dict(job_meta["labels"])
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": job_meta,
+        "spec": {
+            "backoffLimit": spec.install.backoff_limit,
+            "activeDeadlineSeconds": spec.install.active_deadline_seconds,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": names.installer_account_name(meta["name"]),
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security(settings),
+                    "volumes": job_volumes(claim, job_name),
+                    "initContainers": [install],
+                    "containers": [gc],
+                },
+            },
+        },
+    }
+
+
+def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding: patch the status of this one DatasetCache, nothing else."""
+    name = names.installer_account_name(body["metadata"]["name"])
+    meta = object_meta(body, name, names.COMPONENT_INSTALLER, claim)
+    rule = {
+        "apiGroups": [API_GROUP],
+        "resources": [f"{PLURAL}/status"],
+        "resourceNames": [body["metadata"]["name"]],
+        "verbs": ["get", "patch"],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": [rule]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": name, "namespace": body["metadata"]["namespace"]}
+            ],
+        },
+    ]

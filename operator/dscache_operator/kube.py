@@ -1,0 +1,134 @@
+"""The one module that talks to the Kubernetes API (besides kopf's own watching and events).
+
+A thin async REST layer over kubernetes_asyncio: paths in, JSON dicts out, so handlers and builders
+deal in plain manifests. Credentials: in-cluster ServiceAccount, else the kubeconfig (KUBECONFIG).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from dscache.spec import API_GROUP, API_VERSION
+from dscache_operator.crd import PLURAL
+
+MERGE_PATCH = "application/merge-patch+json"
+TIMEOUT = 30
+
+
+def dsc_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+def collection_path(manifest: dict[str, Any]) -> str:
+    """The collection URL of a namespaced object's kind (the kinds the operator creates)."""
+    api, kind, ns = manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]
+    plural = {
+        "Job": "jobs",
+        "ConfigMap": "configmaps",
+        "PersistentVolumeClaim": "persistentvolumeclaims",
+        "ServiceAccount": "serviceaccounts",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+    }[kind]
+    prefix = "/api/v1" if api == "v1" else f"/apis/{api}"
+    return f"{prefix}/namespaces/{ns}/{plural}"
+
+
+class Kube:
+    """JSON over the API server with the operator's credentials."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(
+            "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        ):
+            cfg = Configuration()
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            return cls(ApiClient(cfg))
+        return cls(await config.new_client_from_config())
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        result = await self.client.call_api(
+            path,
+            method,
+            query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            response_types_map={200: "object", 201: "object", 202: "object"},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _request_timeout=TIMEOUT,
+        )
+        return dict(result or {})
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self._call("GET", path)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def list(self, path: str, label_selector: str = "") -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return list((await self._call("GET", path, query=query)).get("items", []))
+
+    async def create(self, manifest: dict[str, Any]) -> bool:
+        """Create the object; False when it already exists (creation is idempotent by name)."""
+        return await self._create_at(collection_path(manifest), manifest)
+
+    async def ensure_peering(self, name: str, namespaces: tuple[str, ...]) -> None:
+        """kopf's peering object must exist before instances can see each other."""
+        if not namespaces:
+            body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+            await self._create_at("/apis/kopf.dev/v1/clusterkopfpeerings", body)
+        for ns in namespaces:
+            body = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
+            await self._create_at(f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings", body)
+
+    async def _create_at(self, path: str, body: dict[str, Any]) -> bool:
+        try:
+            await self._call("POST", path, body)
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    async def patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch; None when the object is gone."""
+        try:
+            return await self._call("PATCH", path, patch, content_type=MERGE_PATCH)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self.patch(f"{dsc_path(namespace, name)}/status", {"status": status})
+
+    async def delete(self, path: str) -> None:
+        try:
+            await self._call("DELETE", path, {"propagationPolicy": "Background"})
+        except ApiException as err:
+            if err.status != 404:
+                raise

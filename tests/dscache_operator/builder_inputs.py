@@ -1,0 +1,26 @@
+"""Shared inputs of the builder tests: a DatasetCache body, a spec, operator settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dscache_operator.settings import Settings
+
+SETTINGS = Settings(image="registry.example/dscache:1.2.3", installer_api_url="https://api.example:6443")
+BODY: dict[str, Any] = {
+    "apiVersion": "dscache.io/v1alpha1",
+    "kind": "DatasetCache",
+    "metadata": {
+        "name": "objs",
+        "namespace": "ml",
+        "uid": "0b5d9c1e-aaaa-bbbb-cccc-000000000001",
+        "generation": 3,
+    },
+}
+SPEC = {
+    "source": {"s3": {"bucket": "b", "endpoint": "http://minio:9000", "secretRef": {"name": "creds"}}},
+    "versions": {"objects": {"thor": "v1"}},
+    "volume": {"create": {"size": "100Gi", "storageClassName": "rwx"}},
+    "install": {"resources": {"limits": {"memory": "2Gi"}}, "backoffLimit": 1, "activeDeadlineSeconds": 600},
+    "retention": {"keep": 1},
+}

@@ -1,0 +1,26 @@
+"""The cleanup Job run on deletion with retention.onDelete: Delete."""
+
+from __future__ import annotations
+
+from dscache_operator import names
+from dscache_operator.cleanup import build_cleanup_job
+from tests.dscache_operator.builder_inputs import BODY, SETTINGS
+
+
+def test_cleanup_job_releases_the_ref_without_credentials() -> None:
+    job = build_cleanup_job(BODY, SETTINGS, claim="shared", in_use=["a/b=c"])
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    [release] = pod["containers"]
+    assert release["args"] == [
+        "release",
+        "--cache",
+        "/cache",
+        "--ref",
+        "ml.objs",
+        "--json",
+        "--protect",
+        "a/b=c",
+    ]
+    assert job["metadata"]["labels"][names.LABEL_CLAIM] == "shared"
+    assert not any("valueFrom" in e for e in release["env"])

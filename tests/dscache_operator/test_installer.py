@@ -1,0 +1,104 @@
+"""The installer's Job, manifest and RBAC, as built for a spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from dscache.spec import parse_manifest, parse_spec
+from dscache_operator import names
+from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
+from dscache_operator.volume import get_claim_name
+from tests.dscache_operator.builder_inputs import BODY, SETTINGS, SPEC
+
+
+def _job(spec: dict[str, Any] = SPEC, in_use: list[str] | None = None) -> dict[str, Any]:
+    parsed = parse_spec(spec)
+    digest = spec_hash(parsed)
+    name = names.installer_job_name("objs", digest)
+    claim = get_claim_name("objs", parsed)
+    return build_installer_job(
+        BODY, parsed, SETTINGS, job_name=name, claim=claim, digest=digest, in_use=in_use or []
+    )
+
+
+def test_spec_hash_is_of_the_resolved_spec() -> None:
+    explicit = {**SPEC, "layout": "archives", "install": {**SPEC["install"], "parallelism": 4}}
+    assert spec_hash(parse_spec(explicit)) == spec_hash(parse_spec(SPEC))
+    other = {**SPEC, "versions": {"objects": {"thor": "v2"}}}
+    assert spec_hash(parse_spec(other)) != spec_hash(parse_spec(SPEC))
+
+
+def test_installer_job_runs_install_then_gc_with_the_spec_settings() -> None:
+    job = _job(in_use=["objects/thor=v0"])
+    assert job["metadata"]["name"].startswith("objs-install-") and len(job["metadata"]["name"]) <= 63
+    assert job["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "dscache.io/v1alpha1",
+            "kind": "DatasetCache",
+            "name": "objs",
+            "uid": BODY["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert job["metadata"]["annotations"][names.ANNOTATION_GENERATION] == "3"
+    assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 600
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "objs-dscache-installer"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    [install] = pod["initContainers"]
+    assert install["image"] == SETTINGS.image
+    assert install["args"] == [
+        "install", "-f", "/etc/dscache/datasetcache.yaml", "--cache", "/cache",
+        "--ref", "ml.objs", "--json", "--report-status",
+    ]  # fmt: skip
+    assert install["resources"] == {"limits": {"memory": "2Gi"}}
+    assert install["securityContext"]["allowPrivilegeEscalation"] is False
+    assert install["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    env = {e["name"]: e for e in install["env"]}
+    assert env["DSCACHE_KUBE_API_URL"]["value"] == "https://api.example:6443"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "creds",
+        "key": "AWS_SECRET_ACCESS_KEY",
+        "optional": True,
+    }
+    [gc] = pod["containers"]
+    assert gc["args"] == ["gc", "--cache", "/cache", "--keep", "1", "--json", "--protect", "objects/thor=v0"]
+    assert not any("valueFrom" in e for e in gc["env"]), "credentials reach the install container only"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["cache"]["persistentVolumeClaim"]["claimName"] == "objs-dscache"
+    assert volumes["manifest"]["configMap"]["name"] == job["metadata"]["name"]
+
+
+def test_no_secret_no_credential_env() -> None:
+    spec = {**SPEC, "source": {"http": {"url": "https://data.example/x"}}}
+    install = _job(spec)["spec"]["template"]["spec"]["initContainers"][0]
+    assert not [e for e in install["env"] if "valueFrom" in e]
+    hf = {**SPEC, "source": {"huggingFace": {"repo": "o/r", "secretRef": {"name": "hf"}}}}
+    env = _job(hf)["spec"]["template"]["spec"]["initContainers"][0]["env"]
+    assert [e["name"] for e in env if "valueFrom" in e] == ["HF_TOKEN"]
+
+
+def test_configmap_holds_a_manifest_dscache_install_accepts() -> None:
+    parsed = parse_spec(SPEC)
+    cm = build_configmap(BODY, parsed, "objs-install-x", "objs-dscache")
+    manifest = parse_manifest(yaml.safe_load(cm["data"]["datasetcache.yaml"]))
+    assert manifest.ref_name == "ml.objs" and manifest.spec == parsed
+
+
+def test_installer_rbac_allows_only_this_resources_status() -> None:
+    sa, role, binding = build_installer_rbac(BODY, "c")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["dscache.io"],
+            "resources": ["datasetcaches/status"],
+            "resourceNames": ["objs"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "ml"}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
