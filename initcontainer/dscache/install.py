@@ -22,11 +22,12 @@ from dscache.layouts.files import plan_files
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.lock import LockTimeoutError, WriterLock
 from dscache.names import VersionKey, versions_to_keys
-from dscache.progress import Counters, Sink, human_bytes
+from dscache.progress import Counters, Sink
 from dscache.promote import now_iso, promote, record_molmo_version
 from dscache.records import Ref, RefEntry, is_published, read_ref
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
 from dscache.remotes.factory import display_url
+from dscache.sizes import format_size
 from dscache.spec import DatasetCacheSpec
 from dscache.transfer import ItemResult, StagingPaths, VerificationError, fetch_item, item_done
 
@@ -121,8 +122,8 @@ def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> 
     free = shutil.disk_usage(cache_root).free
     if need > free:
         raise InstallError(
-            f"not enough free space on {cache_root}: the versions need {human_bytes(need)}, "
-            f"{human_bytes(free)} is free"
+            f"not enough free space on {cache_root}: the versions need {format_size(need)}, "
+            f"{format_size(free)} is free"
         )
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 from dscache.cachepaths import CachePaths
 from dscache.names import NameError_, parse_version_arg
-from dscache.progress import Sink, human_bytes
+from dscache.progress import Sink
 from dscache.records import CompleteRecord, read_complete
+from dscache.sizes import format_size
 
 API_URL_ENV = "DSCACHE_KUBE_API_URL"
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -125,7 +126,7 @@ def installed_status(cache_root: Path, versions: list[str]) -> dict[str, Any]:
     total = sum(e["bytes"] for e in installed)
     return {
         "installed": installed,
-        "size": human_bytes(total),
+        "size": format_size(total),
         "versionsReady": f"{len(installed)}/{len(versions)}",
     }
 

@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any, Protocol, TextIO
 
+from dscache.sizes import format_size
+
 
 class Sink(Protocol):
     """Receives installer events; `fields` are JSON-serialisable."""
@@ -53,14 +55,6 @@ class Counters:
             }
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 class JsonSink:
     """One JSON object per line on stdout: `{"event": ..., "time": ..., ...}`."""
 
@@ -92,18 +86,18 @@ class PlainSink:
             total = fields["bytesTotal"] or 1
             line = (
                 f"progress {100 * fields['bytesDone'] / total:5.1f}% "
-                f"{human_bytes(fields['bytesDone'])}/{human_bytes(fields['bytesTotal'])} "
-                f"{human_bytes(fields['bytesPerSecond'])}/s "
+                f"{format_size(fields['bytesDone'])}/{format_size(fields['bytesTotal'])} "
+                f"{format_size(fields['bytesPerSecond'])}/s "
                 f"archives {fields['archivesDone']}/{fields['archivesTotal']}"
             )
         elif event == "start":
             line = (
                 f"installing {len(fields['versions'])} version(s) from {fields['remote']}: "
-                f"{human_bytes(fields['bytesTotal'])} in {fields['archivesTotal']} item(s)"
+                f"{format_size(fields['bytesTotal'])} in {fields['archivesTotal']} item(s)"
             )
         elif event == "version_published":
             line = (
-                f"published {fields['version']}: {fields['files']} files, {human_bytes(fields['bytes'])} "
+                f"published {fields['version']}: {fields['files']} files, {format_size(fields['bytes'])} "
                 f"in {fields['seconds']:.1f}s"
             )
         elif event == "done":

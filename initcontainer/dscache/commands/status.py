@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         return run_scratch_status(args.scratch, args.json)
     from dscache.cachepaths import CachePaths
     from dscache.catalog import catalog
-    from dscache.progress import human_bytes
+    from dscache.sizes import format_size
 
     if not args.cache.is_dir():
         return fail(f"--cache {args.cache}: no such directory")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             r.source,
             r.version,
             str(r.files),
-            human_bytes(r.bytes),
+            format_size(r.bytes),
             r.installed_at,
             ", ".join(i.refs) or "-",
         )
