@@ -16,7 +16,7 @@ from dscache.catalog import catalog
 from dscache.fsutil import rmtree_readonly
 from dscache.names import VersionKey
 from dscache.promote import forget_molmo_version
-from dscache.records import CompleteRecord
+from dscache.records import CompleteRecord, is_published, list_refs, read_ref
 
 
 @dataclass
@@ -70,4 +70,26 @@ def collect(
         empty_trash(cache)
         for key in plan.remove:
             remove_version(cache, key)
+    return plan
+
+
+def release(cache: CachePaths, ref_name: str, protect: Iterable[VersionKey] = ()) -> GcPlan | None:
+    """Drop ref `ref_name` and remove the versions only it used; None if there is no such ref.
+
+    Versions another ref or a protected pod uses are kept. Versions go first and the ref last, so a
+    release that crashes midway is simply run again. Caller holds the writer lock.
+    """
+    ref = read_ref(cache, ref_name)
+    if ref is None:
+        return None
+    others = {e.key for r in list_refs(cache) if r.name != ref_name for e in r.versions}
+    kept = others | set(protect)
+    plan = GcPlan()
+    for entry in ref.versions:
+        if entry.key in kept:
+            plan.keep.append(entry.key)
+        elif is_published(cache, entry.key):
+            remove_version(cache, entry.key)
+            plan.remove.append(entry.key)
+    cache.ref_path(ref_name).unlink(missing_ok=True)
     return plan

@@ -6,19 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, required=True, help="a cache directory")
     p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
-    p.add_argument(
-        "--protect",
-        action="append",
-        default=[],
-        metavar="DT/SRC=VER",
-        help="also keep this version (e.g. in use by a running pod); repeatable",
-    )
+    add_protect_argument(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")

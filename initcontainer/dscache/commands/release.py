@@ -11,29 +11,22 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, required=True, help="a cache directory")
     p.add_argument("--ref", required=True, help="the ref to drop (a DatasetCache's is <namespace>.<name>)")
-    p.add_argument(
-        "--protect",
-        action="append",
-        default=[],
-        metavar="DT/SRC=VER",
-        help="also keep this version (e.g. in use by a running pod); repeatable",
-    )
+    add_protect_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
 
 
 def run(args: argparse.Namespace) -> int:
     from dscache.cachepaths import CachePaths
-    from dscache.gc import remove_version
+    from dscache.gc import release
     from dscache.lock import LockTimeoutError, WriterLock
     from dscache.names import NameError_, check_segment, parse_version_arg
-    from dscache.records import is_published, list_refs, read_ref
 
     try:
         check_segment(args.ref, "--ref")
@@ -43,33 +36,24 @@ def run(args: argparse.Namespace) -> int:
     if not args.cache.is_dir():
         return fail(f"--cache {args.cache}: no such directory")
     cache = CachePaths(args.cache)
-    removed, kept = [], []
     try:
         with WriterLock(cache.lock_path, timeout=args.lock_timeout):
-            ref = read_ref(cache, args.ref)
-            if ref is not None:
-                others = {e.key for r in list_refs(cache) if r.name != args.ref for e in r.versions}
-                for entry in ref.versions:
-                    if entry.key in others or entry.key in protect:
-                        kept.append(entry.key)
-                    elif is_published(cache, entry.key):
-                        remove_version(cache, entry.key)
-                        removed.append(entry.key)
-                cache.ref_path(args.ref).unlink(missing_ok=True)
+            plan = release(cache, args.ref, protect)
     except LockTimeoutError as err:
         return fail(str(err))
+    removed, kept = (plan.remove, plan.keep) if plan is not None else ([], [])
     if args.json:
         print(
             json.dumps(
                 {
                     "ref": args.ref,
-                    "found": ref is not None,
+                    "found": plan is not None,
                     "removed": [str(k) for k in removed],
                     "kept": [str(k) for k in kept],
                 }
             )
         )
-    elif ref is None:
+    elif plan is None:
         print(f"no ref {args.ref}: nothing to release")
     else:
         for key in removed:
