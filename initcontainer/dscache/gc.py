@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dscache.cachepaths import CachePaths
+from dscache.cachepaths import COMPLETE_RECORD, CachePaths
 from dscache.catalog import catalog
 from dscache.fsutil import rmtree_readonly
 from dscache.names import VersionKey
@@ -23,6 +25,7 @@ from dscache.records import CompleteRecord, is_published, list_refs, read_ref
 class GcPlan:
     remove: list[VersionKey] = field(default_factory=list)
     keep: list[VersionKey] = field(default_factory=list)
+    stale_staging: list[Path] = field(default_factory=list)
 
 
 def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
@@ -59,17 +62,43 @@ def remove_version(cache: CachePaths, key: VersionKey) -> None:
     rmtree_readonly(grave)
 
 
+def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
+    """Staging dirs of abandoned installs: untouched for `max_age` seconds, or of published versions.
+
+    Younger ones are kept: a rerun of that install resumes from them instead of downloading again.
+    """
+    stale: list[Path] = []
+    root = cache.staging_root
+    if not root.is_dir():
+        return stale
+    for marker in root.glob("*/**/archives"):  # <staging>/<dt>/<src...>/<ver>/archives
+        version_stage = marker.parent
+        rel = version_stage.relative_to(root).as_posix()
+        published = (cache.root / rel / COMPLETE_RECORD).is_file()
+        newest = max((p.stat().st_mtime for p in version_stage.iterdir()), default=0.0)
+        if published or now - newest > max_age:
+            stale.append(version_stage)
+    return stale
+
+
 def collect(
-    cache: CachePaths, keep: int, protect: Iterable[VersionKey] = (), dry_run: bool = False
+    cache: CachePaths,
+    keep: int,
+    protect: Iterable[VersionKey] = (),
+    dry_run: bool = False,
+    staging_max_age: float = 7 * 24 * 3600,
 ) -> GcPlan:
     """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock."""
     infos = catalog(cache)
     in_use = {i.key for i in infos if i.refs} | set(protect)
     plan = plan_gc((i.record for i in infos), in_use, keep)
+    plan.stale_staging = stale_staging(cache, staging_max_age, time.time())
     if not dry_run:
         empty_trash(cache)
         for key in plan.remove:
             remove_version(cache, key)
+        for stage in plan.stale_staging:
+            rmtree_readonly(stage)
     return plan
 
 

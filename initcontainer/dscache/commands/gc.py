@@ -14,6 +14,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
     add_protect_argument(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    p.add_argument(
+        "--staging-max-age",
+        type=float,
+        default=7 * 24 * 3600,
+        metavar="SECONDS",
+        help="also remove abandoned install staging untouched this long (default 7 days)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
 
@@ -35,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     cache = CachePaths(args.cache)
     try:
         with WriterLock(cache.lock_path, timeout=args.lock_timeout):
-            plan = collect(cache, args.keep, protect, dry_run=args.dry_run)
+            plan = collect(
+                cache, args.keep, protect, dry_run=args.dry_run, staging_max_age=args.staging_max_age
+            )
     except LockTimeoutError as err:
         return fail(str(err))
     if args.json:
@@ -45,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
                     "dryRun": args.dry_run,
                     "removed": [str(k) for k in plan.remove],
                     "kept": [str(k) for k in plan.keep],
+                    "staleStaging": [str(p.relative_to(cache.staging_root)) for p in plan.stale_staging],
                 },
                 indent=2,
             )
@@ -53,5 +63,7 @@ def run(args: argparse.Namespace) -> int:
         verb = "would remove" if args.dry_run else "removed"
         for key in plan.remove:
             print(f"{verb} {key}")
+        for stage in plan.stale_staging:
+            print(f"{verb} abandoned staging {stage.relative_to(cache.staging_root)}")
         print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}")
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,21 @@ def test_gc_never_exposes_half_a_version(cache: Path) -> None:
         stop.set()
         watcher.join()
     assert not target.exists() and partial == []
+
+
+def test_gc_removes_only_abandoned_staging(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys = [VersionKey("objects", "thor", v) for v in ("old", "recent")]
+    cache = tmp_path / "cache"
+    stages = {}
+    for key in keys:  # a crashed install of each leaves staging behind, nothing published
+        stage = CachePaths(cache).staging_dir(key) / "archives"
+        stage.mkdir(parents=True)
+        (stage / "a.tar.zst.done.json").write_text("{}")
+        stages[key.version] = stage.parent
+    week_ago = time.time() - 8 * 24 * 3600
+    for p in (stages["old"], *stages["old"].rglob("*")):
+        os.utime(p, (week_ago, week_ago))
+    assert main(["gc", "--cache", str(cache), "--keep", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["staleStaging"] == ["objects/thor/old"]
+    assert not stages["old"].exists() and stages["recent"].exists()
