@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.names import VersionKey, parse_version_arg
-from dscache.publish import PublishOptions, PublishResult, publish, scan_tree, tar_size
+from dscache.packing import scan_tree, tar_size
+from dscache.publish import PublishOptions, PublishResult, publish
 from dscache.remotes.file import FileRemote
 
 MIB = 1 << 20

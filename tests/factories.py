@@ -22,14 +22,8 @@ from types import ModuleType
 import zstandard
 
 from dscache.names import VersionKey
-from dscache.publish import (
-    PublishOptions,
-    PublishResult,
-    describe_archive,
-    is_bookkeeping,
-    publish,
-    upload_version,
-)
+from dscache.packing import describe_archive, is_bookkeeping
+from dscache.publish import PublishOptions, PublishResult, publish, upload_version
 from dscache.remotes.file import FileRemote
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,21 +19,11 @@ import yaml
 import zstandard
 
 from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.hfshards import hf_config_name, hf_index_path, readme_with_config
 from dscache.layouts.manifest import DscacheManifest, molmo_size_mb
 from dscache.names import VersionKey
-from dscache.publish import (
-    BadInputError,
-    PublishError,
-    PublishOptions,
-    TreeEntry,
-    hf_config_name,
-    hf_index_path,
-    parse_size,
-    plan_archives,
-    publish,
-    readme_with_config,
-    symlink_escapes,
-)
+from dscache.packing import BadInputError, PublishError, TreeEntry, plan_archives, symlink_escapes
+from dscache.publish import PublishOptions, parse_size, publish
 from dscache.remotes.file import FileRemote
 from tests.factories import (
     CORRUPT_KINDS,

@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dscache.names import NameError_, parse_version_arg
-    from dscache.publish import BadInputError, PublishError, PublishOptions, parse_size, publish
+    from dscache.packing import BadInputError, PublishError
+    from dscache.publish import PublishOptions, parse_size, publish
     from dscache.remotes.base import RemoteError
     from dscache.spec import HuggingFaceSource, Source, SpecError, source_from_url
 

@@ -10,8 +10,8 @@ import pytest
 
 from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.cli import main
+from dscache.hfshards import hf_config_name, hf_index_path
 from dscache.names import VersionKey
-from dscache.publish import hf_config_name, hf_index_path
 from tests.factories import Symlink, TreeSpec, make_tree, publish_archives
 from tests.servers.hub import FakeHub
 
