@@ -6,12 +6,20 @@ A local run against any cluster (credentials from KUBECONFIG; installer Jobs sti
     dscache-operator run --namespace ml --image ghcr.io/dscache/dscache:0.1.0
 
 Flags default from DSCACHE_OPERATOR_<FLAG> variables (e.g. DSCACHE_OPERATOR_IMAGE).
+
+The admission webhook (pod injection, DatasetCache validation) is off unless enabled:
+- in a cluster: `--webhook-cert /certs/tls.crt --webhook-key /certs/tls.key` (a mounted Secret) on
+  `--webhook-port` (9443); the Mutating/ValidatingWebhookConfiguration (paths `/mutate-pods`,
+  `/validate-datasetcaches`) belong to the Helm chart;
+- dev mode for the test bed and local runs: `--webhook-dev` generates a CA and registers URL
+  webhook configurations named `<peering>.dscache.io` pointing at `https://<webhook-host>:<port>`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +57,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port", type=int, default=int(env.get("metrics_port", 9090)), help="0 disables"
     )
+    run.add_argument(
+        "--prepare-wait",
+        type=float,
+        default=float(env.get("prepare_wait", settings_mod.DEFAULT_PREPARE_WAIT)),
+        help="seconds the injected init container waits for unpublished versions",
+    )
+    run.add_argument(
+        "--prepare-resources",
+        type=json.loads,
+        default=json.loads(env.get("prepare_resources", json.dumps(settings_mod.DEFAULT_PREPARE_RESOURCES))),
+        help="resources of the injected init container, as JSON ('{}' for none)",
+    )
+    hook = run.add_argument_group("admission webhook (off unless --webhook-cert or --webhook-dev)")
+    hook.add_argument("--webhook-cert", default=env.get("webhook_cert"), help="serving certificate (PEM)")
+    hook.add_argument("--webhook-key", default=env.get("webhook_key"), help="its private key (PEM)")
+    hook.add_argument(
+        "--webhook-port", type=int, default=int(env.get("webhook_port", settings_mod.WEBHOOK_PORT))
+    )
+    hook.add_argument(
+        "--webhook-addr", default=env.get("webhook_addr", "0.0.0.0"), help="listen address (cert mode)"
+    )
+    hook.add_argument(
+        "--webhook-dev",
+        action="store_true",
+        default=env.get("webhook_dev") == "1",
+        help="generate a CA and register URL webhooks to this process (test bed, local runs)",
+    )
+    hook.add_argument(
+        "--webhook-host",
+        default=env.get("webhook_host", "127.0.0.1"),
+        help="dev mode: the address the API server reaches this process at (listened on too)",
+    )
     run.add_argument("--verbose", action="store_true")
     sub.add_parser("crd", help="print the DatasetCache CRD (crds/datasetcache.yaml)")
     return parser
@@ -57,9 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    import dscache_operator.handlers  # noqa: F401  (registers the handlers)
-    from dscache_operator.settings import Settings
+    import dscache_operator.handlers  # registers the handlers
+    from dscache_operator.settings import Settings, WebhookSettings
 
+    if bool(args.webhook_cert) != bool(args.webhook_key):
+        raise SystemExit("dscache-operator: --webhook-cert and --webhook-key go together")
+    webhook = WebhookSettings(
+        cert=args.webhook_cert or None,
+        key=args.webhook_key or None,
+        dev=args.webhook_dev,
+        port=args.webhook_port,
+        addr=args.webhook_addr,
+        host=args.webhook_host,
+    )
+    if webhook.enabled:
+        import dscache_operator.webhooks  # noqa: F401  (registers the admission handlers)
     ours = Settings(
         image=args.image,
         installer_api_url=args.installer_api_url or None,
@@ -68,6 +120,9 @@ def _run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         liveness_url=args.liveness or None,
         metrics_port=args.metrics_port or None,
+        prepare_wait=args.prepare_wait,
+        prepare_resources=args.prepare_resources,
+        webhook=webhook,
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
     priority = args.priority if args.priority is not None else int(time.time() * 1000) - PRIORITY_EPOCH * 1000

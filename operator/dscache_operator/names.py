@@ -17,6 +17,12 @@ ANNOTATION_CLAIM = f"{PREFIX}/claim"
 # On workload pods: the versions the pod links, comma-separated `DT/SRC=VER` (the syntax of
 # `dscache gc --protect`). Written by the webhook (issue 6); the gc of installer Jobs protects them.
 ANNOTATION_RESOLVED_VERSIONS = f"{PREFIX}/resolved-versions"
+# On workload pods, set by their author: the scratch mode and pinned versions (see podpatch.py).
+ANNOTATION_SCRATCH = f"{PREFIX}/scratch"
+ANNOTATION_VERSIONS = f"{PREFIX}/versions"
+# Webhook handler ids, which kopf serves as URL paths (`/<id>`); the chart registers these paths.
+WEBHOOK_MUTATE_PODS = "mutate-pods"
+WEBHOOK_VALIDATE_CACHES = "validate-datasetcaches"
 COMPONENT_INSTALLER = "installer"
 COMPONENT_CLEANUP = "cleanup"
 API = f"{API_GROUP}/{API_VERSION}"

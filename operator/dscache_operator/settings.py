@@ -4,11 +4,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from dscache import __version__
 
 DEFAULT_IMAGE = f"ghcr.io/dscache/dscache:{__version__}"
+# prepare links and, with scratch, copies files: little CPU or memory, but copies fill the page cache.
+DEFAULT_PREPARE_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "1Gi"},
+}
+DEFAULT_PREPARE_WAIT = 3600.0
+WEBHOOK_PORT = 9443
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The admission webhook server: off, serving a mounted certificate, or dev mode.
+
+    Dev mode generates a CA and registers URL webhook configurations pointing at `host:port` itself
+    (named after the peering); otherwise the configurations are someone else's (the Helm chart's).
+    """
+
+    cert: str | None = None
+    key: str | None = None
+    dev: bool = False
+    port: int = WEBHOOK_PORT
+    addr: str = "0.0.0.0"
+    host: str = "127.0.0.1"
+
+    @property
+    def enabled(self) -> bool:
+        return self.dev or self.cert is not None
 
 
 @dataclass(frozen=True)
@@ -25,6 +53,10 @@ class Settings:
     liveness_url: str | None = "http://0.0.0.0:8080/healthz"
     metrics_port: int | None = 9090
     run_as_user: int = 65532
+    # The injected init container: how long it waits for the versions, and its resources.
+    prepare_wait: float = DEFAULT_PREPARE_WAIT
+    prepare_resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPARE_RESOURCES))
+    webhook: WebhookSettings = WebhookSettings()
 
 
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:

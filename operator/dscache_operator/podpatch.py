@@ -1,0 +1,301 @@
+"""The mutating webhook's pod patch: pure, from (pod, DatasetCache, settings) to JSON patch ops.
+
+Everything injected has a `dscache-` name, and the desired pod is built by replacing exactly those
+items (init container, volumes, mounts, env, annotation), so the patch is idempotent: a pod that
+already has them gets no ops. The workload containers mount the links, the cache (read-only) and the
+scratch at the same paths as the init container, because the links are relative symlinks into them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from dscache.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.prepare.envfile import build_env
+from dscache.prepare.request import RequestError, Wanted
+from dscache.sizes import parse_size
+from dscache.spec import DatasetCacheSpec, Scratch
+from dscache_operator import names
+from dscache_operator.objects import CONTAINER_SECURITY
+from dscache_operator.settings import Settings
+from dscache_operator.volume import get_claim_name
+
+INIT_CONTAINER = "dscache-prepare"
+VOLUME_CACHE = "dscache-cache"
+VOLUME_LINKS = "dscache-links"
+VOLUME_SCRATCH = "dscache-scratch"
+OUR_VOLUMES = (VOLUME_CACHE, VOLUME_LINKS, VOLUME_SCRATCH)
+VOLUME_ROOT = "/var/lib/dscache"
+CACHE_PATH = f"{VOLUME_ROOT}/cache"
+SCRATCH_PATH = f"{VOLUME_ROOT}/scratch"
+
+ScratchMode = Literal["none", "emptyDir", "hostPath"]
+JsonPatch = list[dict[str, Any]]
+
+
+class Denied(ValueError):
+    """The pod cannot be admitted; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ScratchChoice:
+    """The scratch a pod gets: the resource's default or the pod's `dscache.io/scratch` annotation."""
+
+    mode: ScratchMode
+    size_limit: str | None = None
+    host_path: str | None = None
+    max_bytes: int | None = None
+
+
+def parse_scratch(value: str | None, default: Scratch) -> ScratchChoice:
+    """`none`, `emptyDir`, `emptyDir:<sizeLimit>`, `hostPath` or `hostPath:<path>` (absent: the default)."""
+    host = default.host_path
+    if value is None:
+        value = default.mode
+    mode, _, arg = value.strip().partition(":")
+    where = f"annotation {names.ANNOTATION_SCRATCH}={value!r}"
+    if mode == "none" and not arg:
+        return ScratchChoice("none")
+    if mode == "emptyDir":
+        size = arg or default.size_limit
+        if size is not None:
+            try:
+                parse_size(size)
+            except ValueError:
+                raise Denied(f"{where}: {size!r} is not a size such as 50Gi") from None
+        return ScratchChoice("emptyDir", size_limit=size, max_bytes=parse_size(size) if size else None)
+    if mode == "hostPath":
+        path = arg or (host.path if host else None)
+        if path is None:
+            raise Denied(f"{where}: the DatasetCache sets no scratch.hostPath; use hostPath:/some/dir")
+        if not path.startswith("/"):
+            raise Denied(f"{where}: the host path must be absolute")
+        return ScratchChoice("hostPath", host_path=path, max_bytes=host.max_bytes if host else None)
+    raise Denied(f"{where}: use none, emptyDir[:SIZE] or hostPath[:/DIR]")
+
+
+def parse_pins(value: str | None) -> list[VersionKey]:
+    """`DT/SRC=VER` entries of the pod's `dscache.io/versions` annotation, comma-separated."""
+    pins: dict[str, VersionKey] = {}
+    for text in (value or "").split(","):
+        if not text.strip():
+            continue
+        try:
+            key = parse_version_arg(text.strip())
+        except NameError_ as err:
+            raise Denied(f"annotation {names.ANNOTATION_VERSIONS}: {err}") from None
+        if pins.setdefault(key.slot, key) != key:
+            raise Denied(f"annotation {names.ANNOTATION_VERSIONS} pins {key.slot} twice")
+    return list(pins.values())
+
+
+def installed_keys(status: dict[str, Any]) -> list[VersionKey]:
+    """The versions the cache's ref points at now (status.installed, written by the installer)."""
+    return [VersionKey(v["dataType"], v["source"], v["version"]) for v in status.get("installed") or []]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the pod links: prepare's selection args, the env wanted, and the versions it may link."""
+
+    prepare_args: list[str]
+    wanted: list[Wanted]
+    resolved: list[VersionKey]
+
+
+def resolve(cache: dict[str, Any], spec: DatasetCacheSpec, pins: list[VersionKey]) -> Resolution:
+    """The cache's ref when nothing is pinned; else explicit versions (pins over the spec's versions).
+
+    With the ref, the pod links what the ref points at when its init container runs: the installed
+    versions, or the requested ones once an install in progress publishes them; both are recorded so
+    gc keeps whichever it links.
+    """
+    meta = cache["metadata"]
+    requested = versions_to_keys(spec.versions)
+    installed = installed_keys(cache.get("status") or {})
+
+    def wanted(keys: list[VersionKey]) -> list[Wanted]:
+        return [
+            Wanted(k, spec.link_strategy.get(k.data_type, "directory"), spec.env_names.get(k.slot))
+            for k in keys
+        ]
+
+    if not pins:
+        ref = names.ref_name(meta["namespace"], meta["name"])
+        return Resolution(["--ref", ref], wanted(requested), sorted({*requested, *installed}, key=str))
+    known = {*requested, *installed}
+    for pin in pins:
+        if pin not in known:
+            offer = ", ".join(sorted(str(k) for k in known if k.slot == pin.slot)) or "none"
+            raise Denied(
+                f"annotation {names.ANNOTATION_VERSIONS} pins {pin}, which DatasetCache {meta['name']} "
+                f"neither installs nor requests (versions of {pin.slot} it has: {offer}); pin one of "
+                "those, or add the version to the DatasetCache's spec.versions first"
+            )
+    per_file = sorted(dt for dt, strategy in spec.link_strategy.items() if strategy == "perFile")
+    if per_file:  # `prepare --version` makes directory links; only the ref carries link strategies
+        raise Denied(
+            f"annotation {names.ANNOTATION_VERSIONS}: DatasetCache {meta['name']} links "
+            f"{', '.join(per_file)} perFile, which pinned versions cannot have yet; remove the annotation "
+            "(the pod then follows the DatasetCache's versions)"
+        )
+    by_slot = {k.slot: k for k in requested} | {p.slot: p for p in pins}
+    keys = sorted(by_slot.values(), key=str)
+    return Resolution([a for k in keys for a in ("--version", str(k))], wanted(keys), keys)
+
+
+def build_env_vars(mount_path: str, wanted: list[Wanted]) -> list[dict[str, str]]:
+    """DSCACHE_ROOT and one variable per source: the stable link paths the init container makes."""
+    try:
+        env = build_env(Path(mount_path), wanted)
+    except RequestError as err:
+        raise Denied(f"DatasetCache env: {err}") from None
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def build_volumes(claim: str, scratch: ScratchChoice) -> list[dict[str, Any]]:
+    vols: list[dict[str, Any]] = [
+        {"name": VOLUME_CACHE, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+        {"name": VOLUME_LINKS, "emptyDir": {}},
+    ]
+    if scratch.mode == "emptyDir":
+        empty = {"sizeLimit": scratch.size_limit} if scratch.size_limit else {}
+        vols.append({"name": VOLUME_SCRATCH, "emptyDir": empty})
+    elif scratch.mode == "hostPath":
+        host = {"path": scratch.host_path, "type": "DirectoryOrCreate"}
+        vols.append({"name": VOLUME_SCRATCH, "hostPath": host})
+    return vols
+
+
+def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]]:
+    """The same mounts in the init container and the workload: relative links resolve in both."""
+    mounts: list[dict[str, Any]] = [
+        {"name": VOLUME_CACHE, "mountPath": CACHE_PATH, "readOnly": True},
+        {"name": VOLUME_LINKS, "mountPath": mount_path},
+    ]
+    if scratch.mode != "none":
+        mounts.append({"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH})
+    return mounts
+
+
+def build_init_container(
+    settings: Settings, mount_path: str, resolution: Resolution, scratch: ScratchChoice
+) -> dict[str, Any]:
+    args = ["prepare", "--cache", CACHE_PATH, "--links", mount_path, *resolution.prepare_args]
+    if scratch.mode != "none":
+        args += ["--scratch", SCRATCH_PATH]
+        if scratch.max_bytes is not None:
+            args += ["--scratch-max-bytes", str(scratch.max_bytes)]
+    args += ["--wait", f"{settings.prepare_wait:g}"]
+    container: dict[str, Any] = {
+        "name": INIT_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": args,
+        "volumeMounts": build_mounts(mount_path, scratch),
+        "securityContext": CONTAINER_SECURITY,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if settings.prepare_resources:
+        container["resources"] = copy.deepcopy(settings.prepare_resources)
+    return container
+
+
+def _check_mount_path(mount_path: str, containers: list[dict[str, Any]]) -> None:
+    """A mountPath over our volume root, or one a container already uses, would hide data."""
+    if Path(VOLUME_ROOT).is_relative_to(mount_path) or Path(mount_path).is_relative_to(VOLUME_ROOT):
+        raise Denied(f"spec.mountPath {mount_path} overlaps {VOLUME_ROOT}, where dscache mounts its volumes")
+    for c in containers:
+        for m in c.get("volumeMounts") or []:
+            if m.get("mountPath") == mount_path and m.get("name") not in OUR_VOLUMES:
+                raise Denied(
+                    f"container {c['name']} already mounts volume {m.get('name')} at {mount_path}, where the "
+                    "DatasetCache's data goes: move that mount or change the DatasetCache's spec.mountPath"
+                )
+
+
+def _merge(items: list[dict[str, Any]], ours: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """`items` without the entries ours replaces (same `key`), with ours appended."""
+    replaced = {o[key] for o in ours}
+    return [i for i in items if i.get(key) not in replaced] + ours
+
+
+def desired_pod(
+    pod: dict[str, Any], cache: dict[str, Any], spec: DatasetCacheSpec, settings: Settings
+) -> dict[str, Any]:
+    """The pod with dscache injected (raises Denied); a pure, idempotent function of its inputs."""
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    scratch = parse_scratch(annotations.get(names.ANNOTATION_SCRATCH), spec.scratch)
+    resolution = resolve(cache, spec, parse_pins(annotations.get(names.ANNOTATION_VERSIONS)))
+    mount_path = spec.mount_path.rstrip("/") or "/"
+    new = copy.deepcopy(pod)
+    pod_spec = new.setdefault("spec", {})
+    containers = pod_spec.get("containers") or []
+    _check_mount_path(mount_path, containers)
+    claim = get_claim_name(cache["metadata"]["name"], spec)
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
+    pod_spec["volumes"] = volumes + build_volumes(claim, scratch)
+    init = build_init_container(settings, mount_path, resolution, scratch)
+    inits = pod_spec.get("initContainers") or []
+    at = next((i for i, c in enumerate(inits) if c.get("name") == INIT_CONTAINER), None)
+    pod_spec["initContainers"] = [init, *inits] if at is None else [*inits[:at], init, *inits[at + 1 :]]
+    env = build_env_vars(mount_path, resolution.wanted)
+    mounts = build_mounts(mount_path, scratch)
+    for c in containers:
+        kept = [m for m in c.get("volumeMounts") or [] if m.get("name") not in OUR_VOLUMES]
+        c["volumeMounts"] = kept + mounts
+        c["env"] = _merge(c.get("env") or [], env, "name")
+    meta = new.setdefault("metadata", {})
+    meta["annotations"] = {
+        **annotations,
+        names.ANNOTATION_RESOLVED_VERSIONS: ",".join(str(k) for k in resolution.resolved),
+    }
+    return new
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def build_patch(
+    pod: dict[str, Any], cache: dict[str, Any], spec: DatasetCacheSpec, settings: Settings
+) -> JsonPatch:
+    """JSON patch ops turning `pod` into `desired_pod(...)`; empty when it is already injected."""
+    want = desired_pod(pod, cache, spec, settings)
+    ops: JsonPatch = []
+
+    def put(path: str, old: Any, new: Any) -> None:
+        if old != new:
+            ops.append({"op": "add", "path": path, "value": new})
+
+    old_meta, new_meta = pod.get("metadata") or {}, want["metadata"]
+    if "annotations" not in old_meta or old_meta["annotations"] is None:
+        put("/metadata/annotations", None, new_meta["annotations"])
+    else:
+        key = names.ANNOTATION_RESOLVED_VERSIONS
+        old_value, new_value = old_meta["annotations"].get(key), new_meta["annotations"][key]
+        put(f"/metadata/annotations/{_escape(key)}", old_value, new_value)
+    old_spec, new_spec = pod.get("spec") or {}, want["spec"]
+    for field in ("volumes", "initContainers"):
+        put(f"/spec/{field}", old_spec.get(field), new_spec[field])
+    containers = zip(old_spec.get("containers") or [], new_spec.get("containers") or [], strict=True)
+    for i, (old_c, new_c) in enumerate(containers):
+        for field in ("volumeMounts", "env"):
+            put(f"/spec/containers/{i}/{field}", old_c.get(field), new_c[field])
+    return ops
+
+
+def apply_patch(doc: dict[str, Any], ops: JsonPatch) -> dict[str, Any]:
+    """A copy of `doc` with `add` ops applied (the only op build_patch emits): for tests and kopf."""
+    out = copy.deepcopy(doc)
+    for op in ops:
+        assert op["op"] == "add", op
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        node: Any = out
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        node[last] = copy.deepcopy(op["value"])
+    return out

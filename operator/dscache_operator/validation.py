@@ -1,0 +1,48 @@
+"""The validating webhook's decision for a DatasetCache: what the CRD's schema and CEL rules cannot see.
+
+CEL checks one object; a clash between two DatasetCaches on one claim needs the others. Two sources
+writing the same `<dataType>/<source>/<version>` paths of one volume would mix two datasets (the
+installer trusts a published version it finds), so a claim holds each dataType/source from one source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dscache.remotes.factory import display_url
+from dscache.spec import DatasetCacheSpec, SpecError, parse_spec
+from dscache_operator.volume import get_claim_name
+
+
+def _origin(spec: DatasetCacheSpec) -> tuple[str, str]:
+    return display_url(spec.source), spec.layout
+
+
+def find_claim_conflict(name: str, spec: DatasetCacheSpec, others: list[dict[str, Any]]) -> str | None:
+    """Why `spec` may not use its claim (None: it may): another resource fills a slot from elsewhere."""
+    if spec.volume is None:
+        return None
+    claim = get_claim_name(name, spec)
+    slots = {f"{dt}/{src}" for dt, by in spec.versions.items() for src in by}
+    for other in sorted(others, key=lambda o: str(o["metadata"]["name"])):
+        meta = other["metadata"]
+        if meta["name"] == name or meta.get("deletionTimestamp"):
+            continue
+        try:
+            theirs = parse_spec(other.get("spec"))
+        except SpecError:
+            continue
+        if theirs.volume is None or get_claim_name(meta["name"], theirs) != claim:
+            continue
+        if _origin(theirs) == _origin(spec):
+            continue
+        shared = sorted(slots & {f"{dt}/{src}" for dt, by in theirs.versions.items() for src in by})
+        if shared:
+            url, layout = _origin(theirs)
+            return (
+                f"claim {claim} already holds {', '.join(shared)} from {url} (layout {layout}) for "
+                f"DatasetCache {meta['name']}; a different source under the same dataType/source would mix "
+                "two datasets on one volume: give the source another name in spec.versions, or use "
+                "another claim"
+            )
+    return None

@@ -1,0 +1,362 @@
+"""The Helm chart as rendered by the pinned helm: lint, what each value changes, and what is refused."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import re
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.charts.chart import CHART, ROOT, VARIANTS, find, helm, one, render, set_args, variant
+
+NS = "dscache-system"
+
+
+def test_lint_strict_default_and_variants() -> None:
+    helm("lint", "--strict", str(CHART))
+    for name in VARIANTS:
+        helm("lint", "--strict", str(CHART), *set_args(variant(name, "ml")))
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        copy = CHART / "crds" / crd.name
+        assert copy.exists() and copy.read_bytes() == crd.read_bytes(), (
+            f"charts/dscache/crds/{crd.name} differs from crds/{crd.name}: "
+            "cp crds/*.yaml charts/dscache/crds/"
+        )
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(
+        p.name for p in (ROOT / "crds").glob("*.yaml")
+    )
+
+
+def test_versions_agree_with_the_distribution_and_operator_default_image() -> None:
+    from dscache_operator.settings import DEFAULT_IMAGE
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == version
+    deployment = one(render(), "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == DEFAULT_IMAGE == f"ghcr.io/dscache/dscache:{version}"
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_operator_accepts_the_chart_arguments(name: str) -> None:
+    """The Deployment's command line parses with the operator's own parser, to the values set."""
+    from dscache_operator.cli import build_parser
+
+    [container] = one(render(variant(name, "ml")), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["dscache-operator"]
+    args = build_parser().parse_args(container["args"])
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert args.command == "run" and args.liveness == "http://0.0.0.0:8080/healthz"
+    assert args.prepare_wait == values["initContainer"]["waitSeconds"]
+    assert args.prepare_resources == values["initContainer"]["resources"]
+    if name == "no-webhook-no-metrics":
+        assert args.webhook_cert is None and args.metrics_port == 0
+    else:
+        assert (args.webhook_cert, args.webhook_key, args.webhook_port) == (
+            "/certs/tls.crt",
+            "/certs/tls.key",
+            values["webhook"]["port"],
+        )
+        assert args.metrics_port == values["metrics"]["port"]
+    assert args.namespace == (["ml"] if name == "namespaced" else [])
+
+
+def _labels_ok(obj: dict[str, Any]) -> bool:
+    labels: dict[str, str] = obj["metadata"].get("labels", {})
+    return {
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/component",
+        "helm.sh/chart",
+    } <= labels.keys()
+
+
+def test_default_render_one_restricted_operator() -> None:
+    objects = render(release="ml-data")
+    templated = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+    assert [o["kind"] for o in templated if not _labels_ok(o)] == []
+    deployment = one(objects, "Deployment", "ml-data-dscache")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "ml-data-dscache"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    assert container["command"] == ["dscache-operator"]
+    assert "--peering=ml-data-dscache" in container["args"]  # peering name from the release
+    assert not any(a.startswith("--namespace") for a in container["args"])  # all namespaces
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"--webhook-cert=/certs/tls.crt", "--webhook-key=/certs/tls.key", "--webhook-port=9443"} <= set(
+        container["args"]
+    )
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DSCACHE_OPERATOR_IMAGE"] == container["image"]  # installers run the same image
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/certs"]["readOnly"] is True and "/var/tmp" in mounts
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {("ClusterRole", "ml-data-dscache"), ("ServiceAccount", "ml-data-dscache")} <= names
+    assert not find(objects, "Role") and not find(objects, "Certificate")
+    crds = {o["metadata"]["name"] for o in find(objects, "CustomResourceDefinition")}
+    assert crds == {"datasetcaches.dscache.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"}
+
+
+def _webhooks(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    mutating = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    validating = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    return [*mutating, *validating]
+
+
+def test_webhooks_select_labelled_pods_outside_system_namespaces() -> None:
+    objects = render(namespace="platform")
+    service = one(objects, "Service", "dscache-webhook")
+    [port] = service["spec"]["ports"]
+    assert port["port"] == 443 and port["targetPort"] == "webhook"
+    deployment = one(objects, "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    [pods] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert pods["rules"][0]["resources"] == ["pods"] and pods["rules"][0]["operations"] == ["CREATE"]
+    assert pods["objectSelector"] == {
+        "matchExpressions": [
+            {"key": "dscache.io/cache", "operator": "Exists"},
+            {"key": "dscache.io/component", "operator": "DoesNotExist"},  # not installer pods
+        ]
+    }
+    assert pods["clientConfig"]["service"]["path"] == "/mutate-pods"
+    [dsc] = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    assert dsc["rules"][0]["resources"] == ["datasetcaches"]
+    assert dsc["clientConfig"]["service"]["path"] == "/validate-datasetcaches"
+    for hook in (pods, dsc):
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["clientConfig"]["service"]["name"] == "dscache-webhook"
+        assert hook["clientConfig"]["service"]["namespace"] == "platform"
+        [expr] = hook["namespaceSelector"]["matchExpressions"]
+        assert expr == {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["kube-system", "platform"],
+        }
+
+
+def test_failure_policy_and_extra_namespace_selector_are_values() -> None:
+    objects = render(variant("failure-ignore", NS))
+    for hook in _webhooks(objects):
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["namespaceSelector"]["matchLabels"] == {"team": "ml"}
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", NS]
+
+
+def test_generated_certificate_serves_the_webhook_service_and_matches_the_ca_bundle() -> None:
+    objects = render()
+    secret = one(objects, "Secret", "dscache-webhook-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    ca = x509.load_pem_x509_certificate(data["ca.crt"])
+    cert = x509.load_pem_x509_certificate(data["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
+    assert "dscache-webhook.dscache-system.svc" in sans
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage
+    for hook in _webhooks(objects):
+        assert base64.b64decode(hook["clientConfig"]["caBundle"]) == data["ca.crt"]
+    deployment = one(objects, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["certs"]["secret"]["secretName"] == "dscache-webhook-tls"
+
+
+def test_cert_manager_issues_the_certificate_and_injects_the_ca() -> None:
+    objects = render(variant("cert-manager", NS))
+    assert not find(objects, "Secret")
+    cert = one(objects, "Certificate", "dscache-webhook-tls")
+    assert cert["spec"]["secretName"] == "dscache-webhook-tls"
+    assert "dscache-webhook.dscache-system.svc" in cert["spec"]["dnsNames"]
+    issuer = one(objects, "Issuer")
+    assert issuer["spec"] == {"selfSigned": {}}
+    assert cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        config = one(objects, kind)
+        assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+            "dscache-system/dscache-webhook-tls"
+        )
+        assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
+
+    with_issuer = render(variant("cert-manager-issuer", NS))
+    assert not find(with_issuer, "Issuer")
+    ref = one(with_issuer, "Certificate")["spec"]["issuerRef"]
+    assert ref == {"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_service_monitor_scrapes_the_metrics_service() -> None:
+    assert not find(render(), "ServiceMonitor")
+    objects = render(variant("service-monitor", NS))
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    service = one(objects, "Service", "dscache-metrics")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+    assert (
+        not monitor["spec"]["selector"]["matchLabels"].items()
+        <= one(objects, "Service", "dscache-webhook")["metadata"]["labels"].items()
+    )
+
+
+def test_resources_are_values() -> None:
+    objects = render(variant("resources", NS))
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "200m", "memory": "256Mi"},
+        "limits": {"cpu": 1, "memory": "1Gi"},
+    }
+
+
+def test_disabling_webhook_and_metrics_drops_their_objects_and_flags() -> None:
+    objects = render(variant("no-webhook-no-metrics", NS))
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Secret", "Service"}
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-port=0" in container["args"]
+    assert not any(a.startswith("--webhook") for a in container["args"])
+
+
+def test_image_digest_and_existing_service_account() -> None:
+    objects = render(variant("digest-and-existing-sa", NS))
+    assert not find(objects, "ServiceAccount")
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-operator"
+    assert pod["containers"][0]["image"] == "ghcr.io/dscache/dscache@sha256:" + "ab" * 32
+    assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "platform-operator"
+
+
+# --- RBAC: exactly what dscache_operator (and kopf on its behalf) calls -----------------------------
+
+# (apiGroup, resource) -> verbs: the operator's own REST calls (kube.py and its callers)...
+OPERATOR_CALLS = {
+    ("dscache.io", "datasetcaches"): {"get", "list"},
+    ("dscache.io", "datasetcaches/status"): {"patch"},
+    ("batch", "jobs"): {"get", "list", "create", "delete"},
+    ("", "pods"): {"list"},
+    ("", "configmaps"): {"create", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "create", "patch"},
+    ("", "serviceaccounts"): {"create"},
+    ("rbac.authorization.k8s.io", "roles"): {"create"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"create"},
+}
+# ...and kopf's: watching, finalizers/annotations (patch), events, peering, CRD discovery; `get` on
+# datasetcaches/status because the installer Role the operator grants has it (RBAC escalation rule).
+KOPF_CALLS = {
+    ("dscache.io", "datasetcaches"): {"watch", "patch"},
+    ("dscache.io", "datasetcaches/status"): {"get"},
+    ("batch", "jobs"): {"watch"},
+    ("", "events"): {"create"},
+}
+PEERING_VERBS = {"get", "list", "watch", "create", "patch"}
+CRD_RULE = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+
+
+def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule and "*" not in rule["verbs"] and "*" not in rule["resources"]
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def _expected(peering: str) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {k: set(v) for k, v in OPERATOR_CALLS.items()}
+    for key, verbs in KOPF_CALLS.items():
+        out.setdefault(key, set()).update(verbs)
+    out[("kopf.dev", peering)] = PEERING_VERBS
+    return out
+
+
+def _resources_the_code_calls() -> set[str]:
+    """Plural resource names in the operator's API paths and in kube.collection_path's kind table."""
+    found: set[str] = set()
+    for path in (ROOT / "operator" / "dscache_operator").glob("*.py"):
+        source = path.read_text()
+        found.update(re.findall(r"/namespaces/\{[^}]+\}/([a-z]+)", source))
+        for func in ast.walk(ast.parse(source)):
+            if isinstance(func, ast.FunctionDef) and func.name == "collection_path":
+                tables = [n for n in ast.walk(func) if isinstance(n, ast.Dict)]
+                found.update(ast.literal_eval(tables[0]).values())
+    return found
+
+
+def test_rbac_grants_exactly_the_calls_the_operator_makes() -> None:
+    called = _resources_the_code_calls() - {"kopfpeerings"}
+    declared = {resource for _, resource in OPERATOR_CALLS}
+    # PLURAL is imported in kube.py, not a literal: datasetcaches is covered by dsc_path.
+    assert called | {"datasetcaches", "datasetcaches/status"} == declared, (
+        "the operator calls resources the chart's RBAC table does not list (or no longer calls some)"
+    )
+    cluster = _rules(one(render(), "ClusterRole"))
+    assert cluster == {**_expected("clusterkopfpeerings"), **CRD_RULE}
+
+
+def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
+    objects = render({"operator.watchNamespaces[0]": "team-a", "operator.watchNamespaces[1]": "team-b"})
+    assert _rules(one(objects, "ClusterRole")) == CRD_RULE
+    roles = find(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert _rules(role) == _expected("kopfpeerings")
+    bindings = find(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert all(b["subjects"][0]["namespace"] == NS for b in bindings)
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [a for a in container["args"] if a.startswith("--namespace")] == [
+        "--namespace=team-a",
+        "--namespace=team-b",
+    ]
+    test_pod = one(objects, "Pod")
+    assert "/namespaces/team-a/kopfpeerings/dscache" in test_pod["spec"]["containers"][0]["args"][0]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"webhook.failurePolicy": "Sometimes"},
+            "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'",
+        ),
+        ({"operator.watchNamespaces[0]": "Team_A"}, "at '/operator/watchNamespaces/0'"),
+        ({"webhook.port": "70000"}, "at '/webhook/port': maximum"),
+        ({"image.pullPolicy": "Sometimes"}, "at '/image/pullPolicy'"),
+        ({"image.digest": "latest"}, "at '/image/digest'"),
+        ({"operator.resources.limits.memory": "lots"}, "at '/operator/resources/limits/memory'"),
+        ({"operator.replicas": "2"}, "additional properties 'replicas' not allowed"),
+        ({"metrics.serviceMonitor.interval": "often"}, "at '/metrics/serviceMonitor/interval'"),
+        ({"webhook.certManager.issuerRef.kind": "Vault"}, "at '/webhook/certManager/issuerRef/kind'"),
+    ],
+)
+def test_schema_rejects_bad_values_with_a_clear_message(values: dict[str, str], message: str) -> None:
+    proc = helm("template", "x", str(CHART), *set_args(values), check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_existing_service_account_needs_a_name() -> None:
+    proc = helm("template", "x", str(CHART), "--set", "serviceAccount.create=false", check=False)
+    assert proc.returncode != 0
+    assert "serviceAccount.name is required when serviceAccount.create is false" in proc.stderr

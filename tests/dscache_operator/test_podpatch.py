@@ -1,0 +1,335 @@
+"""The pod patch of the mutating webhook: what a labelled pod gets, idempotence, and denials."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from dscache.names import parse_version_arg
+from dscache.spec import parse_spec
+from dscache_operator.podpatch import Denied, apply_patch, build_patch, desired_pod
+from dscache_operator.settings import Settings
+
+SETTINGS = Settings(
+    image="registry.example/dscache:1.2.3",
+    prepare_wait=600,
+    prepare_resources={"requests": {"cpu": "50m"}},
+)
+SPEC: dict[str, Any] = {
+    "source": {"s3": {"bucket": "b", "secretRef": {"name": "creds"}}},
+    "versions": {"objects": {"thor": "v2", "procthor/extra": "v1"}, "scenes": {"ithor": "v7"}},
+    "volume": {"claimName": "shared"},
+    "envNames": {"scenes/ithor": "SCENES"},
+    "linkStrategy": {"scenes": "perFile"},
+}
+DIRECTORY_ONLY = {**SPEC, "linkStrategy": {}}  # pins need directory links (see the perFile test)
+
+
+def cache(spec: dict[str, Any] | None = None, installed: tuple[str, ...] = ()) -> dict[str, Any]:
+    keys = [parse_version_arg(k) for k in installed]
+    status = {
+        "phase": "Ready",
+        "installed": [{"dataType": k.data_type, "source": k.source, "version": k.version} for k in keys],
+    }
+    return {
+        "metadata": {"name": "objs", "namespace": "ml", "generation": 1},
+        "spec": spec or SPEC,
+        "status": status,
+    }
+
+
+def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "train", "namespace": "ml", "labels": {"dscache.io/cache": "objs"}}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    containers = [
+        {"name": "main", "image": "trainer", "env": [{"name": "LR", "value": "0.1"}]},
+        {"name": "sidecar", "image": "logger", "volumeMounts": [{"name": "logs", "mountPath": "/logs"}]},
+    ]
+    return {"metadata": meta, "spec": {"containers": containers, **spec}}
+
+
+def inject(
+    p: dict[str, Any], c: dict[str, Any] | None = None, settings: Settings = SETTINGS
+) -> dict[str, Any]:
+    c = c or cache()
+    return apply_patch(p, build_patch(p, c, parse_spec(c["spec"]), settings))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_labelled_pod_gets_init_container_volumes_mounts_env_and_annotation() -> None:
+    out = inject(pod())
+    [init] = out["spec"]["initContainers"]
+    assert init["name"] == "dscache-prepare" and init["image"] == SETTINGS.image
+    assert init["args"] == [
+        "prepare",
+        "--cache",
+        "/var/lib/dscache/cache",
+        "--links",
+        "/dscache",
+        "--ref",
+        "ml.objs",
+        "--wait",
+        "600",
+    ]
+    assert init["resources"] == {"requests": {"cpu": "50m"}}
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    vols = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert vols["dscache-cache"]["persistentVolumeClaim"] == {"claimName": "shared", "readOnly": True}
+    assert vols["dscache-links"] == {"name": "dscache-links", "emptyDir": {}}
+    assert "dscache-scratch" not in vols
+    for c in out["spec"]["containers"]:
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        assert mounts["dscache-links"]["mountPath"] == "/dscache"
+        assert mounts["dscache-cache"] == {
+            "name": "dscache-cache",
+            "mountPath": "/var/lib/dscache/cache",
+            "readOnly": True,
+        }
+        assert env_of(c)["DSCACHE_ROOT"] == "/dscache"
+        assert env_of(c)["DSCACHE_OBJECTS_THOR"] == "/dscache/objects/thor"
+        assert env_of(c)["DSCACHE_OBJECTS_PROCTHOR_EXTRA"] == "/dscache/objects/procthor/extra"
+        assert env_of(c)["SCENES"] == "/dscache/scenes/ithor"  # envNames honoured
+    assert env_of(out["spec"]["containers"][0])["LR"] == "0.1"
+    assert {"name": "logs", "mountPath": "/logs"} in out["spec"]["containers"][1]["volumeMounts"]
+    assert out["metadata"]["annotations"]["dscache.io/resolved-versions"] == (
+        "objects/procthor/extra=v1,objects/thor=v2,scenes/ithor=v7"
+    )
+
+
+def test_workload_gets_no_credentials_or_service_account_changes() -> None:
+    out = inject(pod())
+    text = repr(out)
+    assert "creds" not in text and "secretKeyRef" not in text
+    assert "serviceAccountName" not in out["spec"]
+
+
+@pytest.mark.parametrize(
+    "p",
+    [
+        pod(),
+        pod({"dscache.io/scratch": "hostPath:/mnt/fast", "dscache.io/versions": "objects/thor=v2"}),
+        pod({"other": "x"}, initContainers=[{"name": "setup", "image": "busybox"}]),
+    ],
+    ids=["plain", "annotated", "with-init"],
+)
+def test_injection_is_idempotent(p: dict[str, Any]) -> None:
+    c = cache(DIRECTORY_ONLY)
+    once = inject(p, c)
+    assert build_patch(once, c, parse_spec(c["spec"]), SETTINGS) == []
+    assert inject(once, c) == once
+
+
+def test_reinjection_with_another_scratch_replaces_ours_only() -> None:
+    once = inject(pod({"dscache.io/scratch": "emptyDir:1Gi"}))
+    changed = copy.deepcopy(once)
+    changed["metadata"]["annotations"]["dscache.io/scratch"] = "none"
+    again = inject(changed)
+    assert [v["name"] for v in again["spec"]["volumes"]] == ["dscache-cache", "dscache-links"]
+    assert len(again["spec"]["initContainers"]) == 1
+    assert "--scratch" not in again["spec"]["initContainers"][0]["args"]
+    assert [m["name"] for m in again["spec"]["containers"][1]["volumeMounts"]] == [
+        "logs",
+        "dscache-cache",
+        "dscache-links",
+    ]
+
+
+def test_our_init_container_runs_before_the_pods_own() -> None:
+    out = inject(pod(initContainers=[{"name": "setup", "image": "busybox"}]))
+    assert [c["name"] for c in out["spec"]["initContainers"]] == ["dscache-prepare", "setup"]
+
+
+def test_patch_ops_are_adds_at_known_paths_only() -> None:
+    c = cache()
+    ops = build_patch(pod({"a": "b"}), c, parse_spec(c["spec"]), SETTINGS)
+    assert {op["op"] for op in ops} == {"add"}
+    assert {op["path"] for op in ops} == {
+        "/metadata/annotations/dscache.io~1resolved-versions",
+        "/spec/volumes",
+        "/spec/initContainers",
+        "/spec/containers/0/volumeMounts",
+        "/spec/containers/0/env",
+        "/spec/containers/1/volumeMounts",
+        "/spec/containers/1/env",
+    }
+
+
+def test_scratch_default_from_the_resource_emptydir_with_size_limit() -> None:
+    spec = {**SPEC, "scratch": {"mode": "emptyDir", "sizeLimit": "10Gi"}}
+    out = inject(pod(), cache(spec))
+    vols = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert vols["dscache-scratch"]["emptyDir"] == {"sizeLimit": "10Gi"}
+    args = out["spec"]["initContainers"][0]["args"]
+    assert args[args.index("--scratch") + 1] == "/var/lib/dscache/scratch"
+    # prepare stays under the emptyDir's limit (else the kubelet evicts the pod): it falls back to links
+    assert args[args.index("--scratch-max-bytes") + 1] == str(10 * 1024**3)
+    for c in out["spec"]["containers"]:
+        assert {"name": "dscache-scratch", "mountPath": "/var/lib/dscache/scratch"} in c["volumeMounts"]
+
+
+def test_scratch_default_hostpath_with_budget() -> None:
+    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": 1000}}}
+    out = inject(pod(), cache(spec))
+    vols = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert vols["dscache-scratch"]["hostPath"] == {"path": "/mnt/nvme", "type": "DirectoryOrCreate"}
+    args = out["spec"]["initContainers"][0]["args"]
+    assert args[args.index("--scratch-max-bytes") + 1] == "1000"
+
+
+@pytest.mark.parametrize(
+    ("value", "volume"),
+    [
+        ("none", None),
+        ("emptyDir", {"emptyDir": {}}),
+        ("emptyDir:2Gi", {"emptyDir": {"sizeLimit": "2Gi"}}),
+        ("hostPath:/scratch", {"hostPath": {"path": "/scratch", "type": "DirectoryOrCreate"}}),
+    ],
+)
+def test_scratch_annotation_overrides_the_default(value: str, volume: dict[str, Any] | None) -> None:
+    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}}}
+    out = inject(pod({"dscache.io/scratch": value}), cache(spec))
+    vols = {v["name"]: v for v in out["spec"]["volumes"]}
+    if volume is None:
+        assert "dscache-scratch" not in vols
+        assert "--scratch" not in out["spec"]["initContainers"][0]["args"]
+    else:
+        assert {k: v for k, v in vols["dscache-scratch"].items() if k != "name"} == volume
+
+
+def test_hostpath_annotation_uses_the_resources_path() -> None:
+    spec = {**SPEC, "scratch": {"mode": "none", "hostPath": None}}
+    with pytest.raises(Denied, match=r"sets no scratch\.hostPath"):
+        inject(pod({"dscache.io/scratch": "hostPath"}), cache(spec))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("tmpfs", "use none, emptyDir"),
+        ("emptyDir:lots", "not a size"),
+        ("hostPath:relative", "must be absolute"),
+    ],
+)
+def test_bad_scratch_annotation_is_denied(value: str, message: str) -> None:
+    with pytest.raises(Denied, match=message):
+        inject(pod({"dscache.io/scratch": value}))
+
+
+def test_pinned_versions_override_their_slots_and_keep_the_others() -> None:
+    c = cache(DIRECTORY_ONLY, installed=("objects/thor=v1", "objects/procthor/extra=v1", "scenes/ithor=v7"))
+    out = inject(pod({"dscache.io/versions": "objects/thor=v1"}), c)
+    args = out["spec"]["initContainers"][0]["args"]
+    assert "--ref" not in args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--version"] == [
+        "objects/procthor/extra=v1",
+        "objects/thor=v1",
+        "scenes/ithor=v7",
+    ]
+    assert out["metadata"]["annotations"]["dscache.io/resolved-versions"] == (
+        "objects/procthor/extra=v1,objects/thor=v1,scenes/ithor=v7"
+    )
+
+
+def test_pinning_a_requested_version_not_yet_installed_is_allowed() -> None:
+    c = cache(DIRECTORY_ONLY, installed=("objects/thor=v1",))
+    out = inject(pod({"dscache.io/versions": "objects/thor=v2"}), c)
+    assert "objects/thor=v2" in out["metadata"]["annotations"]["dscache.io/resolved-versions"]
+
+
+def test_pinning_a_version_neither_installed_nor_requested_is_denied_with_the_choices() -> None:
+    c = cache(installed=("objects/thor=v1",))
+    with pytest.raises(Denied) as err:
+        inject(pod({"dscache.io/versions": "objects/thor=v9"}), c)
+    message = str(err.value)
+    assert "objects/thor=v9" in message and "objects/thor=v1, objects/thor=v2" in message
+    assert "spec.versions" in message
+
+
+def test_pins_are_denied_while_the_cache_links_a_data_type_per_file() -> None:
+    """Pinned pods get `prepare --version`, which makes directory links: `../` between files would break."""
+    with pytest.raises(Denied, match="links scenes perFile"):
+        inject(pod({"dscache.io/versions": "objects/thor=v2"}))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("objects/thor", "DT/SRC=VER|version"), ("objects/thor=v1,objects/thor=v2", "pins objects/thor twice")],
+)
+def test_malformed_pins_are_denied(value: str, message: str) -> None:
+    with pytest.raises(Denied, match=message):
+        inject(pod({"dscache.io/versions": value}), cache(installed=("objects/thor=v1",)))
+
+
+def test_unpinned_pod_records_installed_and_requested_versions_during_an_update() -> None:
+    """Its init container follows the ref, which moves from v1 to v2 when the install finishes."""
+    out = inject(pod(), cache(installed=("objects/thor=v1",)))
+    assert out["metadata"]["annotations"]["dscache.io/resolved-versions"] == (
+        "objects/procthor/extra=v1,objects/thor=v1,objects/thor=v2,scenes/ithor=v7"
+    )
+
+
+def test_mount_path_from_the_resource() -> None:
+    out = inject(pod(), cache({**SPEC, "mountPath": "/data/sets/"}))
+    assert env_of(out["spec"]["containers"][0])["DSCACHE_OBJECTS_THOR"] == "/data/sets/objects/thor"
+    args = out["spec"]["initContainers"][0]["args"]
+    assert args[args.index("--links") + 1] == "/data/sets"
+
+
+def test_a_container_mount_at_the_mount_path_is_denied() -> None:
+    p = pod()
+    p["spec"]["containers"][1]["volumeMounts"].append({"name": "data", "mountPath": "/dscache"})
+    with pytest.raises(Denied, match="container sidecar already mounts volume data at /dscache"):
+        inject(p)
+
+
+@pytest.mark.parametrize("path", ["/var/lib/dscache", "/var", "/var/lib/dscache/cache/x"])
+def test_mount_path_over_our_volumes_is_denied(path: str) -> None:
+    with pytest.raises(Denied, match="overlaps /var/lib/dscache"):
+        inject(pod(), cache({**SPEC, "mountPath": path}))
+
+
+def test_env_name_collision_is_denied() -> None:
+    spec = {**SPEC, "envNames": {"scenes/ithor": "DSCACHE_OBJECTS_THOR"}}
+    with pytest.raises(Denied, match="DSCACHE_OBJECTS_THOR is already used"):
+        inject(pod(), cache(spec))
+
+
+def test_our_env_wins_over_a_containers_own_value() -> None:
+    p = pod()
+    p["spec"]["containers"][0]["env"].append({"name": "DSCACHE_ROOT", "value": "/elsewhere"})
+    out = inject(p)
+    names = [e["name"] for e in out["spec"]["containers"][0]["env"]]
+    assert (
+        names.count("DSCACHE_ROOT") == 1
+        and env_of(out["spec"]["containers"][0])["DSCACHE_ROOT"] == "/dscache"
+    )
+
+
+def test_created_volume_claim_name() -> None:
+    out = inject(pod(), cache({**SPEC, "volume": {"create": {"size": "1Gi"}}}))
+    vols = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert vols["dscache-cache"]["persistentVolumeClaim"]["claimName"] == "objs-dscache"
+
+
+def test_no_resources_when_settings_give_none() -> None:
+    out = inject(pod(), settings=Settings(prepare_resources={}))
+    assert "resources" not in out["spec"]["initContainers"][0]
+
+
+def test_desired_pod_does_not_modify_its_input() -> None:
+    p = pod({"x": "y"})
+    before = copy.deepcopy(p)
+    c = cache()
+    desired_pod(p, c, parse_spec(c["spec"]), SETTINGS)
+    assert p == before
+
+
+def test_apply_patch_unescapes_json_pointer() -> None:
+    ops = [{"op": "add", "path": "/a/b~1c~0d", "value": 1}]
+    assert apply_patch({"a": {}}, ops) == {"a": {"b/c~d": 1}}
