@@ -56,6 +56,13 @@ def start_install(cache: Path, url: str) -> subprocess.Popen[str]:
     )
 
 
+def install_in_process(cache: Path, url: str) -> int:
+    """The resuming run, in this process, so that the server's log shows what it fetched."""
+    return main(
+        ["install", "--cache", str(cache), "--source", url, "--version", str(V1), "--version", str(V2)]
+    )
+
+
 def kill_when(proc: subprocess.Popen[str], predicate: str, count: int = 1) -> list[dict[str, object]]:
     """Read JSON events until `count` events of kind `predicate`, then SIGKILL."""
     assert proc.stdout is not None
@@ -102,22 +109,7 @@ def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileSer
     http_server.log.clear()
     kill_when(start_install(cache, http_server.url), "version_published")
     assert_only_complete_versions_visible(cache)
-    assert (
-        main(
-            [
-                "install",
-                "--cache",
-                str(cache),
-                "--source",
-                http_server.url,
-                "--version",
-                str(V1),
-                "--version",
-                str(V2),
-            ]
-        )
-        == 0
-    )
+    assert install_in_process(cache, http_server.url) == 0
     refetched = {r.path.lstrip("/") for r in http_server.log.find("*.tar.zst")}
     assert not (finished & refetched), (
         f"archives extracted before the crash were fetched again: {finished & refetched}"
@@ -151,22 +143,7 @@ def test_random_kills_never_expose_a_partial_version(tmp_path: Path, http_server
             time.sleep(delay)
             proc.kill()
             proc.wait()
-        assert (
-            main(
-                [
-                    "install",
-                    "--cache",
-                    str(cache),
-                    "--source",
-                    http_server.url,
-                    "--version",
-                    str(V1),
-                    "--version",
-                    str(V2),
-                ]
-            )
-            == 0
-        )
+        assert install_in_process(cache, http_server.url) == 0
     finally:
         stop.set()
         watcher.join()
