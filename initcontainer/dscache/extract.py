@@ -45,6 +45,9 @@ class ArchiveRejectedError(Exception):
         self.member = member
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ArchiveRejectedError], tuple[str, str | None, str]]:
+        return (type(self), (self.archive, self.member, self.reason))  # raised in worker processes
+
 
 @dataclass
 class Extracted:

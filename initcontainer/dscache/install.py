@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from dscache.remotes.base import NotFoundError, Remote, RemoteError
 from dscache.remotes.factory import display_url
 from dscache.sizes import format_size
 from dscache.spec import DatasetCacheSpec
-from dscache.transfer import ItemResult, StagingPaths, VerificationError, fetch_item, item_done
+from dscache.transfer import ItemResult, StagingPaths, VerificationError, item_done
+from dscache.workers import RemoteFactory, WorkerPool
 
-RemoteFactory = Callable[[DatasetCacheSpec], Remote]
 TICK = 0.5
 
 
@@ -78,11 +77,12 @@ def revision_per_version(spec: DatasetCacheSpec) -> bool:
     return hf is not None and hf.revision_from_version
 
 
-def spec_for_version(spec: DatasetCacheSpec, key: VersionKey) -> DatasetCacheSpec:
-    """Pure: the spec whose HF revision is `key.version` (for `revisionFromVersion`)."""
+def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCacheSpec:
+    """Pure: the spec reading its HF repo at `revision` (unchanged for other sources or no revision)."""
     hf = spec.source.hugging_face
-    assert hf is not None
-    source = spec.source.model_copy(update={"hugging_face": hf.model_copy(update={"revision": key.version})})
+    if hf is None or revision is None:
+        return spec
+    source = spec.source.model_copy(update={"hugging_face": hf.model_copy(update={"revision": revision})})
     return spec.model_copy(update={"source": source})
 
 
@@ -129,10 +129,11 @@ def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> 
 
 @dataclass(frozen=True)
 class _Origin:
-    """Where one version comes from: its remote, pinned at `revision`."""
+    """Where one version comes from: its remote pinned at `revision`, and the spec that reopens it so."""
 
     remote: Remote
     revision: str | None
+    spec: DatasetCacheSpec
 
 
 class _Run:
@@ -148,11 +149,13 @@ class _Run:
     def _open(self, missing: list[VersionKey]) -> None:
         if revision_per_version(self.spec):
             for key in missing:
-                remote = self.factory(spec_for_version(self.spec, key))
-                self.origins[key] = _Origin(remote, remote.resolve_revision())
+                remote = self.factory(with_hf_revision(self.spec, key.version))
+                revision = remote.resolve_revision()
+                self.origins[key] = _Origin(remote, revision, with_hf_revision(self.spec, revision))
             return
         remote = self.factory(self.spec)
-        shared = _Origin(remote, remote.resolve_revision())
+        revision = remote.resolve_revision()
+        shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
         self.origins = dict.fromkeys(missing, shared)
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
@@ -172,7 +175,7 @@ class _Run:
         check_space(self.cache.root, plans, done_bytes)
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
         self.counters.items_total = sum(len(p.items) for p in plans)
-        self.counters.add_bytes(done_bytes)
+        self.counters.set_bytes(done_bytes)
         self.counters.items_done = sum(len(rs) for rs in results.values())
         self.sink.emit(
             "start",
@@ -188,30 +191,25 @@ class _Run:
         for plan in plans:
             if remaining[plan.key] == 0:
                 published.append(self._promote(plan, results[plan.key]))
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dscache-fetch") as pool:
+        specs = {key: origin.spec for key, origin in self.origins.items()}
+        with WorkerPool(min(self.jobs, max(len(todo), 1)), specs, self.factory) as pool:
             futures: dict[Future[ItemResult], VersionPlan] = {
-                pool.submit(self._fetch, plan, item): plan for plan, item in todo
+                pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
             }
-            try:
-                while futures:
-                    finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
-                    self.sink.emit("progress", self.counters.snapshot())
-                    for fut in finished:
-                        plan = futures.pop(fut)
-                        results[plan.key].append(fut.result())
-                        self.counters.item_done()
-                        remaining[plan.key] -= 1
-                        if remaining[plan.key] == 0:
-                            published.append(self._promote(plan, results[plan.key]))
-            finally:
-                for fut in futures:
-                    fut.cancel()
+            while futures:
+                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                self.counters.set_bytes(done_bytes + pool.transferred)
+                self.sink.emit("progress", self.counters.snapshot())
+                for fut in finished:
+                    plan = futures.pop(fut)
+                    results[plan.key].append(fut.result())
+                    self.counters.item_done()
+                    remaining[plan.key] -= 1
+                    if remaining[plan.key] == 0:
+                        published.append(self._promote(plan, results[plan.key]))
+            self.counters.set_bytes(done_bytes + pool.transferred)
         self.sink.emit("progress", self.counters.snapshot())
         return published
-
-    def _fetch(self, plan: VersionPlan, item: WorkItem) -> ItemResult:
-        staging = StagingPaths(self.cache.staging_dir(plan.key))
-        return fetch_item(self.origins[plan.key].remote, item, staging, self.counters.add_bytes)
 
     def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
         started = time.monotonic()

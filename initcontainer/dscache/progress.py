@@ -35,9 +35,9 @@ class Counters:
         self.items_total = 0
         self.started = time.monotonic()
 
-    def add_bytes(self, n: int) -> None:
+    def set_bytes(self, n: int) -> None:
         with self._lock:
-            self.bytes_done += n
+            self.bytes_done = n
 
     def item_done(self) -> None:
         with self._lock:

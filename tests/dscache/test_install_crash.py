@@ -80,6 +80,26 @@ def kill_when(proc: subprocess.Popen[str], predicate: str, count: int = 1) -> li
     return seen
 
 
+def writers_alive(cache: Path) -> list[int]:
+    """Pids of processes still running an install into `cache` (forked workers keep the argv)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"install" in argv and str(cache).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def assert_no_orphan_writers(cache: Path) -> None:
+    deadline = time.monotonic() + 5
+    while writers_alive(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writers_alive(cache) == [], "worker processes outlived the killed installer"
+
+
 def assert_only_complete_versions_visible(cache: Path) -> None:
     for key in (V1, V2):
         version = CachePaths(cache).version_dir(key)
@@ -103,6 +123,7 @@ def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileSer
     cache = tmp_path / "cache"
     for point in ("start", "progress"):
         kill_when(start_install(cache, http_server.url), point)
+        assert_no_orphan_writers(cache)
         assert_only_complete_versions_visible(cache)
     finished = done_archives(cache)
     assert finished, "the kills should have left some archives extracted in staging"
