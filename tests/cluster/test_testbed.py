@@ -28,6 +28,34 @@ from dscache_testbed.kube import ApiError
 pytestmark = pytest.mark.cluster
 
 
+VALIDATING_HOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+
+
+def configmap_create_hook(name: str, namespace: str, client_config: dict[str, Any]) -> dict[str, Any]:
+    """A ValidatingWebhookConfiguration calling `client_config` for ConfigMap creations in `namespace`."""
+    return {
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": name,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "clientConfig": client_config,
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            }
+        ],
+    }
+
+
 def _job(name: str, script: str, *, backoff: int = 0, **pod_extra: Any) -> str:
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -306,33 +334,16 @@ def test_validating_webhook_reaches_local_https_endpoint(
 ) -> None:
     port, ca_pem, seen = webhook_server
     name = f"{namespace}.testbed.dscache.dev"
-    hooks = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
     testbed.kube.post(
-        hooks,
-        {
-            "metadata": {"name": name},
-            "webhooks": [
-                {
-                    "name": name,
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "clientConfig": {
-                        "url": f"https://127.0.0.1:{port}/validate",
-                        "caBundle": base64.b64encode(ca_pem).decode(),
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE"],
-                            "resources": ["configmaps"],
-                        }
-                    ],
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                }
-            ],
-        },
+        VALIDATING_HOOKS,
+        configmap_create_hook(
+            name,
+            namespace,
+            {
+                "url": f"https://127.0.0.1:{port}/validate",
+                "caBundle": base64.b64encode(ca_pem).decode(),
+            },
+        ),
     )
     try:
         cms = f"/api/v1/namespaces/{namespace}/configmaps"
@@ -350,7 +361,7 @@ def test_validating_webhook_reaches_local_https_endpoint(
         testbed.kube.post(cms, {"metadata": {"name": "fine"}})
         assert any(r["namespace"] == namespace and r["name"] == "fine" for r in seen)
     finally:
-        testbed.kube.delete(f"{hooks}/{name}")
+        testbed.kube.delete(f"{VALIDATING_HOOKS}/{name}")
 
 
 def test_validating_admission_policy_denies(testbed: Testbed, namespace: str) -> None:
@@ -640,33 +651,16 @@ def test_webhook_through_service_reaches_pod(testbed: Testbed, namespace: str, t
     )
     testbed.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/hook", "--timeout=60s")
     name = f"svc.{namespace}.testbed.dscache.dev"
-    hooks = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
     testbed.kube.post(
-        hooks,
-        {
-            "metadata": {"name": name},
-            "webhooks": [
-                {
-                    "name": name,
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "clientConfig": {
-                        "service": {"namespace": namespace, "name": "hook", "path": "/validate"},
-                        "caBundle": b64(ca.cert),
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE"],
-                            "resources": ["configmaps"],
-                        }
-                    ],
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                }
-            ],
-        },
+        VALIDATING_HOOKS,
+        configmap_create_hook(
+            name,
+            namespace,
+            {
+                "service": {"namespace": namespace, "name": "hook", "path": "/validate"},
+                "caBundle": b64(ca.cert),
+            },
+        ),
     )
     try:
 
@@ -683,4 +677,4 @@ def test_webhook_through_service_reaches_pod(testbed: Testbed, namespace: str, t
         testbed.wait_for("webhook via Service in force", denied, timeout=30)
         testbed.kube.post(f"{ns_api}/configmaps", {"metadata": {"name": "fine"}})
     finally:
-        testbed.kube.delete(f"{hooks}/{name}")
+        testbed.kube.delete(f"{VALIDATING_HOOKS}/{name}")
