@@ -35,8 +35,9 @@ def molmo_extract_flag(archive: str) -> str:
 
 
 @dataclass(frozen=True)
-class CachePaths:
-    """Paths of one cache volume rooted at `root`."""
+class VersionTree:
+    """What the cache volume and node-local scratch share: versions at `<dt>/<src>/<ver>`, and a
+    control dir with staging (work in progress) and trash (renamed away, then deleted)."""
 
     root: Path
 
@@ -54,6 +55,15 @@ class CachePaths:
     def staging_root(self) -> Path:
         return self.control / "staging"
 
+    @property
+    def trash_dir(self) -> Path:
+        return self.control / "trash"
+
+
+@dataclass(frozen=True)
+class CachePaths(VersionTree):
+    """Paths of one cache volume rooted at `root`."""
+
     def staging_dir(self, key: VersionKey) -> Path:
         return self.staging_root / key.data_type / key.source / key.version
 
@@ -64,10 +74,6 @@ class CachePaths:
     def ref_path(self, name: str) -> Path:
         check_segment(name, "ref name")
         return self.refs_dir / f"{name}.json"
-
-    @property
-    def trash_dir(self) -> Path:
-        return self.control / "trash"
 
     @property
     def lock_path(self) -> Path:

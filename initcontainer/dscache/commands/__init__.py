@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from dscache.cachepaths import CachePaths
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -14,6 +22,21 @@ def fail(message: str, code: int = EXIT_FAILURE) -> int:
     """Print `dscache: error: ...` to stderr and return the exit code."""
     print(f"dscache: error: {message}", file=sys.stderr)
     return code
+
+
+def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths], T]) -> T | int:
+    """`action` on the cache under the writer lock; an int is the exit code of a failure already printed."""
+    from dscache.cachepaths import CachePaths
+    from dscache.lock import LockTimeoutError, WriterLock
+
+    if not cache_dir.is_dir():
+        return fail(f"--cache {cache_dir}: no such directory")
+    cache = CachePaths(cache_dir)
+    try:
+        with WriterLock(cache.lock_path, timeout=lock_timeout):
+            return action(cache)
+    except LockTimeoutError as err:
+        return fail(str(err))
 
 
 def add_protect_argument(p: argparse.ArgumentParser) -> None:

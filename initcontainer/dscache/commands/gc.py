@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail
+from dscache.cachepaths import CachePaths
+from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,9 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dscache.cachepaths import CachePaths
-    from dscache.gc import collect
-    from dscache.lock import LockTimeoutError, WriterLock
+    from dscache.gc import GcPlan, collect
     from dscache.names import NameError_, parse_version_arg
 
     if args.keep < 0:
@@ -37,16 +36,16 @@ def run(args: argparse.Namespace) -> int:
         protect = [parse_version_arg(v) for v in args.protect]
     except NameError_ as err:
         return fail(str(err), EXIT_USAGE)
-    if not args.cache.is_dir():
-        return fail(f"--cache {args.cache}: no such directory")
-    cache = CachePaths(args.cache)
-    try:
-        with WriterLock(cache.lock_path, timeout=args.lock_timeout):
-            plan = collect(
-                cache, args.keep, protect, dry_run=args.dry_run, staging_max_age=args.staging_max_age
-            )
-    except LockTimeoutError as err:
-        return fail(str(err))
+    plan = run_locked(
+        args.cache,
+        args.lock_timeout,
+        lambda cache: collect(
+            cache, args.keep, protect, dry_run=args.dry_run, staging_max_age=args.staging_max_age
+        ),
+    )
+    if not isinstance(plan, GcPlan):
+        return plan
+    staging_root = CachePaths(args.cache).staging_root
     if args.json:
         print(
             json.dumps(
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                     "dryRun": args.dry_run,
                     "removed": [str(k) for k in plan.remove],
                     "kept": [str(k) for k in plan.keep],
-                    "staleStaging": [str(p.relative_to(cache.staging_root)) for p in plan.stale_staging],
+                    "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
                 },
                 indent=2,
             )
@@ -64,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         for key in plan.remove:
             print(f"{verb} {key}")
         for stage in plan.stale_staging:
-            print(f"{verb} abandoned staging {stage.relative_to(cache.staging_root)}")
+            print(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
         print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}")
     return EXIT_OK

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail
+from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,9 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dscache.cachepaths import CachePaths
     from dscache.gc import release
-    from dscache.lock import LockTimeoutError, WriterLock
     from dscache.names import NameError_, check_segment, parse_version_arg
 
     try:
@@ -33,14 +31,9 @@ def run(args: argparse.Namespace) -> int:
         protect = {parse_version_arg(v) for v in args.protect}
     except NameError_ as err:
         return fail(str(err), EXIT_USAGE)
-    if not args.cache.is_dir():
-        return fail(f"--cache {args.cache}: no such directory")
-    cache = CachePaths(args.cache)
-    try:
-        with WriterLock(cache.lock_path, timeout=args.lock_timeout):
-            plan = release(cache, args.ref, protect)
-    except LockTimeoutError as err:
-        return fail(str(err))
+    plan = run_locked(args.cache, args.lock_timeout, lambda cache: release(cache, args.ref, protect))
+    if isinstance(plan, int):
+        return plan
     removed, kept = (plan.remove, plan.keep) if plan is not None else ([], [])
     if args.json:
         print(

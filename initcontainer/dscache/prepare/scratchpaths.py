@@ -13,30 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.cachepaths import CONTROL_DIR
+from dscache.cachepaths import VersionTree
 from dscache.names import VersionKey
 
 
 @dataclass(frozen=True)
-class ScratchPaths:
+class ScratchPaths(VersionTree):
     """Paths of one scratch dir rooted at `root`."""
-
-    root: Path
-
-    def version_dir(self, key: VersionKey) -> Path:
-        return self.root / key.data_type / key.source / key.version
-
-    @property
-    def control(self) -> Path:
-        return self.root / CONTROL_DIR
-
-    @property
-    def staging_root(self) -> Path:
-        return self.control / "staging"
-
-    @property
-    def trash_dir(self) -> Path:
-        return self.control / "trash"
 
     @property
     def used_root(self) -> Path:
