@@ -42,9 +42,15 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, obj: Any, mode: int = 0o644) -> None:
-    """Atomically write `obj` as pretty, key-sorted JSON."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), mode)
+def write_json_atomic(path: Path, obj: Any, mode: int = 0o644, *, pretty: bool = True) -> None:
+    """Atomically write `obj` as key-sorted JSON; `pretty=False` for big machine-read files (the
+    indenting encoder is pure Python, ten times slower on a 12,000-file inventory)."""
+    text = (
+        json.dumps(obj, indent=2, sort_keys=True)
+        if pretty
+        else json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    )
+    write_bytes_atomic(path, (text + "\n").encode(), mode)
 
 
 def read_json(path: Path) -> Any:

@@ -191,6 +191,8 @@ class _Run:
         for plan in plans:
             if remaining[plan.key] == 0:
                 published.append(self._promote(plan, results[plan.key]))
+        # Largest first: the long transfers start at once instead of trailing behind the pool.
+        todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         with WorkerPool(min(self.jobs, max(len(todo), 1)), specs, self.factory) as pool:
             futures: dict[Future[ItemResult], VersionPlan] = {

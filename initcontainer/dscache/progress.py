@@ -106,7 +106,7 @@ class PlainSink:
                 f"ref {fields['ref']} ({fields['seconds']:.1f}s)"
             )
         elif event == "error":
-            line = f"error: {fields['message']}"
+            line = f"dscache: error: {fields['message']}"
         else:
             line = f"{event}: {json.dumps(fields)}"
         self.out.write(line + "\n")
@@ -156,7 +156,7 @@ class RichSink:
         elif event == "version_published":
             self.console.print(f"published [bold]{fields['version']}[/]: {fields['files']} files")
         elif event == "error":
-            self.console.print(f"[red]error:[/] {fields['message']}")
+            self.console.print(f"[red]dscache: error:[/] {fields['message']}", highlight=False)
         elif event == "done":
             self.progress.stop()
             self.console.print(

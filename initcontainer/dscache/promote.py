@@ -89,7 +89,8 @@ def promote(
     files, links = build_inventory(plan, results)
     dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
-    write_json_atomic(tree / INVENTORY, {"files": files, "links": links, "dirs": dirs}, mode=FILE_MODE)
+    inventory = {"files": files, "links": links, "dirs": dirs}
+    write_json_atomic(tree / INVENTORY, inventory, mode=FILE_MODE, pretty=False)
     record = CompleteRecord(
         data_type=plan.key.data_type,
         source=plan.key.source,

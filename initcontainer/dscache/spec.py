@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -319,6 +318,8 @@ def parse_spec(doc: Any, origin: str = "") -> DatasetCacheSpec:
 
 def load_manifest(path: Path) -> DatasetCache:
     """Load the DatasetCache from a YAML or JSON file (the first document of that kind)."""
+    import yaml  # only here: ~15 ms that an install from flags does not need
+
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except OSError as err:

@@ -137,7 +137,7 @@ def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progres
             "links": extracted.links,
             "dirs": extracted.dirs,
         }
-        write_json_atomic(staging.archive_done(item.name), done)
+        write_json_atomic(staging.archive_done(item.name), done, pretty=False)
         return ItemResult(item, counted, digest, extracted)
     raise AssertionError("unreachable")
 

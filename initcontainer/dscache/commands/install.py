@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+from dscache.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from dscache.names import NameError_, check_segment
 
 DEFAULT_FLAGS_REF = "default"
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
     except InstallError as err:
-        sink.emit("error", {"message": str(err)})
+        sink.emit("error", {"message": str(err)})  # the sink prints it, once
         sink.close()
-        return fail(str(err)) if not args.json else 1
+        return EXIT_FAILURE
     sink.close()
     return EXIT_OK

@@ -1,16 +1,22 @@
 """Plain HTTP(S) remotes (e.g. a public R2 bucket URL), and the Range-resuming fetcher HF reuses.
 
-One httpx Client per remote keeps connections alive across the many archive requests of an
-install. Bodies are fetched with Range requests so a dropped connection resumes where it stopped.
+Built on urllib3, not httpx: importing httpx and building its Client cost ~0.15 s of CPU in every
+process (each install, each forked worker), a large share of a short install; urllib3 is already
+there for botocore, and one TLS context is built on the first https request, then shared by every
+connection. One PoolManager per remote keeps connections alive across the many archive requests of
+an install. Bodies are fetched with Range requests so a dropped connection resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
 from dscache.remotes.retry import (
@@ -19,14 +25,20 @@ from dscache.remotes.retry import (
     RetryPolicy,
     TransientError,
     check_rel_path,
+    describe,
     resumable_stream,
 )
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
+
+    from urllib3 import BaseHTTPResponse, PoolManager
 
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED = re.compile(r"^bytes\s+\*/(\d+)$")
+_CHUNK = 256 << 10
+"""Most bytes one read returns; it returns what has arrived rather than wait for that many."""
+_MAX_REDIRECTS = 10
 
 
 def display_url(url: str) -> str:
@@ -45,8 +57,42 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare, let the backoff decide
 
 
+def _env_proxies() -> dict[str, str]:
+    """HTTP(S)_PROXY, ALL_PROXY and NO_PROXY, honoured like httpx, huggingface_hub and botocore do."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return {}  # the usual case, without importing urllib.request
+    from urllib.request import getproxies_environment
+
+    return {k: v if k == "no" or "://" in v else f"http://{v}" for k, v in getproxies_environment().items()}
+
+
+def _no_proxy(parts: SplitResult, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts the URL: `*`, or its host (or host:port) or a parent domain listed."""
+    hosts = {(parts.hostname or "").lower(), parts.netloc.rpartition("@")[2].lower()}
+    for entry in no_proxy.lower().split(","):
+        name = entry.strip().lstrip(".")
+        if name == "*" or (name and any(h == name or h.endswith(f".{name}") for h in hosts)):
+            return True
+    return False
+
+
+def _release(resp: BaseHTTPResponse) -> None:
+    """Done with `resp`: a connection with unread body is closed; its pool slot is returned either way."""
+    resp.close()
+    resp.release_conn()
+
+
+def _chunks(resp: BaseHTTPResponse) -> Iterator[bytes]:
+    # read1, not read(n): read(n) waits for n bytes, so a drop would lose those already received.
+    while chunk := resp.read1(_CHUNK):
+        yield chunk
+
+
 class HttpFetcher:
-    """Range GETs over one keep-alive httpx Client, with resume and retries per `RetryPolicy`."""
+    """Range GETs over keep-alive urllib3 pools, with resume and retries per `RetryPolicy`.
+
+    Thread-safe (HF shares one per repo); never shared across fork (each worker opens its remotes).
+    """
 
     def __init__(
         self,
@@ -54,34 +100,70 @@ class HttpFetcher:
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
         if_match: bool = True,
-        plain_http: bool = False,
     ) -> None:
         """`if_match=False` where content is immutable anyway (HF at a commit) and redirects make
-        validators unreliable. `plain_http`: TLS is only needed if a redirect leads to https, so the
-        system trust store (~20 ms) stands in for httpx's certifi bundle (~80 ms of start-up)."""
-        import ssl
-
-        import httpx
+        validators unreliable."""
+        import urllib3
 
         self.policy = policy
         self.if_match = if_match
         self.secrets = tuple(secrets)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
-            follow_redirects=True,  # HF resolve -> CDN; httpx drops Authorization across origins
-            headers={"Accept-Encoding": "identity", **(headers or {})},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            verify=ssl.create_default_context() if plain_http else True,
-        )
+        self._headers = {"Accept-Encoding": "identity", **(headers or {})}  # bytes are hashed as sent
+        self._pool_kw: dict[str, Any] = {
+            "maxsize": 32,
+            "block": False,
+            "timeout": urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout),
+            # Redirects only (HF resolve -> CDN); every retry is resumable_stream's, within its budget.
+            # Its default remove_headers_on_redirect drops Authorization and Cookie at another host.
+            "retries": urllib3.Retry(
+                total=None, connect=0, read=0, status=0, other=0, redirect=_MAX_REDIRECTS,
+                raise_on_status=False, respect_retry_after_header=False,
+            ),
+        }  # fmt: skip
+        self._proxies = _env_proxies()
+        self._managers: dict[str | None, PoolManager] = {}  # by proxy URL (None: direct)
+        self._tls: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            for manager in self._managers.values():
+                manager.clear()
+            self._managers.clear()
 
-    def _check(self, resp: httpx.Response, what: str) -> None:
-        code = resp.status_code
+    def _manager(self, parts: SplitResult) -> PoolManager:
+        """The pool manager for a URL: direct or through the environment's proxy. The first https URL
+        builds one TLS context (system trust store) for every later connection."""
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        if proxy and _no_proxy(parts, self._proxies.get("no", "")):
+            proxy = None
+        with self._lock:
+            if parts.scheme == "https" and self._tls is None:
+                from urllib3.util.ssl_ import create_urllib3_context
+
+                self._tls = create_urllib3_context()
+                self._tls.load_default_certs()
+                for manager in self._managers.values():
+                    manager.connection_pool_kw["ssl_context"] = self._tls
+            if proxy not in self._managers:
+                self._managers[proxy] = self._new_manager(proxy)
+            return self._managers[proxy]
+
+    def _new_manager(self, proxy: str | None) -> PoolManager:
+        import urllib3
+
+        kw = {**self._pool_kw, "ssl_context": self._tls}
+        if proxy is None:
+            return urllib3.PoolManager(**kw)
+        userinfo = unquote(urlsplit(proxy).netloc.rpartition("@")[0])  # "user:password", if any
+        auth = urllib3.make_headers(proxy_basic_auth=userinfo or None)
+        return urllib3.ProxyManager(proxy, proxy_headers=auth, **kw)
+
+    def _check(self, resp: BaseHTTPResponse, what: str) -> None:
+        code = resp.status
         if code < 400:
             return
-        resp.close()
+        _release(resp)
         if code in (404, 410):
             raise NotFoundError(f"{what}: not found (HTTP {code})")
         if code in TRANSIENT_STATUS:
@@ -94,16 +176,18 @@ class HttpFetcher:
         """One GET of bytes [start, stop); the Body says which bytes the server actually sends."""
         # Always ranged, even from 0: a 206's Content-Range states the true size, so a body cut short
         # behind a lying Content-Length is caught instead of passing as the whole file.
-        headers = {"Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
+        headers = {**self._headers, "Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
         if if_match:
             headers["If-Match"] = if_match
-        resp = self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
-        if resp.status_code == 412 and if_match:
-            resp.close()
+        resp = self._manager(urlsplit(url)).urlopen(
+            "GET", url, headers=headers, preload_content=False, decode_content=False
+        )
+        if resp.status == 412 and if_match:
+            _release(resp)
             raise RemoteError(f"{what}: the file changed on the server while it was being downloaded")
-        if resp.status_code == 416:
+        if resp.status == 416:
             m = _UNSATISFIED.match(resp.headers.get("content-range", ""))
-            resp.close()
+            _release(resp)
             if m and stop is None and int(m.group(1)) == start:
                 return Body(iter(()), start, start)  # already at the end
             raise RemoteError(
@@ -112,22 +196,23 @@ class HttpFetcher:
         self._check(resp, what)
         length = resp.headers.get("content-length")
         body_stop: int | None
-        if resp.status_code == 206:
+        if resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
             if not m:
-                resp.close()
+                _release(resp)
                 raise RemoteError(f"{what}: partial response without a valid Content-Range")
             first, last = int(m.group(1)), int(m.group(2))
             body_start, body_stop = first, last + 1
         else:
             body_start, body_stop = 0, int(length) if length is not None else None
         etag = resp.headers.get("etag")
-        # No chunk_size: bytes are yielded as they arrive, so a drop loses nothing already received.
-        return Body(resp.iter_raw(), body_start, body_stop, resp.close, etag)
+        return Body(_chunks(resp), body_start, body_stop, lambda: _release(resp), etag)
 
     def stream(self, url: str, offset: int, length: int | None, what: str) -> Iterator[bytes]:
         """Resumes carry If-Match on the first strong ETag: a file replaced mid-download fails, never
         splices two versions."""
+        from urllib3.exceptions import HTTPError
+
         etag: str | None = None
 
         def open_at(start: int, stop: int | None) -> Body:
@@ -137,7 +222,10 @@ class HttpFetcher:
                 etag = body.etag
             return body
 
-        return resumable_stream(open_at, offset, length, self.policy, what, secrets=self.secrets)
+        try:
+            yield from resumable_stream(open_at, offset, length, self.policy, what, secrets=self.secrets)
+        except HTTPError as exc:  # not transient (too many redirects, TLS, bad URL): a safe message
+            raise RemoteError(f"{what}: {describe(exc, self.secrets)}") from None
 
     def read(self, url: str, what: str) -> bytes:
         return b"".join(self.stream(url, 0, None, what))
@@ -147,12 +235,19 @@ class HttpRemote:
     """Read-only remote under an http(s) base URL. Listing is impossible over plain HTTP."""
 
     def __init__(self, base_url: str, policy: RetryPolicy | None = None) -> None:
-        if urlsplit(base_url).scheme not in ("http", "https"):
+        """Userinfo in `base_url` becomes Basic auth, sent to its host only (not across redirects)."""
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https"):
             raise RemoteError(f"not an http(s) URL: {display_url(base_url)}")
-        self._base = base_url.rstrip("/")
+        headers: dict[str, str] = {}
+        password = None if parts.password is None else unquote(parts.password)
+        if parts.username is not None or password is not None:
+            userpass = f"{unquote(parts.username or '')}:{password or ''}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(userpass).decode()}"
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        self._base = urlunsplit(parts).rstrip("/")
         self._display = display_url(self._base)
-        plain = urlsplit(base_url).scheme == "http"
-        self._fetch = HttpFetcher(policy or RetryPolicy.from_env(), plain_http=plain)
+        self._fetch = HttpFetcher(policy or RetryPolicy.from_env(), headers=headers, secrets=(password,))
 
     @property
     def url(self) -> str:

@@ -142,7 +142,9 @@ def _transport_error_types() -> tuple[type[BaseException], ...]:
         ("httpx", ("TransportError", "StreamError")),
         ("httpx2", ("TransportError", "StreamError")),
         ("requests", ("ConnectionError", "Timeout", "ChunkedEncodingError")),
-        ("urllib3.exceptions", ("ProtocolError", "ReadTimeoutError", "IncompleteRead", "NewConnectionError")),
+        # TimeoutError: urllib3's own (connect and read timeouts, failed connections); SSLError and
+        # ProxyError as httpx counts them (ConnectError/ReadError/ProxyError), e.g. a TLS record cut.
+        ("urllib3.exceptions", ("ProtocolError", "TimeoutError", "IncompleteRead", "SSLError", "ProxyError")),
         ("http.client", ("IncompleteRead", "RemoteDisconnected")),
         (
             "botocore.exceptions",
@@ -162,6 +164,13 @@ def _transport_error_types() -> tuple[type[BaseException], ...]:
             if isinstance(cls, type) and issubclass(cls, BaseException):
                 found.append(cls)
     return tuple(found)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The error inside a urllib3 MaxRetryError (which names the URL, query string included)."""
+    max_retry = getattr(sys.modules.get("urllib3.exceptions"), "MaxRetryError", None)
+    reason = getattr(exc, "reason", None) if max_retry is not None and isinstance(exc, max_retry) else None
+    return reason if isinstance(reason, BaseException) else exc
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -184,6 +193,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RemoteError):
         return False
+    exc = _cause(exc)
     code = status_of(exc)
     if code is not None:
         return code in TRANSIENT_STATUS
@@ -192,6 +202,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def describe(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
     """A short, redacted description of a library exception."""
+    exc = _cause(exc)
     code = status_of(exc)
     text = str(exc).splitlines()[0] if str(exc) else ""
     head = f"HTTP {code}" if code is not None else type(exc).__name__

@@ -59,3 +59,22 @@ def test_importing_the_factory_pulls_no_cloud_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_plain_http_reads_need_neither_httpx_nor_a_tls_context(http_server: FileServer) -> None:
+    http_server.put("base/f.txt", b"http")
+    code = (
+        "import ssl, sys\n"
+        "made = []\n"
+        "new = ssl.SSLContext.__new__\n"
+        "ssl.SSLContext.__new__ = lambda cls, *a, **k: made.append(cls) or new(cls, *a, **k)\n"
+        "from dscache.remotes.factory import open_remote\n"
+        "from dscache.spec import source_from_url\n"
+        f"remote = open_remote(source_from_url({http_server.url + '/base'!r}))\n"
+        "assert remote.read_bytes('f.txt') == b'http'\n"
+        "heavy = ('httpx', 'httpcore', 'boto3', 'botocore', 'huggingface_hub')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), len(made))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] 0"
+    assert [r.range for r in http_server.log.all()] == ["bytes=0-"]

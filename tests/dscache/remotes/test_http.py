@@ -1,20 +1,59 @@
-"""HttpRemote against a real Range-capable HTTP server on 127.0.0.1, with injected faults."""
+"""HttpRemote against a real Range-capable HTTP(S) server on 127.0.0.1, with injected faults,
+redirects across hosts and a proxy."""
 
 from __future__ import annotations
 
 import os
+import ssl
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dscache.remotes.base import NotFoundError, RemoteError
-from dscache.remotes.http import HttpRemote
+from dscache.remotes.http import HttpFetcher, HttpRemote
 from dscache.remotes.retry import RetryPolicy
 from tests.servers.files import FileServer
+from tests.servers.httpbase import Handler, ServerBase
 
 DATA = os.urandom(1_500_000)
 PATH = "mujoco/objects/thor/20250101/part-1.tar.zst"
+
+
+class _RedirectHandler(Handler):
+    def do_GET(self) -> None:
+        self.send(302, {"Location": self.owner.target + self.path})
+
+
+class Redirector(ServerBase):
+    """Answers every GET with a 302 to the same path under `target` (by default itself, forever)."""
+
+    handler = _RedirectHandler
+
+    def __init__(self, target: str | None = None) -> None:
+        super().__init__()
+        self.target = target or self.url
+
+    def start(self) -> Redirector:
+        super().start()
+        return self
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[FileServer, Path]]:
+    """A FileServer speaking TLS with a certificate for 127.0.0.1, and the CA that signed it."""
+    from dscache_operator.devcerts import generate
+
+    certs = generate(tmp_path, "127.0.0.1")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs.cert, certs.key)
+    server = FileServer(tmp_path / "www")
+    server._server.socket = ctx.wrap_socket(server._server.socket, server_side=True)
+    with server:
+        yield server, certs.ca
 
 
 @pytest.fixture
@@ -196,3 +235,101 @@ def test_unsafe_paths_are_rejected_before_any_request(remote: HttpRemote, http_s
         with pytest.raises(RemoteError, match="unsafe"):
             remote.read_bytes(bad)
     assert len(http_server.log) == 0
+
+
+def test_chunks_are_handed_over_as_they_arrive(remote: HttpRemote, http_server: FileServer) -> None:
+    # The server sends 100 kB and then stalls: what arrived is yielded now, not after the stall.
+    http_server.faults.stall(seconds=1.5, after=100_000)
+    chunks = remote.stream(PATH)
+    started = time.monotonic()
+    first = next(chunks)
+    assert time.monotonic() - started < 1.0 and first == DATA[: len(first)]
+    assert first + b"".join(chunks) == DATA
+    assert len(http_server.log) == 1
+
+
+def test_credentials_are_not_forwarded_to_another_host(http_server: FileServer) -> None:
+    # 127.0.0.1 redirects to localhost: another host, which must not see the origin's credentials.
+    http_server.put(PATH, DATA)
+    secret = {"Authorization": "Bearer hf_NotForTheCdn0000000000", "Cookie": "session=s3cr3t"}
+    with Redirector(f"http://localhost:{http_server.port}") as origin:
+        fetcher = HttpFetcher(RetryPolicy(), headers=secret)
+        url = f"{origin.url}/{PATH}"
+        assert b"".join(fetcher.stream(url, 10, 1000, "x")) == DATA[10:1010]
+        basic = HttpRemote(f"http://user:s3cr3tpass@127.0.0.1:{origin.port}")
+        assert basic.read_bytes(PATH) == DATA
+    first, second = origin.log.all()
+    assert first.headers["authorization"] == secret["Authorization"] and first.headers["cookie"]
+    assert second.headers["authorization"].startswith("Basic ")
+    served = http_server.log.all()
+    assert [r.headers["host"].split(":")[0] for r in served] == ["localhost", "localhost"]
+    assert served[0].range == "bytes=10-1009"  # the Range survives the redirect
+    assert all("authorization" not in r.headers and "cookie" not in r.headers for r in served)
+
+
+def test_redirect_loops_fail_without_retries() -> None:
+    with Redirector() as loop:
+        remote = HttpRemote(loop.url)
+        with pytest.raises(RemoteError, match="too many redirects") as err:
+            remote.read_bytes("a.json")
+        assert len(loop.log) == 11  # the request and 10 redirects, once
+    assert "gave up" not in str(err.value)
+
+
+def test_connection_refused_is_retried_then_reported(http_server: FileServer) -> None:
+    url = http_server.url
+    http_server.stop()
+    remote = HttpRemote(url)
+    with pytest.raises(RemoteError, match=r"NewConnectionError.*gave up after 5 attempt"):
+        remote.read_bytes("a.json")
+
+
+def test_proxy_from_the_environment(http_server: FileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The file server doubles as a forward proxy: it serves the path of the absolute URL it is asked.
+    http_server.put(PATH, DATA)
+    monkeypatch.setenv("HTTP_PROXY", f"127.0.0.1:{http_server.port}")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert HttpRemote("http://dscache-origin.invalid").read_bytes(PATH) == DATA
+    assert http_server.log.all()[0].headers["host"] == "dscache-origin.invalid"
+    with FileServer(http_server.root.parent / "other") as direct:
+        direct.put(PATH, b"direct")
+        monkeypatch.setenv("NO_PROXY", f"localhost, .example.org,127.0.0.1:{direct.port}")
+        assert HttpRemote(direct.url).read_bytes(PATH) == b"direct"
+        assert len(direct.log) == 1 and len(http_server.log) == 1
+
+
+def test_https_uses_the_system_trust_store_and_one_tls_context(
+    https_server: tuple[FileServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = https_server
+    server.put(PATH, DATA)
+    url = f"https://127.0.0.1:{server.port}"
+    with pytest.raises(RemoteError, match="CERTIFICATE_VERIFY_FAILED"):
+        HttpRemote(url, RetryPolicy(attempts=1)).read_bytes(PATH)  # an unknown CA
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # OpenSSL's default trust store is now the CA
+    made: list[type] = []
+    new = ssl.SSLContext.__new__
+
+    def counting(cls: type[ssl.SSLContext], *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(cls)
+        return new(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "__new__", counting)
+    remote = HttpRemote(url)
+    assert not made  # nothing is built before a request goes to https
+    held = remote.stream(PATH)
+    first = next(held)  # keeps its connection busy: the threads need others
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(
+            b"".join(remote.stream(PATH, i * 1000, 1000)) == DATA[i * 1000 : (i + 1) * 1000]
+        ))
+        for i in range(4)
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert first + b"".join(held) == DATA
+    assert results == [True] * 4 and len(made) == 1
+    assert len({r.peer for r in server.log.all()}) >= 2

@@ -7,7 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from dscache.remotes.base import RemoteError
-from dscache.remotes.retry import Body, OpenAt, RetryPolicy, TransientError, redact, resumable_stream
+from dscache.remotes.retry import (
+    Body,
+    OpenAt,
+    RetryPolicy,
+    TransientError,
+    describe,
+    is_transient,
+    redact,
+    resumable_stream,
+)
 
 DATA = bytes(range(256)) * 40
 
@@ -87,3 +96,35 @@ def test_non_transient_errors_are_not_retried() -> None:
         b"".join(resumable_stream(open_at, 0, None, RetryPolicy(), "x"))
     assert calls == 1
     assert TransientError("x").retry_after is None
+
+
+def test_urllib3_transport_failures_are_transient_and_described_safely() -> None:
+    from urllib3 import HTTPConnectionPool
+    from urllib3.connection import HTTPConnection
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        IncompleteRead,
+        MaxRetryError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+        ResponseError,
+    )
+
+    pool = HTTPConnectionPool("cdn.example")
+    url = "/blob?X-Amz-Signature=abc&Expires=99"
+    refused = NewConnectionError(HTTPConnection("cdn.example"), "Failed to establish a new connection")
+    transient = [
+        refused,
+        ConnectTimeoutError("timed out"),
+        ReadTimeoutError(pool, url, "Read timed out."),
+        ProtocolError("Connection broken", ConnectionResetError(104, "reset")),
+        IncompleteRead(100, 900),
+        MaxRetryError(pool, url, refused),
+    ]
+    assert all(is_transient(e) for e in transient)
+    for final in (MaxRetryError(pool, url, ResponseError("too many redirects")), ValueError("x")):
+        assert not is_transient(final)
+    # MaxRetryError's own message names the URL and its query: describe the cause instead.
+    text = describe(MaxRetryError(pool, url, refused))
+    assert text.startswith("NewConnectionError: ") and "Expires" not in text and "?" not in text
