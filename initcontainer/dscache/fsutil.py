@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,3 +81,40 @@ def sync_filesystem(path: Path) -> None:
             raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
+
+
+class BackgroundFlush:
+    """Flush the filesystem holding `path` from a background thread, whenever asked, one flush at a time.
+
+    Why: a version's data must be on disk before it is published, and a single flush at the end
+    stalls the publish for as long as the disk needs to write the whole version. Flushing while later
+    archives still extract overlaps that I/O with the transfers, so the final, checked flush finds
+    little left. The thread starts on the first request, after the worker processes were forked.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="dscache-flush", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                return
+            with contextlib.suppress(OSError):  # the final flush before publishing reports errors
+                sync_filesystem(self._path)
+
+    def close(self) -> None:
+        self._closing = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -85,12 +85,12 @@ def promote(
         tree.mkdir(parents=True, exist_ok=True)
     _reject_escaping_links(staging, tree, results)
     for name, content in plan.metadata.items():
-        write_bytes_atomic(tree / name, content, mode=FILE_MODE)
+        write_bytes_atomic(tree / name, content, mode=FILE_MODE, durable=False)  # synced below
     files, links = build_inventory(plan, results)
     dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     inventory = {"files": files, "links": links, "dirs": dirs}
-    write_json_atomic(tree / INVENTORY, inventory, mode=FILE_MODE, pretty=False)
+    write_json_atomic(tree / INVENTORY, inventory, mode=FILE_MODE, pretty=False, durable=False)
     record = CompleteRecord(
         data_type=plan.key.data_type,
         source=plan.key.source,

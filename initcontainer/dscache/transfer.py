@@ -137,7 +137,8 @@ def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progres
             "links": extracted.links,
             "dirs": extracted.dirs,
         }
-        write_json_atomic(staging.archive_done(item.name), done, pretty=False)
+        # Atomic against kill -9; not fsynced: the version is synced as a whole before it is published.
+        write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
         return ItemResult(item, counted, digest, extracted)
     raise AssertionError("unreachable")
 

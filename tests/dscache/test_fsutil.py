@@ -1,11 +1,17 @@
-"""Merging staged archive trees: later archives replace what earlier ones put at the same path."""
+"""Tree operations on the cache volume: merging staged archive trees (later ones win), freezing, flushing."""
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
+import time
 from pathlib import Path
 
-from dscache.fsutil import FROZEN_DIR_MODE, freeze_dirs, merge_into
+import pytest
+
+from dscache import fsutil
+from dscache.fsutil import FROZEN_DIR_MODE, BackgroundFlush, freeze_dirs, merge_into
 from tests.factories import Symlink, make_tree, tree_snapshot
 
 
@@ -58,3 +64,34 @@ def test_freeze_dirs_makes_listed_directories_read_only(tmp_path: Path) -> None:
     assert {d: (root / d).stat().st_mode & 0o777 for d in ("a", "a/b", "c")} == dict.fromkeys(
         ("a", "a/b", "c"), FROZEN_DIR_MODE
     )
+
+
+def test_background_flush_starts_its_thread_only_when_asked(tmp_path: Path) -> None:
+    # Worker processes are forked after the flush object exists: no thread may be running by then.
+    before = {t.name for t in threading.enumerate()}
+    flush = BackgroundFlush(tmp_path)
+    assert {t.name for t in threading.enumerate()} == before
+    flush.request()
+    flush.request()
+    assert "dscache-flush" in {t.name for t in threading.enumerate()}
+    flush.close()
+    assert {t.name for t in threading.enumerate()} == before
+
+
+def test_background_flush_outlives_a_failed_flush(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed background flush is left to the checked flush before publishing; later requests still run.
+    calls: list[Path] = []
+
+    def failing(path: Path) -> None:
+        calls.append(path)
+        raise OSError(errno.EIO, "I/O error", str(path))
+
+    monkeypatch.setattr(fsutil, "sync_filesystem", failing)
+    flush = BackgroundFlush(tmp_path)
+    for expected in (1, 2):
+        flush.request()
+        deadline = time.monotonic() + 10
+        while len(calls) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(calls) == expected
+    flush.close()
