@@ -11,7 +11,8 @@ need_apt=()
 command -v umount >/dev/null || need_apt+=(mount)
 command -v openssl >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v go >/dev/null || { echo "testbed: Go toolchain (>= 1.26) is required" >&2; exit 1; }
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet 'cryptography>=42'

@@ -68,9 +68,10 @@ def entry() -> NoReturn:
     """Console entry point: `main`, then exit without tearing the interpreter down.
 
     Why: freeing every imported module and object one by one (pydantic, urllib3, libarchive, the
-    install's file lists) costs 40-130 ms of CPU after an install that itself takes under a second. Nothing is lost by skipping
-    it: every file the command writes is already renamed into place and synced, the commands use
-    context managers for their temporary files, and stdio and logging are flushed here.
+    install's file lists) costs 40-130 ms of CPU after an install that itself takes under a second.
+    Nothing is lost by skipping it: every file the command writes is already renamed into place and
+    synced, the commands use context managers for their temporary files, and stdio and logging are
+    flushed here.
     """
     code = main()
     if "logging" in sys.modules:
