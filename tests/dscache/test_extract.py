@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +76,21 @@ def test_good_archive_extracts_read_only_with_inventory(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "x.txt").stat().st_mode & 0o777 == 0o444
 
 
+def test_empty_chunks_are_not_the_end_of_the_stream(tmp_path: Path) -> None:
+    # A stream may yield b"" (e.g. a decompressor with nothing to emit yet); libarchive reads 0 as EOF.
+    import tarfile
+
+    members = []
+    for i in range(20):
+        ti = tarfile.TarInfo(f"d/f{i}.bin")
+        ti.size = 3000 + i
+        members.append((ti, os.urandom(ti.size)))
+    chunks = (piece for chunk in _chunks(tar_zst(members), 500) for piece in (b"", chunk, b""))
+    result = extract_stream(chunks, tmp_path, "gappy.tar.zst")
+    assert result.files == {f"d/f{i}.bin": 3000 + i for i in range(20)}
+    assert all((tmp_path / name).read_bytes() == data for name, data in ((m.name, d) for m, d in members))
+
+
 def test_download_errors_propagate_unchanged(tmp_path: Path) -> None:
     class Boom(Exception):
         pass
@@ -120,3 +137,42 @@ def test_links_escaping_resolves_chains(tmp_path: Path) -> None:
     os.symlink("c/..", root / "x")  # lexically inside, physically the parent of the version
     os.symlink("d", root / "fine")
     assert links_escaping(root, ["c", "x", "fine"]) == ["x"]
+
+
+_FLAT_MEMORY = """
+import io, os, resource, sys, tarfile
+from pathlib import Path
+import zstandard
+from dscache.extract import extract_stream
+
+SIZE, CHUNK = 64 << 20, 1 << 20
+
+def stream():
+    # One 64 MiB file of random bytes as a .tar.zst, produced chunk by chunk (never whole in memory).
+    info = tarfile.TarInfo("big.bin")
+    info.size = SIZE
+    z = zstandard.ZstdCompressor(level=1).compressobj()
+    yield z.compress(info.tobuf(format=tarfile.PAX_FORMAT))
+    for _ in range(SIZE // CHUNK):
+        yield z.compress(os.urandom(CHUNK))
+    yield z.compress(b"\\0" * 1024) + z.flush()
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+extract_stream(stream(), Path(sys.argv[1]), "big.tar.zst")
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_memory_stays_flat_however_big_the_archive(tmp_path: Path) -> None:
+    # Peak RSS of a fresh process: extracting a 64 MiB member must not hold the stream's chunks.
+    dest = tmp_path / "v"
+    dest.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", _FLAT_MEMORY, str(dest)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert (dest / "big.bin").stat().st_size == 64 << 20
+    assert int(out.stdout) < 24, f"peak RSS grew by {out.stdout.strip()} MB while extracting"
