@@ -173,6 +173,26 @@ def _cause(exc: BaseException) -> BaseException:
     return reason if isinstance(reason, BaseException) else exc
 
 
+def _certificate_rejected(exc: BaseException) -> bool:
+    """A server certificate failed verification, anywhere in the chain of wrapped errors: a
+    configuration problem (CA bundle, hostname, clock), never worth minutes of retries."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None:
+        return False
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        err = todo.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return True
+        linked = (err.__cause__, err.__context__, getattr(err, "reason", None), *err.args)
+        todo += [x for x in linked if isinstance(x, BaseException)]
+    return False
+
+
 def status_of(exc: BaseException) -> int | None:
     """HTTP status carried by a library exception (httpx/requests `.response`, botocore), if any."""
     response = getattr(exc, "response", None)
@@ -191,7 +211,7 @@ def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: TransientError, transient HTTP statuses, transport failures."""
     if isinstance(exc, TransientError):
         return True
-    if isinstance(exc, RemoteError):
+    if isinstance(exc, RemoteError) or _certificate_rejected(exc):
         return False
     exc = _cause(exc)
     code = status_of(exc)

@@ -128,3 +128,18 @@ def test_urllib3_transport_failures_are_transient_and_described_safely() -> None
     # MaxRetryError's own message names the URL and its query: describe the cause instead.
     text = describe(MaxRetryError(pool, url, refused))
     assert text.startswith("NewConnectionError: ") and "Expires" not in text and "?" not in text
+
+
+def test_a_rejected_certificate_is_final_while_other_tls_failures_retry() -> None:
+    import ssl
+
+    from urllib3 import HTTPSConnectionPool
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    pool = HTTPSConnectionPool("cdn.example")
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    wrapped = SSLError(verify)
+    wrapped.__cause__ = verify
+    assert not is_transient(MaxRetryError(pool, "/a", wrapped))  # as urllib3 raises it
+    assert not is_transient(verify)
+    assert is_transient(MaxRetryError(pool, "/a", SSLError(ssl.SSLError(1, "record layer failure"))))
