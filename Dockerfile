@@ -26,11 +26,12 @@ LABEL org.opencontainers.image.title="dscache" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# libarchive13 (with zstd) is loaded by libarchive-c at run time. Unpinned on purpose: the base tag
-# pins the Debian release, and security updates of the library should be taken on rebuild.
+# libarchive13 (with zstd) is loaded by libarchive-c at run time; https remotes are verified against
+# the system trust store (ca-certificates), not a bundle shipped in the venv. Unpinned on purpose: the
+# base tag pins the Debian release, and security updates should be taken on rebuild.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libarchive13 \
+    && apt-get install -y --no-install-recommends ca-certificates libarchive13 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 65532 dscache \
     && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
