@@ -2,7 +2,7 @@
 
 Why hand-written around libarchive: Python's tarfile spends most of its time per member in Python
 and cannot reach the `zstd -dc | tar -x` floor on 2 cores, while libarchive decompresses, parses and
-writes in C (releasing the GIL, so archives extract in parallel threads). libarchive's own
+writes in C (archives extract in parallel worker processes, see `workers.py`). libarchive's own
 `SECURE_*` flags cannot name the offending member, do not cover devices, fifos or symlinks that
 point outside the version, and its symlink guard costs an lstat per path component per member. So
 every header is checked here first (`check_member`, pure, plus the set of symlinks this archive

@@ -2,8 +2,9 @@
 
 Flow: nothing missing -> no network at all (the ref is updated if needed). Otherwise, under the
 writer lock: pin the remote revision, fetch each version's metadata, check free space, transfer all
-items of all versions through one thread pool (archives extract in parallel; libarchive releases the
-GIL), promote each version as soon as its items are done, and write the ref last.
+items of all versions, largest first, through one pool of worker processes (`workers.py`) while the
+filesystem is flushed in the background, promote each version as soon as its items are done, and
+write the ref last.
 """
 
 from __future__ import annotations
