@@ -118,3 +118,9 @@ class BackgroundFlush:
         self._wanted.set()
         if self._thread is not None:
             self._thread.join()
+
+    def __enter__(self) -> BackgroundFlush:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -196,26 +196,23 @@ class _Run:
         # Largest first: the long transfers start at once instead of trailing behind the pool.
         todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
-        flush = BackgroundFlush(self.cache.root)
-        with WorkerPool(min(self.jobs, max(len(todo), 1)), specs, self.factory) as pool:
+        jobs = min(self.jobs, max(len(todo), 1))
+        with WorkerPool(jobs, specs, self.factory) as pool, BackgroundFlush(self.cache.root) as flush:
             futures: dict[Future[ItemResult], VersionPlan] = {
                 pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
             }
-            try:
-                while futures:
-                    finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
-                    self.counters.set_bytes(done_bytes + pool.transferred)
-                    self.sink.emit("progress", self.counters.snapshot())
-                    for fut in finished:
-                        plan = futures.pop(fut)
-                        results[plan.key].append(fut.result())
-                        flush.request()
-                        self.counters.item_done()
-                        remaining[plan.key] -= 1
-                        if remaining[plan.key] == 0:
-                            published.append(self._promote(plan, results[plan.key]))
-            finally:
-                flush.close()
+            while futures:
+                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                self.counters.set_bytes(done_bytes + pool.transferred)
+                self.sink.emit("progress", self.counters.snapshot())
+                for fut in finished:
+                    plan = futures.pop(fut)
+                    results[plan.key].append(fut.result())
+                    flush.request()
+                    self.counters.item_done()
+                    remaining[plan.key] -= 1
+                    if remaining[plan.key] == 0:
+                        published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
         self.sink.emit("progress", self.counters.snapshot())
         return published

@@ -69,12 +69,11 @@ def test_freeze_dirs_makes_listed_directories_read_only(tmp_path: Path) -> None:
 def test_background_flush_starts_its_thread_only_when_asked(tmp_path: Path) -> None:
     # Worker processes are forked after the flush object exists: no thread may be running by then.
     before = {t.name for t in threading.enumerate()}
-    flush = BackgroundFlush(tmp_path)
-    assert {t.name for t in threading.enumerate()} == before
-    flush.request()
-    flush.request()
-    assert "dscache-flush" in {t.name for t in threading.enumerate()}
-    flush.close()
+    with BackgroundFlush(tmp_path) as flush:
+        assert {t.name for t in threading.enumerate()} == before
+        flush.request()
+        flush.request()
+        assert "dscache-flush" in {t.name for t in threading.enumerate()}
     assert {t.name for t in threading.enumerate()} == before
 
 
