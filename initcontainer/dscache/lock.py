@@ -29,10 +29,10 @@ token again. Writers call it before every publish rename, ref write, molmospaces
 deletion, and once per progress tick, so a holder that lost the lock stops with `LockLostError` and
 leaves its staging to the new holder. What no lease can close without fencing tokens that the
 filesystem would check: a holder paused for longer than the lease between a fence and the step it
-guards (microseconds apart) still takes that one step, which it had fully prepared (a verified
-version never replaces a published one: the rename fails); and a paused installer's worker
-processes resume with it, so they may write into in-progress staging items for up to one progress
-tick (0.5 s) before its fence stops them.
+guards (microseconds apart) still takes that one step, one it had fully prepared (a complete,
+verified version, whose rename fails if that version was published meanwhile; a ref); and a paused
+installer's worker processes resume with it, so they may write into in-progress staging items for up
+to one progress tick (0.5 s) before its fence stops them.
 
 Every writer of a volume must use the same lease (all dscache builds do; another lease is refused with
 a message). A dead holder on another node delays the next writer by one lease (60 s). Markers written
@@ -47,8 +47,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-
-from filelock import LeaseSettingsMismatch, SoftFileLease, Timeout
 
 Fence = Callable[[], None]
 """Called by a writer before each irreversible step; raises `LockLostError` once the lock was lost."""
@@ -84,6 +82,8 @@ class WriterLock:
     def __init__(
         self, path: Path, timeout: float = 600.0, stale_after: float = LEASE, heartbeat: float | None = None
     ) -> None:
+        from filelock import SoftFileLease  # 15-40 ms: only a writer that takes the lock pays for it
+
         if heartbeat is None:
             heartbeat = min(HEARTBEAT, stale_after / 4)
         self.path = path
@@ -105,6 +105,8 @@ class WriterLock:
         return f"host={owner.hostname} pid={owner.pid}"
 
     def acquire(self) -> None:
+        from filelock import LeaseSettingsMismatch, Timeout
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._lease.acquire(timeout=self.timeout)

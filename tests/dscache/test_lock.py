@@ -93,10 +93,11 @@ if float(skew):
             times = (stamp, stamp)
         real_utime(target, times, **kwargs)
     os.utime = skewed_utime
-from dscache.lock import LockError, WriterLock
+from dscache.lock import WriterLock
 with WriterLock(Path(path), stale_after=float(lease), heartbeat=0.2) as lock:
     print("held", flush=True)
     if mode == "fence":
+        from dscache.lock import LockError
         sys.stdin.readline()
         try:
             lock.fence()
