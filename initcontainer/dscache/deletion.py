@@ -69,7 +69,7 @@ def delete_tree(path: Path) -> Leftover | None:
             with contextlib.suppress(OSError):  # a directory we may not chmod is reported by rmtree
                 os.chmod(dirpath, 0o755)
         _rmtree(path, refusals)
-    return _first_refusal(path, refusals)
+    return first_refusal(path, refusals)
 
 
 def _rmtree(path: Path, refusals: list[tuple[str, OSError]]) -> None:
@@ -88,7 +88,12 @@ def _rmtree(path: Path, refusals: list[tuple[str, OSError]]) -> None:
         shutil.rmtree(path, onerror=lambda _func, failed, info: note(failed, info[1]))
 
 
-def _first_refusal(path: Path, refusals: list[tuple[str, OSError]]) -> Leftover | None:
+def first_refusal(path: Path, refusals: list[tuple[str, OSError]]) -> Leftover | None:
+    """Pure: what to report of the refusals (entry, error) met deleting `path`; None if there were none.
+
+    A refusal that is not a directory left non-empty is the cause; without one (on NFS, an open file's
+    unlink succeeds as a rename to `.nfsXXXX` the listing did not see), the deepest directory is.
+    """
     if not refusals:
         return None
     causes = [r for r in refusals if r[1].errno != errno.ENOTEMPTY]
