@@ -1,7 +1,12 @@
 """Remove versions no ref (and no protected pod) uses, beyond the newest `keep` per source.
 
-Removal is rename-then-delete: a version leaves its published path in one `rename()` into the trash,
-so a reader sees the whole version or none of it; deletion happens afterwards, out of sight.
+Removal is rename-then-delete: a version (or an abandoned staging dir) leaves its path in one
+`rename()` into the trash, so a reader sees the whole version or none of it and a resumed install never
+sees half a staging dir; deletion happens afterwards, out of sight. What cannot be deleted yet (a file
+a pod still holds open on NFS: `.nfsXXXX`, EBUSY) stays in the trash and is reported as `left`; every
+gc and release first finishes the trash, so the job completes once the file is released. Every step
+that changes the cache is preceded by the writer lock's fence: a gc or release whose lock was taken
+over stops before it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 
 from dscache.cachepaths import COMPLETE_RECORD, CachePaths
 from dscache.catalog import catalog
-from dscache.fsutil import rmtree_readonly
+from dscache.deletion import Leftover, delete_tree
+from dscache.lock import Fence
 from dscache.names import VersionKey
 from dscache.promote import forget_molmo_version
 from dscache.records import CompleteRecord, is_published, list_refs, read_ref
@@ -26,6 +32,7 @@ class GcPlan:
     remove: list[VersionKey] = field(default_factory=list)
     keep: list[VersionKey] = field(default_factory=list)
     stale_staging: list[Path] = field(default_factory=list)
+    left: list[Leftover] = field(default_factory=list)
 
 
 def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
@@ -44,22 +51,36 @@ def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: in
     return plan
 
 
-def empty_trash(cache: CachePaths) -> None:
-    """Finish deletions an earlier gc started."""
-    if cache.trash_dir.is_dir():
-        for entry in os.scandir(cache.trash_dir):
-            rmtree_readonly(cache.trash_dir / entry.name)
+def empty_trash(cache: CachePaths, fence: Fence) -> list[Leftover]:
+    """Finish deletions an earlier gc or release started; what still refuses is returned."""
+    try:
+        names = sorted(os.listdir(cache.trash_dir))
+    except FileNotFoundError:
+        return []
+    left: list[Leftover] = []
+    for name in names:
+        fence()
+        leftover = delete_tree(cache.trash_dir / name)
+        if leftover is not None:
+            left.append(leftover)
+    return left
 
 
-def remove_version(cache: CachePaths, key: VersionKey) -> None:
-    """Unpublish `key` atomically (rename into the trash), then delete it. Writer lock held."""
-    src = cache.version_dir(key)
+def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
     cache.trash_dir.mkdir(parents=True, exist_ok=True)
-    grave = cache.trash_dir / f"{key.rel.replace('/', '__')}.{secrets.token_hex(4)}"
-    os.chmod(src, 0o755)  # moving a directory to another parent rewrites its '..'
-    os.rename(src, grave)
+    grave = cache.trash_dir / f"{label.replace('/', '__')}.{secrets.token_hex(4)}"
+    os.chmod(path, 0o755)  # moving a directory to another parent rewrites its '..'
+    os.rename(path, grave)
+    return grave
+
+
+def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> Leftover | None:
+    """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left."""
+    fence()
+    grave = _to_trash(cache, cache.version_dir(key), key.rel)
+    fence()
     forget_molmo_version(cache, key)
-    rmtree_readonly(grave)
+    return delete_tree(grave)
 
 
 def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
@@ -84,41 +105,54 @@ def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
 def collect(
     cache: CachePaths,
     keep: int,
+    fence: Fence,
+    *,
     protect: Iterable[VersionKey] = (),
     dry_run: bool = False,
     staging_max_age: float = 7 * 24 * 3600,
 ) -> GcPlan:
-    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock."""
+    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock; `fence` is its fence."""
     infos = catalog(cache)
     in_use = {i.key for i in infos if i.refs} | set(protect)
     plan = plan_gc((i.record for i in infos), in_use, keep)
     plan.stale_staging = stale_staging(cache, staging_max_age, time.time())
     if not dry_run:
-        empty_trash(cache)
+        plan.left = empty_trash(cache, fence)
         for key in plan.remove:
-            remove_version(cache, key)
+            _note(plan.left, remove_version(cache, key, fence))
         for stage in plan.stale_staging:
-            rmtree_readonly(stage)
+            fence()
+            grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
+            _note(plan.left, delete_tree(grave))
     return plan
 
 
-def release(cache: CachePaths, ref_name: str, protect: Iterable[VersionKey] = ()) -> GcPlan | None:
+def _note(left: list[Leftover], leftover: Leftover | None) -> None:
+    if leftover is not None:
+        left.append(leftover)
+
+
+def release(
+    cache: CachePaths, ref_name: str, fence: Fence, protect: Iterable[VersionKey] = ()
+) -> GcPlan | None:
     """Drop ref `ref_name` and remove the versions only it used; None if there is no such ref.
 
-    Versions another ref or a protected pod uses are kept. Versions go first and the ref last, so a
-    release that crashes midway is simply run again. Caller holds the writer lock.
+    Versions another ref or a protected pod uses are kept. The trash is finished first, versions go
+    next and the ref last, so a release that crashes midway is simply run again. Caller holds the
+    writer lock; `fence` is its fence.
     """
     ref = read_ref(cache, ref_name)
     if ref is None:
         return None
     others = {e.key for r in list_refs(cache) if r.name != ref_name for e in r.versions}
     kept = others | set(protect)
-    plan = GcPlan()
+    plan = GcPlan(left=empty_trash(cache, fence))
     for entry in ref.versions:
         if entry.key in kept:
             plan.keep.append(entry.key)
         elif is_published(cache, entry.key):
-            remove_version(cache, entry.key)
+            _note(plan.left, remove_version(cache, entry.key, fence))
             plan.remove.append(entry.key)
+    fence()
     cache.ref_path(ref_name).unlink(missing_ok=True)
     return plan

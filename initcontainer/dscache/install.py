@@ -21,7 +21,7 @@ from dscache.fsutil import BackgroundFlush
 from dscache.layouts.archives import plan_archives
 from dscache.layouts.files import plan_files
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.lock import LockTimeoutError, WriterLock
+from dscache.lock import Fence, LockError, WriterLock
 from dscache.names import VersionKey, versions_to_keys
 from dscache.progress import Counters, Sink
 from dscache.promote import now_iso, promote, record_molmo_version
@@ -142,9 +142,17 @@ class _Run:
     """One locked install of the missing versions."""
 
     def __init__(
-        self, cache: CachePaths, spec: DatasetCacheSpec, factory: RemoteFactory, jobs: int, sink: Sink
+        self,
+        cache: CachePaths,
+        spec: DatasetCacheSpec,
+        factory: RemoteFactory,
+        jobs: int,
+        sink: Sink,
+        *,
+        fence: Fence,
     ):
         self.cache, self.spec, self.factory, self.jobs, self.sink = cache, spec, factory, jobs, sink
+        self.fence = fence
         self.counters = Counters()
         self.origins: dict[VersionKey, _Origin] = {}
 
@@ -203,6 +211,7 @@ class _Run:
             }
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                self.fence()  # a holder that lost the lock stops its workers within a tick
                 self.counters.set_bytes(done_bytes + pool.transferred)
                 self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
@@ -221,7 +230,8 @@ class _Run:
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        record = promote(self.cache, plan, results, origin.remote.url, revision)
+        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=self.fence)
+        self.fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(
             "version_published",
@@ -256,13 +266,15 @@ def install(
     published: list[VersionKey] = []
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
-            with WriterLock(cache.lock_path, timeout=lock_timeout):
+            with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
                 missing = [k for k in missing if not is_published(cache, k)]
                 if missing:
-                    run = _Run(cache, spec, remote_factory, jobs or spec.install.parallelism, sink)
+                    jobs = jobs or spec.install.parallelism
+                    run = _Run(cache, spec, remote_factory, jobs, sink, fence=lock.fence)
                     published = run.run(missing)
+                lock.fence()
                 ref.write(cache)
-    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockTimeoutError) as err:
+    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
         raise InstallError(str(err)) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None

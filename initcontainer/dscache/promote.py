@@ -9,7 +9,7 @@ and their local manifest at the cache root.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,8 +66,15 @@ def promote(
     results: Sequence[ItemResult],
     remote_url: str,
     revision: str | None,
+    *,
+    fence: Callable[[], None],
 ) -> CompleteRecord:
-    """Assemble the staged version, write its records, and rename it into place."""
+    """Assemble the staged version, write its records, and rename it into place.
+
+    `fence` (the writer lock's) is called before the staging dir is touched and before the rename; it
+    raises when another writer took the lock over, leaving staging to that writer.
+    """
+    fence()
     staging = StagingPaths(cache.staging_dir(plan.key))
     if plan.layout == "archives":
         tree = staging.tree
@@ -108,6 +115,7 @@ def promote(
     record.write(tree)
     final = cache.version_dir(plan.key)
     final.parent.mkdir(parents=True, exist_ok=True)
+    fence()
     os.rename(tree, final)
     os.chmod(final, FROZEN_DIR_MODE)
     fsync_dir(final.parent)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from dscache.cachepaths import CachePaths
+    from dscache.lock import Fence
 
 T = TypeVar("T")
 
@@ -24,19 +25,24 @@ def fail(message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
-def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths], T]) -> T | int:
-    """`action` on the cache under the writer lock; an int is the exit code of a failure already printed."""
+def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths, Fence], T]) -> T | int:
+    """`action(cache, fence)` under the writer lock; an int is the exit code of a failure already printed.
+
+    `fence` is the lock's: the action calls it before each change to the cache.
+    """
     from dscache.cachepaths import CachePaths
-    from dscache.lock import LockTimeoutError, WriterLock
+    from dscache.lock import LockError, WriterLock
 
     if not cache_dir.is_dir():
         return fail(f"--cache {cache_dir}: no such directory")
     cache = CachePaths(cache_dir)
     try:
-        with WriterLock(cache.lock_path, timeout=lock_timeout):
-            return action(cache)
-    except LockTimeoutError as err:
+        with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
+            return action(cache, lock.fence)
+    except LockError as err:
         return fail(str(err))
+    except OSError as err:  # e.g. a read-only volume: the version or staging dir cannot be moved
+        return fail(f"{err.filename or cache_dir}: {err.strerror}")
 
 
 def add_protect_argument(p: argparse.ArgumentParser) -> None:

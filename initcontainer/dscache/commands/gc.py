@@ -1,13 +1,35 @@
-"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the newest N per source."""
+"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the newest N per source.
+
+Entries that cannot be deleted yet (a file a pod still holds open on NFS) are left in the trash with a
+warning per entry and listed under `left` in `--json`; the exit code stays 0, since the next gc (or
+release) finishes them once the file is released, and a failed gc would fail the installer Job it
+runs in.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dscache.cachepaths import CachePaths
 from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
+
+if TYPE_CHECKING:
+    from dscache.deletion import Leftover
+
+
+def warn_left(left: Sequence[Leftover], root: Path) -> None:
+    """One `dscache: warning:` line on stderr per entry left for a later run."""
+    for leftover in left:
+        print(
+            f"dscache: warning: {leftover.describe(root)} (a file still open on some node? "
+            "the next gc or release deletes it once it is closed)",
+            file=sys.stderr,
+        )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,13 +61,20 @@ def run(args: argparse.Namespace) -> int:
     plan = run_locked(
         args.cache,
         args.lock_timeout,
-        lambda cache: collect(
-            cache, args.keep, protect, dry_run=args.dry_run, staging_max_age=args.staging_max_age
+        lambda cache, fence: collect(
+            cache,
+            args.keep,
+            fence,
+            protect=protect,
+            dry_run=args.dry_run,
+            staging_max_age=args.staging_max_age,
         ),
     )
     if not isinstance(plan, GcPlan):
         return plan
-    staging_root = CachePaths(args.cache).staging_root
+    paths = CachePaths(args.cache)
+    staging_root = paths.staging_root
+    warn_left(plan.left, paths.root)
     if args.json:
         print(
             json.dumps(
@@ -54,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     "removed": [str(k) for k in plan.remove],
                     "kept": [str(k) for k in plan.keep],
                     "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
+                    "left": [leftover.as_json(paths.root) for leftover in plan.left],
                 },
                 indent=2,
             )
@@ -64,5 +94,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{verb} {key}")
         for stage in plan.stale_staging:
             print(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
-        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}")
+        left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""
+        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}{left}")
     return EXIT_OK

@@ -3,6 +3,7 @@
 Run by the operator's cleanup Job when a DatasetCache with `retention.onDelete: Delete` is deleted.
 Versions another ref (another DatasetCache on the same volume) or a `--protect`ed pod still uses are
 kept. Versions go first and the ref last, so a cleanup that crashes midway is simply run again.
+Entries that cannot be deleted yet are reported as in `gc` (warning, `left`, exit code 0).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+from dscache.cachepaths import CachePaths
 from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
+from dscache.commands.gc import warn_left
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,10 +34,14 @@ def run(args: argparse.Namespace) -> int:
         protect = {parse_version_arg(v) for v in args.protect}
     except NameError_ as err:
         return fail(str(err), EXIT_USAGE)
-    plan = run_locked(args.cache, args.lock_timeout, lambda cache: release(cache, args.ref, protect))
+    plan = run_locked(
+        args.cache, args.lock_timeout, lambda cache, fence: release(cache, args.ref, fence, protect)
+    )
     if isinstance(plan, int):
         return plan
-    removed, kept = (plan.remove, plan.keep) if plan is not None else ([], [])
+    removed, kept, left = (plan.remove, plan.keep, plan.left) if plan is not None else ([], [], [])
+    root = CachePaths(args.cache).root
+    warn_left(left, root)
     if args.json:
         print(
             json.dumps(
@@ -43,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                     "found": plan is not None,
                     "removed": [str(k) for k in removed],
                     "kept": [str(k) for k in kept],
+                    "left": [leftover.as_json(root) for leftover in left],
                 }
             )
         )

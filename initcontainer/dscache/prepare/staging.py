@@ -11,13 +11,14 @@ volume again.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dscache.deletion import delete_tree
 from dscache.liveness import host_name, pid_alive
 from dscache.names import VersionKey
-from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.scratchpaths import ScratchPaths
 
 HEARTBEAT_EVERY = 5.0
@@ -99,13 +100,20 @@ def clean_abandoned(scratch: ScratchPaths) -> None:
     """Delete staging dirs of dead processes and anything left in the trash."""
     for entry, _, abandoned in _staging_entries(scratch):
         if abandoned:
-            remove_tree(entry.path, ignore_errors=True)
+            _delete(Path(entry.path), scratch)
     try:
         trash = list(os.scandir(scratch.trash_dir))
     except FileNotFoundError:
         return
     for entry in trash:
-        remove_tree(entry.path, ignore_errors=True)
+        _delete(Path(entry.path), scratch)
+
+
+def _delete(path: Path, scratch: ScratchPaths) -> None:
+    """Delete what can go; a busy entry is left for a later run, with a warning."""
+    leftover = delete_tree(path)
+    if leftover is not None:
+        print(f"dscache prepare: warning: scratch {leftover.describe(scratch.root)}", file=sys.stderr)
 
 
 def discard(path: Path, scratch: ScratchPaths) -> None:
@@ -116,4 +124,4 @@ def discard(path: Path, scratch: ScratchPaths) -> None:
         os.rename(path, trash)
     except FileNotFoundError:
         return
-    remove_tree(trash, ignore_errors=True)
+    _delete(trash, scratch)

@@ -52,6 +52,7 @@ def test_release_is_idempotent(cache: Path, capsys: pytest.CaptureFixture[str]) 
         "found": False,
         "removed": [],
         "kept": [],
+        "left": [],
     }
 
 
