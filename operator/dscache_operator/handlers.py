@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from dscache.spec import API_GROUP, API_VERSION
+from dscache.api.spec import API_GROUP, API_VERSION
 from dscache_operator import metrics, names
 from dscache_operator.crd import PLURAL
 from dscache_operator.kube import Kube

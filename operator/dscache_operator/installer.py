@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from dscache.spec import API_GROUP, DatasetCacheSpec
+from dscache.api.spec import API_GROUP, DatasetCacheSpec
 from dscache_operator import names
 from dscache_operator.crd import PLURAL
 from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args

@@ -13,7 +13,7 @@ from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from dscache.spec import API_GROUP, API_VERSION
+from dscache.api.spec import API_GROUP, API_VERSION
 from dscache_operator.crd import PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from dscache.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.api.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.api.sizes import parse_size
+from dscache.api.spec import DatasetCacheSpec, Scratch
 from dscache.prepare.envfile import build_env
 from dscache.prepare.request import RequestError, Wanted
-from dscache.sizes import parse_size
-from dscache.spec import DatasetCacheSpec, Scratch
 from dscache_operator import names
 from dscache_operator.objects import CONTAINER_SECURITY
 from dscache_operator.settings import Settings

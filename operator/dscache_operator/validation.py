@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dscache.api.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache.remotes.factory import display_url
-from dscache.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache_operator.volume import get_claim_name
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from dscache.spec import API_GROUP, API_VERSION
+from dscache.api.spec import API_GROUP, API_VERSION
 from dscache_operator import devcerts, names
 from dscache_operator.admission import Admission
 from dscache_operator.crd import PLURAL

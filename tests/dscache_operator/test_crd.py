@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dscache.spec import DatasetCacheSpec
+from dscache.api.spec import DatasetCacheSpec
 from dscache_operator.crd import build_crd, render, spec_schema
 
 ROOT = Path(__file__).resolve().parents[2]

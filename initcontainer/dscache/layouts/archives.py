@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.api.names import VersionKey
 from dscache.layouts.manifest import DscacheManifest
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.names import VersionKey
 from dscache.remotes.base import NotFoundError, Remote
+from dscache.store.paths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 
 ARCHIVE_SUFFIX = ".tar.zst"
 

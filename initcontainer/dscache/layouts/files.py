@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dscache.extract import check_member
+from dscache.api.names import VersionKey
+from dscache.install.extract import check_member
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.names import VersionKey
 from dscache.remotes.base import Remote, RemoteFile
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 
 
 class LayoutError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from dscache.prepare.links import link_path
 from dscache.prepare.request import RequestError, Wanted
 

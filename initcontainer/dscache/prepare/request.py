@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from dscache.prepare.links import DIRECTORY, STRATEGIES
-from dscache.records import Ref
+from dscache.store.records import Ref
 
 
 class RequestError(ValueError):

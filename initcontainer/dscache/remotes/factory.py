@@ -3,9 +3,9 @@ so code paths that never touch S3 or the Hub never pay for (or need) boto3 or hu
 
 from __future__ import annotations
 
+from dscache.api.spec import Source
 from dscache.remotes.base import Remote
 from dscache.remotes.retry import RetryPolicy
-from dscache.spec import Source
 
 
 def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: str | None = None) -> Remote:

@@ -1,0 +1,1 @@
+"""The DatasetCache resource: group/version/kind, the spec and status models, names."""

@@ -1,0 +1,1 @@
+"""The `dscache` command line: entry point and one thin adapter per command."""

@@ -1,0 +1,50 @@
+"""Subcommands of the `dscache` CLI: thin adapters from argparse to the library (one module each)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from dscache.store.paths import CachePaths
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> int:
+    """Print `dscache: error: ...` to stderr and return the exit code."""
+    print(f"dscache: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths], T]) -> T | int:
+    """`action` on the cache under the writer lock; an int is the exit code of a failure already printed."""
+    from dscache.store.lock import LockTimeoutError, WriterLock
+    from dscache.store.paths import CachePaths
+
+    if not cache_dir.is_dir():
+        return fail(f"--cache {cache_dir}: no such directory")
+    cache = CachePaths(cache_dir)
+    try:
+        with WriterLock(cache.lock_path, timeout=lock_timeout):
+            return action(cache)
+    except LockTimeoutError as err:
+        return fail(str(err))
+
+
+def add_protect_argument(p: argparse.ArgumentParser) -> None:
+    """`--protect DT/SRC=VER` (repeatable): versions running pods use, never removed."""
+    p.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        metavar="DT/SRC=VER",
+        help="also keep this version (e.g. in use by a running pod); repeatable",
+    )

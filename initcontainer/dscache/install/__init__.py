@@ -1,0 +1,1 @@
+"""The single writer: plan -> ingest -> verify -> commit of versions into a cache."""

@@ -1,0 +1,1 @@
+"""Looking after a cache: gc, release, verify."""

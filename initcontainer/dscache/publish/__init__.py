@@ -1,0 +1,1 @@
+"""The producer side: scan and pack a tree, upload archives and manifests."""
