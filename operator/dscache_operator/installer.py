@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from dscache.api.spec import API_GROUP, DatasetCacheSpec
+from dscache.api.resource import API_GROUP, PLURAL
+from dscache.api.spec import DatasetCacheSpec
 from dscache_operator import names
-from dscache_operator.crd import PLURAL
 from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args
 from dscache_operator.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dscache.api.spec import API_GROUP, API_VERSION, KIND
+from dscache.api.resource import API_GROUP, API_VERSION, KIND
 
 PREFIX = API_GROUP
 FINALIZER = f"{PREFIX}/finalizer"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dscache.errors import InvalidInputError
+
 MAX_SEGMENT = 128
 MAX_SOURCE = 255
 SEGMENT_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,127}"
@@ -18,7 +20,7 @@ _SEGMENT = re.compile(rf"^{SEGMENT_PATTERN}$")
 _SOURCE = re.compile(rf"^{SOURCE_PATTERN}$")
 
 
-class NameError_(ValueError):
+class NameError_(InvalidInputError):
     """A data type, source or version is not a safe path component."""
 
 

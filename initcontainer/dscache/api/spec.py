@@ -1,30 +1,31 @@
 """The DatasetCache spec: one typed, validated model for the CRD, the operator and the CLI.
 
-`dscache install -f datasetcache.yaml` accepts the very manifest a user would `kubectl apply`.
-Field names are camelCase on the wire (as in Kubernetes) and snake_case in Python.
+Field names are camelCase on the wire (as in Kubernetes) and snake_case in Python. Whole manifests,
+source URLs and CLI flags become a spec in `dscache.api.manifest`; the CRD's schema is generated from
+these models (`dscache_operator.crd`).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from dscache.api.names import NameError_, check_segment, check_source
+from dscache.api.envnames import ENV_NAME_PATTERN
+from dscache.api.names import check_segment, check_source
+from dscache.api.urls import display_url
+from dscache.errors import InvalidInputError
 
-API_GROUP = "dscache.io"
-API_VERSION = "v1alpha1"
-KIND = "DatasetCache"
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_K8S_NAME = re.compile(K8S_NAME_PATTERN)
 
 
-class SpecError(ValueError):
+class SpecError(InvalidInputError):
     """The spec is invalid; the message names the field (e.g. `spec.source.s3.bucket`)."""
 
 
@@ -103,7 +104,7 @@ class Source(_Model):
         return None
 
     def url(self) -> str:
-        """The source as a URL (an http URL as given: use `remotes.factory.display_url` for logs)."""
+        """The source as a URL (an http URL as given: use `display_url()` for logs)."""
         if self.s3 is not None:
             return f"s3://{self.s3.bucket}/{self.s3.prefix}".rstrip("/")
         if self.hugging_face is not None:
@@ -114,6 +115,10 @@ class Source(_Model):
             return self.http.url.rstrip("/")
         assert self.file is not None
         return f"file://{self.file.path}"
+
+    def display_url(self) -> str:
+        """`url()` safe for logs and status: no userinfo, query strings or tokens."""
+        return display_url(self.http.url) if self.http is not None else self.url()
 
 
 class CreateVolume(_Model):
@@ -253,44 +258,7 @@ class DatasetCacheSpec(_Model):
         return self
 
 
-class Metadata(BaseModel):
-    """The part of Kubernetes object metadata dscache uses."""
-
-    model_config = ConfigDict(extra="ignore")
-    name: str
-    namespace: str = "default"
-
-    @field_validator("name", "namespace")
-    @classmethod
-    def _k8s(cls, v: str) -> str:
-        if not _K8S_NAME.match(v):
-            raise ValueError(f"{v!r} is not a valid Kubernetes name")
-        return v
-
-
-class DatasetCache(BaseModel):
-    """A full DatasetCache manifest, as `kubectl apply` takes it."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-    api_version: str = Field(alias="apiVersion")
-    kind: Literal["DatasetCache"]
-    metadata: Metadata
-    spec: DatasetCacheSpec
-
-    @field_validator("api_version")
-    @classmethod
-    def _api(cls, v: str) -> str:
-        if v != f"{API_GROUP}/{API_VERSION}":
-            raise ValueError(f"must be {API_GROUP}/{API_VERSION}")
-        return v
-
-    @property
-    def ref_name(self) -> str:
-        """Default ref: `<namespace>.<name>`."""
-        return f"{self.metadata.namespace}.{self.metadata.name}"
-
-
-def _format_errors(err: ValidationError, root: str) -> str:
+def format_errors(err: ValidationError, root: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in (root, *e["loc"]) if p != "") if root else ".".join(map(str, e["loc"]))
@@ -299,86 +267,10 @@ def _format_errors(err: ValidationError, root: str) -> str:
     return "; ".join(lines)
 
 
-def parse_manifest(doc: Any, origin: str = "manifest") -> DatasetCache:
-    """Validate a DatasetCache manifest (already parsed) or raise SpecError naming the field."""
-    try:
-        return DatasetCache.model_validate(doc)
-    except ValidationError as err:
-        raise SpecError(f"{origin}: {_format_errors(err, '')}") from None
-
-
 def parse_spec(doc: Any, origin: str = "") -> DatasetCacheSpec:
     """Validate a bare spec dict or raise SpecError naming the field (`spec.<path>`)."""
     try:
         return DatasetCacheSpec.model_validate(doc)
     except ValidationError as err:
-        message = _format_errors(err, "spec")
+        message = format_errors(err, "spec")
         raise SpecError(f"{origin}: {message}" if origin else message) from None
-
-
-def load_manifest(path: Path) -> DatasetCache:
-    """Load the DatasetCache from a YAML or JSON file (the first document of that kind)."""
-    import yaml  # only here: ~15 ms that an install from flags does not need
-
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as err:
-        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML/JSON: {err}") from None
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == KIND:
-            return parse_manifest(doc, str(path))
-    raise SpecError(f"{path}: no document with kind: {KIND}")
-
-
-def source_from_url(url: str) -> Source:
-    """Parse a CLI source URL: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://, file://."""
-    parts = urlsplit(url)
-    try:
-        if parts.scheme == "s3":
-            if not parts.netloc:
-                raise SpecError(f"--source {url!r}: missing bucket name")
-            return Source(s3=S3Source(bucket=parts.netloc, prefix=parts.path.strip("/")))
-        if parts.scheme == "hf":
-            rest = f"{parts.netloc}{parts.path}"
-            rest, _, revision = rest.partition("@")
-            segs = [s for s in rest.split("/") if s]
-            if len(segs) < 3 or segs[0] not in ("datasets", "models"):
-                raise SpecError(f"--source {url!r}: use hf://datasets/OWNER/REPO[/PREFIX][@REVISION]")
-            return Source(
-                hugging_face=HuggingFaceSource(
-                    repo=f"{segs[1]}/{segs[2]}",
-                    repo_type="dataset" if segs[0] == "datasets" else "model",
-                    prefix="/".join(segs[3:]),
-                    revision=revision or "main",
-                )
-            )
-        if parts.scheme in ("http", "https"):
-            return Source(http=HttpSource(url=url.rstrip("/")))
-        if parts.scheme == "file":
-            return Source(file=FileSource(path=parts.path.rstrip("/") or "/"))
-    except ValidationError as err:
-        raise SpecError(f"--source {url!r}: {_format_errors(err, '')}") from None
-    raise SpecError(f"--source {url!r}: scheme must be s3://, hf://, http(s):// or file://")
-
-
-def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> DatasetCacheSpec:
-    """Build a spec from `--source/--layout/--version` flags."""
-    from dscache.api.names import parse_version_arg
-
-    nested: dict[str, dict[str, str]] = {}
-    try:
-        for arg in versions:
-            key = parse_version_arg(arg)
-            if nested.setdefault(key.data_type, {}).setdefault(key.source, key.version) != key.version:
-                raise SpecError(f"--version {arg!r} conflicts with another --version for {key.slot}")
-    except NameError_ as err:
-        raise SpecError(str(err)) from None
-    if not nested:
-        raise SpecError("at least one --version DT/SRC=VER is required")
-    source = source_from_url(source_url)
-    return parse_spec(
-        {"source": source.model_dump(by_alias=True, exclude_none=True), "layout": layout, "versions": nested},
-        "flags",
-    )

@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dscache import __version__
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from dscache.cli.exits import EXIT_FAILURE, EXIT_USAGE, exit_code
+from dscache.errors import DscacheError
 
 # subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,9 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         code: int = module.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("dscache: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(err)
+    except DscacheError as err:  # one a command did not report itself: its message is safe to show
+        print(f"dscache: error: {err}", file=sys.stderr)
+        return exit_code(err)
     return code
 
 

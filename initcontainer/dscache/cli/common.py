@@ -8,14 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from dscache.cli.exits import EXIT_FAILURE, exit_code
+
 if TYPE_CHECKING:
     from dscache.store.paths import CachePaths
 
 T = TypeVar("T")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> int:
@@ -36,7 +34,7 @@ def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePath
         with WriterLock(cache.lock_path, timeout=lock_timeout):
             return action(cache)
     except LockTimeoutError as err:
-        return fail(str(err))
+        return fail(str(err), exit_code(err))
 
 
 def add_protect_argument(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from dscache.cli.common import EXIT_OK, fail
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

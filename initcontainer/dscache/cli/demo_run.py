@@ -38,7 +38,7 @@ def make_dataset(root: Path, key: VersionKey, files: int, seed: int) -> None:
 
 def run_demo(root: Path, sink: Sink) -> DemoResult:
     """Publish two versions to `root/remote`, install them into `root/cache`, time each step."""
-    from dscache.api.spec import spec_from_flags
+    from dscache.api.manifest import spec_from_flags
     from dscache.install.pipeline import install
     from dscache.publish.upload import PublishOptions, publish
     from dscache.remotes.file import FileRemote

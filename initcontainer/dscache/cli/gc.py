@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.cli.common import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
+from dscache.cli.common import add_protect_argument, fail, run_locked
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.store.paths import CachePaths
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         protect = [parse_version_arg(v) for v in args.protect]
     except NameError_ as err:
-        return fail(str(err), EXIT_USAGE)
+        return fail(str(err), exit_code(err))
     plan = run_locked(
         args.cache,
         args.lock_timeout,

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from dscache.api.names import NameError_, check_segment
-from dscache.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 
 DEFAULT_FLAGS_REF = "default"
 
@@ -44,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dscache.api.spec import SpecError, load_manifest, spec_from_flags
+    from dscache.api.manifest import load_manifest, spec_from_flags
+    from dscache.api.spec import SpecError
     from dscache.install.pipeline import InstallError, install
     from dscache.install.progress import make_sink
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if args.jobs is not None and not 1 <= args.jobs <= 64:
             return fail("--jobs must be between 1 and 64", EXIT_USAGE)
     except (SpecError, NameError_) as err:
-        return fail(str(err), EXIT_USAGE)
+        return fail(str(err), exit_code(err))
     sink = make_sink(args.json)
     if args.report_status:
         from dscache.install.kubestatus import TeeSink, status_sink
@@ -78,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
     except InstallError as err:
         sink.emit("error", {"message": str(err)})  # the sink prints it, once
         sink.close()
-        return EXIT_FAILURE
+        return exit_code(err)
     sink.close()
     return EXIT_OK

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from dscache.cli.app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from dscache.cli.exits import EXIT_OK, exit_code
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dscache.api.manifest import source_from_url
     from dscache.api.names import NameError_, parse_version_arg
-    from dscache.api.spec import HuggingFaceSource, Source, SpecError, source_from_url
+    from dscache.api.spec import HuggingFaceSource, Source, SpecError
     from dscache.publish.pack import BadInputError, PublishError
     from dscache.publish.upload import PublishOptions, parse_size, publish
     from dscache.remotes.base import RemoteError
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (NameError_, SpecError, BadInputError) as err:
         print(f"dscache publish: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code(err)
 
     from dscache.remotes.factory import open_remote
 
@@ -90,15 +91,15 @@ def run(args: argparse.Namespace) -> int:
         remote = open_remote(source)
     except RemoteError as err:
         print(f"dscache publish: failed: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_code(err)
     try:
         result = publish(args.dir, remote, key, options, log=_log)
     except BadInputError as err:
         print(f"dscache publish: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code(err)
     except (PublishError, RemoteError, OSError) as err:
         print(f"dscache publish: failed: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_code(err)
     finally:
         close = getattr(remote, "close", None)
         if close is not None:

@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.cli.common import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
+from dscache.cli.common import add_protect_argument, fail, run_locked
+from dscache.cli.exits import EXIT_OK, exit_code
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         check_segment(args.ref, "--ref")
         protect = {parse_version_arg(v) for v in args.protect}
     except NameError_ as err:
-        return fail(str(err), EXIT_USAGE)
+        return fail(str(err), exit_code(err))
     plan = run_locked(args.cache, args.lock_timeout, lambda cache: release(cache, args.ref, protect))
     if isinstance(plan, int):
         return plan

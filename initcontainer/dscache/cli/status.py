@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.cli.common import EXIT_OK, EXIT_USAGE, fail
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

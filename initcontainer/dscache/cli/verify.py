@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from dscache.cli.common import EXIT_FAILURE, EXIT_OK, fail
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
 
 SHOWN = 20
 

@@ -27,6 +27,7 @@ from libarchive.exception import ArchiveError
 from libarchive.extract import EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archive_write_disk
 from libarchive.read import NO_CLOSE_CB, NO_OPEN_CB, READ_CALLBACK, new_archive_read
 
+from dscache.errors import DscacheError
 from dscache.store.paths import METADATA_FILES
 
 WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_NODOTDOT
@@ -35,7 +36,7 @@ DIR_MODE = 0o755  # made read-only when the version is published
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
-class ArchiveRejectedError(Exception):
+class ArchiveRejectedError(DscacheError):
     """An archive is unsafe or corrupt; the message names the archive and the member."""
 
     def __init__(self, archive: str, member: str | None, reason: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dscache.errors import DscacheError
 from dscache.install.extract import FILE_MODE, Extracted, extract_stream
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Remote
@@ -23,7 +24,7 @@ Progress = Callable[[int], None]
 DIGEST_ATTEMPTS = 2
 
 
-class VerificationError(Exception):
+class VerificationError(DscacheError):
     """Transferred bytes do not match the size or digest the remote published."""
 
 

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from dscache.api.names import NameError_, parse_version_arg
+from dscache.api.resource import resource_path
 from dscache.api.sizes import format_size
+from dscache.api.status import DatasetCacheStatus, InstalledVersion, Progress
 from dscache.install.progress import Sink
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
@@ -32,8 +34,6 @@ from dscache.store.records import CompleteRecord, read_complete
 API_URL_ENV = "DSCACHE_KUBE_API_URL"
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TERMINATION_LOG = Path("/dev/termination-log")
-GROUP_VERSION = "dscache.io/v1alpha1"
-PLURAL = "datasetcaches"
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,7 @@ class StatusTarget:
 
     @property
     def url(self) -> str:
-        base = self.api_url.rstrip("/")
-        return f"{base}/apis/{GROUP_VERSION}/namespaces/{self.namespace}/{PLURAL}/{self.name}/status"
+        return self.api_url.rstrip("/") + resource_path(self.namespace, self.name, "status")
 
 
 def api_url_from_env(env: Mapping[str, str]) -> str | None:
@@ -79,18 +78,14 @@ def patch_status(target: StatusTarget, status: dict[str, Any]) -> None:
         resp.read()
 
 
-def progress_status(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Pure: the `status.progress` object for a progress snapshot."""
-    total = int(fields.get("bytesTotal", 0))
-    done = int(fields.get("bytesDone", 0))
-    percent = 100.0 if total == 0 else min(100.0, 100.0 * done / total)
-    return {
-        "bytesDone": done,
-        "bytesTotal": total,
-        "archivesDone": int(fields.get("archivesDone", 0)),
-        "archivesTotal": int(fields.get("archivesTotal", 0)),
-        "percent": f"{percent:.0f}%",
-    }
+def progress_status(fields: Mapping[str, Any]) -> Progress:
+    """Pure: the `status.progress` for a progress event's fields."""
+    return Progress.of(
+        bytes_done=int(fields.get("bytesDone", 0)),
+        bytes_total=int(fields.get("bytesTotal", 0)),
+        archives_done=int(fields.get("archivesDone", 0)),
+        archives_total=int(fields.get("archivesTotal", 0)),
+    )
 
 
 def content_digest(record: CompleteRecord) -> str:
@@ -99,10 +94,10 @@ def content_digest(record: CompleteRecord) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
-def installed_status(cache_root: Path, versions: list[str]) -> dict[str, Any]:
+def installed_status(cache_root: Path, versions: list[str]) -> DatasetCacheStatus:
     """The `installed`, `size` and `versionsReady` status of the versions a finished install points at."""
     cache = CachePaths(cache_root)
-    installed: list[dict[str, Any]] = []
+    installed: list[InstalledVersion] = []
     for text in versions:
         try:
             key = parse_version_arg(text)
@@ -111,24 +106,22 @@ def installed_status(cache_root: Path, versions: list[str]) -> dict[str, Any]:
         record = read_complete(cache.version_dir(key))
         if record is None:
             continue
-        entry: dict[str, Any] = {
-            "dataType": key.data_type,
-            "source": key.source,
-            "version": key.version,
-            "files": record.files,
-            "bytes": record.bytes,
-        }
-        if record.revision:
-            entry["revision"] = record.revision
-        if record.archives:
-            entry["digest"] = content_digest(record)
-        installed.append(entry)
-    total = sum(e["bytes"] for e in installed)
-    return {
-        "installed": installed,
-        "size": format_size(total),
-        "versionsReady": f"{len(installed)}/{len(versions)}",
-    }
+        installed.append(
+            InstalledVersion(
+                data_type=key.data_type,
+                source=key.source,
+                version=key.version,
+                revision=record.revision or None,
+                digest=content_digest(record) if record.archives else None,
+                files=record.files,
+                bytes=record.bytes,
+            )
+        )
+    return DatasetCacheStatus(
+        installed=installed,
+        size=format_size(sum(v.bytes or 0 for v in installed)),
+        versions_ready=f"{len(installed)}/{len(versions)}",
+    )
 
 
 class KubeStatusSink:
@@ -163,11 +156,11 @@ class KubeStatusSink:
             if event == "progress" and now - self._last < self.every:
                 return
             self._last = now
-            self._send({"progress": progress_status(fields)})
+            self._send(DatasetCacheStatus(progress=progress_status(fields)).patch())
         elif event == "done":
             status = installed_status(self.cache_root, [*fields["published"], *fields["present"]])
-            status["progress"] = {"percent": "100%"}  # merged into the last reported counters
-            self._send(status)
+            status.progress = Progress(percent="100%")  # merged into the last reported counters
+            self._send(status.patch())
         elif event == "error":
             self._write_termination_log(str(fields.get("message", "")))
 

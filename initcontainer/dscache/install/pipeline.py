@@ -18,6 +18,7 @@ from pathlib import Path
 from dscache.api.names import VersionKey, versions_to_keys
 from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
+from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote, record_molmo_version
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, StagingPaths, VerificationError, item_done
@@ -27,7 +28,6 @@ from dscache.layouts.archives import plan_archives
 from dscache.layouts.files import plan_files
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
-from dscache.remotes.factory import display_url
 from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
@@ -36,7 +36,7 @@ from dscache.store.records import Ref, RefEntry, is_published, read_ref
 TICK = 0.5
 
 
-class InstallError(Exception):
+class InstallError(DscacheError):
     """The install failed; the message is safe to show (no credentials) and says what to fix."""
 
 
@@ -60,7 +60,7 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
         )
         for k in versions_to_keys(spec.versions)
     ]
-    return Ref(name=name, versions=entries, remote=display_url(spec.source), updated_at=now_iso())
+    return Ref(name=name, versions=entries, remote=spec.source.display_url(), updated_at=now_iso())
 
 
 def _same_ref(a: Ref | None, b: Ref) -> bool:
@@ -182,7 +182,7 @@ class _Run:
         self.sink.emit(
             "start",
             {
-                "remote": display_url(self.spec.source),
+                "remote": self.spec.source.display_url(),
                 "revisions": {str(k): o.revision for k, o in self.origins.items() if o.revision},
                 "versions": [str(k) for k in missing],
                 **self.counters.snapshot(),

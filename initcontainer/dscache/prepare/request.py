@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dscache.api.names import VersionKey
+from dscache.errors import InvalidInputError
 from dscache.prepare.links import DIRECTORY, STRATEGIES
 from dscache.store.records import Ref
 
 
-class RequestError(ValueError):
+class RequestError(InvalidInputError):
     """The requested versions are inconsistent (a usage error)."""
 
 

@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 
 import zstandard
 
+from dscache.errors import DscacheError, InvalidInputError
 from dscache.layouts.manifest import ArchiveInfo, molmo_size_mb
 from dscache.store.paths import (
     COMPLETE_RECORD,
@@ -51,11 +52,11 @@ _BOOKKEEPING = frozenset(
 _MOLMO_FLAG = re.compile(r"^\..+_complete_(extract|links)$")
 
 
-class PublishError(Exception):
+class PublishError(DscacheError):
     """Publishing failed (remote, disk, or a conflict); the message is safe to show."""
 
 
-class BadInputError(PublishError):
+class BadInputError(PublishError, InvalidInputError):
     """The input cannot be published as is (usage/validation error); the message names the culprit."""
 
 

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from dscache.errors import DscacheError
 from dscache.store.liveness import pid_alive
 
 
-class LockTimeoutError(Exception):
+class LockTimeoutError(DscacheError):
     """Another live writer held the lock for longer than the timeout."""
 
 

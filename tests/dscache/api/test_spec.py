@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dscache.api.spec import SpecError, load_manifest, parse_spec, source_from_url, spec_from_flags
+from dscache.api.manifest import load_manifest, source_from_url, spec_from_flags
+from dscache.api.spec import SpecError, parse_spec
 
 MANIFEST = """
 apiVersion: dscache.io/v1alpha1
@@ -126,3 +127,11 @@ def test_malformed_version_flags(arg: str) -> None:
 def test_conflicting_version_flags() -> None:
     with pytest.raises(SpecError, match="conflicts"):
         spec_from_flags("s3://b", "archives", ["objects/thor=v1", "objects/thor=v2"])
+
+
+def test_display_url_drops_credentials() -> None:
+    source = source_from_url("https://user:pa55word@example.com/data?X-Amz-Signature=abc")
+    shown = source.display_url()
+    assert (
+        "pa55word" not in shown and "Signature" not in shown and shown.startswith("https://example.com/data")
+    )

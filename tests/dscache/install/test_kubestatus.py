@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from dscache.api.manifest import spec_from_flags
 from dscache.api.names import VersionKey
-from dscache.api.spec import spec_from_flags
 from dscache.install.kubestatus import (
     KubeStatusSink,
     StatusTarget,
@@ -113,10 +113,10 @@ def test_progress_is_throttled(api: tuple[str, type[_Api]], tmp_path: Path) -> N
 
 def test_progress_status_percent() -> None:
     assert (
-        progress_status({"bytesDone": 1, "bytesTotal": 3, "archivesDone": 0, "archivesTotal": 2})["percent"]
+        progress_status({"bytesDone": 1, "bytesTotal": 3, "archivesDone": 0, "archivesTotal": 2}).percent
         == "33%"
     )
-    assert progress_status({"bytesDone": 0, "bytesTotal": 0})["percent"] == "100%"
+    assert progress_status({"bytesDone": 0, "bytesTotal": 0}).percent == "100%"
 
 
 def test_api_url_from_env() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dscache.api.spec import source_from_url
+from dscache.api.manifest import source_from_url
 from dscache.remotes.base import NotFoundError, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.hf import HfRemote
