@@ -19,8 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.tree import Tree
 
     from dscache.cli.demo_run import DEMO_VERSIONS, run_demo
+    from dscache.cli.render import PlainSink
     from dscache.install.pipeline import InstallError
-    from dscache.install.progress import PlainSink
     from dscache.store.paths import CachePaths
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))

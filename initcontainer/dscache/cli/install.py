@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dscache.api.manifest import load_manifest, spec_from_flags
     from dscache.api.spec import SpecError
+    from dscache.cli.render import make_sink
     from dscache.install.pipeline import InstallError, install
-    from dscache.install.progress import make_sink
 
     try:
         if args.file is not None:

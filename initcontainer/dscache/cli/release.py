@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_, check_segment, parse_version_arg
-    from dscache.maintain.gc import release
+    from dscache.maintain.release import release
 
     try:
         check_segment(args.ref, "--ref")

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dscache import __version__
-from dscache.api.names import VersionKey
 from dscache.install.extract import FILE_MODE, ArchiveRejectedError, links_escaping
 from dscache.install.ingest import ItemResult, StagingPaths
+from dscache.layouts.molmospaces import molmo_extract_flag
 from dscache.layouts.plan import VersionPlan
-from dscache.store.atomic import fsync_dir, read_json, write_bytes_atomic, write_json_atomic
+from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
 from dscache.store.fsops import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
-from dscache.store.paths import INVENTORY, CachePaths, molmo_extract_flag
+from dscache.store.paths import INVENTORY, CachePaths
 from dscache.store.records import ArchiveRecord, CompleteRecord
 
 
@@ -124,29 +124,3 @@ def _reject_escaping_links(staging: StagingPaths, tree: Path, results: Sequence[
             raise ArchiveRejectedError(
                 res.item.name, bad[0], "symlink resolves outside the version directory"
             )
-
-
-def record_molmo_version(cache: CachePaths, key: VersionKey) -> None:
-    """Add the version to molmospaces' `mjthor_data_type_to_source_to_versions.json` (writer lock held)."""
-    path = cache.molmo_manifest
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        data = {}
-    versions = data.setdefault(key.data_type, {}).setdefault(key.source, [])
-    if key.version not in versions:
-        versions.append(key.version)
-        write_json_atomic(path, data)
-
-
-def forget_molmo_version(cache: CachePaths, key: VersionKey) -> None:
-    """Remove a deleted version from molmospaces' local manifest (writer lock held)."""
-    path = cache.molmo_manifest
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return
-    versions = data.get(key.data_type, {}).get(key.source, [])
-    if key.version in versions:
-        versions.remove(key.version)
-        write_json_atomic(path, data)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import posixpath
 from collections.abc import Iterable, Iterator
 from ctypes import addressof, byref, c_char_p, c_longlong, c_size_t, c_void_p, memmove, sizeof
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from libarchive.extract import EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archiv
 from libarchive.read import NO_CLOSE_CB, NO_OPEN_CB, READ_CALLBACK, new_archive_read
 
 from dscache.errors import DscacheError
-from dscache.store.paths import METADATA_FILES
+from dscache.store.members import check_member, normalize_member
 
 WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_NODOTDOT
 FILE_MODE = 0o444
@@ -57,42 +56,6 @@ class Extracted:
     files: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
-
-
-def normalize_member(name: str) -> str | None:
-    """Member name relative to the version root, or None for the root itself (`./`)."""
-    while name.startswith("./"):
-        name = name[2:]
-    name = name.rstrip("/")
-    return name or None
-
-
-def check_member(name: str, kind: str, link: str | None) -> str | None:
-    """Why a member may not be extracted (None if it may). `kind`: file, dir, symlink, hardlink, other."""
-    if name.startswith("/"):
-        return "absolute path"
-    parts = name.split("/")
-    if ".." in parts:
-        return "path contains '..'"
-    if "" in parts or "\x00" in name:
-        return "malformed path"
-    if name in METADATA_FILES:
-        return "name reserved for dscache metadata"
-    if kind == "other":
-        return "device, fifo or socket not allowed"
-    if kind == "symlink":
-        assert link is not None
-        if link.startswith("/"):
-            return f"symlink to absolute path {link!r}"
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
-        if resolved == ".." or resolved.startswith("../"):
-            return f"symlink {link!r} escapes the version directory"
-    if kind == "hardlink":
-        assert link is not None
-        target = normalize_member(link)
-        if target is None or check_member(target, "file", None) is not None:
-            return f"hardlink to {link!r} escapes the version directory"
-    return None
 
 
 def through_symlink(name: str, kind: str, symlinks: set[str]) -> str | None:

@@ -19,15 +19,16 @@ from dscache.api.names import VersionKey, versions_to_keys
 from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.errors import DscacheError
-from dscache.install.commit import now_iso, promote, record_molmo_version
+from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, StagingPaths, VerificationError, item_done
 from dscache.install.progress import Counters, Sink
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
 from dscache.layouts.files import plan_files
+from dscache.layouts.molmospaces import record_molmo_version
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.remotes.base import NotFoundError, Remote, RemoteError
+from dscache.remotes.base import Remote, RemoteError
 from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
@@ -95,27 +96,13 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
     else:
         shard_index = None
         if spec.source.hugging_face is not None:
-            shard_index = hf_shard_locations(remote, spec.source.hugging_face.prefix, key)
+            from dscache.layouts.hfindex import shard_locations  # imports yaml: only for HF sources
+
+            shard_index = shard_locations(remote, spec.source.hugging_face.prefix, key)
         plan = plan_archives(remote, key, shard_index)
     if not spec.install.verify:
         plan.items = [replace(item, sha256=None, md5=None) for item in plan.items]
     return plan
-
-
-def hf_shard_locations(
-    remote: Remote, prefix: str, key: VersionKey
-) -> dict[str, tuple[str, int, int | None]] | None:
-    """Archive -> (shard path relative to `remote`, offset, size) on an HF repo with shards, else None."""
-    from dscache.layouts.hfindex import load_shard_index
-    from dscache.remotes.hf import HfRemote
-
-    assert isinstance(remote, HfRemote)
-    try:
-        index = load_shard_index(remote.root, prefix, key.rel)
-    except NotFoundError:
-        return None
-    strip = len(prefix.strip("/")) + 1 if prefix.strip("/") else 0
-    return {name: (e.shard[strip:], e.offset, e.size) for name, e in index.items()}
 
 
 def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dscache.api.names import VersionKey
-from dscache.install.extract import check_member
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import Remote, RemoteFile
+from dscache.store.members import check_member
 
 
 def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, base: str) -> VersionPlan:

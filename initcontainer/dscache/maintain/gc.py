@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.api.names import VersionKey
-from dscache.install.commit import forget_molmo_version
+from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
 from dscache.store.fsops import rmtree_readonly
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
-from dscache.store.records import CompleteRecord, is_published, list_refs, read_ref
+from dscache.store.records import CompleteRecord
 
 
 @dataclass
@@ -99,26 +99,4 @@ def collect(
             remove_version(cache, key)
         for stage in plan.stale_staging:
             rmtree_readonly(stage)
-    return plan
-
-
-def release(cache: CachePaths, ref_name: str, protect: Iterable[VersionKey] = ()) -> GcPlan | None:
-    """Drop ref `ref_name` and remove the versions only it used; None if there is no such ref.
-
-    Versions another ref or a protected pod uses are kept. Versions go first and the ref last, so a
-    release that crashes midway is simply run again. Caller holds the writer lock.
-    """
-    ref = read_ref(cache, ref_name)
-    if ref is None:
-        return None
-    others = {e.key for r in list_refs(cache) if r.name != ref_name for e in r.versions}
-    kept = others | set(protect)
-    plan = GcPlan()
-    for entry in ref.versions:
-        if entry.key in kept:
-            plan.keep.append(entry.key)
-        elif is_published(cache, entry.key):
-            remove_version(cache, entry.key)
-            plan.remove.append(entry.key)
-    cache.ref_path(ref_name).unlink(missing_ok=True)
     return plan

@@ -20,15 +20,14 @@ from typing import IO, Any, Literal
 import zstandard
 
 from dscache.errors import DscacheError, InvalidInputError
-from dscache.layouts.manifest import ArchiveInfo, molmo_size_mb
-from dscache.store.paths import (
-    COMPLETE_RECORD,
-    DSCACHE_MANIFEST,
-    INVENTORY,
+from dscache.layouts.manifest import DSCACHE_MANIFEST, ArchiveInfo
+from dscache.layouts.molmospaces import (
     MOLMO_COMBINED_TRIES,
     MOLMO_LOCAL_MANIFEST,
     MOLMO_REMOTE_MANIFEST,
+    molmo_size_mb,
 )
+from dscache.store.paths import COMPLETE_RECORD, INVENTORY
 
 ARCHIVE_SUFFIX = ".tar.zst"
 DEFAULT_ARCHIVE_SIZE = 64 << 20

@@ -29,7 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from dscache.api import sizes
 from dscache.api.names import VersionKey
-from dscache.layouts.manifest import ArchiveInfo, DscacheManifest, molmo_size_mb
+from dscache.layouts.manifest import DSCACHE_MANIFEST, ArchiveInfo, DscacheManifest
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, molmo_size_mb
 from dscache.publish.hfshards import (
     DEFAULT_SHARD_SIZE,
     ShardWriter,
@@ -51,11 +52,6 @@ from dscache.publish.pack import (
     write_archive,
 )
 from dscache.remotes.base import NotFoundError, Remote
-from dscache.store.paths import (
-    DSCACHE_MANIFEST,
-    MOLMO_COMBINED_TRIES,
-    MOLMO_REMOTE_MANIFEST,
-)
 
 DEFAULT_BATCH_BYTES = 16 << 30
 

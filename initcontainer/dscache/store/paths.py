@@ -21,17 +21,7 @@ from dscache.api.names import VersionKey, check_segment
 COMPLETE_RECORD = ".dscache-complete.json"
 INVENTORY = ".dscache-inventory.json"
 CONTROL_DIR = ".dscache"
-# molmospaces-resources reader contract (their constants.py)
-MOLMO_REMOTE_MANIFEST = "mjthor_resource_file_to_size_mb.json"
-MOLMO_COMBINED_TRIES = "mjthor_resources_combined_meta.json.gz"
-MOLMO_LOCAL_MANIFEST = "mjthor_data_type_to_source_to_versions.json"
-DSCACHE_MANIFEST = "dscache-manifest.json"
 METADATA_FILES = frozenset({COMPLETE_RECORD, INVENTORY})
-
-
-def molmo_extract_flag(archive: str) -> str:
-    """Name of the per-archive flag file molmospaces-resources checks (`_complete_extract_flag`)."""
-    return f".{archive.replace('/', '__')}_complete_extract"
 
 
 @dataclass(frozen=True)
@@ -78,7 +68,3 @@ class CachePaths(VersionTree):
     @property
     def lock_path(self) -> Path:
         return self.control / "writer.lock"
-
-    @property
-    def molmo_manifest(self) -> Path:
-        return self.root / MOLMO_LOCAL_MANIFEST

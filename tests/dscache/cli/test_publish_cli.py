@@ -10,8 +10,9 @@ import pytest
 
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
+from dscache.layouts.manifest import DSCACHE_MANIFEST
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.publish.hfshards import hf_config_name, hf_index_path
-from dscache.store.paths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from tests.factories import Symlink, TreeSpec, make_tree, publish_archives
 from tests.servers.hub import FakeHub
 

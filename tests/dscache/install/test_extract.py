@@ -12,11 +12,11 @@ import pytest
 
 from dscache.install.extract import (
     ArchiveRejectedError,
-    check_member,
     extract_stream,
     links_escaping,
     through_symlink,
 )
+from dscache.store.members import check_member
 from tests.factories import CORRUPT_KINDS, MALICIOUS_KINDS, corrupt_archive, malicious_archive, tar_zst
 
 

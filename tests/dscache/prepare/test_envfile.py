@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from dscache.api.names import parse_version_arg
 from dscache.api.envnames import derived_name
+from dscache.api.names import parse_version_arg
 from dscache.store.records import RefEntry
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, write_ref
 

@@ -19,12 +19,12 @@ import yaml
 import zstandard
 
 from dscache.api.names import VersionKey
-from dscache.layouts.manifest import DscacheManifest, molmo_size_mb
+from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, molmo_size_mb
 from dscache.publish.hfshards import hf_config_name, hf_index_path, readme_with_config
 from dscache.publish.pack import BadInputError, PublishError, TreeEntry, plan_archives, symlink_escapes
 from dscache.publish.upload import PublishOptions, parse_size, publish
 from dscache.remotes.file import FileRemote
-from dscache.store.paths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from tests.factories import (
     CORRUPT_KINDS,
     MALICIOUS_KINDS,
