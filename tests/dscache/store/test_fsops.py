@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dscache.store import fsops as fsutil
+from dscache.store import fsops
 from dscache.store.fsops import FROZEN_DIR_MODE, BackgroundFlush, freeze_dirs, merge_into
 from tests.factories import Symlink, make_tree, tree_snapshot
 
@@ -85,7 +85,7 @@ def test_background_flush_outlives_a_failed_flush(tmp_path: Path, monkeypatch: p
         calls.append(path)
         raise OSError(errno.EIO, "I/O error", str(path))
 
-    monkeypatch.setattr(fsutil, "sync_filesystem", failing)
+    monkeypatch.setattr(fsops, "sync_filesystem", failing)
     flush = BackgroundFlush(tmp_path)
     for expected in (1, 2):
         flush.request()
