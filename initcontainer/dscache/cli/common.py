@@ -1,4 +1,4 @@
-"""Subcommands of the `dscache` CLI: thin adapters from argparse to the library (one module each)."""
+"""Helpers the command adapters share: one-line errors, the writer lock, `--protect`."""
 
 from __future__ import annotations
 

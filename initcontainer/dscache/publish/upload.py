@@ -1,6 +1,6 @@
 """The producer side: pack a directory tree into `.tar.zst` archives and publish it as one version.
 
-What a remote version holds (see `layouts/manifest.py` and DESIGN.md, "Remote layouts"):
+What a remote version holds (see `layouts/manifest.py` and docs/architecture.md, "Remote layouts"):
   `<v>/<name>.tar.zst`                         archives (or, with HF shards, `<v>/shards/NNNNN.tar` plus a
                                                parquet index `<config>/pkgs-00000-of-00001.parquet` and a
                                                `configs:` entry in the README front matter)

@@ -1,4 +1,4 @@
-"""Where everything lives on the cache volume (the on-disk contract of DESIGN.md), as pure functions.
+"""Where everything lives on the cache volume (docs/architecture.md, "The cache volume"); pure.
 
 ```
 <cache>/<dt>/<src>/<ver>/                         published version, read-only
