@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.gendata import GenSpec, generate, publish_generated  # noqa: E402
-from dscache.names import VersionKey  # noqa: E402
+from dscache.api.names import VersionKey  # noqa: E402
 from tests.servers.files import FileServer  # noqa: E402
 
 KEY = VersionKey("objects", "thor", "bench")
@@ -124,7 +124,7 @@ def dscache_cmd(url: str, cache: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "dscache.cli",
+        "dscache.cli.app",
         "install",
         "--cache",
         str(cache),

@@ -38,7 +38,7 @@ import yaml  # noqa: E402
 from dscache_testbed import bed, build  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
 
-from dscache.names import VersionKey  # noqa: E402
+from dscache.api.names import VersionKey  # noqa: E402
 from tests.factories import make_tree, publish_archives  # noqa: E402
 
 KEY = VersionKey("bench", "gen", "v1")

@@ -33,9 +33,9 @@ sys.path[:0] = [str(HERE), str(REPO)]
 
 from gendata import GenSpec, generate  # noqa: E402
 
-from dscache.cachepaths import CachePaths  # noqa: E402
-from dscache.names import parse_version_arg  # noqa: E402
-from dscache.records import read_complete  # noqa: E402
+from dscache.api.names import parse_version_arg  # noqa: E402
+from dscache.store.paths import CachePaths  # noqa: E402
+from dscache.store.records import read_complete  # noqa: E402
 from tests.dscache.prepare.prepare_helpers import publish_tree, staging_dir  # noqa: E402
 
 VERSION = "bench/gen=v1"
@@ -62,7 +62,7 @@ def ensure_venvs(workdir: Path) -> tuple[Path, Path]:
     (site / "dscache-src.pth").write_text(str(REPO / "initcontainer") + "\n")
     entry = ds_venv / "bin" / "dscache"  # what pip generates for the console script
     entry.write_text(
-        f"#!{ds_venv / 'bin' / 'python'}\nimport sys\nfrom dscache.cli import main\nsys.exit(main())\n"
+        f"#!{ds_venv / 'bin' / 'python'}\nimport sys\nfrom dscache.cli.app import main\nsys.exit(main())\n"
     )
     entry.chmod(0o755)
     if not (eu_venv / "bin" / "euler-files").exists():

@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.names import VersionKey, parse_version_arg
-from dscache.packing import scan_tree, tar_size
-from dscache.publish import PublishOptions, PublishResult, publish
+from dscache.api.names import VersionKey, parse_version_arg
+from dscache.publish.pack import scan_tree, tar_size
+from dscache.publish.upload import PublishOptions, PublishResult, publish
 from dscache.remotes.file import FileRemote
 
 MIB = 1 << 20

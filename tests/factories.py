@@ -1,7 +1,7 @@
 """Builders of remote versions for tests: plain trees, published versions, and hostile archives.
 
 A plain module (no fixtures), imported as `tests.factories`. Published versions go through
-`dscache.publish`, so tests exercise the very layout `dscache publish` produces; hostile archives are
+`dscache.publish.upload`, so tests exercise the very layout `dscache publish` produces; hostile archives are
 written by hand with `tarfile`, since no honest producer can make them.
 """
 
@@ -21,9 +21,9 @@ from types import ModuleType
 
 import zstandard
 
-from dscache.names import VersionKey
-from dscache.packing import describe_archive, is_bookkeeping
-from dscache.publish import PublishOptions, PublishResult, publish, upload_version
+from dscache.api.names import VersionKey
+from dscache.publish.pack import describe_archive, is_bookkeeping
+from dscache.publish.upload import PublishOptions, PublishResult, publish, upload_version
 from dscache.remotes.file import FileRemote
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dscache.spec import SpecError, parse_spec
+from dscache.api.spec import SpecError, parse_spec
 from dscache_operator import names
 from dscache_operator.kube import Kube, dsc_path
 from dscache_operator.podpatch import Denied, JsonPatch, build_patch

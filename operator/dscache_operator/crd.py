@@ -1,9 +1,10 @@
-"""The DatasetCache CRD, generated from the spec model so the cluster and the CLI accept the same specs.
+"""The DatasetCache CRD, generated from `dscache.api` so the cluster and the CLI accept the same specs.
 
-`crds/datasetcache.yaml` is the output of `render()` (`dscache-operator crd > crds/datasetcache.yaml`);
-a test fails when the committed file drifts. The model's JSON schema is turned into a structural
-schema (refs inlined, nullables dropped, no `additionalProperties: false` beside `properties`); what
-pydantic validators check in Python is restated as CEL rules and patterns the API server enforces.
+`crds/datasetcache.yaml` (and the chart's copy) is the output of `render()` (`dscache-operator crd >
+crds/datasetcache.yaml`); a test fails when a committed file drifts. The JSON schemas of the spec and
+status models become structural schemas (refs inlined, nullables dropped, no `additionalProperties:
+false` beside `properties`); what pydantic validators check in Python is restated as CEL rules and
+patterns the API server enforces.
 """
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from dscache import spec as spec_model
-from dscache.names import SEGMENT_PATTERN, SOURCE_PATTERN
-from dscache.spec import API_GROUP, API_VERSION, KIND, DatasetCacheSpec
-
-PLURAL = "datasetcaches"
-SHORT_NAMES = ["dsc"]
-PHASES = ["Pending", "Queued", "Installing", "Ready", "Failed"]
+from dscache.api.envnames import ENV_NAME_PATTERN
+from dscache.api.names import SEGMENT_PATTERN, SOURCE_PATTERN
+from dscache.api.resource import (
+    API_GROUP,
+    API_VERSION,
+    CATEGORIES,
+    GROUP_VERSION,
+    KIND,
+    LIST_KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+)
+from dscache.api.spec import K8S_NAME_PATTERN, QUANTITY_PATTERN, DatasetCacheSpec
+from dscache.api.status import DatasetCacheStatus
 
 # Bounds the model leaves open; the API server needs them to bound the cost of the CEL rules.
 MAX_DATA_TYPES = 64
@@ -73,14 +83,14 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "versions": {"maxProperties": MAX_DATA_TYPES},
     "versions.*": {"minProperties": 1, "maxProperties": MAX_SOURCES},
     "versions.*.*": {"pattern": f"^{SEGMENT_PATTERN}$"},
-    "volume.create.size": {"pattern": spec_model._QUANTITY.pattern},
-    "volume.claimName": {"pattern": spec_model._K8S_NAME.pattern, "maxLength": 253},
-    "source.s3.secretRef.name": {"pattern": spec_model._K8S_NAME.pattern},
-    "source.huggingFace.secretRef.name": {"pattern": spec_model._K8S_NAME.pattern},
+    "volume.create.size": {"pattern": QUANTITY_PATTERN},
+    "volume.claimName": {"pattern": K8S_NAME_PATTERN, "maxLength": 253},
+    "source.s3.secretRef.name": {"pattern": K8S_NAME_PATTERN},
+    "source.huggingFace.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "envNames": {"maxProperties": MAX_DATA_TYPES * 4},
-    "envNames.*": {"pattern": spec_model._ENV_NAME.pattern},
+    "envNames.*": {"pattern": ENV_NAME_PATTERN},
     "linkStrategy": {"maxProperties": MAX_DATA_TYPES},
-    "scratch.sizeLimit": {"pattern": spec_model._QUANTITY.pattern},
+    "scratch.sizeLimit": {"pattern": QUANTITY_PATTERN},
 }
 # The model allows no volume for laptop use; in a cluster the installer needs one.
 _REQUIRED_IN_CLUSTER = ["volume"]
@@ -106,114 +116,75 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return {k: _inline(v, defs) for k, v in node.items()}
 
 
-def _structural(node: dict[str, Any], path: str) -> dict[str, Any]:
-    """A structural-schema node: typed, described, no null defaults, map values as additionalProperties."""
+def _structural(
+    node: dict[str, Any],
+    path: str,
+    extra: dict[str, dict[str, Any]],
+    rules: dict[str, list[tuple[str, str]]],
+    max_string: int | None,
+) -> dict[str, Any]:
+    """A structural-schema node: typed, described, no null defaults, map values as additionalProperties.
+
+    `extra` and `rules` add keywords and CEL rules per dotted path; strings without an enum or bound
+    get `maxLength: max_string` (if not None) so the API server can bound the cost of CEL rules.
+    """
     out: dict[str, Any] = {
-        k: v for k, v in node.items() if k not in _DROP and k not in ("properties", "default")
+        k: v for k, v in node.items() if k not in _DROP and k not in ("properties", "default", "items")
     }
+    if isinstance(node.get("items"), dict):
+        out["items"] = _structural(node["items"], f"{path}[]", extra, rules, max_string)
     default = node.get("default")
     if default is not None and node.get("type") != "object":
         out["default"] = default
-    if node.get("type") == "string" and "enum" not in out and "maxLength" not in out:
-        out["maxLength"] = MAX_STRING
+    if (
+        max_string is not None
+        and node.get("type") == "string"
+        and "enum" not in out
+        and "maxLength" not in out
+    ):
+        out["maxLength"] = max_string
     if "properties" in node:
         out["properties"] = {
-            name: _structural(child, f"{path}.{name}".lstrip("."))
+            name: _structural(child, f"{path}.{name}".lstrip("."), extra, rules, max_string)
             for name, child in node["properties"].items()
         }
     elif isinstance(node.get("additionalProperties"), dict):
-        out["additionalProperties"] = _structural(node["additionalProperties"], f"{path}.*".lstrip("."))
-    out.update(_EXTRA.get(path, {}))
-    if path == "":
-        out["required"] = sorted({*node.get("required", []), *_REQUIRED_IN_CLUSTER})
-    rules = _RULES.get(path)
-    if rules:
-        out["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
+        child_path = f"{path}.*".lstrip(".")
+        out["additionalProperties"] = _structural(
+            node["additionalProperties"], child_path, extra, rules, max_string
+        )
+    out.update(extra.get(path, {}))
+    if rules.get(path):
+        out["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules[path]]
     return out
+
+
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True)
+    inlined: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    return inlined
 
 
 def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of `.spec`, from `DatasetCacheSpec`."""
-    raw = DatasetCacheSpec.model_json_schema(by_alias=True)
-    return _structural(_inline(raw, raw.get("$defs", {})), "")
+    raw = _model_schema(DatasetCacheSpec)
+    out = _structural(raw, "", _EXTRA, _RULES, MAX_STRING)
+    out["required"] = sorted({*raw.get("required", []), *_REQUIRED_IN_CLUSTER})
+    return out
+
+
+def status_schema() -> dict[str, Any]:
+    """The OpenAPI v3 schema of `.status` (written by the operator and the installer), from
+    `DatasetCacheStatus`. No CEL rules, so its strings need no bounds."""
+    return _structural(_model_schema(DatasetCacheStatus), "", {}, {}, None)
 
 
 def _obj(description: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "object", "description": description, "properties": properties, **extra}
 
 
-def _int(description: str) -> dict[str, Any]:
-    return {"type": "integer", "format": "int64", "minimum": 0, "description": description}
-
-
 def _str(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
-
-
-def status_schema() -> dict[str, Any]:
-    """The OpenAPI v3 schema of `.status`, written by the operator and (progress) by the installer."""
-    condition = _obj(
-        "A condition per the Kubernetes API conventions.",
-        {
-            "type": _str("Condition type: Ready (versions installed and the ref switched) or Installing."),
-            "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-            "reason": _str("CamelCase reason for the last transition."),
-            "message": _str("Human-readable detail."),
-            "lastTransitionTime": _str("When status last changed.", format="date-time"),
-            "observedGeneration": _int("The .metadata.generation the condition was set for."),
-        },
-        required=["type", "status"],
-    )
-    installed = _obj(
-        "A version published on the volume and pointed at by this resource's ref.",
-        {
-            "dataType": _str("Data type."),
-            "source": _str("Source."),
-            "version": _str("Version."),
-            "revision": _str(
-                "Resolved remote revision (S3 ETag set digest, HF commit) if the remote has one."
-            ),
-            "digest": _str("sha256 over the installed archives' names, sizes and digests."),
-            "files": _int("Number of files in the version."),
-            "bytes": _int("Bytes of the version on the volume."),
-        },
-        required=["dataType", "source", "version"],
-    )
-    progress = _obj(
-        "Progress of the running install, reported by the installer (throttled).",
-        {
-            "bytesDone": _int("Bytes transferred so far (including resumed work)."),
-            "bytesTotal": _int("Bytes to transfer."),
-            "archivesDone": _int("Archives (or files) done."),
-            "archivesTotal": _int("Archives (or files) to install."),
-            "percent": _str("bytesDone/bytesTotal as a percentage, for kubectl get."),
-        },
-    )
-    return _obj(
-        "Observed state of the DatasetCache.",
-        {
-            "phase": _str("Pending, Queued, Installing, Ready or Failed.", enum=PHASES),
-            "message": _str("What is happening or what failed, without secrets."),
-            "observedGeneration": _int("The .metadata.generation the phase was computed for."),
-            "conditions": {
-                "type": "array",
-                "description": "Ready (and Installing) conditions; `kubectl wait --for=condition=Ready`.",
-                "items": condition,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-            "installed": {
-                "type": "array",
-                "description": "Versions installed for the current spec, with resolved revisions and sizes.",
-                "items": installed,
-            },
-            "progress": progress,
-            "size": _str("Total size of the installed versions, human-readable."),
-            "versionsReady": _str("Installed versions out of those in the spec, e.g. 2/2."),
-            "claimName": _str("The PVC holding the cache."),
-            "installJob": _str("The installer Job for the current spec."),
-        },
-    )
 
 
 def build_crd() -> dict[str, Any]:
@@ -234,11 +205,11 @@ def build_crd() -> dict[str, Any]:
             "scope": "Namespaced",
             "names": {
                 "kind": KIND,
-                "listKind": f"{KIND}List",
+                "listKind": LIST_KIND,
                 "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": SHORT_NAMES,
-                "categories": ["dscache"],
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": list(CATEGORIES),
             },
             "versions": [
                 {
@@ -254,7 +225,7 @@ def build_crd() -> dict[str, Any]:
                             "A versioned dataset cached on a shared volume by one installer Job, for pods "
                             "that link it at stable paths.",
                             {
-                                "apiVersion": _str("API version: dscache.io/v1alpha1."),
+                                "apiVersion": _str(f"API version: {GROUP_VERSION}."),
                                 "kind": _str("DatasetCache."),
                                 "metadata": {"type": "object"},
                                 "spec": {
@@ -274,5 +245,5 @@ def build_crd() -> dict[str, Any]:
 
 def render() -> str:
     """The YAML of `crds/datasetcache.yaml`."""
-    header = "# Generated by `dscache-operator crd` from dscache.spec; do not edit by hand.\n"
+    header = "# Generated by `dscache-operator crd` from dscache.api; do not edit by hand.\n"
     return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)

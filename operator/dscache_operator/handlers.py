@@ -7,9 +7,8 @@ from typing import Any
 
 import kopf
 
-from dscache.spec import API_GROUP, API_VERSION
+from dscache.api.resource import API_GROUP, API_VERSION, PLURAL
 from dscache_operator import metrics, names
-from dscache_operator.crd import PLURAL
 from dscache_operator.kube import Kube
 from dscache_operator.reconcile import Reconciler
 from dscache_operator.settings import Settings

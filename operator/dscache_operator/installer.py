@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from dscache.spec import API_GROUP, DatasetCacheSpec
+from dscache.api.resource import API_GROUP, GROUP_VERSION, KIND, PLURAL
+from dscache.api.spec import DatasetCacheSpec
 from dscache_operator import names
-from dscache_operator.crd import PLURAL
 from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args
 from dscache_operator.settings import Settings
 
@@ -31,8 +31,8 @@ def build_configmap(
 ) -> dict[str, Any]:
     """The manifest `dscache install -f` reads: the resolved spec, named after its Job (immutable)."""
     manifest = {
-        "apiVersion": names.API,
-        "kind": "DatasetCache",
+        "apiVersion": GROUP_VERSION,
+        "kind": KIND,
         "metadata": {"name": body["metadata"]["name"], "namespace": body["metadata"]["namespace"]},
         "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }

@@ -13,16 +13,14 @@ from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from dscache.spec import API_GROUP, API_VERSION
-from dscache_operator.crd import PLURAL
+from dscache.api.resource import resource_path
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = 30
 
 
 def dsc_path(namespace: str, name: str = "") -> str:
-    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}"
-    return f"{base}/{name}" if name else base
+    return resource_path(namespace, name)
 
 
 def collection_path(manifest: dict[str, Any]) -> str:

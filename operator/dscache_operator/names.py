@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dscache.spec import API_GROUP, API_VERSION, KIND
+from dscache.api.resource import API_GROUP, GROUP_VERSION, KIND
 
 PREFIX = API_GROUP
 FINALIZER = f"{PREFIX}/finalizer"
@@ -25,7 +25,6 @@ WEBHOOK_MUTATE_PODS = "mutate-pods"
 WEBHOOK_VALIDATE_CACHES = "validate-datasetcaches"
 COMPONENT_INSTALLER = "installer"
 COMPONENT_CLEANUP = "cleanup"
-API = f"{API_GROUP}/{API_VERSION}"
 MANIFEST_KEY = "datasetcache.yaml"
 MANIFEST_DIR = "/etc/dscache"
 CACHE_MOUNT = "/cache"
@@ -74,7 +73,7 @@ def owner_reference(body: dict[str, object]) -> dict[str, object]:
     meta = body["metadata"]
     assert isinstance(meta, dict)
     return {
-        "apiVersion": API,
+        "apiVersion": GROUP_VERSION,
         "kind": KIND,
         "name": meta["name"],
         "uid": meta["uid"],

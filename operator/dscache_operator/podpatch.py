@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from dscache.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
-from dscache.prepare.envfile import build_env
-from dscache.prepare.request import RequestError, Wanted
-from dscache.sizes import parse_size
-from dscache.spec import DatasetCacheSpec, Scratch
+from dscache.api.envnames import EnvNameError, build_env
+from dscache.api.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.api.sizes import parse_size
+from dscache.api.spec import DatasetCacheSpec, Scratch
 from dscache_operator import names
 from dscache_operator.objects import CONTAINER_SECURITY
 from dscache_operator.settings import Settings
@@ -99,10 +98,11 @@ def installed_keys(status: dict[str, Any]) -> list[VersionKey]:
 
 @dataclass(frozen=True)
 class Resolution:
-    """What the pod links: prepare's selection args, the env wanted, and the versions it may link."""
+    """What the pod links: prepare's selection args, each version with its envNames entry (or None), and
+    the versions it may link."""
 
     prepare_args: list[str]
-    wanted: list[Wanted]
+    env_sources: list[tuple[VersionKey, str | None]]
     resolved: list[VersionKey]
 
 
@@ -117,11 +117,8 @@ def resolve(cache: dict[str, Any], spec: DatasetCacheSpec, pins: list[VersionKey
     requested = versions_to_keys(spec.versions)
     installed = installed_keys(cache.get("status") or {})
 
-    def wanted(keys: list[VersionKey]) -> list[Wanted]:
-        return [
-            Wanted(k, spec.link_strategy.get(k.data_type, "directory"), spec.env_names.get(k.slot))
-            for k in keys
-        ]
+    def wanted(keys: list[VersionKey]) -> list[tuple[VersionKey, str | None]]:
+        return [(k, spec.env_names.get(k.slot)) for k in keys]
 
     if not pins:
         ref = names.ref_name(meta["namespace"], meta["name"])
@@ -147,11 +144,11 @@ def resolve(cache: dict[str, Any], spec: DatasetCacheSpec, pins: list[VersionKey
     return Resolution([a for k in keys for a in ("--version", str(k))], wanted(keys), keys)
 
 
-def build_env_vars(mount_path: str, wanted: list[Wanted]) -> list[dict[str, str]]:
+def build_env_vars(mount_path: str, sources: list[tuple[VersionKey, str | None]]) -> list[dict[str, str]]:
     """DSCACHE_ROOT and one variable per source: the stable link paths the init container makes."""
     try:
-        env = build_env(Path(mount_path), wanted)
-    except RequestError as err:
+        env = build_env(Path(mount_path), sources)
+    except EnvNameError as err:
         raise Denied(f"DatasetCache env: {err}") from None
     return [{"name": k, "value": v} for k, v in env.items()]
 
@@ -242,7 +239,7 @@ def desired_pod(
     inits = pod_spec.get("initContainers") or []
     at = next((i for i, c in enumerate(inits) if c.get("name") == INIT_CONTAINER), None)
     pod_spec["initContainers"] = [init, *inits] if at is None else [*inits[:at], init, *inits[at + 1 :]]
-    env = build_env_vars(mount_path, resolution.wanted)
+    env = build_env_vars(mount_path, resolution.env_sources)
     mounts = build_mounts(mount_path, scratch)
     for c in containers:
         kept = [m for m in c.get("volumeMounts") or [] if m.get("name") not in OUR_VOLUMES]

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import kopf
 
-from dscache.spec import DatasetCacheSpec, SpecError, parse_spec
+from dscache.api.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache_operator import metrics, names
 from dscache_operator.cleanup import build_cleanup_job
 from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dscache.api.status import Condition, ConditionType, DatasetCacheStatus
+from dscache.api.status import Phase as PhaseName
 from dscache_operator import names
 
 JobState = Literal["active", "succeeded", "failed"]
@@ -79,44 +81,50 @@ def describe_blocker(job: dict[str, Any], claim: str) -> str:
 class Phase:
     """A phase with what the Ready condition says about it."""
 
-    name: Literal["Pending", "Queued", "Installing", "Ready", "Failed"]
+    name: PhaseName
     reason: str
     message: str
 
 
 def build_condition(
-    kind: str, status: bool, phase: Phase, generation: int, previous: list[dict[str, Any]]
-) -> dict[str, Any]:
+    kind: ConditionType, status: bool, phase: Phase, generation: int, previous: list[dict[str, Any]]
+) -> Condition:
     """A condition per the API conventions; lastTransitionTime moves only when status flips."""
-    value = "True" if status else "False"
+    value: Literal["True", "False"] = "True" if status else "False"
     old = next((c for c in previous if c.get("type") == kind), None)
     since = (
         old["lastTransitionTime"]
         if old and old.get("status") == value and old.get("lastTransitionTime")
         else None
     )
-    return {
-        "type": kind,
-        "status": value,
-        "reason": phase.reason,
-        "message": phase.message[:MAX_MESSAGE],
-        "observedGeneration": generation,
-        "lastTransitionTime": since or now_iso(),
-    }
+    return Condition(
+        type=kind,
+        status=value,
+        reason=phase.reason,
+        message=phase.message[:MAX_MESSAGE],
+        observed_generation=generation,
+        last_transition_time=since or now_iso(),
+    )
 
 
 def build_status(phase: Phase, generation: int, current: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The status patch for a phase: phase, message, observedGeneration and both conditions."""
+    """The status patch for a phase: phase, message, observedGeneration and both conditions.
+
+    `extra` are further `DatasetCacheStatus` fields by their wire names (`installJob=...`).
+    """
     previous = current.get("conditions") or []
     ready = build_condition("Ready", phase.name == "Ready", phase, generation, previous)
     installing = build_condition("Installing", phase.name == "Installing", phase, generation, previous)
-    return {
-        "phase": phase.name,
-        "message": phase.message[:MAX_MESSAGE],
-        "observedGeneration": generation,
-        "conditions": [ready, installing],
-        **extra,
-    }
+    status = DatasetCacheStatus.model_validate(
+        {
+            "phase": phase.name,
+            "message": phase.message[:MAX_MESSAGE],
+            "observedGeneration": generation,
+            "conditions": [ready, installing],
+            **extra,
+        }
+    )
+    return status.patch()
 
 
 def parse_versions_annotation(value: str | None) -> list[str]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dscache.remotes.factory import display_url
-from dscache.spec import DatasetCacheSpec, SpecError, parse_spec
+from dscache.api.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache_operator.volume import get_claim_name
 
 
 def _origin(spec: DatasetCacheSpec) -> tuple[str, str]:
-    return display_url(spec.source), spec.layout
+    return spec.source.display_url(), spec.layout
 
 
 def find_claim_conflict(name: str, spec: DatasetCacheSpec, others: list[dict[str, Any]]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dscache.spec import DatasetCacheSpec
+from dscache.api.spec import DatasetCacheSpec
 from dscache_operator import names
 from dscache_operator.objects import object_meta
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import kopf
 
-from dscache.spec import API_GROUP, API_VERSION
+from dscache.api.resource import API_GROUP, API_VERSION, PLURAL
 from dscache_operator import devcerts, names
 from dscache_operator.admission import Admission
-from dscache_operator.crd import PLURAL
 from dscache_operator.podpatch import Denied, JsonPatch, apply_patch
 from dscache_operator.settings import Settings
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from dscache_testbed.fixtures import Testbed
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from tests.factories import make_tree, publish_archives
 from tests.servers.s3 import S3Env
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from dscache_testbed.fixtures import Testbed
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from tests.charts.chart import CHART, VARIANTS, render_text, set_args, variant
 from tests.cluster import operator_fixtures as opf
 from tests.servers.s3 import S3Env

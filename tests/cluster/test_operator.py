@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from dscache_testbed.fixtures import Testbed
 
-from dscache.names import VersionKey
-from dscache.records import read_complete
+from dscache.api.names import VersionKey
+from dscache.store.records import read_complete
 from tests.cluster import operator_fixtures as opf
 from tests.servers.s3 import S3Env
 

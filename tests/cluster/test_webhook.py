@@ -15,7 +15,7 @@ from dscache_testbed import pki
 from dscache_testbed.fixtures import Testbed
 from dscache_testbed.kube import ApiError
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
 from tests.servers.s3 import S3Env
 

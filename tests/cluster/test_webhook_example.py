@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dscache_testbed.fixtures import Testbed
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
 from tests.servers.s3 import S3Env
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dscache.cli import main
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
+from dscache.cli.app import main
 from tests.factories import Symlink, dataset_snapshot, make_tree, publish_archives, tree_snapshot
 
 KEY = VersionKey("scenes", "kitchen", "v1")

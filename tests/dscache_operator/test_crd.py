@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from dscache.spec import DatasetCacheSpec
-from dscache_operator.crd import build_crd, render, spec_schema
+from pydantic import BaseModel
+
+from dscache.api.spec import DatasetCacheSpec
+from dscache.api.status import PHASES, DatasetCacheStatus
+from dscache_operator.crd import build_crd, render, spec_schema, status_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +19,49 @@ def test_committed_crd_matches_the_generator() -> None:
     assert committed == render(), (
         "crds/datasetcache.yaml is stale: run `dscache-operator crd > crds/datasetcache.yaml`"
     )
+
+
+def test_the_charts_crd_is_the_same_file() -> None:
+    chart = (ROOT / "charts" / "dscache" / "crds" / "datasetcache.yaml").read_text()
+    assert chart == render(), "charts/dscache/crds/datasetcache.yaml is stale: copy crds/datasetcache.yaml"
+
+
+def _nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside an annotation (`list[X] | None` -> X, True), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in get_args(annotation):
+        model, in_list = _nested(arg)
+        if model is not None:
+            return model, in_list or get_origin(annotation) is list
+    return None, False
+
+
+def _model_paths(model: type[BaseModel], path: str = "") -> set[str]:
+    """Every field of `model` and of the models it nests, by wire name (`.installed[].dataType`)."""
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        here = f"{path}.{info.alias or name}"
+        out.add(here)
+        nested, in_list = _nested(info.annotation)
+        if nested is not None:
+            out |= _model_paths(nested, f"{here}[]" if in_list else here)
+    return out
+
+
+def test_status_schema_is_generated_from_the_status_model() -> None:
+    schema_paths = {p for p, _ in _walk(status_schema(), "") if p and not p.endswith("[]")}
+    assert schema_paths == _model_paths(DatasetCacheStatus)
+    assert status_schema()["properties"]["phase"]["enum"] == list(PHASES)
+    conditions = status_schema()["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert conditions["items"]["required"] == ["type", "status"]
+    assert status_schema()["properties"]["installed"]["items"]["properties"]["bytes"] == {
+        "type": "integer",
+        "format": "int64",
+        "minimum": 0,
+        "description": "Bytes of the version on the volume.",
+    }
 
 
 def _walk(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:

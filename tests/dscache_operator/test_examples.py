@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dscache.spec import load_manifest
+from dscache.api.manifest import load_manifest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("datasetcache-*.yaml"))
 

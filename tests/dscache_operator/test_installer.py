@@ -6,7 +6,8 @@ from typing import Any
 
 import yaml
 
-from dscache.spec import parse_manifest, parse_spec
+from dscache.api.manifest import parse_manifest
+from dscache.api.spec import parse_spec
 from dscache_operator import names
 from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
 from dscache_operator.volume import get_claim_name

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dscache.names import parse_version_arg
-from dscache.spec import parse_spec
+from dscache.api.names import parse_version_arg
+from dscache.api.spec import parse_spec
 from dscache_operator.podpatch import Denied, apply_patch, build_patch, desired_pod
 from dscache_operator.settings import Settings
 

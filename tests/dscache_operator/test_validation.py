@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dscache.spec import parse_spec
+from dscache.api.spec import parse_spec
 from dscache_operator.validation import find_claim_conflict
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dscache.spec import parse_spec
+from dscache.api.spec import parse_spec
 from dscache_operator.volume import build_pvc, get_claim_name
 from tests.dscache_operator.builder_inputs import BODY, SPEC
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from dscache.cachepaths import DSCACHE_MANIFEST, MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
-from dscache.layouts.manifest import DscacheManifest
+from dscache.api.names import VersionKey
+from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.names import VersionKey
 from dscache.remotes.base import NotFoundError, Remote
 
 ARCHIVE_SUFFIX = ".tar.zst"

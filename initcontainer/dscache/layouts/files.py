@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dscache.extract import check_member
+from dscache.api.names import VersionKey
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.names import VersionKey
 from dscache.remotes.base import Remote, RemoteFile
+from dscache.store.members import check_member
 
 
 def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, base: str) -> VersionPlan:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
+from dscache.api.names import VersionKey
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
 
 SPLIT = "pkgs"
@@ -170,3 +171,29 @@ def load_shard_index(remote: Remote, prefix: str, rel: str) -> dict[str, ShardEn
 def stream_archive(remote: Remote, entry: ShardEntry) -> Iterator[bytes]:
     """The bytes of one archive, by Range request into its shard (resuming like any stream)."""
     return remote.stream(entry.shard, entry.offset, entry.size)
+
+
+@runtime_checkable
+class RepoRemote(Protocol):
+    """A remote below a repository's root that can reach the root (the Hugging Face remote)."""
+
+    @property
+    def root(self) -> Remote:
+        """The same repository at the same pinned revision, without the prefix."""
+
+
+def shard_locations(
+    remote: Remote, prefix: str, key: VersionKey
+) -> dict[str, tuple[str, int, int | None]] | None:
+    """Archive -> (shard path relative to `remote`, offset, size) for a version stored in HF shards.
+
+    None when the version has no shard index, or `remote` cannot reach its repository's root (not HF).
+    """
+    if not isinstance(remote, RepoRemote):
+        return None
+    try:
+        index = load_shard_index(remote.root, prefix, key.rel)
+    except NotFoundError:
+        return None
+    strip = len(prefix.strip("/")) + 1 if prefix.strip("/") else 0
+    return {name: (e.shard[strip:], e.offset, e.size) for name, e in index.items()}

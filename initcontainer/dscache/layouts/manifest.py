@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MANIFEST_SCHEMA = 1
+DSCACHE_MANIFEST = "dscache-manifest.json"
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,3 @@ class DscacheManifest:
 
     def dumps(self) -> builtins.bytes:
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
-
-
-def molmo_size_mb(size: int) -> float:
-    """molmospaces' manifest value: size in MiB (their readers use it only for display and totals)."""
-    return round(size / (1 << 20), 3)

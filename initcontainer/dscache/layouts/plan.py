@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
+from dscache.errors import DscacheError
 
 
-class LayoutError(Exception):
+class LayoutError(DscacheError):
     """The remote does not hold the version in the expected layout; the message says what is missing."""
 
 

@@ -16,9 +16,9 @@ import os
 import stat
 from pathlib import Path
 
-from dscache.cachepaths import INVENTORY
 from dscache.prepare.treewalk import tree_stats
-from dscache.records import CompleteRecord
+from dscache.store.paths import INVENTORY
+from dscache.store.records import CompleteRecord
 
 
 def _inventory_matches(root: Path, record: CompleteRecord, data: object) -> bool:

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from dscache.cachepaths import COMPLETE_RECORD, INVENTORY
 from dscache.prepare.treewalk import TreeListing, TreeStats
+from dscache.store.paths import COMPLETE_RECORD, INVENTORY
 
 COPY_WORKERS = 8
 FILE_MODE = 0o444

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.records import read_complete
+from dscache.store.records import read_complete
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.names import NameError_, VersionKey
+from dscache.api.names import NameError_, VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths, key_from_marker
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
+from dscache.errors import InvalidInputError
 from dscache.prepare.links import DIRECTORY, STRATEGIES
-from dscache.records import Ref
+from dscache.store.records import Ref
 
 
-class RequestError(ValueError):
+class RequestError(InvalidInputError):
     """The requested versions are inconsistent (a usage error)."""
 
 

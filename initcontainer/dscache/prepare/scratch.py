@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.cachepaths import CachePaths
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
+from dscache.api.sizes import format_size
 from dscache.prepare import eviction, lastuse, staging
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.copytree import copy_version
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.treewalk import read_listing
-from dscache.records import CompleteRecord, read_complete
-from dscache.sizes import format_size
+from dscache.store.paths import CachePaths
+from dscache.store.records import CompleteRecord, read_complete
 
 RACE_RETRIES = 3
 PEER_POLL = 0.1

@@ -10,11 +10,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dscache.api.sizes import format_size
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.records import read_complete
-from dscache.sizes import format_size
+from dscache.store.records import read_complete
 
 
 @dataclass(frozen=True)

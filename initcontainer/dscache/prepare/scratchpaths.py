@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.cachepaths import VersionTree
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
+from dscache.store.paths import VersionTree
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.deletion import delete_tree
-from dscache.liveness import host_name, pid_alive
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.store.deletion import delete_tree
+from dscache.store.liveness import host_name, pid_alive
 
 HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dscache.cachepaths import INVENTORY, METADATA_FILES
-from dscache.records import CompleteRecord
+from dscache.store.paths import INVENTORY, METADATA_FILES
+from dscache.store.records import CompleteRecord
 
 
 @dataclass(frozen=True)

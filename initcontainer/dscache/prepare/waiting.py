@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dscache.cachepaths import CachePaths
-from dscache.names import VersionKey
+from dscache.api.names import VersionKey
 from dscache.prepare.request import Wanted
-from dscache.records import is_published
+from dscache.store.paths import CachePaths
+from dscache.store.records import is_published
 
 POLL_FIRST = 0.2
 POLL_MAX = 2.0

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dscache.errors import DscacheError
+
 CHUNK = 1 << 20
 
 
-class RemoteError(Exception):
+class RemoteError(DscacheError):
     """A remote operation failed for good (after retries); the message is safe to show."""
 
 

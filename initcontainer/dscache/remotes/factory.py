@@ -3,9 +3,9 @@ so code paths that never touch S3 or the Hub never pay for (or need) boto3 or hu
 
 from __future__ import annotations
 
+from dscache.api.spec import Source
 from dscache.remotes.base import Remote
 from dscache.remotes.retry import RetryPolicy
-from dscache.spec import Source
 
 
 def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: str | None = None) -> Remote:
@@ -44,12 +44,3 @@ def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: 
     from dscache.remotes.file import FileRemote
 
     return FileRemote(source.file.path)
-
-
-def display_url(source: Source) -> str:
-    """A URL for logs and status: no userinfo, query strings or tokens."""
-    if source.http is not None:
-        from dscache.remotes.http import display_url as clean
-
-        return clean(source.http.url)
-    return source.url()

@@ -11,9 +11,9 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from dscache.atomic import fsync_dir
 from dscache.remotes.base import CHUNK, NotFoundError, RemoteError, RemoteFile
 from dscache.remotes.retry import check_rel_path
+from dscache.store.atomic import fsync_dir
 
 
 class FileRemote:

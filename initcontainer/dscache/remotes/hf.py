@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dscache
+from dscache.api.urls import display_url
 from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
-from dscache.remotes.http import HttpFetcher, display_url
+from dscache.remotes.http import HttpFetcher
 from dscache.remotes.retry import RetryPolicy, call_with_retry, check_rel_path, describe
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
+from dscache.api.urls import display_url
 from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
 from dscache.remotes.retry import (
     TRANSIENT_STATUS,
@@ -39,15 +40,6 @@ _UNSATISFIED = re.compile(r"^bytes\s+\*/(\d+)$")
 _CHUNK = 256 << 10
 """Most bytes one read returns; it returns what has arrived rather than wait for that many."""
 _MAX_REDIRECTS = 10
-
-
-def display_url(url: str) -> str:
-    """`url` without userinfo, query or fragment: safe to log."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
 
 
 def _retry_after(value: str | None) -> float | None:

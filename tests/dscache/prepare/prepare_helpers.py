@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dscache.atomic import write_json_atomic
-from dscache.cachepaths import INVENTORY, CachePaths
-from dscache.cli import main
-from dscache.names import parse_version_arg
-from dscache.records import CompleteRecord, Ref, RefEntry
+from dscache.api.names import parse_version_arg
+from dscache.cli.app import main
+from dscache.store.atomic import write_json_atomic
+from dscache.store.paths import INVENTORY, CachePaths
+from dscache.store.records import CompleteRecord, Ref, RefEntry
 
 
 def staging_dir(cache: Path) -> Path:
@@ -119,7 +119,7 @@ def run_cli(*args: str) -> Result:
 
 def cli_command(*args: str) -> list[str]:
     """The real `dscache` CLI as a separate process."""
-    return [sys.executable, "-m", "dscache.cli", *args]
+    return [sys.executable, "-m", "dscache.cli.app", *args]
 
 
 def run_proc(*args: str, timeout: float = 60) -> Result:

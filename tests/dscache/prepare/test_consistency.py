@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dscache.cachepaths import INVENTORY
 from dscache.prepare.consistency import is_consistent
-from dscache.records import CompleteRecord, read_complete
+from dscache.store.paths import INVENTORY
+from dscache.store.records import CompleteRecord, read_complete
 from tests.dscache.prepare.prepare_helpers import publish_version
 
 FILES = {"a/b/f.bin": b"12345", "g.txt": b"g"}

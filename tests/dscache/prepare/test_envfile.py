@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from dscache.names import parse_version_arg
-from dscache.prepare.envfile import derived_name
-from dscache.records import RefEntry
+from dscache.api.envnames import derived_name
+from dscache.api.names import parse_version_arg
+from dscache.store.records import RefEntry
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, write_ref
 
 

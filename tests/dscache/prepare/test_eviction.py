@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from dscache.names import parse_version_arg
+from dscache.api.names import parse_version_arg
 from dscache.prepare.eviction import Resident, effective_budget, plan_eviction
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dscache.records import RefEntry
+from dscache.store.records import RefEntry
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, write_ref
 
 READER = """

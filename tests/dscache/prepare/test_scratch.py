@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from dscache.liveness import host_name
-from dscache.names import parse_version_arg
+from dscache.api.names import parse_version_arg
 from dscache.prepare.staging import version_tag
+from dscache.store.liveness import host_name
 from tests.dscache.prepare.prepare_helpers import Dirs, cli_command, publish_version, run_cli, run_proc
 
 VERSION = "objects/thor=v1"

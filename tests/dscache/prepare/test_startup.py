@@ -10,7 +10,7 @@ from tests.dscache.prepare.prepare_helpers import Dirs, publish_version
 
 PROBE = """
 import json, sys
-from dscache.cli import main
+from dscache.cli.app import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """

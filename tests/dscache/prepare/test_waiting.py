@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dscache.records import RefEntry
+from dscache.store.records import RefEntry
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, run_proc, write_ref
 
 

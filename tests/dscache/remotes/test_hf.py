@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dscache.api.manifest import source_from_url
 from dscache.remotes.base import NotFoundError, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.hf import HfRemote
-from dscache.spec import source_from_url
 from tests.servers.hub import FakeHub
 
 REPO = "allenai/molmo-test"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from dscache.api.manifest import source_from_url
+from dscache.api.spec import Source
 from dscache.remotes.base import NotFoundError, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.s3 import S3Remote
-from dscache.spec import Source, source_from_url
 from tests.servers.s3 import S3Env
 
 DATA = os.urandom(1_200_000)

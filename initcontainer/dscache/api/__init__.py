@@ -1,0 +1,7 @@
+"""The DatasetCache resource, the one contract of both planes (docs/architecture.md, "The resource contract").
+
+`resource` (group, version, kind, plural, short names), `spec` and `manifest` (the spec model and
+where a spec comes from), `status` (the status model), `names` (safe names, `DT/SRC=VER`),
+`envnames` (the workload's variables), `sizes`, `urls`. This `__init__` imports nothing: `prepare`
+uses the standard-library modules (`names`, `envnames`, `sizes`) without pydantic or yaml.
+"""

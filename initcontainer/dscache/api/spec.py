@@ -1,0 +1,276 @@
+"""The DatasetCache spec: one typed, validated model for the CRD, the operator and the CLI.
+
+Field names are camelCase on the wire (as in Kubernetes) and snake_case in Python. Whole manifests,
+source URLs and CLI flags become a spec in `dscache.api.manifest`; the CRD's schema is generated from
+these models (`dscache_operator.crd`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from dscache.api.envnames import ENV_NAME_PATTERN
+from dscache.api.names import check_segment, check_source
+from dscache.api.urls import display_url
+from dscache.errors import InvalidInputError
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_K8S_NAME = re.compile(K8S_NAME_PATTERN)
+
+
+class SpecError(InvalidInputError):
+    """The spec is invalid; the message names the field (e.g. `spec.source.s3.bucket`)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """A Secret in the resource's namespace holding credentials; only the installer Job sees it."""
+
+    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
+
+
+class S3Source(_Model):
+    """An S3-compatible bucket: AWS S3, Cloudflare R2, MinIO, ..."""
+
+    bucket: str = Field(description="Bucket name.", min_length=1, max_length=255)
+    prefix: str = Field("", description="Key prefix under which `<dataType>/<source>/<version>/` live.")
+    endpoint: str | None = Field(None, description="Endpoint URL for non-AWS stores (R2, MinIO).")
+    region: str | None = Field(None, description="Region (AWS); most other stores ignore it.")
+    anonymous: bool = Field(False, description="Unsigned requests, for public buckets.")
+    secret_ref: SecretRef | None = Field(
+        None, description="Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)."
+    )
+
+
+class HuggingFaceSource(_Model):
+    """A Hugging Face Hub repository."""
+
+    repo: str = Field(description="Repository id, OWNER/NAME.", pattern=r"^[\w.-]+/[\w.-]+$")
+    repo_type: Literal["dataset", "model"] = Field("dataset", description="Repository type.")
+    prefix: str = Field("", description="Directory inside the repo that mirrors the bucket layout.")
+    revision: str = Field("main", description="Branch, tag or commit; recorded as the resolved commit.")
+    revision_from_version: bool = Field(
+        False,
+        description="files layout: each version is a revision (branch, tag or commit) of the repo, and its "
+        "content is the repo's files under prefix at that revision (e.g. a model repo at a tag).",
+    )
+    endpoint: str | None = Field(None, description="Hub endpoint (default HF_ENDPOINT or huggingface.co).")
+    secret_ref: SecretRef | None = Field(None, description="Secret with HF_TOKEN.")
+
+
+class HttpSource(_Model):
+    """A plain HTTP(S) base URL, e.g. a public R2 bucket URL."""
+
+    url: str = Field(description="Base URL.", pattern=r"^https?://")
+
+
+class FileSource(_Model):
+    """A local directory (laptop and CI use)."""
+
+    path: str = Field(description="Absolute path of the directory.", pattern=r"^/")
+
+
+class Source(_Model):
+    """Where the data comes from: exactly one of s3, huggingFace, http, file."""
+
+    s3: S3Source | None = None
+    hugging_face: HuggingFaceSource | None = None
+    http: HttpSource | None = None
+    file: FileSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Source:
+        given = [k for k in ("s3", "hugging_face", "http", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of s3, huggingFace, http, file must be set (got {len(given)})")
+        return self
+
+    @property
+    def secret_ref(self) -> SecretRef | None:
+        if self.s3 is not None:
+            return self.s3.secret_ref
+        if self.hugging_face is not None:
+            return self.hugging_face.secret_ref
+        return None
+
+    def url(self) -> str:
+        """The source as a URL (an http URL as given: use `display_url()` for logs)."""
+        if self.s3 is not None:
+            return f"s3://{self.s3.bucket}/{self.s3.prefix}".rstrip("/")
+        if self.hugging_face is not None:
+            hf = self.hugging_face
+            path = f"{hf.repo}/{hf.prefix}".rstrip("/")
+            return f"hf://{hf.repo_type}s/{path}@{hf.revision}"
+        if self.http is not None:
+            return self.http.url.rstrip("/")
+        assert self.file is not None
+        return f"file://{self.file.path}"
+
+    def display_url(self) -> str:
+        """`url()` safe for logs and status: no userinfo, query strings or tokens."""
+        return display_url(self.http.url) if self.http is not None else self.url()
+
+
+class CreateVolume(_Model):
+    """A PVC the operator creates (ReadWriteMany) and owns."""
+
+    storage_class_name: str | None = Field(None, description="StorageClass; cluster default if unset.")
+    size: str = Field(description="Requested size, a Kubernetes quantity such as 500Gi.")
+
+    @field_validator("size")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not _QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes quantity such as 500Gi")
+        return v
+
+
+class Volume(_Model):
+    """The shared cache volume: an existing RWX claim, or one to create."""
+
+    claim_name: str | None = Field(None, description="Name of an existing ReadWriteMany PVC.")
+    create: CreateVolume | None = Field(None, description="Create a PVC with this class and size.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Volume:
+        if (self.claim_name is None) == (self.create is None):
+            raise ValueError("exactly one of claimName, create must be set")
+        return self
+
+
+class Install(_Model):
+    """How the installer Job runs."""
+
+    parallelism: int = Field(4, ge=1, le=64, description="Archives or files transferred at once.")
+    verify: bool = Field(
+        True,
+        description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS "
+        "sha256, S3 single-part ETag); sizes are always checked. Turn off for SSE-KMS buckets, whose ETags "
+        "are not MD5s.",
+    )
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Kubernetes resource requests/limits of the installer container."
+    )
+    backoff_limit: int = Field(3, ge=0, le=20, description="Job backoffLimit.")
+    active_deadline_seconds: int = Field(
+        6 * 3600, ge=60, le=7 * 24 * 3600, description="Job activeDeadlineSeconds."
+    )
+
+
+class Retention(_Model):
+    """What happens to versions no longer referenced."""
+
+    keep: int = Field(2, ge=0, le=1000, description="Unreferenced versions kept per source (newest first).")
+    on_delete: Literal["Retain", "Delete"] = Field(
+        "Retain", description="On deletion of the DatasetCache: keep the data, or remove its versions."
+    )
+
+
+class HostPathScratch(_Model):
+    """Node-local scratch on a host directory shared by all pods on the node."""
+
+    path: str = Field(description="Host directory.", pattern=r"^/")
+    max_bytes: int | None = Field(None, ge=0, description="Byte budget; LRU eviction beyond it.")
+
+
+class Scratch(_Model):
+    """Default node-local scratch for pods: none, emptyDir or hostPath."""
+
+    mode: Literal["none", "emptyDir", "hostPath"] = Field("none", description="Scratch kind.")
+    size_limit: str | None = Field(None, description="emptyDir sizeLimit (a Kubernetes quantity).")
+    host_path: HostPathScratch | None = Field(None, description="Required when mode is hostPath.")
+
+    @model_validator(mode="after")
+    def _host(self) -> Scratch:
+        if (self.mode == "hostPath") != (self.host_path is not None):
+            raise ValueError("hostPath must be set exactly when mode is hostPath")
+        return self
+
+
+class DatasetCacheSpec(_Model):
+    """The desired state of a DatasetCache."""
+
+    source: Source = Field(description="Where the versions come from.")
+    layout: Literal["archives", "files"] = Field(
+        "archives", description="archives: .tar.zst per version (molmospaces); files: plain file trees."
+    )
+    versions: dict[str, dict[str, str]] = Field(
+        description="{dataType: {source: version}}; source may contain inner '/'.", min_length=1
+    )
+    volume: Volume | None = Field(None, description="The shared cache volume (required in a cluster).")
+    install: Install = Field(default_factory=Install, description="Installer Job settings.")
+    retention: Retention = Field(default_factory=Retention, description="Retention of old versions.")
+    scratch: Scratch = Field(default_factory=Scratch, description="Default node-local scratch for pods.")
+    link_strategy: dict[str, Literal["directory", "perFile"]] = Field(
+        default_factory=dict, description="Per data type: one link per source, or a tree of per-file links."
+    )
+    env_names: dict[str, str] = Field(
+        default_factory=dict, description="Environment variable name per 'dataType/source'."
+    )
+    mount_path: str = Field("/dscache", description="Where pods see the linked data.", pattern=r"^/")
+
+    @field_validator("versions")
+    @classmethod
+    def _safe_versions(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for data_type, by_source in v.items():
+            check_segment(data_type, "data type")
+            if not by_source:
+                raise ValueError(f"data type {data_type!r} lists no sources")
+            for source, version in by_source.items():
+                check_source(source, f"source of {data_type!r}")
+                check_segment(version, f"version of {data_type}/{source}")
+        return v
+
+    @field_validator("env_names")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for slot, name in v.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} (for {slot!r}) is not a valid environment variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _revision_needs_files(self) -> DatasetCacheSpec:
+        hf = self.source.hugging_face
+        if hf is not None and hf.revision_from_version and self.layout != "files":
+            raise ValueError("source.huggingFace.revisionFromVersion requires layout: files")
+        return self
+
+    @model_validator(mode="after")
+    def _refs_known(self) -> DatasetCacheSpec:
+        for dt in self.link_strategy:
+            if dt not in self.versions:
+                raise ValueError(f"linkStrategy names data type {dt!r} which is not in versions")
+        slots = {f"{dt}/{src}" for dt, by in self.versions.items() for src in by}
+        for slot in self.env_names:
+            if slot not in slots:
+                raise ValueError(f"envNames names {slot!r} which is not a dataType/source in versions")
+        return self
+
+
+def format_errors(err: ValidationError, root: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (root, *e["loc"]) if p != "") if root else ".".join(map(str, e["loc"]))
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_spec(doc: Any, origin: str = "") -> DatasetCacheSpec:
+    """Validate a bare spec dict or raise SpecError naming the field (`spec.<path>`)."""
+    try:
+        return DatasetCacheSpec.model_validate(doc)
+    except ValidationError as err:
+        message = format_errors(err, "spec")
+        raise SpecError(f"{origin}: {message}" if origin else message) from None

@@ -1,0 +1,106 @@
+"""The DatasetCache status: one typed model for the operator, the installer and the CRD's schema.
+
+The operator writes phase, message, conditions and the names of the claim and the installer Job; the
+installer Job writes `progress` while it runs and `installed`/`size`/`versionsReady` when done (both by
+merge patch, each only its own fields: build a model with the fields to set and send `patch()`). The
+CRD's `.status` schema is generated from these models (`dscache_operator.crd`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Phase = Literal["Pending", "Queued", "Installing", "Ready", "Failed"]
+PHASES: tuple[str, ...] = get_args(Phase)
+ConditionType = Literal["Ready", "Installing"]
+
+
+def _count(description: str) -> Any:
+    return Field(None, ge=0, description=description, json_schema_extra={"format": "int64"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def patch(self) -> dict[str, Any]:
+        """The fields that are not None, camelCase, for a JSON merge patch of `.status`."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Condition(_Model):
+    """A condition per the Kubernetes API conventions."""
+
+    type: str = Field(
+        description="Condition type: Ready (versions installed and the ref switched) or Installing."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str | None = Field(None, description="CamelCase reason for the last transition.")
+    message: str | None = Field(None, description="Human-readable detail.")
+    last_transition_time: str | None = Field(
+        None, description="When status last changed.", json_schema_extra={"format": "date-time"}
+    )
+    observed_generation: int | None = _count("The .metadata.generation the condition was set for.")
+
+
+class InstalledVersion(_Model):
+    """A version published on the volume and pointed at by this resource's ref."""
+
+    data_type: str = Field(description="Data type.")
+    source: str = Field(description="Source.")
+    version: str = Field(description="Version.")
+    revision: str | None = Field(
+        None, description="Resolved remote revision (S3 ETag set digest, HF commit) if the remote has one."
+    )
+    digest: str | None = Field(
+        None, description="sha256 over the installed archives' names, sizes and digests."
+    )
+    files: int | None = _count("Number of files in the version.")
+    bytes: int | None = _count("Bytes of the version on the volume.")
+
+
+class Progress(_Model):
+    """Progress of the running install, reported by the installer (throttled)."""
+
+    bytes_done: int | None = _count("Bytes transferred so far (including resumed work).")
+    bytes_total: int | None = _count("Bytes to transfer.")
+    archives_done: int | None = _count("Archives (or files) done.")
+    archives_total: int | None = _count("Archives (or files) to install.")
+    percent: str | None = Field(None, description="bytesDone/bytesTotal as a percentage, for kubectl get.")
+
+    @classmethod
+    def of(cls, bytes_done: int, bytes_total: int, archives_done: int, archives_total: int) -> Progress:
+        """Pure: the progress for these counts; `percent` is 100% when there is nothing to transfer."""
+        percent = 100.0 if bytes_total == 0 else min(100.0, 100.0 * bytes_done / bytes_total)
+        return cls(
+            bytes_done=bytes_done,
+            bytes_total=bytes_total,
+            archives_done=archives_done,
+            archives_total=archives_total,
+            percent=f"{percent:.0f}%",
+        )
+
+
+class DatasetCacheStatus(_Model):
+    """Observed state of the DatasetCache."""
+
+    phase: Phase | None = Field(None, description="Pending, Queued, Installing, Ready or Failed.")
+    message: str | None = Field(None, description="What is happening or what failed, without secrets.")
+    observed_generation: int | None = _count("The .metadata.generation the phase was computed for.")
+    conditions: list[Condition] | None = Field(
+        None,
+        description="Ready (and Installing) conditions; `kubectl wait --for=condition=Ready`.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    installed: list[InstalledVersion] | None = Field(
+        None, description="Versions installed for the current spec, with resolved revisions and sizes."
+    )
+    progress: Progress | None = None
+    size: str | None = Field(None, description="Total size of the installed versions, human-readable.")
+    versions_ready: str | None = Field(
+        None, description="Installed versions out of those in the spec, e.g. 2/2."
+    )
+    claim_name: str | None = Field(None, description="The PVC holding the cache.")
+    install_job: str | None = Field(None, description="The installer Job for the current spec.")

@@ -1,0 +1,63 @@
+"""`dscache demo [--dir DIR]`: publish, install and show a small dataset, entirely on local disk."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.tree import Tree
+
+    from dscache.cli.demo_run import DEMO_VERSIONS, run_demo
+    from dscache.cli.render import PlainSink
+    from dscache.install.pipeline import InstallError
+    from dscache.store.paths import CachePaths
+
+    root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    console.print(
+        f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
+    )
+    try:
+        result = run_demo(root.resolve(), PlainSink(every=1.0))
+    except InstallError as err:
+        return fail(str(err))
+    cache = CachePaths(result.cache)
+    tree = Tree(f"[bold]{result.cache}[/]")
+    for key in DEMO_VERSIONS:
+        version = cache.version_dir(key)
+        node = tree.add(
+            f"{key.rel}/  [dim]({sum(1 for p in version.rglob('*') if p.is_file())} files, read-only)[/]"
+        )
+        for child in sorted(version.iterdir(), key=lambda c: (c.name.startswith("."), c.name))[:5]:
+            node.add(child.name + ("/" if child.is_dir() else ""))
+        node.add("...")
+    tree.add(".dscache/refs/demo.json  [dim](what pods link; written last)[/]")
+    console.print()
+    console.print(tree)
+    console.print()
+    for step, seconds in result.timings.items():
+        console.print(f"  {step:<24} {seconds:6.2f} s")
+    links = root / "links"
+    console.print("\n[bold]Try next:[/]")
+    versions = " ".join(f"--version {k}" for k in DEMO_VERSIONS)
+    for command in (
+        f"dscache status --cache {result.cache}",
+        f"dscache verify --cache {result.cache}",
+        f"dscache prepare --cache {result.cache} --links {links} --ref demo --env-file {root}/env.sh",
+        f"dscache install --cache {result.cache} --source file://{result.remote} {versions} --json",
+        f"dscache gc --cache {result.cache} --keep 0 --dry-run",
+    ):
+        print(f"  {command}")
+    return EXIT_OK

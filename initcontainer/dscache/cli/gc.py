@@ -1,0 +1,100 @@
+"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the newest N per source.
+
+Entries that cannot be deleted yet (a file a pod still holds open on NFS) are left in the trash with a
+warning per entry and listed under `left` in `--json`; the exit code stays 0, since the next gc (or
+release) finishes them once the file is released, and a failed gc would fail the installer Job it
+runs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dscache.cli.common import add_protect_argument, fail, run_locked
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.store.paths import CachePaths
+
+if TYPE_CHECKING:
+    from dscache.store.deletion import Leftover
+
+
+def warn_left(left: Sequence[Leftover], root: Path) -> None:
+    """One `dscache: warning:` line on stderr per entry left for a later run."""
+    for leftover in left:
+        print(
+            f"dscache: warning: {leftover.describe(root)} (a file still open on some node? "
+            "the next gc or release deletes it once it is closed)",
+            file=sys.stderr,
+        )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
+    add_protect_argument(p)
+    p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    p.add_argument(
+        "--staging-max-age",
+        type=float,
+        default=7 * 24 * 3600,
+        metavar="SECONDS",
+        help="also remove abandoned install staging untouched this long (default 7 days)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.api.names import NameError_, parse_version_arg
+    from dscache.maintain.gc import GcPlan, collect
+
+    if args.keep < 0:
+        return fail("--keep must be >= 0", EXIT_USAGE)
+    try:
+        protect = [parse_version_arg(v) for v in args.protect]
+    except NameError_ as err:
+        return fail(str(err), exit_code(err))
+    plan = run_locked(
+        args.cache,
+        args.lock_timeout,
+        lambda cache, fence: collect(
+            cache,
+            args.keep,
+            fence,
+            protect=protect,
+            dry_run=args.dry_run,
+            staging_max_age=args.staging_max_age,
+        ),
+    )
+    if not isinstance(plan, GcPlan):
+        return plan
+    paths = CachePaths(args.cache)
+    staging_root = paths.staging_root
+    warn_left(plan.left, paths.root)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dryRun": args.dry_run,
+                    "removed": [str(k) for k in plan.remove],
+                    "kept": [str(k) for k in plan.keep],
+                    "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
+                    "left": [leftover.as_json(paths.root) for leftover in plan.left],
+                },
+                indent=2,
+            )
+        )
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        for key in plan.remove:
+            print(f"{verb} {key}")
+        for stage in plan.stale_staging:
+            print(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
+        left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""
+        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}{left}")
+    return EXIT_OK

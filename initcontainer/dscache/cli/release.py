@@ -1,0 +1,66 @@
+"""`dscache release --cache DIR --ref NAME`: drop a ref and remove the versions only it used.
+
+Run by the operator's cleanup Job when a DatasetCache with `retention.onDelete: Delete` is deleted.
+Versions another ref (another DatasetCache on the same volume) or a `--protect`ed pod still uses are
+kept. Versions go first and the ref last, so a cleanup that crashes midway is simply run again.
+Entries that cannot be deleted yet are reported as in `gc` (warning, `left`, exit code 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dscache.cli.common import add_protect_argument, fail, run_locked
+from dscache.cli.exits import EXIT_OK, exit_code
+from dscache.cli.gc import warn_left
+from dscache.store.paths import CachePaths
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--ref", required=True, help="the ref to drop (a DatasetCache's is <namespace>.<name>)")
+    add_protect_argument(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.api.names import NameError_, check_segment, parse_version_arg
+    from dscache.maintain.release import release
+
+    try:
+        check_segment(args.ref, "--ref")
+        protect = {parse_version_arg(v) for v in args.protect}
+    except NameError_ as err:
+        return fail(str(err), exit_code(err))
+    plan = run_locked(
+        args.cache, args.lock_timeout, lambda cache, fence: release(cache, args.ref, fence, protect)
+    )
+    if isinstance(plan, int):
+        return plan
+    removed, kept, left = (plan.remove, plan.keep, plan.left) if plan is not None else ([], [], [])
+    root = CachePaths(args.cache).root
+    warn_left(left, root)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ref": args.ref,
+                    "found": plan is not None,
+                    "removed": [str(k) for k in removed],
+                    "kept": [str(k) for k in kept],
+                    "left": [leftover.as_json(root) for leftover in left],
+                }
+            )
+        )
+    elif plan is None:
+        print(f"no ref {args.ref}: nothing to release")
+    else:
+        for key in removed:
+            print(f"removed {key}")
+        for key in kept:
+            print(f"kept {key} (still used)")
+        print(f"released ref {args.ref}: removed {len(removed)} version(s), kept {len(kept)}")
+    return EXIT_OK

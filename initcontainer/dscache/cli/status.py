@@ -1,0 +1,70 @@
+"""`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, help="a cache directory")
+    p.add_argument("--scratch", type=Path, help="a node-local scratch directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.cache is None) == (args.scratch is None):
+        return fail("give exactly one of --cache DIR or --scratch DIR", EXIT_USAGE)
+    if args.scratch is not None:
+        from dscache.prepare.scratch_status import run_scratch_status
+
+        return run_scratch_status(args.scratch, args.json)
+    from dscache.api.sizes import format_size
+    from dscache.store.catalog import catalog
+    from dscache.store.paths import CachePaths
+
+    if not args.cache.is_dir():
+        return fail(f"--cache {args.cache}: no such directory")
+    infos = catalog(CachePaths(args.cache))
+    if args.json:
+        rows = [
+            {
+                "dataType": i.record.data_type,
+                "source": i.record.source,
+                "version": i.record.version,
+                "files": i.record.files,
+                "bytes": i.record.bytes,
+                "revision": i.record.revision,
+                "installedAt": i.record.installed_at,
+                "remote": i.record.remote,
+                "refs": i.refs,
+            }
+            for i in infos
+        ]
+        print(json.dumps({"cache": str(args.cache), "versions": rows}, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dscache: {args.cache}")
+    for col in ("data type", "source", "version", "files", "size", "installed at", "refs"):
+        table.add_column(col, justify="right" if col in ("files", "size") else "left")
+    for i in infos:
+        r = i.record
+        table.add_row(
+            r.data_type,
+            r.source,
+            r.version,
+            str(r.files),
+            format_size(r.bytes),
+            r.installed_at,
+            ", ".join(i.refs) or "-",
+        )
+    Console().print(table)
+    if not infos:
+        print("no published versions")
+    return EXIT_OK

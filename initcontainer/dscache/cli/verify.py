@@ -1,0 +1,63 @@
+"""`dscache verify --cache DIR`: exit 1 naming every version and path that differs from its record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+
+SHOWN = 20
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.maintain.verify import verify_cache
+    from dscache.store.paths import CachePaths
+
+    if not args.cache.is_dir():
+        return fail(f"--cache {args.cache}: no such directory")
+    checks = verify_cache(CachePaths(args.cache))
+    bad = [c for c in checks if not c.ok]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": not bad,
+                    "versions": [
+                        {
+                            "version": str(c.key),
+                            "ok": c.ok,
+                            "missing": c.missing,
+                            "extra": c.extra,
+                            "changed": c.changed,
+                            "error": c.error,
+                        }
+                        for c in checks
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for c in checks:
+            if c.ok:
+                print(f"ok       {c.key}")
+                continue
+            print(f"DIFFERS  {c.key}", file=sys.stderr)
+            if c.error:
+                print(f"  {c.error}", file=sys.stderr)
+            for label, paths in (("missing", c.missing), ("extra", c.extra), ("changed", c.changed)):
+                for path in paths[:SHOWN]:
+                    print(f"  {label}: {path}", file=sys.stderr)
+                if len(paths) > SHOWN:
+                    print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
+        print(f"{len(checks) - len(bad)} of {len(checks)} version(s) intact")
+    return EXIT_FAILURE if bad else EXIT_OK

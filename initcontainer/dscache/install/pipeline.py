@@ -1,0 +1,283 @@
+"""`dscache install`: the single writer. Plans, transfers, verifies and publishes missing versions.
+
+Flow: nothing missing -> no network at all (the ref is updated if needed). Otherwise, under the
+writer lock: pin the remote revision, fetch each version's metadata, check free space, transfer all
+items of all versions, largest first, through one pool of worker processes (`workers.py`) while the
+filesystem is flushed in the background, promote each version as soon as its items are done, and
+write the ref last.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.sizes import format_size
+from dscache.api.spec import DatasetCacheSpec
+from dscache.errors import DscacheError
+from dscache.install.commit import now_iso, promote
+from dscache.install.extract import ArchiveRejectedError
+from dscache.install.ingest import ItemResult, StagingPaths, VerificationError, item_done
+from dscache.install.progress import Counters, Sink
+from dscache.install.workers import RemoteFactory, WorkerPool
+from dscache.layouts.archives import plan_archives
+from dscache.layouts.files import plan_files
+from dscache.layouts.molmospaces import record_molmo_version
+from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
+from dscache.remotes.base import Remote, RemoteError
+from dscache.store.fsops import BackgroundFlush
+from dscache.store.lock import Fence, LockError, WriterLock
+from dscache.store.paths import CachePaths
+from dscache.store.records import Ref, RefEntry, is_published, read_ref
+
+TICK = 0.5
+
+
+class InstallError(DscacheError):
+    """The install failed; the message is safe to show (no credentials) and says what to fix."""
+
+
+@dataclass
+class InstallResult:
+    ref: str
+    published: list[VersionKey] = field(default_factory=list)
+    present: list[VersionKey] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
+    """Pure: the ref a spec leads to."""
+    entries = [
+        RefEntry(
+            data_type=k.data_type,
+            source=k.source,
+            version=k.version,
+            link_strategy=spec.link_strategy.get(k.data_type, "directory"),
+            env=spec.env_names.get(k.slot),
+        )
+        for k in versions_to_keys(spec.versions)
+    ]
+    return Ref(name=name, versions=entries, remote=spec.source.display_url(), updated_at=now_iso())
+
+
+def _same_ref(a: Ref | None, b: Ref) -> bool:
+    return a is not None and a.versions == b.versions and a.remote == b.remote
+
+
+def default_remote_factory(spec: DatasetCacheSpec) -> Remote:
+    from dscache.remotes.factory import open_remote
+
+    return open_remote(spec.source)
+
+
+def revision_per_version(spec: DatasetCacheSpec) -> bool:
+    """Each version is an HF revision of the whole repo (files layout): one remote per version."""
+    hf = spec.source.hugging_face
+    return hf is not None and hf.revision_from_version
+
+
+def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCacheSpec:
+    """Pure: the spec reading its HF repo at `revision` (unchanged for other sources or no revision)."""
+    hf = spec.source.hugging_face
+    if hf is None or revision is None:
+        return spec
+    source = spec.source.model_copy(update={"hugging_face": hf.model_copy(update={"revision": revision})})
+    return spec.model_copy(update={"source": source})
+
+
+def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
+    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
+    if spec.layout == "files":
+        plan = plan_files(remote, key, base="" if revision_per_version(spec) else key.rel)
+    else:
+        shard_index = None
+        if spec.source.hugging_face is not None:
+            from dscache.layouts.hfindex import shard_locations  # imports yaml: only for HF sources
+
+            shard_index = shard_locations(remote, spec.source.hugging_face.prefix, key)
+        plan = plan_archives(remote, key, shard_index)
+    if not spec.install.verify:
+        plan.items = [replace(item, sha256=None, md5=None) for item in plan.items]
+    return plan
+
+
+def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:
+    """Fail early when the volume cannot hold the versions."""
+    need = sum(p.space_needed for p in plans) - done_bytes
+    free = shutil.disk_usage(cache_root).free
+    if need > free:
+        raise InstallError(
+            f"not enough free space on {cache_root}: the versions need {format_size(need)}, "
+            f"{format_size(free)} is free"
+        )
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where one version comes from: its remote pinned at `revision`, and the spec that reopens it so."""
+
+    remote: Remote
+    revision: str | None
+    spec: DatasetCacheSpec
+
+
+class _Run:
+    """One locked install of the missing versions."""
+
+    def __init__(
+        self,
+        cache: CachePaths,
+        spec: DatasetCacheSpec,
+        factory: RemoteFactory,
+        jobs: int,
+        sink: Sink,
+        *,
+        fence: Fence,
+    ):
+        self.cache, self.spec, self.factory, self.jobs, self.sink = cache, spec, factory, jobs, sink
+        self.fence = fence
+        self.counters = Counters()
+        self.origins: dict[VersionKey, _Origin] = {}
+
+    def _open(self, missing: list[VersionKey]) -> None:
+        if revision_per_version(self.spec):
+            for key in missing:
+                remote = self.factory(with_hf_revision(self.spec, key.version))
+                revision = remote.resolve_revision()
+                self.origins[key] = _Origin(remote, revision, with_hf_revision(self.spec, revision))
+            return
+        remote = self.factory(self.spec)
+        revision = remote.resolve_revision()
+        shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
+        self.origins = dict.fromkeys(missing, shared)
+
+    def run(self, missing: list[VersionKey]) -> list[VersionKey]:
+        self._open(missing)
+        plans = [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
+        results: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in plans}
+        todo: list[tuple[VersionPlan, WorkItem]] = []
+        for plan in plans:
+            staging = StagingPaths(self.cache.staging_dir(plan.key))
+            for item in plan.items:
+                done = item_done(staging, item)
+                if done is None:
+                    todo.append((plan, item))
+                else:
+                    results[plan.key].append(done)
+        done_bytes = sum(r.size for rs in results.values() for r in rs)
+        check_space(self.cache.root, plans, done_bytes)
+        self.counters.bytes_total = sum(p.download_bytes for p in plans)
+        self.counters.items_total = sum(len(p.items) for p in plans)
+        self.counters.set_bytes(done_bytes)
+        self.counters.items_done = sum(len(rs) for rs in results.values())
+        self.sink.emit(
+            "start",
+            {
+                "remote": self.spec.source.display_url(),
+                "revisions": {str(k): o.revision for k, o in self.origins.items() if o.revision},
+                "versions": [str(k) for k in missing],
+                **self.counters.snapshot(),
+            },
+        )
+        published: list[VersionKey] = []
+        remaining = {p.key: len(p.items) - len(results[p.key]) for p in plans}
+        for plan in plans:
+            if remaining[plan.key] == 0:
+                published.append(self._promote(plan, results[plan.key]))
+        # Largest first: the long transfers start at once instead of trailing behind the pool.
+        todo.sort(key=lambda planned: -planned[1].expected_bytes)
+        specs = {key: origin.spec for key, origin in self.origins.items()}
+        jobs = min(self.jobs, max(len(todo), 1))
+        with WorkerPool(jobs, specs, self.factory) as pool, BackgroundFlush(self.cache.root) as flush:
+            futures: dict[Future[ItemResult], VersionPlan] = {
+                pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
+            }
+            while futures:
+                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                self.fence()  # a holder that lost the lock stops its workers within a tick
+                self.counters.set_bytes(done_bytes + pool.transferred)
+                self.sink.emit("progress", self.counters.snapshot())
+                for fut in finished:
+                    plan = futures.pop(fut)
+                    results[plan.key].append(fut.result())
+                    flush.request()
+                    self.counters.item_done()
+                    remaining[plan.key] -= 1
+                    if remaining[plan.key] == 0:
+                        published.append(self._promote(plan, results[plan.key]))
+            self.counters.set_bytes(done_bytes + pool.transferred)
+        self.sink.emit("progress", self.counters.snapshot())
+        return published
+
+    def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
+        started = time.monotonic()
+        origin = self.origins[plan.key]
+        revision = origin.revision
+        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=self.fence)
+        self.fence()
+        record_molmo_version(self.cache, plan.key)
+        self.sink.emit(
+            "version_published",
+            {
+                "version": str(plan.key),
+                "files": record.files,
+                "bytes": record.bytes,
+                "revision": revision,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        return plan.key
+
+
+def install(
+    spec: DatasetCacheSpec,
+    cache_root: Path,
+    ref_name: str,
+    sink: Sink,
+    *,
+    jobs: int | None = None,
+    lock_timeout: float = 600.0,
+    remote_factory: RemoteFactory = default_remote_factory,
+) -> InstallResult:
+    """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them."""
+    started = time.monotonic()
+    cache = CachePaths(cache_root)
+    keys = versions_to_keys(spec.versions)
+    ref = build_ref(spec, ref_name)
+    cache.root.mkdir(parents=True, exist_ok=True)
+    missing = [k for k in keys if not is_published(cache, k)]
+    published: list[VersionKey] = []
+    try:
+        if missing or not _same_ref(read_ref(cache, ref_name), ref):
+            with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
+                missing = [k for k in missing if not is_published(cache, k)]
+                if missing:
+                    jobs = jobs or spec.install.parallelism
+                    run = _Run(cache, spec, remote_factory, jobs, sink, fence=lock.fence)
+                    published = run.run(missing)
+                lock.fence()
+                ref.write(cache)
+    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+        raise InstallError(str(err)) from None
+    except OSError as err:
+        raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
+    result = InstallResult(
+        ref=ref_name,
+        published=published,
+        present=[k for k in keys if k not in published],
+        seconds=time.monotonic() - started,
+    )
+    sink.emit(
+        "done",
+        {
+            "ref": ref_name,
+            "published": [str(k) for k in result.published],
+            "present": [str(k) for k in result.present],
+            "seconds": round(result.seconds, 3),
+        },
+    )
+    return result

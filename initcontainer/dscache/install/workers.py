@@ -1,0 +1,109 @@
+"""The installer's transfers run in forked worker processes, not threads.
+
+Why processes: extraction makes several short libarchive calls per archive member, and threads convoy
+on the GIL between them. On the benchmark's 61 archives (2 cores) one thread took 0.92 s, four threads
+1.58 s, two processes 0.49 s. Workers are forked, so they inherit the spec and the remote factory and
+only an item and its result cross a pipe. Each worker opens its own remote (connections are never
+shared across a fork), pinned to the revision the parent resolved, and dies with the parent
+(PR_SET_PDEATHSIG): a killed installer never leaves a writer behind on the volume.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from types import TracebackType
+
+from dscache.api.names import VersionKey
+from dscache.api.spec import DatasetCacheSpec
+from dscache.install.ingest import ItemResult, StagingPaths, fetch_item
+from dscache.layouts.plan import WorkItem
+from dscache.remotes.base import Remote
+
+RemoteFactory = Callable[[DatasetCacheSpec], Remote]
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class _Worker:
+    """What a worker process needs: the pinned spec of each version and the remotes it opened."""
+
+    specs: dict[VersionKey, DatasetCacheSpec]
+    factory: RemoteFactory
+    transferred: Synchronized[int]
+    remotes: dict[int, Remote] = field(default_factory=dict)
+
+    def remote(self, key: VersionKey) -> Remote:
+        spec = self.specs[key]
+        if id(spec) not in self.remotes:  # versions of one origin share one spec object, so one remote
+            self.remotes[id(spec)] = self.factory(spec)
+        return self.remotes[id(spec)]
+
+    def progress(self, n: int) -> None:
+        with self.transferred.get_lock():
+            self.transferred.value += n
+
+
+_STATE: list[_Worker] = []  # this process's worker state, set once by `_init`
+
+
+def _init(
+    specs: dict[VersionKey, DatasetCacheSpec],
+    factory: RemoteFactory,
+    transferred: Synchronized[int],
+    parent: int,
+) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    _STATE.append(_Worker(specs, factory, transferred))
+
+
+def _fetch(key: VersionKey, item: WorkItem, staging_root: Path) -> ItemResult:
+    worker = _STATE[0]
+    return fetch_item(worker.remote(key), item, StagingPaths(staging_root), worker.progress)
+
+
+class WorkerPool:
+    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream."""
+
+    def __init__(self, jobs: int, specs: dict[VersionKey, DatasetCacheSpec], factory: RemoteFactory) -> None:
+        context = multiprocessing.get_context("fork")
+        self._transferred: Synchronized[int] = context.Value("q", 0)
+        self._pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_init,
+            initargs=(specs, factory, self._transferred, os.getpid()),
+        )
+
+    @property
+    def transferred(self) -> int:
+        return int(self._transferred.value)
+
+    def submit(self, key: VersionKey, item: WorkItem, staging_root: Path) -> Future[ItemResult]:
+        return self._pool.submit(_fetch, key, item, staging_root)
+
+    def abort(self) -> None:
+        """Stop at once: queued items are dropped, running ones killed (their staging is resumable)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.kill()
+            child.join()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,1 @@
+"""Looking after a cache (under the writer lock): `gc`, `release` (drop a ref), `verify`."""

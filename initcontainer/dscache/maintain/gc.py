@@ -1,0 +1,133 @@
+"""Remove versions no ref (and no protected pod) uses, beyond the newest `keep` per source.
+
+Removal is rename-then-delete: a version (or an abandoned staging dir) leaves its path in one
+`rename()` into the trash, so a reader sees the whole version or none of it and a resumed install never
+sees half a staging dir; deletion happens afterwards, out of sight. What cannot be deleted yet (a file
+a pod still holds open on NFS: `.nfsXXXX`, EBUSY) stays in the trash and is reported as `left`; every
+gc and release first finishes the trash, so the job completes once the file is released. Every step
+that changes the cache is preceded by the writer lock's fence: a gc or release whose lock was taken
+over stops before it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dscache.api.names import VersionKey
+from dscache.layouts.molmospaces import forget_molmo_version
+from dscache.store.catalog import catalog
+from dscache.store.deletion import Leftover, delete_tree
+from dscache.store.lock import Fence
+from dscache.store.paths import COMPLETE_RECORD, CachePaths
+from dscache.store.records import CompleteRecord
+
+
+@dataclass
+class GcPlan:
+    remove: list[VersionKey] = field(default_factory=list)
+    keep: list[VersionKey] = field(default_factory=list)
+    stale_staging: list[Path] = field(default_factory=list)
+    left: list[Leftover] = field(default_factory=list)
+
+
+def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
+    """Pure: per data type and source, keep what is in use plus the newest `keep` others."""
+    by_slot: dict[tuple[str, str], list[CompleteRecord]] = {}
+    for rec in records:
+        by_slot.setdefault((rec.data_type, rec.source), []).append(rec)
+    plan = GcPlan()
+    for recs in by_slot.values():
+        unused = sorted((r for r in recs if r.key not in in_use), key=lambda r: r.installed_at, reverse=True)
+        plan.keep.extend(r.key for r in recs if r.key in in_use)
+        plan.keep.extend(r.key for r in unused[:keep])
+        plan.remove.extend(r.key for r in unused[keep:])
+    plan.keep.sort()
+    plan.remove.sort()
+    return plan
+
+
+def empty_trash(cache: CachePaths, fence: Fence) -> list[Leftover]:
+    """Finish deletions an earlier gc or release started; what still refuses is returned."""
+    try:
+        names = sorted(os.listdir(cache.trash_dir))
+    except FileNotFoundError:
+        return []
+    left: list[Leftover] = []
+    for name in names:
+        fence()
+        leftover = delete_tree(cache.trash_dir / name)
+        if leftover is not None:
+            left.append(leftover)
+    return left
+
+
+def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
+    cache.trash_dir.mkdir(parents=True, exist_ok=True)
+    grave = cache.trash_dir / f"{label.replace('/', '__')}.{secrets.token_hex(4)}"
+    os.chmod(path, 0o755)  # moving a directory to another parent rewrites its '..'
+    os.rename(path, grave)
+    return grave
+
+
+def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> Leftover | None:
+    """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left."""
+    fence()
+    grave = _to_trash(cache, cache.version_dir(key), key.rel)
+    fence()
+    forget_molmo_version(cache, key)
+    return delete_tree(grave)
+
+
+def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
+    """Staging dirs of abandoned installs: untouched for `max_age` seconds, or of published versions.
+
+    Younger ones are kept: a rerun of that install resumes from them instead of downloading again.
+    """
+    stale: list[Path] = []
+    root = cache.staging_root
+    if not root.is_dir():
+        return stale
+    for marker in root.glob("*/**/archives"):  # <staging>/<dt>/<src...>/<ver>/archives
+        version_stage = marker.parent
+        rel = version_stage.relative_to(root).as_posix()
+        published = (cache.root / rel / COMPLETE_RECORD).is_file()
+        newest = max((p.stat().st_mtime for p in version_stage.iterdir()), default=0.0)
+        if published or now - newest > max_age:
+            stale.append(version_stage)
+    return stale
+
+
+def collect(
+    cache: CachePaths,
+    keep: int,
+    fence: Fence,
+    *,
+    protect: Iterable[VersionKey] = (),
+    dry_run: bool = False,
+    staging_max_age: float = 7 * 24 * 3600,
+) -> GcPlan:
+    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock; `fence` is its fence."""
+    infos = catalog(cache)
+    in_use = {i.key for i in infos if i.refs} | set(protect)
+    plan = plan_gc((i.record for i in infos), in_use, keep)
+    plan.stale_staging = stale_staging(cache, staging_max_age, time.time())
+    if not dry_run:
+        plan.left = empty_trash(cache, fence)
+        for key in plan.remove:
+            note_leftover(plan.left, remove_version(cache, key, fence))
+        for stage in plan.stale_staging:
+            fence()
+            grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
+            note_leftover(plan.left, delete_tree(grave))
+    return plan
+
+
+def note_leftover(left: list[Leftover], leftover: Leftover | None) -> None:
+    """Append `leftover` (a deletion left for a later run) to `left`, if there is one."""
+    if leftover is not None:
+        left.append(leftover)

@@ -1,0 +1,150 @@
+"""`prepare` as a library call: wait for published versions, place them (scratch or cache), link them.
+
+`prepare(PrepareRequest(...))` is what `dscache prepare` runs (its argparse adapter is
+`dscache.cli.prepare`); it needs no argparse namespace. Standard library only, no network I/O, no
+lock. Errors: `RequestError`/`NameError_` (a usage error: bad versions, names or env variables),
+`PrepareTimeoutError` (not published within `wait` seconds), `OSError` (the volume).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dscache.api.names import VersionKey
+from dscache.errors import WaitTimeoutError
+from dscache.prepare.envfile import build_env, render_exports
+from dscache.prepare.links import LinkSpec, apply_links
+from dscache.prepare.request import Wanted, from_ref, from_versions
+from dscache.prepare.scratch import Placement, place_on_scratch
+from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.waiting import wait_published
+from dscache.store.atomic import write_bytes_atomic
+from dscache.store.paths import CachePaths
+from dscache.store.records import read_complete, read_ref
+
+
+class PrepareTimeoutError(WaitTimeoutError):
+    """The ref or some versions were not published in time; the message names each missing one."""
+
+
+@dataclass(frozen=True)
+class PrepareRequest:
+    """What to prepare: the versions a ref points at (`ref`), or explicit `versions` (directory links).
+
+    `scratch_max_bytes` bounds the scratch copies (LRU eviction; None: unbounded), copies used in the
+    last `scratch_keep_recent` seconds are never evicted, and `wait` is how many seconds to wait for
+    the versions to be published. `env_file`, if given, receives the workload's `export` lines.
+    """
+
+    cache: Path
+    links: Path
+    ref: str | None = None
+    versions: tuple[VersionKey, ...] = ()
+    scratch: Path | None = None
+    scratch_max_bytes: int | None = None
+    scratch_keep_recent: float = 3600.0
+    wait: float = 0.0
+    env_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """The workload's environment (variable -> stable path) and where each version was placed."""
+
+    env: dict[str, str]
+    wanted: list[Wanted]
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def exports(self) -> str:
+        """The environment as `export NAME='value'` lines."""
+        return render_exports(self.env)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` document: env, one entry per version, scratch warnings."""
+        versions = [
+            {
+                "dataType": p.key.data_type,
+                "source": p.key.source,
+                "version": p.key.version,
+                "linkStrategy": w.strategy,
+                "location": "scratch" if p.on_scratch else "cache",
+                "target": str(p.path),
+                "copied": p.copied,
+            }
+            for w, p in zip(self.wanted, self.placements, strict=True)
+        ]
+        warnings = [p.warning for p in self.placements if p.warning]
+        return {"env": self.env, "versions": versions, "warnings": warnings}
+
+
+def _no_log(message: str) -> None:
+    del message
+
+
+def _wanted(request: PrepareRequest, cache: CachePaths, links: Path) -> list[Wanted] | None:
+    """The versions asked for (None: the ref does not exist yet); usage errors surface before any wait."""
+    if request.ref is not None:
+        ref = read_ref(cache, request.ref)
+        if ref is None:
+            return None
+        wanted = from_ref(ref)
+    else:
+        wanted = from_versions(list(request.versions))
+    build_env(links, wanted)
+    return wanted
+
+
+def _timeout_message(request: PrepareRequest, missing: list[str] | None) -> str:
+    if missing is None:
+        return f"timed out after {request.wait:g}s: ref {request.ref!r} does not exist in {request.cache}"
+    lines = [f"timed out after {request.wait:g}s waiting for {len(missing)} version(s) to be published:"]
+    lines += [f"  {m}" for m in missing]
+    return "\n".join(lines)
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Rewrite (tmp + fsync + rename) only when different: most pod starts find the same content."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_bytes_atomic(path, data)
+
+
+def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> PrepareResult:
+    """Wait for, place and link the requested versions; write `env_file`. `log` gets scratch warnings."""
+    cache = CachePaths(request.cache.absolute())
+    links = request.links.absolute()
+    waited = wait_published(cache, lambda: _wanted(request, cache, links), request.wait)
+    if waited.wanted is None or waited.missing:
+        missing = None if waited.wanted is None else [f"{k} ({cache.version_dir(k)})" for k in waited.missing]
+        raise PrepareTimeoutError(_timeout_message(request, missing))
+    wanted = waited.wanted
+    env = build_env(links, wanted)
+    records = {}
+    for w in wanted:
+        record = read_complete(cache.version_dir(w.key))
+        if record is None:
+            raise OSError(f"{w.key}: unreadable completion record in {cache.version_dir(w.key)}")
+        records[w.key] = record
+    if request.scratch is not None:
+        placements = place_on_scratch(
+            ScratchPaths(request.scratch.absolute()),
+            cache,
+            records,
+            request.scratch_max_bytes,
+            log,
+            keep_recent=request.scratch_keep_recent,
+        )
+    else:
+        placements = [Placement(w.key, cache.version_dir(w.key), on_scratch=False) for w in wanted]
+    apply_links(links, [LinkSpec(w.key, w.strategy, p.path) for w, p in zip(wanted, placements, strict=True)])
+    result = PrepareResult(env, wanted, placements)
+    if request.env_file is not None:
+        _write_if_changed(request.env_file.absolute(), result.exports.encode())
+    return result

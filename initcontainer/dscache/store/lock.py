@@ -1,0 +1,163 @@
+"""The cache's writer lock: one writer per volume, judged without ever comparing two clocks.
+
+Built on `filelock.SoftFileLease`, which does what a shared volume needs (read in the source of
+filelock 4.3.1, the minimum version required):
+- A marker file created with O_EXCL names its holder (pid, host with its pid namespace, process start
+  time) and carries a claim token and the lease length; a thread refreshes its mtime every `heartbeat`
+  seconds (`utime` on the open file, so the kernel or the NFS server stamps it).
+- A contender takes the lock over once it has watched the marker stay unchanged (mtime, inode, ctime)
+  for `stale_after` seconds on its OWN monotonic clock. Timestamps are only compared with each other
+  for equality, never with a clock: a holder, NFS server or contender whose clock runs minutes ahead
+  or behind cannot make a live lock look stale nor a dead one look fresh, and mtime granularity only
+  needs to be finer than `heartbeat` (NFS on ext3: 1 s). Reading the marker opens it, which makes an
+  NFS client revalidate its cached attributes (close-to-open).
+- A holder on this host whose pid is gone (or reused: its start time differs) is taken over at once;
+  one on another host only by the lease, since nothing else can prove it dead.
+- A takeover swaps the marker atomically (`renameat2(RENAME_EXCHANGE)`) and re-checks inode and mtime
+  first, so of several contenders breaking one stale lock exactly one wins; release never removes a
+  successor's marker, and the heartbeat reports a lost claim (`compromise`, `on_compromise`).
+`filelock.StrictSoftFileLock` was not chosen: its claims are never broken by age, only by
+`force_break()`, so an installer that died on another node would block every later install until an
+operator stepped in. `filelock.SoftFileLock` judges staleness by pid only (or by an mtime age with
+`lifetime`, the clock comparison this lock must not make).
+
+What filelock lacks is a synchronous answer to "is the lock still mine?" right before an irreversible
+step: its heartbeat notices a takeover up to two heartbeats late, and a holder that was paused
+(SIGSTOP, a frozen VM, a partitioned NFS client) resumes before its heartbeat runs. `fence()` adds
+it: read the marker's token, refresh the heartbeat (restarting every contender's watch), read the
+token again. Writers call it before every publish rename, ref write, molmospaces manifest write and
+deletion, and once per progress tick, so a holder that lost the lock stops with `LockLostError` and
+leaves its staging to the new holder. What no lease can close without fencing tokens that the
+filesystem would check: a holder paused for longer than the lease between a fence and the step it
+guards (microseconds apart) still takes that one step, one it had fully prepared (a complete,
+verified version, whose rename fails if that version was published meanwhile; a ref); and a paused
+installer's worker processes resume with it, so they may write into in-progress staging items for up
+to one progress tick (0.5 s) before its fence stops them.
+
+Every writer of a volume must use the same lease (all dscache builds do; another lease is refused with
+a message). A dead holder on another node delays the next writer by one lease (60 s). Markers written
+by dscache builds from before this lock (a JSON record) look malformed to filelock, which takes them
+over after 2 s unchanged: do not run older installers against the same volume. Readers never lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from dscache.errors import DscacheError
+
+Fence = Callable[[], None]
+"""Called by a writer before each irreversible step; raises `LockLostError` once the lock was lost."""
+
+LEASE = 60.0
+HEARTBEAT = 5.0
+POLL = 0.5
+
+
+class LockError(DscacheError):
+    """The writer lock could not be had or kept; the message names the lock and its holder."""
+
+
+class LockTimeoutError(LockError):
+    """Another live writer held the lock for longer than the timeout."""
+
+
+class LockLostError(LockError):
+    """Another writer took the lock over while this one was paused or cut off for longer than the lease."""
+
+
+class WriterLock:
+    """Context manager holding `<cache>/.dscache/writer.lock`.
+
+    `timeout`: seconds to wait for a live holder; `stale_after`: the lease, seconds a holder's
+    heartbeat must be seen unchanged before it is taken over; `heartbeat`: seconds between refreshes
+    (below `stale_after`, above the filesystem's mtime granularity; default 5 s, at most a quarter of
+    the lease). Raises `LockTimeoutError` or
+    `LockError` on entry; on exit, an error raised inside the block after the lock was lost becomes
+    `LockLostError` (the cause the user needs to see).
+    """
+
+    def __init__(
+        self, path: Path, timeout: float = 600.0, stale_after: float = LEASE, heartbeat: float | None = None
+    ) -> None:
+        from filelock import SoftFileLease  # 15-40 ms: only a writer that takes the lock pays for it
+
+        if heartbeat is None:
+            heartbeat = min(HEARTBEAT, stale_after / 4)
+        self.path = path
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self._lease = SoftFileLease(
+            path,
+            lease_duration=stale_after,
+            heartbeat_interval=heartbeat,
+            thread_local=False,
+            poll_interval=min(POLL, heartbeat),
+        )
+
+    def describe_holder(self) -> str:
+        """`host=H pid=P` of the marker's holder, as far as it can be read."""
+        owner = self._lease.owner
+        if owner is None:
+            return "holder unknown: the lock file is missing or unreadable"
+        return f"host={owner.hostname} pid={owner.pid}"
+
+    def acquire(self) -> None:
+        from filelock import LeaseSettingsMismatch, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lease.acquire(timeout=self.timeout)
+        except Timeout:
+            raise LockTimeoutError(
+                f"cache writer lock {self.path} is held by another writer ({self.describe_holder()}); "
+                f"gave up after {self.timeout:.0f}s (a holder whose heartbeat stops for "
+                f"{self.stale_after:.0f}s is taken over)"
+            ) from None
+        except LeaseSettingsMismatch as err:
+            raise LockError(str(err)) from None
+
+    def _still_ours(self) -> bool:
+        if self._lease.compromise is not None:
+            return False
+        owner, token = self._lease.owner, self._lease.token
+        return owner is not None and token is not None and owner.token == token
+
+    def _lost(self) -> LockLostError:
+        return LockLostError(
+            f"cache writer lock {self.path} was taken over ({self.describe_holder()}) while this writer was "
+            f"paused or cut off for more than its {self.stale_after:.0f}s lease; stopped before changing "
+            "the cache any further (staging is left for the new writer)"
+        )
+
+    def fence(self) -> None:
+        """Raise `LockLostError` unless this process still holds the lock; renew the lease if it does."""
+        if not self._still_ours():
+            raise self._lost()
+        with contextlib.suppress(OSError):  # a failed refresh is judged by the second look
+            os.utime(self.path, follow_symlinks=False)
+        if not self._still_ours():
+            raise self._lost()
+
+    def release(self) -> None:
+        """Let go; a successor's marker is never removed."""
+        if self._lease.is_locked:
+            self._lease.release()
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        lost = None
+        if isinstance(exc, Exception) and not isinstance(exc, LockError) and not self._still_ours():
+            lost = self._lost()
+        self.release()
+        if lost is not None:
+            raise lost from exc

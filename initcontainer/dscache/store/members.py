@@ -1,0 +1,47 @@
+"""What a version may hold: the rules every member name (archive member or plain file) must follow.
+
+A version directory is written by extraction and by plain copies (the `files` layout); both check each
+name here first, so nothing lands outside `<dt>/<src>/<ver>/` or over dscache's own records. Pure.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from dscache.store.paths import METADATA_FILES
+
+
+def normalize_member(name: str) -> str | None:
+    """Member name relative to the version root, or None for the root itself (`./`)."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return name or None
+
+
+def check_member(name: str, kind: str, link: str | None) -> str | None:
+    """Why a member may not be extracted (None if it may). `kind`: file, dir, symlink, hardlink, other."""
+    if name.startswith("/"):
+        return "absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "path contains '..'"
+    if "" in parts or "\x00" in name:
+        return "malformed path"
+    if name in METADATA_FILES:
+        return "name reserved for dscache metadata"
+    if kind == "other":
+        return "device, fifo or socket not allowed"
+    if kind == "symlink":
+        assert link is not None
+        if link.startswith("/"):
+            return f"symlink to absolute path {link!r}"
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+        if resolved == ".." or resolved.startswith("../"):
+            return f"symlink {link!r} escapes the version directory"
+    if kind == "hardlink":
+        assert link is not None
+        target = normalize_member(link)
+        if target is None or check_member(target, "file", None) is not None:
+            return f"hardlink to {link!r} escapes the version directory"
+    return None

@@ -1,0 +1,38 @@
+"""The typed status: what the installer and the operator merge-patch into `.status`."""
+
+from __future__ import annotations
+
+from dscache.api.status import Condition, DatasetCacheStatus, InstalledVersion, Progress
+
+
+def test_progress_of_counts() -> None:
+    assert Progress.of(1, 3, 0, 2).patch() == {
+        "bytesDone": 1,
+        "bytesTotal": 3,
+        "archivesDone": 0,
+        "archivesTotal": 2,
+        "percent": "33%",
+    }
+    assert Progress.of(0, 0, 0, 0).percent == "100%"
+    assert Progress.of(5, 4, 1, 1).percent == "100%"
+
+
+def test_patch_has_wire_names_and_only_the_fields_given() -> None:
+    status = DatasetCacheStatus(
+        installed=[InstalledVersion(data_type="objects", source="thor", version="v1", bytes=10)],
+        versions_ready="1/1",
+        conditions=[Condition(type="Ready", status="True", observed_generation=3)],
+    )
+    assert status.patch() == {
+        "installed": [{"dataType": "objects", "source": "thor", "version": "v1", "bytes": 10}],
+        "versionsReady": "1/1",
+        "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 3}],
+    }
+
+
+def test_wire_names_are_accepted() -> None:
+    status = DatasetCacheStatus.model_validate(
+        {"phase": "Queued", "claimName": "c", "installJob": "j", "progress": {"percent": "0%"}}
+    )
+    assert (status.phase, status.claim_name, status.install_job) == ("Queued", "c", "j")
+    assert status.progress == Progress(percent="0%")

@@ -1,0 +1,189 @@
+"""kill -9 at any point: no incomplete version is ever visible, and a rerun resumes without refetching."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from dscache.api.names import VersionKey
+from dscache.cli.app import main
+from dscache.store.paths import COMPLETE_RECORD, CachePaths
+from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.servers.files import FileServer
+
+V1 = VersionKey("objects", "thor", "v1")
+V2 = VersionKey("scenes", "ithor", "v1")
+
+
+def publish_two_versions(tmp_path: Path, server: FileServer) -> dict[VersionKey, Path]:
+    trees = {}
+    for key in (V1, V2):
+        tree = make_tree(
+            tmp_path / f"tree-{key.data_type}",
+            {f"d{i}/f{j}.txt": 2000 + i * j for i in range(10) for j in range(5)},
+        )
+        publish_archives(tree, server.root, key, archive_size=8192)
+        trees[key] = tree
+    return trees
+
+
+def start_install(cache: Path, url: str) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "dscache.cli.app",
+        "install",
+        "--cache",
+        str(cache),
+        "--source",
+        url,
+        "--json",
+        "--jobs",
+        "2",
+        "--version",
+        str(V1),
+        "--version",
+        str(V2),
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy()
+    )
+
+
+def install_in_process(cache: Path, url: str) -> int:
+    """The resuming run, in this process, so that the server's log shows what it fetched."""
+    return main(
+        ["install", "--cache", str(cache), "--source", url, "--version", str(V1), "--version", str(V2)]
+    )
+
+
+def kill_when(proc: subprocess.Popen[str], predicate: str, count: int = 1) -> list[dict[str, object]]:
+    """Read JSON events until `count` events of kind `predicate`, then SIGKILL."""
+    assert proc.stdout is not None
+    seen: list[dict[str, object]] = []
+    hits = 0
+    for line in proc.stdout:
+        event = json.loads(line)
+        seen.append(event)
+        if event["event"] == predicate and (predicate != "progress" or int(str(event["archivesDone"])) > 0):
+            hits += 1
+            if hits >= count:
+                break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return seen
+
+
+def writers_alive(cache: Path) -> list[int]:
+    """Pids of processes still running an install into `cache` (forked workers keep the argv)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"install" in argv and str(cache).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def assert_no_orphan_writers(cache: Path) -> None:
+    deadline = time.monotonic() + 5
+    while writers_alive(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writers_alive(cache) == [], "worker processes outlived the killed installer"
+
+
+def assert_only_complete_versions_visible(cache: Path) -> None:
+    for key in (V1, V2):
+        version = CachePaths(cache).version_dir(key)
+        if version.exists():
+            assert (version / COMPLETE_RECORD).is_file(), f"{version} visible without its completion record"
+
+
+def done_archives(cache: Path) -> set[str]:
+    """Remote paths (`<dt>/<src>/<ver>/<archive>`) of the archives extracted in staging."""
+    staging = cache / ".dscache" / "staging"
+    done = set()
+    for marker in staging.rglob("*.done.json"):
+        version = marker.parent.parent.relative_to(staging).as_posix()
+        done.add(f"{version}/{marker.name.removesuffix('.done.json')}")
+    return done
+
+
+def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileServer) -> None:
+    trees = publish_two_versions(tmp_path, http_server)
+    http_server.faults.delay(0.15, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    for point in ("start", "progress"):
+        kill_when(start_install(cache, http_server.url), point)
+        assert_no_orphan_writers(cache)
+        assert_only_complete_versions_visible(cache)
+    finished = done_archives(cache)
+    assert finished, "the kills should have left some archives extracted in staging"
+    http_server.log.clear()
+    kill_when(start_install(cache, http_server.url), "version_published")
+    assert_only_complete_versions_visible(cache)
+    assert install_in_process(cache, http_server.url) == 0
+    refetched = {r.path.lstrip("/") for r in http_server.log.find("*.tar.zst")}
+    assert not (finished & refetched), (
+        f"archives extracted before the crash were fetched again: {finished & refetched}"
+    )
+    for key, tree in trees.items():
+        version = CachePaths(cache).version_dir(key)
+        assert dataset_snapshot(version) == tree_snapshot(tree)
+    assert not (cache / ".dscache" / "writer.lock").exists()
+
+
+def test_random_kills_never_expose_a_partial_version(tmp_path: Path, http_server: FileServer) -> None:
+    publish_two_versions(tmp_path, http_server)
+    http_server.faults.delay(0.02, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    stop = threading.Event()
+    violations: list[str] = []
+
+    def watch() -> None:
+        while not stop.is_set():
+            for key in (V1, V2):
+                version = CachePaths(cache).version_dir(key)
+                if version.is_dir() and not (version / COMPLETE_RECORD).is_file():
+                    violations.append(str(version))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 2.0):
+            proc = start_install(cache, http_server.url)
+            time.sleep(delay)
+            proc.kill()
+            proc.wait()
+        assert install_in_process(cache, http_server.url) == 0
+    finally:
+        stop.set()
+        watcher.join()
+    assert violations == []
+    assert all(CachePaths(cache).complete_record(k).is_file() for k in (V1, V2))
+
+
+def test_two_concurrent_installs_publish_once(tmp_path: Path, http_server: FileServer) -> None:
+    publish_two_versions(tmp_path, http_server)
+    cache = tmp_path / "cache"
+    procs = [start_install(cache, http_server.url) for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    published = [
+        json.loads(line)["published"]
+        for out in outputs
+        for line in out.splitlines()
+        if json.loads(line)["event"] == "done"
+    ]
+    assert sorted(len(p) for p in published) == [0, 2]
+    archive_gets = [r.path for r in http_server.log.find("*.tar.zst")]
+    assert len(archive_gets) == len(set(archive_gets))

@@ -1,0 +1,183 @@
+"""Install from S3 (moto over HTTP) and the Hugging Face Hub (fake hub over HTTP), both layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dscache.api.names import VersionKey
+from dscache.cli.app import main
+from dscache.store.paths import CachePaths
+from dscache.store.records import read_complete
+from tests.conftest import S3Env
+from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.servers.hub import FakeHub
+
+KEY = VersionKey("objects", "thor", "v1")
+TREE = {"a/x.txt": 100, "a/y.bin": 150_000, "b/z.json": 7, "c/empty": 0}
+
+
+def upload_dir(s3: S3Env, local: Path, prefix: str) -> None:
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            s3.put(f"{prefix}/{path.relative_to(local).as_posix()}".lstrip("/"), path.read_bytes())
+
+
+def manifest(tmp_path: Path, source: str, layout: str = "archives") -> Path:
+    path = tmp_path / "dc.yaml"
+    path.write_text(
+        f"""
+apiVersion: dscache.io/v1alpha1
+kind: DatasetCache
+metadata: {{name: dc}}
+spec:
+  source: {source}
+  layout: {layout}
+  versions: {{objects: {{thor: v1}}}}
+"""
+    )
+    return path
+
+
+def test_s3_archives_with_custom_endpoint_in_the_spec(tmp_path: Path, s3: S3Env) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
+    publish_archives(tree, tmp_path / "remote", KEY, archive_size=2048)
+    upload_dir(s3, tmp_path / "remote", "mujoco")
+    source = f'{{s3: {{bucket: {s3.bucket}, prefix: mujoco, endpoint: "{s3.endpoint}"}}}}'
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
+    assert s3.server.log.find("*.tar.zst")
+
+
+def test_s3_files_layout_with_aws_endpoint_url(
+    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
+    upload_dir(s3, tree, f"models/{KEY.rel}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    cache = tmp_path / "cache"
+    args = ["install", "--cache", str(cache), "--source", f"s3://{s3.bucket}/models", "--layout", "files"]
+    assert main([*args, "--version", "objects/thor=v1"]) == 0
+    version = CachePaths(cache).version_dir(KEY)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
+    record = read_complete(version)
+    assert record is not None and record.layout == "files"
+
+
+def test_s3_files_with_a_corrupted_transfer_are_retried_and_verified(tmp_path: Path, s3: S3Env) -> None:
+    tree = make_tree(tmp_path / "tree", {"only.bin": 50_000})
+    upload_dir(s3, tree, KEY.rel)
+    s3.server.faults.corrupt(times=1, path="*only.bin")
+    source = f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(manifest(tmp_path, source, "files")), "--cache", str(cache)]) == 0
+    assert (CachePaths(cache).version_dir(KEY) / "only.bin").read_bytes() == (tree / "only.bin").read_bytes()
+
+
+def test_hf_sharded_archives_record_the_resolved_commit(tmp_path: Path, hub: FakeHub) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
+    repo_dir = tmp_path / "repo"
+    publish_archives(tree, repo_dir, KEY, archive_size=2048, hf_shards=True, hf_prefix="mujoco")
+    files = {p.relative_to(repo_dir).as_posix(): p.read_bytes() for p in repo_dir.rglob("*") if p.is_file()}
+    assert any("/shards/" in f for f in files)
+    hub.commit("allenai/molmospaces", files)
+    commit = hub.tag("allenai/molmospaces", "v-2025")
+    hf = f'repo: allenai/molmospaces, prefix: mujoco, revision: v-2025, endpoint: "{hub.endpoint}"'
+    source = f"{{huggingFace: {{{hf}}}}}"
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
+    version = CachePaths(cache).version_dir(KEY)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
+    record = read_complete(version)
+    assert record is not None and record.revision == commit
+    assert any(r.range for r in hub.log.find("*shards*"))
+
+
+def test_hf_model_repo_files_layout_with_token(
+    tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path / "tree", {"config.json": 50, "weights.safetensors": 300_000})
+    hub.token = "hf_secret_token_123"
+    hub.commit(
+        "org/model",
+        {
+            f"{KEY.rel}/{p.relative_to(tree).as_posix()}": p.read_bytes()
+            for p in tree.rglob("*")
+            if p.is_file()
+        },
+        repo_type="model",
+    )
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_123")
+    cache = tmp_path / "cache"
+    args = ["install", "--cache", str(cache), "--source", "hf://models/org/model", "--layout", "files"]
+    assert main([*args, "--version", "objects/thor=v1"]) == 0
+    version = CachePaths(cache).version_dir(KEY)
+    assert (version / "weights.safetensors").read_bytes() == (tree / "weights.safetensors").read_bytes()
+    record = read_complete(version)
+    assert record is not None and record.revision == hub.head("org/model", repo_type="model")
+
+
+def test_hf_wrong_token_fails_without_leaking_it(
+    tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.token = "hf_right_token"
+    hub.commit("org/data", {f"{KEY.rel}/x.txt": b"x"})
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_token_456")
+    args = [
+        "install",
+        "--cache",
+        str(tmp_path / "c"),
+        "--source",
+        "hf://datasets/org/data",
+        "--layout",
+        "files",
+    ]
+    assert main([*args, "--version", "objects/thor=v1"]) == 1
+    captured = capsys.readouterr()
+    assert "hf_wrong_token_456" not in captured.err + captured.out
+    assert captured.err.strip()
+
+
+def test_hf_model_repo_at_a_revision_per_version(tmp_path: Path, hub: FakeHub) -> None:
+    hub.commit("org/bert", {"config.json": b'{"v": 1}', "model.bin": bytes(70_000)}, repo_type="model")
+    first = hub.tag("org/bert", "v1", repo_type="model")
+    hub.commit("org/bert", {"config.json": b'{"v": 2}'}, repo_type="model")
+    second = hub.tag("org/bert", "v2", repo_type="model")
+    path = tmp_path / "dc.yaml"
+    hf = f'repo: org/bert, repoType: model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
+    path.write_text(
+        f"""
+apiVersion: dscache.io/v1alpha1
+kind: DatasetCache
+metadata: {{name: bert}}
+spec:
+  source: {{huggingFace: {{{hf}}}}}
+  layout: files
+  versions: {{models: {{bert: v1}}}}
+"""
+    )
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
+    path.write_text(path.read_text().replace("bert: v1", "bert: v2"))
+    assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
+    for version, commit, config in (("v1", first, b'{"v": 1}'), ("v2", second, b'{"v": 2}')):
+        root = CachePaths(cache).version_dir(VersionKey("models", "bert", version))
+        assert (root / "config.json").read_bytes() == config
+        assert (root / "model.bin").stat().st_size == 70_000
+        record = read_complete(root)
+        assert record is not None and record.revision == commit
+
+
+def test_verify_off_skips_digests_but_still_checks_sizes(tmp_path: Path, s3: S3Env) -> None:
+    tree = make_tree(tmp_path / "tree", {"only.bin": 50_000})
+    upload_dir(s3, tree, KEY.rel)
+    s3.server.faults.corrupt(times=None, path="*only.bin")  # same size, wrong bytes: only a digest sees it
+    source = f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
+    path = manifest(tmp_path, source, "files")
+    assert main(["install", "-f", str(path), "--cache", str(tmp_path / "strict")]) == 1
+    path.write_text(path.read_text() + "  install: {verify: false}\n")
+    assert main(["install", "-f", str(path), "--cache", str(tmp_path / "lax")]) == 0
