@@ -350,7 +350,7 @@ def _expected(peering: str) -> dict[tuple[str, str], set[str]]:
 
 
 def _resources_the_code_calls() -> set[str]:
-    """Plural resource names in the operator's API paths and in kube.collection_path's kind table."""
+    """Plural resource names in the operator's API paths and in kubeapi.collection_path's kind table."""
     found: set[str] = set()
     for path in (ROOT / "operator" / "dscache_operator").glob("*.py"):
         source = path.read_text()
@@ -365,7 +365,7 @@ def _resources_the_code_calls() -> set[str]:
 def test_rbac_grants_exactly_the_calls_the_operator_makes() -> None:
     called = _resources_the_code_calls() - {"kopfpeerings"}
     declared = {resource for _, resource in OPERATOR_CALLS}
-    # PLURAL is imported in kube.py, not a literal: datasetcaches is covered by dsc_path.
+    # PLURAL is imported in kubeapi.py, not a literal: datasetcaches is covered by dsc_path.
     assert called | {"datasetcaches", "datasetcaches/status"} == declared, (
         "the operator calls resources the chart's RBAC table does not list (or no longer calls some)"
     )

@@ -30,7 +30,7 @@ BODY: dict[str, Any] = {
         "generation": 3,
     },
 }
-SPEC = {
+SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "endpoint": "http://minio:9000", "secretRef": {"name": "creds"}}},
     "versions": {"objects": {"thor": "v1"}},
     "volume": {"create": {"size": "100Gi", "storageClassName": "rwx"}},
