@@ -6,7 +6,7 @@ from typing import Any
 
 from dscache.api.spec import SpecError, parse_spec
 from dscache_operator import names
-from dscache_operator.kube import Kube, dsc_path
+from dscache_operator.kubeapi import KubeApi, dsc_path
 from dscache_operator.podpatch import Denied, JsonPatch, build_patch
 from dscache_operator.settings import Settings
 from dscache_operator.validation import find_claim_conflict
@@ -26,7 +26,7 @@ def readiness_warning(cache: dict[str, Any], settings: Settings) -> str | None:
 
 
 class Admission:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: KubeApi, settings: Settings) -> None:
         self.kube, self.settings = kube, settings
 
     async def mutate_pod(self, pod: dict[str, Any], namespace: str) -> tuple[JsonPatch, list[str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal, cast
 
 import kopf
 
@@ -15,6 +15,13 @@ from dscache_operator.settings import Settings
 
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
 QUEUE_POLL_SECONDS = 10.0
+
+
+def post_event(
+    body: dict[str, Any], kind: Literal["Normal", "Warning"], *, reason: str, message: str
+) -> None:
+    """The reconciler's EventSink: kopf's own event queue."""
+    kopf.event(cast(Any, body), type=kind, reason=reason, message=message)
 
 
 def configure(kopf_settings: kopf.OperatorSettings) -> None:
@@ -37,14 +44,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = await Kube.connect()
     if not ours.standalone:
         await kube.ensure_peering(ours.peering_name, ours.namespaces)
-    memo.reconciler = Reconciler(kube, ours)
+    memo.kube = kube
+    memo.reconciler = Reconciler(kube, ours, post_event)
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.kube.close()
+    await memo.kube.close()
 
 
 @kopf.on.resume(*RESOURCE)

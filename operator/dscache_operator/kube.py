@@ -1,7 +1,8 @@
 """The one module that talks to the Kubernetes API (besides kopf's own watching and events).
 
 A thin async REST layer over kubernetes_asyncio: paths in, JSON dicts out, so handlers and builders
-deal in plain manifests. Credentials: in-cluster ServiceAccount, else the kubeconfig (KUBECONFIG).
+deal in plain manifests. `Kube` implements `kubeapi.KubeApi`, the interface the reconciler and
+admission depend on. Credentials: in-cluster ServiceAccount, else the kubeconfig (KUBECONFIG).
 """
 
 from __future__ import annotations
@@ -13,33 +14,14 @@ from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from dscache.api.resource import resource_path
+from dscache_operator.kubeapi import collection_path, dsc_path
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = 30
 
 
-def dsc_path(namespace: str, name: str = "") -> str:
-    return resource_path(namespace, name)
-
-
-def collection_path(manifest: dict[str, Any]) -> str:
-    """The collection URL of a namespaced object's kind (the kinds the operator creates)."""
-    api, kind, ns = manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]
-    plural = {
-        "Job": "jobs",
-        "ConfigMap": "configmaps",
-        "PersistentVolumeClaim": "persistentvolumeclaims",
-        "ServiceAccount": "serviceaccounts",
-        "Role": "roles",
-        "RoleBinding": "rolebindings",
-    }[kind]
-    prefix = "/api/v1" if api == "v1" else f"/apis/{api}"
-    return f"{prefix}/namespaces/{ns}/{plural}"
-
-
 class Kube:
-    """JSON over the API server with the operator's credentials."""
+    """`KubeApi` over the API server with the operator's credentials (plus start-up and shutdown)."""
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client

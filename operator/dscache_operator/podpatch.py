@@ -178,8 +178,27 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
     return mounts
 
 
+def init_security(settings: Settings, pod_security: dict[str, Any]) -> dict[str, Any]:
+    """The init container's securityContext: hardened, running as the operator's user.
+
+    The user and group are the operator's `run_as_user` where the pod's own securityContext leaves
+    them to the image (whose USER is that same uid:gid by default); a runAsUser or runAsGroup the
+    pod sets applies to the init container unchanged, as to every container of the pod.
+    """
+    security: dict[str, Any] = dict(CONTAINER_SECURITY)
+    if "runAsUser" not in pod_security:
+        security["runAsUser"] = settings.run_as_user
+        if "runAsGroup" not in pod_security:
+            security["runAsGroup"] = settings.run_as_user
+    return security
+
+
 def build_init_container(
-    settings: Settings, mount_path: str, resolution: Resolution, scratch: ScratchChoice
+    settings: Settings,
+    mount_path: str,
+    resolution: Resolution,
+    scratch: ScratchChoice,
+    pod_security: dict[str, Any],
 ) -> dict[str, Any]:
     args = ["prepare", "--cache", CACHE_PATH, "--links", mount_path, *resolution.prepare_args]
     if scratch.mode != "none":
@@ -193,7 +212,7 @@ def build_init_container(
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
         "volumeMounts": build_mounts(mount_path, scratch),
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": init_security(settings, pod_security),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if settings.prepare_resources:
@@ -235,7 +254,9 @@ def desired_pod(
     claim = get_claim_name(cache["metadata"]["name"], spec)
     volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
     pod_spec["volumes"] = volumes + build_volumes(claim, scratch)
-    init = build_init_container(settings, mount_path, resolution, scratch)
+    init = build_init_container(
+        settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}
+    )
     inits = pod_spec.get("initContainers") or []
     at = next((i for i, c in enumerate(inits) if c.get("name") == INIT_CONTAINER), None)
     pod_spec["initContainers"] = [init, *inits] if at is None else [*inits[:at], init, *inits[at + 1 :]]

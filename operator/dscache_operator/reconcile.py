@@ -1,7 +1,8 @@
 """Reconciliation: drive a DatasetCache to its spec with the pure builders and the one API module.
 
 Per resource and per claim an asyncio lock serialises decisions (the operator is the only writer of
-Jobs, one replica), so two resources on one claim never both start an installer.
+Jobs, one replica), so two resources on one claim never both start an installer. The API is reached
+through the `KubeApi` protocol and Events through an `EventSink`, both given by the kopf handlers.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any, Literal, Protocol
 
 import kopf
 
@@ -17,7 +18,7 @@ from dscache.api.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache_operator import metrics, names
 from dscache_operator.cleanup import build_cleanup_job
 from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
-from dscache_operator.kube import Kube, dsc_path
+from dscache_operator.kubeapi import KubeApi, dsc_path
 from dscache_operator.settings import Settings
 from dscache_operator.status import (
     Phase,
@@ -34,9 +35,12 @@ from dscache_operator.volume import build_pvc, get_claim_name
 log = logging.getLogger("dscache_operator")
 
 
-def _event(body: dict[str, Any], kind: str, *, reason: str, message: str) -> None:
-    """A Kubernetes Event on the DatasetCache (posted by kopf's own event queue)."""
-    kopf.event(cast(Any, body), type=kind, reason=reason, message=message)
+class EventSink(Protocol):
+    """Posts a Kubernetes Event about a DatasetCache (in the operator: kopf's own event queue)."""
+
+    def __call__(
+        self, body: dict[str, Any], kind: Literal["Normal", "Warning"], *, reason: str, message: str
+    ) -> None: ...
 
 
 def _generation_served(body: dict[str, Any], job: dict[str, Any]) -> int:
@@ -60,8 +64,8 @@ def _pods(ns: str) -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
-        self.kube, self.settings = kube, settings
+    def __init__(self, kube: KubeApi, settings: Settings, event: EventSink) -> None:
+        self.kube, self.settings, self._event = kube, settings, event
         self._resource_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._claim_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -147,7 +151,7 @@ class Reconciler:
         )
         if created:
             metrics.INSTALLS_STARTED.inc()
-            _event(body, "Normal", reason="InstallStarted", message=message)
+            self._event(body, "Normal", reason="InstallStarted", message=message)
             log.info("started %s for %s/%s", job_name, ns, name)
 
     async def _ensure_volume(self, body: dict[str, Any], spec: DatasetCacheSpec, claim: str) -> None:
@@ -203,7 +207,7 @@ class Reconciler:
             seconds = get_job_seconds(job)
             if seconds is not None:
                 metrics.INSTALL_DURATION.observe(seconds)
-            _event(body, "Normal", reason="InstallSucceeded", message=message)
+            self._event(body, "Normal", reason="InstallSucceeded", message=message)
             return
         if status.get("phase") == "Failed" and status.get("installJob") == job_name:
             return
@@ -214,7 +218,7 @@ class Reconciler:
         seconds = get_job_seconds(job)
         if seconds is not None:
             metrics.INSTALL_DURATION.observe(seconds)
-        _event(body, "Warning", reason="InstallFailed", message=message)
+        self._event(body, "Warning", reason="InstallFailed", message=message)
         log.warning("install failed for %s/%s: %s", meta["namespace"], meta["name"], message)
 
     async def job_changed(self, job: dict[str, Any], deleted: bool) -> None:
@@ -274,7 +278,7 @@ class Reconciler:
         current = await self.kube.get(f"{_jobs(ns)}/{job_name}")
         if current is None:
             if await self.kube.create(job):
-                _event(
+                self._event(
                     body,
                     "Normal",
                     reason="CleanupStarted",
@@ -286,6 +290,8 @@ class Reconciler:
             raise kopf.TemporaryError(f"waiting for cleanup Job {job_name}", delay=2)
         if state == "failed":
             pods = await self.kube.list(_pods(ns), f"job-name={job_name}")
-            _event(body, "Warning", reason="CleanupFailed", message=get_job_failure(current, pods))
+            self._event(body, "Warning", reason="CleanupFailed", message=get_job_failure(current, pods))
         else:
-            _event(body, "Normal", reason="CleanupSucceeded", message=f"versions of {ns}.{name} released")
+            self._event(
+                body, "Normal", reason="CleanupSucceeded", message=f"versions of {ns}.{name} released"
+            )

@@ -1,66 +1,262 @@
-"""Operator settings: what the deployment decides, not the DatasetCache (image, API URL for Jobs...)."""
+"""Operator settings: what the deployment decides, not the DatasetCache (image, uid of Jobs, webhook...).
+
+One typed model, `Settings`, holds every setting with its default and its check. The flags of
+`dscache-operator run` and the environment variables are derived from its fields: field
+`webhook.port` is the flag `--webhook-port` and the variable `DSCACHE_OPERATOR_WEBHOOK_PORT`; a field
+annotated with `Flag` takes that flag's name instead (`peering_name` is `--peering`,
+`DSCACHE_OPERATOR_PEERING`). A flag beats its variable, which beats the default. Values from both
+arrive as text and are validated by pydantic, so a bad one is refused by `load` naming the flag or
+variable it came from. Lists are repeated flags or comma-separated variables; booleans are
+`--x/--no-x` or `1/0`, `true/false`; JSON values are JSON text in both.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from dscache import __version__
 
 DEFAULT_IMAGE = f"ghcr.io/dscache/dscache:{__version__}"
-# prepare links and, with scratch, copies files: little CPU or memory, but copies fill the page cache.
-DEFAULT_PREPARE_RESOURCES: dict[str, Any] = {
-    "requests": {"cpu": "100m", "memory": "128Mi"},
-    "limits": {"memory": "1Gi"},
-}
-DEFAULT_PREPARE_WAIT = 3600.0
-WEBHOOK_PORT = 9443
+ENV_PREFIX = "DSCACHE_OPERATOR_"
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
+class Flag:
+    """Field metadata: the setting's flag (and so variable) name when it is not the field name."""
+
+    name: str
+
+
+def _empty_is_none(value: Any) -> Any:
+    """'' unsets an optional text setting (`--liveness ''`), as an absent value would."""
+    return None if value == "" else value
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _json_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as err:
+            raise ValueError(f"not JSON ({err})") from None
+    return value
+
+
+def _number_as_text(value: Any) -> Any:
+    """A quantity written as a JSON number (`"cpu": 1`) means the same as its text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _default_prepare_resources() -> dict[Literal["requests", "limits"], dict[str, str]]:
+    return {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+Quantity = Annotated[str, BeforeValidator(_number_as_text)]
+Namespace = Annotated[str, Field(pattern=DNS_LABEL)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WebhookSettings(_Model):
     """The admission webhook server: off, serving a mounted certificate, or dev mode.
 
     Dev mode generates a CA and registers URL webhook configurations pointing at `host:port` itself
     (named after the peering); otherwise the configurations are someone else's (the Helm chart's).
     """
 
-    cert: str | None = None
-    key: str | None = None
-    dev: bool = False
-    port: int = WEBHOOK_PORT
-    addr: str = "0.0.0.0"
-    host: str = "127.0.0.1"
+    cert: OptionalText = Field(None, description="serving certificate (PEM)")
+    key: OptionalText = Field(None, description="its private key (PEM)")
+    dev: bool = Field(
+        False, description="generate a CA and register URL webhooks to this process (test bed, local runs)"
+    )
+    port: int = Field(9443, ge=1, le=65535, description="port of the HTTPS webhook server")
+    addr: str = Field("0.0.0.0", description="listen address (cert mode)")
+    host: str = Field(
+        "127.0.0.1",
+        description="dev mode: the address the API server reaches this process at (listened on too)",
+    )
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> WebhookSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("--webhook-cert and --webhook-key go together")
+        return self
 
     @property
     def enabled(self) -> bool:
         return self.dev or self.cert is not None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Fixed for the life of the process; built from flags and DSCACHE_OPERATOR_* variables."""
+class Settings(_Model):
+    """Fixed for the life of the process; see the module docstring for where values come from."""
 
-    image: str = DEFAULT_IMAGE
-    image_pull_policy: str = "IfNotPresent"
+    image: str = Field(DEFAULT_IMAGE, min_length=1, description="image of installer Jobs and init containers")
+    image_pull_policy: PullPolicy = Field(
+        "IfNotPresent", description="imagePullPolicy of installer, cleanup and init containers"
+    )
+    run_as_user: int = Field(
+        65532,
+        ge=1,
+        description="uid (and gid) of installer and cleanup Jobs; of init containers in pods that set none",
+    )
     # Passed to installer Jobs as DSCACHE_KUBE_API_URL when set; else they use the in-cluster service env.
-    installer_api_url: str | None = None
-    namespaces: tuple[str, ...] = ()
-    peering_name: str = "dscache"
-    standalone: bool = False
-    liveness_url: str | None = "http://0.0.0.0:8080/healthz"
-    metrics_port: int | None = 9090
-    run_as_user: int = 65532
-    # The injected init container: how long it waits for the versions, and its resources.
-    prepare_wait: float = DEFAULT_PREPARE_WAIT
-    prepare_resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPARE_RESOURCES))
-    webhook: WebhookSettings = WebhookSettings()
+    installer_api_url: OptionalText = Field(
+        None,
+        pattern=r"^https?://",
+        description="API server URL for installer Jobs' status reports (none: their in-cluster service env)",
+    )
+    namespaces: Annotated[tuple[Namespace, ...], Flag("namespace"), BeforeValidator(_split_commas)] = Field(
+        (), description="watch only this namespace (repeatable; comma-separated in the variable; none: all)"
+    )
+    peering_name: Annotated[str, Flag("peering")] = Field(
+        "dscache", min_length=1, description="kopf peering name"
+    )
+    priority: int | None = Field(None, description="peering priority (none: start time, newest wins)")
+    standalone: bool = Field(False, description="no peering (only for a throwaway local run)")
+    liveness_url: Annotated[OptionalText, Flag("liveness")] = Field(
+        "http://0.0.0.0:8080/healthz", description="health endpoint URL, or '' for none"
+    )
+    metrics_port: int = Field(9090, ge=0, le=65535, description="port of Prometheus /metrics; 0 disables")
+    # The injected init container: how long it waits for the versions, and its resources. prepare
+    # links and, with scratch, copies files: little CPU or memory, but copies fill the page cache.
+    prepare_wait: float = Field(
+        3600.0, ge=0, description="seconds the injected init container waits for unpublished versions"
+    )
+    prepare_resources: Annotated[
+        dict[Literal["requests", "limits"], dict[str, Quantity]], BeforeValidator(_json_text)
+    ] = Field(
+        default_factory=_default_prepare_resources,
+        description="resources of the injected init container, as JSON ('{}' for none)",
+    )
+    verbose: bool = Field(False, description="debug logging")
+    webhook: WebhookSettings = Field(
+        WebhookSettings(), description="admission webhook (off unless --webhook-cert or --webhook-dev)"
+    )
 
 
-def from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The DSCACHE_OPERATOR_* variables, lower-cased without the prefix (defaults for the flags)."""
-    env = os.environ if env is None else env
-    prefix = "DSCACHE_OPERATOR_"
-    return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+class SettingsError(ValueError):
+    """A bad setting. The message is one line naming the flag or variable and is safe to show."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as the outside world names it.
+
+    `path`: the field path in Settings, e.g. ("webhook", "port"); `dest`: the argparse destination;
+    `kind`: "value" (one text), "list" (repeatable flag, comma-separated variable) or "switch" (bool).
+    """
+
+    path: tuple[str, ...]
+    flag: str
+    env: str
+    dest: str
+    help: str
+    kind: Literal["value", "list", "switch"]
+    group: str | None
+    default: Any
+
+
+def _options(model: type[BaseModel], prefix: tuple[str, ...], group: str | None) -> Iterator[Option]:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _options(annotation, (*prefix, name), info.description)
+            continue
+        own = next((m.name for m in info.metadata if isinstance(m, Flag)), name)
+        dest = "_".join((*prefix, own))
+        kind: Literal["value", "list", "switch"] = (
+            "switch" if annotation is bool else "list" if get_origin(annotation) is tuple else "value"
+        )
+        default = info.get_default(call_default_factory=True)
+        yield Option(
+            path=(*prefix, name),
+            flag="--" + dest.replace("_", "-"),
+            env=ENV_PREFIX + dest.upper(),
+            dest=dest,
+            help=info.description or "",
+            kind=kind,
+            group=group,
+            default=default,
+        )
+
+
+OPTIONS: tuple[Option, ...] = tuple(_options(Settings, (), None))
+
+
+def _show_default(option: Option) -> str:
+    """The default as the flag would take it (for --help)."""
+    value = option.default
+    if option.kind == "list":
+        return ",".join(value) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def describe(option: Option) -> str:
+    """The help line of a flag: what it sets, its variable and default."""
+    return f"{option.help} [{option.env}; default: {_show_default(option)}]".replace("%", "%%")
+
+
+def _put(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def load(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Settings from given flags (argparse dests; None or absent: not given) over DSCACHE_OPERATOR_* env.
+
+    Raises SettingsError naming the flag or variable of the first bad value.
+    """
+    raw: dict[str, Any] = {}
+    given: dict[tuple[str, ...], tuple[str, Any]] = {}  # path -> (flag or variable, value as given)
+    for option in OPTIONS:
+        if flags.get(option.dest) is not None:
+            value, where = flags[option.dest], option.flag
+        elif option.env in env:
+            value, where = env[option.env], option.env
+        else:
+            continue
+        _put(raw, option.path, value)
+        given[option.path] = (where, value)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as err:
+        raise SettingsError(_explain(err, given)) from None
+
+
+def _explain(err: ValidationError, given: Mapping[tuple[str, ...], tuple[str, Any]]) -> str:
+    """One line for the first error: the flag or variable, the value given, what is wrong."""
+    first = err.errors(include_url=False)[0]
+    loc = tuple(str(part) for part in first["loc"] if part != "[key]")
+    cause = (first.get("ctx") or {}).get("error")
+    message = str(cause) if isinstance(cause, Exception) else first["msg"]
+    path = next((p for p in given if loc[: len(p)] == p), None)
+    if path is None:  # a check across settings (cert and key): name what was set
+        names = [where for p, (where, _) in given.items() if p[: len(loc)] == loc]
+        return f"{message} (set: {', '.join(names)})" if names else message
+    where, value = given[path]
+    inner = loc[len(path) :]
+    if inner and inner[0].isdigit():  # one item of a list: name the item
+        return f"{where} item {first['input']!r}: {message}"
+    at = f" at {'.'.join(inner)}" if inner else ""
+    return f"{where}={value!r}{at}: {message}"

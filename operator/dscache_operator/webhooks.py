@@ -44,7 +44,7 @@ async def serve_admission(settings: kopf.OperatorSettings, memo: kopf.Memo, **_:
 
 
 def _admission(memo: kopf.Memo) -> Admission:
-    return Admission(memo.reconciler.kube, memo.dscache_settings)
+    return Admission(memo.kube, memo.dscache_settings)
 
 
 def _apply(ops: JsonPatch, raw: Any) -> None:

@@ -50,8 +50,12 @@ def set_args(values: dict[str, str]) -> list[str]:
 
 
 def render_text(
-    values: dict[str, str] | None = None, namespace: str = "dscache-system", release: str = "dscache"
+    values: dict[str, str] | None = None,
+    namespace: str = "dscache-system",
+    release: str = "dscache",
+    files: tuple[Path, ...] = (),
 ) -> str:
+    """`helm template` with `--set` values and values files (`-f`, as users write them: YAML numbers)."""
     return helm(
         "template",
         release,
@@ -61,15 +65,19 @@ def render_text(
         "--kube-version",
         KUBE_VERSION,
         "--include-crds",
+        *[arg for path in files for arg in ("-f", str(path))],
         *set_args(values or {}),
     ).stdout
 
 
 def render(
-    values: dict[str, str] | None = None, namespace: str = "dscache-system", release: str = "dscache"
+    values: dict[str, str] | None = None,
+    namespace: str = "dscache-system",
+    release: str = "dscache",
+    files: tuple[Path, ...] = (),
 ) -> list[dict[str, Any]]:
     """Every object `helm template` renders (CRDs and the test hook included)."""
-    return [doc for doc in yaml.safe_load_all(render_text(values, namespace, release)) if doc]
+    return [doc for doc in yaml.safe_load_all(render_text(values, namespace, release, files)) if doc]
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -104,6 +112,12 @@ VARIANTS: dict[str, dict[str, str]] = {
         "operator.resources.limits.memory": "1Gi",
     },
     "no-webhook-no-metrics": {"webhook.enabled": "false", "metrics.enabled": "false"},
+    "pull-always-other-user": {
+        "image.pullPolicy": "Always",
+        "podSecurityContext.runAsUser": "1000680000",
+        "podSecurityContext.runAsGroup": "1000680000",
+        "podSecurityContext.fsGroup": "1000680000",
+    },
     "digest-and-existing-sa": {
         "image.digest": "sha256:" + "ab" * 32,
         "serviceAccount.create": "false",

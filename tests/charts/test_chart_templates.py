@@ -6,6 +6,7 @@ import ast
 import base64
 import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,12 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from dscache.api.spec import parse_spec
+from dscache_operator.cleanup import build_cleanup_job
+from dscache_operator.cli import build_parser
+from dscache_operator.installer import build_installer_job
+from dscache_operator.podpatch import desired_pod
+from dscache_operator.settings import Settings, load
 from tests.charts.chart import CHART, ROOT, VARIANTS, find, helm, one, render, set_args, variant
 
 NS = "dscache-system"
@@ -47,28 +54,74 @@ def test_versions_agree_with_the_distribution_and_operator_default_image() -> No
     assert container["image"] == DEFAULT_IMAGE == f"ghcr.io/dscache/dscache:{version}"
 
 
+def _operator_settings(objects: list[dict[str, Any]]) -> Settings:
+    """What the chart's operator runs with: its Deployment's arguments and literal env, parsed by its CLI."""
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["dscache-operator"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return load(vars(build_parser().parse_args(container["args"])), env)
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_operator_accepts_the_chart_arguments(name: str) -> None:
-    """The Deployment's command line parses with the operator's own parser, to the values set."""
-    from dscache_operator.cli import build_parser
-
-    [container] = one(render(variant(name, "ml")), "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["dscache-operator"]
-    args = build_parser().parse_args(container["args"])
+    """The Deployment's command line and env parse with the operator's own CLI, to the values set."""
+    objects = render(variant(name, "ml"))
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "run"
+    ours = _operator_settings(objects)
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert args.command == "run" and args.liveness == "http://0.0.0.0:8080/healthz"
-    assert args.prepare_wait == values["initContainer"]["waitSeconds"]
-    assert args.prepare_resources == values["initContainer"]["resources"]
+    assert ours.liveness_url == "http://0.0.0.0:8080/healthz"
+    assert ours.prepare_wait == values["initContainer"]["waitSeconds"]
+    assert ours.prepare_resources == values["initContainer"]["resources"]
+    assert ours.image == container["image"]
     if name == "no-webhook-no-metrics":
-        assert args.webhook_cert is None and args.metrics_port == 0
+        assert not ours.webhook.enabled and ours.metrics_port == 0
     else:
-        assert (args.webhook_cert, args.webhook_key, args.webhook_port) == (
+        assert (ours.webhook.cert, ours.webhook.key, ours.webhook.port) == (
             "/certs/tls.crt",
             "/certs/tls.key",
             values["webhook"]["port"],
         )
-        assert args.metrics_port == values["metrics"]["port"]
-    assert args.namespace == (["ml"] if name == "namespaced" else [])
+        assert ours.metrics_port == values["metrics"]["port"]
+    assert ours.namespaces == (("ml",) if name == "namespaced" else ())
+    if name == "pull-always-other-user":
+        assert (ours.image_pull_policy, ours.run_as_user) == ("Always", 1000680000)
+    else:
+        assert (ours.image_pull_policy, ours.run_as_user) == ("IfNotPresent", 65532)
+
+
+def test_pull_policy_and_user_reach_installer_and_cleanup_jobs_and_init_containers(tmp_path: Path) -> None:
+    """From the chart's values to the manifests the operator builds (a values file: YAML numbers)."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "image: {pullPolicy: Always}\n"
+        "podSecurityContext: {runAsUser: 1000680000, runAsGroup: 1000680000, fsGroup: 1000680000}\n"
+    )
+    objects = render(files=(values,))
+    operator_pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert operator_pod["containers"][0]["imagePullPolicy"] == "Always"
+    ours = _operator_settings(objects)
+    body = {"metadata": {"name": "objs", "namespace": "ml", "uid": "0b5d9c1e-0001", "generation": 1}}
+    spec = parse_spec(
+        {"source": {"s3": {"bucket": "b"}}, "versions": {"o": {"t": "v1"}}, "volume": {"claimName": "c"}}
+    )
+    installer = build_installer_job(
+        body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[]
+    )
+    cleanup = build_cleanup_job(body, ours, claim="c", in_use=[])
+    for job in (installer, cleanup):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 1000680000
+        assert pod["securityContext"]["runAsGroup"] == pod["securityContext"]["fsGroup"] == 1000680000
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            assert c["imagePullPolicy"] == "Always", c["name"]
+    workload = {"metadata": {"labels": {"dscache.io/cache": "objs"}}, "spec": {"containers": [{"name": "m"}]}}
+    [init] = desired_pod(workload, body, spec, ours)["spec"]["initContainers"]
+    assert init["imagePullPolicy"] == "Always"
+    assert (init["securityContext"]["runAsUser"], init["securityContext"]["runAsGroup"]) == (
+        1000680000,
+        1000680000,
+    )
 
 
 def _labels_ok(obj: dict[str, Any]) -> bool:
@@ -107,7 +160,12 @@ def test_default_render_one_restricted_operator() -> None:
         container["args"]
     )
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["DSCACHE_OPERATOR_IMAGE"] == container["image"]  # installers run the same image
+    assert env["DSCACHE_OPERATOR_IMAGE"] == container["image"]  # installers run the same image...
+    assert env["DSCACHE_OPERATOR_IMAGE_PULL_POLICY"] == container["imagePullPolicy"] == "IfNotPresent"
+    assert env["DSCACHE_OPERATOR_RUN_AS_USER"] == "65532" == str(pod["securityContext"]["runAsUser"])
+    # ...and reads DSCACHE_OPERATOR_*: no service-link variables (a Service <release>-webhook in a
+    # release named dscache-operator would add DSCACHE_OPERATOR_WEBHOOK_PORT=tcp://...).
+    assert pod["enableServiceLinks"] is False
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/certs"]["readOnly"] is True and "/var/tmp" in mounts
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
@@ -292,7 +350,7 @@ def _expected(peering: str) -> dict[tuple[str, str], set[str]]:
 
 
 def _resources_the_code_calls() -> set[str]:
-    """Plural resource names in the operator's API paths and in kube.collection_path's kind table."""
+    """Plural resource names in the operator's API paths and in kubeapi.collection_path's kind table."""
     found: set[str] = set()
     for path in (ROOT / "operator" / "dscache_operator").glob("*.py"):
         source = path.read_text()
@@ -307,7 +365,7 @@ def _resources_the_code_calls() -> set[str]:
 def test_rbac_grants_exactly_the_calls_the_operator_makes() -> None:
     called = _resources_the_code_calls() - {"kopfpeerings"}
     declared = {resource for _, resource in OPERATOR_CALLS}
-    # PLURAL is imported in kube.py, not a literal: datasetcaches is covered by dsc_path.
+    # PLURAL is imported in kubeapi.py, not a literal: datasetcaches is covered by dsc_path.
     assert called | {"datasetcaches", "datasetcaches/status"} == declared, (
         "the operator calls resources the chart's RBAC table does not list (or no longer calls some)"
     )
@@ -344,6 +402,7 @@ def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
         ({"operator.watchNamespaces[0]": "Team_A"}, "at '/operator/watchNamespaces/0'"),
         ({"webhook.port": "70000"}, "at '/webhook/port': maximum"),
         ({"image.pullPolicy": "Sometimes"}, "at '/image/pullPolicy'"),
+        ({"podSecurityContext.runAsUser": "0"}, "at '/podSecurityContext/runAsUser': minimum: got 0, want 1"),
         ({"image.digest": "latest"}, "at '/image/digest'"),
         ({"operator.resources.limits.memory": "lots"}, "at '/operator/resources/limits/memory'"),
         ({"operator.replicas": "2"}, "additional properties 'replicas' not allowed"),

@@ -6,7 +6,20 @@ from typing import Any
 
 from dscache_operator.settings import Settings
 
-SETTINGS = Settings(image="registry.example/dscache:1.2.3", installer_api_url="https://api.example:6443")
+SETTINGS = Settings(
+    image="registry.example/dscache:1.2.3",
+    image_pull_policy="Always",
+    run_as_user=1000680000,
+    installer_api_url="https://api.example:6443",
+)
+# What every pod of an installer or cleanup Job runs as, with SETTINGS.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000680000,
+    "runAsGroup": 1000680000,
+    "fsGroup": 1000680000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 BODY: dict[str, Any] = {
     "apiVersion": "dscache.io/v1alpha1",
     "kind": "DatasetCache",
@@ -17,7 +30,7 @@ BODY: dict[str, Any] = {
         "generation": 3,
     },
 }
-SPEC = {
+SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "endpoint": "http://minio:9000", "secretRef": {"name": "creds"}}},
     "versions": {"objects": {"thor": "v1"}},
     "volume": {"create": {"size": "100Gi", "storageClassName": "rwx"}},

@@ -1,4 +1,4 @@
-"""Admission orchestration with a fake API: which DatasetCache a pod gets, denials, warnings."""
+"""Admission orchestration with the in-memory API: which DatasetCache a pod gets, denials, warnings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from dscache_operator.admission import Admission, readiness_warning
 from dscache_operator.podpatch import Denied
 from dscache_operator.settings import Settings
+from tests.dscache_operator.fakekube import FakeKube, as_api
 
 SPEC = {
     "source": {"s3": {"bucket": "b"}},
@@ -21,27 +22,19 @@ SPEC = {
 
 def cache(name: str = "objs", phase: str = "Ready", **spec: Any) -> dict[str, Any]:
     return {
+        "apiVersion": "dscache.io/v1alpha1",
+        "kind": "DatasetCache",
         "metadata": {"name": name, "namespace": "ml", "generation": 2},
         "spec": {**SPEC, **spec},
         "status": {"phase": phase, "observedGeneration": 2},
     }
 
 
-class FakeKube:
-    def __init__(self, *caches: dict[str, Any]) -> None:
-        self.caches = {c["metadata"]["name"]: c for c in caches}
-
-    async def get(self, path: str) -> dict[str, Any] | None:
-        assert path.startswith("/apis/dscache.io/v1alpha1/namespaces/ml/datasetcaches/"), path
-        return copy.deepcopy(self.caches.get(path.rsplit("/", 1)[1]))
-
-    async def list(self, path: str, label_selector: str = "") -> list[dict[str, Any]]:
-        assert path == "/apis/dscache.io/v1alpha1/namespaces/ml/datasetcaches"
-        return [copy.deepcopy(c) for c in self.caches.values()]
-
-
 def admission(*caches: dict[str, Any], **settings: Any) -> Admission:
-    return Admission(FakeKube(*caches), Settings(**settings))  # type: ignore[arg-type]
+    kube = FakeKube()
+    for c in caches:
+        kube.put(c)
+    return Admission(as_api(kube), Settings(**settings))
 
 
 def pod(label: str = "objs") -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dscache_operator import names
 from dscache_operator.cleanup import build_cleanup_job
-from tests.dscache_operator.builder_inputs import BODY, SETTINGS
+from tests.dscache_operator.builder_inputs import BODY, POD_SECURITY, SETTINGS
 
 
 def test_cleanup_job_releases_the_ref_without_credentials() -> None:
@@ -24,3 +24,10 @@ def test_cleanup_job_releases_the_ref_without_credentials() -> None:
     ]
     assert job["metadata"]["labels"][names.LABEL_CLAIM] == "shared"
     assert not any("valueFrom" in e for e in release["env"])
+
+
+def test_cleanup_job_pulls_and_runs_as_the_settings_say() -> None:
+    pod = build_cleanup_job(BODY, SETTINGS, claim="shared", in_use=[])["spec"]["template"]["spec"]
+    assert pod["securityContext"] == POD_SECURITY
+    [release] = pod["containers"]
+    assert release["imagePullPolicy"] == "Always" and release["image"] == "registry.example/dscache:1.2.3"

@@ -11,7 +11,7 @@ from dscache.api.spec import parse_spec
 from dscache_operator import names
 from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
 from dscache_operator.volume import get_claim_name
-from tests.dscache_operator.builder_inputs import BODY, SETTINGS, SPEC
+from tests.dscache_operator.builder_inputs import BODY, POD_SECURITY, SETTINGS, SPEC
 
 
 def _job(spec: dict[str, Any] = SPEC, in_use: list[str] | None = None) -> dict[str, Any]:
@@ -71,6 +71,14 @@ def test_installer_job_runs_install_then_gc_with_the_spec_settings() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["cache"]["persistentVolumeClaim"]["claimName"] == "objs-dscache"
     assert volumes["manifest"]["configMap"]["name"] == job["metadata"]["name"]
+
+
+def test_installer_job_pulls_and_runs_as_the_settings_say() -> None:
+    pod = _job()["spec"]["template"]["spec"]
+    assert pod["securityContext"] == POD_SECURITY
+    [install], [gc] = pod["initContainers"], pod["containers"]
+    assert install["imagePullPolicy"] == gc["imagePullPolicy"] == "Always"
+    assert install["image"] == gc["image"] == "registry.example/dscache:1.2.3"
 
 
 def test_no_secret_no_credential_env() -> None:

@@ -317,6 +317,37 @@ def test_created_volume_claim_name() -> None:
     assert vols["dscache-cache"]["persistentVolumeClaim"]["claimName"] == "objs-dscache"
 
 
+def test_init_container_pull_policy_and_user_are_the_operators() -> None:
+    settings = Settings(image_pull_policy="Never", run_as_user=4321)
+    [init] = inject(pod(), settings=settings)["spec"]["initContainers"]
+    assert init["imagePullPolicy"] == "Never"
+    assert init["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsUser": 4321,
+        "runAsGroup": 4321,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pod_security", "identity"),
+    [
+        ({"runAsUser": 1000, "runAsGroup": 100}, {}),
+        ({"runAsUser": 1000}, {}),  # the pod's user, with the group the runtime gives it
+        ({"runAsGroup": 100, "fsGroup": 100}, {"runAsUser": 4321}),
+        ({"fsGroup": 100, "runAsNonRoot": True}, {"runAsUser": 4321, "runAsGroup": 4321}),
+    ],
+)
+def test_a_pods_own_user_or_group_applies_to_the_init_container(
+    pod_security: dict[str, Any], identity: dict[str, int]
+) -> None:
+    settings = Settings(run_as_user=4321)
+    [init] = inject(pod(securityContext=pod_security), settings=settings)["spec"]["initContainers"]
+    ours = {k: v for k, v in init["securityContext"].items() if k in ("runAsUser", "runAsGroup")}
+    assert ours == identity
+
+
 def test_no_resources_when_settings_give_none() -> None:
     out = inject(pod(), settings=Settings(prepare_resources={}))
     assert "resources" not in out["spec"]["initContainers"][0]
