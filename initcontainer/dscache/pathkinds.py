@@ -6,8 +6,10 @@ of an archive, or a member of a later archive (archives are applied in name orde
 or a symlink; directories merge. Overlaps of different kinds are refused, naming the path and both
 places: a file in one archive and a directory in another (`p` and `p/q`, in either order, or `p`
 and `p/q/r`), a symlink and a directory, a file and a symlink, inside one archive or across two.
-molmospaces-resources fails on the same inputs (tarfile cannot put a directory where a file is, or
-the reverse) and leaves a half-extracted version; dscache refuses before anything is published.
+molmospaces-resources fails the later archive on the same inputs (tarfile cannot put a directory
+where a file is, or the reverse) and leaves a half-extracted version; for same-kind files its later
+archive wins too (when run as root; its archives extract in parallel threads, so "later" is timing).
+dscache refuses conflicts before anything is published and applies archives in a fixed order.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ MAX_WINDOW_ENV = "DSCACHE_ZSTD_MAX_WINDOW"
 _FRAME_MAGIC = 0xFD2FB528
 _SKIPPABLE_MAGIC = 0x184D2A50  # the low 4 bits are free
 _CHECKSUM_FLAG = 0x04
+_SINGLE_SEGMENT_FLAG = 0x20
 _READ_SIZE = 1 << 20
 
 # what the walker expects next
@@ -53,6 +54,19 @@ def max_window(environ: Mapping[str, str] = os.environ) -> int:
     if not MIN_WINDOW <= value <= DEFAULT_MAX_WINDOW:
         raise ZstdStreamError(f"{MAX_WINDOW_ENV}={text!r}: must be between 1Ki and 2Gi")
     return value
+
+
+def frame_window(header: bytes) -> int:
+    """The window size a complete frame header declares, in bytes (RFC 8878 section 3.1.1.1.2).
+
+    Computed here rather than by `zstandard.get_frame_parameters`, which refuses windows above zstd's
+    own maximum instead of saying how large they are. Single-segment frames: their content size.
+    """
+    if header[4] & _SINGLE_SEGMENT_FLAG:
+        return int(zstandard.get_frame_parameters(header).content_size)
+    descriptor = header[5]
+    base = 1 << (10 + (descriptor >> 3))
+    return base + (base >> 3) * (descriptor & 7)
 
 
 class FrameWalker:
@@ -130,7 +144,7 @@ class FrameWalker:
 
     def _check_frame(self, header: bytes, at: int) -> None:
         try:
-            window = zstandard.get_frame_parameters(header).window_size
+            window = frame_window(header)
         except zstandard.ZstdError as err:
             raise ZstdStreamError(f"corrupt zstd frame header at byte {at}: {err}") from None
         if window > self.bound:

@@ -32,12 +32,18 @@ class Run:
     stderr: str
 
 
-def cli(args: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run `dscache ARGS` here (stderr not captured) or, with `env`, in a child process."""
+def cli(args: list[str], env: dict[str, str] | None = None, umask: int = -1) -> Run:
+    """Run `dscache ARGS` here (stderr not captured) or, with `env`, in a child process (with `umask`)."""
     if env is None:
         return Run(main(args), "")
     proc = subprocess.run(
-        [sys.executable, "-c", _CLI, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", _CLI, *args],
+        env=env,
+        umask=umask,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     return Run(proc.returncode, proc.stderr)
 
@@ -54,8 +60,19 @@ def child_env(**extra: str | None) -> dict[str, str]:
     return env
 
 
-def install(cache: Path, remote: Path, key: VersionKey, env: dict[str, str] | None = None) -> Run:
-    return cli(["install", "--cache", str(cache), "--source", f"file://{remote}", "--version", str(key)], env)
+def install(
+    cache: Path,
+    remote: Path | str,
+    key: VersionKey,
+    env: dict[str, str] | None = None,
+    *,
+    layout: str = "archives",
+    umask: int = -1,
+) -> Run:
+    """Install `key` from `remote` (a local directory, or a URL)."""
+    source = remote if isinstance(remote, str) else f"file://{remote}"
+    args = ["install", "--cache", str(cache), "--source", source, "--layout", layout, "--version", str(key)]
+    return cli(args, env, umask)
 
 
 def verify(cache: Path, env: dict[str, str] | None = None) -> Run:
@@ -115,10 +132,18 @@ class Journey:
     places: dict[str, Path]
 
 
-def journey(tmp: Path, remote: Path, key: VersionKey, env: dict[str, str] | None = None) -> Journey:
-    """Install `key` from the file remote `remote`, verify it, and prepare it in each of `VIEWS`."""
+def journey(
+    tmp: Path,
+    remote: Path | str,
+    key: VersionKey,
+    env: dict[str, str] | None = None,
+    *,
+    layout: str = "archives",
+    umask: int = -1,
+) -> Journey:
+    """Install `key` from `remote` (as `install`), verify it, and prepare it in each of `VIEWS`."""
     cache = tmp / "cache"
-    installed = install(cache, remote, key, env)
+    installed = install(cache, remote, key, env, layout=layout, umask=umask)
     if installed.code != 0:
         return Journey(installed, None, {})
     checked = verify(cache, env)
