@@ -11,9 +11,12 @@ zstd can make is decoded; each parallel transfer holds at most one window. Insta
 memory lower it with the environment variable `DSCACHE_ZSTD_MAX_WINDOW` (a size, e.g. `512Mi`); a frame
 whose window is above the bound is refused before it is decoded, with a message naming the window size
 and the bound. The decoder's own error names no size, so frame headers are read as the bytes pass by
-(`FrameWalker`, RFC 8878 section 3.1): one 3-byte header per block of at most 128 KiB of output, too
-few to measure next to the decoding. The walk also tells a stream cut short at a frame boundary from a
-truncated one (the decoder reports both as a clean end).
+(`FrameWalker`, RFC 8878 section 3.1), which also tells a stream that ends between frames from a
+truncated one (the decoder reports both as a clean end). The walk reads one 3-byte header per block:
+measured 4 ms for a 64 MiB archive of 9,905 blocks, about 3% of its extraction time (decoding in C and
+handing libarchive the decoded bytes without a copy made the whole extraction no slower than with
+libarchive's zstd filter: 0.79x the `curl | zstd -dc | tar -x` floor in bench/bench_install.py, against
+1.03x and 1.39x before on the same, noisy, 2-core machine).
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ class FrameWalker:
                 self._skip -= step
                 pos += step
                 continue
+            if self._want == _BLOCK and not self._header:
+                pos = self._blocks(data, pos, end)
+                continue
             take = min(self._need - len(self._header), end - pos)
             self._header += data[pos : pos + take]
             pos += take
@@ -107,6 +113,25 @@ class FrameWalker:
             raise ZstdStreamError("no zstd frame: not a .tar.zst archive")
         if self._want != _MAGIC or self._header or self._skip:
             raise ZstdStreamError(f"truncated: the zstd stream ends inside a frame, after {self._seen} bytes")
+
+    def _blocks(self, data: bytes, pos: int, end: int) -> int:
+        """The fast path: walk the block headers lying whole in `data[pos:end]`; the position reached."""
+        while pos + 3 <= end:
+            block = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            kind = block >> 1 & 3
+            if kind == 3:
+                raise ZstdStreamError(f"corrupt zstd data: reserved block type at byte {self._seen + pos}")
+            pos += 3 + (1 if kind == 1 else block >> 3)  # an RLE block stores one byte
+            if block & 1:
+                self._next(_MAGIC, 4, skip=4 if self._checksum else 0)
+                break
+        if pos > end:
+            self._skip += pos - end
+            return end
+        if self._want == _BLOCK and pos < end:  # a header cut by the chunk's end: collect it
+            self._header += data[pos:end]
+            return end
+        return pos
 
     def _next(self, want: int, need: int, skip: int = 0) -> None:
         self._want, self._need, self._skip = want, need, skip

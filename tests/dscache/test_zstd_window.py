@@ -138,3 +138,16 @@ def test_frame_walker_refuses_what_is_not_one_complete_zstd_stream(data: bytes, 
         for chunk in _chunks(data, 3):
             walker.feed(chunk)
         walker.finish()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1000, 1 << 20])
+def test_frame_walker_follows_frames_however_the_stream_is_cut(chunk: int) -> None:
+    tar = _tar()
+    skippable = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"
+    rle = zstandard.ZstdCompressor(write_checksum=False).compress(b"\0" * 300_000)  # RLE blocks
+    data = long_window(20, tar[:5000]) + skippable + rle + long_window(27, tar[5000:]) + skippable
+    walker = FrameWalker(1 << 27)
+    for piece in _chunks(data, chunk):
+        walker.feed(piece)
+    walker.finish()
+    assert walker.frames == 3
