@@ -4,6 +4,13 @@ The version becomes visible by one `rename()` of a complete tree that already ho
 record, so a reader sees the whole version or nothing. Also keeps the volume a valid pre-populated
 cache for molmospaces-resources readers (`cache_lock=False`): their per-archive flags in the version
 and their local manifest at the cache root.
+
+Overlapping archives (`pathkinds`): archives are merged in name order and a later one replaces an
+earlier one's file or symlink at the same path; archives that disagree on the kind of a path (a file
+in one, a directory or symlink in another, or a path below a file) are refused before anything is
+merged, naming the path and both archives, and so are members at the paths of the files dscache adds
+to a version (molmospaces flags and manifests). So every published version passes `verify` and
+`prepare`.
 """
 
 from __future__ import annotations
@@ -12,14 +19,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dscache import __version__
-from dscache.install.extract import FILE_MODE, ArchiveRejectedError, links_escaping
+from dscache.install.extract import ArchiveRejectedError, links_escaping
 from dscache.install.ingest import ItemResult, StagingPaths
+from dscache.install.pathkinds import PathKinds
 from dscache.layouts.molmospaces import molmo_extract_flag
 from dscache.layouts.plan import VersionPlan
 from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
 from dscache.store.fsops import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
+from dscache.store.modes import READ_ONLY
 from dscache.store.paths import INVENTORY, CachePaths
 from dscache.store.records import ArchiveRecord, CompleteRecord
 
@@ -39,25 +49,56 @@ def all_dirs(paths: Iterable[str], explicit: Iterable[str]) -> list[str]:
     return sorted(dirs)
 
 
-def build_inventory(
-    plan: VersionPlan, results: Sequence[ItemResult]
-) -> tuple[dict[str, int], dict[str, str]]:
-    """Pure: the version's files and links, archives applied in name order (later ones win, as on disk)."""
+def installer_files(plan: VersionPlan, results: Sequence[ItemResult]) -> list[str]:
+    """Pure: the files dscache itself writes into a version: metadata and molmospaces flags."""
+    names = list(plan.metadata)
+    if plan.layout == "archives":
+        names += [molmo_extract_flag(r.item.name) for r in results]
+    return names
+
+
+def find_conflict(plan: VersionPlan, results: Sequence[ItemResult]) -> ArchiveRejectedError | None:
+    """Pure: why the archives cannot make one version (None if they can): the first path whose kind
+    differs between archives applied in name order, or a member where dscache writes its own files."""
+    kinds = PathKinds()
+    for res in sorted(results, key=lambda r: r.item.name):
+        for path, kind in res.extracted.kinds():
+            conflict = kinds.place(path, kind, res.item.name)
+            if conflict is not None:
+                later = conflict.later
+                return ArchiveRejectedError(later.archive, later.member, conflict.describe())
+    for name in installer_files(plan, results):
+        placed = kinds.get(name)
+        if placed is not None:
+            reason = f"{name!r} is a file dscache writes into the version (molmospaces flag or manifest)"
+            return ArchiveRejectedError(placed.archive, placed.member, reason)
+    return None
+
+
+def build_inventory(plan: VersionPlan, results: Sequence[ItemResult]) -> dict[str, Any]:
+    """Pure: the version's inventory, archives applied in name order (later ones win, as on disk).
+
+    `{"files": {path: size}, "links": {path: target}, "executable": [path, ...]}` (dirs are added by
+    the caller). Assumes `find_conflict` found nothing.
+    """
     files: dict[str, int] = {}
     links: dict[str, str] = {}
+    executable: set[str] = set()
     for res in sorted(results, key=lambda r: r.item.name):
+        runnable = set(res.extracted.executable)
         for path, size in res.extracted.files.items():
-            links.pop(path, None)
             files[path] = size
-        for path, target in res.extracted.links.items():
-            files.pop(path, None)
-            links[path] = target
+            if path in runnable:
+                executable.add(path)
+            else:
+                executable.discard(path)
+        links.update(res.extracted.links)
     for name, content in plan.metadata.items():
         files[name] = len(content)
     if plan.layout == "archives":
         for res in results:
             files[molmo_extract_flag(res.item.name)] = 0
-    return files, links
+    return {"files": files, "links": links, "executable": sorted(executable)}
 
 
 def promote(
@@ -76,6 +117,10 @@ def promote(
     """
     fence()
     staging = StagingPaths(cache.staging_dir(plan.key))
+    conflict = find_conflict(plan, results)
+    if conflict is not None:
+        rmtree_readonly(staging.root)
+        raise conflict
     if plan.layout == "archives":
         tree = staging.tree
         tree.mkdir(parents=True, exist_ok=True)
@@ -86,18 +131,19 @@ def promote(
                 os.rmdir(src)
             flag = tree / molmo_extract_flag(res.item.name)
             flag.touch()
-            os.chmod(flag, FILE_MODE)
+            os.chmod(flag, READ_ONLY)
     else:
         tree = staging.files
         tree.mkdir(parents=True, exist_ok=True)
     _reject_escaping_links(staging, tree, results)
     for name, content in plan.metadata.items():
-        write_bytes_atomic(tree / name, content, mode=FILE_MODE, durable=False)  # synced below
-    files, links = build_inventory(plan, results)
+        write_bytes_atomic(tree / name, content, mode=READ_ONLY, durable=False)  # synced below
+    inventory = build_inventory(plan, results)
+    files, links = inventory["files"], inventory["links"]
     dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
-    inventory = {"files": files, "links": links, "dirs": dirs}
-    write_json_atomic(tree / INVENTORY, inventory, mode=FILE_MODE, pretty=False, durable=False)
+    inventory["dirs"] = dirs
+    write_json_atomic(tree / INVENTORY, inventory, mode=READ_ONLY, pretty=False, durable=False)
     record = CompleteRecord(
         data_type=plan.key.data_type,
         source=plan.key.source,

@@ -1,38 +1,77 @@
 """Safe streaming extraction of `.tar.zst` archives.
 
 Why hand-written around libarchive: Python's tarfile spends most of its time per member in Python
-and cannot reach the `zstd -dc | tar -x` floor on 2 cores, while libarchive decompresses, parses and
-writes in C (archives extract in parallel worker processes, see `workers.py`). libarchive's own
-`SECURE_*` flags cannot name the offending member, do not cover devices, fifos or symlinks that
-point outside the version, and its symlink guard costs an lstat per path component per member. So
-every header is checked here first (`check_member`, pure, plus the set of symlinks this archive
-created, which no later member may pass through or replace) and the first violation aborts the
-archive with a message naming it. Writes go only below `dest`. Symlink chains are checked physically
-once the version is assembled (`links_escaping`).
+and cannot reach the `zstd -dc | tar -x` floor on 2 cores, while libarchive parses and writes in C
+(archives extract in parallel worker processes, see `workers.py`). libarchive's own `SECURE_*` flags
+cannot name the offending member, do not cover devices, fifos or symlinks that point outside the
+version, and its symlink guard costs an lstat per path component per member. So every header is
+checked here first (`check_member`, pure, plus `PathKinds`: what this archive already made of each
+path, so that no member passes through or replaces a symlink or a file, or turns a file into a
+directory) and the first violation aborts the archive with a message naming it. Writes go only below
+`dest`. Symlink chains are checked physically once the version is assembled (`links_escaping`). The
+zstd layer is decoded by `zstdstream` (a stated bound on the window, which libarchive cannot raise).
+
+Names are bytes: a member's name on disk is exactly the bytes of its header, whatever the locale, as
+`tar -x` does. libarchive converts names from pax headers (UTF-8) to the locale's charset and
+normalises them to Unicode NFC on the way (`cafe` + U+0301 became `café`), unless that conversion
+fails, in which case it keeps the header's bytes. So headers are read under the "C" locale of the
+calling thread (ASCII: every non-ASCII name keeps its bytes; ASCII names have nothing to normalise),
+and names are read and written with the byte variants (`archive_entry_pathname`,
+`archive_entry_copy_pathname`), never the wide or UTF-8 ones. In Python (records, messages) a name
+is its bytes decoded as UTF-8 with `surrogateescape`: names that are not UTF-8 (latin-1 `caf\\xe9`)
+round-trip through the JSON records as lone surrogates (`"caf\\udce9"`) and reach the filesystem
+unchanged through `os` calls, which encode with the filesystem encoding (UTF-8 in Python 3.7+ on
+Linux, except under a legacy 8-bit locale; set PYTHONUTF8=1 there).
+
+Modes: files keep their execute bits as `r-x` for everyone, or are `r--` for everyone (`modes.py`);
+directories are `rwxr-xr-x` until the version is published, then read-only.
 """
 
 from __future__ import annotations
 
 import errno
+import locale
 import os
-from collections.abc import Iterable, Iterator
-from ctypes import addressof, byref, c_char_p, c_longlong, c_size_t, c_void_p, memmove, sizeof
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from ctypes import (
+    CDLL,
+    addressof,
+    byref,
+    c_char_p,
+    c_int,
+    c_longlong,
+    c_size_t,
+    c_void_p,
+    create_string_buffer,
+    memmove,
+    sizeof,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from libarchive import ffi
 from libarchive.entry import ArchiveEntry
 from libarchive.exception import ArchiveError
-from libarchive.extract import EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archive_write_disk
+from libarchive.extract import EXTRACT_PERM, EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archive_write_disk
 from libarchive.read import NO_CLOSE_CB, NO_OPEN_CB, READ_CALLBACK, new_archive_read
 
 from dscache.errors import DscacheError
+from dscache.install.pathkinds import DIRECTORY, FILE, SYMLINK, PathKinds
+from dscache.install.zstdstream import ZstdReader, ZstdStreamError, max_window
 from dscache.store.members import check_member, normalize_member
+from dscache.store.modes import READ_ONLY, file_mode, is_executable
 
-WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_NODOTDOT
-FILE_MODE = 0o444
+# EXTRACT_PERM: the modes set below exactly, whatever the umask (libarchive skips the chmod when the
+# umask already gives them).
+WRITE_FLAGS = EXTRACT_TIME | EXTRACT_SECURE_NODOTDOT | EXTRACT_PERM
+FILE_MODE = READ_ONLY
 DIR_MODE = 0o755  # made read-only when the version is published
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
+_BUFFER = 1 << 20  # decompressed bytes handed to libarchive per read
+_KINDS = {"file": FILE, "hardlink": FILE, "dir": DIRECTORY, "symlink": SYMLINK}
 
 
 class ArchiveRejectedError(DscacheError):
@@ -51,22 +90,52 @@ class ArchiveRejectedError(DscacheError):
 
 @dataclass
 class Extracted:
-    """What one archive put on disk: regular files with sizes, symlinks with targets, directories."""
+    """What one archive put on disk: regular files with sizes, symlinks with targets, directories, and
+    the regular files installed executable."""
 
     files: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
+    executable: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": self.files, "links": self.links, "dirs": self.dirs, "executable": self.executable}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Extracted:
+        """Read `to_json` output back (markers of older versions have no `dirs` or `executable`)."""
+        files, links = dict(data["files"]), dict(data["links"])
+        return cls(files, links, list(data.get("dirs", [])), list(data.get("executable", [])))
+
+    @classmethod
+    def single_file(cls, name: str, size: int, executable: bool) -> Extracted:
+        """What copying one plain file (`files` layout) put on disk."""
+        return cls({name: size}, executable=[name] if executable else [])
+
+    def kinds(self) -> Iterator[tuple[str, str]]:
+        """Every explicit path with its kind (`pathkinds`), directories first."""
+        yield from ((path, DIRECTORY) for path in self.dirs)
+        yield from ((path, FILE) for path in self.files)
+        yield from ((path, SYMLINK) for path in self.links)
 
 
-def through_symlink(name: str, kind: str, symlinks: set[str]) -> str | None:
-    """Why `name` may not be written given the symlinks already extracted (None if it may)."""
-    if name in symlinks and kind != "symlink":
-        return "replaces a symlink of the same archive"
-    pos = name.find("/")
-    while pos != -1:
-        if name[:pos] in symlinks:
-            return f"path goes through symlink {name[:pos]!r}"
-        pos = name.find("/", pos + 1)
+def place_member(kinds: PathKinds, name: str, kind: str, archive: str) -> str | None:
+    """Why `name` clashes with what this archive already made of its path or its parents (None if it
+    does not; then it is recorded). Same-kind repeats are fine: the later member wins."""
+    conflict = kinds.place(name, _KINDS[kind], archive)
+    return None if conflict is None else conflict.describe()
+
+
+def hardlink_target_problem(kinds: PathKinds, name: str, target: str) -> str | None:
+    """Why a hardlink `name` may not point at `target` (None if it may): only at a regular file
+    extracted earlier from the same archive, other than itself."""
+    placed = kinds.get(target)
+    if target == name:
+        return "hardlink to itself"
+    if placed is None:
+        return f"hardlink target {target!r} is not an earlier member of this archive"
+    if placed.kind != FILE:
+        return f"hardlink to a {placed.kind} ({target!r})"
     return None
 
 
@@ -81,100 +150,177 @@ def links_escaping(root: Path, links: Iterable[str]) -> list[str]:
     return bad
 
 
-def _kind(entry: ArchiveEntry) -> str:
-    if entry.isdir:
-        return "dir"
-    if entry.issym:
-        return "symlink"
-    if entry.islnk:
+def decode_name(raw: bytes) -> str:
+    """A member name's bytes as dscache's str (UTF-8, undecodable bytes as lone surrogates)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_name(name: str) -> bytes:
+    """Inverse of `decode_name`."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+_libc = CDLL(None, use_errno=True)
+_libc.newlocale.argtypes = [c_int, c_char_p, c_void_p]
+_libc.newlocale.restype = c_void_p
+_libc.uselocale.argtypes = [c_void_p]
+_libc.uselocale.restype = c_void_p
+_C_LOCALE: list[int] = []  # created once, never freed
+
+
+@contextmanager
+def c_locale() -> Iterator[None]:
+    """Run the block with this thread's LC_CTYPE set to "C" (uselocale(3): other threads unaffected)."""
+    if not _C_LOCALE:
+        loc = _libc.newlocale(1 << locale.LC_CTYPE, b"C", None)
+        if not loc:
+            raise OSError(errno.ENOMEM, "newlocale(LC_CTYPE, C) failed")
+        _C_LOCALE.append(loc)
+    previous = _libc.uselocale(_C_LOCALE[0])
+    try:
+        yield
+    finally:
+        _libc.uselocale(previous)
+
+
+# Its own function object (CDLL item access makes a new one): libarchive-c's shared one logs every
+# warning, and "Pathname can't be converted" is what keeps a name's bytes here (see the docstring).
+_next_header = ffi.libarchive["archive_read_next_header2"]
+_next_header.argtypes = [c_void_p, c_void_p]
+_next_header.restype = c_int
+
+
+def _read_header(read_p: int, entry_p: int) -> bool:
+    """Read the next header into `entry_p`; False at the end of the archive."""
+    ret: int = _next_header(read_p, entry_p)
+    if ret == ffi.ARCHIVE_EOF:
+        return False
+    if ret < ffi.ARCHIVE_WARN:
+        raise ffi.archive_error(read_p, ret)
+    return True
+
+
+def _kind(entry_p: int) -> str:
+    if ffi.entry_hardlink(entry_p) is not None:
         return "hardlink"
-    if entry.isreg:
+    filetype = ffi.entry_filetype(entry_p)
+    if stat.S_ISDIR(filetype):
+        return "dir"
+    if stat.S_ISLNK(filetype):
+        return "symlink"
+    if stat.S_ISREG(filetype):
         return "file"
     return "other"
+
+
+def _link_target(entry_p: int, kind: str) -> str | None:
+    if kind not in ("hardlink", "symlink"):
+        return None
+    raw = ffi.entry_hardlink(entry_p) if kind == "hardlink" else ffi.entry_symlink(entry_p)
+    return None if raw is None else decode_name(raw)
 
 
 def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extracted:
     """Extract the `.tar.zst` byte stream `chunks` below `dest` (which must exist).
 
-    Raises ArchiveRejectedError for unsafe members and corrupt data; errors of `chunks` itself
-    (e.g. a failed download) propagate unchanged.
+    Raises ArchiveRejectedError for unsafe members, kind conflicts, corrupt data and zstd windows above
+    the bound; errors of `chunks` itself (e.g. a failed download) propagate unchanged.
     """
-    source: Iterator[bytes] = iter(chunks)
-    holder: list[c_char_p] = []
+    try:
+        decoded = ZstdReader(chunks, max_window())
+    except ZstdStreamError as err:
+        raise ArchiveRejectedError(archive, None, str(err)) from None
+    buffer = create_string_buffer(_BUFFER)
+    view = memoryview(buffer).cast("B")
+    address = c_void_p(addressof(buffer))
     pending: list[BaseException] = []
+    current: list[str] = []  # the member being extracted, for messages
 
     def read_cb(_archive_p: int, _ctx: int, ptrptr: int) -> int:
         try:
-            chunk = next((c for c in source if c), b"")  # libarchive reads an empty chunk as the end
+            count = decoded.readinto(view)
         except BaseException as exc:  # surfaced after libarchive returns
             pending.append(exc)
             return -1
-        view = c_char_p(chunk)  # points into `chunk` and keeps it alive until the next call
-        holder[:] = [view]
-        # Not `cast(view, c_void_p)`: cast ties its source into a reference cycle, so every chunk of
-        # the stream stayed in memory until a garbage collection (100 MB held for a 200 MB file).
-        memmove(ptrptr, addressof(view), sizeof(c_void_p))
-        return len(chunk)
+        memmove(ptrptr, addressof(address), sizeof(c_void_p))
+        return count
 
-    read_fn = READ_CALLBACK(read_cb)
-    root = os.fsencode(dest)
-    result = Extracted()
-    symlinks: set[str] = set()
-    buf, size, offset = c_void_p(), c_size_t(), c_longlong()
     try:
-        with new_archive_read("tar", "zstd") as read_p, new_archive_write_disk(WRITE_FLAGS) as write_p:
-            ffi.read_open(read_p, None, NO_OPEN_CB, read_fn, NO_CLOSE_CB)
-            entry = ArchiveEntry(header_codec="utf-8")
-            entry_p = entry._entry_p
-            while ffi.read_next_header2(read_p, entry_p) != ffi.ARCHIVE_EOF:
-                raw_name = entry.pathname
-                name = normalize_member(raw_name)
-                if name is None:
-                    continue
-                kind = _kind(entry)
-                link = entry.linkpath if kind in ("symlink", "hardlink") else None
-                reason = check_member(name, kind, link) or through_symlink(name, kind, symlinks)
-                if reason is not None:
-                    raise ArchiveRejectedError(archive, raw_name, reason)
-                entry.pathname = root + b"/" + os.fsencode(name)
-                if kind == "hardlink":
-                    assert link is not None
-                    target = normalize_member(link) or ""
-                    reason = through_symlink(target, "file", symlinks)
-                    if target in symlinks:
-                        reason = "hardlink to a symlink"
-                    if reason is not None:
-                        raise ArchiveRejectedError(archive, raw_name, f"hardlink target {reason}")
-                    entry.linkpath = root + b"/" + os.fsencode(target)
-                    result.files[name] = result.files.get(target, 0)
-                elif kind == "file":
-                    entry.perm = FILE_MODE
-                    result.files[name] = entry.size or 0
-                elif kind == "dir":
-                    entry.perm = DIR_MODE
-                    result.dirs.append(name)
-                else:
-                    assert link is not None
-                    result.links[name] = link
-                    symlinks.add(name)
-                ffi.write_header(write_p, entry_p)
-                if kind == "file":
-                    while (
-                        ffi.read_data_block(read_p, byref(buf), byref(size), byref(offset)) != ffi.ARCHIVE_EOF
-                    ):
-                        ffi.write_data_block(write_p, buf, size, offset)
-                ffi.write_finish_entry(write_p)
+        with c_locale():
+            result = _extract(READ_CALLBACK(read_cb), dest, archive, current)
+            while decoded.readinto(view):  # the zstd stream after tar's end: checksums, truncation
+                pass
+    except ZstdStreamError as err:
+        raise ArchiveRejectedError(archive, None, str(err)) from None
     except ArchiveError as err:
+        member = current[0] if current else None
         if pending:
+            if isinstance(pending[0], ZstdStreamError):
+                raise ArchiveRejectedError(archive, member, str(pending[0])) from None
             raise pending[0] from None
         if err.errno in _DISK_ERRNOS:
             raise OSError(err.errno, os.strerror(err.errno), str(dest)) from None
-        member = None
-        try:
-            member = entry.pathname
-        except Exception:  # the entry may not be readable after a corrupt header
-            member = None
         raise ArchiveRejectedError(archive, member, f"corrupt or unreadable archive: {err.msg}") from None
-    if pending:
-        raise pending[0]
     return result
+
+
+def _extract(read_fn: Any, dest: Path, archive: str, current: list[str]) -> Extracted:
+    """The libarchive loop of `extract_stream`, reading plain tar from `read_fn`; call under `c_locale`.
+
+    `current` is set to the name of the member being extracted.
+    """
+    root = os.fsencode(dest)
+    result = Extracted()
+    executable: set[str] = set()
+    kinds = PathKinds()
+    buf, size, offset = c_void_p(), c_size_t(), c_longlong()
+    with new_archive_read("tar", "none") as read_p, new_archive_write_disk(WRITE_FLAGS) as write_p:
+        ffi.read_open(read_p, None, NO_OPEN_CB, read_fn, NO_CLOSE_CB)
+        entry = ArchiveEntry()
+        entry_p = entry._entry_p
+        while _read_header(read_p, entry_p):
+            shown = decode_name(ffi.entry_pathname(entry_p) or b"")
+            member = normalize_member(shown)
+            if member is None:
+                continue
+            current[:] = [shown]
+            kind = _kind(entry_p)
+            link = _link_target(entry_p, kind)
+            reason = check_member(member, kind, link)
+            if reason is None and kind == "hardlink":
+                reason = hardlink_target_problem(kinds, member, normalize_member(link or "") or "")
+            if reason is None:
+                reason = place_member(kinds, member, kind, archive)
+            if reason is not None:
+                raise ArchiveRejectedError(archive, shown, reason)
+            ffi.entry_copy_pathname(entry_p, root + b"/" + encode_name(member))
+            if kind == "hardlink":
+                target = normalize_member(link or "") or ""
+                ffi.entry_copy_link(entry_p, root + b"/" + encode_name(target))
+                result.files[member] = result.files[target]
+                _mark(executable, member, target in executable)
+            elif kind == "file":
+                runnable = is_executable(ffi.entry_perm(entry_p))
+                ffi.entry_set_perm(entry_p, file_mode(runnable))
+                result.files[member] = ffi.entry_size(entry_p) if ffi.entry_size_is_set(entry_p) else 0
+                _mark(executable, member, runnable)
+            elif kind == "dir":
+                ffi.entry_set_perm(entry_p, DIR_MODE)
+                result.dirs.append(member)
+            else:
+                result.links[member] = link or ""
+            ffi.write_header(write_p, entry_p)
+            if kind == "file":
+                while ffi.read_data_block(read_p, byref(buf), byref(size), byref(offset)) != ffi.ARCHIVE_EOF:
+                    ffi.write_data_block(write_p, buf, size, offset)
+            ffi.write_finish_entry(write_p)
+    result.dirs = list(dict.fromkeys(result.dirs))
+    result.executable = sorted(executable)
+    return result
+
+
+def _mark(executable: set[str], path: str, runnable: bool) -> None:
+    if runnable:
+        executable.add(path)
+    else:
+        executable.discard(path)

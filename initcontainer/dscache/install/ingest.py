@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.errors import DscacheError
-from dscache.install.extract import FILE_MODE, Extracted, extract_stream
+from dscache.install.extract import Extracted, extract_stream
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Remote
 from dscache.store.atomic import read_json, write_json_atomic
 from dscache.store.fsops import rmtree_readonly
+from dscache.store.modes import file_mode, is_executable
 
 Progress = Callable[[int], None]
 DIGEST_ATTEMPTS = 2
@@ -74,13 +75,16 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
             done = read_json(staging.archive_done(item.name))
         except (OSError, ValueError):
             return None
-        return ItemResult(
-            item, done["size"], done["sha256"], Extracted(done["files"], done["links"], done.get("dirs", []))
-        )
+        return ItemResult(item, done["size"], done["sha256"], Extracted.from_json(done))
     target = staging.files / item.name
     if target.is_file():
-        size = target.stat().st_size
-        return ItemResult(item, size, item.sha256, Extracted({item.name: size}, {}))
+        st = target.stat()
+        return ItemResult(
+            item,
+            st.st_size,
+            item.sha256,
+            Extracted.single_file(item.name, st.st_size, is_executable(st.st_mode)),
+        )
     return None
 
 
@@ -131,13 +135,7 @@ def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progres
                 rmtree_readonly(dest)
                 raise
             continue
-        done = {
-            "size": counted,
-            "sha256": digest,
-            "files": extracted.files,
-            "links": extracted.links,
-            "dirs": extracted.dirs,
-        }
+        done = {"size": counted, "sha256": digest, **extracted.to_json()}
         # Atomic against kill -9; not fsynced: the version is synced as a whole before it is published.
         write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
         return ItemResult(item, counted, digest, extracted)
@@ -180,11 +178,12 @@ def fetch_file(remote: Remote, item: WorkItem, staging: StagingPaths, progress: 
             if attempt == DIGEST_ATTEMPTS:
                 raise
             continue
-        os.chmod(part, FILE_MODE)
+        os.chmod(part, file_mode(item.executable))
         target = staging.files / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
-        return ItemResult(item, counted, sha.hexdigest(), Extracted({item.name: counted}, {}))
+        extracted = Extracted.single_file(item.name, counted, item.executable)
+        return ItemResult(item, counted, sha.hexdigest(), extracted)
     raise AssertionError("unreachable")
 
 

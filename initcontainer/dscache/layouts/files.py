@@ -20,7 +20,15 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, bas
         if reason is not None:
             raise LayoutError(f"{where}: remote file {name!r} rejected: {reason}")
         items.append(
-            WorkItem(kind="file", name=name, remote_path=rf.path, size=rf.size, sha256=rf.sha256, md5=rf.md5)
+            WorkItem(
+                kind="file",
+                name=name,
+                remote_path=rf.path,
+                size=rf.size,
+                sha256=rf.sha256,
+                md5=rf.md5,
+                executable=rf.executable,
+            )
         )
     if not items:
         raise LayoutError(f"version {key} not found: no files under {where}/")

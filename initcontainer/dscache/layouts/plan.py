@@ -26,6 +26,7 @@ class WorkItem:
     approx_size: int = 0  # for progress and space checks when `size` is unknown
     sha256: str | None = None
     md5: str | None = None
+    executable: bool = False  # a plain file the remote marks executable (file:// remotes)
 
     @property
     def expected_bytes(self) -> int:

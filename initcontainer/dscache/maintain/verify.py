@@ -1,4 +1,9 @@
-"""Re-check published versions against their inventories: missing, extra, resized or re-typed entries."""
+"""Re-check published versions against their inventories: missing, extra, resized or re-typed entries.
+
+A file is also "changed" when the inventory lists it executable and no execute bit is left on disk
+(scripts would fail with "Permission denied"). Extra permission bits are not reported: volumes that
+do not keep modes (SMB mounts show every file as 0777) would report every file.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from dscache.api.names import VersionKey
 from dscache.store.atomic import read_json
 from dscache.store.catalog import find_published
+from dscache.store.modes import is_executable
 from dscache.store.paths import INVENTORY, METADATA_FILES, CachePaths
 
 
@@ -27,10 +33,18 @@ class VersionCheck:
         return not (self.missing or self.extra or self.changed or self.error)
 
 
-def scan_tree(root: Path) -> tuple[dict[str, int], dict[str, str]]:
-    """Regular files (with sizes) and symlinks (with targets) below `root`, relative paths."""
-    files: dict[str, int] = {}
-    links: dict[str, str] = {}
+@dataclass
+class TreeState:
+    """Regular files (with sizes), symlinks (with targets) and the executable files of a version."""
+
+    files: dict[str, int] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    executable: set[str] = field(default_factory=set)
+
+
+def scan_tree(root: Path) -> TreeState:
+    """What is below `root` (relative paths), without following links."""
+    state = TreeState()
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -38,43 +52,53 @@ def scan_tree(root: Path) -> tuple[dict[str, int], dict[str, str]]:
             for entry in it:
                 path = f"{rel}/{entry.name}" if rel else entry.name
                 if entry.is_symlink():
-                    links[path] = os.readlink(entry.path)
+                    state.links[path] = os.readlink(entry.path)
                 elif entry.is_dir():
                     stack.append(path)
                 else:
-                    files[path] = entry.stat(follow_symlinks=False).st_size
+                    st = entry.stat(follow_symlinks=False)
+                    state.files[path] = st.st_size
+                    if is_executable(st.st_mode):
+                        state.executable.add(path)
     for name in METADATA_FILES:
-        files.pop(name, None)
-    return files, links
+        state.files.pop(name, None)
+    return state
 
 
-def compare(
-    key: VersionKey,
-    expected: tuple[dict[str, int], dict[str, str]],
-    actual: tuple[dict[str, int], dict[str, str]],
-) -> VersionCheck:
+def compare(key: VersionKey, expected: TreeState, actual: TreeState) -> VersionCheck:
     """Pure: what differs between the inventory and the scanned tree."""
-    want_files, want_links = expected
-    have_files, have_links = actual
     check = VersionCheck(key)
-    want = set(want_files) | set(want_links)
-    have = set(have_files) | set(have_links)
+    want = set(expected.files) | set(expected.links)
+    have = set(actual.files) | set(actual.links)
     check.missing = sorted(want - have)
     check.extra = sorted(have - want)
     for path in sorted(want & have):
-        file_changed = path in want_files and have_files.get(path) != want_files[path]
-        link_changed = path in want_links and have_links.get(path) != want_links[path]
-        if file_changed or link_changed:
+        file_changed = path in expected.files and actual.files.get(path) != expected.files[path]
+        link_changed = path in expected.links and actual.links.get(path) != expected.links[path]
+        mode_lost = path in expected.executable and path not in actual.executable
+        if file_changed or link_changed or mode_lost:
             check.changed.append(path)
     return check
+
+
+def read_inventory(path: Path) -> TreeState:
+    """The expected state from `.dscache-inventory.json` (older ones have no `executable`).
+
+    Raises OSError, ValueError, KeyError or TypeError if it is unreadable.
+    """
+    inv = read_json(path)
+    return TreeState(
+        {k: int(v) for k, v in inv["files"].items()},
+        dict(inv["links"]),
+        {str(p) for p in inv.get("executable", [])},
+    )
 
 
 def verify_version(cache: CachePaths, key: VersionKey) -> VersionCheck:
     root = cache.version_dir(key)
     try:
-        inv = read_json(root / INVENTORY)
-        expected = ({k: int(v) for k, v in inv["files"].items()}, dict(inv["links"]))
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        expected = read_inventory(root / INVENTORY)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         return VersionCheck(key, error=f"inventory {root / INVENTORY} unreadable: {err}")
     return compare(key, expected, scan_tree(root))
 

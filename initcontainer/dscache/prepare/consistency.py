@@ -2,10 +2,11 @@
 
 Definition: the copy's inventory (`.dscache-inventory.json`, copied from the cache) must agree with its
 completion record (entry count == `files`, sum of file sizes == `bytes`), and every inventory entry must
-exist in the copy as a regular file of exactly that size, or as a symlink. One `lstat` per entry and no
-directory reads: about a third cheaper than walking the tree, and stricter per file (a file that grew
-cannot hide behind one that shrank). Not detected: files added to a copy by hand (they are not part
-of the dataset) and same-size rewrites (those need hashing, which is not cheap).
+exist in the copy as a regular file of exactly that size (with an execute bit if the inventory lists
+it executable: copies made before execute bits were kept are replaced), or as a symlink. One `lstat`
+per entry and no directory reads: about a third cheaper than walking the tree, and stricter per file
+(a file that grew cannot hide behind one that shrank). Not detected: files added to a copy by hand
+(they are not part of the dataset) and same-size rewrites (those need hashing, which is not cheap).
 A copy without an inventory falls back to counting a walk of the tree against the record.
 """
 
@@ -17,6 +18,7 @@ import stat
 from pathlib import Path
 
 from dscache.prepare.treewalk import tree_stats
+from dscache.store.modes import is_executable
 from dscache.store.paths import INVENTORY
 from dscache.store.records import CompleteRecord
 
@@ -25,8 +27,10 @@ def _inventory_matches(root: Path, record: CompleteRecord, data: object) -> bool
     if not isinstance(data, dict):
         return False
     files, links = data.get("files"), data.get("links", {})
-    if not isinstance(files, dict) or not isinstance(links, dict):
+    runnable = data.get("executable", [])
+    if not isinstance(files, dict) or not isinstance(links, dict) or not isinstance(runnable, list):
         return False
+    executable = set(runnable)
     base = f"{root}/"
     lstat = os.lstat
     try:
@@ -35,6 +39,8 @@ def _inventory_matches(root: Path, record: CompleteRecord, data: object) -> bool
         for rel, size in files.items():
             st = lstat(base + rel)
             if st.st_size != size or not stat.S_ISREG(st.st_mode):
+                return False
+            if rel in executable and not is_executable(st.st_mode):
                 return False
         return all(stat.S_ISLNK(lstat(base + rel).st_mode) for rel in links)
     except (OSError, TypeError):

@@ -3,7 +3,7 @@
 The cache volume is usually NFS: per-file latency dominates small files, so several worker threads
 copy at once (the copy syscalls release the GIL), biggest files first so the long transfers start early.
 Each file is copied in the kernel (`copy_file_range`, else `sendfile`, else large reads) and created
-read-only, like the cache.
+read-only, like the cache: `r-x` for everyone if the version lists it executable, else `r--`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dscache.prepare.treewalk import TreeListing, TreeStats
+from dscache.store.modes import file_mode
 from dscache.store.paths import COMPLETE_RECORD, INVENTORY
 
 COPY_WORKERS = 8
-FILE_MODE = 0o444
 _CHUNK = 64 << 20  # progress is reported per chunk, so a huge file keeps the heartbeat going
 _READ_CHUNK = 8 << 20
 _NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF)
@@ -67,11 +67,14 @@ def _ignore(_: int) -> None:
     pass
 
 
-def copy_file(src: Path | str, dst: Path | str, progress: Callable[[int], None] = _ignore) -> int:
-    """Copy one regular file to a new read-only file, reporting bytes as they go; returns the total."""
+def copy_file(
+    src: Path | str, dst: Path | str, progress: Callable[[int], None] = _ignore, *, executable: bool = False
+) -> int:
+    """Copy one regular file to a new read-only (or read-and-execute) file, reporting bytes as they go;
+    returns the total."""
     sfd = os.open(src, os.O_RDONLY)
     try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(executable))
         try:
             return _copy_fd(sfd, dfd, progress)
         finally:
@@ -114,7 +117,8 @@ def copy_version(
                     rel = queue.popleft()
                 except IndexError:
                     break
-                copied[slot] += copy_file(src_root + rel, dst_root + rel, advance)
+                runnable = rel in listing.executable
+                copied[slot] += copy_file(src_root + rel, dst_root + rel, advance, executable=runnable)
                 progress[slot] += 1  # empty files are progress too
         except BaseException as exc:
             errors.append(exc)

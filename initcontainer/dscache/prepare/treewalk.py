@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dscache.store.modes import is_executable
 from dscache.store.paths import INVENTORY, METADATA_FILES
 from dscache.store.records import CompleteRecord
 
@@ -48,11 +49,13 @@ def tree_stats(root: Path) -> TreeStats:
 
 @dataclass
 class TreeListing:
-    """Relative paths in a version: directories (parents first), files with sizes, links with targets."""
+    """Relative paths in a version: directories (parents first), files with sizes, links with targets,
+    and the files that are executable."""
 
     dirs: list[str] = field(default_factory=list)
     files: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    executable: set[str] = field(default_factory=set)
 
 
 def _safe_rel(rel: str) -> str:
@@ -68,11 +71,15 @@ def listing_from_inventory(data: dict[str, object]) -> TreeListing:
     files = data.get("files", {})
     links = data.get("links", {})
     listed = data.get("dirs", [])
-    if not isinstance(files, dict) or not isinstance(links, dict) or not isinstance(listed, list):
-        raise ValueError(f"{INVENTORY} must map 'files' and 'links' to objects and 'dirs' to a list")
+    runnable = data.get("executable", [])
+    if not isinstance(files, dict) or not isinstance(links, dict):
+        raise ValueError(f"{INVENTORY} must map 'files' and 'links' to objects")
+    if not isinstance(listed, list) or not isinstance(runnable, list):
+        raise ValueError(f"{INVENTORY} must map 'dirs' and 'executable' to lists")
     listing = TreeListing(
         files={_safe_rel(str(k)): int(v) for k, v in files.items()},
         links={_safe_rel(str(k)): str(v) for k, v in links.items()},
+        executable={str(p) for p in runnable},
     )
     dirs: set[str] = {_safe_rel(str(d)) for d in listed}
     for rel in [*listing.files, *listing.links, *dirs]:
@@ -101,7 +108,10 @@ def listing_from_walk(root: Path) -> TreeListing:
                 elif entry.is_symlink():
                     listing.links[rel] = os.readlink(entry.path)
                 else:
-                    listing.files[rel] = entry.stat(follow_symlinks=False).st_size
+                    st = entry.stat(follow_symlinks=False)
+                    listing.files[rel] = st.st_size
+                    if is_executable(st.st_mode):
+                        listing.executable.add(rel)
     listing.dirs.sort()
     return listing
 

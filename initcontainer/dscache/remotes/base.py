@@ -33,6 +33,7 @@ class RemoteFile:
     size: int
     sha256: str | None = None  # e.g. HF LFS oid
     md5: str | None = None  # e.g. S3 ETag of a single-part upload
+    executable: bool = False  # an execute bit is set (file:// only; S3, HF and HTTP have no modes)
 
 
 class Remote(Protocol):

@@ -88,7 +88,8 @@ class FileRemote:
                     st = full.stat()
                 except OSError:
                     continue  # vanished or dangling link
-                out.append(RemoteFile(full.relative_to(self._root).as_posix(), st.st_size))
+                rel = full.relative_to(self._root).as_posix()
+                out.append(RemoteFile(rel, st.st_size, executable=bool(st.st_mode & 0o111)))
         return sorted(out, key=lambda f: f.path)
 
     def put_file(self, path: str, local: Path) -> None:

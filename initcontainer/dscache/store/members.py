@@ -32,6 +32,8 @@ def check_member(name: str, kind: str, link: str | None) -> str | None:
         return "name reserved for dscache metadata"
     if kind == "other":
         return "device, fifo or socket not allowed"
+    if kind in ("symlink", "hardlink") and not link:
+        return f"{kind} without a target"
     if kind == "symlink":
         assert link is not None
         if link.startswith("/"):

@@ -14,8 +14,9 @@ from dscache.install.extract import (
     ArchiveRejectedError,
     extract_stream,
     links_escaping,
-    through_symlink,
+    place_member,
 )
+from dscache.install.pathkinds import PathKinds
 from dscache.store.members import check_member
 from tests.factories import CORRUPT_KINDS, MALICIOUS_KINDS, corrupt_archive, malicious_archive, tar_zst
 
@@ -123,11 +124,16 @@ def test_check_member_rules(name: str, kind: str, link: str | None, reason: str 
 
 
 def test_nothing_may_pass_through_or_replace_an_extracted_symlink() -> None:
-    links = {"a", "x/y"}
-    assert through_symlink("a/b", "file", links) is not None
-    assert through_symlink("x/y/z/w", "dir", links) is not None
-    assert through_symlink("a", "file", links) is not None
-    assert through_symlink("ab/c", "file", links) is None
+    def links() -> PathKinds:
+        kinds = PathKinds()
+        for name in ("a", "x/y"):
+            assert place_member(kinds, name, "symlink", "a.tar.zst") is None
+        return kinds
+
+    assert place_member(links(), "a/b", "file", "a.tar.zst") is not None
+    assert place_member(links(), "x/y/z/w", "dir", "a.tar.zst") is not None
+    assert place_member(links(), "a", "file", "a.tar.zst") is not None
+    assert place_member(links(), "ab/c", "file", "a.tar.zst") is None
 
 
 def test_links_escaping_resolves_chains(tmp_path: Path) -> None:
