@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dscache.remotes.base import RemoteError
+from dscache.remotes.base import Identity, RemoteError
 from dscache.remotes.retry import (
     Body,
     OpenAt,
@@ -50,9 +50,10 @@ def test_redact_removes_secrets() -> None:
 
 
 def _cutting_opener(cuts: list[int], calls: list[tuple[int, int | None]]) -> OpenAt:
-    """Bodies that honour ranges but end early after `cuts[i]` bytes on the i-th open."""
+    """Bodies of one object (one ETag) that honour ranges but end early after `cuts[i]` bytes on the
+    i-th open."""
 
-    def open_at(start: int, stop: int | None) -> Body:
+    def open_at(start: int, stop: int | None, ranged: bool) -> Body:
         calls.append((start, stop))
         end = len(DATA) if stop is None else stop
         n = cuts.pop(0) if cuts else end - start
@@ -61,7 +62,7 @@ def _cutting_opener(cuts: list[int], calls: list[tuple[int, int | None]]) -> Ope
             for i in range(start, start + n, 300):
                 yield DATA[i : min(i + 300, start + n)]
 
-        return Body(chunks(), start, end)
+        return Body(chunks(), start, end, identity=Identity(size=len(DATA), etag='"one"'))
 
     return open_at
 
@@ -87,7 +88,7 @@ def test_no_progress_exhausts_the_budget() -> None:
 def test_non_transient_errors_are_not_retried() -> None:
     calls = 0
 
-    def open_at(start: int, stop: int | None) -> Body:
+    def open_at(start: int, stop: int | None, ranged: bool) -> Body:
         nonlocal calls
         calls += 1
         raise RemoteError("forbidden")
