@@ -236,7 +236,8 @@ class S3Remote:
             if code in _DENIED:
                 return RemoteError(f"{what}: access denied ({code}); check the credentials")
             message = str(exc.response.get("Error", {}).get("Message", ""))
-            if code in ("InvalidRequest", "400") and ("Server Side Encryption" in message or not message):
+            # A HEAD's 400 has no body to say why; a GET's names the encryption.
+            if code == "400" or (code == "InvalidRequest" and "Server Side Encryption" in message):
                 return RemoteError(
                     f"{what}: the object cannot be read as asked (HTTP 400); if it is encrypted with "
                     f"a customer-provided key (SSE-C), set {SSE_C_KEY_ENV} to the base64 key"
