@@ -127,3 +127,9 @@ def test_a_doubt_is_settled_by_two_agreeing_downloads() -> None:
     assert next_step(doubt, "s9", [], 3) == "fail"
     assert next_step(Verdict(problem="bad"), "s1", [], 1) == "retry"
     assert next_step(Verdict(problem="bad"), "s1", [], 2) == "fail"
+
+
+def test_times_count_only_where_no_etag_settles_it() -> None:
+    listed = Identity(etag='"e"', last_modified=100)
+    assert listed.conflict(Identity(etag='"e"', last_modified=101)) is None  # e.g. another CDN edge
+    assert listed.conflict(Identity(last_modified=101)) == "last modified 100 -> 101"

@@ -63,6 +63,13 @@ class Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), handler)
         self.owner = owner
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hang up (tests cut and kill downloads on purpose)."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class ServerBase:
     """Start/stop plumbing plus the `faults` and `log` every test server has."""

@@ -65,8 +65,15 @@ class Identity:
         return any(getattr(self, name) is not None for name in _VALIDATORS)
 
     def conflict(self, other: Identity) -> str | None:
-        """The first field both identities know and disagree on, as `name a -> b`; None if none."""
+        """The first field both identities know and disagree on, as `name a -> b`; None if none.
+
+        Modification times count only where an ETag does not settle it (as If-Match outranks
+        If-Unmodified-Since): listings, answers and CDN edges may state the same object's time
+        differently."""
+        both_etags = self.etag is not None and other.etag is not None
         for name in ("etag", "version_id", "last_modified", "content_id", "size"):
+            if name == "last_modified" and both_etags:
+                continue
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is not None and theirs is not None and mine != theirs:
                 return f"{name.replace('_', ' ')} {mine} -> {theirs}"
@@ -107,8 +114,9 @@ class Pin:
     """Digests that may not be digests at all (a 32-hex ETag from a store that does not say whether
     it is an MD5): a mismatch alone does not prove the bytes wrong."""
     want_checksums: bool = False
-    """Ask for the object's stored checksums before the first byte (S3: one HEAD in checksum mode);
-    set by a caller that downloads the whole object and has no digest of its own."""
+    """Ask for the object's stored checksums before the first byte when the first answer vouches for
+    no digest (S3: one HEAD in checksum mode); set by a caller that downloads the whole object and
+    has no digest of its own."""
 
     def check(self, got: Identity, what: str) -> None:
         """Raise ObjectChangedError if `got` (a response's identity) contradicts the pin; else learn

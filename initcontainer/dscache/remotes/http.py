@@ -28,6 +28,7 @@ from dscache.remotes.retry import (
     TransientError,
     check_rel_path,
     describe,
+    read_whole,
     resumable_stream,
 )
 
@@ -259,7 +260,7 @@ class HttpFetcher:
             raise RemoteError(f"{what}: {describe(exc, self.secrets)}") from None
 
     def read(self, url: str, what: str) -> bytes:
-        return b"".join(self.stream(url, 0, None, what))
+        return read_whole(lambda pin: self.stream(url, 0, None, what, pin))
 
 
 class HttpRemote:

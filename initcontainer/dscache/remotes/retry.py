@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dscache.remotes.base import Identity, Pin, RemoteError, UnpinnedResumeError
+from dscache.remotes.base import Identity, ObjectChangedError, Pin, RemoteError, UnpinnedResumeError
 
 log = logging.getLogger("dscache.remotes")
 T = TypeVar("T")
@@ -370,6 +370,15 @@ def resumable_stream(
         finally:
             if body is not None:
                 body.close()
+
+
+def read_whole(stream: Callable[[Pin], Iterable[bytes]]) -> bytes:
+    """A small file, whole. If it changes mid-read or cannot be resumed on the same object
+    (ObjectChangedError), it is read once more from zero; a second change propagates."""
+    try:
+        return b"".join(stream(Pin()))
+    except ObjectChangedError:
+        return b"".join(stream(Pin()))
 
 
 def check_rel_path(path: str) -> str:

@@ -10,10 +10,11 @@ from two versions.
 What an ETag proves depends on the object: it is the MD5 of the bytes only for single-part uploads
 stored in the clear or with SSE-S3. SSE-KMS, SSE-C and multipart ETags are not digests; each answer
 says how its object is encrypted, so those are verified by what remains: sizes, a manifest's sha256,
-and S3's own stored checksums (SHA256, SHA1, CRC32, read with one HEAD in checksum mode: S3 does not
-send them with ranged GETs). Outside AWS a 32-hex ETag of an encrypted object is only a hint (MinIO
-encrypts ETags), as it is on directory buckets; GCS states its digests in x-goog-hash.
-Objects encrypted with a customer key (SSE-C) are read with the key in DSCACHE_S3_SSE_C_KEY (base64).
+and S3's own stored checksums (SHA256, SHA1, CRC32, read with one HEAD in checksum mode when the
+ETag proves nothing: S3 does not send them with ranged GETs). Outside AWS a 32-hex ETag of an
+encrypted object is only a hint (MinIO encrypts ETags), as it is on directory buckets; GCS states its
+digests in x-goog-hash. Objects encrypted with a customer key (SSE-C) are read with the key in
+DSCACHE_S3_SSE_C_KEY (base64).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dscache.remotes.retry import (
     check_rel_path,
     describe,
     is_transient,
+    read_whole,
     resumable_stream,
 )
 
@@ -256,7 +258,7 @@ class S3Remote:
         return None
 
     def read_bytes(self, path: str) -> bytes:
-        return b"".join(self.stream(path))
+        return read_whole(lambda pin: self.stream(path, pin=pin))
 
     def stream(
         self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
@@ -266,9 +268,6 @@ class S3Remote:
         pinned = pin if pin is not None else Pin()
 
         def open_at(start: int, stop: int | None, ranged: bool) -> Body:
-            if pinned.want_checksums:
-                pinned.want_checksums = False
-                self._head(key, what, pinned, checksums=True)
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._sse_c}
             if ranged:  # always ranged (see HttpFetcher.open): ContentRange states the true size
                 kwargs["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
@@ -302,6 +301,14 @@ class S3Remote:
                 size = stop_at
             identity, headers = _answer(resp, size)
             self._vouch(pinned, identity, headers)
+            if pinned.want_checksums:
+                pinned.want_checksums = False
+                if "md5" not in pinned.checksums:  # the ETag proves nothing: ask what S3 stored
+                    try:
+                        self._head(key, what, pinned, checksums=True)
+                    except BaseException:
+                        body.close()
+                        raise
             return Body(body.iter_chunks(_READ), first, stop_at, body.close, identity)
 
         return self._resumable(open_at, offset, length, what, pinned)

@@ -476,3 +476,11 @@ def test_a_date_pins_requests_when_there_is_no_etag(http_server: FileServer) -> 
     with pytest.raises(ObjectChangedError, match="last modified 1700000000 -> "):
         b"".join(fetcher.stream(f"{http_server.url}/{PATH}", 0, 100, "x", dated))
     assert http_server.log.all()[-1].headers["if-unmodified-since"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+def test_a_small_file_without_validators_is_read_again_from_zero(tmp_path: Path) -> None:
+    with FileServer(tmp_path / "bare", validators=False) as server:
+        server.put("meta.json", DATA[:200_000])
+        server.faults.truncate(after=50_000)
+        assert HttpRemote(server.url).read_bytes("meta.json") == DATA[:200_000]
+        assert [r.range for r in server.log.all()] == ["bytes=0-", "bytes=0-"]
