@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -187,7 +188,11 @@ class HfRemote:
         """The URL names the pinned commit, so the content cannot change under it; the answers (LFS
         redirect targets included) are still held to the pin's ETag and size."""
         url, what = self._file_url(path)
-        return self._repo.fetch.stream(url, offset, length, what, pin)
+        pinned = pin if pin is not None else Pin()
+        if pinned.identity.content_id is None:  # the commit in the URL names immutable content
+            in_repo = self._in_repo(path)
+            pinned.identity = replace(pinned.identity, content_id=f"{self._repo.pin()}:{in_repo}")
+        return self._repo.fetch.stream(url, offset, length, what, pinned)
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
         from huggingface_hub.hf_api import RepoFile

@@ -182,3 +182,10 @@ def test_listing_names_the_content_and_downloads_are_pinned_to_the_lfs_object(se
     seeded.faults.truncate(after=100_000, path="/cdn/*")
     assert b"".join(remote.stream("objects/thor/v1/part-1.tar.zst", pin=pin)) == DATA
     assert pin.identity.etag == f'"{hashlib.sha256(DATA).hexdigest()}"'  # the CDN answer's ETag
+
+
+def test_a_download_at_a_commit_is_pinned_even_without_validators(seeded: FakeHub) -> None:
+    remote = HfRemote(REPO, endpoint=seeded.endpoint)
+    pin = Pin()
+    assert b"".join(remote.stream(ARCHIVE, 0, 10, pin=pin)) == DATA[:10]
+    assert pin.identity.content_id == f"{seeded.head(REPO)}:{ARCHIVE}"
