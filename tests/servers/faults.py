@@ -13,7 +13,23 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["status", "drop", "truncate", "short", "corrupt", "delay", "stall", "norange"]
+Kind = Literal[
+    "status",
+    "drop",
+    "truncate",
+    "short",
+    "corrupt",
+    "delay",
+    "stall",
+    "norange",
+    "partial",
+    "early",
+    "late",
+    "nocontentrange",
+    "multipart",
+    "chunked",
+    "unframed",
+]
 
 
 @dataclass
@@ -26,7 +42,8 @@ class Fault:
     times: int | None = 1
     status: int = 503
     after: int = 0
-    """Body bytes sent before the fault (drop, truncate, short, stall)."""
+    """Body bytes sent before the fault (drop, truncate, short, stall, unframed), bytes in a partial
+    answer (partial), or how far a range is moved (early, late)."""
     seconds: float = 0.0
     """Sleep (delay: before responding; stall: after `after` bytes)."""
     retry_after: float | None = None
@@ -112,6 +129,40 @@ class Faults:
     def norange(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
         """Ignore the Range header and send the whole file with 200, like servers without Range support."""
         return self.add(Fault("norange", path, method, times))
+
+    # The legal (or tolerated) ways to answer a Range request other than with exactly what was asked.
+
+    def partial(self, size: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Answer 206 with only the first `size` bytes of the asked range, Content-Range honest about
+        them and about the full length (a 200 becomes such a 206 too)."""
+        return self.add(Fault("partial", path, method, times, after=size))
+
+    def early(self, by: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Answer 206 with a range starting `by` bytes before the one asked (file servers only)."""
+        return self.add(Fault("early", path, method, times, after=by))
+
+    def late(self, by: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Answer 206 with a range starting `by` bytes after the one asked (file servers only)."""
+        return self.add(Fault("late", path, method, times, after=by))
+
+    def nocontentrange(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Answer 206 without a Content-Range header (the bytes are the ones asked)."""
+        return self.add(Fault("nocontentrange", path, method, times))
+
+    def multipart(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Answer a single range as multipart/byteranges with one part (not allowed, but seen)."""
+        return self.add(Fault("multipart", path, method, times))
+
+    def chunked(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
+        """Send the body with Transfer-Encoding: chunked and no Content-Length."""
+        return self.add(Fault("chunked", path, method, times))
+
+    def unframed(
+        self, after: int, times: int | None = 1, path: str = "*", method: str | None = "GET"
+    ) -> Fault:
+        """No Content-Length and no chunking (the end is the connection's close): send `after` bytes,
+        then close, so the client cannot tell a cut from the end."""
+        return self.add(Fault("unframed", path, method, times, after=after))
 
 
 @dataclass(frozen=True)

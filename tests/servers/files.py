@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,18 +17,24 @@ class _FileHandler(Handler):
         if not rel or not target.is_relative_to(root.resolve()) or not target.is_file():
             self.send(404, {"Content-Type": "text/plain"}, b"not found\n")
             return
-        self.send_file(target, file_etag(target))
+        if not self.owner.validators:
+            self.send_file(target)
+            return
+        modified = formatdate(target.stat().st_mtime, usegmt=True)
+        self.send_file(target, file_etag(target), {"Last-Modified": modified})
 
     do_GET = _serve
     do_HEAD = _serve
 
 
 class FileServer(ServerBase):
-    """Serves `root` at `url` (GET/HEAD, single Range, If-Match, ETag), with faults and a request log."""
+    """Serves `root` at `url` (GET/HEAD, single Range, If-Match, ETag, Last-Modified), with faults and a
+    request log. `validators=False`: no ETag and no Last-Modified, like some dynamic servers."""
 
     handler = _FileHandler
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, validators: bool = True) -> None:
+        self.validators = validators
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         super().__init__()

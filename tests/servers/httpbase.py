@@ -63,6 +63,13 @@ class Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), handler)
         self.owner = owner
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hang up (tests cut and kill downloads on purpose)."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class ServerBase:
     """Start/stop plumbing plus the `faults` and `log` every test server has."""
@@ -187,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(msg)
             return
+        if fault is not None and self.command == "GET" and status in (200, 206):
+            status, headers, body = _reshape(fault, status, headers, body)
         size = len(body) if isinstance(body, bytes) else body.length
         if head_length is not None and self.command == "HEAD":
             size = head_length
@@ -194,15 +203,34 @@ class Handler(BaseHTTPRequestHandler):
         announce = size
         if fault is not None and fault.kind == "short":
             announce = min(size, fault.after)
+        framing = fault.kind if fault is not None and fault.kind in ("chunked", "unframed") else None
         self.send_response(status)
         for k, v in headers.items():
-            if k.lower() != "content-length":
+            if k.lower() not in ("content-length", "transfer-encoding"):
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(announce))
+        if framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        elif framing == "unframed":
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(announce))
         self.end_headers()
         if self.command == "HEAD":
             return
         kind = fault.kind if fault is not None else None
+        if kind == "chunked":
+            for start in range(0, size, 64 << 10):
+                piece = _read_any(body, start, min(size, start + (64 << 10)))
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "unframed":
+            assert fault is not None
+            self._write(body, 0, min(size, fault.after) if fault.after else size)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.close_connection = True
+            return
         if kind in ("drop", "truncate", "short", "stall"):
             assert fault is not None
             cut = min(size, fault.after)
@@ -266,10 +294,53 @@ class Handler(BaseHTTPRequestHandler):
             self.send(416, {"Content-Range": f"bytes */{size}"}, b"", fault)
         elif isinstance(parsed, tuple):
             start, stop = parsed
+            if fault is not None and fault.kind == "early":
+                start = max(0, start - fault.after)
+            elif fault is not None and fault.kind == "late":
+                start = min(stop - 1, start + fault.after)
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
             self.send(206, headers, FileSlice(path, start, stop - start), fault)
         else:
             self.send(200, headers, FileSlice(path, 0, size), fault)
+
+
+def _read_any(body: Body, start: int, stop: int) -> bytes:
+    return body[start:stop] if isinstance(body, bytes) else _read(body, start, stop)
+
+
+def _slice(body: Body, start: int, stop: int) -> Body:
+    if isinstance(body, bytes):
+        return body[start:stop]
+    return FileSlice(body.path, body.start + start, stop - start)
+
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _reshape(
+    fault: Fault, status: int, headers: dict[str, str], body: Body
+) -> tuple[int, dict[str, str], Body]:
+    """The answer a Range fault turns a 200/206 into (partial, nocontentrange, multipart)."""
+    size = len(body) if isinstance(body, bytes) else body.length
+    content_range = next((v for k, v in headers.items() if k.lower() == "content-range"), None)
+    others = {k: v for k, v in headers.items() if k.lower() != "content-range"}
+    if fault.kind == "partial" and size:
+        m = _CONTENT_RANGE.match(content_range or "")
+        first, total = (int(m.group(1)), m.group(3)) if m else (0, str(size))
+        n = max(1, min(fault.after, size))
+        return 206, {**others, "Content-Range": f"bytes {first}-{first + n - 1}/{total}"}, _slice(body, 0, n)
+    if fault.kind == "nocontentrange" and status == 206:
+        return status, others, body
+    if fault.kind == "multipart" and status == 206 and content_range:
+        boundary = "DSCACHE_TEST_BYTERANGES"
+        head = (
+            f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Range: {content_range}\r\n\r\n"
+        )
+        payload = head.encode() + _read_any(body, 0, size) + f"\r\n--{boundary}--\r\n".encode()
+        plain = {k: v for k, v in others.items() if k.lower() != "content-type"}
+        return status, {**plain, "Content-Type": f"multipart/byteranges; boundary={boundary}"}, payload
+    return status, headers, body
 
 
 def _read(body: FileSlice, start: int, stop: int) -> bytes:

@@ -4,27 +4,76 @@ Clients (boto3, over real HTTP) talk to `endpoint`, the proxy; it forwards each 
 moto's `ThreadedMotoServer` and relays the answer through the shared fault machinery, so S3 gets the
 same 5xx bursts, dropped connections and request log as the other test servers. `direct_endpoint`
 bypasses the proxy (for seeding data without touching the log).
+
+Where moto is not faithful to S3, the proxy presents what S3 (or another store) would answer for the
+objects registered in `MotoS3.encrypted` (see `S3Env.put`): moto keeps MD5 ETags for SSE-KMS objects
+and ignores SSE-C; AWS gives both ETags that are not MD5s, and refuses to read an SSE-C object
+without its key. The proxy swaps the ETag for an opaque one in listings, answers and If-Match, and
+enforces and echoes the SSE-C headers. Kind "opaque" is a MinIO-like store whose SSE-S3 objects
+carry encrypted (non-MD5) ETags.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import logging
+import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import unquote
 
 from tests.servers.httpbase import Handler, ServerBase
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
 
 
+_SSE_C = "x-amz-server-side-encryption-customer-"
+_NEEDS_KEY = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRequest</Code><Message>The object was '
+    b"stored using a form of Server Side Encryption. The correct parameters must be provided to "
+    b"retrieve the object.</Message></Error>"
+)
+_CONTENTS = re.compile(rb"<Contents>.*?</Contents>", re.S)
+
+Encryption = Literal["aws:kms", "sse-c", "opaque"]
+
+
+@dataclass(frozen=True)
+class Encrypted:
+    """An object the proxy presents as S3 would: its real (moto) and presented ETag hex."""
+
+    kind: Encryption
+    real: str
+    shown: str
+    key_md5: str | None = None
+
+
 class _ProxyHandler(Handler):
     owner: MotoS3
+
+    def _encrypted(self) -> Encrypted | None:
+        bucket, _, key = self.url_path.lstrip("/").partition("/")
+        return self.owner.encrypted.get((bucket, unquote(key))) if key else None
 
     def _forward(self) -> None:
         body = self.read_body()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+        enc = self._encrypted()
+        if enc is not None and enc.kind == "sse-c" and self.command in ("GET", "HEAD"):
+            given = {k.lower(): v for k, v in headers.items() if k.lower().startswith(_SSE_C)}
+            if given.get(f"{_SSE_C}key-md5") != enc.key_md5:
+                self.send(
+                    400, {"Content-Type": "application/xml"}, b"" if self.command == "HEAD" else _NEEDS_KEY
+                )
+                return
+        if enc is not None:
+            headers = {
+                k: v.replace(enc.shown, enc.real) if k.lower() == "if-match" else v
+                for k, v in headers.items()
+            }
         if body or self.command in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
         host, port = self.owner.moto_address
@@ -39,12 +88,31 @@ class _ProxyHandler(Handler):
             status = resp.status
         finally:
             conn.close()
+        if enc is not None:
+            out = {k: v.replace(enc.real, enc.shown) if k.lower() == "etag" else v for k, v in out.items()}
+            if enc.kind == "sse-c" and status < 300:
+                out[f"{_SSE_C}algorithm"] = "AES256"
+                out[f"{_SSE_C}key-MD5"] = enc.key_md5 or ""
+        elif self.command == "GET" and "list-type" in self.url_query:
+            data = self._listing(data)
         if self.command == "HEAD":
             # HEAD answers carry the object's length without a body: relay it as is.
             length = {k.lower(): v for k, v in resp.getheaders()}.get("content-length", "0")
             self.send(status, out, b"", head_length=int(length))
             return
         self.send(status, out, data)
+
+    def _listing(self, data: bytes) -> bytes:
+        """A ListObjectsV2 answer with the presented ETags of the registered objects."""
+        bucket = self.url_path.strip("/")
+
+        def swap(m: re.Match[bytes]) -> bytes:
+            block = m.group(0)
+            key = re.search(rb"<Key>(.*?)</Key>", block)
+            enc = self.owner.encrypted.get((bucket, key.group(1).decode())) if key else None
+            return block.replace(enc.real.encode(), enc.shown.encode()) if enc else block
+
+        return _CONTENTS.sub(swap, data)
 
     do_GET = _forward
     do_PUT = _forward
@@ -64,6 +132,8 @@ class MotoS3(ServerBase):
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto_address: tuple[str, int] = ("127.0.0.1", 0)
         self._direct: Any = None
+        self._bare: Any = None
+        self.encrypted: dict[tuple[str, str], Encrypted] = {}
         super().__init__()
 
     def start(self) -> MotoS3:
@@ -103,6 +173,22 @@ class MotoS3(ServerBase):
             self._direct = client
         return client
 
+    def bare_client(self) -> Any:
+        """A direct client that sends no checksum with uploads (objects without stored checksums)."""
+        import boto3
+        from botocore.config import Config
+
+        if self._bare is None:
+            self._bare = boto3.client(
+                "s3",
+                endpoint_url=self.direct_endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing-secret",
+                config=Config(request_checksum_calculation="when_required"),
+            )
+        return self._bare
+
     def new_bucket(self, prefix: str = "dscache-test") -> str:
         name = f"{prefix}-{secrets.token_hex(4)}"
         self.client().create_bucket(Bucket=name)
@@ -121,6 +207,45 @@ class S3Env:
         """Through the fault proxy (faults and log apply)."""
         return self.server.endpoint
 
-    def put(self, key: str, data: bytes) -> None:
-        """Seed an object directly in moto (not logged, no faults)."""
-        self.server.client().put_object(Bucket=self.bucket, Key=key, Body=data)
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        encryption: Encryption | None = None,
+        checksum: str | None = "CRC32",
+        sse_c_key: bytes | None = None,
+    ) -> None:
+        """Seed an object directly in moto (not logged, no faults), with a stored checksum of the
+        given algorithm (None: none), presented by the proxy as `encryption` would store it."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data}
+        if checksum is not None:
+            args["ChecksumAlgorithm"] = checksum
+        if encryption == "aws:kms":
+            args["ServerSideEncryption"] = "aws:kms"
+        elif encryption == "opaque":
+            args["ServerSideEncryption"] = "AES256"
+        client = self.server.client() if checksum is not None else self.server.bare_client()
+        etag = client.put_object(**args)["ETag"].strip('"')
+        self.server.encrypted.pop((self.bucket, key), None)
+        if encryption is not None:
+            shown = hashlib.md5(f"{encryption}:{etag}".encode()).hexdigest()  # 32 hex, not the MD5
+            key_md5 = base64.b64encode(hashlib.md5(sse_c_key).digest()).decode() if sse_c_key else None
+            self.server.encrypted[(self.bucket, key)] = Encrypted(encryption, etag, shown, key_md5)
+
+    def put_multipart(self, key: str, data: bytes, part_size: int = 5 << 20) -> str:
+        """Seed `data` as a multipart upload (its ETag ends in `-<parts>`); returns the ETag."""
+        client = self.server.client()
+        mpu = client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        parts = []
+        for n, start in enumerate(range(0, len(data), part_size), start=1):
+            body = data[start : start + part_size]
+            r = client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=n, Body=body
+            )
+            parts.append({"ETag": r["ETag"], "PartNumber": n})
+        done = client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": parts}
+        )
+        self.server.encrypted.pop((self.bucket, key), None)
+        return str(done["ETag"])

@@ -2,27 +2,34 @@
 
 Both are resumable at item granularity: an archive counts as done only with its `.done.json` marker
 (written after extraction and verification); a file only once renamed from `parts/` into `files/`.
-A partially copied file resumes from its length with a Range request.
+A partially copied file resumes from its length, but only from the very object it started from: its
+`Pin` (ETag, version id, Last-Modified, size, and the digests the remote vouched for) is written to
+`pins/<name>.json` before the file's first byte, a later run resumes only when the listing names the
+same object, and every request is conditional on it. An object that changes under a transfer
+(`ObjectChangedError`) makes the item start again from zero, once; if it changes again, the item
+fails and nothing of it is kept. Archives are never resumed across runs: a new run extracts them
+again from their first byte.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dscache.errors import DscacheError
+from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
 from dscache.layouts.plan import WorkItem
-from dscache.remotes.base import Remote
+from dscache.remotes.base import Identity, ObjectChangedError, Pin, Remote
 from dscache.store.atomic import read_json, write_json_atomic
 from dscache.store.fsops import rmtree_readonly
 from dscache.store.modes import file_mode, is_executable
 
 Progress = Callable[[int], None]
-DIGEST_ATTEMPTS = 2
+RESTARTS = 1
+"""Times an item starts over because its remote object changed under it, before it fails."""
 
 
 class VerificationError(DscacheError):
@@ -52,6 +59,10 @@ class StagingPaths:
     @property
     def parts(self) -> Path:
         return self.root / "parts"
+
+    def pin(self, name: str) -> Path:
+        """What identifies the remote object of the partial file `parts/<name>`."""
+        return self.root / "pins" / f"{name}.json"
 
     @property
     def tree(self) -> Path:
@@ -88,103 +99,210 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
     return None
 
 
-def _check(item: WorkItem, size: int, digest: str, md5: str | None, where: str) -> None:
-    if item.size is not None and size != item.size:
-        raise VerificationError(f"{where}: got {size} bytes, the remote lists {item.size}")
-    if item.sha256 is not None and digest != item.sha256.lower():
-        raise VerificationError(f"{where}: sha256 {digest} does not match the published {item.sha256}")
-    if item.md5 is not None and md5 is not None and md5 != item.md5.lower():
-        raise VerificationError(f"{where}: md5 {md5} does not match the remote ETag {item.md5}")
+def _whole(item: WorkItem) -> bool:
+    """Whether the item is a whole remote object (not a range of an HF tar shard)."""
+    return item.offset == 0 and item.length is None
+
+
+def fresh_pin(item: WorkItem) -> Pin:
+    """Pure: the pin a transfer of `item` starts from: the listed identity and the expected size;
+    asks for the remote's stored checksums when the item has no digest of its own to check."""
+    if not _whole(item):
+        return Pin(item.identity)
+    identity = item.identity.merged(Identity(size=item.size))
+    has_checksums = item.kind == "archive" or bool(item.checksums)
+    return Pin(identity, want_checksums=item.verify and item.sha256 is None and has_checksums)
+
+
+@dataclass
+class _Tally:
+    """Bytes reported to `progress` by one attempt, so that a failed attempt can take them back."""
+
+    progress: Progress
+    counted: int = 0
+
+    def add(self, n: int) -> None:
+        self.counted += n
+        self.progress(n)
+
+    def undo(self) -> None:
+        self.progress(-self.counted)
+        self.counted = 0
+
+
+@dataclass
+class _Attempts:
+    """Counts an item's downloads: restarts after its object changed, and digest retries."""
+
+    where: str
+    restarts: int = 0
+    downloads: int = 0
+    doubted: list[str] = field(default_factory=list)
+
+    def changed(self, err: ObjectChangedError) -> None:
+        """Start over after `err`, or raise if the object already changed once."""
+        self.restarts += 1
+        if self.restarts > RESTARTS:
+            raise ObjectChangedError(f"{err} (again after starting over; try again later)") from None
+
+    def judged(self, verdict: Verdict, sha256: str) -> bool:
+        """True to accept the bytes, False to download again; raises VerificationError when done."""
+        self.downloads += 1
+        step = next_step(verdict, sha256, self.doubted, self.downloads)
+        if step == "fail":
+            raise VerificationError(f"{self.where}: {verdict.problem or verdict.doubt}")
+        return step == "accept"
+
+
+def _verdict(item: WorkItem, size: int, digests: dict[str, str], pin: Pin) -> Verdict:
+    vouched = pin if item.verify and _whole(item) else None
+    return judge(size, digests, expected_size=item.size, sha256=item.sha256, pin=vouched)
 
 
 def _stream_extract(
-    remote: Remote, item: WorkItem, dest: Path, progress: Progress
-) -> tuple[Extracted, int, str]:
-    """One attempt: stream the archive through sha256 into the extractor; (extracted, bytes, sha256)."""
-    hasher = hashlib.sha256()
+    remote: Remote, item: WorkItem, dest: Path, pin: Pin, tally: _Tally
+) -> tuple[Extracted, int, dict[str, str]]:
+    """One attempt: stream the archive through the hashes into the extractor; (extracted, bytes,
+    digests)."""
+    hashes: Hashes | None = None
     counted = 0
 
     def chunks() -> Iterator[bytes]:
-        nonlocal counted
-        for chunk in remote.stream(item.remote_path, item.offset, item.length):
-            hasher.update(chunk)
+        nonlocal counted, hashes
+        for chunk in remote.stream(item.remote_path, item.offset, item.length, pin=pin):
+            if hashes is None:  # the first answer has told what the remote vouches for
+                hashes = Hashes(wanted(pin) if item.verify else ())
+            hashes.update(chunk)
             counted += len(chunk)
-            progress(len(chunk))
+            tally.add(len(chunk))
             yield chunk
 
     stream = chunks()
     extracted = extract_stream(stream, dest, item.name)
     for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
         pass
-    return extracted, counted, hasher.hexdigest()
+    return extracted, counted, (hashes or Hashes()).hexdigests()
 
 
 def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
     """Stream, verify and extract one archive into its own dir (no temp copy of the archive)."""
     dest = staging.archive_dir(item.name)
-    for attempt in range(1, DIGEST_ATTEMPTS + 1):
+    attempts = _Attempts(item.name)
+    while True:
         if dest.exists():
             rmtree_readonly(dest)
         dest.mkdir(parents=True)
-        extracted, counted, digest = _stream_extract(remote, item, dest, progress)
+        pin = fresh_pin(item)
+        tally = _Tally(progress)
         try:
-            _check(item, counted, digest, None, item.name)
-        except VerificationError:
-            progress(-counted)
-            if attempt == DIGEST_ATTEMPTS:
-                rmtree_readonly(dest)
-                raise
+            extracted, counted, digests = _stream_extract(remote, item, dest, pin, tally)
+        except ObjectChangedError as err:
+            tally.undo()
+            rmtree_readonly(dest)
+            attempts.changed(err)
             continue
-        done = {"size": counted, "sha256": digest, **extracted.to_json()}
+        try:
+            accepted = attempts.judged(_verdict(item, counted, digests, pin), digests["sha256"])
+        except VerificationError:
+            rmtree_readonly(dest)
+            raise
+        if not accepted:
+            tally.undo()
+            continue
+        done = {"size": counted, "sha256": digests["sha256"], **extracted.to_json()}
         # Atomic against kill -9; not fsynced: the version is synced as a whole before it is published.
         write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
-        return ItemResult(item, counted, digest, extracted)
-    raise AssertionError("unreachable")
+        return ItemResult(item, counted, digests["sha256"], extracted)
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def resume_pin(part: Path, record: Path, item: WorkItem) -> Pin:
+    """The pin to continue `part` with: its record's, when the record proves the partial came from
+    the object the listing names now; else the partial and its record are deleted and the item
+    starts from zero."""
+    fresh = fresh_pin(item)
+    try:
+        saved = Pin.from_json(read_json(record)) if part.exists() else None
+    except (OSError, ValueError, TypeError):
+        saved = None
+    have = part.stat().st_size if saved is not None else 0
+    if (
+        saved is None
+        or not saved.identity.same_object(fresh.identity)
+        or (item.size is not None and have > item.size)
+    ):
+        _discard(part, record)
+        return fresh
+    return replace(saved, identity=saved.identity.merged(fresh.identity))
+
+
+def _copy(
+    remote: Remote, item: WorkItem, part: Path, record: Path, *, pin: Pin, tally: _Tally
+) -> dict[str, str]:
+    """One attempt: append the rest of the object to `part`; the digests of the whole of it."""
+    have = part.stat().st_size if part.exists() else 0
+    tally.add(have)
+    hashes: Hashes | None = None
+
+    def begin() -> Hashes:
+        # Before the first new byte lands, record which object the partial file is a prefix of.
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
+        started = Hashes(wanted(pin) if item.verify else ())
+        started.update_from(part, have)
+        return started
+
+    with open(part, "ab") as out:
+        if item.size is None or have < item.size:
+            for chunk in remote.stream(item.remote_path, have, None, pin=pin):
+                if hashes is None:
+                    hashes = begin()
+                out.write(chunk)
+                hashes.update(chunk)
+                tally.add(len(chunk))
+    return (hashes or begin()).hexdigests()
 
 
 def fetch_file(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
-    """Copy one plain file, resuming a partial copy, verifying size and digest before it counts."""
+    """Copy one plain file, resuming a partial copy of the same object, verifying size and digests
+    before it counts."""
     part = staging.parts / item.name
+    record = staging.pin(item.name)
     part.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, DIGEST_ATTEMPTS + 1):
-        sha = hashlib.sha256()
-        md5 = hashlib.md5(usedforsecurity=False) if item.md5 else None
-        have = part.stat().st_size if part.exists() else 0
-        if item.size is not None and have > item.size:
-            part.unlink()
-            have = 0
-        if have:
-            with open(part, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    sha.update(block)
-                    if md5 is not None:
-                        md5.update(block)
-            progress(have)
-        counted = have
-        with open(part, "ab") as out:
-            if item.size is None or have < item.size:
-                for chunk in remote.stream(item.remote_path, have, None):
-                    out.write(chunk)
-                    sha.update(chunk)
-                    if md5 is not None:
-                        md5.update(chunk)
-                    counted += len(chunk)
-                    progress(len(chunk))
+    pin = resume_pin(part, record, item)
+    attempts = _Attempts(item.name)
+    while True:
+        tally = _Tally(progress)
         try:
-            _check(item, counted, sha.hexdigest(), md5.hexdigest() if md5 else None, item.name)
+            digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+        except ObjectChangedError as err:
+            tally.undo()
+            _discard(part, record)
+            attempts.changed(err)
+            pin = fresh_pin(item)
+            continue
+        size = part.stat().st_size
+        try:
+            accepted = attempts.judged(_verdict(item, size, digests, pin), digests["sha256"])
         except VerificationError:
-            progress(-counted)
-            part.unlink(missing_ok=True)
-            if attempt == DIGEST_ATTEMPTS:
-                raise
+            _discard(part, record)
+            raise
+        if not accepted:
+            tally.undo()
+            _discard(part, record)
+            pin = fresh_pin(item)
             continue
         os.chmod(part, file_mode(item.executable))
         target = staging.files / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
-        extracted = Extracted.single_file(item.name, counted, item.executable)
-        return ItemResult(item, counted, sha.hexdigest(), extracted)
-    raise AssertionError("unreachable")
+        _discard(record)
+        extracted = Extracted.single_file(item.name, size, item.executable)
+        return ItemResult(item, size, digests["sha256"], extracted)
 
 
 def fetch_item(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:

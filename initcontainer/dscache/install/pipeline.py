@@ -101,7 +101,7 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
             shard_index = shard_locations(remote, spec.source.hugging_face.prefix, key)
         plan = plan_archives(remote, key, shard_index)
     if not spec.install.verify:
-        plan.items = [replace(item, sha256=None, md5=None) for item in plan.items]
+        plan.items = [replace(item, sha256=None, verify=False) for item in plan.items]
     return plan
 
 

@@ -1,22 +1,63 @@
-"""The `files` layout: a version is a plain file tree under `<dt>/<src>/<ver>/`, copied as is."""
+"""The `files` layout: a version is a plain file tree under `<dt>/<src>/<ver>/`, copied as is.
+
+Every remote path must be able to become a file on disk, and all of them together one tree. The
+listing is checked before anything is downloaded: a path that is also the directory of another
+(`page` and `page/index.html`, possible on S3 where keys are only names), empty, `.` or `..`
+segments, a name longer than a filesystem allows, and non-empty objects whose key ends in `/` are
+refused with one line naming the paths. Empty `dir/` objects (the S3 console's folder markers) never
+reach this module: they hold nothing and are skipped by the listing.
+"""
 
 from __future__ import annotations
 
 from dscache.api.names import VersionKey
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.remotes.base import Remote, RemoteFile
+from dscache.remotes.base import Remote, RemoteError, RemoteFile
+from dscache.remotes.retry import check_rel_path
 from dscache.store.members import check_member
+
+NAME_MAX = 255
+"""Longest file name (one path segment, in bytes) Linux filesystems accept."""
+
+
+def path_problem(name: str) -> str | None:
+    """Pure: why the relative path `name` cannot be a file of a version (None if it can)."""
+    if name.endswith("/"):
+        return "ends with '/': an object with content that cannot be a file"
+    if any(seg in ("", ".", "..") for seg in name.split("/")):
+        return "has an empty, '.' or '..' segment"
+    if any(len(seg.encode("utf-8", "surrogateescape")) > NAME_MAX for seg in name.split("/")):
+        return f"has a segment longer than {NAME_MAX} bytes"
+    return check_member(name, "file", None)
+
+
+def file_and_directory(names: list[str]) -> tuple[str, str] | None:
+    """Pure: the first (file, path below it) pair in which one name is a directory of another."""
+    known = set(names)
+    for name in sorted(names):
+        pos = name.find("/")
+        while pos != -1:
+            if name[:pos] in known:
+                return name[:pos], name
+            pos = name.find("/", pos + 1)
+    return None
 
 
 def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, base: str) -> VersionPlan:
-    """Pure: one item per remote file below `base`; paths are checked like archive members."""
+    """Pure: one item per remote file below `base`; refuses (LayoutError) paths that cannot be files
+    of one tree before anything is transferred."""
     prefix = f"{base}/" if base else ""
     items: list[WorkItem] = []
     for rf in sorted(listing, key=lambda f: f.path):
         if not rf.path.startswith(prefix):
             raise LayoutError(f"{where}: listing returned {rf.path!r} outside {prefix}")
         name = rf.path[len(prefix) :]
-        reason = check_member(name, "file", None)
+        reason = path_problem(name)
+        if reason is None:
+            try:
+                check_rel_path(rf.path)
+            except RemoteError as err:
+                reason = str(err)
         if reason is not None:
             raise LayoutError(f"{where}: remote file {name!r} rejected: {reason}")
         items.append(
@@ -26,9 +67,17 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, bas
                 remote_path=rf.path,
                 size=rf.size,
                 sha256=rf.sha256,
-                md5=rf.md5,
+                identity=rf.identity,
                 executable=rf.executable,
+                checksums=rf.checksums,
             )
+        )
+    clash = file_and_directory([item.name for item in items])
+    if clash is not None:
+        file, below = clash
+        raise LayoutError(
+            f"{where}/{file} is a file and also the directory of {where}/{below}: "
+            "a version cannot hold both (rename or remove one of them)"
         )
     if not items:
         raise LayoutError(f"version {key} not found: no files under {where}/")

@@ -7,6 +7,7 @@ from typing import Literal
 
 from dscache.api.names import VersionKey
 from dscache.errors import DscacheError
+from dscache.remotes.base import Identity
 
 
 class LayoutError(DscacheError):
@@ -25,7 +26,13 @@ class WorkItem:
     size: int | None = None  # exact transferred size, when the remote says
     approx_size: int = 0  # for progress and space checks when `size` is unknown
     sha256: str | None = None
-    md5: str | None = None
+    identity: Identity = field(default_factory=Identity)
+    """What the listing says identifies the remote object (files layout), so a partial copy is resumed
+    only from the same object."""
+    checksums: tuple[str, ...] = ()
+    """Algorithms of the checksums the remote stores for the object (S3), fetched before the copy."""
+    verify: bool = True
+    """Check digests (the manifest's, the remote's); sizes are checked either way."""
     executable: bool = False  # a plain file the remote marks executable (file:// remotes)
 
     @property

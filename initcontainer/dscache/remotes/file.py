@@ -11,9 +11,16 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from dscache.remotes.base import CHUNK, NotFoundError, RemoteError, RemoteFile
+from dscache.remotes.base import CHUNK, Identity, NotFoundError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import check_rel_path
 from dscache.store.atomic import fsync_dir
+
+
+def stat_identity(st: os.stat_result) -> Identity:
+    """A local file's identity: inode, modification and change times (ns) in place of an ETag, so
+    a file replaced, rewritten or touched is told from the one a partial copy started from."""
+    token = f"{st.st_dev:x}:{st.st_ino:x}:{st.st_mtime_ns:x}:{st.st_ctime_ns:x}"
+    return Identity(size=st.st_size, etag=token, last_modified=int(st.st_mtime))
 
 
 class FileRemote:
@@ -45,34 +52,39 @@ class FileRemote:
         except OSError as err:
             raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
 
-    def stream(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
         local = self._path(path)  # validate eagerly, read lazily like the network remotes
-        return self._read(local, path, offset, length)
+        return self._read(local, path, offset, length, pin if pin is not None else Pin())
 
-    def _read(self, local: Path, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+    def _read(self, local: Path, path: str, offset: int, length: int | None, pin: Pin) -> Iterator[bytes]:
+        what = self._what(path)
         try:
             fh = open(local, "rb")  # noqa: SIM115 - closed in finally, across yields
         except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"{self._what(path)}: not found") from None
+            raise NotFoundError(f"{what}: not found") from None
         except OSError as err:
-            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+            raise RemoteError(f"{what}: {err.strerror}") from None
         try:
-            size = os.fstat(fh.fileno()).st_size
+            pin.check(stat_identity(os.fstat(fh.fileno())), what)
+            size = pin.identity.size or 0
             if length is not None and offset + length > size:
                 raise RemoteError(
-                    f"{self._what(path)}: bytes {offset}-{offset + length - 1} requested, "
-                    f"the file ends at {size}"
+                    f"{what}: bytes {offset}-{offset + length - 1} requested, the file ends at {size}"
                 )
             fh.seek(offset)
             left = size - offset if length is None else length
             while left > 0:
                 chunk = fh.read(min(CHUNK, left))
+                # Written to in place while being read: these bytes may mix two contents.
+                pin.check(stat_identity(os.fstat(fh.fileno())), what)
                 if not chunk:
-                    raise RemoteError(f"{self._what(path)}: file shrank while being read")
+                    raise RemoteError(f"{what}: file shrank while being read")
                 left -= len(chunk)
                 yield chunk
         except OSError as err:
-            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+            raise RemoteError(f"{what}: {err.strerror}") from None
         finally:
             fh.close()
 
@@ -89,7 +101,11 @@ class FileRemote:
                 except OSError:
                     continue  # vanished or dangling link
                 rel = full.relative_to(self._root).as_posix()
-                out.append(RemoteFile(rel, st.st_size, executable=bool(st.st_mode & 0o111)))
+                out.append(
+                    RemoteFile(
+                        rel, st.st_size, identity=stat_identity(st), executable=bool(st.st_mode & 0o111)
+                    )
+                )
         return sorted(out, key=lambda f: f.path)
 
     def put_file(self, path: str, local: Path) -> None:

@@ -13,12 +13,13 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dscache
 from dscache.api.urls import display_url
-from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
+from dscache.remotes.base import Identity, NotFoundError, Pin, RemoteError, RemoteFile
 from dscache.remotes.http import HttpFetcher
 from dscache.remotes.retry import RetryPolicy, call_with_retry, check_rel_path, describe
 
@@ -182,9 +183,17 @@ class HfRemote:
         url, what = self._file_url(path)
         return self._repo.fetch.read(url, what)
 
-    def stream(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
+        """The URL names the pinned commit, so the content cannot change under it; the answers (LFS
+        redirect targets included) are still held to the pin's ETag and size."""
         url, what = self._file_url(path)
-        return self._repo.fetch.stream(url, offset, length, what)
+        pinned = pin if pin is not None else Pin()
+        if pinned.identity.content_id is None:  # the commit in the URL names immutable content
+            in_repo = self._in_repo(path)
+            pinned.identity = replace(pinned.identity, content_id=f"{self._repo.pin()}:{in_repo}")
+        return self._repo.fetch.stream(url, offset, length, what, pinned)
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
         from huggingface_hub.hf_api import RepoFile
@@ -203,7 +212,9 @@ class HfRemote:
             for item in tree:
                 if isinstance(item, RepoFile):
                     sha = item.lfs.sha256 if item.lfs is not None else None
-                    out.append(RemoteFile(item.path[cut:], int(item.size), sha256=sha))
+                    # The content's own name (LFS sha256, else git blob id): the same at any commit.
+                    content = Identity(size=int(item.size), content_id=sha or item.blob_id)
+                    out.append(RemoteFile(item.path[cut:], int(item.size), sha256=sha, identity=content))
             return sorted(out, key=lambda f: f.path)
 
         try:

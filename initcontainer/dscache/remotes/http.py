@@ -14,12 +14,14 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from dscache.api.urls import display_url
-from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
+from dscache.remotes.base import Identity, NotFoundError, ObjectChangedError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import (
     TRANSIENT_STATUS,
     Body,
@@ -27,6 +29,7 @@ from dscache.remotes.retry import (
     TransientError,
     check_rel_path,
     describe,
+    read_whole,
     resumable_stream,
 )
 
@@ -74,6 +77,21 @@ def _release(resp: BaseHTTPResponse) -> None:
     resp.release_conn()
 
 
+def _identity(resp: BaseHTTPResponse) -> Identity:
+    """What a response says about its object: a strong ETag and the Last-Modified second."""
+    etag = resp.headers.get("etag")
+    if etag is not None and (etag.startswith("W/") or not etag.strip()):
+        etag = None  # a weak validator promises equivalent content, not the same bytes
+    modified: int | None = None
+    raw = resp.headers.get("last-modified")
+    if raw:
+        try:
+            modified = int(parsedate_to_datetime(raw).timestamp())
+        except (TypeError, ValueError):
+            modified = None
+    return Identity(etag=etag, last_modified=modified)
+
+
 def _chunks(resp: BaseHTTPResponse) -> Iterator[bytes]:
     # read1, not read(n): read(n) waits for n bytes, so a drop would lose those already received.
     while chunk := resp.read1(_CHUNK):
@@ -94,7 +112,7 @@ class HttpFetcher:
         if_match: bool = True,
     ) -> None:
         """`if_match=False` where content is immutable anyway (HF at a commit) and redirects make
-        validators unreliable."""
+        conditional requests unreliable: answers are still checked against the pinned identity."""
         import urllib3
 
         self.policy = policy
@@ -164,63 +182,77 @@ class HttpFetcher:
             raise RemoteError(f"{what}: access denied (HTTP {code}); check the credentials")
         raise RemoteError(f"{what}: HTTP {code}")
 
-    def open(self, url: str, start: int, stop: int | None, what: str, if_match: str | None = None) -> Body:
-        """One GET of bytes [start, stop); the Body says which bytes the server actually sends."""
-        # Always ranged, even from 0: a 206's Content-Range states the true size, so a body cut short
-        # behind a lying Content-Length is caught instead of passing as the whole file.
-        headers = {**self._headers, "Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
-        if if_match:
-            headers["If-Match"] = if_match
+    def open(
+        self, url: str, start: int, stop: int | None, what: str, *, pin: Pin, ranged: bool = True
+    ) -> Body:
+        """One GET of bytes [start, stop) of the object `pin` names (the whole object if not
+        `ranged`); the Body says which bytes the server actually sends and what it says about them."""
+        headers = dict(self._headers)
+        if ranged:
+            # Always ranged, even from 0: a 206's Content-Range states the true size, so a body cut
+            # short behind a lying Content-Length is caught instead of passing as the whole file.
+            headers["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+        expect = pin.identity
+        if self.if_match and expect.etag is not None:
+            headers["If-Match"] = expect.etag
+        elif self.if_match and expect.last_modified is not None:
+            headers["If-Unmodified-Since"] = formatdate(expect.last_modified, usegmt=True)
         resp = self._manager(urlsplit(url)).urlopen(
             "GET", url, headers=headers, preload_content=False, decode_content=False
         )
-        if resp.status == 412 and if_match:
+        if resp.status == 412 and ("If-Match" in headers or "If-Unmodified-Since" in headers):
             _release(resp)
-            raise RemoteError(f"{what}: the file changed on the server while it was being downloaded")
+            raise ObjectChangedError(f"{what}: the file changed on the server while it was being downloaded")
+        identity = _identity(resp)
         if resp.status == 416:
             m = _UNSATISFIED.match(resp.headers.get("content-range", ""))
             _release(resp)
-            if m and stop is None and int(m.group(1)) == start:
-                return Body(iter(()), start, start)  # already at the end
+            if m:
+                identity = replace(identity, size=int(m.group(1)))
+                if stop is None and int(m.group(1)) == start:
+                    return Body(iter(()), start, start, identity=identity)  # already at the end
+                pin.check(identity, what)
             raise RemoteError(
                 f"{what}: byte range {start}-{'' if stop is None else stop - 1} not satisfiable"
             )
         self._check(resp, what)
-        length = resp.headers.get("content-length")
-        body_stop: int | None
         if resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
-            if not m:
-                _release(resp)
-                raise RemoteError(f"{what}: partial response without a valid Content-Range")
-            first, last = int(m.group(1)), int(m.group(2))
-            body_start, body_stop = first, last + 1
-        else:
-            body_start, body_stop = 0, int(length) if length is not None else None
-        etag = resp.headers.get("etag")
-        return Body(_chunks(resp), body_start, body_stop, lambda: _release(resp), etag)
+            if not m or resp.headers.get("content-type", "").lower().startswith("multipart/"):
+                _release(resp)  # not a single range that says which bytes it holds
+                return Body(iter(()), None, None, identity=identity)
+            first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
+            if total != "*":
+                identity = replace(identity, size=int(total))
+            return Body(_chunks(resp), first, last + 1, lambda: _release(resp), identity)
+        length = resp.headers.get("content-length")
+        body_stop = int(length) if length is not None else None
+        identity = replace(identity, size=body_stop)  # a whole body: its length is the object's
+        return Body(_chunks(resp), 0, body_stop, lambda: _release(resp), identity)
 
-    def stream(self, url: str, offset: int, length: int | None, what: str) -> Iterator[bytes]:
-        """Resumes carry If-Match on the first strong ETag: a file replaced mid-download fails, never
-        splices two versions."""
+    def stream(
+        self, url: str, offset: int, length: int | None, what: str, pin: Pin | None = None
+    ) -> Iterator[bytes]:
+        """Bytes of one object: every request after the first (and the first, if `pin` already names
+        the object) carries If-Match on its strong ETag, else If-Unmodified-Since on its date (unless
+        `if_match` is off); every answer is checked against the pin, so a file replaced
+        mid-download fails, never splices two versions."""
         from urllib3.exceptions import HTTPError
 
-        etag: str | None = None
+        pinned = pin if pin is not None else Pin()
 
-        def open_at(start: int, stop: int | None) -> Body:
-            nonlocal etag
-            body = self.open(url, start, stop, what, if_match=etag)
-            if self.if_match and etag is None and body.etag and not body.etag.startswith("W/"):
-                etag = body.etag
-            return body
+        def open_at(start: int, stop: int | None, ranged: bool) -> Body:
+            return self.open(url, start, stop, what, pin=pinned, ranged=ranged)
 
         try:
-            yield from resumable_stream(open_at, offset, length, self.policy, what, secrets=self.secrets)
+            yield from resumable_stream(
+                open_at, offset, length, self.policy, what, pin=pinned, secrets=self.secrets
+            )
         except HTTPError as exc:  # not transient (too many redirects, TLS, bad URL): a safe message
             raise RemoteError(f"{what}: {describe(exc, self.secrets)}") from None
 
     def read(self, url: str, what: str) -> bytes:
-        return b"".join(self.stream(url, 0, None, what))
+        return read_whole(lambda pin: self.stream(url, 0, None, what, pin))
 
 
 class HttpRemote:
@@ -256,9 +288,11 @@ class HttpRemote:
         url, what = self._url(path)
         return self._fetch.read(url, what)
 
-    def stream(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
         url, what = self._url(path)
-        return self._fetch.stream(url, offset, length, what)
+        return self._fetch.stream(url, offset, length, what, pin)
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
         raise RemoteError(f"{self._display}: plain HTTP cannot list files; use a manifest or another remote")

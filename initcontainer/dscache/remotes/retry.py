@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dscache.remotes.base import RemoteError
+from dscache.remotes.base import Identity, ObjectChangedError, Pin, RemoteError, UnpinnedResumeError
 
 log = logging.getLogger("dscache.remotes")
 T = TypeVar("T")
@@ -265,16 +265,19 @@ class Body:
     """One response body: its chunks, the absolute byte range they cover, and how to release it."""
 
     chunks: Iterator[bytes]
-    start: int
-    """Absolute offset of the first chunk (0 when a server ignored the Range header)."""
+    start: int | None
+    """Absolute offset of the first chunk (0 when a server ignored the Range header); None for a
+    partial answer that does not say which bytes it holds (no Content-Range, multipart/byteranges)."""
     stop: int | None
-    """Absolute offset just past the last byte announced, if the server said (Content-Length/Range)."""
+    """Absolute offset just past the last byte this body announces (Content-Range, Content-Length)."""
     close: Callable[[], None] = lambda: None
-    etag: str | None = None
-    """The validator of what is being sent, so resumes can insist on the same content."""
+    identity: Identity = field(default_factory=Identity)
+    """What the response says about the object; `identity.size` is its complete length if stated."""
 
 
-OpenAt = Callable[[int, int | None], Body]
+OpenAt = Callable[[int, int | None, bool], Body]
+"""`open_at(start, stop, ranged)`: request bytes [start, stop) (stop None: to the end) of the pinned
+object; `ranged=False`: ask for the whole object without a Range header."""
 
 
 def resumable_stream(
@@ -284,37 +287,53 @@ def resumable_stream(
     policy: RetryPolicy,
     what: str,
     *,
+    pin: Pin | None = None,
     classify: Callable[[BaseException], bool] = is_transient,
     secrets: Iterable[str | None] = (),
 ) -> Iterator[bytes]:
-    """Yield bytes [offset, offset+length) (or to the end) as one continuous stream.
+    """Yield bytes [offset, offset+length) (or to the end) of ONE object as one continuous stream.
 
-    `open_at(start, stop)` requests bytes [start, stop) (stop None = to the end) and returns a `Body`.
-    When a body fails or ends before the announced end, the stream reopens at the byte reached, so the
-    consumer never sees a duplicated or missing byte; a short body is transient, never success.
+    `open_at` returns a `Body` for each request. Every body's identity is checked against `pin`
+    (which the first one completes), so a resume never splices two objects: ObjectChangedError, or
+    UnpinnedResumeError when a cut download has nothing to pin a resume to. The end is the requested
+    length, else the object's complete length (Content-Range total, a 200's Content-Length, or the
+    pinned size), else the end of a body without a stated length. Legal Range answers are all taken:
+    a 206 shorter than asked continues from its last byte, a 206 starting earlier is skipped into, a
+    200 with the whole object is skipped to the offset, a 416 at the end ends the stream; a partial
+    answer that does not say which bytes it holds, or that starts later than asked, makes the
+    stream ask for the whole object instead. A body cut short is transient, never success.
     """
     if length is not None and length < 0:
         raise ValueError("length must be >= 0")
     secrets = tuple(secrets)
+    pin = pin if pin is not None else Pin()
     pos = offset
     stop = None if length is None else offset + length
     if stop == pos:
         return
     budget = _Budget(policy, what)
+    ranged = True
     while True:
         body: Body | None = None
+        end = stop if stop is not None else pin.identity.size
         try:
-            body = open_at(pos, stop)
-            if body.start > pos:
-                raise RemoteError(f"{what}: server answered from byte {body.start}, asked for {pos}")
-            if body.stop is not None:
-                if stop is None:
-                    stop = body.stop
-                elif body.stop < stop:
-                    # The resource is shorter than asked for: not transient.
-                    raise RemoteError(
-                        f"{what}: bytes {offset}-{stop - 1} requested, the file ends at {body.stop}"
-                    )
+            if pos > offset and not pin.identity.validated:
+                raise UnpinnedResumeError(
+                    f"{what}: the download was cut at byte {pos} and the remote sends no ETag or "
+                    "Last-Modified that would let it resume the same object"
+                )
+            opened_at = pos
+            body = open_at(pos, end, ranged)
+            pin.check(body.identity, what)
+            end = stop if stop is not None else pin.identity.size
+            size = pin.identity.size
+            if end is not None and size is not None and end > size:
+                raise RemoteError(f"{what}: bytes {offset}-{end - 1} requested, the file ends at {size}")
+            if body.start is None or body.start > pos:
+                if not ranged:
+                    raise RemoteError(f"{what}: the server's answer does not say which bytes it holds")
+                ranged = False  # this server's ranges cannot be relied on: take whole bodies
+                continue
             skip = pos - body.start
             for raw in body.chunks:
                 chunk = raw
@@ -324,21 +343,26 @@ def resumable_stream(
                         continue
                     chunk = chunk[skip:]
                     skip = 0
-                if stop is not None and pos + len(chunk) > stop:
-                    chunk = chunk[: stop - pos]
+                if end is not None and pos + len(chunk) > end:
+                    chunk = chunk[: end - pos]
                 if chunk:
                     pos += len(chunk)
                     budget.progress()
                     yield chunk
-                if stop is not None and pos >= stop and (body.stop is None or body.stop > stop):
+                if end is not None and pos >= end:
                     return  # the server sends more than asked (Range ignored): stop reading
-            if stop is None or pos >= stop:
+            if end is not None and pos >= end:
                 return
-            raise TransientError(f"body ended early at byte {pos} of {stop}")
+            if body.stop is None:
+                if end is None:
+                    return  # no length stated anywhere: the body's end is the object's end
+            elif pos >= body.stop and pos > opened_at:
+                continue  # a partial answer shorter than asked, delivered whole: ask for the rest
+            raise TransientError(f"body ended early at byte {pos} of {'?' if end is None else end}")
         except Exception as exc:
             if not classify(exc):
                 raise
-            if stop is not None and pos >= stop:
+            if end is not None and pos >= end:
                 # Every byte was delivered, then the body failed (e.g. an end-of-body check): there is
                 # nothing left to re-fetch, and the bytes given out cannot be taken back.
                 raise RemoteError(f"{what}: {describe(exc, secrets)} after the last byte") from None
@@ -346,6 +370,15 @@ def resumable_stream(
         finally:
             if body is not None:
                 body.close()
+
+
+def read_whole(stream: Callable[[Pin], Iterable[bytes]]) -> bytes:
+    """A small file, whole. If it changes mid-read or cannot be resumed on the same object
+    (ObjectChangedError), it is read once more from zero; a second change propagates."""
+    try:
+        return b"".join(stream(Pin()))
+    except ObjectChangedError:
+        return b"".join(stream(Pin()))
 
 
 def check_rel_path(path: str) -> str:

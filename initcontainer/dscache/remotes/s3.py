@@ -3,19 +3,39 @@
 Credentials come the standard AWS ways (env, profile, web identity, instance role); the endpoint
 from the spec or `AWS_ENDPOINT_URL[_S3]` (which boto3 reads itself). botocore's own retries are
 off: one budget (`RetryPolicy`) covers requests and body resumes, and tests can make it instant.
-Resumed bodies carry If-Match on the first ETag, so an object replaced mid-download fails instead of
-being spliced from two versions.
+Every GET of a download carries If-Match on the pinned ETag, and each answer's ETag, version id,
+Last-Modified and size are checked, so an object replaced mid-download fails instead of being spliced
+from two versions.
+
+What an ETag proves depends on the object: it is the MD5 of the bytes only for single-part uploads
+stored in the clear or with SSE-S3. SSE-KMS, SSE-C and multipart ETags are not digests; each answer
+says how its object is encrypted, so those are verified by what remains: sizes, a manifest's sha256,
+and S3's own stored checksums (SHA256, SHA1, CRC32, read with one HEAD in checksum mode when the
+ETag proves nothing: S3 does not send them with ranged GETs). Outside AWS a 32-hex ETag of an
+encrypted object is only a hint (MinIO encrypts ETags), as it is on directory buckets; GCS states its
+digests in x-goog-hash. Objects encrypted with a customer key (SSE-C) are read with the key in
+DSCACHE_S3_SSE_C_KEY (base64).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from dscache.remotes.base import NotFoundError, RemoteError, RemoteFile
+from dscache.remotes.base import (
+    Identity,
+    NotFoundError,
+    ObjectChangedError,
+    Pin,
+    RemoteError,
+    RemoteFile,
+)
 from dscache.remotes.retry import (
     Body,
     RetryPolicy,
@@ -23,6 +43,7 @@ from dscache.remotes.retry import (
     check_rel_path,
     describe,
     is_transient,
+    read_whole,
     resumable_stream,
 )
 
@@ -30,6 +51,15 @@ _READ = 256 << 10  # urllib3 fills a whole read before returning it: small reads
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"})
+_KMS = frozenset({"aws:kms", "aws:kms:dsse"})
+_CHECKSUMS = {
+    "ChecksumSHA256": "sha256",
+    "ChecksumSHA1": "sha1",
+    "ChecksumCRC32": "crc32",
+    "ChecksumCRC32C": "crc32c",
+    "ChecksumCRC64NVME": "crc64nvme",
+}
+SSE_C_KEY_ENV = "DSCACHE_S3_SSE_C_KEY"
 
 
 def _classify(exc: BaseException) -> bool:
@@ -52,6 +82,89 @@ def _etag_md5(etag: str | None) -> str | None:
         return None
     value = etag.strip('"').lower()
     return value if re.fullmatch(r"[0-9a-f]{32}", value) else None
+
+
+def vouched_md5(
+    etag: str | None, headers: dict[str, str], *, aws: bool, directory_bucket: bool
+) -> tuple[str | None, bool]:
+    """Pure: (md5 hex, trusted) that an S3 answer's ETag stands for; (None, False) if none.
+
+    `headers` are the answer's (lower-case names). Not an MD5: multipart (`-N`) and other non-hex
+    ETags, SSE-KMS/DSSE, SSE-C, GCS (which says its MD5 in x-goog-hash instead). Only a hint, not
+    proof: an encrypted object outside AWS (MinIO encrypts its ETags) and directory buckets.
+    """
+    md5 = _etag_md5(etag)
+    if md5 is None or any(name.startswith("x-goog-") for name in headers):
+        return None, False
+    sse = headers.get("x-amz-server-side-encryption", "").lower()
+    if sse in _KMS or "x-amz-server-side-encryption-customer-algorithm" in headers:
+        return None, False
+    return md5, not directory_bucket and (aws or not sse)
+
+
+def stored_checksums(fields: dict[str, Any], headers: dict[str, str]) -> dict[str, str]:
+    """Pure: algorithm -> hex digest of the whole object from an S3 answer (HEAD in checksum mode) or
+    GCS's x-goog-hash. Composite checksums of multipart uploads (`...-N`) are not whole-object
+    digests and are left out."""
+    out: dict[str, str] = {}
+    for name, alg in _CHECKSUMS.items():
+        value = fields.get(name)
+        if isinstance(value, str) and "-" not in value:
+            digest = _b64_hex(value)
+            if digest is not None:
+                out[alg] = digest
+    for part in headers.get("x-goog-hash", "").split(","):
+        alg, _, value = part.strip().partition("=")
+        digest = _b64_hex(value) if alg in ("md5", "crc32c") else None
+        if digest is not None:
+            out[alg] = digest
+    return out
+
+
+def _b64_hex(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).hex() or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _timestamp(value: Any) -> int | None:
+    stamp = getattr(value, "timestamp", None)
+    return int(stamp()) if callable(stamp) else None
+
+
+def _answer(resp: dict[str, Any], size: int | None) -> tuple[Identity, dict[str, str]]:
+    """(identity, lower-case headers) of a GetObject/HeadObject answer."""
+    meta = resp.get("ResponseMetadata", {})
+    headers = {str(k).lower(): str(v) for k, v in dict(meta.get("HTTPHeaders", {})).items()}
+    identity = Identity(
+        size=size,
+        etag=resp.get("ETag"),
+        version_id=resp.get("VersionId"),
+        last_modified=_timestamp(resp.get("LastModified")),
+    )
+    return identity, headers
+
+
+def _sse_c_params() -> dict[str, Any]:
+    """GetObject/HeadObject arguments for objects encrypted with a customer key, from the env."""
+    raw = os.environ.get(SSE_C_KEY_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise RemoteError(f"{SSE_C_KEY_ENV}: expected the base64 of a 256-bit key")
+    return {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+
+
+def _is_aws(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return True
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
 
 
 class S3Remote:
@@ -92,7 +205,14 @@ class S3Remote:
         )
         session = boto3.session.Session(region_name=region)
         self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
-        self._secrets = (os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("AWS_SESSION_TOKEN"))
+        self._sse_c = _sse_c_params()
+        self._secrets = (
+            os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            os.environ.get("AWS_SESSION_TOKEN"),
+            os.environ.get(SSE_C_KEY_ENV),
+        )
+        self._aws = _is_aws(custom)
+        self._directory_bucket = bucket.endswith("--x-s3")
 
     @property
     def url(self) -> str:
@@ -117,6 +237,13 @@ class S3Remote:
                 return NotFoundError(f"{what}: not found ({code})")
             if code in _DENIED:
                 return RemoteError(f"{what}: access denied ({code}); check the credentials")
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            # A HEAD's 400 has no body to say why; a GET's names the encryption.
+            if code == "400" or (code == "InvalidRequest" and "Server Side Encryption" in message):
+                return RemoteError(
+                    f"{what}: the object cannot be read as asked (HTTP 400); if it is encrypted with "
+                    f"a customer-provided key (SSE-C), set {SSE_C_KEY_ENV} to the base64 key"
+                )
         return RemoteError(f"{what}: {describe(exc, self._secrets)}")
 
     def _call(self, fn: Any, what: str) -> Any:
@@ -131,58 +258,99 @@ class S3Remote:
         return None
 
     def read_bytes(self, path: str) -> bytes:
-        return b"".join(self.stream(path))
+        return read_whole(lambda pin: self.stream(path, pin=pin))
 
-    def stream(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
         key = self._key(path)
         what = f"s3://{self.bucket}/{key}"
-        etag: str | None = None
+        pinned = pin if pin is not None else Pin()
 
-        def open_at(start: int, stop: int | None) -> Body:
-            nonlocal etag
-            # Always ranged (see HttpFetcher.open): ContentRange states the true size.
-            rng = f"bytes={start}-{'' if stop is None else stop - 1}"
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": rng}
-            if etag is not None:
-                kwargs["IfMatch"] = etag
+        def open_at(start: int, stop: int | None, ranged: bool) -> Body:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._sse_c}
+            if ranged:  # always ranged (see HttpFetcher.open): ContentRange states the true size
+                kwargs["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+            if pinned.identity.etag is not None:
+                kwargs["IfMatch"] = pinned.identity.etag
             try:
                 resp = self._client.get_object(**kwargs)
             except Exception as exc:
                 if _classify(exc):
                     raise
-                if (
-                    _code(exc) == "InvalidRange"
-                    and stop is None
-                    and self._size(key, what) == start  # at the end, or an empty object
-                ):
-                    return Body(iter(()), start, start)
                 if _code(exc) == "PreconditionFailed":
-                    raise RemoteError(f"{what}: the object changed while it was being downloaded") from None
+                    raise ObjectChangedError(
+                        f"{what}: the object changed while it was being downloaded"
+                    ) from None
+                if _code(exc) == "InvalidRange":
+                    self._head(key, what, pinned)
+                    if stop is None and pinned.identity.size == start:  # at the end, or empty
+                        return Body(iter(()), start, start)
                 raise self._error(exc, what) from None
-            etag = etag or resp.get("ETag")
             body = resp["Body"]
             m = _CONTENT_RANGE.match(resp.get("ContentRange") or "")
+            status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if m:
                 first, stop_at = int(m.group(1)), int(m.group(2)) + 1
+                size = int(m.group(3)) if m.group(3) != "*" else None
+            elif status == 206:  # a partial answer that does not say which bytes it holds
+                body.close()
+                return Body(iter(()), None, None, identity=_answer(resp, None)[0])
             else:
                 first, stop_at = 0, resp.get("ContentLength")
-            return Body(body.iter_chunks(_READ), first, stop_at, body.close)
+                size = stop_at
+            identity, headers = _answer(resp, size)
+            self._vouch(pinned, identity, headers)
+            if pinned.want_checksums:
+                pinned.want_checksums = False
+                if "md5" not in pinned.checksums:  # the ETag proves nothing: ask what S3 stored
+                    try:
+                        self._head(key, what, pinned, checksums=True)
+                    except BaseException:
+                        body.close()
+                        raise
+            return Body(body.iter_chunks(_READ), first, stop_at, body.close, identity)
 
-        return self._resumable(open_at, offset, length, what)
+        return self._resumable(open_at, offset, length, what, pinned)
 
-    def _resumable(self, open_at: Any, offset: int, length: int | None, what: str) -> Iterator[bytes]:
+    def _vouch(self, pin: Pin, identity: Identity, headers: dict[str, str]) -> None:
+        """Record which digests of the whole object an answer vouches for (see `vouched_md5`)."""
+        md5, trusted = vouched_md5(
+            identity.etag, headers, aws=self._aws, directory_bucket=self._directory_bucket
+        )
+        if md5 is not None:
+            (pin.checksums if trusted else pin.hints)["md5"] = md5
+        pin.checksums.update(stored_checksums({}, headers))
+
+    def _head(self, key: str, what: str, pin: Pin, checksums: bool = False) -> None:
+        """HEAD the pinned object (with its stored checksums if asked): checks and completes `pin`."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._sse_c}
+        if checksums:
+            kwargs["ChecksumMode"] = "ENABLED"
+        head = self._call(lambda: self._client.head_object(**kwargs), what)
+        identity, headers = _answer(head, int(head["ContentLength"]))
+        pin.check(identity, what)
+        self._vouch(pin, identity, headers)
+        pin.checksums.update(stored_checksums(head, headers))
+
+    def _resumable(
+        self, open_at: Any, offset: int, length: int | None, what: str, pin: Pin
+    ) -> Iterator[bytes]:
         try:
             yield from resumable_stream(
-                open_at, offset, length, self.policy, what, classify=_classify, secrets=self._secrets
+                open_at,
+                offset,
+                length,
+                self.policy,
+                what,
+                pin=pin,
+                classify=_classify,
+                secrets=self._secrets,
             )
         except RemoteError:
             raise
         except Exception as exc:
             raise self._error(exc, what) from None
-
-    def _size(self, key: str, what: str) -> int:
-        head = self._call(lambda: self._client.head_object(Bucket=self.bucket, Key=key), what)
-        return int(head["ContentLength"])
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
         clean = prefix.strip("/")
@@ -197,10 +365,21 @@ class S3Remote:
             )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    key = obj["Key"]
-                    if key.endswith("/"):
-                        continue  # "directory" marker objects
-                    out.append(RemoteFile(key[base:], int(obj["Size"]), md5=_etag_md5(obj.get("ETag"))))
+                    key, size = obj["Key"], int(obj["Size"])
+                    if key.endswith("/") and size == 0:
+                        continue  # a "directory" marker (S3 console folders): no content to keep
+                    identity = Identity(
+                        size=size, etag=obj.get("ETag"), last_modified=_timestamp(obj.get("LastModified"))
+                    )
+                    out.append(
+                        RemoteFile(
+                            key[base:],
+                            size,
+                            md5=_etag_md5(obj.get("ETag")),
+                            identity=identity,
+                            checksums=tuple(obj.get("ChecksumAlgorithm", ())),
+                        )
+                    )
             return sorted(out, key=lambda f: f.path)
 
         result: list[RemoteFile] = self._call(listing, what)

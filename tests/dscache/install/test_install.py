@@ -233,3 +233,28 @@ def test_credentials_in_the_url_never_reach_records_refs_or_output(
     on_disk = "".join(p.read_text() for p in cache.rglob("*.json") if p.is_file())
     for text in (captured.out, captured.err, on_disk):
         assert "s3cr3tpw" not in text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["partial", "norange", "nocontentrange", "late", "multipart", "chunked"],
+)
+def test_every_legal_range_answer_gives_the_whole_archive(
+    tmp_path: Path, http_server: FileServer, answer: str
+) -> None:
+    # e.g. `Range: bytes=0-` answered by a 206 of 64 KiB whose Content-Range states the full length:
+    # not the end of the archive, only the first part of it.
+    tree = make_tree(tmp_path / "tree", {"big.bin": 1_000_000, "small.txt": 10})
+    publish_archives(tree, http_server.root, KEY, archive_size=1 << 30)
+    arm = {
+        "partial": lambda: http_server.faults.partial(64 << 10, times=None, path="*.tar.zst"),
+        "norange": lambda: http_server.faults.norange(times=None, path="*.tar.zst"),
+        "nocontentrange": lambda: http_server.faults.nocontentrange(times=None, path="*.tar.zst"),
+        "late": lambda: http_server.faults.late(by=1000, times=None, path="*.tar.zst"),
+        "multipart": lambda: http_server.faults.multipart(times=None, path="*.tar.zst"),
+        "chunked": lambda: http_server.faults.chunked(times=None, path="*.tar.zst"),
+    }
+    arm[answer]()
+    cache = tmp_path / "cache"
+    assert run_install(cache, http_server.url, "objects/thor=v1") == 0
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)

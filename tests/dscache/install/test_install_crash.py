@@ -11,11 +11,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
-from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
 from tests.servers.files import FileServer
+from tests.servers.s3 import S3Env
 
 V1 = VersionKey("objects", "thor", "v1")
 V2 = VersionKey("scenes", "ithor", "v1")
@@ -187,3 +190,38 @@ def test_two_concurrent_installs_publish_once(tmp_path: Path, http_server: FileS
     assert sorted(len(p) for p in published) == [0, 2]
     archive_gets = [r.path for r in http_server.log.find("*.tar.zst")]
     assert len(archive_gets) == len(set(archive_gets))
+
+
+def test_kill_during_a_multipart_s3_object_then_a_replaced_object_is_fetched_whole(
+    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 part way through a multipart object (ETag `...-3`), replace it with other bytes of
+    the same size: the rerun must not append the new object's tail to the old one's head."""
+    key = f"models/{V1.rel}/weights.bin"
+    old, new = content_for("old weights", 12 << 20), content_for("new weights", 12 << 20)
+    assert s3.put_multipart(key, old).endswith('-3"')
+    s3.put(f"models/{V1.rel}/config.json", b"{}")
+    s3.server.faults.stall(seconds=5, after=3 << 20, path="*/weights.bin")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    cache = tmp_path / "cache"
+    args = ["--cache", str(cache), "--source", f"s3://{s3.bucket}/models", "--layout", "files"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dscache.cli.app", "install", *args, "--version", str(V1), "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    part = CachePaths(cache).staging_dir(V1) / "parts" / "weights.bin"
+    deadline = time.monotonic() + 60
+    while not (part.is_file() and part.stat().st_size >= 2 << 20) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert_no_orphan_writers(cache)
+    assert 0 < part.stat().st_size < len(old)  # killed part way through the object
+    s3.put_multipart(key, new)
+    s3.server.faults.clear()
+    assert main(["install", *args, "--version", str(V1)]) == 0
+    installed = CachePaths(cache).version_dir(V1) / "weights.bin"
+    assert installed.read_bytes() == new
+    assert main(["verify", "--cache", str(cache)]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from dscache.cli.app import main
 from dscache.store.paths import CachePaths
 from dscache.store.records import read_complete
 from tests.conftest import S3Env
-from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
 from tests.servers.hub import FakeHub
 
 KEY = VersionKey("objects", "thor", "v1")
@@ -181,3 +182,122 @@ def test_verify_off_skips_digests_but_still_checks_sizes(tmp_path: Path, s3: S3E
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "strict")]) == 1
     path.write_text(path.read_text() + "  install: {verify: false}\n")
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "lax")]) == 0
+
+
+# --- S3 objects whose ETag is not an MD5: verified by what the object offers -----------------------
+
+
+def files_source(s3: S3Env) -> str:
+    return f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
+
+
+def install_files(tmp_path: Path, s3: S3Env, cache: str = "cache") -> int:
+    path = manifest(tmp_path, files_source(s3), "files")
+    return main(["install", "-f", str(path), "--cache", str(tmp_path / cache)])
+
+
+@pytest.mark.parametrize("checksum", ["CRC32", "SHA256", None])
+def test_sse_kms_objects_install_without_md5_errors(tmp_path: Path, s3: S3Env, checksum: str | None) -> None:
+    data = content_for("kms", 300_000)
+    s3.put(f"{KEY.rel}/enc.bin", data, encryption="aws:kms", checksum=checksum)
+    s3.put(f"{KEY.rel}/plain.txt", b"plain")
+    assert install_files(tmp_path, s3) == 0
+    assert (CachePaths(tmp_path / "cache").version_dir(KEY) / "enc.bin").read_bytes() == data
+    assert len(s3.server.log.find("*/enc.bin", method="GET")) == 1
+
+
+def test_sse_kms_object_is_still_verified_by_its_stored_checksum(
+    tmp_path: Path, s3: S3Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.put(f"{KEY.rel}/enc.bin", content_for("kms", 50_000), encryption="aws:kms", checksum="CRC32")
+    s3.server.faults.corrupt(times=1, path="*/enc.bin")
+    assert install_files(tmp_path, s3, "once") == 0  # the corrupted copy is caught and fetched again
+    s3.server.faults.corrupt(times=None, path="*/enc.bin")
+    assert install_files(tmp_path, s3, "always") == 1
+    err = capsys.readouterr().err
+    assert "crc32" in err and "md5" not in err
+    assert not CachePaths(tmp_path / "always").version_dir(KEY).exists()
+
+
+def test_sse_c_objects_install_with_the_customer_key(
+    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = bytes(range(100, 132))
+    data = content_for("sse-c", 80_000)
+    s3.put(f"{KEY.rel}/enc.bin", data, encryption="sse-c", sse_c_key=key)
+    assert install_files(tmp_path, s3, "nokey") == 1
+    assert "DSCACHE_S3_SSE_C_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("DSCACHE_S3_SSE_C_KEY", base64.b64encode(key).decode())
+    assert install_files(tmp_path, s3) == 0
+    assert (CachePaths(tmp_path / "cache").version_dir(KEY) / "enc.bin").read_bytes() == data
+    captured = capsys.readouterr()
+    assert base64.b64encode(key).decode() not in captured.out + captured.err
+
+
+def test_opaque_etags_of_another_store_never_fail_an_intact_object(tmp_path: Path, s3: S3Env) -> None:
+    # A MinIO-like store: SSE-S3 objects whose 32-hex ETags are not MD5s, some without checksums.
+    s3.put(f"{KEY.rel}/bare.bin", content_for("bare", 40_000), encryption="opaque", checksum=None)
+    s3.put(f"{KEY.rel}/crc.bin", content_for("crc", 40_000), encryption="opaque", checksum="CRC32")
+    assert install_files(tmp_path, s3) == 0
+    version = CachePaths(tmp_path / "cache").version_dir(KEY)
+    assert (version / "bare.bin").read_bytes() == content_for("bare", 40_000)
+    # Without a checksum, a second download that agrees byte for byte shows the ETag is no MD5.
+    assert len(s3.server.log.find("*/bare.bin", method="GET")) == 2
+    assert len(s3.server.log.find("*/crc.bin", method="GET")) == 1
+
+
+def test_multipart_objects_install(tmp_path: Path, s3: S3Env) -> None:
+    data = content_for("multi", (5 << 20) + 7)
+    s3.put_multipart(f"{KEY.rel}/multi.bin", data)
+    assert install_files(tmp_path, s3) == 0
+    assert (CachePaths(tmp_path / "cache").version_dir(KEY) / "multi.bin").read_bytes() == data
+
+
+# --- files layouts whose paths cannot all be files: refused before any download -------------------
+
+
+def test_a_key_that_is_also_a_prefix_is_refused_before_any_download(
+    tmp_path: Path, s3: S3Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.put(f"{KEY.rel}/page", b"<html>page</html>")
+    s3.put(f"{KEY.rel}/page/index.html", b"<html>index</html>")
+    s3.put(f"{KEY.rel}/zzz.bin", content_for("z", 10_000))
+    assert install_files(tmp_path, s3) == 1
+    err = capsys.readouterr().err.strip()
+    base = f"s3://{s3.bucket}/{KEY.rel}"
+    assert f"{base}/page is a file and also the directory of {base}/page/index.html" in err
+    assert len(err.splitlines()) == 1 and "staging" not in err
+    assert [r for r in s3.server.log.all() if "list-type" not in r.query] == []  # nothing fetched
+    assert not (tmp_path / "cache" / ".dscache" / "staging").exists() or not any(
+        (tmp_path / "cache" / ".dscache" / "staging").rglob("*.bin")
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("a/./b.txt", "has an empty, '.' or '..' segment"),
+        ("a//b.txt", "has an empty, '.' or '..' segment"),
+        ("a/../b.txt", "has an empty, '.' or '..' segment"),
+        ("dir/", "ends with '/'"),
+        ("x" * 256, "has a segment longer than 255 bytes"),
+    ],
+)
+def test_keys_that_cannot_be_files_are_refused_before_any_download(
+    tmp_path: Path, s3: S3Env, capsys: pytest.CaptureFixture[str], key: str, reason: str
+) -> None:
+    s3.put(f"{KEY.rel}/good.bin", b"good")
+    s3.put(f"{KEY.rel}/{key}", b"content")
+    assert install_files(tmp_path, s3) == 1
+    err = capsys.readouterr().err
+    assert f"remote file {key!r} rejected: {reason}" in err
+    assert [r for r in s3.server.log.all() if "list-type" not in r.query] == []
+
+
+def test_empty_directory_markers_are_ignored(tmp_path: Path, s3: S3Env) -> None:
+    s3.put(f"{KEY.rel}/", b"")
+    s3.put(f"{KEY.rel}/docs/", b"")
+    s3.put(f"{KEY.rel}/docs/a.txt", b"a")
+    assert install_files(tmp_path, s3) == 0
+    version = CachePaths(tmp_path / "cache").version_dir(KEY)
+    assert dataset_snapshot(version) == {"docs": None, "docs/a.txt": b"a"}

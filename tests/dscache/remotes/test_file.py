@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dscache.remotes.base import NotFoundError, RemoteError
+from dscache.remotes.base import NotFoundError, ObjectChangedError, Pin, RemoteError
 from dscache.remotes.file import FileRemote
 
 
@@ -57,3 +57,26 @@ def test_put_is_atomic_and_leaves_no_temporaries(remote: FileRemote, tmp_path: P
 def test_needs_an_absolute_root() -> None:
     with pytest.raises(RemoteError):
         FileRemote("relative/dir")
+
+
+def test_a_file_rewritten_in_place_is_another_object(remote: FileRemote, tmp_path: Path) -> None:
+    path = tmp_path / "remote/dt/src/v1/a.bin"
+    (listed,) = [f for f in remote.list_files("dt/src/v1") if f.path.endswith("a.bin")]
+    assert listed.identity.size == 2560 and listed.identity.etag
+    pin = Pin(listed.identity)
+    assert b"".join(remote.stream("dt/src/v1/a.bin", pin=pin)) == bytes(range(256)) * 10
+    path.write_bytes(bytes(2560))  # same size, other bytes, same inode
+    with pytest.raises(ObjectChangedError):
+        b"".join(remote.stream("dt/src/v1/a.bin", 1000, pin=pin))
+
+
+def test_a_file_changed_while_being_read_fails_the_read(tmp_path: Path) -> None:
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "f.bin").write_bytes(bytes(3 << 20))
+    chunks = FileRemote(root).stream("f.bin")
+    first = next(chunks)
+    with open(root / "f.bin", "r+b") as fh:
+        fh.write(b"changed")
+    with pytest.raises(ObjectChangedError):
+        first + b"".join(chunks)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dscache.api.manifest import source_from_url
-from dscache.remotes.base import NotFoundError, RemoteError
+from dscache.remotes.base import NotFoundError, Pin, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.hf import HfRemote
 from tests.servers.hub import FakeHub
@@ -167,3 +167,25 @@ def test_a_commit_revision_is_checked_and_read_as_is(seeded: FakeHub) -> None:
     assert remote.read_bytes(ARCHIVE) == DATA
     with pytest.raises(RemoteError, match="not found"):
         HfRemote(REPO, revision="0" * 40, endpoint=seeded.endpoint).resolve_revision()
+
+
+def test_listing_names_the_content_and_downloads_are_pinned_to_the_lfs_object(seeded: FakeHub) -> None:
+    remote = HfRemote(REPO, prefix="mujoco", endpoint=seeded.endpoint)
+    files = {f.path: f for f in remote.list_files("objects/thor/v1")}
+    archive = files["objects/thor/v1/part-1.tar.zst"]
+    assert archive.identity.content_id == hashlib.sha256(DATA).hexdigest()
+    assert archive.identity.size == len(DATA)
+    sizes = files["objects/thor/v1/sizes.json"]
+    blob = b'{"part-1.tar.zst": 0.8}'
+    assert sizes.identity.content_id == hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()
+    pin = Pin(archive.identity)
+    seeded.faults.truncate(after=100_000, path="/cdn/*")
+    assert b"".join(remote.stream("objects/thor/v1/part-1.tar.zst", pin=pin)) == DATA
+    assert pin.identity.etag == f'"{hashlib.sha256(DATA).hexdigest()}"'  # the CDN answer's ETag
+
+
+def test_a_download_at_a_commit_is_pinned_even_without_validators(seeded: FakeHub) -> None:
+    remote = HfRemote(REPO, endpoint=seeded.endpoint)
+    pin = Pin()
+    assert b"".join(remote.stream(ARCHIVE, 0, 10, pin=pin)) == DATA[:10]
+    assert pin.identity.content_id == f"{seeded.head(REPO)}:{ARCHIVE}"

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from dscache.remotes.base import NotFoundError, RemoteError
+from dscache.remotes.base import (
+    Identity,
+    NotFoundError,
+    ObjectChangedError,
+    Pin,
+    RemoteError,
+    UnpinnedResumeError,
+)
 from dscache.remotes.http import HttpFetcher, HttpRemote
 from dscache.remotes.retry import RetryPolicy
 from tests.servers.files import FileServer
@@ -334,3 +341,146 @@ def test_https_uses_the_system_trust_store_and_one_tls_context(
     assert first + b"".join(held) == DATA
     assert results == [True] * 4 and len(made) == 1
     assert len({r.peer for r in server.log.all()}) >= 2
+
+
+# --- The legal answers to a Range request, and downloads pinned to one object --------------------
+
+
+def test_a_short_206_is_continued_not_taken_for_the_end(remote: HttpRemote, http_server: FileServer) -> None:
+    # `Range: bytes=0-` answered with 64 KiB and `Content-Range: bytes 0-65535/1500000`.
+    http_server.faults.partial(64 << 10, times=3)
+    assert remote.read_bytes(PATH) == DATA
+    assert [r.range for r in http_server.log.all()] == [
+        "bytes=0-",
+        "bytes=65536-1499999",
+        "bytes=131072-1499999",
+        "bytes=196608-1499999",
+    ]
+
+
+def test_a_short_206_inside_a_range_is_continued(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.partial(1000)
+    assert b"".join(remote.stream(PATH, 5000, 20_000)) == DATA[5000:25_000]
+    assert [r.range for r in http_server.log.all()] == ["bytes=5000-24999", "bytes=6000-24999"]
+
+
+def test_a_206_starting_earlier_than_asked_is_skipped_into(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.early(by=4096)
+    assert b"".join(remote.stream(PATH, 10_000, 5000)) == DATA[10_000:15_000]
+    assert len(http_server.log) == 1
+
+
+def test_a_206_starting_later_than_asked_falls_back_to_the_whole_body(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.late(by=4096)
+    assert b"".join(remote.stream(PATH, 10_000, 5000)) == DATA[10_000:15_000]
+    assert [(r.range, r.status) for r in http_server.log.all()] == [("bytes=10000-14999", 206), (None, 200)]
+
+
+def test_a_206_without_content_range_falls_back_to_the_whole_body(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.nocontentrange()
+    assert b"".join(remote.stream(PATH, 1000, 2000)) == DATA[1000:3000]
+    assert [r.range for r in http_server.log.all()] == ["bytes=1000-2999", None]
+
+
+def test_a_multipart_byteranges_answer_is_not_read_as_data(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.multipart()
+    assert remote.read_bytes(PATH) == DATA
+    assert [r.range for r in http_server.log.all()] == ["bytes=0-", None]
+    assert all("," not in (r.range or "") for r in http_server.log.all())  # never asks for several
+
+
+def test_a_200_ignoring_the_range_is_skipped_to_the_offset(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    http_server.faults.norange()
+    assert b"".join(remote.stream(PATH, 700_000, 1000)) == DATA[700_000:701_000]
+
+
+def test_chunked_bodies_without_content_length(remote: HttpRemote, http_server: FileServer) -> None:
+    http_server.faults.chunked(times=2)
+    assert remote.read_bytes(PATH) == DATA
+    http_server.faults.chunked()
+    http_server.faults.norange()  # a chunked 200 to a resume is skipped into as well
+    assert b"".join(remote.stream(PATH, 1_000_000)) == DATA[1_000_000:]
+
+
+def test_a_body_without_length_cut_short_is_completed_from_the_pinned_size(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    # Neither Content-Length nor chunking: a close after 300000 bytes looks like the end, except that
+    # the size is known from a listing or manifest (the pin).
+    http_server.faults.unframed(after=300_000)
+    http_server.faults.norange()  # ...and the Range was ignored
+    assert b"".join(remote.stream(PATH, pin=Pin(Identity(size=len(DATA))))) == DATA
+    assert len(http_server.log) == 2 and http_server.log.all()[1].range == "bytes=300000-1499999"
+
+
+def test_416_at_the_end_is_the_end(remote: HttpRemote, http_server: FileServer) -> None:
+    assert b"".join(remote.stream(PATH, len(DATA))) == b""
+    assert [r.status for r in http_server.log.all()] == [416]
+
+
+def test_a_total_other_than_the_expected_size_is_another_object(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    chunks = remote.stream(PATH, pin=Pin(Identity(size=len(DATA) + 1)))
+    with pytest.raises(ObjectChangedError, match=f"size {len(DATA) + 1} -> {len(DATA)}"):
+        next(chunks)
+    assert len(http_server.log) == 1
+
+
+def test_the_first_request_is_conditional_on_a_known_object(
+    remote: HttpRemote, http_server: FileServer
+) -> None:
+    pin = Pin()
+    assert remote.read_bytes(PATH) == DATA
+    assert b"".join(remote.stream(PATH, pin=pin)) == DATA
+    etag = pin.identity.etag
+    assert etag and pin.identity.size == len(DATA) and pin.identity.last_modified
+    assert http_server.log.all()[-1].headers.get("if-match") is None  # nothing known yet
+    assert b"".join(remote.stream(PATH, 10, 10, pin=pin)) == DATA[10:20]
+    assert http_server.log.all()[-1].headers["if-match"] == etag
+    (http_server.root / PATH).write_bytes(os.urandom(len(DATA)))
+    with pytest.raises(ObjectChangedError, match="changed"):
+        b"".join(remote.stream(PATH, pin=pin))
+    assert http_server.log.all()[-1].status == 412
+
+
+def test_a_cut_download_without_validators_is_not_resumed(tmp_path: Path) -> None:
+    # No ETag, no Last-Modified: nothing can show that a resumed request reads the same file, so the
+    # stream gives up instead of continuing with bytes of what may be another file.
+    with FileServer(tmp_path / "bare", validators=False) as server:
+        server.put(PATH, DATA)
+        server.faults.truncate(after=400_000)
+        remote = HttpRemote(server.url)
+        chunks = remote.stream(PATH)
+        first = next(chunks)
+        (server.root / PATH).write_bytes(os.urandom(len(DATA)))
+        with pytest.raises(UnpinnedResumeError, match="no ETag or Last-Modified"):
+            first + b"".join(chunks)
+        assert len(server.log) == 1
+
+
+def test_a_date_pins_requests_when_there_is_no_etag(http_server: FileServer) -> None:
+    http_server.put(PATH, DATA)
+    fetcher = HttpFetcher(RetryPolicy(attempts=2))
+    dated = Pin(Identity(last_modified=1_700_000_000))
+    with pytest.raises(ObjectChangedError, match="last modified 1700000000 -> "):
+        b"".join(fetcher.stream(f"{http_server.url}/{PATH}", 0, 100, "x", dated))
+    assert http_server.log.all()[-1].headers["if-unmodified-since"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+def test_a_small_file_without_validators_is_read_again_from_zero(tmp_path: Path) -> None:
+    with FileServer(tmp_path / "bare", validators=False) as server:
+        server.put("meta.json", DATA[:200_000])
+        server.faults.truncate(after=50_000)
+        assert HttpRemote(server.url).read_bytes("meta.json") == DATA[:200_000]
+        assert [r.range for r in server.log.all()] == ["bytes=0-", "bytes=0-"]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dscache.remotes.base import RemoteError
+from dscache.remotes.base import Identity, ObjectChangedError, RemoteError, UnpinnedResumeError
 from dscache.remotes.retry import (
     Body,
     OpenAt,
@@ -50,9 +50,10 @@ def test_redact_removes_secrets() -> None:
 
 
 def _cutting_opener(cuts: list[int], calls: list[tuple[int, int | None]]) -> OpenAt:
-    """Bodies that honour ranges but end early after `cuts[i]` bytes on the i-th open."""
+    """Bodies of one object (one ETag) that honour ranges but end early after `cuts[i]` bytes on the
+    i-th open."""
 
-    def open_at(start: int, stop: int | None) -> Body:
+    def open_at(start: int, stop: int | None, ranged: bool) -> Body:
         calls.append((start, stop))
         end = len(DATA) if stop is None else stop
         n = cuts.pop(0) if cuts else end - start
@@ -61,7 +62,7 @@ def _cutting_opener(cuts: list[int], calls: list[tuple[int, int | None]]) -> Ope
             for i in range(start, start + n, 300):
                 yield DATA[i : min(i + 300, start + n)]
 
-        return Body(chunks(), start, end)
+        return Body(chunks(), start, end, identity=Identity(size=len(DATA), etag='"one"'))
 
     return open_at
 
@@ -87,7 +88,7 @@ def test_no_progress_exhausts_the_budget() -> None:
 def test_non_transient_errors_are_not_retried() -> None:
     calls = 0
 
-    def open_at(start: int, stop: int | None) -> Body:
+    def open_at(start: int, stop: int | None, ranged: bool) -> Body:
         nonlocal calls
         calls += 1
         raise RemoteError("forbidden")
@@ -143,3 +144,54 @@ def test_a_rejected_certificate_is_final_while_other_tls_failures_retry() -> Non
     assert not is_transient(MaxRetryError(pool, "/a", wrapped))  # as urllib3 raises it
     assert not is_transient(verify)
     assert is_transient(MaxRetryError(pool, "/a", SSLError(ssl.SSLError(1, "record layer failure"))))
+
+
+def _one_object(bodies: list[Body], calls: list[tuple[int, int | None, bool]]) -> OpenAt:
+    """An opener answering with the given bodies, in order."""
+
+    def open_at(start: int, stop: int | None, ranged: bool) -> Body:
+        calls.append((start, stop, ranged))
+        return bodies.pop(0)
+
+    return open_at
+
+
+def _chunks(start: int, stop: int) -> Iterator[bytes]:
+    yield DATA[start:stop]
+
+
+def test_a_resume_must_be_the_same_object() -> None:
+    one, other = Identity(etag='"a"'), Identity(etag='"b"')
+    calls: list[tuple[int, int | None, bool]] = []
+    bodies = [
+        Body(_chunks(0, 1000), 0, len(DATA), identity=one),
+        Body(_chunks(1000, 2000), 1000, len(DATA), identity=other),
+    ]
+    stream = resumable_stream(_one_object(bodies, calls), 0, None, RetryPolicy(base_delay=0), "x")
+    assert next(stream) == DATA[:1000]
+    with pytest.raises(ObjectChangedError, match='etag "a" -> "b"'):
+        next(stream)
+
+
+def test_without_any_validator_a_cut_stream_is_not_resumed() -> None:
+    calls: list[tuple[int, int | None, bool]] = []
+    bodies = [Body(_chunks(0, 1000), 0, len(DATA))]
+    stream = resumable_stream(_one_object(bodies, calls), 0, None, RetryPolicy(base_delay=0), "x")
+    assert next(stream) == DATA[:1000]
+    with pytest.raises(UnpinnedResumeError):
+        next(stream)
+    assert len(calls) == 1  # not even asked
+
+
+def test_a_short_partial_answer_without_a_total_is_continued_until_416() -> None:
+    # `Content-Range: bytes 0-999/*`, then the rest, then 416 at the end (a body of no bytes).
+    pinned = Identity(etag='"e"')
+    calls: list[tuple[int, int | None, bool]] = []
+    bodies = [
+        Body(_chunks(0, 1000), 0, 1000, identity=pinned),
+        Body(_chunks(1000, len(DATA)), 1000, len(DATA), identity=pinned),
+        Body(iter(()), len(DATA), len(DATA), identity=Identity(size=len(DATA))),
+    ]
+    out = b"".join(resumable_stream(_one_object(bodies, calls), 0, None, RetryPolicy(base_delay=0), "x"))
+    assert out == DATA
+    assert calls == [(0, None, True), (1000, None, True), (len(DATA), None, True)]
