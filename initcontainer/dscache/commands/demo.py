@@ -6,11 +6,19 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from dscache.commands import EXIT_OK, fail
+from dscache import output
+from dscache.commands import EXIT_OK, EXIT_USAGE, fail
+from dscache.pathcheck import dir_problem
+
+EXAMPLES = """\
+  dscache demo                      # in a new temporary directory
+  dscache demo --dir ./dscache-demo"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
+    p.add_argument(
+        "--dir", type=Path, metavar="DIR", help="work directory (default: a new temporary directory)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,16 +28,21 @@ def run(args: argparse.Namespace) -> int:
     from dscache.cachepaths import CachePaths
     from dscache.demo import DEMO_VERSIONS, run_demo
     from dscache.install import InstallError
-    from dscache.progress import PlainSink
+    from dscache.progress import PlainSink, make_sink
 
+    if args.dir is not None:
+        problem = dir_problem(args.dir, create=True, write=True)
+        if problem is not None:
+            return fail(f"--dir {problem}", EXIT_USAGE)
     root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     console = Console()
     console.print(
         f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
     )
+    sink = make_sink(False, quiet=output.MODE.verbosity < 0)
     try:
-        result = run_demo(root.resolve(), PlainSink(every=1.0))
+        result = run_demo(root.resolve(), PlainSink(every=1.0) if isinstance(sink, PlainSink) else sink)
     except InstallError as err:
         return fail(str(err))
     cache = CachePaths(result.cache)

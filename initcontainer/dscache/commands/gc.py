@@ -6,32 +6,44 @@ import argparse
 import json
 from pathlib import Path
 
+from dscache.argtypes import integer, seconds
 from dscache.cachepaths import CachePaths
-from dscache.commands import EXIT_OK, EXIT_USAGE, add_protect_argument, fail, run_locked
+from dscache.commands import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_lock_timeout_argument,
+    add_protect_argument,
+    fail,
+    run_locked,
+)
+
+EXAMPLES = """\
+  dscache gc --cache /data/cache --keep 2 --dry-run
+  dscache gc --cache /data/cache --keep 0 --protect objects/thor=20250101 --json"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
-    p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
+    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
+    p.add_argument(
+        "--keep", type=integer(0), required=True, metavar="N", help="unreferenced versions kept per source"
+    )
     add_protect_argument(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
     p.add_argument(
         "--staging-max-age",
-        type=float,
+        type=seconds,
         default=7 * 24 * 3600,
         metavar="SECONDS",
-        help="also remove abandoned install staging untouched this long (default 7 days)",
+        help="also remove abandoned install staging untouched this long (default 7 days; inf: never)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+    add_lock_timeout_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from dscache.gc import GcPlan, collect
     from dscache.names import NameError_, parse_version_arg
 
-    if args.keep < 0:
-        return fail("--keep must be >= 0", EXIT_USAGE)
     try:
         protect = [parse_version_arg(v) for v in args.protect]
     except NameError_ as err:

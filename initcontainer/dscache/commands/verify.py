@@ -7,13 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from dscache.commands import EXIT_FAILURE, EXIT_OK, fail
+from dscache.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cache_dir_problem, fail
 
 SHOWN = 20
+EXAMPLES = """\
+  dscache verify --cache /data/cache
+  dscache verify --cache /data/cache --json > report.json || echo "some version differs" """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -21,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from dscache.cachepaths import CachePaths
     from dscache.verify import verify_cache
 
-    if not args.cache.is_dir():
-        return fail(f"--cache {args.cache}: no such directory")
+    problem = cache_dir_problem("--cache", args.cache)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     checks = verify_cache(CachePaths(args.cache))
     bad = [c for c in checks if not c.ok]
     if args.json:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from dscache import output
+from dscache.argtypes import seconds, size
 from dscache.atomic import write_bytes_atomic
 from dscache.cachepaths import CachePaths
 from dscache.names import NameError_, parse_version_arg
+from dscache.output import EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
+from dscache.pathcheck import dir_problem, file_problem
 from dscache.prepare.envfile import build_env, render_exports
 from dscache.prepare.links import LinkSpec, apply_links
 from dscache.prepare.request import RequestError, Wanted, from_ref, from_versions
@@ -21,24 +24,23 @@ from dscache.prepare.scratch import Placement, place_on_scratch
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.waiting import wait_published
 from dscache.records import read_complete, read_ref
-from dscache.sizes import parse_size
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+EXAMPLES = """\
+  # an init container: wait up to an hour for what ref team.train points at, copy it to scratch
+  dscache prepare --cache /var/lib/dscache/cache --links /dscache --ref team.train \\
+      --scratch /var/lib/dscache/scratch --scratch-max-bytes 500Gi --wait 3600 --env-file /dscache/env.sh
+  # in a shell
+  eval "$(dscache prepare --cache ./cache --links ./links --version objects/thor=v1)"
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", required=True, type=Path, help="the cache volume (read only here)")
-    parser.add_argument("--links", required=True, type=Path, help="where <dt>/<src> links are made")
+    parser.add_argument(
+        "--cache", required=True, type=Path, metavar="DIR", help="the cache volume (read only here)"
+    )
+    parser.add_argument(
+        "--links", required=True, type=Path, metavar="DIR", help="where <dt>/<src> links are made"
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--ref", help="prepare what this ref (a DatasetCache) points at")
     what.add_argument(
@@ -48,33 +50,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DT/SRC=VER",
         help="prepare this version with a directory link (repeatable)",
     )
-    parser.add_argument("--scratch", type=Path, help="node-local dir to copy the versions to")
+    parser.add_argument("--scratch", type=Path, metavar="DIR", help="node-local dir to copy the versions to")
     parser.add_argument(
         "--scratch-max-bytes",
-        type=_size,
+        type=size(0),
         metavar="SIZE",
         help="LRU-evict scratch copies beyond this (e.g. 500Gi)",
     )
     parser.add_argument(
         "--scratch-keep-recent",
-        type=float,
+        type=seconds,
         default=3600.0,
         metavar="SECONDS",
         help="never evict copies used in the last SECONDS: pods may still read them (default 3600)",
     )
     parser.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
-        help="wait this long for publication (default 0)",
+        help="wait this long for publication (default 0; inf: no limit)",
     )
-    parser.add_argument("--env-file", type=Path, help="write `export` lines for the workload here")
+    parser.add_argument(
+        "--env-file", type=Path, metavar="FILE", help="write `export` lines for the workload here"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _log(message: str) -> None:
-    print(f"dscache prepare: {message}", file=sys.stderr)
+    """Progress lines of the scratch placement (`warning: ...` ones are warnings)."""
+    if message.startswith("warning: "):
+        output.warning(message.removeprefix("warning: "))
+    else:
+        output.info(message)
+
+
+def _path_problem(args: argparse.Namespace) -> str | None:
+    """Why a path argument cannot be used (one line naming the flag), before any wait. Not --scratch:
+    scratch is an accelerator, never a reason to fail (an unusable one falls back to the cache)."""
+    checks = [
+        ("--cache", dir_problem(args.cache)),
+        ("--links", dir_problem(args.links, create=True, write=True)),
+    ]
+    if args.env_file is not None:
+        checks.append(("--env-file", file_problem(args.env_file, write=True)))
+    return next((f"{flag} {problem}" for flag, problem in checks if problem is not None), None)
 
 
 def _request(args: argparse.Namespace, cache: CachePaths, links: Path) -> list[Wanted] | None:
@@ -126,13 +146,15 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    problem = _path_problem(args)
+    if problem is not None:
+        return output.error(problem, EXIT_USAGE)
     cache = CachePaths(args.cache.absolute())
     links = args.links.absolute()
     result = wait_published(cache, lambda: _request(args, cache, links), args.wait)
     if result.wanted is None or result.missing:
         missing = None if result.wanted is None else [f"{k} ({cache.version_dir(k)})" for k in result.missing]
-        _log(_timeout_message(args, missing))
-        return EXIT_TIMEOUT
+        return output.error(_timeout_message(args, missing), EXIT_TIMEOUT)
     wanted = result.wanted
     env = build_env(links, wanted)
     records = {}
@@ -164,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _prepare(args)
     except (NameError_, RequestError) as exc:
-        _log(f"error: {exc}")
-        return EXIT_USAGE
+        return output.error(str(exc), EXIT_USAGE)
+    except BrokenPipeError:
+        raise  # the CLI's: stdout closed early, exit 141
     except (OSError, ValueError) as exc:
-        _log(f"error: {exc}")
-        return EXIT_FAILURE
+        return output.error(str(exc), EXIT_FAILURE)
