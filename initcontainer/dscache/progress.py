@@ -103,7 +103,7 @@ class QuietSink:
 
 
 class PlainSink(_Lines):
-    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs)."""
+    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs), each `dscache: `."""
 
     def __init__(self, out: TextIO | None = None, every: float = 5.0) -> None:
         super().__init__(out or sys.stderr)
@@ -139,10 +139,10 @@ class PlainSink(_Lines):
                 f"ref {fields['ref']} ({fields['seconds']:.1f}s)"
             )
         elif event == "error":
-            line = f"dscache: error: {fields['message']}"
+            line = f"error: {fields['message']}"
         else:
             line = f"{event}: {json.dumps(fields)}"
-        self.line(line)
+        self.line(f"dscache: {line}")
 
     def close(self) -> None:
         pass
@@ -208,13 +208,13 @@ def _binary_rate_column() -> ProgressColumn:
     return BinaryRateColumn()
 
 
-def make_sink(as_json: bool, *, quiet: bool = False) -> JsonSink | RichSink | PlainSink | QuietSink:
-    """JSON lines for `--json`, nothing but errors with `-q`, a rich bar on a terminal, plain periodic
-    lines otherwise."""
+def make_sink(as_json: bool, verbosity: int = 0) -> JsonSink | RichSink | PlainSink | QuietSink:
+    """JSON lines for `--json`, nothing but errors with `-q` (verbosity < 0), a rich bar on a terminal,
+    plain lines otherwise: every 5 s, or every second with `-v`."""
     if as_json:
         return JsonSink()
-    if quiet:
+    if verbosity < 0:
         return QuietSink()
     if sys.stderr.isatty():
         return RichSink()
-    return PlainSink()
+    return PlainSink(every=1.0 if verbosity > 0 else 5.0)

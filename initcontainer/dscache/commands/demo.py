@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from dscache.cachepaths import CachePaths
     from dscache.demo import DEMO_VERSIONS, run_demo
     from dscache.install import InstallError
-    from dscache.progress import PlainSink, make_sink
+    from dscache.progress import make_sink
 
     if args.dir is not None:
         problem = dir_problem(args.dir, create=True, write=True)
@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
     )
-    sink = make_sink(False, quiet=output.MODE.verbosity < 0)
+    # a rich bar on a terminal; else a line a second (the demo lasts a few); nothing with -q
+    sink = make_sink(False, -1 if output.MODE.verbosity < 0 else 1)
     try:
-        result = run_demo(root.resolve(), PlainSink(every=1.0) if isinstance(sink, PlainSink) else sink)
+        result = run_demo(root.resolve(), sink)
     except InstallError as err:
         return fail(str(err))
     cache = CachePaths(result.cache)

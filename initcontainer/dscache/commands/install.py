@@ -125,8 +125,10 @@ def _install(
 ) -> int:
     from dscache.install import InstallError, install
     from dscache.progress import Sink, make_sink
+    from dscache.remotes.factory import display_url
 
-    output_sink = make_sink(args.json, quiet=output.MODE.verbosity < 0)
+    output.debug(f"installing from {display_url(spec.source)} into {args.cache} (ref {ref})")
+    output_sink = make_sink(args.json, output.MODE.verbosity)
     sink: Sink = output_sink
     if args.report_status:
         from dscache.kubestatus import TeeSink, status_sink

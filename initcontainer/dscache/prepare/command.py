@@ -174,6 +174,8 @@ def _prepare(args: argparse.Namespace) -> int:
         )
     else:
         placements = [Placement(w.key, cache.version_dir(w.key), on_scratch=False) for w in wanted]
+    for w, p in zip(wanted, placements, strict=True):
+        output.debug(f"{w.key}: {w.strategy} link to {p.path} ({'scratch' if p.on_scratch else 'cache'})")
     apply_links(links, [LinkSpec(w.key, w.strategy, p.path) for w, p in zip(wanted, placements, strict=True)])
     exports = render_exports(env)
     if args.env_file is not None:
