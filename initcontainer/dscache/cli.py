@@ -38,8 +38,11 @@ LOGGING_FREE = frozenset({"prepare"})
 
 
 class _Parser(argparse.ArgumentParser):
+    help_prog = ""
+    """Whose --help to point at (the subcommand's, for errors the top-level parser reports)."""
+
     def error(self, message: str) -> NoReturn:
-        output.error(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
+        output.error(f"{message} (see '{self.help_prog or self.prog} --help')", EXIT_USAGE)
         self.exit(EXIT_USAGE)
 
 
@@ -69,6 +72,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dscache {__version__}")
+    parser.help_prog = f"dscache {only}" if only else ""
     _verbosity_options(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

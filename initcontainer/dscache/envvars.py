@@ -102,7 +102,7 @@ KUBE = (
 BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
     "install": (*RETRY, *REMOTES, LIBARCHIVE, *KUBE),
     "publish": (*RETRY, *REMOTES),
-    "demo": (LIBARCHIVE,),
+    "demo": (*RETRY, LIBARCHIVE),  # its install opens the local remote with the retry policy
 }
 """The variables each command reads (commands not listed read none)."""
 

@@ -306,13 +306,15 @@ def test_a_bad_environment_value_names_the_variable(
     assert not (tmp_path / "c").exists()
 
 
-def test_a_bad_environment_value_in_publish_names_the_variable(
+def test_a_bad_environment_value_in_publish_and_demo_names_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DSCACHE_RETRY_ATTEMPTS", "nan")
     tree = make_tree(tmp_path / "tree", {"a.txt": 10})
     result = run("publish", str(tree), "--to", f"file://{tmp_path}/r", "--version", V)
     assert_one_clean_line(result, 2, "DSCACHE_RETRY_ATTEMPTS='nan'")
+    assert_one_clean_line(run("demo", "--dir", str(tmp_path / "demo")), 2, "DSCACHE_RETRY_ATTEMPTS='nan'")
+    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,16 @@ from dscache.pathcheck import cache_problem, dir_problem
 if TYPE_CHECKING:
     from dscache.cachepaths import CachePaths
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "fail"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_lock_timeout_argument",
+    "add_protect_argument",
+    "cache_dir_problem",
+    "fail",
+    "run_locked",
+]
 
 T = TypeVar("T")
 
