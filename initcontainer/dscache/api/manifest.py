@@ -76,36 +76,121 @@ def parse_manifest(doc: Any, origin: str = "manifest") -> DatasetCache:
         raise SpecError(f"{origin}: {format_errors(err, '')}") from None
 
 
-def load_manifest(path: Path) -> DatasetCache:
-    """Load the DatasetCache from a YAML or JSON file (the first document of that kind)."""
+def _read_text(path: Path, origin: str) -> str:
+    import sys
+
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"{origin}: cannot read: {err.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{origin}: not UTF-8 text (byte {err.start})") from None
+
+
+def _documents(text: str, origin: str) -> list[tuple[int, Any]]:
+    """(first line, object) of each non-empty YAML document; `kind: List` objects are expanded."""
     import yaml  # only here: ~15 ms that an install from flags does not need
 
+    docs: list[tuple[int, Any]] = []
+    loader = yaml.SafeLoader(text)
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as err:
-        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            line = node.start_mark.line + 1 if node is not None else 1
+            if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+                docs += [(line, item) for item in doc["items"]]
+            elif doc is not None:
+                docs.append((line, doc))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark is not None else origin
+        raise SpecError(f"{where}: not valid YAML/JSON: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML/JSON: {err}") from None
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == KIND:
-            return parse_manifest(doc, str(path))
-    raise SpecError(f"{path}: no document with kind: {KIND}")
+        raise SpecError(f"{origin}: not valid YAML/JSON: {err}") from None
+    finally:
+        loader.dispose()
+    return docs
 
 
-def source_from_url(url: str) -> Source:
-    """Parse a CLI source URL: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://, file://."""
+def _name_of(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
+
+
+def load_manifest(path: Path, name: str | None = None) -> DatasetCache:
+    """Load the DatasetCache from a YAML or JSON file (`-`: stdin), which may hold several documents
+    (`---`) or a `kind: List`. With one DatasetCache in it, that one; with several, the one `name`
+    (`NAME` or `NAMESPACE/NAME`) picks. Raises SpecError naming the file (and the line, for a syntax
+    error): unreadable or not UTF-8, not YAML, empty, no DatasetCache (the kinds found are named),
+    several without `name`, no match for `name`, or a field that fails validation."""
+    origin = "<stdin>" if str(path) == "-" else str(path)
+    docs = _documents(_read_text(path, origin), origin)
+    if not docs:
+        raise SpecError(f"{origin}: empty: no document with kind: {KIND}")
+    for line, doc in docs:
+        if not isinstance(doc, dict):
+            raise SpecError(f"{origin}:{line}: a document is a {type(doc).__name__}, not a Kubernetes object")
+    found = [(line, doc) for line, doc in docs if doc.get("kind") == KIND]
+    if not found:
+        kinds = ", ".join(sorted({str(doc.get("kind", "(no kind)")) for _, doc in docs}))
+        raise SpecError(f"{origin}: no document with kind: {KIND} (found: {kinds})")
+    names = [_name_of(doc) for _, doc in found]
+    if name is not None:
+        picked = [
+            f
+            for f, n in zip(found, names, strict=True)
+            if (n == name if "/" in name else n.endswith(f"/{name}"))
+        ]
+        if len(picked) != 1:
+            count = "no" if not picked else str(len(picked))
+            hint = "" if not picked else "; use --name NAMESPACE/NAME"
+            raise SpecError(f"{origin}: {count} {KIND} named {name!r} (it holds {', '.join(names)}){hint}")
+        found = picked
+    elif len(found) > 1:
+        raise SpecError(
+            f"{origin}: {len(found)} {KIND} documents ({', '.join(names)}): choose one with --name NAME"
+        )
+    line, doc = found[0]
+    return parse_manifest(doc, origin if len(docs) == 1 else f"{origin}:{line}")
+
+
+def _shown(url: str) -> str:
+    """`url` for an error message: userinfo (credentials) replaced by `***`."""
     parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+def source_from_url(url: str, flag: str = "--source") -> Source:
+    """Parse a source URL given as `flag`: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV],
+    http(s)://host/base, file:///dir (or file:/dir).
+
+    Raises SpecError naming the flag and the URL (credentials hidden): unknown scheme, missing bucket
+    or host, a host in a file URL (`file://host/path`: only local directories), a relative file path,
+    credentials in an s3/hf URL, a query string or fragment where it would be silently dropped.
+    """
+    parts = urlsplit(url)
+    where = f"{flag} {_shown(url)!r}"
     try:
+        if parts.scheme in ("s3", "hf", "file") and (parts.query or parts.fragment):
+            raise SpecError(f"{where}: a query string or fragment has no meaning in a {parts.scheme}: URL")
+        if parts.scheme in ("s3", "hf") and "@" in parts.netloc:
+            raise SpecError(f"{where}: no credentials in the URL; use the environment (see --help)")
         if parts.scheme == "s3":
             if not parts.netloc:
-                raise SpecError(f"--source {url!r}: missing bucket name")
+                raise SpecError(f"{where}: missing bucket name")
             return Source(s3=S3Source(bucket=parts.netloc, prefix=parts.path.strip("/")))
         if parts.scheme == "hf":
             rest = f"{parts.netloc}{parts.path}"
             rest, _, revision = rest.partition("@")
             segs = [s for s in rest.split("/") if s]
             if len(segs) < 3 or segs[0] not in ("datasets", "models"):
-                raise SpecError(f"--source {url!r}: use hf://datasets/OWNER/REPO[/PREFIX][@REVISION]")
+                raise SpecError(f"{where}: use hf://datasets/OWNER/REPO[/PREFIX][@REVISION]")
             return Source(
                 hugging_face=HuggingFaceSource(
                     repo=f"{segs[1]}/{segs[2]}",
@@ -115,12 +200,23 @@ def source_from_url(url: str) -> Source:
                 )
             )
         if parts.scheme in ("http", "https"):
+            if not parts.hostname:
+                raise SpecError(f"{where}: missing host")
             return Source(http=HttpSource(url=url.rstrip("/")))
         if parts.scheme == "file":
+            if parts.netloc:
+                raise SpecError(
+                    f"{where}: a file URL names a local directory and takes no host "
+                    f"({parts.netloc!r}); write file:///absolute/path"
+                )
+            if not parts.path.startswith("/"):
+                raise SpecError(f"{where}: the path must be absolute: file:///absolute/path")
             return Source(file=FileSource(path=parts.path.rstrip("/") or "/"))
     except ValidationError as err:
-        raise SpecError(f"--source {url!r}: {format_errors(err, '')}") from None
-    raise SpecError(f"--source {url!r}: scheme must be s3://, hf://, http(s):// or file://")
+        raise SpecError(f"{where}: {format_errors(err, '')}") from None
+    raise SpecError(
+        f"{where}: scheme must be s3://, hf://, http(s):// or file:// (got {parts.scheme or 'none'!r})"
+    )
 
 
 def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> DatasetCacheSpec:

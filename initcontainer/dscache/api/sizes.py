@@ -1,27 +1,89 @@
-"""Byte sizes as users write them (Kubernetes quantities and their `B` forms) and as they read them."""
+"""Byte sizes as users write them (Kubernetes quantities) and as they read them (binary units).
+
+`parse_size` follows the Kubernetes quantity grammar (k8s.io/apimachinery `resource.Quantity`), so a
+size means the same on the command line as in a manifest or an annotation:
+
+- suffixes are case-sensitive: `k M G T P E` are powers of 1000 (lowercase `k` only), `Ki Mi Gi Ti Pi
+  Ei` powers of 1024, `e<N>`/`E<N>` a decimal exponent (`1e3`), and `m`, `u`, `n` are milli, micro, nano;
+- a size must come out as a whole, non-negative number of bytes: `500m` is half a byte and is refused
+  with a hint (`500M` or `500Mi`), as are `1.5` and `-1`;
+- one extension: a `B` after a binary suffix (`64MiB`), which cannot be misread. Decimal forms with `B`
+  (`500MB`, `2GB`, `1kB`) are refused, as Kubernetes refuses them: `MB` means 10^6 to some tools and
+  2^20 to others, and the message says which spelling gives which.
+"""
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgtp]?)(i?)(b?)$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+_QUANTITY = re.compile(
+    r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<binary>[KMGTPE]i)B?|(?P<decimal>[numkMGTPE])|[eE](?P<exponent>[+-]?[0-9]+))?"
+)
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_MAX_EXPONENT = 30  # beyond any byte count; bounds the arithmetic on hostile input
+MAX_BYTES = 2**63 - 1  # a Kubernetes quantity is an int64
+_LOOKALIKE = re.compile(r"([0-9.]+)\s*([kmgtpe])(i?)(b?)", re.IGNORECASE)
+_GUIDE = "bytes, or a Kubernetes quantity such as 500Mi (2^20), 20G (10^9), 1.5Gi, 1e6"
+
+
+def _hint(text: str) -> str:
+    """What the user probably meant, for a size in a spelling Kubernetes does not take."""
+    m = _LOOKALIKE.fullmatch(text)
+    if m is None:
+        return f"use {_GUIDE}"
+    number, letter, binary, byte = m.group(1), m.group(2).upper(), m.group(3), m.group(4)
+    power = "KMGTPE".index(letter) + 1
+    decimal = "k" if letter == "K" else letter
+    spellings = f"write {number}{decimal} (10^{3 * power}) or {number}{letter}i (2^{10 * power})"
+    if byte and not binary:
+        return f"{m.group(2)}B is ambiguous (powers of 1000 or 1024); {spellings}"
+    return f"{spellings}; suffixes are case-sensitive"
 
 
 def parse_size(text: str) -> int:
-    """Bytes in `12345`, `500Mi`/`500MiB` (binary) or `20G`/`20GB`/`2k` (decimal). Raises ValueError."""
-    m = _SIZE.match(text.strip())
-    if m is None or (m.group(3) and not m.group(2)):
-        raise ValueError(f"size {text!r}: use a number of bytes or e.g. 500Mi, 64MiB, 20G, 2GB")
-    base = 1024 if m.group(3) else 1000
-    return int(float(m.group(1)) * base ** _POWERS[m.group(2).lower()])
+    """Bytes in a Kubernetes quantity (`12345`, `500Mi`, `64MiB`, `20G`, `2k`, `1.5Gi`, `1e3`).
+
+    Raises ValueError naming the text: bad syntax (with the likely intended spelling), a negative
+    value, a fraction of a byte (`500m` is 0.5 bytes), or more than 2^63-1 bytes.
+    """
+    stripped = text.strip()
+    m = _QUANTITY.fullmatch(stripped)
+    if m is None:
+        raise ValueError(f"size {text!r}: {_hint(stripped)}")
+    value = Fraction(m.group("number"))
+    if m.group("binary"):
+        value *= 1024 ** _BINARY[m.group("binary")]
+    else:
+        exponent = _DECIMAL[m.group("decimal")] if m.group("decimal") else int(m.group("exponent") or 0)
+        if abs(exponent) > _MAX_EXPONENT:
+            raise ValueError(f"size {text!r}: exponent out of range")
+        value *= Fraction(10) ** exponent
+    if m.group("sign") == "-" and value != 0:
+        raise ValueError(f"size {text!r} is negative")
+    if value.denominator != 1:
+        note = " ('m' means milli, 1/1000)" if m.group("decimal") == "m" else ""
+        raise ValueError(
+            f"size {text!r} is {float(value):g} bytes{note}, not a whole number of bytes: "
+            + (_hint(m.group("number") + "M") if m.group("decimal") == "m" else f"use {_GUIDE}")
+        )
+    if value > MAX_BYTES:
+        raise ValueError(f"size {text!r} is more than 2^63-1 bytes")
+    return int(value)
 
 
 def format_size(n: float) -> str:
     """Human-readable binary size for messages and tables: `1023 B`, `1.5 KiB`, `3.0 GiB`."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
     size, i = float(n), 0
     while abs(size) >= 1024 and i < len(units) - 1:
         size /= 1024
         i += 1
     return f"{int(n)} B" if i == 0 else f"{size:.1f} {units[i]}"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """A transfer rate in the same binary units: `512 B/s`, `12.5 MiB/s`."""
+    return f"{format_size(bytes_per_second)}/s"

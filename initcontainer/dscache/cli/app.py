@@ -1,7 +1,10 @@
 """`dscache` command line: one thin argparse front over the subcommand modules.
 
 Each subcommand module is imported only when it runs, so `dscache prepare` (every training pod) never
-pays for boto3, huggingface_hub or pydantic.
+pays for boto3, huggingface_hub or pydantic. Every command takes `-q`/`-v` and reports through
+`dscache.cli.output`: one prefix (`dscache: error: ...`), one line naming what to fix, the documented exit
+code (0 ok, 1 failure, 2 usage or validation, 3 prepare timed out, 141 output pipe closed), JSON errors
+with `--json`, and never a traceback (an unexpected exception is one line; `-v` adds the traceback).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dscache import __version__
-from dscache.cli.exits import EXIT_FAILURE, EXIT_USAGE, exit_code
+from dscache.cli import output
+from dscache.cli.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from dscache.errors import DscacheError
 
 # subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, one-line help)
+
+# subcommand -> (module with `add_arguments(parser)`, `run(args) -> int` and `EXAMPLES`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("dscache.cli.install", "download, verify and publish versions into a cache"),
     "prepare": ("dscache.cli.prepare", "link published versions at stable paths (init container)"),
@@ -27,42 +33,110 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("dscache.cli.release", "drop a ref and remove the versions only it used"),
     "publish": ("dscache.cli.publish", "pack a tree into archives and upload it (producer side)"),
     "demo": ("dscache.cli.demo", "build a local remote, install it, show the result (no network)"),
+    "completion": ("dscache.cli.completion", "print a shell completion script (bash, zsh or fish)"),
 }
+LOGGING_FREE = frozenset({"prepare"})
+"""Commands that never import `logging` (start-up time of the init container)."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    help_prog = ""
+    """Whose --help to point at (the subcommand's, for errors the top-level parser reports)."""
+
+    def error(self, message: str) -> NoReturn:
+        output.error(f"{message} (see '{self.help_prog or self.prog} --help')", EXIT_USAGE)
+        self.exit(EXIT_USAGE)
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="count", default=default, help="less output: warnings and errors only"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=default, help="more output (debug lines)")
+
+
+def _epilog(command: str, module: object) -> str:
+    from dscache.cli.envvars import epilog_lines
+
+    examples = str(getattr(module, "EXAMPLES", "")).strip("\n")
+    parts = ["Examples:\n" + examples] if examples else []
+    parts.append("\n".join(epilog_lines(command)))
+    return "\n\n".join(parts)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, just that subcommand's arguments are registered (fast path)."""
-    parser = _Parser(prog="dscache", description="Versioned dataset cache for Kubernetes training jobs.")
+    parser = _Parser(
+        prog="dscache",
+        description="Versioned dataset cache for Kubernetes training jobs.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 prepare timed out.\n"
+        "Run 'dscache COMMAND --help' for a command's options, examples and environment variables.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"dscache {__version__}")
+    parser.help_prog = f"dscache {only}" if only else ""
+    _verbosity_options(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         if only is None or name == only:
-            importlib.import_module(module).add_arguments(p)
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            _verbosity_options(p, argparse.SUPPRESS)
+            p.epilog = _epilog(name, module)
     return parser
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _run(module_name: str, args: argparse.Namespace) -> int:
+    """The command, with every escape turned into one line and an exit code."""
+    try:
+        code: int = importlib.import_module(module_name).run(args)
+    except KeyboardInterrupt:
+        return output.error("interrupted", EXIT_INTERRUPTED)
+    except DscacheError as err:  # one a command did not report itself: its message is safe to show
+        return output.error(str(err), exit_code(err))
+    except BrokenPipeError:  # a reader such as `head` went away: stop writing, say nothing more
+        output.discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        return output.error(f"{where}{err.strerror or err}")
+    except ImportError as err:  # a dependency is missing (e.g. the libarchive system library)
+        return output.error(str(err))
+    except Exception as err:
+        if output.MODE.verbosity > 0:
+            import traceback
+
+            traceback.print_exc()
+        return output.error(
+            f"unexpected {type(err).__name__}: {err} (a bug: please report it; -v shows the traceback)"
+        )
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    only = args_list[0] if args_list and args_list[0] in COMMANDS else None
-    args = build_parser(only).parse_args(args_list)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    try:
-        code: int = module.run(args)
-    except KeyboardInterrupt as err:
-        print("dscache: interrupted", file=sys.stderr)
-        return exit_code(err)
-    except DscacheError as err:  # one a command did not report itself: its message is safe to show
-        print(f"dscache: error: {err}", file=sys.stderr)
-        return exit_code(err)
-    return code
+    output.configure(json_errors=_wants_json(args_list), verbosity=0)
+    only = next((a for a in args_list if not a.startswith("-")), None)
+    args = build_parser(only if only in COMMANDS else None).parse_args(args_list)
+    output.configure(json_errors=bool(getattr(args, "json", False)), verbosity=args.verbose - args.quiet)
+    from dscache.cli.envvars import problems
+
+    bad_env = problems(args.command, os.environ)
+    if bad_env:
+        return output.error(bad_env[0], EXIT_USAGE)
+    if args.command not in LOGGING_FREE:
+        from dscache.cli.logsetup import setup_logging
+
+        setup_logging(output.MODE.verbosity)
+    return _run(COMMANDS[args.command][0], args)
 
 
 def entry() -> NoReturn:
@@ -80,8 +154,12 @@ def entry() -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except OSError:  # e.g. a closed pipe: the output is lost, say so by the exit code
-            code = code or EXIT_FAILURE
+        except OSError as err:  # e.g. a closed pipe: the output is lost, say so by the exit code
+            if output.is_broken_pipe(err):
+                output.discard_stdout()
+                code = code or EXIT_BROKEN_PIPE
+            else:
+                code = code or EXIT_FAILURE
     os._exit(code)
 
 

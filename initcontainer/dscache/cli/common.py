@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from dscache.cli.exits import EXIT_FAILURE, exit_code
+from dscache.cli import output
+from dscache.cli.argtypes import seconds
+from dscache.cli.exits import EXIT_FAILURE, EXIT_USAGE, exit_code
+from dscache.cli.pathcheck import cache_problem, dir_problem
 
 if TYPE_CHECKING:
     from dscache.store.lock import Fence
@@ -18,21 +20,31 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> int:
-    """Print `dscache: error: ...` to stderr and return the exit code."""
-    print(f"dscache: error: {message}", file=sys.stderr)
-    return code
+    """Report `dscache: error: ...` (a JSON error object with --json) and return the exit code."""
+    return output.error(message, code)
+
+
+def cache_dir_problem(flag: str, path: Path, *, write: bool = False) -> str | None:
+    """Why `path` (given as `flag`: --cache or --scratch) is not an existing cache (or scratch)
+    directory to read (or write), else None."""
+    what = "scratch directory" if flag == "--scratch" else "cache"
+    problem = dir_problem(path, write=write) or cache_problem(path, what)
+    return None if problem is None else f"{flag} {problem}"
 
 
 def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths, Fence], T]) -> T | int:
     """`action(cache, fence)` under the writer lock; an int is the exit code of a failure already printed.
 
-    `fence` is the lock's: the action calls it before each change to the cache.
+    `fence` is the lock's: the action calls it before each change to the cache. A path that is not a
+    cache directory (a file, a foreign directory, no permission) is refused first, so nothing (not even
+    the lock file) is written into it.
     """
     from dscache.store.lock import LockError, WriterLock
     from dscache.store.paths import CachePaths
 
-    if not cache_dir.is_dir():
-        return fail(f"--cache {cache_dir}: no such directory")
+    problem = cache_dir_problem("--cache", cache_dir, write=True)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     cache = CachePaths(cache_dir)
     try:
         with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
@@ -41,6 +53,17 @@ def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePath
         return fail(str(err), exit_code(err))
     except OSError as err:  # e.g. a read-only volume: the version or staging dir cannot be moved
         return fail(f"{err.filename or cache_dir}: {err.strerror}")
+
+
+def add_lock_timeout_argument(p: argparse.ArgumentParser) -> None:
+    """`--lock-timeout SECONDS`: how long to wait for another writer (>= 0; inf waits forever)."""
+    p.add_argument(
+        "--lock-timeout",
+        type=seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="seconds to wait for another writer (default 600; inf: no limit)",
+    )
 
 
 def add_protect_argument(p: argparse.ArgumentParser) -> None:

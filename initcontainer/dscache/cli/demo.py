@@ -6,12 +6,20 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from dscache.cli import output
 from dscache.cli.common import fail
-from dscache.cli.exits import EXIT_OK
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE
+from dscache.cli.pathcheck import dir_problem
+
+EXAMPLES = """\
+  dscache demo                      # in a new temporary directory
+  dscache demo --dir ./dscache-demo"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
+    p.add_argument(
+        "--dir", type=Path, metavar="DIR", help="work directory (default: a new temporary directory)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,18 +27,24 @@ def run(args: argparse.Namespace) -> int:
     from rich.tree import Tree
 
     from dscache.cli.demo_run import DEMO_VERSIONS, run_demo
-    from dscache.cli.render import PlainSink
+    from dscache.cli.render import make_sink
     from dscache.install.pipeline import InstallError
     from dscache.store.paths import CachePaths
 
+    if args.dir is not None:
+        problem = dir_problem(args.dir, create=True, write=True)
+        if problem is not None:
+            return fail(f"--dir {problem}", EXIT_USAGE)
     root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     console = Console()
     console.print(
         f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
     )
+    # a rich bar on a terminal; else a line a second (the demo lasts a few); nothing with -q
+    sink = make_sink(False, -1 if output.MODE.verbosity < 0 else 1)
     try:
-        result = run_demo(root.resolve(), PlainSink(every=1.0))
+        result = run_demo(root.resolve(), sink)
     except InstallError as err:
         return fail(str(err))
     cache = CachePaths(result.cache)

@@ -10,51 +10,55 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dscache.cli.common import add_protect_argument, fail, run_locked
-from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli import output
+from dscache.cli.argtypes import integer, seconds
+from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
+from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.store.paths import CachePaths
 
 if TYPE_CHECKING:
     from dscache.store.deletion import Leftover
 
+EXAMPLES = """\
+  dscache gc --cache /data/cache --keep 2 --dry-run
+  dscache gc --cache /data/cache --keep 0 --protect objects/thor=20250101 --json"""
+
 
 def warn_left(left: Sequence[Leftover], root: Path) -> None:
     """One `dscache: warning:` line on stderr per entry left for a later run."""
     for leftover in left:
-        print(
-            f"dscache: warning: {leftover.describe(root)} (a file still open on some node? "
-            "the next gc or release deletes it once it is closed)",
-            file=sys.stderr,
+        output.warning(
+            f"{leftover.describe(root)} (a file still open on some node? "
+            "the next gc or release deletes it once it is closed)"
         )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
-    p.add_argument("--keep", type=int, required=True, help="unreferenced versions kept per source")
+    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
+    p.add_argument(
+        "--keep", type=integer(0), required=True, metavar="N", help="unreferenced versions kept per source"
+    )
     add_protect_argument(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
     p.add_argument(
         "--staging-max-age",
-        type=float,
+        type=seconds,
         default=7 * 24 * 3600,
         metavar="SECONDS",
-        help="also remove abandoned install staging untouched this long (default 7 days)",
+        help="also remove abandoned install staging untouched this long (default 7 days; inf: never)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+    add_lock_timeout_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_, parse_version_arg
     from dscache.maintain.gc import GcPlan, collect
 
-    if args.keep < 0:
-        return fail("--keep must be >= 0", EXIT_USAGE)
     try:
         protect = [parse_version_arg(v) for v in args.protect]
     except NameError_ as err:

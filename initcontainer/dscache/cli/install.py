@@ -4,26 +4,62 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dscache.api.names import NameError_, check_segment
-from dscache.cli.common import fail
-from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli import output
+from dscache.cli.argtypes import integer
+from dscache.cli.common import add_lock_timeout_argument, fail
+from dscache.cli.exits import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli.pathcheck import dir_problem, file_problem
+
+if TYPE_CHECKING:
+    from dscache.api.manifest import DatasetCache
+    from dscache.api.spec import DatasetCacheSpec
 
 DEFAULT_FLAGS_REF = "default"
+EXAMPLES = """\
+  dscache install -f datasetcache.yaml --cache /data/cache
+  dscache install -f manifests.yaml --name molmo-assets --cache /data/cache --dry-run
+  dscache install --cache ./cache --source s3://bucket/prefix --version objects/thor=20250101 --jobs 8
+  dscache install --cache ./cache --source hf://datasets/OWNER/REPO/mujoco@main \\
+      --version objects/thor=v2 --json"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-f", "--file", type=Path, help="a DatasetCache manifest (YAML or JSON), as for kubectl apply"
+        "-f",
+        "--file",
+        type=Path,
+        metavar="FILE",
+        help="a DatasetCache manifest (YAML or JSON; - for stdin), as for kubectl apply",
     )
-    p.add_argument("--cache", type=Path, required=True, help="the cache directory (the shared volume)")
+    p.add_argument(
+        "--name",
+        metavar="[NAMESPACE/]NAME",
+        help="with -f: the DatasetCache to install when the file holds several",
+    )
+    p.add_argument(
+        "--cache", type=Path, required=True, metavar="DIR", help="the cache directory (the shared volume)"
+    )
     p.add_argument(
         "--ref", help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default')"
     )
-    p.add_argument("--jobs", type=int, help="items transferred at once (default: spec.install.parallelism)")
+    p.add_argument(
+        "--jobs",
+        type=integer(1, 64),
+        metavar="N",
+        help="items transferred at once, 1-64 (default: spec.install.parallelism)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only show what would be fetched (versions, items, bytes); write nothing, take no lock",
+    )
+    p.add_argument(
         "--source",
+        metavar="URL",
         help="instead of -f: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], "
         "http(s)://base or file:///dir",
     )
@@ -36,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="versions",
         help="with --source, repeatable",
     )
-    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+    add_lock_timeout_argument(p)
     p.add_argument(
         "--report-status",
         action="store_true",
@@ -44,42 +80,76 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _spec(args: argparse.Namespace) -> tuple[DatasetCacheSpec, str, DatasetCache | None]:
+    """The spec, the ref name and the manifest (with -f); raises SpecError/NameError_ for usage errors."""
     from dscache.api.manifest import load_manifest, spec_from_flags
     from dscache.api.spec import SpecError
-    from dscache.cli.render import make_sink
-    from dscache.install.pipeline import InstallError, install
+
+    if args.file is not None:
+        if args.source or args.versions:
+            raise SpecError("use either -f or --source/--version, not both")
+        if str(args.file) != "-":
+            problem = file_problem(args.file)
+            if problem is not None:
+                raise SpecError(f"-f {problem}")
+        manifest = load_manifest(args.file, args.name)
+        return manifest.spec, args.ref or manifest.ref_name, manifest
+    if args.name is not None:
+        raise SpecError("--name chooses a DatasetCache in the -f file; it needs -f")
+    if args.report_status:
+        raise SpecError("--report-status needs -f DATASETCACHE.yaml")
+    if not args.source:
+        raise SpecError("give -f DATASETCACHE.yaml or --source URL --version DT/SRC=VER")
+    return spec_from_flags(args.source, args.layout, args.versions), args.ref or DEFAULT_FLAGS_REF, None
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.api.spec import SpecError
 
     try:
-        if args.file is not None:
-            if args.source or args.versions:
-                return fail("use either -f or --source/--version, not both", EXIT_USAGE)
-            manifest = load_manifest(args.file)
-            spec, ref = manifest.spec, args.ref or manifest.ref_name
-        elif args.report_status:
-            return fail("--report-status needs -f DATASETCACHE.yaml", EXIT_USAGE)
-        elif args.source:
-            spec, ref = (
-                spec_from_flags(args.source, args.layout, args.versions),
-                args.ref or DEFAULT_FLAGS_REF,
-            )
-        else:
-            return fail("give -f DATASETCACHE.yaml or --source URL --version DT/SRC=VER", EXIT_USAGE)
+        spec, ref, manifest = _spec(args)
         check_segment(ref, "--ref")
-        if args.jobs is not None and not 1 <= args.jobs <= 64:
-            return fail("--jobs must be between 1 and 64", EXIT_USAGE)
     except (SpecError, NameError_) as err:
         return fail(str(err), exit_code(err))
-    sink = make_sink(args.json)
+    problem = dir_problem(args.cache, create=True, write=not args.dry_run)
+    if problem is not None:
+        return fail(f"--cache {problem}", EXIT_USAGE)
+    if args.dry_run:
+        if args.report_status:
+            return fail("--dry-run changes nothing, so it has no status to report", EXIT_USAGE)
+        from dscache.cli.dryrun import run_dry
+
+        return run_dry(spec, args.cache, ref, as_json=args.json)
+    return _install(args, spec, ref, manifest)
+
+
+def _install(
+    args: argparse.Namespace, spec: DatasetCacheSpec, ref: str, manifest: DatasetCache | None
+) -> int:
+    from dscache.cli.render import make_sink
+    from dscache.install.pipeline import InstallError, install
+    from dscache.install.progress import Sink
+
+    output.debug(f"installing from {spec.source.display_url()} into {args.cache} (ref {ref})")
+    output_sink = make_sink(args.json, output.MODE.verbosity)
+    sink: Sink = output_sink
     if args.report_status:
         from dscache.install.kubestatus import TeeSink, status_sink
 
+        assert manifest is not None
         sink = TeeSink(sink, status_sink(manifest.metadata.namespace, manifest.metadata.name, args.cache))
+    code = EXIT_OK
     try:
         install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
     except InstallError as err:
-        sink.emit("error", {"message": str(err)})  # the sink prints it, once
-        sink.close()
-        return exit_code(err)
+        code = exit_code(err)
+        sink.emit("error", {"message": str(err), "exitCode": code})  # the sink prints it, once
     sink.close()
-    return EXIT_OK
+    if output_sink.output_lost:
+        output.discard_stdout()
+        output.warning(
+            "the output was closed early (broken pipe): the install carried on to the end without printing "
+            + ("and succeeded" if code == EXIT_OK else "and failed")
+        )
+        return code or EXIT_BROKEN_PIPE
+    return code

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from dscache.api.names import parse_version_arg
-from dscache.api.sizes import parse_size
-from dscache.cli.exits import EXIT_OK, exit_code
-from dscache.prepare.run import PrepareRequest, PrepareTimeoutError, prepare
+from dscache.cli import output
+from dscache.cli.argtypes import seconds, size
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli.pathcheck import dir_problem, file_problem
+from dscache.errors import DscacheError
+from dscache.prepare.run import PrepareRequest, prepare
 
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+EXAMPLES = """\
+  # an init container: wait up to an hour for what ref team.train points at, copy it to scratch
+  dscache prepare --cache /var/lib/dscache/cache --links /dscache --ref team.train \\
+      --scratch /var/lib/dscache/scratch --scratch-max-bytes 500Gi --wait 3600 --env-file /dscache/env.sh
+  # in a shell
+  eval "$(dscache prepare --cache ./cache --links ./links --version objects/thor=v1)"
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", required=True, type=Path, help="the cache volume (read only here)")
-    parser.add_argument("--links", required=True, type=Path, help="where <dt>/<src> links are made")
+    parser.add_argument(
+        "--cache", required=True, type=Path, metavar="DIR", help="the cache volume (read only here)"
+    )
+    parser.add_argument(
+        "--links", required=True, type=Path, metavar="DIR", help="where <dt>/<src> links are made"
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--ref", help="prepare what this ref (a DatasetCache) points at")
     what.add_argument(
@@ -36,36 +43,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DT/SRC=VER",
         help="prepare this version with a directory link (repeatable)",
     )
-    parser.add_argument("--scratch", type=Path, help="node-local dir to copy the versions to")
+    parser.add_argument("--scratch", type=Path, metavar="DIR", help="node-local dir to copy the versions to")
     parser.add_argument(
         "--scratch-max-bytes",
-        type=_size,
+        type=size(0),
         metavar="SIZE",
         help="LRU-evict scratch copies beyond this (e.g. 500Gi)",
     )
     parser.add_argument(
         "--scratch-keep-recent",
-        type=float,
+        type=seconds,
         default=3600.0,
         metavar="SECONDS",
         help="never evict copies used in the last SECONDS: pods may still read them (default 3600)",
     )
     parser.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
-        help="wait this long for publication (default 0)",
+        help="wait this long for publication (default 0; inf: no limit)",
     )
-    parser.add_argument("--env-file", type=Path, help="write `export` lines for the workload here")
+    parser.add_argument(
+        "--env-file", type=Path, metavar="FILE", help="write `export` lines for the workload here"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _log(message: str) -> None:
-    print(f"dscache prepare: {message}", file=sys.stderr)
+    """Progress lines of the scratch placement (`warning: ...` ones are warnings)."""
+    if message.startswith("warning: "):
+        output.warning(message.removeprefix("warning: "))
+    else:
+        output.info(message)
+
+
+def _path_problem(args: argparse.Namespace) -> str | None:
+    """Why a path argument cannot be used (one line naming the flag), before any wait. Not --scratch:
+    scratch is an accelerator, never a reason to fail (an unusable one falls back to the cache)."""
+    checks = [
+        ("--cache", dir_problem(args.cache)),
+        ("--links", dir_problem(args.links, create=True, write=True)),
+    ]
+    if args.env_file is not None:
+        checks.append(("--env-file", file_problem(args.env_file, write=True)))
+    return next((f"{flag} {problem}" for flag, problem in checks if problem is not None), None)
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = _path_problem(args)
+    if problem is not None:
+        return output.error(problem, EXIT_USAGE)
     try:
         request = PrepareRequest(
             cache=args.cache,
@@ -79,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
             env_file=args.env_file,
         )
         result = prepare(request, _log)
-    except PrepareTimeoutError as exc:
-        _log(str(exc))
-        return exit_code(exc)
-    except (OSError, ValueError) as exc:  # NameError_, RequestError: usage (2); the rest: failure (1)
-        _log(f"error: {exc}")
-        return exit_code(exc)
+    except BrokenPipeError:
+        raise  # the CLI's: stdout closed early, exit 141
+    except (OSError, ValueError, DscacheError) as exc:  # NameError_, RequestError: 2; timeout: 3; else 1
+        return output.error(str(exc), exit_code(exc))
+    for w, p in zip(result.wanted, result.placements, strict=True):
+        output.debug(f"{w.key}: {w.strategy} link to {p.path} ({'scratch' if p.on_scratch else 'cache'})")
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dscache.cli.exits import EXIT_OK, exit_code
+from dscache.api.sizes import format_size
+from dscache.cli import output
+from dscache.cli.argtypes import integer
+from dscache.cli.common import fail
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli.pathcheck import dir_problem
+
+if TYPE_CHECKING:
+    from dscache.api.spec import Source
+
+EXAMPLES = """\
+  dscache publish ./my-tree --to s3://bucket/prefix --version objects/thor=20250101 --archive-size 256Mi
+  dscache publish ./my-tree --to hf://datasets/org/repo/mujoco --version objects/thor=v2 --hf-shards
+  dscache publish ./my-tree --to file:///srv/mirror --version scenes/ithor=7 --json"""
+ZSTD_LEVELS = (-131072, 22)  # ZSTD_minCLevel() .. ZSTD_maxCLevel()
+ZSTD_MAX_THREADS = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--archive-size",
         default="64MiB",
         metavar="SIZE",
-        help="uncompressed content per archive: bytes, or Ki/Mi/Gi (binary), K/M/G (decimal); default 64MiB",
+        help="uncompressed content per archive: bytes or a Kubernetes quantity, Ki/Mi/Gi (binary), "
+        "k/M/G (decimal); default 64MiB",
     )
     parser.add_argument(
         "--hf-shards",
@@ -40,9 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard-size", default="1GiB", metavar="SIZE", help="HF tar shard size (default 1GiB)"
     )
-    parser.add_argument("--level", type=int, default=3, help="zstd level (default 3)")
-    parser.add_argument("--threads", type=int, default=-1, help="zstd threads (default: one per CPU)")
-    parser.add_argument("--work-dir", type=Path, help="staging dir for archives (default: temp)")
+    parser.add_argument(
+        "--level", type=integer(*ZSTD_LEVELS), default=3, metavar="N", help="zstd level, up to 22 (default 3)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=integer(-1, ZSTD_MAX_THREADS),
+        default=-1,
+        metavar="N",
+        help="zstd threads: 0 for none, -1 for one per CPU (default)",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, metavar="DIR", help="staging dir for archives (default: temp)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a version the remote already has")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -57,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         key = parse_version_arg(args.version)
-        source = source_from_url(args.to)
+        source = source_from_url(args.to, flag="--to")
         if source.http is not None:
             raise SpecError(
                 f"--to {args.to!r}: plain HTTP remotes are read-only; use s3://, hf:// or file://"
@@ -81,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
             work_dir=args.work_dir,
         )
     except (NameError_, SpecError, BadInputError) as err:
-        print(f"dscache publish: {err}", file=sys.stderr)
-        return exit_code(err)
+        return fail(str(err), exit_code(err))
+    problem = _path_problem(args, source)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
 
     from dscache.remotes.factory import open_remote
 
@@ -90,16 +118,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         remote = open_remote(source)
     except RemoteError as err:
-        print(f"dscache publish: failed: {err}", file=sys.stderr)
-        return exit_code(err)
+        return fail(str(err), exit_code(err))
     try:
-        result = publish(args.dir, remote, key, options, log=_log)
+        result = publish(args.dir, remote, key, options, log=output.info)
     except BadInputError as err:
-        print(f"dscache publish: {err}", file=sys.stderr)
-        return exit_code(err)
+        return fail(str(err), exit_code(err))
     except (PublishError, RemoteError, OSError) as err:
-        print(f"dscache publish: failed: {err}", file=sys.stderr)
-        return exit_code(err)
+        return fail(str(err), exit_code(err))
     finally:
         close = getattr(remote, "close", None)
         if close is not None:
@@ -109,13 +134,26 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_json(), "remote": remote.url, "seconds": round(seconds, 3)}))
     else:
         for name in result.skipped:
-            print(f"skipped installer bookkeeping file {name}", file=sys.stderr)
+            output.info(f"skipped installer bookkeeping file {name}")
         print(
             f"published {key} to {remote.url}/{result.version_dir}: {len(result.archives)} archives, "
-            f"{result.files} files, {result.bytes} bytes ({result.compressed} compressed) in {seconds:.1f}s"
+            f"{result.files} files, {format_size(result.bytes)} "
+            f"({format_size(result.compressed)} compressed) in {seconds:.1f}s"
         )
     return EXIT_OK
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _path_problem(args: argparse.Namespace, source: Source) -> str | None:
+    """Why the tree, the work dir or a file:// destination cannot be used, in one line (or None)."""
+    problem = dir_problem(args.dir)
+    if problem is not None:
+        return f"DIR {problem}"
+    if args.work_dir is not None:
+        problem = dir_problem(args.work_dir, create=True, write=True)
+        if problem is not None:
+            return f"--work-dir {problem}"
+    if source.file is not None:
+        problem = dir_problem(Path(source.file.path), create=True, write=True)
+        if problem is not None:
+            return f"--to {problem}"
+    return None

@@ -12,18 +12,22 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.cli.common import add_protect_argument, fail, run_locked
+from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.cli.gc import warn_left
 from dscache.store.paths import CachePaths
 
+EXAMPLES = """\
+  dscache release --cache /data/cache --ref research.molmo-assets
+  dscache release --cache /data/cache --ref research.molmo-assets --protect objects/thor=v1 --json"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
     p.add_argument("--ref", required=True, help="the ref to drop (a DatasetCache's is <namespace>.<name>)")
     add_protect_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--lock-timeout", type=float, default=600.0, help="seconds to wait for another writer")
+    add_lock_timeout_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:

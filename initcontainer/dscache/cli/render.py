@@ -1,5 +1,10 @@
 """Rendering the installer's events for people (rich bar on a terminal), Job logs (plain lines) and
 machines (one JSON object per line). The event names and fields are `dscache.install.progress`'s.
+Sizes and rates are binary everywhere (KiB, MiB/s), as in `dscache status`.
+
+A reader that goes away (`dscache install --json | head -c 100`) only stops the output: the sink
+notes it (`output_lost`) and drops the rest, and the install carries on to the end, since stopping a
+writer half-way for a closed pipe would leave work to redo; the command then exits 141 (SIGPIPE's code).
 """
 
 from __future__ import annotations
@@ -7,31 +12,59 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from dscache.api.sizes import format_size
-from dscache.install.progress import Sink
+from dscache.api.sizes import format_rate, format_size
+from dscache.cli.output import write_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn, Task
 
 
-class JsonSink:
+class _Lines:
+    """Lines to a stream that stop, without an exception, once its reader has gone (EPIPE)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.output_lost = False
+
+    def line(self, text: str) -> None:
+        if not self.output_lost and not write_line(self.out, text):
+            self.output_lost = True
+
+
+class JsonSink(_Lines):
     """One JSON object per line on stdout: `{"event": ..., "time": ..., ...}`."""
 
     def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
+        super().__init__(out or sys.stdout)
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
-        self.out.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
-        self.out.flush()
+        self.line(json.dumps({"event": event, "time": round(time.time(), 3), **fields}))
 
     def close(self) -> None:
-        self.out.flush()
+        pass
 
 
-class PlainSink:
-    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs)."""
+class QuietSink:
+    """`-q`: no progress at all; an error is still reported (`dscache: error: ...`)."""
+
+    output_lost = False
+
+    def emit(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "error":
+            write_line(sys.stderr, f"dscache: error: {fields['message']}")
+
+    def close(self) -> None:
+        pass
+
+
+class PlainSink(_Lines):
+    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs), each `dscache: `."""
 
     def __init__(self, out: TextIO | None = None, every: float = 5.0) -> None:
-        self.out = out or sys.stderr
+        super().__init__(out or sys.stderr)
         self.every = every
         self._last = 0.0
 
@@ -45,7 +78,7 @@ class PlainSink:
             line = (
                 f"progress {100 * fields['bytesDone'] / total:5.1f}% "
                 f"{format_size(fields['bytesDone'])}/{format_size(fields['bytesTotal'])} "
-                f"{format_size(fields['bytesPerSecond'])}/s "
+                f"{format_rate(fields['bytesPerSecond'])} "
                 f"archives {fields['archivesDone']}/{fields['archivesTotal']}"
             )
         elif event == "start":
@@ -64,36 +97,30 @@ class PlainSink:
                 f"ref {fields['ref']} ({fields['seconds']:.1f}s)"
             )
         elif event == "error":
-            line = f"dscache: error: {fields['message']}"
+            line = f"error: {fields['message']}"
         else:
             line = f"{event}: {json.dumps(fields)}"
-        self.out.write(line + "\n")
-        self.out.flush()
+        self.line(f"dscache: {line}")
 
     def close(self) -> None:
-        self.out.flush()
+        pass
 
 
 class RichSink:
-    """A rich progress bar (bytes, rate, ETA, archives) for interactive terminals."""
+    """A rich progress bar (bytes, binary rate, ETA, archives) for interactive terminals, on stderr."""
 
-    def __init__(self) -> None:
+    output_lost = False
+
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _binary_rate_column(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[items]}"),
             console=self.console,
@@ -126,10 +153,26 @@ class RichSink:
         self.progress.stop()
 
 
-def make_sink(as_json: bool) -> Sink:
-    """JSON lines for `--json`, a rich bar on a terminal, plain periodic lines otherwise."""
+def _binary_rate_column() -> ProgressColumn:
+    """rich's TransferSpeedColumn counts in decimal (MB/s); this one in MiB/s, like every size shown."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinaryRateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else format_rate(speed), style="progress.data.speed")
+
+    return BinaryRateColumn()
+
+
+def make_sink(as_json: bool, verbosity: int = 0) -> JsonSink | RichSink | PlainSink | QuietSink:
+    """JSON lines for `--json`, nothing but errors with `-q` (verbosity < 0), a rich bar on a terminal,
+    plain lines otherwise: every 5 s, or every second with `-v`."""
     if as_json:
         return JsonSink()
+    if verbosity < 0:
+        return QuietSink()
     if sys.stderr.isatty():
         return RichSink()
-    return PlainSink()
+    return PlainSink(every=1.0 if verbosity > 0 else 5.0)

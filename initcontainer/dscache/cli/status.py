@@ -6,19 +6,28 @@ import argparse
 import json
 from pathlib import Path
 
-from dscache.cli.common import fail
+from dscache.cli.common import cache_dir_problem, fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
+
+EXAMPLES = """\
+  dscache status --cache /data/cache
+  dscache status --cache /data/cache --json | jq '.versions[].version'
+  dscache status --scratch /mnt/nvme/dscache"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, help="a cache directory")
-    p.add_argument("--scratch", type=Path, help="a node-local scratch directory")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="a cache directory")
+    p.add_argument("--scratch", type=Path, metavar="DIR", help="a node-local scratch directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
     if (args.cache is None) == (args.scratch is None):
         return fail("give exactly one of --cache DIR or --scratch DIR", EXIT_USAGE)
+    flag, path = ("--cache", args.cache) if args.scratch is None else ("--scratch", args.scratch)
+    problem = cache_dir_problem(flag, path)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     if args.scratch is not None:
         from dscache.prepare.scratch_status import run_scratch_status
 
@@ -27,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from dscache.store.catalog import catalog
     from dscache.store.paths import CachePaths
 
-    if not args.cache.is_dir():
-        return fail(f"--cache {args.cache}: no such directory")
     infos = catalog(CachePaths(args.cache))
     if args.json:
         rows = [

@@ -7,14 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from dscache.cli.common import fail
-from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 SHOWN = 20
+EXAMPLES = """\
+  dscache verify --cache /data/cache
+  dscache verify --cache /data/cache --json > report.json || echo "some version differs" """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, help="a cache directory")
+    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -22,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from dscache.maintain.verify import verify_cache
     from dscache.store.paths import CachePaths
 
-    if not args.cache.is_dir():
-        return fail(f"--cache {args.cache}: no such directory")
+    problem = cache_dir_problem("--cache", args.cache)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     checks = verify_cache(CachePaths(args.cache))
     bad = [c for c in checks if not c.ok]
     if args.json:

@@ -52,7 +52,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libarchive import ffi
+try:
+    from libarchive import ffi
+except (OSError, AttributeError) as _err:  # no library at all, or one that is not libarchive
+    raise ImportError(
+        f"the libarchive system library cannot be loaded ({_err}): install it (Debian/Ubuntu: "
+        "apt-get install libarchive13; Fedora: dnf install libarchive; macOS: brew install libarchive) "
+        "or set LIBARCHIVE to the path of libarchive.so / libarchive.dylib"
+    ) from None
 from libarchive.entry import ArchiveEntry
 from libarchive.exception import ArchiveError
 from libarchive.extract import EXTRACT_PERM, EXTRACT_SECURE_NODOTDOT, EXTRACT_TIME, new_archive_write_disk

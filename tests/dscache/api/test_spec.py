@@ -135,3 +135,109 @@ def test_display_url_drops_credentials() -> None:
     assert (
         "pa55word" not in shown and "Signature" not in shown and shown.startswith("https://example.com/data")
     )
+
+
+def _second(name: str, namespace: str = "research") -> str:
+    return MANIFEST.replace("name: molmo-assets", f"name: {name}").replace(
+        "namespace: research", f"namespace: {namespace}"
+    )
+
+
+def test_several_datasetcaches_are_refused_unless_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "all.yaml"
+    path.write_text(MANIFEST + "---" + _second("other") + "---" + _second("other", "team-b"))
+    with pytest.raises(SpecError) as err:
+        load_manifest(path)
+    assert str(err.value) == (
+        f"{path}: 3 DatasetCache documents (research/molmo-assets, research/other, team-b/other): "
+        "choose one with --name NAME"
+    )
+    assert load_manifest(path, "molmo-assets").ref_name == "research.molmo-assets"
+    assert load_manifest(path, "team-b/other").ref_name == "team-b.other"
+    with pytest.raises(SpecError, match=r"2 DatasetCache named 'other' .*use --name NAMESPACE/NAME"):
+        load_manifest(path, "other")
+    with pytest.raises(SpecError, match=r"no DatasetCache named 'nope' \(it holds research/molmo-assets, "):
+        load_manifest(path, "nope")
+
+
+def test_a_kind_list_is_read_like_kubectl_does(tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "list.yaml"
+    items = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, yaml.safe_load(MANIFEST)]
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    assert load_manifest(path).ref_name == "research.molmo-assets"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "{path}: empty: no document with kind: DatasetCache"),
+        ("---\n---\n# only comments\n", "{path}: empty: no document with kind: DatasetCache"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
+            "apiVersion: apps/v1\nkind: Deployment\n",
+            "{path}: no document with kind: DatasetCache (found: ConfigMap, Deployment)",
+        ),
+        ("- just\n- a list\n", "{path}:1: a document is a list, not a Kubernetes object"),
+        (
+            "kind: DatasetCache\nspec:\n  source: {s3: {bucket: b}\n  layout: files\n",
+            "{path}:4:3: not valid YAML/JSON",
+        ),
+        ("kind: DatasetCache\nmetadata:\n\tname: x\n", "{path}:3:1: not valid YAML/JSON"),
+        ('{"kind": "DatasetCache", "spec": [}', "{path}:1:35: not valid YAML/JSON"),
+    ],
+)
+def test_manifest_problems_name_the_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "dc.yaml"
+    path.write_text(content)
+    with pytest.raises(SpecError) as err:
+        load_manifest(path)
+    assert str(err.value).startswith(message.format(path=path)), str(err.value)
+
+
+def test_a_manifest_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dc.yaml"
+    path.write_bytes(b"kind: DatasetCache\nmetadata: {name: caf\xe9}\n")
+    with pytest.raises(SpecError, match=r"dc.yaml: not UTF-8 text \(byte 39\)"):
+        load_manifest(path)
+
+
+def test_validation_errors_in_a_multi_document_file_name_the_document_line(tmp_path: Path) -> None:
+    path = tmp_path / "dc.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---"
+        + MANIFEST.replace("bucket: my-bucket", "bucket: ''")
+    )
+    with pytest.raises(SpecError, match=r"dc.yaml:5: spec.source.s3.bucket"):
+        load_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file://host/data", "a file URL names a local directory and takes no host ('host')"),
+        ("file://localhost/data", "takes no host ('localhost')"),
+        ("file://data/remote", "takes no host ('data')"),  # the classic two-slash mistake
+        ("file:data/remote", "the path must be absolute"),
+        ("file:///data?x=1", "a query string or fragment has no meaning"),
+        ("s3://bucket/prefix?versionId=3", "a query string or fragment has no meaning"),
+        ("hf://datasets/org/repo#main", "a query string or fragment has no meaning"),
+        ("s3://AKIAXXXX:s3cr3tvalue@bucket/prefix", "no credentials in the URL"),
+        ("http:///no-host/path", "missing host"),
+        ("gs://bucket/x", "scheme must be s3://, hf://, http(s):// or file:// (got 'gs')"),
+    ],
+)
+def test_bad_source_urls_say_what_to_write(url: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        source_from_url(url, flag="--to")
+    assert str(err.value).startswith("--to ") and message in str(err.value), str(err.value)
+    assert "s3cr3tvalue" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"), [("file:///data/remote/", "/data/remote"), ("file:/data/remote", "/data/remote")]
+)
+def test_local_file_urls(url: str, path: str) -> None:
+    source = source_from_url(url)
+    assert source.file is not None and source.file.path == path

@@ -1,0 +1,5 @@
+"""`python -m dscache`: the same as the `dscache` command."""
+
+from dscache.cli.app import entry
+
+entry()

@@ -1,0 +1,201 @@
+"""`dscache install --dry-run`: what an install would fetch (versions, items, bytes), writing nothing.
+
+It reads the remote's metadata exactly as the installer plans (`install.plan_version`: same layout
+code, same revision pinning) and the cache only through reads: which versions are published, which
+items an interrupted install already finished in staging (`transfer.item_done`), what the ref holds.
+It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
+concurrent installer may change it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.sizes import format_size
+from dscache.api.spec import DatasetCacheSpec
+from dscache.cli import output
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+from dscache.install.ingest import StagingPaths, item_done
+from dscache.install.pipeline import (
+    build_ref,
+    default_remote_factory,
+    plan_version,
+    revision_per_version,
+    with_hf_revision,
+)
+from dscache.layouts.plan import LayoutError
+from dscache.remotes.base import Remote, RemoteError
+from dscache.store.paths import CachePaths
+from dscache.store.records import is_published, read_ref
+
+
+@dataclass(frozen=True)
+class VersionFetch:
+    """One version of the spec: published already, or what installing it would transfer."""
+
+    key: VersionKey
+    published: bool
+    revision: str | None = None
+    items: int = 0
+    bytes: int = 0
+    items_staged: int = 0
+    """Items an earlier, interrupted install finished (not fetched again)."""
+    bytes_staged: int = 0
+    space_needed: int = 0
+
+    @property
+    def items_to_fetch(self) -> int:
+        return self.items - self.items_staged
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        return self.bytes - self.bytes_staged
+
+
+@dataclass(frozen=True)
+class DryRun:
+    remote: str
+    ref: str
+    ref_change: str  # "create", "update" or "none"
+    versions: list[VersionFetch]
+    free_bytes: int | None  # on the cache's file system (of its nearest existing parent)
+
+    def to_json(self) -> dict[str, Any]:
+        missing = [v for v in self.versions if not v.published]
+        return {
+            "dryRun": True,
+            "remote": self.remote,
+            "ref": self.ref,
+            "refChange": self.ref_change,
+            "versions": [_version_json(v) for v in self.versions],
+            "itemsToFetch": sum(v.items_to_fetch for v in missing),
+            "bytesToFetch": sum(v.bytes_to_fetch for v in missing),
+            "spaceNeeded": sum(v.space_needed for v in missing),
+            "freeBytes": self.free_bytes,
+        }
+
+
+def _version_json(v: VersionFetch) -> dict[str, Any]:
+    if v.published:
+        return {"version": str(v.key), "state": "published", "itemsToFetch": 0, "bytesToFetch": 0}
+    return {
+        "version": str(v.key),
+        "state": "missing",
+        "revision": v.revision,
+        "items": v.items,
+        "bytes": v.bytes,
+        "itemsStaged": v.items_staged,
+        "bytesStaged": v.bytes_staged,
+        "itemsToFetch": v.items_to_fetch,
+        "bytesToFetch": v.bytes_to_fetch,
+    }
+
+
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.absolute().parents):
+        if candidate.is_dir():
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def _close(remote: Remote) -> None:
+    close = getattr(remote, "close", None)
+    if close is not None:
+        close()
+
+
+def _fetch(
+    cache: CachePaths, remote: Remote, spec: DatasetCacheSpec, key: VersionKey, revision: str | None
+) -> VersionFetch:
+    plan = plan_version(remote, spec, key)
+    staging = StagingPaths(cache.staging_dir(key))
+    staged = [done for done in (item_done(staging, item) for item in plan.items) if done is not None]
+    done_bytes = sum(r.size for r in staged)
+    return VersionFetch(
+        key,
+        published=False,
+        revision=revision,
+        items=len(plan.items),
+        bytes=plan.download_bytes,
+        items_staged=len(staged),
+        bytes_staged=done_bytes,
+        space_needed=max(plan.space_needed - done_bytes, 0),
+    )
+
+
+def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str) -> DryRun:
+    """What `install(spec, cache_root, ref_name)` would do now. Raises RemoteError or LayoutError."""
+    cache = CachePaths(cache_root)
+    keys = versions_to_keys(spec.versions)
+    missing = [k for k in keys if not is_published(cache, k)]
+    fetched: dict[VersionKey, VersionFetch] = {}
+    if missing and revision_per_version(spec):
+        for key in missing:
+            remote = default_remote_factory(with_hf_revision(spec, key.version))
+            try:
+                fetched[key] = _fetch(cache, remote, spec, key, remote.resolve_revision())
+            finally:
+                _close(remote)
+    elif missing:
+        remote = default_remote_factory(spec)
+        try:
+            revision = remote.resolve_revision()
+            for key in missing:
+                fetched[key] = _fetch(cache, remote, spec, key, revision)
+        finally:
+            _close(remote)
+    old = read_ref(cache, ref_name)
+    new = build_ref(spec, ref_name)
+    change = (
+        "create"
+        if old is None
+        else "none"
+        if (old.versions, old.remote) == (new.versions, new.remote)
+        else "update"
+    )
+    versions = [fetched.get(k, VersionFetch(k, published=True)) for k in keys]
+    return DryRun(spec.source.display_url(), ref_name, change, versions, _free_bytes(cache_root))
+
+
+def render_text(result: DryRun) -> list[str]:
+    """The human report: one line per version, then the totals."""
+    lines = [f"dry run (nothing written): {result.remote}"]
+    for v in result.versions:
+        if v.published:
+            lines.append(f"  {v.key}: published, nothing to fetch")
+            continue
+        staged = f" ({v.items_staged} item(s) already in staging)" if v.items_staged else ""
+        revision = f" at {v.revision}" if v.revision else ""
+        lines.append(
+            f"  {v.key}{revision}: {v.items_to_fetch} of {v.items} item(s), "
+            f"{format_size(v.bytes_to_fetch)} to fetch{staged}"
+        )
+    summary = result.to_json()
+    free = "" if result.free_bytes is None else f", {format_size(result.free_bytes)} free"
+    lines.append(
+        f"would fetch {summary['itemsToFetch']} item(s), {format_size(summary['bytesToFetch'])}; "
+        f"needs about {format_size(summary['spaceNeeded'])}{free}"
+    )
+    lines.append(
+        f"ref {result.ref}: "
+        + {"create": "would be created", "update": "would be updated"}.get(result.ref_change, "unchanged")
+    )
+    return lines
+
+
+def run_dry(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, *, as_json: bool) -> int:
+    """The `--dry-run` command: print the plan (one JSON document with --json); exit code."""
+    try:
+        result = plan_dry_run(spec, cache_root, ref_name)
+    except (RemoteError, LayoutError) as err:
+        return output.error(str(err), EXIT_FAILURE)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(render_text(result)))
+    return EXIT_OK

@@ -1,0 +1,130 @@
+"""The environment variables the data-plane commands read: one table that feeds each command's help
+(epilog) and the up-front check of the `DSCACHE_*` values, which names the variable to fix.
+
+The `DSCACHE_RETRY_*`/`DSCACHE_*_TIMEOUT` values are parsed by `dscache.remotes.retry.RetryPolicy`;
+this check runs first (before any lock, remote or worker) and also refuses what that parser would let
+through or crash on: NaN, infinities where they make no sense, negative delays, a fractional or
+non-positive attempt count. Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if math.isnan(value):
+        raise ValueError("not a number")
+    return value
+
+
+def _attempts(raw: str) -> None:
+    value = _float(raw)
+    if not value.is_integer() or value < 1:
+        raise ValueError("must be a whole number >= 1")
+
+
+def _delay(raw: str) -> None:
+    value = _float(raw)
+    if value < 0 or math.isinf(value):
+        raise ValueError("must be a finite number of seconds >= 0")
+
+
+def _deadline(raw: str) -> None:
+    if _float(raw) < 0:
+        raise ValueError("must be seconds >= 0 (inf: no deadline)")
+
+
+def _timeout(raw: str) -> None:
+    value = _float(raw)
+    if value <= 0 or math.isinf(value):
+        raise ValueError("must be a finite number of seconds > 0")
+
+
+def _api_url(raw: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s)://HOST[:PORT] URL of the Kubernetes API server")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    meaning: str
+    check: Callable[[str], None] | None = None
+    """Raises ValueError (the reason) for a value that cannot be used; None: not checked here."""
+
+
+RETRY = (
+    EnvVar("DSCACHE_RETRY_ATTEMPTS", "tries per remote operation without progress (default 8)", _attempts),
+    EnvVar("DSCACHE_RETRY_BASE_DELAY", "first retry backoff cap, seconds (default 0.5)", _delay),
+    EnvVar("DSCACHE_RETRY_MAX_DELAY", "largest retry backoff, seconds (default 30)", _delay),
+    EnvVar(
+        "DSCACHE_RETRY_DEADLINE", "give up after this many seconds without progress (default 600)", _deadline
+    ),
+    EnvVar("DSCACHE_CONNECT_TIMEOUT", "connect timeout, seconds (default 15)", _timeout),
+    EnvVar(
+        "DSCACHE_READ_TIMEOUT",
+        "seconds of silence before a connection counts as dropped (default 60)",
+        _timeout,
+    ),
+)
+REMOTES = (
+    EnvVar(
+        "AWS_ACCESS_KEY_ID", "S3 credentials (also AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE)"
+    ),
+    EnvVar(
+        "AWS_ENDPOINT_URL",
+        "S3 endpoint for R2/MinIO (AWS_ENDPOINT_URL_S3 wins; the spec's endpoint over both)",
+    ),
+    EnvVar("AWS_REGION", "S3 region (also AWS_DEFAULT_REGION)"),
+    EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
+    EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)"),
+    EnvVar("HTTPS_PROXY", "proxy for https remotes (also HTTP_PROXY, ALL_PROXY; NO_PROXY exempts hosts)"),
+)
+LIBARCHIVE = EnvVar("LIBARCHIVE", "path of the libarchive shared library, if not found by the loader")
+KUBE = (
+    EnvVar(
+        "DSCACHE_KUBE_API_URL",
+        "with --report-status: the API server (default: KUBERNETES_SERVICE_HOST/PORT)",
+        _api_url,
+    ),
+)
+
+BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
+    "install": (*RETRY, *REMOTES, LIBARCHIVE, *KUBE),
+    "publish": (*RETRY, *REMOTES),
+    "demo": (*RETRY, LIBARCHIVE),  # its install opens the local remote with the retry policy
+}
+"""The variables each command reads (commands not listed read none)."""
+
+
+def problems(command: str, env: Mapping[str, str]) -> list[str]:
+    """One line per unusable `DSCACHE_*` value `command` would read: `NAME='value': reason`."""
+    found = []
+    for var in BY_COMMAND.get(command, ()):
+        raw = env.get(var.name)
+        if var.check is None or raw is None or raw.strip() == "":
+            continue
+        try:
+            var.check(raw.strip())
+        except ValueError as err:
+            found.append(f"environment variable {var.name}={raw!r}: {err}")
+    return found
+
+
+def epilog_lines(command: str) -> list[str]:
+    """The `Environment:` section of a command's help."""
+    variables = BY_COMMAND.get(command, ())
+    if not variables:
+        return ["Environment: none read."]
+    width = max(len(v.name) for v in variables)
+    return ["Environment:", *(f"  {v.name:<{width}}  {v.meaning}" for v in variables)]

@@ -1,0 +1,82 @@
+"""Progress speaks one unit system (binary sizes and rates, as `status` does), and a person at a
+terminal gets the rich bar, `dscache demo` included."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from dscache.cli.render import PlainSink, RichSink
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+MIB = 1 << 20
+
+
+def test_the_rich_bar_counts_bytes_and_rates_in_binary_units() -> None:
+    screen = io.StringIO()
+    sink = RichSink(Console(file=screen, force_terminal=True, width=160, color_system=None))
+    sink.emit("start", {"bytesTotal": 10 * MIB, "archivesTotal": 4})
+    for done in (1, 2, 3, 4):
+        time.sleep(0.05)
+        sink.emit(
+            "progress",
+            {"bytesDone": done * 2 * MIB, "bytesTotal": 10 * MIB, "archivesDone": done, "archivesTotal": 4},
+        )
+    sink.close()
+    text = ANSI.sub("", screen.getvalue())
+    assert "8.0/10.0 MiB" in text and "archives 4/4" in text
+    assert re.search(r"\d+\.\d MiB/s", text), text
+    assert not re.search(r"\d[kMG]B/s|\d\.\d [kMG]B/s", text), text  # no decimal units anywhere
+
+
+def test_plain_lines_use_the_same_units() -> None:
+    out = io.StringIO()
+    PlainSink(out, every=0).emit(
+        "progress", {"bytesDone": 3 * MIB, "bytesTotal": 12 * MIB, "archivesDone": 1, "archivesTotal": 4,
+                     "bytesPerSecond": MIB + MIB // 2}
+    )  # fmt: skip
+    assert out.getvalue() == "dscache: progress  25.0% 3.0 MiB/12.0 MiB 1.5 MiB/s archives 1/4\n"
+
+
+def _run_on_a_terminal(argv: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal, as a person at a shell would; (code, screen)."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=10), b"".join(chunks).decode(errors="replace")
+
+
+def test_demo_shows_the_rich_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    code, screen = _run_on_a_terminal([sys.executable, "-m", "dscache", "demo", "--dir", str(tmp_path / "d")])
+    text = ANSI.sub("", screen)
+    assert code == 0, text
+    assert "━" in text and "install " in text  # rich's bar and its label
+    assert re.search(r"\d+\.\d/\d+\.\d [KM]iB", text), text  # bytes done/total, binary units
+    assert "dscache: progress " not in text  # not the plain lines meant for Job logs
+    assert "Try next" in text
