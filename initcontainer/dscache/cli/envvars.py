@@ -4,7 +4,8 @@
 The `DSCACHE_RETRY_*`/`DSCACHE_*_TIMEOUT` values are parsed by `dscache.remotes.retry.RetryPolicy`;
 this check runs first (before any lock, remote or worker) and also refuses what that parser would let
 through or crash on: NaN, infinities where they make no sense, negative delays, a fractional or
-non-positive attempt count. Standard library only.
+non-positive attempt count. Standard library only at import (the zstd bound is checked by its
+parser, imported when the variable is set).
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def _timeout(raw: str) -> None:
         raise ValueError("must be a finite number of seconds > 0")
 
 
+def _zstd_window(raw: str) -> None:
+    from dscache.install.zstdstream import MAX_WINDOW_ENV, ZstdStreamError, max_window
+
+    try:
+        max_window({MAX_WINDOW_ENV: raw})
+    except ZstdStreamError as err:
+        raise ValueError(str(err).removeprefix(f"{MAX_WINDOW_ENV}={raw!r}: ")) from None
+
+
 def _api_url(raw: str) -> None:
     from urllib.parse import urlsplit
 
@@ -86,9 +96,15 @@ REMOTES = (
         "S3 endpoint for R2/MinIO (AWS_ENDPOINT_URL_S3 wins; the spec's endpoint over both)",
     ),
     EnvVar("AWS_REGION", "S3 region (also AWS_DEFAULT_REGION)"),
+    EnvVar("DSCACHE_S3_SSE_C_KEY", "base64 of the key of S3 objects encrypted with SSE-C (never shown)"),
     EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
     EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)"),
     EnvVar("HTTPS_PROXY", "proxy for https remotes (also HTTP_PROXY, ALL_PROXY; NO_PROXY exempts hosts)"),
+)
+ZSTD = EnvVar(
+    "DSCACHE_ZSTD_MAX_WINDOW",
+    "largest zstd window an archive may need, a size (default 2Gi, zstd --long=31; at least 1Ki)",
+    _zstd_window,
 )
 LIBARCHIVE = EnvVar("LIBARCHIVE", "path of the libarchive shared library, if not found by the loader")
 KUBE = (
@@ -100,9 +116,9 @@ KUBE = (
 )
 
 BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
-    "install": (*RETRY, *REMOTES, LIBARCHIVE, *KUBE),
+    "install": (*RETRY, *REMOTES, ZSTD, LIBARCHIVE, *KUBE),
     "publish": (*RETRY, *REMOTES),
-    "demo": (*RETRY, LIBARCHIVE),  # its install opens the local remote with the retry policy
+    "demo": (*RETRY, ZSTD, LIBARCHIVE),  # its install opens the local remote with the retry policy
 }
 """The variables each command reads (commands not listed read none)."""
 
