@@ -87,3 +87,20 @@ def format_size(n: float) -> str:
 def format_rate(bytes_per_second: float) -> str:
     """A transfer rate in the same binary units: `512 B/s`, `12.5 MiB/s`."""
     return f"{format_size(bytes_per_second)}/s"
+
+
+DEFAULT_ZSTD_WINDOW = 1 << 31
+"""zstd's largest window (ZSTD_WINDOWLOG_MAX = 31 on 64-bit): the default bound of what an archive
+may need to be decoded (`zstd --long=31`)."""
+MIN_ZSTD_WINDOW = 1 << 10  # zstd's smallest window (ZSTD_WINDOWLOG_ABSOLUTEMIN)
+ZSTD_WINDOW_ENV = "DSCACHE_ZSTD_MAX_WINDOW"
+
+
+def parse_zstd_window(text: str) -> int:
+    """The zstd window bound `text` (a size, e.g. `512Mi`) in bytes, between 1 KiB and 2 GiB.
+
+    Raises ValueError saying why not."""
+    value = parse_size(text)
+    if not MIN_ZSTD_WINDOW <= value <= DEFAULT_ZSTD_WINDOW:
+        raise ValueError("must be between 1Ki and 2Gi")
+    return value

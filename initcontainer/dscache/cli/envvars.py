@@ -4,8 +4,7 @@
 The `DSCACHE_RETRY_*`/`DSCACHE_*_TIMEOUT` values are parsed by `dscache.remotes.retry.RetryPolicy`;
 this check runs first (before any lock, remote or worker) and also refuses what that parser would let
 through or crash on: NaN, infinities where they make no sense, negative delays, a fractional or
-non-positive attempt count. Standard library only at import (the zstd bound is checked by its
-parser, imported when the variable is set).
+non-positive attempt count. Standard library only.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_zstd_window
 
 
 def _float(raw: str) -> float:
@@ -49,12 +50,7 @@ def _timeout(raw: str) -> None:
 
 
 def _zstd_window(raw: str) -> None:
-    from dscache.install.zstdstream import MAX_WINDOW_ENV, ZstdStreamError, max_window
-
-    try:
-        max_window({MAX_WINDOW_ENV: raw})
-    except ZstdStreamError as err:
-        raise ValueError(str(err).removeprefix(f"{MAX_WINDOW_ENV}={raw!r}: ")) from None
+    parse_zstd_window(raw)
 
 
 def _api_url(raw: str) -> None:
@@ -102,7 +98,7 @@ REMOTES = (
     EnvVar("HTTPS_PROXY", "proxy for https remotes (also HTTP_PROXY, ALL_PROXY; NO_PROXY exempts hosts)"),
 )
 ZSTD = EnvVar(
-    "DSCACHE_ZSTD_MAX_WINDOW",
+    ZSTD_WINDOW_ENV,
     "largest zstd window an archive may need, a size (default 2Gi, zstd --long=31; at least 1Ki)",
     _zstd_window,
 )

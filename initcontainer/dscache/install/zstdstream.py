@@ -6,7 +6,7 @@ option to raise it, so archives made with `--long=28` and above failed there as 
 much memory for decoding". So the zstd layer is decoded here with the `zstandard` package
 (`max_window_size`) and libarchive reads plain tar.
 
-The bound: `DEFAULT_MAX_WINDOW` = 2 GiB, the largest window zstd writes (`--long=31`), so every archive
+The bound: `DEFAULT_ZSTD_WINDOW` = 2 GiB, the largest window zstd writes (`--long=31`), so every archive
 zstd can make is decoded; each parallel transfer holds at most one window. Installers with little
 memory lower it with the environment variable `DSCACHE_ZSTD_MAX_WINDOW` (a size, e.g. `512Mi`); a frame
 whose window is above the bound is refused before it is decoded, with a message naming the window size
@@ -26,11 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import zstandard
 
-from dscache.api.sizes import format_size, parse_size
+from dscache.api.sizes import DEFAULT_ZSTD_WINDOW, ZSTD_WINDOW_ENV, format_size, parse_zstd_window
 
-DEFAULT_MAX_WINDOW = 1 << 31  # zstd's largest window (ZSTD_WINDOWLOG_MAX = 31 on 64-bit)
-MIN_WINDOW = 1 << 10  # zstd's smallest window (ZSTD_WINDOWLOG_ABSOLUTEMIN)
-MAX_WINDOW_ENV = "DSCACHE_ZSTD_MAX_WINDOW"
 _FRAME_MAGIC = 0xFD2FB528
 _SKIPPABLE_MAGIC = 0x184D2A50  # the low 4 bits are free
 _CHECKSUM_FLAG = 0x04
@@ -47,16 +44,13 @@ class ZstdStreamError(Exception):
 
 def max_window(environ: Mapping[str, str] = os.environ) -> int:
     """The window bound in bytes: `DSCACHE_ZSTD_MAX_WINDOW`, else 2 GiB. Raises ZstdStreamError if bad."""
-    text = environ.get(MAX_WINDOW_ENV, "").strip()
+    text = environ.get(ZSTD_WINDOW_ENV, "").strip()
     if not text:
-        return DEFAULT_MAX_WINDOW
+        return DEFAULT_ZSTD_WINDOW
     try:
-        value = parse_size(text)
+        return parse_zstd_window(text)
     except ValueError as err:
-        raise ZstdStreamError(f"{MAX_WINDOW_ENV}={text!r}: {err}") from None
-    if not MIN_WINDOW <= value <= DEFAULT_MAX_WINDOW:
-        raise ZstdStreamError(f"{MAX_WINDOW_ENV}={text!r}: must be between 1Ki and 2Gi")
-    return value
+        raise ZstdStreamError(f"{ZSTD_WINDOW_ENV}={text!r}: {err}") from None
 
 
 def frame_window(header: bytes) -> int:
@@ -175,7 +169,7 @@ class FrameWalker:
         if window > self.bound:
             raise ZstdStreamError(
                 f"zstd window of {format_size(window)} ({window} bytes) is above the bound of "
-                f"{format_size(self.bound)} ({MAX_WINDOW_ENV}, at most 2Gi)"
+                f"{format_size(self.bound)} ({ZSTD_WINDOW_ENV}, at most 2Gi)"
             )
 
 
