@@ -9,6 +9,7 @@ scratch at the same paths as the init container, because the links are relative 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from dscache.api.names import NameError_, VersionKey, parse_version_arg, version
 from dscache.api.sizes import parse_size
 from dscache.api.spec import DatasetCacheSpec, Scratch
 from dscache_operator import names
+from dscache_operator.hostpaths import HostPathError, check_host_path
 from dscache_operator.objects import CONTAINER_SECURITY
 from dscache_operator.settings import Settings
 from dscache_operator.volume import get_claim_name
@@ -74,6 +76,24 @@ def parse_scratch(value: str | None, default: Scratch) -> ScratchChoice:
             raise Denied(f"{where}: the host path must be absolute")
         return ScratchChoice("hostPath", host_path=path, max_bytes=host.max_bytes if host else None)
     raise Denied(f"{where}: use none, emptyDir[:SIZE] or hostPath[:/DIR]")
+
+
+def allowed_host_scratch(
+    scratch: ScratchChoice, annotation: str | None, cache_name: str, settings: Settings
+) -> ScratchChoice:
+    """`scratch` with its host path in normal form if the admin allows it; raises Denied naming where
+    the path came from (the pod's annotation or the DatasetCache). Other modes pass unchanged."""
+    if scratch.mode != "hostPath" or scratch.host_path is None:
+        return scratch
+    if annotation is not None and annotation.strip().partition(":")[2]:
+        where = f"annotation {names.ANNOTATION_SCRATCH}={annotation!r}"
+    else:
+        where = f"DatasetCache {cache_name} spec.scratch.hostPath.path"
+    try:
+        path = check_host_path(scratch.host_path, settings.scratch_host_paths)
+    except HostPathError as err:
+        raise Denied(f"{where}: {err}") from None
+    return dataclasses.replace(scratch, host_path=path)
 
 
 def parse_pins(value: str | None) -> list[VersionKey]:
@@ -245,6 +265,9 @@ def desired_pod(
     """The pod with dscache injected (raises Denied); a pure, idempotent function of its inputs."""
     annotations = pod.get("metadata", {}).get("annotations") or {}
     scratch = parse_scratch(annotations.get(names.ANNOTATION_SCRATCH), spec.scratch)
+    scratch = allowed_host_scratch(
+        scratch, annotations.get(names.ANNOTATION_SCRATCH), cache["metadata"]["name"], settings
+    )
     resolution = resolve(cache, spec, parse_pins(annotations.get(names.ANNOTATION_VERSIONS)))
     mount_path = spec.mount_path.rstrip("/") or "/"
     new = copy.deepcopy(pod)
