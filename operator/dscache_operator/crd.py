@@ -36,6 +36,7 @@ from dscache.api.unsafeenv import REFUSED_PATTERN
 MAX_DATA_TYPES = 64
 MAX_SOURCES = 256
 MAX_STRING = 1024
+MAX_ENV_NAME = 128  # the CEL rule over envNames values matches a long pattern: its cost grows with both
 
 # CEL rules per schema path (dotted, under spec), with the message the API server returns.
 _RULES: dict[str, list[tuple[str, str]]] = {
@@ -106,7 +107,7 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "source.s3.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "source.huggingFace.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "envNames": {"maxProperties": MAX_DATA_TYPES * 4},
-    "envNames.*": {"pattern": ENV_NAME_PATTERN},
+    "envNames.*": {"pattern": ENV_NAME_PATTERN, "maxLength": MAX_ENV_NAME},
     "mountPath": {"pattern": MOUNT_PATH_FORM},
     "linkStrategy": {"maxProperties": MAX_DATA_TYPES},
     "scratch.sizeLimit": {"pattern": QUANTITY_PATTERN},

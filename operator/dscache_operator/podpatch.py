@@ -28,7 +28,8 @@ INIT_CONTAINER = "dscache-prepare"
 VOLUME_CACHE = "dscache-cache"
 VOLUME_LINKS = "dscache-links"
 VOLUME_SCRATCH = "dscache-scratch"
-OUR_VOLUMES = (VOLUME_CACHE, VOLUME_LINKS, VOLUME_SCRATCH)
+VOLUME_NO_TOKEN = "dscache-no-token"
+OUR_VOLUMES = (VOLUME_CACHE, VOLUME_LINKS, VOLUME_SCRATCH, VOLUME_NO_TOKEN)
 VOLUME_ROOT = "/var/lib/dscache"
 CACHE_PATH = f"{VOLUME_ROOT}/cache"
 SCRATCH_PATH = f"{VOLUME_ROOT}/scratch"
@@ -198,6 +199,20 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
     return mounts
 
 
+# Where Kubernetes mounts a pod's ServiceAccount token. Its ServiceAccount admission plugin adds that
+# mount to every container that has none at this path, our init container too (the API server runs
+# it again after the mutating webhooks), unless the pod opts out. prepare needs no API access: an
+# empty read-only volume at the path keeps the pod's token out of the container.
+SERVICE_ACCOUNT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume and the init container's mount that keep the pod's token out of it."""
+    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": "1Ki"}}
+    mount = {"name": VOLUME_NO_TOKEN, "mountPath": SERVICE_ACCOUNT_TOKEN_PATH, "readOnly": True}
+    return volume, mount
+
+
 def init_security(settings: Settings, pod_security: dict[str, Any]) -> dict[str, Any]:
     """The init container's securityContext: hardened, running as the operator's user.
 
@@ -231,7 +246,7 @@ def build_init_container(
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
-        "volumeMounts": build_mounts(mount_path, scratch),
+        "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
         "securityContext": init_security(settings, pod_security),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -276,7 +291,7 @@ def desired_pod(
     _check_mount_path(mount_path, containers)
     claim = get_claim_name(cache["metadata"]["name"], spec)
     volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
-    pod_spec["volumes"] = volumes + build_volumes(claim, scratch)
+    pod_spec["volumes"] = [*volumes, *build_volumes(claim, scratch), token_guard()[0]]
     init = build_init_container(
         settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}
     )

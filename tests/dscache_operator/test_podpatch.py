@@ -131,7 +131,11 @@ def test_reinjection_with_another_scratch_replaces_ours_only() -> None:
     changed = copy.deepcopy(once)
     changed["metadata"]["annotations"]["dscache.io/scratch"] = "none"
     again = inject(changed)
-    assert [v["name"] for v in again["spec"]["volumes"]] == ["dscache-cache", "dscache-links"]
+    assert [v["name"] for v in again["spec"]["volumes"]] == [
+        "dscache-cache",
+        "dscache-links",
+        "dscache-no-token",
+    ]
     assert len(again["spec"]["initContainers"]) == 1
     assert "--scratch" not in again["spec"]["initContainers"][0]["args"]
     assert [m["name"] for m in again["spec"]["containers"][1]["volumeMounts"]] == [

@@ -93,12 +93,21 @@ def test_an_allowed_directory_is_mounted_in_its_normal_form() -> None:
 
 
 def test_the_injected_init_container_gets_no_token_no_env_and_only_our_volumes() -> None:
-    """Whatever the pod's ServiceAccount, the API server's token volume is never mounted into it."""
+    """Kubernetes mounts the pod's token into every container without a mount at its path, also into
+    ours after the webhook: an empty read-only volume takes that path in the init container only."""
     p = pod("hostPath:/mnt/nvme/dscache")
     p["spec"]["serviceAccountName"] = "trainer"
-    token_mount = {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
-    p["spec"]["containers"][0]["volumeMounts"] = [token_mount]
-    [init] = inject(p)["spec"]["initContainers"]
-    assert [m["name"] for m in init["volumeMounts"]] == ["dscache-cache", "dscache-links", "dscache-scratch"]
-    assert all(not m["mountPath"].startswith("/var/run/secrets") for m in init["volumeMounts"])
+    out = inject(p)
+    [init] = out["spec"]["initContainers"]
+    assert [(m["name"], m["mountPath"]) for m in init["volumeMounts"]] == [
+        ("dscache-cache", "/var/lib/dscache/cache"),
+        ("dscache-links", "/dscache"),
+        ("dscache-scratch", "/var/lib/dscache/scratch"),
+        ("dscache-no-token", "/var/run/secrets/kubernetes.io/serviceaccount"),
+    ]
+    assert init["volumeMounts"][-1]["readOnly"] is True
+    volumes = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert volumes["dscache-no-token"] == {"name": "dscache-no-token", "emptyDir": {"sizeLimit": "1Ki"}}
     assert "env" not in init and "envFrom" not in init
+    [main] = out["spec"]["containers"]
+    assert "dscache-no-token" not in [m["name"] for m in main["volumeMounts"]]  # the workload's choice
