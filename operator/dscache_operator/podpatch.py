@@ -200,9 +200,10 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
 
 
 # Where Kubernetes mounts a pod's ServiceAccount token. Its ServiceAccount admission plugin adds that
-# mount to every container that has none at this path, our init container too (the API server runs
-# it again after the mutating webhooks), unless the pod opts out. prepare needs no API access: an
-# empty read-only volume at the path keeps the pod's token out of the container.
+# mount to every container that has none at this path, unless the pod opts out; when a webhook changes
+# a pod the API server runs its built-in mutating plugins again, so our init container would get the
+# token too (seen on the test bed: tests/cluster/test_trust.py). prepare needs no API access: an empty
+# read-only volume at the path keeps the pod's token out of the init container.
 SERVICE_ACCOUNT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
