@@ -77,6 +77,7 @@ class Bench:
         self.kubeconfig = state.kubeconfig
         self.kube = Kube(root, "admin", state.ports["apiserver"])
         self.ns = f"dscache-bench-{uuid.uuid4().hex[:6]}"
+        self.host_scratch = f"/dscache-bench/{self.ns}/scratch"  # the one host dir the operator allows
         self.server = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
 
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
@@ -100,6 +101,7 @@ class Bench:
             "dscache-operator", "run", "--namespace", self.ns, "--image", IMAGE,
             "--installer-api-url", self.server, "--peering", self.ns, "--liveness", "",
             "--metrics-port", "0", "--webhook-dev", "--webhook-port", str(free_port()),
+            "--scratch-host-path", self.host_scratch,
         ]  # fmt: skip
         log = (self.work / "operator.log").open("ab")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -232,7 +234,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dscache-bench-pods-") as tmp:
         bench = Bench(root, Path(tmp), args.files)
         remote = bench.publish()
-        host_scratch = f"/dscache-bench/{bench.ns}/scratch"
+        host_scratch = bench.host_scratch
         host_dir = root / "hostpath" / host_scratch.lstrip("/")  # where the bed keeps that hostPath
         results: dict[str, Any] = {"pods": args.pods, "files": args.files + 2}
         try:

@@ -9,7 +9,7 @@ from dscache_operator import names
 from dscache_operator.kubeapi import KubeApi, dsc_path
 from dscache_operator.podpatch import Denied, JsonPatch, build_patch
 from dscache_operator.settings import Settings
-from dscache_operator.validation import find_claim_conflict
+from dscache_operator.validation import cluster_refusal, find_claim_conflict
 
 
 def readiness_warning(cache: dict[str, Any], settings: Settings) -> str | None:
@@ -64,6 +64,9 @@ class Admission:
             spec = parse_spec(cache.get("spec"))
         except SpecError as err:
             raise Denied(str(err)) from None
+        refused = cluster_refusal(spec, self.settings)
+        if refused is not None:
+            raise Denied(refused)
         others = await self.kube.list(dsc_path(meta["namespace"]))
         conflict = find_claim_conflict(meta["name"], spec, others)
         if conflict:

@@ -27,13 +27,16 @@ from dscache.api.resource import (
     SHORT_NAMES,
     SINGULAR,
 )
-from dscache.api.spec import K8S_NAME_PATTERN, QUANTITY_PATTERN, DatasetCacheSpec
+from dscache.api.spec import FILE_SOURCE_IN_CLUSTER, K8S_NAME_PATTERN, QUANTITY_PATTERN, DatasetCacheSpec
 from dscache.api.status import DatasetCacheStatus
+from dscache.api.syspaths import MOUNT_PATH_FORM, REFUSED_MOUNT_PATH, SYSTEM_DIRS
+from dscache.api.unsafeenv import REFUSED_PATTERN
 
 # Bounds the model leaves open; the API server needs them to bound the cost of the CEL rules.
 MAX_DATA_TYPES = 64
 MAX_SOURCES = 256
 MAX_STRING = 1024
+MAX_ENV_NAME = 128  # the CEL rule over envNames values matches a long pattern: its cost grows with both
 
 # CEL rules per schema path (dotted, under spec), with the message the API server returns.
 _RULES: dict[str, list[tuple[str, str]]] = {
@@ -58,6 +61,22 @@ _RULES: dict[str, list[tuple[str, str]]] = {
         (
             "[has(self.s3), has(self.huggingFace), has(self.http), has(self.file)].filter(x, x).size() == 1",
             "exactly one of s3, huggingFace, http, file must be set",
+        ),
+        ("!has(self.file)", FILE_SOURCE_IN_CLUSTER.removeprefix("spec.source.")),
+    ],
+    "envNames.*": [
+        (
+            f"!self.matches('{REFUSED_PATTERN}')",
+            "this variable would let the cache's source decide which code, programs or certificate "
+            "authorities every pod of the cache loads (the dynamic loader's LD_*, PATH, HOME, PYTHON*, "
+            "SSL_* and more: see dscache's docs/threat-model.md)",
+        )
+    ],
+    "mountPath": [
+        (
+            f"!self.matches('{REFUSED_MOUNT_PATH}')",
+            "mountPath may not be, lie under or contain a system directory "
+            f"({', '.join(SYSTEM_DIRS)}): the cache's links would replace what programs load from there",
         )
     ],
     "volume": [
@@ -88,7 +107,8 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "source.s3.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "source.huggingFace.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "envNames": {"maxProperties": MAX_DATA_TYPES * 4},
-    "envNames.*": {"pattern": ENV_NAME_PATTERN},
+    "envNames.*": {"pattern": ENV_NAME_PATTERN, "maxLength": MAX_ENV_NAME},
+    "mountPath": {"pattern": MOUNT_PATH_FORM},
     "linkStrategy": {"maxProperties": MAX_DATA_TYPES},
     "scratch.sizeLimit": {"pattern": QUANTITY_PATTERN},
 }

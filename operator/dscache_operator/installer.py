@@ -1,4 +1,18 @@
-"""Pure builders of the installer: its manifest ConfigMap, its Job, and its narrow RBAC."""
+"""Pure builders of the installer: its manifest ConfigMap, its Job, and its narrow RBAC.
+
+Only the install container holds an API credential, for its status reports: a token of the Job's own
+ServiceAccount (allowed to patch this one resource's status), projected at `INSTALLER_TOKEN_DIR` with
+the cluster CA, valid for `TOKEN_SECONDS` (the shortest the API allows; the kubelet renews it at 80% of
+that) and bound to the pod, so it dies with it. The pod sets `automountServiceAccountToken: false`:
+neither the gc container nor anything the installer runs gets the default, year-long token.
+
+The token is for the API server's own audience (the projected source names none): its one consumer
+is the API server, which accepts only audiences given by `--api-audiences` (by default the issuer).
+A dscache audience would need every cluster's admin to add it there, which managed control planes
+(EKS, GKE, AKS) do not allow, and it would narrow nothing: any service that accepts tokens for the
+API server's audience would accept that one too, once added. What keeps the token small is the rest:
+one container, ten minutes, bound to the pod, RBAC for one status subresource.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from dscache.api.resource import API_GROUP, GROUP_VERSION, KIND, PLURAL
+from dscache.api.resource import API_GROUP, GROUP_VERSION, INSTALLER_TOKEN_DIR, KIND, PLURAL
 from dscache.api.spec import DatasetCacheSpec
 from dscache_operator import names
 from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args
@@ -18,6 +32,22 @@ SECRET_KEYS = {
     "s3": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
     "huggingFace": ("HF_TOKEN",),
 }
+
+TOKEN_VOLUME = "api-token"
+TOKEN_SECONDS = 600
+
+
+def token_volume() -> dict[str, Any]:
+    """The install container's credentials: a short-lived token and the cluster CA (kube-root-ca.crt)."""
+    return {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_SECONDS}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            ]
+        },
+    }
 
 
 def spec_hash(spec: DatasetCacheSpec) -> str:
@@ -92,7 +122,10 @@ def build_installer_job(
         "install",
         install_args,
         env=[*api_env, *secret_env(spec)],
-        mounts=[{"name": "manifest", "mountPath": names.MANIFEST_DIR, "readOnly": True}],
+        mounts=[
+            {"name": "manifest", "mountPath": names.MANIFEST_DIR, "readOnly": True},
+            {"name": TOKEN_VOLUME, "mountPath": INSTALLER_TOKEN_DIR, "readOnly": True},
+        ],
         resources=spec.install.resources,
     )
     gc_args = ["gc", "--cache", names.CACHE_MOUNT, "--keep", str(spec.retention.keep), "--json"]
@@ -113,9 +146,10 @@ def build_installer_job(
                 "metadata": {"labels": pod_labels},
                 "spec": {
                     "serviceAccountName": names.installer_account_name(meta["name"]),
+                    "automountServiceAccountToken": False,
                     "restartPolicy": "Never",
                     "securityContext": pod_security(settings),
-                    "volumes": job_volumes(claim, job_name),
+                    "volumes": [*job_volumes(claim, job_name), token_volume()],
                     "initContainers": [install],
                     "containers": [gc],
                 },
@@ -125,7 +159,8 @@ def build_installer_job(
 
 
 def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding: patch the status of this one DatasetCache, nothing else."""
+    """ServiceAccount (no automounted token), Role and RoleBinding: patch the status of this one
+    DatasetCache, nothing else."""
     name = names.installer_account_name(body["metadata"]["name"])
     meta = object_meta(body, name, names.COMPONENT_INSTALLER, claim)
     rule = {
@@ -135,7 +170,12 @@ def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any
         "verbs": ["get", "patch"],
     }
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta,
+            "automountServiceAccountToken": False,
+        },
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": [rule]},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -9,6 +9,7 @@ scratch at the same paths as the init container, because the links are relative 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from dscache.api.names import NameError_, VersionKey, parse_version_arg, version
 from dscache.api.sizes import parse_size
 from dscache.api.spec import DatasetCacheSpec, Scratch
 from dscache_operator import names
+from dscache_operator.hostpaths import HostPathError, check_host_path
 from dscache_operator.objects import CONTAINER_SECURITY
 from dscache_operator.settings import Settings
 from dscache_operator.volume import get_claim_name
@@ -26,7 +28,8 @@ INIT_CONTAINER = "dscache-prepare"
 VOLUME_CACHE = "dscache-cache"
 VOLUME_LINKS = "dscache-links"
 VOLUME_SCRATCH = "dscache-scratch"
-OUR_VOLUMES = (VOLUME_CACHE, VOLUME_LINKS, VOLUME_SCRATCH)
+VOLUME_NO_TOKEN = "dscache-no-token"
+OUR_VOLUMES = (VOLUME_CACHE, VOLUME_LINKS, VOLUME_SCRATCH, VOLUME_NO_TOKEN)
 VOLUME_ROOT = "/var/lib/dscache"
 CACHE_PATH = f"{VOLUME_ROOT}/cache"
 SCRATCH_PATH = f"{VOLUME_ROOT}/scratch"
@@ -74,6 +77,24 @@ def parse_scratch(value: str | None, default: Scratch) -> ScratchChoice:
             raise Denied(f"{where}: the host path must be absolute")
         return ScratchChoice("hostPath", host_path=path, max_bytes=host.max_bytes if host else None)
     raise Denied(f"{where}: use none, emptyDir[:SIZE] or hostPath[:/DIR]")
+
+
+def allowed_host_scratch(
+    scratch: ScratchChoice, annotation: str | None, cache_name: str, settings: Settings
+) -> ScratchChoice:
+    """`scratch` with its host path in normal form if the admin allows it; raises Denied naming where
+    the path came from (the pod's annotation or the DatasetCache). Other modes pass unchanged."""
+    if scratch.mode != "hostPath" or scratch.host_path is None:
+        return scratch
+    if annotation is not None and annotation.strip().partition(":")[2]:
+        where = f"annotation {names.ANNOTATION_SCRATCH}={annotation!r}"
+    else:
+        where = f"DatasetCache {cache_name} spec.scratch.hostPath.path"
+    try:
+        path = check_host_path(scratch.host_path, settings.scratch_host_paths)
+    except HostPathError as err:
+        raise Denied(f"{where}: {err}") from None
+    return dataclasses.replace(scratch, host_path=path)
 
 
 def parse_pins(value: str | None) -> list[VersionKey]:
@@ -178,6 +199,21 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
     return mounts
 
 
+# Where Kubernetes mounts a pod's ServiceAccount token. Its ServiceAccount admission plugin adds that
+# mount to every container that has none at this path, unless the pod opts out; when a webhook changes
+# a pod the API server runs its built-in mutating plugins again, so our init container would get the
+# token too (seen on the test bed: tests/cluster/test_trust.py). prepare needs no API access: an empty
+# read-only volume at the path keeps the pod's token out of the init container.
+SERVICE_ACCOUNT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume and the init container's mount that keep the pod's token out of it."""
+    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": "1Ki"}}
+    mount = {"name": VOLUME_NO_TOKEN, "mountPath": SERVICE_ACCOUNT_TOKEN_PATH, "readOnly": True}
+    return volume, mount
+
+
 def init_security(settings: Settings, pod_security: dict[str, Any]) -> dict[str, Any]:
     """The init container's securityContext: hardened, running as the operator's user.
 
@@ -211,7 +247,7 @@ def build_init_container(
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
-        "volumeMounts": build_mounts(mount_path, scratch),
+        "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
         "securityContext": init_security(settings, pod_security),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -245,6 +281,9 @@ def desired_pod(
     """The pod with dscache injected (raises Denied); a pure, idempotent function of its inputs."""
     annotations = pod.get("metadata", {}).get("annotations") or {}
     scratch = parse_scratch(annotations.get(names.ANNOTATION_SCRATCH), spec.scratch)
+    scratch = allowed_host_scratch(
+        scratch, annotations.get(names.ANNOTATION_SCRATCH), cache["metadata"]["name"], settings
+    )
     resolution = resolve(cache, spec, parse_pins(annotations.get(names.ANNOTATION_VERSIONS)))
     mount_path = spec.mount_path.rstrip("/") or "/"
     new = copy.deepcopy(pod)
@@ -253,7 +292,7 @@ def desired_pod(
     _check_mount_path(mount_path, containers)
     claim = get_claim_name(cache["metadata"]["name"], spec)
     volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
-    pod_spec["volumes"] = volumes + build_volumes(claim, scratch)
+    pod_spec["volumes"] = [*volumes, *build_volumes(claim, scratch), token_guard()[0]]
     init = build_init_container(
         settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}
     )

@@ -30,6 +30,7 @@ from dscache_operator.status import (
     get_job_state,
     get_versions_in_use,
 )
+from dscache_operator.validation import cluster_refusal
 from dscache_operator.volume import build_pvc, get_claim_name
 
 log = logging.getLogger("dscache_operator")
@@ -100,6 +101,10 @@ class Reconciler:
             await self._set_phase(
                 body, Phase("Failed", "InvalidSpec", "spec.volume is required in a cluster")
             )
+            return
+        refused = cluster_refusal(spec, self.settings)
+        if refused is not None:  # the webhook refuses it too, unless it was off when this was stored
+            await self._set_phase(body, Phase("Failed", "InvalidSpec", refused))
             return
         claim = get_claim_name(name, spec)
         digest = spec_hash(spec)

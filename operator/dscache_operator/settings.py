@@ -17,9 +17,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from dscache import __version__
+from dscache_operator.hostpaths import HostPathError, admin_dir
 
 DEFAULT_IMAGE = f"ghcr.io/dscache/dscache:{__version__}"
 ENV_PREFIX = "DSCACHE_OPERATOR_"
@@ -60,6 +69,13 @@ def _number_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+def _host_dir(value: str) -> str:
+    try:
+        return admin_dir(value)
+    except HostPathError as err:
+        raise ValueError(str(err)) from None
+
+
 def _default_prepare_resources() -> dict[Literal["requests", "limits"], dict[str, str]]:
     return {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
 
@@ -67,6 +83,7 @@ def _default_prepare_resources() -> dict[Literal["requests", "limits"], dict[str
 OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text)]
 Namespace = Annotated[str, Field(pattern=DNS_LABEL)]
+HostDir = Annotated[str, AfterValidator(_host_dir)]
 
 
 class _Model(BaseModel):
@@ -143,6 +160,14 @@ class Settings(_Model):
     ] = Field(
         default_factory=_default_prepare_resources,
         description="resources of the injected init container, as JSON ('{}' for none)",
+    )
+    # Host directories pods may use as hostPath scratch, exactly (hostpaths.py, docs/threat-model.md).
+    scratch_host_paths: Annotated[
+        tuple[HostDir, ...], Flag("scratch_host_path"), BeforeValidator(_split_commas)
+    ] = Field(
+        (),
+        description="a host directory pods may use as hostPath scratch, exactly, not paths below it "
+        "(repeatable; comma-separated in the variable; none: hostPath scratch is refused)",
     )
     verbose: bool = Field(False, description="debug logging")
     webhook: WebhookSettings = Field(

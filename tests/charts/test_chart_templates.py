@@ -124,6 +124,12 @@ def test_pull_policy_and_user_reach_installer_and_cleanup_jobs_and_init_containe
     )
 
 
+def test_scratch_host_paths_reach_the_operator_and_no_host_path_is_allowed_by_default() -> None:
+    assert _operator_settings(render()).scratch_host_paths == ()
+    objects = render({"scratch.hostPaths[0]": "/mnt/nvme/dscache", "scratch.hostPaths[1]": "/scratch"})
+    assert _operator_settings(objects).scratch_host_paths == ("/mnt/nvme/dscache", "/scratch")
+
+
 def _labels_ok(obj: dict[str, Any]) -> bool:
     labels: dict[str, str] = obj["metadata"].get("labels", {})
     return {
@@ -408,6 +414,8 @@ def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
         ({"operator.replicas": "2"}, "additional properties 'replicas' not allowed"),
         ({"metrics.serviceMonitor.interval": "often"}, "at '/metrics/serviceMonitor/interval'"),
         ({"webhook.certManager.issuerRef.kind": "Vault"}, "at '/webhook/certManager/issuerRef/kind'"),
+        ({"scratch.hostPaths[0]": "/mnt/../etc"}, "at '/scratch/hostPaths/0'"),
+        ({"scratch.hostPaths[0]": "/"}, "at '/scratch/hostPaths/0'"),
     ],
 )
 def test_schema_rejects_bad_values_with_a_clear_message(values: dict[str, str], message: str) -> None:

@@ -77,7 +77,18 @@ def webhook_operator(
     testbed: Testbed, namespace: str, start_operator: opf.OperatorFactory
 ) -> Iterator[opf.Operator]:
     """The operator in dev mode: generated CA, URL webhook configurations named after its peering."""
-    op = start_operator("--webhook-dev", "--webhook-port", str(opf.free_port()), "--prepare-wait", "120")
+    op = start_operator(
+        "--webhook-dev",
+        "--webhook-port",
+        str(opf.free_port()),
+        "--prepare-wait",
+        "120",
+        # the host directories the hostPath scratch tests use, as an admin would allow them
+        "--scratch-host-path",
+        f"/dscache-test/{namespace}/scratch",
+        "--scratch-host-path",
+        f"/dscache-test/{namespace}/nvme",
+    )
     wait_webhook(testbed, namespace)
     yield op
     op.stop()

@@ -94,3 +94,50 @@ def test_validation_refuses_an_invalid_spec_with_the_field() -> None:
     bad = cache("bad", envNames={"objects/other": "X"})
     with pytest.raises(Denied, match="envNames names 'objects/other'"):
         asyncio.run(admission(bad).validate_cache(bad, None))
+
+
+def _validate(new: dict[str, Any], **settings: Any) -> tuple[str, FakeKube]:
+    """The validating webhook's refusal of `new` (it must refuse), and the API it had."""
+    kube = FakeKube()
+    with pytest.raises(Denied) as err:
+        asyncio.run(Admission(as_api(kube), Settings(**settings)).validate_cache(new, None))
+    return str(err.value), kube
+
+
+def test_validation_refuses_a_file_source_aimed_at_the_installers_token_and_writes_nothing() -> None:
+    new = cache("steal", source={"file": {"path": "/var/run/secrets/kubernetes.io/serviceaccount"}})
+    message, kube = _validate(new)
+    assert message.startswith("spec.source.file is for laptops and CI")
+    assert "installer Job would copy whatever its own container can read" in message
+    assert kube.writes == [] and kube.events == []
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/etc", "/etc is not a host directory this cluster allows for scratch"),
+        ("/mnt/nvme/../../etc", "'/mnt/nvme/../../etc' has a '..' segment"),
+        ("/mnt/nvme/escape", "only the listed directories themselves are, not paths below them"),
+    ],
+)
+def test_validation_refuses_host_scratch_outside_the_admins_directories(path: str, reason: str) -> None:
+    new = cache("hostile", scratch={"mode": "hostPath", "hostPath": {"path": path}})
+    message, kube = _validate(new, scratch_host_paths=("/mnt/nvme",))
+    assert message.startswith("spec.scratch.hostPath.path: ") and reason in message
+    assert kube.writes == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("envNames", {"objects/thor": "LD_PRELOAD"}, "objects/thor: LD_PRELOAD is not allowed"),
+        ("mountPath", "/usr", "'/usr' is the system directory /usr"),
+    ],
+)
+def test_validation_refuses_what_the_crd_refuses_when_an_older_crd_let_it_through(
+    field: str, value: Any, reason: str
+) -> None:
+    """Helm never upgrades a CRD: the webhook refuses these on its own."""
+    message, kube = _validate(cache("old-crd", **{field: value}))
+    assert message.startswith(f"spec.{field}: {reason}")
+    assert kube.writes == []

@@ -31,3 +31,10 @@ def test_cleanup_job_pulls_and_runs_as_the_settings_say() -> None:
     assert pod["securityContext"] == POD_SECURITY
     [release] = pod["containers"]
     assert release["imagePullPolicy"] == "Always" and release["image"] == "registry.example/dscache:1.2.3"
+
+
+def test_cleanup_job_mounts_no_token_of_any_kind() -> None:
+    pod = build_cleanup_job(BODY, SETTINGS, claim="shared", in_use=[])["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["cache", "tmp"]
+    [release] = pod["containers"]
+    assert all(not m["mountPath"].startswith("/var/run/secrets") for m in release["volumeMounts"])

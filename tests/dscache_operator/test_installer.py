@@ -111,3 +111,32 @@ def test_installer_rbac_allows_only_this_resources_status() -> None:
         {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "ml"}
     ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_only_the_install_container_gets_a_token_short_lived_and_for_the_api_server() -> None:
+    pod = _job()["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # no default, year-long token anywhere
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["api-token"]["projected"]["sources"] == [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 600}},  # no audience: the API server's
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    ]
+    [install], [gc] = pod["initContainers"], pod["containers"]
+    assert {
+        "name": "api-token",
+        "mountPath": "/var/run/secrets/dscache.io/serviceaccount",
+        "readOnly": True,
+    } in (install["volumeMounts"])
+    assert [m["name"] for m in gc["volumeMounts"]] == ["cache", "tmp"]
+    sa, _, _ = build_installer_rbac(BODY, "c")
+    assert sa["automountServiceAccountToken"] is False
+
+
+def test_the_status_reporter_reads_the_token_where_the_job_mounts_it() -> None:
+    from dscache.install.kubestatus import StatusTarget
+
+    [install] = _job()["spec"]["template"]["spec"]["initContainers"]
+    [mount] = [m for m in install["volumeMounts"] if m["name"] == "api-token"]
+    target = StatusTarget("https://api", "ml", "objs")
+    assert str(target.token_path) == f"{mount['mountPath']}/token"
+    assert str(target.ca_path) == f"{mount['mountPath']}/ca.crt"

@@ -16,6 +16,7 @@ SETTINGS = Settings(
     image="registry.example/dscache:1.2.3",
     prepare_wait=600,
     prepare_resources={"requests": {"cpu": "50m"}},
+    scratch_host_paths=("/mnt/nvme", "/mnt/fast", "/scratch"),
 )
 SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "secretRef": {"name": "creds"}}},
@@ -130,7 +131,11 @@ def test_reinjection_with_another_scratch_replaces_ours_only() -> None:
     changed = copy.deepcopy(once)
     changed["metadata"]["annotations"]["dscache.io/scratch"] = "none"
     again = inject(changed)
-    assert [v["name"] for v in again["spec"]["volumes"]] == ["dscache-cache", "dscache-links"]
+    assert [v["name"] for v in again["spec"]["volumes"]] == [
+        "dscache-cache",
+        "dscache-links",
+        "dscache-no-token",
+    ]
     assert len(again["spec"]["initContainers"]) == 1
     assert "--scratch" not in again["spec"]["initContainers"][0]["args"]
     assert [m["name"] for m in again["spec"]["containers"][1]["volumeMounts"]] == [
@@ -288,7 +293,7 @@ def test_a_container_mount_at_the_mount_path_is_denied() -> None:
         inject(p)
 
 
-@pytest.mark.parametrize("path", ["/var/lib/dscache", "/var", "/var/lib/dscache/cache/x"])
+@pytest.mark.parametrize("path", ["/var/lib/dscache", "/var/lib", "/var/lib/dscache/cache/x"])
 def test_mount_path_over_our_volumes_is_denied(path: str) -> None:
     with pytest.raises(Denied, match="overlaps /var/lib/dscache"):
         inject(pod(), cache({**SPEC, "mountPath": path}))

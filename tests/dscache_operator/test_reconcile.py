@@ -277,6 +277,29 @@ def test_an_invalid_spec_fails_without_creating_anything() -> None:
     assert world.created() == [] and world.kube.events == []
 
 
+def test_a_file_source_stored_while_the_webhook_was_off_gets_no_installer() -> None:
+    """Aimed at the installer's own token: no Job, ConfigMap, RBAC or claim; only the refusal."""
+    token = {"file": {"path": "/var/run/secrets/kubernetes.io/serviceaccount"}}
+    world = World(claim(), cache(spec={**SPEC, "source": token}))
+    world.reconcile()
+    status = world.status()
+    assert status["phase"] == "Failed"
+    assert condition(status, "Ready") == ("False", "InvalidSpec")
+    assert status["message"].startswith("spec.source.file is for laptops and CI")
+    assert world.created() == [] and world.deleted() == [] and world.kube.events == []
+    assert [w.path for w in world.kube.writes] == [f"{dsc_path(NS, 'objs')}/status"]
+
+
+def test_host_scratch_the_admin_does_not_allow_gets_no_installer() -> None:
+    scratch = {"mode": "hostPath", "hostPath": {"path": "/etc"}}
+    world = World(claim(), cache(spec={**SPEC, "scratch": scratch}))
+    world.reconcile()
+    status = world.status()
+    assert (status["phase"], condition(status, "Ready")) == ("Failed", ("False", "InvalidSpec"))
+    assert status["message"].startswith("spec.scratch.hostPath.path: hostPath scratch is not allowed")
+    assert world.created() == []
+
+
 def test_a_spec_without_volume_fails_in_a_cluster() -> None:
     world = World(cache(spec={k: v for k, v in SPEC.items() if k != "volume"}))
     world.reconcile()

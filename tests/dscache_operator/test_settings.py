@@ -30,6 +30,11 @@ EVERY_VARIABLE: dict[str, tuple[str, tuple[str, ...], Any]] = {
         ("prepare_resources",),
         {"limits": {"cpu": "1", "memory": "2Gi"}},
     ),
+    "DSCACHE_OPERATOR_SCRATCH_HOST_PATH": (
+        "/mnt/nvme/dscache, /scratch",
+        ("scratch_host_paths",),
+        ("/mnt/nvme/dscache", "/scratch"),
+    ),
     "DSCACHE_OPERATOR_VERBOSE": ("true", ("verbose",), True),
     "DSCACHE_OPERATOR_WEBHOOK_CERT": ("/certs/tls.crt", ("webhook", "cert"), "/certs/tls.crt"),
     "DSCACHE_OPERATOR_WEBHOOK_KEY": ("/certs/tls.key", ("webhook", "key"), "/certs/tls.key"),
@@ -67,6 +72,7 @@ def test_defaults_live_in_the_model() -> None:
         metrics_port=9090,
         prepare_wait=3600,
         prepare_resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        scratch_host_paths=(),
         verbose=False,
         webhook=WebhookSettings(cert=None, key=None, dev=False, port=9443, addr="0.0.0.0", host="127.0.0.1"),
     )
@@ -77,8 +83,8 @@ def test_every_flag_has_its_variable(capsys: pytest.CaptureFixture[str]) -> None
     assert flags == [
         "--image", "--image-pull-policy", "--run-as-user", "--installer-api-url", "--namespace",
         "--peering", "--priority", "--standalone", "--liveness", "--metrics-port", "--prepare-wait",
-        "--prepare-resources", "--verbose", "--webhook-cert", "--webhook-key", "--webhook-dev",
-        "--webhook-port", "--webhook-addr", "--webhook-host",
+        "--prepare-resources", "--scratch-host-path", "--verbose", "--webhook-cert", "--webhook-key",
+        "--webhook-dev", "--webhook-port", "--webhook-addr", "--webhook-host",
     ]  # fmt: skip
     assert [o.env for o in OPTIONS] == list(EVERY_VARIABLE)
     with pytest.raises(SystemExit):
@@ -185,6 +191,21 @@ def test_unrelated_variables_are_ignored() -> None:
             "'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'",
         ),
         (
+            {"DSCACHE_OPERATOR_SCRATCH_HOST_PATH": "/mnt/nvme,/mnt/../etc"},
+            "DSCACHE_OPERATOR_SCRATCH_HOST_PATH item '/mnt/../etc': '/mnt/../etc' has a '..' segment: "
+            "paths are compared as written, and '..' is resolved after symlinks, so it could lead anywhere",
+        ),
+        (
+            {"DSCACHE_OPERATOR_SCRATCH_HOST_PATH": "/"},
+            "DSCACHE_OPERATOR_SCRATCH_HOST_PATH item '/': '/' overlaps /bin, which pods must never be able "
+            "to write",
+        ),
+        (
+            {"DSCACHE_OPERATOR_SCRATCH_HOST_PATH": "/var/lib/kubelet/scratch"},
+            "DSCACHE_OPERATOR_SCRATCH_HOST_PATH item '/var/lib/kubelet/scratch': '/var/lib/kubelet/scratch' "
+            "overlaps /var/lib/kubelet, which pods must never be able to write",
+        ),
+        (
             {"DSCACHE_OPERATOR_WEBHOOK_CERT": "/certs/tls.crt"},
             "--webhook-cert and --webhook-key go together (set: DSCACHE_OPERATOR_WEBHOOK_CERT)",
         ),
@@ -194,6 +215,12 @@ def test_a_bad_variable_is_refused_naming_it(env: dict[str, str], message: str) 
     with pytest.raises(SettingsError) as err:
         run_settings([], env)
     assert str(err.value) == message
+
+
+def test_scratch_host_paths_are_kept_in_normal_form() -> None:
+    """Requests are compared with the admin's directories as normal paths: the spelling must not matter."""
+    settings = run_settings(["--scratch-host-path", "/mnt//nvme/./dscache/", "--scratch-host-path", "/x"])
+    assert settings.scratch_host_paths == ("/mnt/nvme/dscache", "/x")
 
 
 def test_a_bad_flag_is_refused_naming_it() -> None:

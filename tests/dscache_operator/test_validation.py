@@ -1,11 +1,15 @@
-"""The DatasetCache validating webhook's decision: one source per dataType/source on a claim."""
+"""The DatasetCache validating webhook's decisions: one source per dataType/source on a claim, and
+what a cluster refuses whatever the claim holds (tried as an attacker would)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from dscache.api.spec import parse_spec
-from dscache_operator.validation import find_claim_conflict
+from dscache_operator.settings import Settings
+from dscache_operator.validation import cluster_refusal, find_claim_conflict
 
 
 def body(name: str, prefix: str = "data", claim: str = "shared", **extra: Any) -> dict[str, Any]:
@@ -57,3 +61,71 @@ def test_http_credentials_never_appear_in_the_message() -> None:
     old["spec"]["source"] = {"http": {"url": "https://user:secret@data.example/x?token=abc"}}
     message = conflict(body("new"), old)
     assert message is not None and "secret" not in message and "abc" not in message
+
+
+# --- What a cluster refuses whatever the claim holds (cluster_refusal) ------------------------------
+
+ALLOWED = Settings(scratch_host_paths=("/mnt/nvme/dscache", "/scratch"))
+
+
+def refusal(spec_patch: dict[str, Any], settings: Settings = ALLOWED) -> str | None:
+    return cluster_refusal(parse_spec(body("c", **spec_patch)["spec"]), settings)
+
+
+def host_scratch(path: str) -> dict[str, Any]:
+    return {"scratch": {"mode": "hostPath", "hostPath": {"path": path}}}
+
+
+def test_a_file_source_aimed_at_the_installers_token_is_refused_as_laptop_only() -> None:
+    token = {"source": {"file": {"path": "/var/run/secrets/kubernetes.io/serviceaccount"}}}
+    assert refusal(token) == (
+        "spec.source.file is for laptops and CI (`dscache install` on a machine that has the directory): "
+        "in a cluster the installer Job would copy whatever its own container can read, such as its "
+        "credentials, into the cache, where every pod that uses the cache can read it; publish the "
+        "directory to s3, huggingFace or http and use that source"
+    )
+
+
+def test_any_file_source_is_refused_in_a_cluster() -> None:
+    assert refusal({"source": {"file": {"path": "/data/datasets"}}}) is not None
+
+
+def test_host_scratch_outside_the_admins_directories_is_refused_naming_them() -> None:
+    assert refusal(host_scratch("/etc")) == (
+        "spec.scratch.hostPath.path: /etc is not a host directory this cluster allows for scratch (the "
+        "chart value scratch.hostPaths: /mnt/nvme/dscache, /scratch): a host directory is mounted writable "
+        "into every pod that uses it"
+    )
+
+
+def test_host_scratch_leaving_an_allowed_directory_by_dotdot_is_refused() -> None:
+    message = refusal(host_scratch("/mnt/nvme/dscache/../../../etc"))
+    assert message is not None
+    assert message.startswith(
+        "spec.scratch.hostPath.path: '/mnt/nvme/dscache/../../../etc' has a '..' segment"
+    )
+
+
+def test_host_scratch_below_an_allowed_directory_is_refused_a_symlink_there_could_lead_anywhere() -> None:
+    """A pod that uses /scratch can create /scratch/escape -> /etc on the node; admission cannot see it."""
+    message = refusal(host_scratch("/scratch/escape"))
+    assert message is not None
+    assert "/scratch/escape is not a host directory this cluster allows" in message
+    assert "only the listed directories themselves are, not paths below them" in message
+
+
+def test_host_scratch_is_refused_when_the_admin_allows_none() -> None:
+    assert refusal(host_scratch("/mnt/nvme/dscache"), Settings()) == (
+        "spec.scratch.hostPath.path: hostPath scratch is not allowed in this cluster: the admin allows no "
+        "host directory (the chart value scratch.hostPaths); use emptyDir or none"
+    )
+
+
+@pytest.mark.parametrize("path", ["/mnt/nvme/dscache", "/mnt//nvme/dscache/", "/scratch/."])
+def test_host_scratch_in_an_allowed_directory_however_spelled_is_fine(path: str) -> None:
+    assert refusal(host_scratch(path)) is None
+
+
+def test_ordinary_specs_pass() -> None:
+    assert refusal({}) is None
+    assert refusal({"scratch": {"mode": "emptyDir"}}, Settings()) is None

@@ -3,7 +3,9 @@
 `DSCACHE_ROOT` is the links directory; each source gets the name the spec gives it (`envNames`), else
 `DSCACHE_<DT>_<SRC>` upper-cased with every character other than A-Z and 0-9 replaced by `_`
 (`objects/thor` -> `DSCACHE_OBJECTS_THOR`). The values are the stable link paths `<root>/<dt>/<src>`,
-never version paths, so they survive a version switch. Standard library only (`prepare` imports it).
+never version paths, so they survive a version switch. A name that changes how programs load code
+(`dscache.api.unsafeenv`) is refused here too, for specs and refs written before that rule. Standard
+library only (`prepare` imports it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import PurePath
 
 from dscache.api.names import VersionKey
+from dscache.api.unsafeenv import refusal
 from dscache.errors import InvalidInputError
 
 ROOT_VAR = "DSCACHE_ROOT"
@@ -33,13 +36,16 @@ def derived_name(key: VersionKey) -> str:
 def build_env(root: PurePath, sources: Iterable[tuple[VersionKey, str | None]]) -> dict[str, str]:
     """Variable -> path for `(version, name from envNames or None)` pairs, `DSCACHE_ROOT` first.
 
-    Raises EnvNameError on an invalid name or two sources with one name.
+    Raises EnvNameError on an invalid or refused name, or two sources with one name.
     """
     env = {ROOT_VAR: str(root)}
     for key, explicit in sources:
         name = explicit or derived_name(key)
         if not _ENV_NAME.match(name):
             raise EnvNameError(f"{key}: {name!r} is not a valid environment variable name")
+        refused = refusal(name)
+        if refused is not None:
+            raise EnvNameError(f"{key}: {refused}")
         if name in env:
             raise EnvNameError(f"{key}: environment variable {name} is already used; name it in the spec")
         env[name] = str(root / key.data_type / key.source)

@@ -1,4 +1,5 @@
-"""The DatasetCache resource's identity: API group, version, kind, plural and short names.
+"""The DatasetCache resource's identity: API group, version, kind, plural and short names, and where
+the installer finds its credentials to report the resource's status.
 
 Standard library only, so the installer's status reporter and the operator's API paths use it without
 loading the models (`dscache.api.spec`, `dscache.api.status`).
@@ -15,6 +16,10 @@ PLURAL = "datasetcaches"
 SINGULAR = "datasetcache"
 SHORT_NAMES = ("dsc",)
 CATEGORIES = ("dscache",)
+# Where the installer Job's install container finds its API credentials: a short-lived projected
+# service-account token (`token`) and the cluster's CA (`ca.crt`). The operator mounts them there and
+# nowhere else; the installer's status reporter reads them from there.
+INSTALLER_TOKEN_DIR = "/var/run/secrets/dscache.io/serviceaccount"
 
 
 def resource_path(namespace: str, name: str = "", subresource: str = "") -> str:

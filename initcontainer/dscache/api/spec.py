@@ -15,6 +15,8 @@ from pydantic.alias_generators import to_camel
 
 from dscache.api.envnames import ENV_NAME_PATTERN
 from dscache.api.names import check_segment, check_source
+from dscache.api.syspaths import mount_path_refusal
+from dscache.api.unsafeenv import refusal as env_name_refusal
 from dscache.api.urls import display_url
 from dscache.errors import InvalidInputError
 
@@ -74,8 +76,18 @@ class HttpSource(_Model):
     url: str = Field(description="Base URL.", pattern=r"^https?://")
 
 
+# A cluster refuses `file` sources (the CRD, the validating webhook and the operator; `dscache install`
+# on a laptop or in CI accepts them): see docs/threat-model.md.
+FILE_SOURCE_IN_CLUSTER = (
+    "spec.source.file is for laptops and CI (`dscache install` on a machine that has the directory): in "
+    "a cluster the installer Job would copy whatever its own container can read, such as its credentials, "
+    "into the cache, where every pod that uses the cache can read it; publish the directory to s3, "
+    "huggingFace or http and use that source"
+)
+
+
 class FileSource(_Model):
-    """A local directory (laptop and CI use)."""
+    """A local directory (laptop and CI use; refused in a cluster)."""
 
     path: str = Field(description="Absolute path of the directory.", pattern=r"^/")
 
@@ -217,7 +229,11 @@ class DatasetCacheSpec(_Model):
     env_names: dict[str, str] = Field(
         default_factory=dict, description="Environment variable name per 'dataType/source'."
     )
-    mount_path: str = Field("/dscache", description="Where pods see the linked data.", pattern=r"^/")
+    mount_path: str = Field(
+        "/dscache",
+        description="Where pods see the linked data: an absolute path that is not, under or above a system "
+        "directory (/bin, /etc, /usr, /var/run...).",
+    )
 
     @field_validator("versions")
     @classmethod
@@ -237,6 +253,17 @@ class DatasetCacheSpec(_Model):
         for slot, name in v.items():
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} (for {slot!r}) is not a valid environment variable name")
+            refused = env_name_refusal(name)
+            if refused is not None:
+                raise ValueError(f"{slot}: {refused}")
+        return v
+
+    @field_validator("mount_path")
+    @classmethod
+    def _mount_path(cls, v: str) -> str:
+        refused = mount_path_refusal(v)
+        if refused is not None:
+            raise ValueError(refused)
         return v
 
     @model_validator(mode="after")

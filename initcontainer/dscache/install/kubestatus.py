@@ -1,7 +1,10 @@
 """Report install progress into the DatasetCache's status, from inside the installer Job.
 
 A Sink that PATCHes `status.progress` (throttled) and, when done, `status.installed`/`size`, with the
-Job's ServiceAccount token (RBAC: patch on this one resource's status subresource, nothing else).
+Job's ServiceAccount token (RBAC: patch on this one resource's status subresource, nothing else). The
+token is the short-lived one the operator projects into the install container only
+(`INSTALLER_TOKEN_DIR`; the pod gets no default token), re-read for every request since the kubelet
+rotates it.
 Stdlib only: no kubernetes client in the data plane. Reporting is best effort: an unreachable API
 server never fails the install. On error the message goes to the termination log, where the operator
 reads it for `status.message`; install errors never contain credentials.
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dscache.api.names import NameError_, parse_version_arg
-from dscache.api.resource import resource_path
+from dscache.api.resource import INSTALLER_TOKEN_DIR, resource_path
 from dscache.api.sizes import format_size
 from dscache.api.status import DatasetCacheStatus, InstalledVersion, Progress
 from dscache.install.progress import Sink
@@ -32,7 +35,7 @@ from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
 
 API_URL_ENV = "DSCACHE_KUBE_API_URL"
-SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TOKEN_DIR = Path(INSTALLER_TOKEN_DIR)
 TERMINATION_LOG = Path("/dev/termination-log")
 
 
@@ -43,8 +46,8 @@ class StatusTarget:
     api_url: str
     namespace: str
     name: str
-    token_path: Path = SA_DIR / "token"
-    ca_path: Path = SA_DIR / "ca.crt"
+    token_path: Path = TOKEN_DIR / "token"
+    ca_path: Path = TOKEN_DIR / "ca.crt"
 
     @property
     def url(self) -> str:
