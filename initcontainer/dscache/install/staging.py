@@ -12,9 +12,9 @@ A partial file of a crashed or stopped attempt is resumed by copying it, never b
 appending to it: the attempt that wrote it may still hold it open (a stopped writer's worker), and
 an open file follows its inode through a rename, into `files/` and into the published version.
 `adopt_partial` takes the longest partial whose pin record names the object the listing names now,
-copies it into the new attempt's own partial (`shutil.copyfile`: in-kernel on Linux, a reflink or a
-server-side copy where the filesystem offers one) and removes every other attempt's partial of the
-item. The copy costs one read and one write of the partial, on resume only, against a download of it.
+copies it into the new attempt's own partial (`shutil.copyfile`, in-kernel with sendfile on Linux)
+and removes every other attempt's partial of the item. The copy costs one read and one write of the
+partial, on resume only, against a download of it.
 """
 
 from __future__ import annotations
