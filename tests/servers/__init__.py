@@ -3,6 +3,7 @@
 - `files.FileServer`: a Range-capable static server for a directory (plain HTTP remotes).
 - `hub.FakeHub`: the Hugging Face Hub endpoints huggingface_hub uses (info, tree, resolve, commits).
 - `s3.MotoS3`: moto's S3 server behind a fault-injecting proxy (boto3 over HTTP).
+- `proxy.FaultProxy`: that proxy, for any store whose server is not ours (the GCS and Azure emulators).
 Fixtures wrapping them live in tests/conftest.py.
 """
 

@@ -138,11 +138,11 @@ class Faults:
         return self.add(Fault("partial", path, method, times, after=size))
 
     def early(self, by: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
-        """Answer 206 with a range starting `by` bytes before the one asked (file servers only)."""
+        """Answer 206 with a range starting `by` bytes before the one asked (also through the proxy)."""
         return self.add(Fault("early", path, method, times, after=by))
 
     def late(self, by: int, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:
-        """Answer 206 with a range starting `by` bytes after the one asked (file servers only)."""
+        """Answer 206 with a range starting `by` bytes after the one asked (also through the proxy)."""
         return self.add(Fault("late", path, method, times, after=by))
 
     def nocontentrange(self, times: int | None = 1, path: str = "*", method: str | None = "GET") -> Fault:

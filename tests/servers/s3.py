@@ -1,9 +1,9 @@
-"""moto's S3 server on 127.0.0.1, behind a fault-injecting HTTP proxy.
+"""moto's S3 server on 127.0.0.1, behind a fault-injecting HTTP proxy (`proxy.FaultProxy`).
 
-Clients (boto3, over real HTTP) talk to `endpoint`, the proxy; it forwards each request unchanged to
-moto's `ThreadedMotoServer` and relays the answer through the shared fault machinery, so S3 gets the
-same 5xx bursts, dropped connections and request log as the other test servers. `direct_endpoint`
-bypasses the proxy (for seeding data without touching the log).
+Clients (boto3, over real HTTP) talk to `endpoint`, the proxy; it forwards each request to moto's
+`ThreadedMotoServer` and relays the answer through the shared fault machinery, so S3 gets the same
+5xx bursts, dropped connections, Range answers and request log as the other test servers.
+`direct_endpoint` bypasses the proxy (for seeding data without touching the log).
 
 Where moto is not faithful to S3, the proxy presents what S3 (or another store) would answer for the
 objects registered in `MotoS3.encrypted` (see `S3Env.put`): moto keeps MD5 ETags for SSE-KMS objects
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import logging
 import re
 import secrets
@@ -25,10 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from tests.servers.httpbase import Handler, ServerBase
-
-_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
-
+from tests.servers.proxy import FaultProxy, ProxyHandler
 
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _NEEDS_KEY = (
@@ -51,56 +47,44 @@ class Encrypted:
     key_md5: str | None = None
 
 
-class _ProxyHandler(Handler):
+class _S3ProxyHandler(ProxyHandler):
     owner: MotoS3
 
     def _encrypted(self) -> Encrypted | None:
         bucket, _, key = self.url_path.lstrip("/").partition("/")
         return self.owner.encrypted.get((bucket, unquote(key))) if key else None
 
-    def _forward(self) -> None:
-        body = self.read_body()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+    def intercept(self, headers: dict[str, str]) -> bool:
+        """Refuse to read an SSE-C object without its key, as S3 does."""
         enc = self._encrypted()
-        if enc is not None and enc.kind == "sse-c" and self.command in ("GET", "HEAD"):
-            given = {k.lower(): v for k, v in headers.items() if k.lower().startswith(_SSE_C)}
-            if given.get(f"{_SSE_C}key-md5") != enc.key_md5:
-                self.send(
-                    400, {"Content-Type": "application/xml"}, b"" if self.command == "HEAD" else _NEEDS_KEY
-                )
-                return
+        if enc is None or enc.kind != "sse-c" or self.command not in ("GET", "HEAD"):
+            return False
+        given = {k.lower(): v for k, v in headers.items() if k.lower().startswith(_SSE_C)}
+        if given.get(f"{_SSE_C}key-md5") == enc.key_md5:
+            return False
+        self.send(400, {"Content-Type": "application/xml"}, b"" if self.command == "HEAD" else _NEEDS_KEY)
+        return True
+
+    def adapt_request(self, headers: dict[str, str]) -> dict[str, str]:
+        enc = self._encrypted()
+        if enc is None:
+            return headers
+        return {
+            k: v.replace(enc.shown, enc.real) if k.lower() == "if-match" else v for k, v in headers.items()
+        }
+
+    def adapt(self, status: int, headers: dict[str, str], data: bytes) -> tuple[dict[str, str], bytes]:
+        enc = self._encrypted()
         if enc is not None:
             headers = {
-                k: v.replace(enc.shown, enc.real) if k.lower() == "if-match" else v
-                for k, v in headers.items()
+                k: v.replace(enc.real, enc.shown) if k.lower() == "etag" else v for k, v in headers.items()
             }
-        if body or self.command in ("PUT", "POST"):
-            headers["Content-Length"] = str(len(body))
-        host, port = self.owner.moto_address
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        try:
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            out = {
-                k: v for k, v in resp.getheaders() if k.lower() not in _HOP and k.lower() != "content-length"
-            }
-            status = resp.status
-        finally:
-            conn.close()
-        if enc is not None:
-            out = {k: v.replace(enc.real, enc.shown) if k.lower() == "etag" else v for k, v in out.items()}
             if enc.kind == "sse-c" and status < 300:
-                out[f"{_SSE_C}algorithm"] = "AES256"
-                out[f"{_SSE_C}key-MD5"] = enc.key_md5 or ""
+                headers[f"{_SSE_C}algorithm"] = "AES256"
+                headers[f"{_SSE_C}key-MD5"] = enc.key_md5 or ""
         elif self.command == "GET" and "list-type" in self.url_query:
             data = self._listing(data)
-        if self.command == "HEAD":
-            # HEAD answers carry the object's length without a body: relay it as is.
-            length = {k.lower(): v for k, v in resp.getheaders()}.get("content-length", "0")
-            self.send(status, out, b"", head_length=int(length))
-            return
-        self.send(status, out, data)
+        return headers, data
 
     def _listing(self, data: bytes) -> bytes:
         """A ListObjectsV2 answer with the presented ETags of the registered objects."""
@@ -114,32 +98,29 @@ class _ProxyHandler(Handler):
 
         return _CONTENTS.sub(swap, data)
 
-    do_GET = _forward
-    do_PUT = _forward
-    do_POST = _forward
-    do_DELETE = _forward
-    do_HEAD = _forward
 
-
-class MotoS3(ServerBase):
+class MotoS3(FaultProxy):
     """moto S3 + proxy. Use `endpoint` with boto3; `client()` gives a ready boto3 client."""
 
-    handler = _ProxyHandler
+    handler = _S3ProxyHandler
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.moto_address: tuple[str, int] = ("127.0.0.1", 0)
         self._direct: Any = None
         self._bare: Any = None
         self.encrypted: dict[tuple[str, str], Encrypted] = {}
         super().__init__()
 
+    @property
+    def moto_address(self) -> tuple[str, int]:
+        return self.upstream
+
     def start(self) -> MotoS3:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self._moto.start()
-        self.moto_address = self._moto.get_host_and_port()
+        self.upstream = self._moto.get_host_and_port()
         super().start()
         return self
 

@@ -11,20 +11,28 @@ in one, a directory or symlink in another, or a path below a file) are refused b
 merged, naming the path and both archives, and so are members at the paths of the files dscache adds
 to a version (molmospaces flags and manifests). So every published version passes `verify` and
 `prepare`.
+
+The assembled tree is checked against the items' results before its records are written: every file
+must be on disk with the size its transfer verified. Transfers write to private paths and rename
+after the writer lock's fence (`staging.py`), so only a process that outlived that fence (a writer
+that lost the lock in the microseconds between its fence and a rename) could make them differ; then
+the staging dir is dropped rather than published.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dscache import __version__
 from dscache.install.extract import ArchiveRejectedError, links_escaping
-from dscache.install.ingest import ItemResult, StagingPaths
+from dscache.install.ingest import ItemResult, VerificationError
 from dscache.install.pathkinds import PathKinds
+from dscache.install.staging import StagingPaths
 from dscache.layouts.molmospaces import molmo_extract_flag
 from dscache.layouts.plan import VersionPlan
 from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
@@ -140,6 +148,10 @@ def promote(
         write_bytes_atomic(tree / name, content, mode=READ_ONLY, durable=False)  # synced below
     inventory = build_inventory(plan, results)
     files, links = inventory["files"], inventory["links"]
+    problem = size_problem(tree, files)
+    if problem is not None:
+        rmtree_readonly(staging.root)
+        raise VerificationError(f"version {plan.key}: {problem}; its staging was dropped, install it again")
     dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     inventory["dirs"] = dirs
@@ -167,6 +179,20 @@ def promote(
     fsync_dir(final.parent)
     rmtree_readonly(staging.root)
     return record
+
+
+def size_problem(tree: Path, files: Mapping[str, int]) -> str | None:
+    """The first of `files` (path below `tree` -> bytes its transfer verified) that is not a regular
+    file of that size on disk, as a phrase naming it; None if every one is."""
+    for path, size in files.items():
+        try:
+            st = os.lstat(tree / path)
+        except OSError:
+            return f"the staged file {path!r} is missing"
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            found = f"{st.st_size} bytes" if stat.S_ISREG(st.st_mode) else "no regular file"
+            return f"the staged file {path!r} holds {found}, not the {size} bytes its transfer verified"
+    return None
 
 
 def _reject_escaping_links(staging: StagingPaths, tree: Path, results: Sequence[ItemResult]) -> None:

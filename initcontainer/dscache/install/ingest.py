@@ -1,30 +1,42 @@
 """Transfer one work item into a version's staging dir: stream-extract an archive, or copy a file.
 
+Every attempt writes only to its own private paths and makes them the item's result by a rename after
+the writer lock's fence (`staging.py`), so the worker processes of a writer that lost the lock never
+write into the new writer's bytes and publish nothing.
+
 Both are resumable at item granularity: an archive counts as done only with its `.done.json` marker
-(written after extraction and verification); a file only once renamed from `parts/` into `files/`.
-A partially copied file resumes from its length, but only from the very object it started from: its
-`Pin` (ETag, version id, Last-Modified, size, and the digests the remote vouched for) is written to
-`pins/<name>.json` before the file's first byte, a later run resumes only when the listing names the
-same object, and every request is conditional on it. An object that changes under a transfer
-(`ObjectChangedError`) makes the item start again from zero, once; if it changes again, the item
-fails and nothing of it is kept. Archives are never resumed across runs: a new run extracts them
-again from their first byte.
+(written after extraction, verification and the rename of its dir); a file only once renamed from
+`parts/` into `files/`. A partially copied file resumes from its length, but only from the very
+object it started from: its `Pin` (ETag, version id, Last-Modified, size, and the digests the remote
+vouched for) is written to its pin record before the file's first byte, a later attempt resumes
+(from a copy, see `staging.adopt_partial`) only when the listing names the same object, and every
+request is conditional on it. An object that changes under a transfer (`ObjectChangedError`) makes
+the item start again from zero, once; if it changes again, the item fails and nothing of it is kept.
+Archives are never resumed across runs: a new run extracts them again from their first byte.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.errors import DscacheError
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
+from dscache.install.staging import (
+    StagingPaths,
+    adopt_partial,
+    discard,
+    new_token,
+    remove_quietly,
+    settle_dir,
+)
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Identity, ObjectChangedError, Pin, Remote
 from dscache.store.atomic import read_json, write_json_atomic
-from dscache.store.fsops import rmtree_readonly
+from dscache.store.lock import Fence
 from dscache.store.modes import file_mode, is_executable
 
 Progress = Callable[[int], None]
@@ -34,39 +46,6 @@ RESTARTS = 1
 
 class VerificationError(DscacheError):
     """Transferred bytes do not match the size or digest the remote published."""
-
-
-@dataclass(frozen=True)
-class StagingPaths:
-    """Layout of one version's staging dir."""
-
-    root: Path
-
-    @property
-    def archives(self) -> Path:
-        return self.root / "archives"
-
-    def archive_dir(self, name: str) -> Path:
-        return self.archives / f"{name}.d"
-
-    def archive_done(self, name: str) -> Path:
-        return self.archives / f"{name}.done.json"
-
-    @property
-    def files(self) -> Path:
-        return self.root / "files"
-
-    @property
-    def parts(self) -> Path:
-        return self.root / "parts"
-
-    def pin(self, name: str) -> Path:
-        """What identifies the remote object of the partial file `parts/<name>`."""
-        return self.root / "pins" / f"{name}.json"
-
-    @property
-    def tree(self) -> Path:
-        return self.root / "tree"
 
 
 @dataclass(frozen=True)
@@ -90,6 +69,8 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
     target = staging.files / item.name
     if target.is_file():
         st = target.stat()
+        if item.size is not None and st.st_size != item.size:
+            return None  # not what the listing names now: copied again, and replaced
         return ItemResult(
             item,
             st.st_size,
@@ -184,71 +165,51 @@ def _stream_extract(
     return extracted, counted, (hashes or Hashes()).hexdigests()
 
 
-def fetch_archive(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
-    """Stream, verify and extract one archive into its own dir (no temp copy of the archive)."""
-    dest = staging.archive_dir(item.name)
+def fetch_archive(
+    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+) -> ItemResult:
+    """Stream, verify and extract one archive (no temp copy of the archive) into this attempt's own
+    dir, which becomes the item's result by a rename after `fence` (the writer lock's; it raises
+    `LockLostError` once another writer took the lock over). Extraction dirs that earlier attempts
+    left behind are removed first."""
+    fence()
+    work = staging.archive_attempt(item.name, new_token())
+    for other in staging.archive_attempts(item.name):
+        remove_quietly(staging.archive_attempt(item.name, other))
     attempts = _Attempts(item.name)
-    while True:
-        if dest.exists():
-            rmtree_readonly(dest)
-        dest.mkdir(parents=True)
-        pin = fresh_pin(item)
-        tally = _Tally(progress)
-        try:
-            extracted, counted, digests = _stream_extract(remote, item, dest, pin, tally)
-        except ObjectChangedError as err:
-            tally.undo()
-            rmtree_readonly(dest)
-            attempts.changed(err)
-            continue
-        try:
-            accepted = attempts.judged(_verdict(item, counted, digests, pin), digests["sha256"])
-        except VerificationError:
-            rmtree_readonly(dest)
-            raise
-        if not accepted:
-            tally.undo()
-            continue
-        done = {"size": counted, "sha256": digests["sha256"], **extracted.to_json()}
-        # Atomic against kill -9; not fsynced: the version is synced as a whole before it is published.
-        write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
-        return ItemResult(item, counted, digests["sha256"], extracted)
-
-
-def _discard(*paths: Path) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
-def resume_pin(part: Path, record: Path, item: WorkItem) -> Pin:
-    """The pin to continue `part` with: its record's, when the record proves the partial came from
-    the object the listing names now; else the partial and its record are deleted and the item
-    starts from zero."""
-    fresh = fresh_pin(item)
     try:
-        saved = Pin.from_json(read_json(record)) if part.exists() else None
-    except (OSError, ValueError, TypeError):
-        saved = None
-    have = part.stat().st_size if saved is not None else 0
-    if (
-        saved is None
-        or not saved.identity.same_object(fresh.identity)
-        or (item.size is not None and have > item.size)
-    ):
-        _discard(part, record)
-        return fresh
-    return replace(saved, identity=saved.identity.merged(fresh.identity))
+        while True:
+            remove_quietly(work)
+            work.mkdir(parents=True)
+            pin = fresh_pin(item)
+            tally = _Tally(progress)
+            try:
+                extracted, counted, digests = _stream_extract(remote, item, work, pin, tally)
+            except ObjectChangedError as err:
+                tally.undo()
+                attempts.changed(err)
+                continue
+            if not attempts.judged(_verdict(item, counted, digests, pin), digests["sha256"]):
+                tally.undo()
+                continue
+            fence()
+            settle_dir(work, staging.archive_dir(item.name))
+            done = {"size": counted, "sha256": digests["sha256"], **extracted.to_json()}
+            # Atomic against kill -9; not fsynced: the version is synced whole before it is published.
+            write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
+            return ItemResult(item, counted, digests["sha256"], extracted)
+    finally:
+        remove_quietly(work)  # renamed away on success; otherwise nothing of the attempt is kept
 
 
 def _copy(
     remote: Remote, item: WorkItem, part: Path, record: Path, *, pin: Pin, tally: _Tally
-) -> dict[str, str]:
-    """One attempt: append the rest of the object to `part`; the digests of the whole of it."""
-    have = part.stat().st_size if part.exists() else 0
-    tally.add(have)
+) -> tuple[int, dict[str, str]]:
+    """One attempt: append the rest of the object to its own `part`; (bytes in it, the digests of
+    all of them)."""
     hashes: Hashes | None = None
 
-    def begin() -> Hashes:
+    def begin(have: int) -> Hashes:
         # Before the first new byte lands, record which object the partial file is a prefix of.
         record.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
@@ -257,56 +218,67 @@ def _copy(
         return started
 
     with open(part, "ab") as out:
+        have = os.fstat(out.fileno()).st_size
+        tally.add(have)
         if item.size is None or have < item.size:
             for chunk in remote.stream(item.remote_path, have, None, pin=pin):
                 if hashes is None:
-                    hashes = begin()
+                    hashes = begin(have)
                 out.write(chunk)
                 hashes.update(chunk)
                 tally.add(len(chunk))
-    return (hashes or begin()).hexdigests()
+        out.flush()
+        size = os.fstat(out.fileno()).st_size
+    return size, (hashes or begin(have)).hexdigests()
 
 
-def fetch_file(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
-    """Copy one plain file, resuming a partial copy of the same object, verifying size and digests
-    before it counts."""
-    part = staging.parts / item.name
-    record = staging.pin(item.name)
+def fetch_file(
+    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+) -> ItemResult:
+    """Copy one plain file into this attempt's own partial file, resuming from a copy of an earlier
+    attempt's partial of the same object, verifying size and digests; a rename after `fence` (see
+    `fetch_archive`) makes it the item's result. A partial copy is kept for a later run when the
+    transfer fails or the lock was lost."""
+    fence()
+    token = new_token()
+    part, record = staging.part(item.name, token), staging.pin(item.name, token)
     part.parent.mkdir(parents=True, exist_ok=True)
-    pin = resume_pin(part, record, item)
+    pin = adopt_partial(staging, item, token, fresh_pin(item))
     attempts = _Attempts(item.name)
     while True:
         tally = _Tally(progress)
         try:
-            digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+            size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
         except ObjectChangedError as err:
             tally.undo()
-            _discard(part, record)
+            discard(part, record)
             attempts.changed(err)
             pin = fresh_pin(item)
             continue
-        size = part.stat().st_size
         try:
             accepted = attempts.judged(_verdict(item, size, digests, pin), digests["sha256"])
         except VerificationError:
-            _discard(part, record)
+            discard(part, record)
             raise
         if not accepted:
             tally.undo()
-            _discard(part, record)
+            discard(part, record)
             pin = fresh_pin(item)
             continue
+        fence()
         os.chmod(part, file_mode(item.executable))
         target = staging.files / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
-        _discard(record)
+        discard(record)
         extracted = Extracted.single_file(item.name, size, item.executable)
         return ItemResult(item, size, digests["sha256"], extracted)
 
 
-def fetch_item(remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress) -> ItemResult:
+def fetch_item(
+    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+) -> ItemResult:
     """Dispatch on the item kind."""
     if item.kind == "archive":
-        return fetch_archive(remote, item, staging, progress)
-    return fetch_file(remote, item, staging, progress)
+        return fetch_archive(remote, item, staging, progress, fence=fence)
+    return fetch_file(remote, item, staging, progress, fence=fence)

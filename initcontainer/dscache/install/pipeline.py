@@ -21,8 +21,9 @@ from dscache.api.spec import DatasetCacheSpec
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
-from dscache.install.ingest import ItemResult, StagingPaths, VerificationError, item_done
+from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.progress import Counters, Sink
+from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
 from dscache.layouts.files import plan_files
@@ -137,9 +138,10 @@ class _Run:
         sink: Sink,
         *,
         fence: Fence,
+        worker_fence: Fence,
     ):
         self.cache, self.spec, self.factory, self.jobs, self.sink = cache, spec, factory, jobs, sink
-        self.fence = fence
+        self.fence, self.worker_fence = fence, worker_fence
         self.counters = Counters()
         self.origins: dict[VersionKey, _Origin] = {}
 
@@ -192,7 +194,10 @@ class _Run:
         todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
-        with WorkerPool(jobs, specs, self.factory) as pool, BackgroundFlush(self.cache.root) as flush:
+        with (
+            WorkerPool(jobs, specs, self.factory, self.worker_fence) as pool,
+            BackgroundFlush(self.cache.root) as flush,
+        ):
             futures: dict[Future[ItemResult], VersionPlan] = {
                 pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
             }
@@ -257,7 +262,15 @@ def install(
                 missing = [k for k in missing if not is_published(cache, k)]
                 if missing:
                     jobs = jobs or spec.install.parallelism
-                    run = _Run(cache, spec, remote_factory, jobs, sink, fence=lock.fence)
+                    run = _Run(
+                        cache,
+                        spec,
+                        remote_factory,
+                        jobs,
+                        sink,
+                        fence=lock.fence,
+                        worker_fence=lock.worker_fence(),
+                    )
                     published = run.run(missing)
                 lock.fence()
                 ref.write(cache)

@@ -5,7 +5,10 @@ on the GIL between them. On the benchmark's 61 archives (2 cores) one thread too
 1.58 s, two processes 0.49 s. Workers are forked, so they inherit the spec and the remote factory and
 only an item and its result cross a pipe. Each worker opens its own remote (connections are never
 shared across a fork), pinned to the revision the parent resolved, and dies with the parent
-(PR_SET_PDEATHSIG): a killed installer never leaves a writer behind on the volume.
+(PR_SET_PDEATHSIG): a killed installer never leaves a writer behind on the volume. A stopped one
+(SIGSTOP, a frozen VM) resumes with its workers, which write only into their attempts' private paths
+and check the writer lock's fence (`WriterLock.worker_fence`) before an item's result is renamed into
+place, so a writer that lost the lock meanwhile changes no item the new writer transfers.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from types import TracebackType
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
-from dscache.install.ingest import ItemResult, StagingPaths, fetch_item
+from dscache.install.ingest import ItemResult, fetch_item
+from dscache.install.staging import StagingPaths
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Remote
+from dscache.store.lock import Fence
 
 RemoteFactory = Callable[[DatasetCacheSpec], Remote]
 _PR_SET_PDEATHSIG = 1
@@ -33,11 +38,13 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass
 class _Worker:
-    """What a worker process needs: the pinned spec of each version and the remotes it opened."""
+    """What a worker process needs: the pinned spec of each version, the writer lock's fence and the
+    remotes it opened."""
 
     specs: dict[VersionKey, DatasetCacheSpec]
     factory: RemoteFactory
     transferred: Synchronized[int]
+    fence: Fence
     remotes: dict[int, Remote] = field(default_factory=dict)
 
     def remote(self, key: VersionKey) -> Remote:
@@ -58,30 +65,38 @@ def _init(
     specs: dict[VersionKey, DatasetCacheSpec],
     factory: RemoteFactory,
     transferred: Synchronized[int],
+    fence: Fence,
     parent: int,
 ) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
-    _STATE.append(_Worker(specs, factory, transferred))
+    _STATE.append(_Worker(specs, factory, transferred, fence))
 
 
 def _fetch(key: VersionKey, item: WorkItem, staging_root: Path) -> ItemResult:
     worker = _STATE[0]
-    return fetch_item(worker.remote(key), item, StagingPaths(staging_root), worker.progress)
+    staging = StagingPaths(staging_root)
+    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence)
 
 
 class WorkerPool:
-    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream."""
+    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream.
 
-    def __init__(self, jobs: int, specs: dict[VersionKey, DatasetCacheSpec], factory: RemoteFactory) -> None:
+    `fence` is called by the workers (forked: no pickling) before each item and before its result is
+    renamed into place; it must work in a forked child (`WriterLock.worker_fence`).
+    """
+
+    def __init__(
+        self, jobs: int, specs: dict[VersionKey, DatasetCacheSpec], factory: RemoteFactory, fence: Fence
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self._transferred: Synchronized[int] = context.Value("q", 0)
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
             initializer=_init,
-            initargs=(specs, factory, self._transferred, os.getpid()),
+            initargs=(specs, factory, self._transferred, fence, os.getpid()),
         )
 
     @property

@@ -30,9 +30,18 @@ deletion, and once per progress tick, so a holder that lost the lock stops with 
 leaves its staging to the new holder. What no lease can close without fencing tokens that the
 filesystem would check: a holder paused for longer than the lease between a fence and the step it
 guards (microseconds apart) still takes that one step, one it had fully prepared (a complete,
-verified version, whose rename fails if that version was published meanwhile; a ref); and a paused
-installer's worker processes resume with it, so they may write into in-progress staging items for up
-to one progress tick (0.5 s) before its fence stops them.
+verified version, whose rename fails if that version was published meanwhile; a ref).
+
+A paused installer's worker processes resume with it and write on until its next progress tick
+(0.5 s) kills them; they write only into their own attempts' paths, and rename an item's result into
+place only after `worker_fence()` (`install/staging.py`). filelock forgets a lock's claim in a forked
+child, so that fence compares the marker's token with the holder's claim when the fence was made. A
+check that passed vouches for the lock for one heartbeat interval (at most a quarter of the lease): a
+contender takes over only after watching the marker unchanged for a lease, and the check's own
+refresh restarts that watch (or the previous refresh did, within the mtime granularity, which is
+below the heartbeat). The monotonic clock runs on while a process is stopped, so after any longer
+pause the next call checks again. Workers call it twice per item; a check costs two marker reads and
+a utime (47 us on a local disk, an NFS round trip each), a trusted call 0.2 us.
 
 Every writer of a volume must use the same lease (all dscache builds do; another lease is refused with
 a message). A dead holder on another node delays the next writer by one lease (60 s). Markers written
@@ -43,8 +52,11 @@ over after 2 s unchanged: do not run older installers against the same volume. R
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -91,6 +103,7 @@ class WriterLock:
         self.path = path
         self.timeout = timeout
         self.stale_after = stale_after
+        self.heartbeat = heartbeat
         self._lease = SoftFileLease(
             path,
             lease_duration=stale_after,
@@ -136,11 +149,28 @@ class WriterLock:
 
     def fence(self) -> None:
         """Raise `LockLostError` unless this process still holds the lock; renew the lease if it does."""
-        if not self._still_ours():
+        self._check(self._still_ours)
+
+    def worker_fence(self) -> Fence:
+        """A fence for the processes this holder forks (where `fence` would always raise): raises
+        `LockLostError` once the marker no longer carries this holder's present claim; checks at most
+        once per heartbeat interval, and always after a longer pause (see the module docstring).
+        Raises `LockError` if the lock is not held."""
+        token = self._lease.token
+        if token is None:
+            raise LockError(f"cache writer lock {self.path} is not held")
+        return _WorkerFence(self, token, min(self.heartbeat, self.stale_after / 4))
+
+    def _holds(self, token: str) -> bool:
+        owner = self._lease.owner
+        return owner is not None and owner.token == token
+
+    def _check(self, ours: Callable[[], bool]) -> None:
+        if not ours():
             raise self._lost()
         with contextlib.suppress(OSError):  # a failed refresh is judged by the second look
             os.utime(self.path, follow_symlinks=False)
-        if not self._still_ours():
+        if not ours():
             raise self._lost()
 
     def release(self) -> None:
@@ -161,3 +191,21 @@ class WriterLock:
         self.release()
         if lost is not None:
             raise lost from exc
+
+
+@dataclass
+class _WorkerFence:
+    """`WriterLock.worker_fence()`: the claim `token` checked on the marker, trusted for `trust` s."""
+
+    lock: WriterLock
+    token: str
+    trust: float
+    checked: float = -math.inf
+    """Monotonic time at which the last passed check began."""
+
+    def __call__(self) -> None:
+        began = time.monotonic()
+        if began - self.checked < self.trust:
+            return
+        self.lock._check(lambda: self.lock._holds(self.token))
+        self.checked = began

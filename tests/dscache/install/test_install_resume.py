@@ -15,8 +15,9 @@ from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli.app import main
 from dscache.cli.render import JsonSink
-from dscache.install.ingest import StagingPaths, fetch_archive, fetch_file
+from dscache.install.ingest import fetch_archive, fetch_file
 from dscache.install.pipeline import default_remote_factory, install
+from dscache.install.staging import StagingPaths
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
 from dscache.remotes.file import FileRemote
@@ -59,7 +60,14 @@ def _spec(source: dict[str, Any]) -> DatasetCacheSpec:
 
 
 def _partial(cache: Path, name: str) -> Path:
-    return StagingPaths(CachePaths(cache).staging_dir(KEY)).parts / name
+    """The one partial copy of `name` a failed install left."""
+    staging = StagingPaths(CachePaths(cache).staging_dir(KEY))
+    (token,) = staging.file_attempts(name)
+    return staging.part(name, token)
+
+
+def _unlocked() -> None:
+    """The fence of a transfer that runs without the writer lock (nothing else writes here)."""
 
 
 def test_file_remote_partial_of_a_replaced_file_is_not_resumed(tmp_path: Path) -> None:
@@ -85,8 +93,9 @@ def test_file_remote_partial_of_the_same_file_is_resumed(tmp_path: Path) -> None
     spec, cache = _spec({"file": {"path": str(remote_dir)}}), tmp_path / "cache"
     with pytest.raises(Exception, match="connection lost"):
         _install(spec, cache, lambda s: _CutOnce(default_remote_factory(s), tmp_path / "cut"))
-    record = StagingPaths(CachePaths(cache).staging_dir(KEY)).pin("big.bin")
-    assert record.is_file()  # written before the first byte of the partial
+    staging = StagingPaths(CachePaths(cache).staging_dir(KEY))
+    (token,) = staging.file_attempts("big.bin")
+    assert staging.pin("big.bin", token).is_file()  # written before the first byte of the partial
     reads = tmp_path / "reads.txt"  # written by the worker processes
 
     class Counting(FileRemote):
@@ -144,12 +153,12 @@ def test_a_file_changed_during_its_copy_is_copied_again_from_zero(tmp_path: Path
     changed = _changing(root / "f.bin", [second])
     # The listing named `first`: starting over, the copy is held to it and `second` is refused.
     with pytest.raises(ObjectChangedError, match="again after starting over"):
-        fetch_file(remote, item, staging, changed)
-    assert not (staging.files / "f.bin").exists() and not staging.parts.joinpath("f.bin").exists()
+        fetch_file(remote, item, staging, changed, fence=_unlocked)
+    assert not (staging.files / "f.bin").exists() and staging.file_attempts("f.bin") == []
     # Without a listed identity (an archive, say) the new content is taken whole, never spliced.
     (root / "f.bin").write_bytes(first)
     unlisted = WorkItem(kind="file", name="f.bin", remote_path="f.bin", size=len(first))
-    result = fetch_file(remote, unlisted, staging, _changing(root / "f.bin", [second]))
+    result = fetch_file(remote, unlisted, staging, _changing(root / "f.bin", [second]), fence=_unlocked)
     assert (staging.files / "f.bin").read_bytes() == second and result.size == len(second)
 
 
@@ -170,7 +179,8 @@ def test_an_archive_replaced_during_its_download_is_extracted_again(
     name = archive.name
     item = WorkItem(kind="archive", name=name, remote_path=f"{KEY.rel}/{name}")
     staging = StagingPaths(tmp_path / "staging")
-    result = fetch_archive(remote, item, staging, _changing(archive, [archive_b.read_bytes()]))
+    changed = _changing(archive, [archive_b.read_bytes()])
+    result = fetch_archive(remote, item, staging, changed, fence=_unlocked)
     got = staging.archive_dir(name)
     assert dataset_snapshot(got) == tree_snapshot(tree_b)  # all of b, nothing of a
     assert result.size == archive_b.stat().st_size

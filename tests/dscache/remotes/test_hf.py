@@ -1,4 +1,6 @@
-"""HfRemote through huggingface_hub against a fake Hub served over HTTP on 127.0.0.1."""
+"""HfRemote through huggingface_hub against a fake Hub served over HTTP on 127.0.0.1: revisions,
+tokens, LFS, pagination, commits. Reads, faults, Range answers and pinning are the conformance
+suite's (test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -118,16 +120,6 @@ def test_5xx_burst_on_resolve_and_repo_info_is_survived(seeded: FakeHub) -> None
     seeded.faults.status(503, times=2, path="*/resolve/*")
     remote = HfRemote(REPO, endpoint=seeded.endpoint)
     assert remote.read_bytes(ARCHIVE) == DATA
-
-
-def test_dropped_cdn_download_resumes_with_range(seeded: FakeHub) -> None:
-    seeded.faults.truncate(after=300_000, path="/cdn/*")
-    seeded.faults.drop(after=100_000, path="/cdn/*")
-    remote = HfRemote(REPO, endpoint=seeded.endpoint)
-    assert remote.read_bytes(ARCHIVE) == DATA
-    cdn = seeded.log.find("/cdn/*")
-    assert [r.fault for r in cdn] == ["truncate", "drop", None]
-    assert cdn[1].range is not None and cdn[1].range.startswith("bytes=300000-")
 
 
 def test_non_lfs_files_are_served_directly(hub: FakeHub) -> None:

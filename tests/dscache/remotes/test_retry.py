@@ -1,4 +1,4 @@
-"""The retry policy and the resumable stream contract (network behaviour is covered per remote)."""
+"""The retry policy and the resumable stream contract (network behaviour: test_conformance.py)."""
 
 from __future__ import annotations
 

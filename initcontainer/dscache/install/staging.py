@@ -1,0 +1,177 @@
+"""One version's staging dir, and the private paths every transfer attempt writes to.
+
+An attempt of an item never writes where another process could: it streams into a path of its own,
+named by a random token (`parts/<name>.<token>` for a plain file, `archives/<name>.d.<token>` for an
+archive's extraction), and only a rename, done after the writer lock's fence, makes those bytes the
+item's result (`files/<name>`, `archives/<name>.d` with its `.done.json`). A writer that lost the lock
+while it was paused (SIGSTOP, a frozen VM) has worker processes that resume with it and keep writing
+until its fence stops them: their bytes land in their own attempt's paths, never in the new writer's,
+and their renames are refused by the fence.
+
+A partial file of a crashed or stopped attempt is resumed by copying it, never by renaming it or
+appending to it: the attempt that wrote it may still hold it open (a stopped writer's worker), and
+an open file follows its inode through a rename, into `files/` and into the published version.
+`adopt_partial` takes the longest partial whose pin record names the object the listing names now,
+copies it into the new attempt's own partial (`shutil.copyfile`, in-kernel with sendfile on Linux)
+and removes every other attempt's partial of the item. The copy costs one read and one write of the
+partial, on resume only, against a download of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from dscache.layouts.plan import WorkItem
+from dscache.remotes.base import Pin
+from dscache.store.atomic import read_json, write_json_atomic
+from dscache.store.fsops import rmtree_readonly
+
+_TOKEN = re.compile(r"[0-9a-f]{16}")
+
+
+def new_token() -> str:
+    """A name for one attempt's private paths: 16 lower-case hex digits."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class StagingPaths:
+    """Layout of one version's staging dir."""
+
+    root: Path
+
+    @property
+    def archives(self) -> Path:
+        return self.root / "archives"
+
+    def archive_dir(self, name: str) -> Path:
+        """An archive's extraction, once an attempt settled it (see `settle_dir`)."""
+        return self.archives / f"{name}.d"
+
+    def archive_attempt(self, name: str, token: str) -> Path:
+        """Where attempt `token` extracts archive `name`."""
+        return self.archives / f"{name}.d.{token}"
+
+    def archive_attempts(self, name: str) -> list[str]:
+        """Tokens of the extraction dirs attempts left for archive `name`."""
+        return sorted(_tokens(self.archive_attempt(name, "").parent, f"{Path(name).name}.d.", ""))
+
+    def archive_done(self, name: str) -> Path:
+        return self.archives / f"{name}.done.json"
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def part(self, name: str, token: str) -> Path:
+        """Attempt `token`'s partial copy of the plain file `name`."""
+        return self.parts / f"{name}.{token}"
+
+    def pin(self, name: str, token: str) -> Path:
+        """What identifies the remote object of `part(name, token)`."""
+        return self.root / "pins" / f"{name}.{token}.json"
+
+    def file_attempts(self, name: str) -> list[str]:
+        """Tokens of the partial copies and pin records attempts left for the file `name`."""
+        base = Path(name).name
+        found = _tokens(self.part(name, "").parent, f"{base}.", "")
+        found |= _tokens(self.pin(name, "").parent, f"{base}.", ".json")
+        return sorted(found)
+
+    @property
+    def tree(self) -> Path:
+        return self.root / "tree"
+
+
+def _tokens(directory: Path, prefix: str, suffix: str) -> set[str]:
+    """Tokens `t` of the entries `<prefix><t><suffix>` of `directory`."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    cut = len(suffix)
+    found = set()
+    for entry in names:
+        if entry.startswith(prefix) and entry.endswith(suffix):
+            token = entry[len(prefix) : len(entry) - cut]
+            if _TOKEN.fullmatch(token):
+                found.add(token)
+    return found
+
+
+def discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete an attempt's file or dir, as far as possible: what another process is still writing
+    there (a writer that lost the lock) is no concern of the caller's, and is gone with staging."""
+    try:
+        rmtree_readonly(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def settle_dir(attempt: Path, result: Path) -> None:
+    """Make an extraction dir the item's result by renaming it there; call after the fence. A result
+    dir already there was left by a run that died before writing its done record."""
+    if result.is_dir() and not result.is_symlink():
+        rmtree_readonly(result)
+    os.rename(attempt, result)
+
+
+def _saved_pin(record: Path) -> Pin | None:
+    try:
+        return Pin.from_json(read_json(record))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin) -> Pin:
+    """The pin attempt `token` starts from, with its partial file in place: `fresh` and no partial,
+    unless an earlier attempt left a partial of the very object the listing names now (`fresh`'s
+    identity); then its bytes are copied into `part(item.name, token)` and its record's pin, which
+    knows what the remote vouched for, is returned. Every earlier attempt's partial is removed.
+    """
+    others = [t for t in staging.file_attempts(item.name) if t != token]
+    best: tuple[int, Pin, Path] | None = None
+    for other in others:
+        part = staging.part(item.name, other)
+        saved, have = _saved_pin(staging.pin(item.name, other)), _size(part)
+        if saved is None or have is None or not saved.identity.same_object(fresh.identity):
+            continue
+        if (item.size is None or have <= item.size) and (best is None or have > best[0]):
+            best = (have, saved, part)
+    pin = fresh
+    if best is not None:
+        _have, saved, source = best
+        own, record = staging.part(item.name, token), staging.pin(item.name, token)
+        adopted = replace(saved, identity=saved.identity.merged(fresh.identity))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, adopted.to_json(), pretty=False, durable=False)
+        try:
+            shutil.copyfile(source, own)  # what the source holds now: a longer prefix is as good
+        except FileNotFoundError:  # removed meanwhile, by a writer that took the lock over since
+            discard(own, record)
+        else:
+            pin = adopted
+    for other in others:
+        discard(staging.part(item.name, other), staging.pin(item.name, other))
+    return pin
