@@ -2,7 +2,7 @@
 
 It reads the remote's metadata exactly as the installer plans (`install.plan_version`: same layout
 code, same revision pinning) and the cache only through reads: which versions are published, which
-items an interrupted install already finished in staging (`transfer.item_done`), what the ref holds.
+items an interrupted install already finished in staging (`ingest.item_done`), what the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -20,7 +20,7 @@ from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
-from dscache.install.ingest import StagingPaths, item_done
+from dscache.install.ingest import item_done
 from dscache.install.pipeline import (
     build_ref,
     default_remote_factory,
@@ -28,6 +28,7 @@ from dscache.install.pipeline import (
     revision_per_version,
     with_hf_revision,
 )
+from dscache.install.staging import StagingPaths
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
