@@ -1,21 +1,30 @@
-"""Userspace service proxy: makes ClusterIP Services reachable on this one machine.
+"""Userspace service proxy: makes ClusterIP Services reachable on this one machine (`python -m
+dscache_testbed.proxy --dir DIR`, a process of the bed in kube-proxy's place).
 
 The bed's service CIDR is a loopback range (127.200.0.0/16), so every ClusterIP can be bound
 locally. For each TCP port of each Service with a selector, a listener on ClusterIP:port forwards
-connections to a Ready pod of this node that the selector matches, at 127.0.0.1:<targetPort>
-(pods share the host network). This is what lets the API server call admission webhooks and
-aggregated APIs through their Service, as kube-proxy would in a real cluster. Endpoints and
-EndpointSlices stay empty: their validation rejects loopback addresses.
+connections to a Ready pod that the selector matches, at 127.0.0.1:<targetPort> (the bed puts
+every pod on the host network, and the node's address is 127.0.0.1). This is what lets the API
+server call admission webhooks and aggregated APIs through their Service, as kube-proxy would in a
+real cluster (kube-proxy itself cannot: it NATs to pod IPs, and loopback is not routable).
+Endpoints and EndpointSlices stay empty: their validation rejects loopback addresses.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from .informer import Informer
+from .kube import Kube
 
 log = logging.getLogger("service-proxy")
 Obj = dict[str, Any]
@@ -141,3 +150,34 @@ class ServiceProxy:
         for listener in self.listeners.values():
             listener.close()
         self.listeners.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, required=True, help="the bed directory (state.json, pki/)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    root = args.dir.resolve()
+    port = int(json.loads((root / "state.json").read_text())["ports"]["apiserver"])
+    api = Kube(root, "admin", port)
+    changed = threading.Event()
+    services = Informer(api, "/api/v1/services", changed)
+    pods = Informer(api, "/api/v1/pods", changed)
+    for inf in (services, pods):
+        inf.start()
+    proxy = ServiceProxy()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        changed.wait(2.0)
+        changed.clear()
+        try:
+            proxy.sync(services.snapshot(), pods.snapshot())
+        except Exception:
+            log.exception("sync")
+    proxy.close()
+
+
+if __name__ == "__main__":
+    main()

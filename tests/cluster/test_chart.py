@@ -192,7 +192,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
             f"/api/v1/namespaces/{namespace}/pods", labelSelector="app.kubernetes.io/component=operator"
         )["items"]
         assert pod["spec"]["serviceAccountName"] == release
-        log = testbed.pod_dir(namespace, pod["metadata"]["name"]) / "operator.log"
+        operator_pod = pod["metadata"]["name"]
 
         # A DatasetCache admitted by the validating webhook, installed by the operator's Jobs.
         files: dict[str, Any] = {"a.bin": 100_000, "b.txt": "hello"}  # sizes or contents
@@ -207,7 +207,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         try:
             body = opf.wait_phase(testbed, workloads, "objs", "Ready", timeout=180)
         except AssertionError as err:
-            raise AssertionError(f"{err}\noperator log:\n{log.read_text()[-4000:]}") from None
+            raise AssertionError(f"{err}\noperator log:\n{testbed.logs(namespace, operator_pod, 'operator')[-4000:]}") from None
         [installed] = body["status"]["installed"]
         assert installed["version"] == "v1"
         root = opf.claim_dir(testbed, workloads, body["status"]["claimName"])
