@@ -19,6 +19,7 @@ from dscache.liveness import host_name, pid_alive
 from dscache.names import VersionKey
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.shared import make_shared_dirs
 
 HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0
@@ -42,7 +43,7 @@ def version_tag(key: VersionKey) -> str:
 
 def new_staging(scratch: ScratchPaths, key: VersionKey) -> Path:
     """Create an empty staging dir owned by this process for copying `key`."""
-    scratch.staging_root.mkdir(parents=True, exist_ok=True)
+    make_shared_dirs(scratch.staging_root)
     path = scratch.staging_root / f"{version_tag(key)}.{host_name()}.{os.getpid()}.{os.urandom(6).hex()}"
     path.mkdir()
     return path
@@ -110,7 +111,7 @@ def clean_abandoned(scratch: ScratchPaths) -> None:
 
 def discard(path: Path, scratch: ScratchPaths) -> None:
     """Remove a tree so that nobody sees it half deleted: rename into the trash, then delete."""
-    scratch.trash_dir.mkdir(parents=True, exist_ok=True)
+    make_shared_dirs(scratch.trash_dir)
     trash = scratch.trash_dir / os.urandom(8).hex()
     try:
         os.rename(path, trash)
