@@ -58,8 +58,15 @@ class Testbed:
     def logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         """A container's output as `kubectl logs` gives it (the kubelet's); without `container`,
         every container's, init containers included, each line prefixed with its container."""
-        which = ["-c", container] if container else ["--all-containers", "--prefix"]
-        return self.kubectl("logs", "-n", namespace, pod, *which).stdout
+        if container:
+            return self.kubectl("logs", "-n", namespace, pod, "-c", container).stdout
+        spec = self.kube.get(f"/api/v1/namespaces/{namespace}/pods/{pod}")["spec"]
+        out = []
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            got = self.kubectl("logs", "-n", namespace, pod, "-c", c["name"], check=False)
+            if got.returncode == 0:  # else it has not started: no output yet
+                out += [f"[{c['name']}] {line}" for line in got.stdout.splitlines()]
+        return "\n".join(out)
 
     def container_pid(self, container_id: str) -> int | None:
         """The host pid of a running container (`containerd://<id>` from a pod's status), or None."""

@@ -144,7 +144,11 @@ def _shell_image(archive: Path) -> Image:
 def _base_image() -> Image:
     key = _digest(SUITE.encode(), " ".join(BASE_PACKAGES).encode(), _pkg_version("mmdebstrap").encode())
     archive = images_dir() / f"python-base-{key}.tar"
-    image = Image("python-base", archive, (BASE_REF, "docker.io/library/python:3.11"))
+    image = Image(
+        "python-base",
+        archive,
+        (BASE_REF, "docker.io/library/python:3.11", "docker.io/library/python:3.11-slim"),
+    )
     if archive.exists():
         return image
     _log(f"building the Debian {SUITE} Python base with mmdebstrap")
@@ -211,6 +215,7 @@ def _project_image(base: Image) -> Image:
     tmp = archive.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     _buildah("push", "--quiet", project_ref(), f"docker-archive:{tmp}:{project_ref()}")
+    _buildah("rmi", "--force", project_ref(), stdout=subprocess.DEVNULL)  # vfs: a full copy per build
     tmp.rename(archive)
     _log(f"project image built in {time.monotonic() - start:.0f}s")
     return image

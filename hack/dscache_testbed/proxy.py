@@ -7,7 +7,9 @@ connections to a Ready pod that the selector matches, at 127.0.0.1:<targetPort> 
 every pod on the host network, and the node's address is 127.0.0.1). This is what lets the API
 server call admission webhooks and aggregated APIs through their Service, as kube-proxy would in a
 real cluster (kube-proxy itself cannot: it NATs to pod IPs, and loopback is not routable).
-Endpoints and EndpointSlices stay empty: their validation rejects loopback addresses.
+Endpoints and EndpointSlices stay empty: their validation rejects loopback addresses. The one
+Service without a selector it serves is `default/kubernetes`, forwarded to the API server's port,
+so pods' in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT, set by the kubelet) works.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def _ready(pod: Obj) -> bool:
 class ServiceProxy:
     """Keeps one listener per (ClusterIP, port) in step with the Services it is shown."""
 
-    def __init__(self) -> None:
+    def __init__(self, apiserver_port: int) -> None:
+        self.apiserver_port = apiserver_port
         self.listeners: dict[tuple[str, int], _Listener] = {}
         self.specs: dict[tuple[str, int], tuple[str, Obj, Obj]] = {}
         self.pods: list[Obj] = []
@@ -109,6 +112,8 @@ class ServiceProxy:
         with self.lock:
             ns, selector, port = self.specs[key]
             pods = list(self.pods)
+        if not selector:  # default/kubernetes
+            return self.apiserver_port
         for pod in pods:
             labels = pod["metadata"].get("labels", {})
             if pod["metadata"]["namespace"] != ns or not _ready(pod):
@@ -127,11 +132,12 @@ class ServiceProxy:
         for svc in services:
             spec = svc["spec"]
             ip, selector = spec.get("clusterIP"), spec.get("selector")
-            if not ip or ip == "None" or not selector or spec.get("type") == "ExternalName":
+            apiserver = (svc["metadata"]["namespace"], svc["metadata"]["name"]) == ("default", "kubernetes")
+            if not ip or ip == "None" or not (selector or apiserver) or spec.get("type") == "ExternalName":
                 continue
             for port in spec.get("ports", []):
                 if port.get("protocol", "TCP") == "TCP":
-                    wanted[(ip, int(port["port"]))] = (svc["metadata"]["namespace"], selector, port)
+                    wanted[(ip, int(port["port"]))] = (svc["metadata"]["namespace"], selector or {}, port)
         with self.lock:
             self.pods = pods
             self.specs.update(wanted)
@@ -165,7 +171,7 @@ def main() -> None:
     pods = Informer(api, "/api/v1/pods", changed)
     for inf in (services, pods):
         inf.start()
-    proxy = ServiceProxy()
+    proxy = ServiceProxy(port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,5 +1,5 @@
 """The operator end to end on the test bed: real API server, real Jobs running `dscache install`
-through the node agent against moto's S3 on loopback."""
+in the project's image on the bed's node against moto's S3 on loopback."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each one exercises behaviour only a real API server and controller manager provide: structural
 schema validation, the Job controller, the garbage collector, admission (webhook and CEL policy),
-ServiceAccount tokens with RBAC, PVC binding, and the node agent's pod semantics.
+ServiceAccount tokens with RBAC, PVC binding by a real provisioner, and the kubelet's pod semantics.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Pod injection end to end on the test bed: the real API server calls the operator's webhook over
-HTTPS, the node agent runs the injected `dscache prepare` init container, then the workload."""
+HTTPS, the kubelet runs the injected `dscache prepare` init container, then the workload."""
 
 from __future__ import annotations
 
@@ -272,6 +272,31 @@ def test_job_of_four_pods_on_one_node_shares_one_hostpath_copy(
     scratch = Path(host)
     assert sorted(p.name for p in (scratch / "objects/thor").iterdir()) == ["v1"]
     assert list((scratch / ".dscache/staging").glob("*")) == [], "a copy in progress was left behind"
+
+
+def test_hostpath_copy_by_one_uid_is_used_by_a_pod_of_another_uid(
+    testbed: Testbed, namespace: str, s3: S3Env, tmp_path: Path, webhook_operator: opf.Operator
+) -> None:
+    """Non-root init containers of two users share one node's hostPath scratch, which the kubelet
+    creates root-owned: the first pod copies the version, the second links to that copy."""
+    host = _host_path(testbed, namespace, "nvme")
+    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "hostPath", "hostPath": {"path": host}})
+    script = CHECK + ' && id -u && readlink -f "$DSCACHE_OBJECTS_THOR"'
+    for name, uid in (("first", 1001), ("second", 2002)):
+        pod = labelled_pod(name, script)
+        pod["spec"]["securityContext"] = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}
+        testbed.kube.post(_pods(namespace), pod)
+        wait_pod(testbed, namespace, name)
+        main = testbed.logs(namespace, name, "main").split()
+        assert main[-2:] == [str(uid), "/var/lib/dscache/scratch/objects/thor/v1"], logs(
+            testbed, namespace, name
+        )
+    first, second = (testbed.logs(namespace, n, "dscache-prepare") for n in ("first", "second"))
+    assert "copied to scratch" in first and "warning" not in first, first
+    assert "copied" not in second and "warning" not in second, second  # used, not copied again
+    copy = Path(host) / "objects/thor/v1"
+    assert copy.stat().st_uid == 1001 and (copy / "dir/b.txt").read_text() == "hello"
+    assert Path(host).stat().st_mode & 0o7777 == 0o1777  # opened by the scratch-setup container
 
 
 def test_versions_in_use_are_protected_from_gc(
