@@ -42,6 +42,22 @@ PAUSE_REF = "localhost/dscache-testbed/pause:latest"
 # What the Dockerfile's context admits (.dockerignore denies everything else).
 CONTEXT = ("pyproject.toml", "README.md", "requirements.lock", "initcontainer", "operator")
 APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+# What Debian's official slim images leave out (their /etc/dpkg/dpkg.cfg.d/docker and
+# /etc/apt/apt.conf.d/docker-clean): documentation, manuals, translations, apt's binary caches.
+SLIM_DPKG = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/groff/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/linda/*",
+)
+SLIM_APT = ('Dir::Cache::pkgcache ""', 'Dir::Cache::srcpkgcache ""')
+CLEAN_HOOK = 'rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/apt "$1"/var/log/dpkg.log'
+
 HOST_CA = Path("/etc/ssl/certs")
 
 
@@ -142,7 +158,8 @@ def _shell_image(archive: Path) -> Image:
 
 
 def _base_image() -> Image:
-    key = _digest(SUITE.encode(), " ".join(BASE_PACKAGES).encode(), _pkg_version("mmdebstrap").encode())
+    recipe = [SUITE, *BASE_PACKAGES, *SLIM_DPKG, *SLIM_APT, CLEAN_HOOK, _pkg_version("mmdebstrap")]
+    key = _digest("\n".join(recipe).encode())
     archive = images_dir() / f"python-base-{key}.tar"
     image = Image(
         "python-base",
@@ -160,6 +177,9 @@ def _base_image() -> Image:
                 "--quiet",
                 "--variant=minbase",
                 f"--include={','.join(BASE_PACKAGES)}",
+                *(f"--dpkgopt={o}" for o in SLIM_DPKG),
+                *(f"--aptopt={o}" for o in SLIM_APT),
+                f"--customize-hook={CLEAN_HOOK}",
                 SUITE,
                 str(rootfs),
                 str(APT_SOURCES),
