@@ -65,13 +65,23 @@ def test_pod_runs_as_its_user_and_cannot_write_its_read_only_root(testbed: Testb
     assert writable["status"]["phase"] == "Succeeded"  # the image's /tmp, when the root is writable
 
 
-def test_dropped_capabilities_are_dropped(testbed: Testbed, namespace: str) -> None:
-    """The effective capabilities of the container's process: none with `drop: [ALL]`, containerd's
-    default set for a root container without a securityContext."""
-    script = "grep CapEff /proc/self/status"
+def test_capabilities_and_seccomp_are_applied(testbed: Testbed, namespace: str) -> None:
+    """The container process's effective capabilities and seccomp mode: none and a filter (2) with
+    `drop: [ALL]` and RuntimeDefault; containerd's default set and no filter (0) without them."""
+    script = "grep -E '^(CapEff|Seccomp):' /proc/self/status"
     _run(testbed, namespace, "dropped", script, NON_ROOT, HARDENED)
     _run(testbed, namespace, "default", script, {}, {})
-    assert testbed.logs(namespace, "dropped", "main").split() == ["CapEff:", "0000000000000000"]
+    assert testbed.logs(namespace, "dropped", "main").split() == [
+        "CapEff:",
+        "0000000000000000",
+        "Seccomp:",
+        "2",
+    ]
     # CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT
     # MKNOD AUDIT_WRITE SETFCAP
-    assert testbed.logs(namespace, "default", "main").split() == ["CapEff:", "00000000a80425fb"]
+    assert testbed.logs(namespace, "default", "main").split() == [
+        "CapEff:",
+        "00000000a80425fb",
+        "Seccomp:",
+        "0",
+    ]
