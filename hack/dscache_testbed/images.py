@@ -182,7 +182,8 @@ def _base_image() -> Image:
                 f"--customize-hook={CLEAN_HOOK}",
                 SUITE,
                 str(rootfs),
-                str(APT_SOURCES),
+                # The machine's mirror when it has one configured, else mmdebstrap's default.
+                *([str(APT_SOURCES)] if APT_SOURCES.exists() else []),
             ],
             check=True,
         )
