@@ -248,6 +248,7 @@ def _prune(keep: list[Image]) -> None:
     for old in images_dir().glob("*.tar"):
         if old.name not in names:
             old.unlink()
+    _buildah("rmi", "--prune", stdout=subprocess.DEVNULL)  # earlier bases, untagged by a rebuild
 
 
 def ensure_images() -> list[Image]:
