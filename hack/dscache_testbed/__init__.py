@@ -1,4 +1,5 @@
-"""Local Kubernetes test bed: real kube-apiserver, kube-controller-manager and etcd, plus a node agent.
+"""Local Kubernetes test bed: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and a real
+node (kubelet, containerd, runc) running pods from images built here.
 
 Test infrastructure only (not shipped): see hack/README.md.
 """

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bed, build
+from . import bed, build, images
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +21,15 @@ def main(argv: list[str] | None = None) -> int:
         help="bed directory (default: $DSCACHE_TESTBED_DIR or /tmp/dscache-testbed)",
     )
     parser.add_argument("--no-helm", action="store_true", help="build: skip helm")
+    parser.add_argument("--no-images", action="store_true", help="build: skip the container images")
     args = parser.parse_args(argv)
     if args.command == "build":
         build.ensure_all(helm=not args.no_helm)
-        for name in (*build.K8S_BINARIES, "kubectl", "helm"):
+        for name in (*build.K8S_BINARIES, "local-path-provisioner", "kubectl", "helm"):
             print(build.binary(name))
+        if not args.no_images:
+            for image in images.ensure_images():
+                print(image.archive, *image.refs)
         return 0
     if args.command == "up":
         start = time.monotonic()

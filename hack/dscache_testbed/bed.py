@@ -1,7 +1,8 @@
-"""Start, probe and stop one bed: etcd, kube-apiserver, kube-controller-manager and the node agent.
+"""Start, probe and stop one bed: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a
+node (containerd + kubelet), the service proxy and local-path-provisioner.
 
 Every process binds 127.0.0.1 only, on ports picked free at start; all state (PKI, etcd data, logs,
-pod directories) lives under one directory so `down` can remove every trace.
+containerd and kubelet state, volumes) lives under one directory so `down` can remove every trace.
 """
 
 from __future__ import annotations
@@ -22,14 +23,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build, pki
+from . import build, images, node, objects, pki
 
 DEFAULT_DIR = Path(os.environ.get("DSCACHE_TESTBED_DIR", "/tmp/dscache-testbed"))
-NODE_NAME = "testbed-node"
-# ClusterIPs come from a loopback range so the node agent's service proxy can bind them: webhook
-# and aggregated-API calls through a Service then work without routing anything off this host.
+# The node is named by its address: the kubelet takes an IP hostname as its InternalIP (see node.py).
+NODE_NAME = "127.0.0.1"
+# ClusterIPs come from a loopback range so the service proxy can bind them: webhook and
+# aggregated-API calls through a Service then work without routing anything off this host.
 SERVICE_CIDR = "127.200.0.0/16"
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "node-agent")
+PROCESSES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "service-proxy",
+    "local-path-provisioner",
+)
 
 
 @dataclass
@@ -146,8 +157,8 @@ def _make_pki(root: Path, state: State) -> None:
         "kubelet",
         f"system:node:{NODE_NAME}",
         server=True,
-        dns_names=("localhost", NODE_NAME),
-        ips=("127.0.0.1",),
+        dns_names=("localhost",),
+        ips=(NODE_NAME,),
     )
     users = {
         "admin": ("testbed-admin", ("system:masters",)),
@@ -215,12 +226,23 @@ def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
     if existing:
         down(root)
     build.ensure_all()
+    built = images.ensure_images()
     if root.exists():
         shutil.rmtree(root)
     (root / "logs").mkdir(parents=True)
-    ports = {k: _free_port() for k in ("etcd", "etcd-peer", "apiserver", "controller-manager", "kubelet")}
+    names = (
+        "etcd",
+        "etcd-peer",
+        "apiserver",
+        "controller-manager",
+        "scheduler",
+        "kubelet",
+        "kubelet-healthz",
+    )
+    ports = {k: _free_port() for k in names}
     state = State(root=str(root), ports=ports)
     _make_pki(root, state)
+    (root / "admission.json").write_text(json.dumps(objects.pod_security_admission_config()))
     p = root / "pki"
     bin_ = build.binary
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -257,6 +279,7 @@ def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
             f"--client-ca-file={p / 'ca.crt'}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
+            f"--admission-control-config-file={root / 'admission.json'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
@@ -305,21 +328,39 @@ def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
             "--v=1",
         ],
     )
+    sched_cfg = str(root / "scheduler.kubeconfig")
+    state.pids["kube-scheduler"] = _spawn(
+        root,
+        "kube-scheduler",
+        [
+            str(bin_("kube-scheduler")),
+            f"--kubeconfig={sched_cfg}",
+            f"--authentication-kubeconfig={sched_cfg}",
+            f"--authorization-kubeconfig={sched_cfg}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['scheduler']}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
+    _save(root, state)
+    _apply(root, [*objects.node_policy(), *objects.storage_objects(root / "pv")])
+    node.prepare(root, ports["kubelet"], ports["kubelet-healthz"])
+    state.pids["containerd"] = _spawn(root, "containerd", node.containerd_argv(root), env=node.env())
+    _save(root, state)
+    node.wait_containerd(root)
+    node.load_images(root, built)
+    state.pids["kubelet"] = _spawn(
+        root, "kubelet", node.kubelet_argv(bin_("kubelet"), root, NODE_NAME), env=node.env()
+    )
+    _save(root, state)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(build.HACK), env.get("PYTHONPATH", "")]))
-    state.pids["node-agent"] = _spawn(
-        root,
-        "node-agent",
-        [
-            sys.executable,
-            "-m",
-            "dscache_testbed.kubelet",
-            f"--dir={root}",
-            f"--node-name={NODE_NAME}",
-            f"--port={ports['kubelet']}",
-        ],
-        env=env,
+    state.pids["service-proxy"] = _spawn(
+        root, "service-proxy", [sys.executable, "-m", "dscache_testbed.proxy", f"--dir={root}"], env=env
     )
+    state.pids["local-path-provisioner"] = _spawn(root, "local-path-provisioner", _provisioner_argv(root))
     _save(root, state)
     kcm = f"https://127.0.0.1:{ports['controller-manager']}/healthz"
     insecure = ssl._create_unverified_context()  # KCM serves a self-signed cert; only /healthz
@@ -332,6 +373,37 @@ def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
     )
     _wait("node Ready", lambda: _node_ready(state, ctx), state, 60)
     return state
+
+
+def _apply(root: Path, objs: list[dict[str, Any]]) -> None:
+    """Create the bed's own cluster objects (kubectl apply of a List) as its admin."""
+    subprocess.run(
+        [str(build.binary("kubectl")), f"--kubeconfig={root / 'kubeconfig'}", "apply", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _provisioner_argv(root: Path) -> list[str]:
+    d = root / "provisioner"
+    (root / "pv").mkdir(exist_ok=True)
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(objects.provisioner_config(root / "pv")))
+    (d / "helperPod.yaml").write_text(json.dumps(objects.helper_pod()))
+    return [
+        str(build.binary("local-path-provisioner")),
+        "start",
+        f"--kubeconfig={root / 'kubeconfig'}",
+        f"--namespace={objects.PROVISIONER_NAMESPACE}",
+        f"--service-account-name={objects.PROVISIONER_SA}",
+        f"--configmap-name={objects.PROVISIONER_CONFIGMAP}",
+        f"--config={d / 'config.json'}",
+        f"--helper-pod-file={d / 'helperPod.yaml'}",
+        f"--helper-image={images.SHELL_REF}",
+        f"--provisioner-name={objects.PROVISIONER_NAME}",
+    ]
 
 
 def _node_ready(state: State, ctx: ssl.SSLContext) -> bool:
@@ -367,23 +439,19 @@ def _stop(pid: int, grace: float) -> None:
 
 
 def down(root: Path = DEFAULT_DIR, *, keep: bool = False) -> None:
-    """Stop every process of the bed (node agent first, so it stops its pods) and remove its files."""
+    """Stop every process of the bed (the node's containers first) and remove its files."""
     root = root.resolve()
     state = load_state(root)
     if state:
         for name in reversed(PROCESSES):
             pid = state.pids.get(name)
+            if name == "containerd":
+                node.stop_containers(root)  # the kubelet, stopped before, leaves its containers
             if pid and _mentions(pid, "cmdline", str(root)):
-                _stop(pid, 15.0 if name == "node-agent" else 5.0)
-    # Belt and braces: containers whose agent died without stopping them (each has bind mounts
-    # from the bed dir, which identifies it).
-    for pidfile in root.glob("pods/*/*/*.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
-            pid = int(pidfile.read_text())
-            # mountinfo shows paths relative to their filesystem, so match the tail only.
-            if _mentions(pid, "mountinfo", f"/{root.name}/pods/"):
-                os.killpg(pid, signal.SIGKILL)
-    _remove_mountpoints(root)
+                _stop(pid, 5.0)
+    for pid in node.shim_pids(root):  # each shim reaps its container's processes on SIGKILL of them
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     if not keep and root.exists():
         _unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
@@ -395,20 +463,6 @@ def _unmount_under(root: Path) -> None:
         targets = [line.split()[1] for line in fh if line.split()[1].startswith(str(root) + "/")]
     for t in sorted(targets, key=len, reverse=True):
         subprocess.run(["umount", "-l", t], check=False)
-
-
-def _remove_mountpoints(root: Path) -> None:
-    """Empty files and dirs the agent had to create on the host as bind-mount targets."""
-    created = root / "created-mountpoints"
-    if not created.exists():
-        return
-    for line in sorted(set(created.read_text().splitlines()), key=len, reverse=True):
-        path = Path(line)
-        with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                path.rmdir()
-            elif path.is_file() and path.stat().st_size == 0:
-                path.unlink()
 
 
 def status(root: Path = DEFAULT_DIR) -> dict[str, Any]:

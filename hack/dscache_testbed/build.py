@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,8 +25,11 @@ HACK = Path(__file__).resolve().parent.parent
 K8S_MODULE = HACK / "k8s"
 K8S_RELEASE = "v1.36.3"
 HELM_VERSION = "v3.22.0"
+# The dynamic provisioner kind ships (a main package at its module root, so it is built in a copy of
+# its module directory, with the dependencies its go.sum pins).
+LOCAL_PATH_PROVISIONER = ("github.com/rancher/local-path-provisioner", "v0.0.30")
 KUBECTL_VERSION = "1.36.3"
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "etcd")
+K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "etcd")
 
 
 def cache_root() -> Path:
@@ -52,6 +56,10 @@ def helm_bin_dir() -> Path:
     return cache_root() / f"helm-{HELM_VERSION}" / "bin"
 
 
+def provisioner_bin_dir() -> Path:
+    return cache_root() / f"local-path-provisioner-{LOCAL_PATH_PROVISIONER[1]}" / "bin"
+
+
 def kubectl_bin_dir() -> Path:
     return cache_root() / f"kubectl-{KUBECTL_VERSION}" / "bin"
 
@@ -64,11 +72,13 @@ def binary(name: str) -> Path:
         return helm_bin_dir() / name
     if name == "kubectl":
         return kubectl_bin_dir() / name
+    if name == "local-path-provisioner":
+        return provisioner_bin_dir() / name
     raise KeyError(name)
 
 
 @contextlib.contextmanager
-def _lock() -> Iterator[None]:
+def lock() -> Iterator[None]:
     cache_root().mkdir(parents=True, exist_ok=True)
     with open(cache_root() / ".build.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -110,9 +120,9 @@ def _build_k8s() -> None:
     ld = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         ld += _version_ldflags(pkg, K8S_RELEASE)
-    _log(f"compiling kube-apiserver, kube-controller-manager, etcd ({K8S_RELEASE}); takes minutes")
+    _log(f"compiling {', '.join(K8S_BINARIES)} ({K8S_RELEASE}); takes minutes")
     start = time.monotonic()
-    # One invocation for all three so they share one compile of the common packages.
+    # One invocation for all of them so they share one compile of the common packages.
     subprocess.run(
         ["go", "build", f"-ldflags={' '.join(ld)}", "-o", f"{tmp}/", "./cmd/..."],
         cwd=K8S_MODULE,
@@ -141,6 +151,41 @@ def _build_helm() -> None:
         check=True,
         cwd=tmp,
     )
+    _log(f"compiled in {time.monotonic() - start:.0f}s")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def _build_provisioner() -> None:
+    out = provisioner_bin_dir()
+    if (out / "local-path-provisioner").exists():
+        return
+    module, version = LOCAL_PATH_PROVISIONER
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bin.", dir=out.parent))
+    _log(f"compiling local-path-provisioner {version}")
+    start = time.monotonic()
+    info = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        env=_go_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+    )
+    src = tmp / "src"
+    shutil.copytree(json.loads(info.stdout)["Dir"], src, ignore=shutil.ignore_patterns("vendor"))
+    for d in (src, *(p for p in src.rglob("*") if p.is_dir())):
+        d.chmod(0o755)  # the module cache is read-only; go may touch go.sum
+    ld = f"-s -w -X main.VERSION={version}"
+    subprocess.run(
+        ["go", "build", "-mod=mod", f"-ldflags={ld}", "-o", f"{tmp}/local-path-provisioner", "."],
+        env=_go_env(),
+        check=True,
+        cwd=src,
+    )
+    shutil.rmtree(src)
     _log(f"compiled in {time.monotonic() - start:.0f}s")
     if out.exists():
         shutil.rmtree(out)
@@ -183,8 +228,9 @@ def _fetch_kubectl() -> None:
 
 def ensure_all(*, helm: bool = True) -> None:
     """Build or fetch whatever is missing; a no-op (milliseconds) when the cache is warm."""
-    with _lock():
+    with lock():
         _fetch_kubectl()
         _build_k8s()
+        _build_provisioner()
         if helm:
             _build_helm()

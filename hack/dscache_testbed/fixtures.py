@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import node
 from .kube import Kube
 
 
@@ -54,6 +55,30 @@ class Testbed:
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
-    def pod_dir(self, namespace: str, pod: str) -> Path:
-        """Where the node agent keeps a pod's container logs (<container>.log)."""
-        return self.root / "pods" / namespace / pod
+    def logs(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """A container's output as `kubectl logs` gives it (the kubelet's); without `container`,
+        every container's, init containers included, each line prefixed with its container."""
+        if container:
+            return self.kubectl("logs", "-n", namespace, pod, "-c", container).stdout
+        spec = self.kube.get(f"/api/v1/namespaces/{namespace}/pods/{pod}")["spec"]
+        out = []
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            got = self.kubectl("logs", "-n", namespace, pod, "-c", c["name"], check=False)
+            if got.returncode == 0:  # else it has not started: no output yet
+                out += [f"[{c['name']}] {line}" for line in got.stdout.splitlines()]
+        return "\n".join(out)
+
+    def container_pid(self, container_id: str) -> int | None:
+        """The host pid of a running container (`containerd://<id>` from a pod's status), or None."""
+        listing = subprocess.run(
+            ["ctr", f"--address={node.containerd_socket(self.root)}", "--namespace=k8s.io", "tasks", "ls"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        wanted = container_id.removeprefix("containerd://")
+        for line in listing.splitlines()[1:]:
+            task, pid, status = line.split()
+            if task == wanted and status == "RUNNING":
+                return int(pid)
+        return None

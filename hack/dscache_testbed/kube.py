@@ -1,6 +1,6 @@
 """Minimal JSON REST client for the bed's API server (stdlib only, client-certificate auth).
 
-The node agent and the test fixtures talk plain JSON so they depend on neither a particular
+The service proxy and the test fixtures talk plain JSON so they depend on neither a particular
 `kubernetes` client release nor its model classes.
 """
 

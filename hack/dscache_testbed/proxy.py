@@ -1,21 +1,32 @@
-"""Userspace service proxy: makes ClusterIP Services reachable on this one machine.
+"""Userspace service proxy: makes ClusterIP Services reachable on this one machine (`python -m
+dscache_testbed.proxy --dir DIR`, a process of the bed in kube-proxy's place).
 
 The bed's service CIDR is a loopback range (127.200.0.0/16), so every ClusterIP can be bound
 locally. For each TCP port of each Service with a selector, a listener on ClusterIP:port forwards
-connections to a Ready pod of this node that the selector matches, at 127.0.0.1:<targetPort>
-(pods share the host network). This is what lets the API server call admission webhooks and
-aggregated APIs through their Service, as kube-proxy would in a real cluster. Endpoints and
-EndpointSlices stay empty: their validation rejects loopback addresses.
+connections to a Ready pod that the selector matches, at 127.0.0.1:<targetPort> (the bed puts
+every pod on the host network, and the node's address is 127.0.0.1). This is what lets the API
+server call admission webhooks and aggregated APIs through their Service, as kube-proxy would in a
+real cluster (kube-proxy itself cannot: it NATs to pod IPs, and loopback is not routable).
+Endpoints and EndpointSlices stay empty: their validation rejects loopback addresses. The one
+Service without a selector it serves is `default/kubernetes`, forwarded to the API server's port,
+so pods' in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT, set by the kubelet) works.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from .informer import Informer
+from .kube import Kube
 
 log = logging.getLogger("service-proxy")
 Obj = dict[str, Any]
@@ -90,7 +101,8 @@ def _ready(pod: Obj) -> bool:
 class ServiceProxy:
     """Keeps one listener per (ClusterIP, port) in step with the Services it is shown."""
 
-    def __init__(self) -> None:
+    def __init__(self, apiserver_port: int) -> None:
+        self.apiserver_port = apiserver_port
         self.listeners: dict[tuple[str, int], _Listener] = {}
         self.specs: dict[tuple[str, int], tuple[str, Obj, Obj]] = {}
         self.pods: list[Obj] = []
@@ -100,6 +112,8 @@ class ServiceProxy:
         with self.lock:
             ns, selector, port = self.specs[key]
             pods = list(self.pods)
+        if not selector:  # default/kubernetes
+            return self.apiserver_port
         for pod in pods:
             labels = pod["metadata"].get("labels", {})
             if pod["metadata"]["namespace"] != ns or not _ready(pod):
@@ -118,11 +132,12 @@ class ServiceProxy:
         for svc in services:
             spec = svc["spec"]
             ip, selector = spec.get("clusterIP"), spec.get("selector")
-            if not ip or ip == "None" or not selector or spec.get("type") == "ExternalName":
+            apiserver = (svc["metadata"]["namespace"], svc["metadata"]["name"]) == ("default", "kubernetes")
+            if not ip or ip == "None" or not (selector or apiserver) or spec.get("type") == "ExternalName":
                 continue
             for port in spec.get("ports", []):
                 if port.get("protocol", "TCP") == "TCP":
-                    wanted[(ip, int(port["port"]))] = (svc["metadata"]["namespace"], selector, port)
+                    wanted[(ip, int(port["port"]))] = (svc["metadata"]["namespace"], selector or {}, port)
         with self.lock:
             self.pods = pods
             self.specs.update(wanted)
@@ -141,3 +156,34 @@ class ServiceProxy:
         for listener in self.listeners.values():
             listener.close()
         self.listeners.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, required=True, help="the bed directory (state.json, pki/)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    root = args.dir.resolve()
+    port = int(json.loads((root / "state.json").read_text())["ports"]["apiserver"])
+    api = Kube(root, "admin", port)
+    changed = threading.Event()
+    services = Informer(api, "/api/v1/services", changed)
+    pods = Informer(api, "/api/v1/pods", changed)
+    for inf in (services, pods):
+        inf.start()
+    proxy = ServiceProxy(port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        changed.wait(2.0)
+        changed.clear()
+        try:
+            proxy.sync(services.snapshot(), pods.snapshot())
+        except Exception:
+            log.exception("sync")
+    proxy.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,8 @@ staging="v0.${rel#v1.}"
 cd "$(dirname "$0")"
 upstream=$(go mod download -json "k8s.io/kubernetes@$rel" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
 {
-  echo "// Wrapper module: builds kube-apiserver, kube-controller-manager and etcd from the published"
-  echo "// k8s.io/kubernetes $rel module. Regenerate for another release with hack/k8s/gen-gomod.sh."
+  echo "// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd"
+  echo "// from the published k8s.io/kubernetes $rel module. Regenerate for another release with hack/k8s/gen-gomod.sh."
   echo "module dscache.dev/testbed/k8s"
   echo
   echo "go $(sed -n 's/^go //p' "$upstream")"

@@ -25,6 +25,7 @@ from dscache_operator.settings import Settings
 from dscache_operator.volume import get_claim_name
 
 INIT_CONTAINER = "dscache-prepare"
+SCRATCH_SETUP = "dscache-scratch-setup"
 VOLUME_CACHE = "dscache-cache"
 VOLUME_LINKS = "dscache-links"
 VOLUME_SCRATCH = "dscache-scratch"
@@ -256,6 +257,28 @@ def build_init_container(
     return container
 
 
+def build_scratch_setup(settings: Settings) -> dict[str, Any]:
+    """hostPath scratch only: an init container that lets every user write the node's scratch dir.
+
+    The kubelet creates a missing hostPath directory owned by root, mode 0755, where the non-root
+    init container cannot write. This one runs as uid 0 with every capability dropped (it can only
+    change what uid 0 owns) and sets such a directory to mode 1777, like /tmp, so init containers of
+    any user share it (initcontainer/dscache/prepare/shared.py); a directory with another owner,
+    prepared by the node's admin, is left alone. hostPath volumes already need a `privileged` Pod
+    Security level, so running as root adds no requirement. The pod's service-account token is kept
+    out of it, as out of the dscache init container.
+    """
+    script = f'[ "$(stat -c %u {SCRATCH_PATH})" != 0 ] || chmod 1777 {SCRATCH_PATH}'
+    return {
+        "name": SCRATCH_SETUP,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["sh", "-c", script],
+        "volumeMounts": [{"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH}, token_guard()[1]],
+        "securityContext": {**CONTAINER_SECURITY, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+    }
+
+
 def _check_mount_path(mount_path: str, containers: list[dict[str, Any]]) -> None:
     """A mountPath over our volume root, or one a container already uses, would hide data."""
     if Path(VOLUME_ROOT).is_relative_to(mount_path) or Path(mount_path).is_relative_to(VOLUME_ROOT):
@@ -296,9 +319,10 @@ def desired_pod(
     init = build_init_container(
         settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}
     )
-    inits = pod_spec.get("initContainers") or []
+    ours = [build_scratch_setup(settings), init] if scratch.mode == "hostPath" else [init]
+    inits = [c for c in pod_spec.get("initContainers") or [] if c.get("name") != SCRATCH_SETUP]
     at = next((i for i, c in enumerate(inits) if c.get("name") == INIT_CONTAINER), None)
-    pod_spec["initContainers"] = [init, *inits] if at is None else [*inits[:at], init, *inits[at + 1 :]]
+    pod_spec["initContainers"] = [*ours, *inits] if at is None else [*inits[:at], *ours, *inits[at + 1 :]]
     env = build_env_vars(mount_path, resolution.env_sources)
     mounts = build_mounts(mount_path, scratch)
     for c in containers:

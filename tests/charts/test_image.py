@@ -1,5 +1,6 @@
-"""The Dockerfile: lint-clean, the agreed shape, and (without a Docker engine) its install recipe run
-in a fresh virtualenv, whose two entrypoints must work from the built wheel alone."""
+"""The Dockerfile: lint-clean, the agreed shape, a locked dependency set, and its install recipe
+replayed in a fresh virtualenv, whose two entrypoints must work from the built wheel alone. (The
+image itself is built by buildah and run in real containers by the test bed: tests/cluster.)"""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.charts.chart import CHART, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
+LOCK = ROOT / "requirements.lock"
 # The build stage's recipe, replayed by the venv test below; the Dockerfile must keep using it.
 WHEEL_CMD = "pip wheel --no-deps --wheel-dir /wheels ."
-INSTALL_CMD = 'pip install --only-binary=:all: "${wheel}[operator]"'
+LOCK_CMD = "pip install --require-hashes --only-binary=:all: -r requirements.lock"
+INSTALL_CMD = 'pip install --no-deps "${wheel}"'
 
 
 def _version() -> str:
@@ -46,7 +51,9 @@ def test_dockerfile_shape_and_version() -> None:
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
     assert len(stages) == 2 and stages[0].startswith("${PYTHON_IMAGE} AS build")
     build, final = stages
-    assert WHEEL_CMD in build and INSTALL_CMD in build
+    assert WHEEL_CMD in build and LOCK_CMD in build and INSTALL_CMD in build
+    assert build.index(LOCK_CMD) < build.index(INSTALL_CMD)
+    assert "COPY pyproject.toml README.md requirements.lock ./" in build
     assert "COPY --from=build /opt/venv /opt/venv" in final
     assert "libarchive13" in final and "--no-install-recommends" in final
     for tool in ("pip ", "gcc", "build-essential", "/wheels", "COPY initcontainer", "COPY operator"):
@@ -60,8 +67,44 @@ def test_dockerfile_shape_and_version() -> None:
     assert arg == _version() == chart["appVersion"] == chart["version"]
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     assert "*" in dockerignore  # deny by default: no .git, tests or caches in the context
-    for needed in ("!pyproject.toml", "!README.md", "!initcontainer/", "!operator/"):
+    for needed in ("!pyproject.toml", "!README.md", "!requirements.lock", "!initcontainer/", "!operator/"):
         assert needed in dockerignore
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as {name: (version, hashes)}."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for raw in LOCK.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "==" in line and not line.startswith("--"):
+            req, _, version = line.rstrip(" \\").partition("==")
+            name = canonicalize_name(req)
+            pins[name] = (version, [])
+        elif line.startswith("--hash=sha256:"):
+            pins[name][1].append(line.rstrip(" \\").removeprefix("--hash=sha256:"))
+    return pins
+
+
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    """Two builds of one commit install the same packages: every runtime and `operator` dependency
+    of pyproject.toml, and everything they pull in, is pinned with its hashes (pip-compile output)."""
+    header = LOCK.read_text()
+    assert "pip-compile" in header and "--generate-hashes" in header and "--extra=operator" in header
+    pins = _locked()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["operator"]]:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} (pyproject.toml) is not in requirements.lock: regenerate it"
+        assert req.specifier.contains(pins[name][0]), f"{name}=={pins[name][0]} does not satisfy {spec}"
+    for name, (version, hashes) in pins.items():
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), (
+            f"{name}=={version}: no hashes"
+        )
+    assert {"boto3", "kopf", "pyarrow", "urllib3"} <= set(pins)  # the transitive closure, not names only
 
 
 @pytest.mark.slow
@@ -83,7 +126,9 @@ def test_wheel_installed_like_the_image_runs_both_entrypoints(tmp_path: Path) ->
     assert wheel.name == f"dscache-{_version()}-py3-none-any.whl"
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
-    run(venv / "bin" / "pip", "install", "--only-binary=:all:", f"{wheel}[operator]")
+    run(venv / "bin" / "pip", *LOCK_CMD.removeprefix("pip ").replace("requirements.lock", str(LOCK)).split())
+    run(venv / "bin" / "pip", "install", "--no-deps", wheel)
+    run(venv / "bin" / "pip", "check")
 
     bin_dir = venv / "bin"
     assert run(bin_dir / "dscache", "--version").strip() == f"dscache {_version()}"

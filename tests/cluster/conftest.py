@@ -54,7 +54,8 @@ def testbed() -> Iterator[Testbed]:
     if not (info.get("running") and info.get("apiserver_ready")):
         if not env_dir:
             root = Path(tempfile.mkdtemp(prefix="dscache-testbed-", dir="/tmp"))
-        missing = [b for b in (*build.K8S_BINARIES, "kubectl", "helm") if not build.binary(b).exists()]
+        names = (*build.K8S_BINARIES, "local-path-provisioner", "kubectl", "helm")
+        missing = [b for b in names if not build.binary(b).exists()]
         if missing:  # a cold build takes minutes: do it outside the per-test timeout
             pytest.fail(
                 f"test bed binaries not built ({', '.join(missing)}): run `hack/testbed build` "

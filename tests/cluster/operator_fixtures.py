@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dscache_testbed import images
 from dscache_testbed.fixtures import Testbed
 
 from dscache.api.names import VersionKey
@@ -25,7 +26,7 @@ from tests.factories import make_tree, publish_archives
 from tests.servers.s3 import S3Env
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/example/dscache:test"  # the bed maps any image named *dscache* to the venv's commands
+IMAGE = images.project_ref()  # the chart's default reference, under which the bed loads the image
 DSC = "/apis/dscache.io/v1alpha1"
 
 

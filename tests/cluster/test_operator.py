@@ -1,5 +1,5 @@
 """The operator end to end on the test bed: real API server, real Jobs running `dscache install`
-through the node agent against moto's S3 on loopback."""
+in the project's image on the bed's node against moto's S3 on loopback."""
 
 from __future__ import annotations
 
@@ -213,11 +213,7 @@ def test_wrong_credentials_fail_with_a_clear_message_and_no_secret_anywhere(
     assert any(e["reason"] == "InstallFailed" for e in events)
     job = body["status"]["installJob"]
     pods = testbed.kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"job-name={job}")["items"]
-    pod_logs = "".join(
-        p.read_text(errors="replace")
-        for pod in pods
-        for p in testbed.pod_dir(namespace, pod["metadata"]["name"]).glob("*.log")
-    )
+    pod_logs = "".join(testbed.logs(namespace, pod["metadata"]["name"]) for pod in pods)
     for where, text in (
         ("status", json.dumps(body["status"])),
         ("events", json.dumps(events)),

@@ -1,5 +1,5 @@
 """Pod injection end to end on the test bed: the real API server calls the operator's webhook over
-HTTPS, the node agent runs the injected `dscache prepare` init container, then the workload."""
+HTTPS, the kubelet runs the injected `dscache prepare` init container, then the workload."""
 
 from __future__ import annotations
 
@@ -126,8 +126,7 @@ def ready_cache(
 
 
 def logs(testbed: Testbed, namespace: str, pod: str) -> str:
-    folder = testbed.pod_dir(namespace, pod)
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(folder.glob("*.log")))
+    return testbed.logs(namespace, pod)
 
 
 def wait_pod(
@@ -158,7 +157,7 @@ def test_labelled_pod_finds_the_data_at_the_mount_path(
     statuses = stored["status"]["initContainerStatuses"]
     assert statuses[0]["state"]["terminated"]["exitCode"] == 0
     # The link is a relative symlink into the read-only cache volume, mounted in the workload too.
-    assert "objects/thor/v1" in (testbed.pod_dir(namespace, "train") / "main.log").read_text()
+    assert "objects/thor/v1" in testbed.logs(namespace, "train", "main")
 
 
 def test_unknown_cache_and_unavailable_pin_are_denied_with_what_to_fix(
@@ -224,16 +223,16 @@ def test_pod_created_before_the_cache_is_ready_waits_then_starts(
     wait_pod(testbed, namespace, "early")
 
 
-def _scratch_dir(testbed: Testbed, host_path: str) -> Path:
-    """The bed maps a hostPath /x/y to DIR/hostpath/x/y."""
-    return testbed.root / "hostpath" / host_path.lstrip("/")
+def _host_path(testbed: Testbed, namespace: str, name: str) -> str:
+    """A hostPath under the bed's directory (removed with the bed) for this test."""
+    return f"{testbed.root}/hostpath/{namespace}/{name}"
 
 
 def test_scratch_emptydir_and_hostpath_from_pod_annotations(
     testbed: Testbed, namespace: str, s3: S3Env, tmp_path: Path, webhook_operator: opf.Operator
 ) -> None:
     ready_cache(testbed, namespace, s3, tmp_path)
-    host = f"/dscache-test/{namespace}/scratch"
+    host = _host_path(testbed, namespace, "scratch")
     on_scratch = CHECK + ' && readlink -f "$DSCACHE_OBJECTS_THOR"'
     for name, scratch in (("empty", "emptyDir:1Gi"), ("host", f"hostPath:{host}"), ("shared", "none")):
         pod = labelled_pod(name, on_scratch, annotations={"dscache.io/scratch": scratch})
@@ -241,7 +240,7 @@ def test_scratch_emptydir_and_hostpath_from_pod_annotations(
     for name in ("empty", "host", "shared"):
         wait_pod(testbed, namespace, name)
     target = {
-        name: (testbed.pod_dir(namespace, name) / "main.log").read_text().strip().splitlines()[-1]
+        name: testbed.logs(namespace, name, "main").strip().splitlines()[-1]
         for name in ("empty", "host", "shared")
     }
     assert target == {
@@ -251,14 +250,14 @@ def test_scratch_emptydir_and_hostpath_from_pod_annotations(
     }
     vols = {v["name"]: v for v in testbed.kube.get(f"{_pods(namespace)}/empty")["spec"]["volumes"]}
     assert vols["dscache-scratch"]["emptyDir"] == {"sizeLimit": "1Gi"}
-    copy = _scratch_dir(testbed, host) / "objects/thor/v1"
+    copy = Path(host) / "objects/thor/v1"
     assert (copy / "dir/b.txt").read_text() == "hello"
 
 
 def test_job_of_four_pods_on_one_node_shares_one_hostpath_copy(
     testbed: Testbed, namespace: str, s3: S3Env, tmp_path: Path, webhook_operator: opf.Operator
 ) -> None:
-    host = f"/dscache-test/{namespace}/nvme"
+    host = _host_path(testbed, namespace, "nvme")
     ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "hostPath", "hostPath": {"path": host}})
     script = CHECK + ' && readlink -f "$DSCACHE_OBJECTS_THOR"'
     template = labelled_pod("unused", script)
@@ -279,11 +278,36 @@ def test_job_of_four_pods_on_one_node_shares_one_hostpath_copy(
     pods = testbed.kube.get(_pods(namespace), labelSelector="job-name=train")["items"]
     assert len(pods) == 4
     for pod in pods:
-        out = (testbed.pod_dir(namespace, pod["metadata"]["name"]) / "main.log").read_text()
+        out = testbed.logs(namespace, pod["metadata"]["name"], "main")
         assert out.strip().splitlines()[-1] == "/var/lib/dscache/scratch/objects/thor/v1", out
-    scratch = _scratch_dir(testbed, host)
+    scratch = Path(host)
     assert sorted(p.name for p in (scratch / "objects/thor").iterdir()) == ["v1"]
     assert list((scratch / ".dscache/staging").glob("*")) == [], "a copy in progress was left behind"
+
+
+def test_hostpath_copy_by_one_uid_is_used_by_a_pod_of_another_uid(
+    testbed: Testbed, namespace: str, s3: S3Env, tmp_path: Path, webhook_operator: opf.Operator
+) -> None:
+    """Non-root init containers of two users share one node's hostPath scratch, which the kubelet
+    creates root-owned: the first pod copies the version, the second links to that copy."""
+    host = _host_path(testbed, namespace, "nvme")
+    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "hostPath", "hostPath": {"path": host}})
+    script = CHECK + ' && id -u && readlink -f "$DSCACHE_OBJECTS_THOR"'
+    for name, uid in (("first", 1001), ("second", 2002)):
+        pod = labelled_pod(name, script)
+        pod["spec"]["securityContext"] = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}
+        testbed.kube.post(_pods(namespace), pod)
+        wait_pod(testbed, namespace, name)
+        main = testbed.logs(namespace, name, "main").split()
+        assert main[-2:] == [str(uid), "/var/lib/dscache/scratch/objects/thor/v1"], logs(
+            testbed, namespace, name
+        )
+    first, second = (testbed.logs(namespace, n, "dscache-prepare") for n in ("first", "second"))
+    assert "copied to scratch" in first and "warning" not in first, first
+    assert "copied" not in second and "warning" not in second, second  # used, not copied again
+    copy = Path(host) / "objects/thor/v1"
+    assert copy.stat().st_uid == 1001 and (copy / "dir/b.txt").read_text() == "hello"
+    assert Path(host).stat().st_mode & 0o7777 == 0o1777  # opened by the scratch-setup container
 
 
 def test_versions_in_use_are_protected_from_gc(

@@ -43,8 +43,7 @@ def test_handwritten_training_job_example_runs_to_completion(
     [pod] = testbed.kube.get(
         f"/api/v1/namespaces/{namespace}/pods", labelSelector="job-name=train-handwritten"
     )["items"]
-    folder = testbed.pod_dir(namespace, pod["metadata"]["name"])
-    out = (folder / "train.log").read_text()
+    out = testbed.logs(namespace, pod["metadata"]["name"], "train")
     assert "objects.bin" in out and "scenes.bin" in out, out
-    prepare = (folder / "dscache-prepare.log").read_text()
+    prepare = testbed.logs(namespace, pod["metadata"]["name"], "dscache-prepare")
     assert "export DSCACHE_OBJECTS_THOR='/dscache/objects/thor'" in prepare, prepare

@@ -183,8 +183,34 @@ def test_scratch_default_hostpath_with_budget() -> None:
     out = inject(pod(), cache(spec))
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
     assert vols["dscache-scratch"]["hostPath"] == {"path": "/mnt/nvme", "type": "DirectoryOrCreate"}
-    args = out["spec"]["initContainers"][0]["args"]
+    setup, prepare = out["spec"]["initContainers"]
+    args = prepare["args"]
+    assert prepare["name"] == "dscache-prepare"
     assert args[args.index("--scratch-max-bytes") + 1] == "1000"
+    # The kubelet creates the hostPath dir root-owned 0755: a capability-free root container opens
+    # it to every user (mode 1777) before the non-root prepare, and nothing else.
+    assert setup["name"] == "dscache-scratch-setup"
+    assert setup["command"] == [
+        "sh",
+        "-c",
+        '[ "$(stat -c %u /var/lib/dscache/scratch)" != 0 ] || chmod 1777 /var/lib/dscache/scratch',
+    ]
+    assert setup["volumeMounts"] == [  # the scratch dir, and no service-account token
+        {"name": "dscache-scratch", "mountPath": "/var/lib/dscache/scratch"},
+        {
+            "name": "dscache-no-token",
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "readOnly": True,
+        },
+    ]
+    sc = setup["securityContext"]
+    assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    again = inject(out, cache(spec))  # re-invocation: still one of each
+    assert [c["name"] for c in again["spec"]["initContainers"]] == [
+        "dscache-scratch-setup",
+        "dscache-prepare",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,13 @@ def test_the_injected_init_container_gets_no_token_no_env_and_only_our_volumes()
     p = pod("hostPath:/mnt/nvme/dscache")
     p["spec"]["serviceAccountName"] = "trainer"
     out = inject(p)
-    [init] = out["spec"]["initContainers"]
+    setup, init = out["spec"]["initContainers"]  # hostPath scratch: the setup step, then prepare
+    assert setup["name"] == "dscache-scratch-setup"
+    assert [(m["name"], m["mountPath"]) for m in setup["volumeMounts"]] == [
+        ("dscache-scratch", "/var/lib/dscache/scratch"),
+        ("dscache-no-token", "/var/run/secrets/kubernetes.io/serviceaccount"),
+    ]
+    assert "env" not in setup and "envFrom" not in setup
     assert [(m["name"], m["mountPath"]) for m in init["volumeMounts"]] == [
         ("dscache-cache", "/var/lib/dscache/cache"),
         ("dscache-links", "/dscache"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dscache.api.names import NameError_, VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths, key_from_marker
+from dscache.prepare.shared import create_marker
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,7 @@ def touch(marker: Path) -> None:
     try:
         os.utime(marker)
     except FileNotFoundError:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        with open(marker, "ab"):
-            pass
+        create_marker(marker)  # shared by every user of the scratch (shared.py)
 
 
 def list_uses(scratch: ScratchPaths) -> list[Use]:

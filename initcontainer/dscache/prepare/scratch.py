@@ -23,6 +23,7 @@ from dscache.prepare import eviction, lastuse, staging
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.copytree import copy_version
 from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.shared import make_shared_dirs
 from dscache.prepare.treewalk import read_listing
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
@@ -95,7 +96,7 @@ def _copy_into_place(scratch: ScratchPaths, source: Path, record: CompleteRecord
                 f"the cache copy holds {stats.files} files / {stats.bytes} bytes but its record says "
                 f"{record.files} / {record.bytes} (run `dscache verify`)"
             )
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_shared_dirs(final.parent)
         for _ in range(RACE_RETRIES):
             try:
                 os.rename(stage, final)

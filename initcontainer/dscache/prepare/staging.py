@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths
+from dscache.prepare.shared import make_shared_dirs
 from dscache.store.deletion import delete_tree
 from dscache.store.liveness import host_name, pid_alive
 
@@ -43,7 +44,7 @@ def version_tag(key: VersionKey) -> str:
 
 def new_staging(scratch: ScratchPaths, key: VersionKey) -> Path:
     """Create an empty staging dir owned by this process for copying `key`."""
-    scratch.staging_root.mkdir(parents=True, exist_ok=True)
+    make_shared_dirs(scratch.staging_root)
     path = scratch.staging_root / f"{version_tag(key)}.{host_name()}.{os.getpid()}.{os.urandom(6).hex()}"
     path.mkdir()
     return path
@@ -118,7 +119,7 @@ def _delete(path: Path, scratch: ScratchPaths) -> None:
 
 def discard(path: Path, scratch: ScratchPaths) -> None:
     """Remove a tree so that nobody sees it half deleted: rename into the trash, then delete."""
-    scratch.trash_dir.mkdir(parents=True, exist_ok=True)
+    make_shared_dirs(scratch.trash_dir)
     trash = scratch.trash_dir / os.urandom(8).hex()
     try:
         os.rename(path, trash)

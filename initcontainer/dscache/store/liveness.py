@@ -6,7 +6,12 @@ import os
 
 
 def host_name() -> str:
-    return os.uname().nodename
+    """Where a pid means one process: the node's name and this pid namespace's id.
+
+    Pods on the host network share the node's name but each has its own pid namespace, so the name
+    alone would let one pod judge another's live pid dead.
+    """
+    return f"{os.uname().nodename}-pidns{os.stat('/proc/self/ns/pid').st_ino}"
 
 
 def pid_alive(pid: int) -> bool:
