@@ -104,3 +104,15 @@ class DatasetCacheStatus(_Model):
     )
     claim_name: str | None = Field(None, description="The PVC holding the cache.")
     install_job: str | None = Field(None, description="The installer Job for the current spec.")
+    failed_attempts: int | None = _count(
+        "Installs of the current spec that failed in a row (0 after a success or a spec change)."
+    )
+    next_retry_at: str | None = Field(
+        None,
+        description="When a Failed install is retried (capped exponential backoff); absent otherwise.",
+        json_schema_extra={"format": "date-time"},
+    )
+    last_handled_reconcile_at: str | None = Field(
+        None,
+        description="The dscache.io/reconcile-requested-at annotation value last acted on (as Flux does).",
+    )
