@@ -179,6 +179,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         # Cluster-wide webhook configurations, limited to the namespace labelled for this release.
         f"webhook.namespaceSelector.matchLabels.{release}": "on",
         "webhook.failurePolicy": "Fail",  # so an unreachable webhook cannot pass for an answer
+        "crds.enabled": "false",  # the bed's CRDs are shared by every test (the `crds` fixture)
     }
     # The operator and test pods must pass the `restricted` Pod Security Standard, enforced here.
     testbed.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
