@@ -58,6 +58,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.update(*RESOURCE, field=("metadata", "annotations", names.ANNOTATION_RECONCILE_REQUESTED))
 async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await memo.reconciler.reconcile(dict(body))
 
@@ -69,6 +70,16 @@ def _queued(status: kopf.Status, **_: Any) -> bool:
 @kopf.timer(*RESOURCE, interval=QUEUE_POLL_SECONDS, when=_queued)
 async def retry_queued(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A fallback: Job events normally wake queued resources at once."""
+    await memo.reconciler.reconcile(dict(body))
+
+
+def _retry_pending(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Failed" and bool(status.get("nextRetryAt"))
+
+
+@kopf.timer(*RESOURCE, interval=QUEUE_POLL_SECONDS, when=_retry_pending)
+async def retry_failed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Failed install is retried once its `status.nextRetryAt` has passed (the reconciler decides)."""
     await memo.reconciler.reconcile(dict(body))
 
 

@@ -14,6 +14,9 @@ LABEL_CLAIM = f"{PREFIX}/claim"
 ANNOTATION_SPEC_HASH = f"{PREFIX}/spec-hash"
 ANNOTATION_GENERATION = f"{PREFIX}/generation"
 ANNOTATION_CLAIM = f"{PREFIX}/claim"
+# On a DatasetCache, set by a user (any new value, by convention a timestamp, as Flux's
+# reconcile.fluxcd.io/requestedAt): retry a Failed install at once instead of after the backoff.
+ANNOTATION_RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
 # On workload pods: the versions the pod links, comma-separated `DT/SRC=VER` (the syntax of
 # `dscache gc --protect`). Written by the webhook (issue 6); the gc of installer Jobs protects them.
 ANNOTATION_RESOLVED_VERSIONS = f"{PREFIX}/resolved-versions"

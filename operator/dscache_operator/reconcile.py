@@ -3,13 +3,21 @@
 Per resource and per claim an asyncio lock serialises decisions (the operator is the only writer of
 Jobs, one replica), so two resources on one claim never both start an installer. The API is reached
 through the `KubeApi` protocol and Events through an `EventSink`, both given by the kopf handlers.
+
+Recovery needs no imperative step: a failed install records `failedAttempts` and `nextRetryAt`
+(capped exponential backoff, `status.retry_delay`); a reconcile at or after that time (kopf's timer
+on Failed resources) deletes the failed Job and starts it again, and a new value of the
+`dscache.io/reconcile-requested-at` annotation (Flux's `reconcile.fluxcd.io/requestedAt` idea) does so
+at once. A spec change starts a new Job with the count at 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import kopf
@@ -24,11 +32,14 @@ from dscache_operator.status import (
     Phase,
     build_status,
     describe_blocker,
+    format_time,
     get_blocker,
     get_job_failure,
     get_job_seconds,
     get_job_state,
     get_versions_in_use,
+    parse_time,
+    retry_delay,
 )
 from dscache_operator.validation import cluster_refusal
 from dscache_operator.volume import build_pvc, get_claim_name
@@ -64,15 +75,43 @@ def _pods(ns: str) -> str:
     return f"/api/v1/namespaces/{ns}/pods"
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def retry_requested(body: dict[str, Any]) -> str | None:
+    """The reconcile-requested-at annotation's value if it is one not acted on yet."""
+    value = (body["metadata"].get("annotations") or {}).get(names.ANNOTATION_RECONCILE_REQUESTED)
+    handled = (body.get("status") or {}).get("lastHandledReconcileAt")
+    return value if value and value != handled else None
+
+
+def retry_due(body: dict[str, Any], now: dt.datetime) -> bool:
+    """Pure: retry a Failed install now (asked for by annotation, or its backoff has run out)."""
+    if retry_requested(body) is not None:
+        return True
+    when = (body.get("status") or {}).get("nextRetryAt")
+    try:
+        return bool(when) and parse_time(str(when)) <= now
+    except ValueError:
+        return True  # an unreadable time (edited by hand): retry rather than stay Failed
+
+
 class Reconciler:
-    def __init__(self, kube: KubeApi, settings: Settings, event: EventSink) -> None:
-        self.kube, self.settings, self._event = kube, settings, event
+    def __init__(
+        self,
+        kube: KubeApi,
+        settings: Settings,
+        event: EventSink,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.kube, self.settings, self._event, self._clock = kube, settings, event, clock
         self._resource_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._claim_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def _set_phase(self, body: dict[str, Any], phase: Phase, **extra: Any) -> None:
+    async def _set_phase(self, body: dict[str, Any], phase: Phase, note: str = "", **extra: Any) -> None:
         meta = body["metadata"]
-        status = build_status(phase, int(meta.get("generation", 0)), body.get("status") or {}, **extra)
+        status = build_status(phase, int(meta.get("generation", 0)), body.get("status") or {}, note, **extra)
         await self.kube.patch_status(meta["namespace"], meta["name"], status)
         metrics.set_queued(meta["namespace"], meta["name"], phase.name == "Queued")
 
@@ -116,9 +155,14 @@ class Reconciler:
         ):
             return
         job = await self.kube.get(f"{_jobs(ns)}/{job_name}")
-        if job is not None:
+        if job is not None and not self._retrying(body, job):
             await self._observe(body, job)
             return
+        if job is not None:  # a failed install whose retry is due: the same Job again
+            log.info("retrying %s for %s/%s", job_name, ns, name)
+            await self.kube.delete(f"{_jobs(ns)}/{job_name}")
+            if await self.kube.get(f"{_jobs(ns)}/{job_name}") is not None:
+                return  # still being deleted: its DELETED event (or the timer) starts it
         await self._ensure_volume(body, spec, claim)
         for obj in build_installer_rbac(body, claim):
             await self.kube.create(obj)
@@ -141,11 +185,15 @@ class Reconciler:
         message = (
             f"installer Job {job_name} installs {sum(len(v) for v in spec.versions.values())} version(s)"
         )
+        same = status.get("installJob") == job_name  # a retry keeps counting; a new spec starts at 0
+        requested = (meta.get("annotations") or {}).get(names.ANNOTATION_RECONCILE_REQUESTED)
         await self._set_phase(
             body,
             Phase("Installing", "InstallStarted", message),
             claimName=claim,
             installJob=job_name,
+            failedAttempts=int(status.get("failedAttempts") or 0) if same else 0,
+            lastHandledReconcileAt=requested or status.get("lastHandledReconcileAt"),
             progress={
                 "bytesDone": 0,
                 "bytesTotal": 0,
@@ -158,6 +206,16 @@ class Reconciler:
             metrics.INSTALLS_STARTED.inc()
             self._event(body, "Normal", reason="InstallStarted", message=message)
             log.info("started %s for %s/%s", job_name, ns, name)
+
+    def _retrying(self, body: dict[str, Any], job: dict[str, Any]) -> bool:
+        """The Job is this resource's failed install, already reported, and its retry is due."""
+        status = body.get("status") or {}
+        return (
+            get_job_state(job) == "failed"
+            and status.get("phase") == "Failed"
+            and status.get("installJob") == job["metadata"]["name"]
+            and retry_due(body, self._clock())
+        )
 
     async def _ensure_volume(self, body: dict[str, Any], spec: DatasetCacheSpec, claim: str) -> None:
         """Create the owned PVC, or check the named one exists (else Pending, retried by kopf)."""
@@ -204,7 +262,9 @@ class Reconciler:
                 return
             installed = status.get("installed") or []
             message = f"{len(installed)} version(s) installed ({status.get('size', '0 B')})"
-            await self._set_phase(body, Phase("Ready", "Installed", message), installJob=job_name)
+            await self._set_phase(
+                body, Phase("Ready", "Installed", message), installJob=job_name, failedAttempts=0
+            )
             if already:  # only observedGeneration moved (an equivalent spec): no new install to count
                 return
             metrics.INSTALLS_SUCCEEDED.inc()
@@ -218,7 +278,21 @@ class Reconciler:
             return
         pods = await self.kube.list(_pods(meta["namespace"]), f"job-name={job_name}")
         message = get_job_failure(job, pods)
-        await self._set_phase(body, Phase("Failed", "InstallFailed", message), installJob=job_name)
+        failures = int(status.get("failedAttempts") or 0) + 1
+        delay = retry_delay(failures)
+        retry_at = format_time(self._clock() + dt.timedelta(seconds=delay))
+        note = (
+            f"{failures} failed attempt(s); next retry at {retry_at}, or at once on a new "
+            f"{names.ANNOTATION_RECONCILE_REQUESTED} annotation"
+        )
+        await self._set_phase(
+            body,
+            Phase("Failed", "InstallFailed", message),
+            note,
+            installJob=job_name,
+            failedAttempts=failures,
+            nextRetryAt=retry_at,
+        )
         metrics.INSTALLS_FAILED.inc()
         seconds = get_job_seconds(job)
         if seconds is not None:

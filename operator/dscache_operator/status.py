@@ -14,8 +14,30 @@ JobState = Literal["active", "succeeded", "failed"]
 MAX_MESSAGE = 1024
 
 
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 1800
+
+
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(dt.datetime.now(dt.UTC))
+
+
+def format_time(when: dt.datetime) -> str:
+    """RFC 3339 in UTC, whole seconds, as Kubernetes writes times."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """A Kubernetes timestamp (RFC 3339, `Z` or an offset) as an aware datetime; ValueError if not one."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def retry_delay(failures: int, base: int = RETRY_BASE_SECONDS, cap: int = RETRY_MAX_SECONDS) -> int:
+    """Seconds before retrying after `failures` (>= 1) failed installs in a row: base doubling, capped.
+
+    With the defaults: 30, 60, 120, ... 960, then 1800 s (30 min) for every further failure.
+    """
+    return min(cap, base << min(max(failures, 1) - 1, 32))
 
 
 def get_job_state(job: dict[str, Any]) -> JobState:
@@ -107,13 +129,18 @@ def build_condition(
     )
 
 
-def build_status(phase: Phase, generation: int, current: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def build_status(
+    phase: Phase, generation: int, current: dict[str, Any], note: str = "", **extra: Any
+) -> dict[str, Any]:
     """The status patch for a phase: phase, message, observedGeneration and both conditions.
 
-    `extra` are further `DatasetCacheStatus` fields by their wire names (`installJob=...`).
+    `note` is appended to the Ready condition's message (when a Failed install is retried).
+    `extra` are further `DatasetCacheStatus` fields by their wire names (`installJob=...`);
+    `nextRetryAt` is removed (JSON merge patch null) unless given.
     """
     previous = current.get("conditions") or []
-    ready = build_condition("Ready", phase.name == "Ready", phase, generation, previous)
+    told = Phase(phase.name, phase.reason, f"{phase.message} ({note})" if note else phase.message)
+    ready = build_condition("Ready", phase.name == "Ready", told, generation, previous)
     installing = build_condition("Installing", phase.name == "Installing", phase, generation, previous)
     status = DatasetCacheStatus.model_validate(
         {
@@ -124,7 +151,9 @@ def build_status(phase: Phase, generation: int, current: dict[str, Any], **extra
             **extra,
         }
     )
-    return status.patch()
+    patch = status.patch()
+    patch.setdefault("nextRetryAt", None)
+    return patch
 
 
 def parse_versions_annotation(value: str | None) -> list[str]:

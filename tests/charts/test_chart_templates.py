@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,18 @@ from dscache_operator.cli import build_parser
 from dscache_operator.installer import build_installer_job
 from dscache_operator.podpatch import desired_pod
 from dscache_operator.settings import Settings, load
-from tests.charts.chart import CHART, ROOT, VARIANTS, find, helm, one, render, set_args, variant
+from tests.charts.chart import (
+    CHART,
+    KUBE_VERSION,
+    ROOT,
+    VARIANTS,
+    find,
+    helm,
+    one,
+    render,
+    set_args,
+    variant,
+)
 
 NS = "dscache-system"
 
@@ -33,14 +45,99 @@ def test_lint_strict_default_and_variants() -> None:
 
 def test_chart_crds_are_the_repository_crds() -> None:
     for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        copy = CHART / "crds" / crd.name
+        copy = CHART / "files" / "crds" / crd.name
         assert copy.exists() and copy.read_bytes() == crd.read_bytes(), (
-            f"charts/dscache/crds/{crd.name} differs from crds/{crd.name}: "
-            "cp crds/*.yaml charts/dscache/crds/"
+            f"charts/dscache/files/crds/{crd.name} differs from crds/{crd.name}: "
+            "cp crds/*.yaml charts/dscache/files/crds/"
         )
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(
+    assert sorted(p.name for p in (CHART / "files" / "crds").iterdir()) == sorted(
         p.name for p in (ROOT / "crds").glob("*.yaml")
     )
+    assert not (CHART / "crds").exists()  # Helm's crds/ directory is never upgraded
+
+
+def _repository_crds() -> dict[str, dict[str, Any]]:
+    docs = [d for f in sorted((ROOT / "crds").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    return {d["metadata"]["name"]: d for d in docs}
+
+
+def test_crds_are_templates_kept_on_uninstall_so_helm_upgrade_updates_them() -> None:
+    rendered = {c["metadata"]["name"]: c for c in find(render(), "CustomResourceDefinition")}
+    expected = _repository_crds()
+    assert (
+        sorted(rendered)
+        == sorted(expected)
+        == [
+            "clusterkopfpeerings.kopf.dev",
+            "datasetcaches.dscache.io",
+            "kopfpeerings.kopf.dev",
+        ]
+    )
+    for name, crd in rendered.items():
+        assert crd["spec"] == expected[name]["spec"]  # served as generated, nothing lost in templating
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    not_kept = find(render({"crds.keep": "false"}), "CustomResourceDefinition")
+    assert len(not_kept) == 3 and all("annotations" not in c["metadata"] for c in not_kept)
+    assert find(render({"crds.enabled": "false"}), "CustomResourceDefinition") == []
+
+
+def test_usable_as_a_subchart_with_global_values(tmp_path: Path) -> None:
+    parent = tmp_path / "platform"
+    (parent / "charts").mkdir(parents=True)
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
+        "dependencies:\n  - name: dscache\n    version: 0.1.0\n"
+    )
+    (parent / "values.yaml").write_text(
+        "global:\n  imageRegistry: registry.corp\n  storageClass: fast\n"
+        "dscache:\n  operator:\n    verbose: true\n"
+    )
+    shutil.copytree(CHART, parent / "charts" / "dscache")
+    text = helm("template", "p", str(parent), "--kube-version", KUBE_VERSION, "-n", NS).stdout
+    objects = [d for d in yaml.safe_load_all(text) if d]
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--verbose" in container["args"]
+    assert len(find(objects, "CustomResourceDefinition")) == 3
+
+
+def test_kube_version_is_required() -> None:
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"] == ">=1.25.0-0"
+    old = helm("template", "x", str(CHART), "--kube-version", "1.24.9", check=False)
+    assert old.returncode != 0 and "incompatible with Kubernetes v1.24.9" in old.stderr, old.stderr
+    helm("template", "x", str(CHART), "--kube-version", "1.29.3-eks-adc7111")
+
+
+def test_operator_placement_metadata_env_and_pull_secrets_are_values(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "imagePullSecrets": [{"name": "regcred"}],
+                "operator": {
+                    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+                    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops"}],
+                    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+                    "priorityClassName": "system-cluster-critical",
+                    "podAnnotations": {"example.com/team": "ml"},
+                    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}],
+                    "extraEnvFrom": [{"configMapRef": {"name": "proxy-env"}}],
+                },
+            }
+        )
+    )
+    pod = one(render(files=(values,)), "Deployment")["spec"]["template"]
+    spec = pod["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    assert spec["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ops"}]
+    assert spec["affinity"] == {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert pod["metadata"]["annotations"] == {"example.com/team": "ml"}
+    [container] = spec["containers"]
+    assert container["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}
+    assert container["envFrom"] == [{"configMapRef": {"name": "proxy-env"}}]
+    assert _operator_settings(render(files=(values,))).image == container["image"]
 
 
 def test_versions_agree_with_the_distribution_and_operator_default_image() -> None:
@@ -416,14 +513,25 @@ def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
         ({"webhook.certManager.issuerRef.kind": "Vault"}, "at '/webhook/certManager/issuerRef/kind'"),
         ({"scratch.hostPaths[0]": "/mnt/../etc"}, "at '/scratch/hostPaths/0'"),
         ({"scratch.hostPaths[0]": "/"}, "at '/scratch/hostPaths/0'"),
+        ({"operator.extraEnv[0].name": "DSCACHE_OPERATOR_IMAGE"}, "at '/operator/extraEnv/0/name'"),
+        ({"crds.enabled": "maybe"}, "at '/crds/enabled'"),
     ],
 )
 def test_schema_rejects_bad_values_with_a_clear_message(values: dict[str, str], message: str) -> None:
-    proc = helm("template", "x", str(CHART), *set_args(values), check=False)
+    proc = helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION, *set_args(values), check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
 def test_existing_service_account_needs_a_name() -> None:
-    proc = helm("template", "x", str(CHART), "--set", "serviceAccount.create=false", check=False)
+    proc = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "serviceAccount.create=false",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "serviceAccount.name is required when serviceAccount.create is false" in proc.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -179,6 +180,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         # Cluster-wide webhook configurations, limited to the namespace labelled for this release.
         f"webhook.namespaceSelector.matchLabels.{release}": "on",
         "webhook.failurePolicy": "Fail",  # so an unreachable webhook cannot pass for an answer
+        "crds.enabled": "false",  # the bed's CRDs are shared by every test (the `crds` fixture)
     }
     # The operator and test pods must pass the `restricted` Pod Security Standard, enforced here.
     testbed.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
@@ -284,3 +286,89 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{release}",
     ):
         assert testbed.get(path) is None, path
+
+
+def _widget_crd(group: str, fields: dict[str, str]) -> str:
+    """A stand-in for the DatasetCache CRD, of a group no other test uses (CRDs are cluster-wide)."""
+    properties = {name: {"type": kind} for name, kind in fields.items()}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"widgets.{group}"},
+            "spec": {
+                "group": group,
+                "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {"spec": {"type": "object", "properties": properties}},
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_subchart_install_and_helm_upgrade_updates_the_crd(
+    testbed: Testbed, crds: None, namespace: str, helm: Helm, tmp_path: Path
+) -> None:
+    """The chart as a dependency (with `global` values); `helm upgrade` to a chart whose CRD changed
+    serves the new schema; `helm uninstall` keeps the CRD. The chart's CRD files are replaced by a
+    Widget CRD of a unique group: the bed's DatasetCache CRD is shared by every test."""
+    release = f"platform-{uuid.uuid4().hex[:6]}"
+    group = f"{release}.test.dscache.io"
+    parent = tmp_path / "platform"
+    sub = parent / "charts" / "dscache"
+    shutil.copytree(CHART, sub)
+    (sub / "files" / "crds" / "kopf-peering.yaml").write_text("# the bed has kopf's CRDs\n")
+    (sub / "files" / "crds" / "datasetcache.yaml").write_text(_widget_crd(group, {"size": "integer"}))
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
+        "dependencies:\n  - name: dscache\n    version: 0.1.0\n"
+    )
+    values = {
+        "global": {"imageRegistry": "registry.corp", "storageClass": "fast"},
+        "dscache": {
+            "operator": {"watchNamespaces": [namespace], "healthPort": opf.free_port()},
+            "webhook": {"enabled": False},
+            "metrics": {"enabled": False},
+        },
+    }
+    (parent / "values.yaml").write_text(yaml.safe_dump(values))
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}"
+
+    def served_fields() -> list[str]:
+        crd = testbed.kube.get(crd_path)
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        return sorted(schema["properties"]["spec"]["properties"])
+
+    try:
+        helm("install", release, str(parent), "-n", namespace)
+        assert served_fields() == ["size"]
+        deployment = testbed.kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{release}-dscache")
+        assert deployment["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+
+        (sub / "files" / "crds" / "datasetcache.yaml").write_text(
+            _widget_crd(group, {"size": "integer", "color": "string"})
+        )
+        helm("upgrade", release, str(parent), "-n", namespace)
+        assert served_fields() == ["color", "size"]
+        testbed.kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=60s")
+        widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}}
+        widget["spec"] = {"size": 3, "color": "red"}
+        testbed.kubectl("apply", "-n", namespace, "--validate=strict", "-f", "-", input=json.dumps(widget))
+
+        helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s")
+        assert testbed.get(crd_path) is not None  # helm.sh/resource-policy: keep
+    finally:
+        helm("uninstall", release, "-n", namespace, check=False)
+        testbed.kubectl("delete", "crd", f"widgets.{group}", "--wait=false", check=False)

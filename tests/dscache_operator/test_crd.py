@@ -22,8 +22,10 @@ def test_committed_crd_matches_the_generator() -> None:
 
 
 def test_the_charts_crd_is_the_same_file() -> None:
-    chart = (ROOT / "charts" / "dscache" / "crds" / "datasetcache.yaml").read_text()
-    assert chart == render(), "charts/dscache/crds/datasetcache.yaml is stale: copy crds/datasetcache.yaml"
+    chart = (ROOT / "charts" / "dscache" / "files" / "crds" / "datasetcache.yaml").read_text()
+    assert chart == render(), (
+        "charts/dscache/files/crds/datasetcache.yaml is stale: copy crds/datasetcache.yaml"
+    )
 
 
 def _nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import re
 from collections.abc import Coroutine
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY
 from dscache_operator.kubeapi import dsc_path
 from dscache_operator.reconcile import Reconciler
 from dscache_operator.settings import Settings
+from dscache_operator.status import get_job_state as get_state
 from tests.dscache_operator.fakekube import Event, FakeKube, Write, as_api
 
 NS = "ml"
@@ -73,7 +75,17 @@ class World:
         self.kube = FakeKube()
         for obj in objects:
             self.kube.put(obj)
-        self.reconciler = Reconciler(as_api(self.kube), Settings(), self.kube.post_event)
+        self.now = dt.datetime(2026, 1, 1, 3, 0, 0, tzinfo=dt.UTC)
+        self.reconciler = Reconciler(as_api(self.kube), Settings(), self.kube.post_event, lambda: self.now)
+
+    def wait(self, seconds: int) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+    def annotate(self, value: str, name: str = "objs") -> None:
+        """A user's `kubectl annotate --overwrite datasetcache objs dscache.io/reconcile-requested-at=...`."""
+        body = self.body(name)
+        body["metadata"].setdefault("annotations", {})["dscache.io/reconcile-requested-at"] = value
+        self.kube.put(body)
 
     def body(self, name: str = "objs") -> dict[str, Any]:
         return self.kube.obj(dsc_path(NS, name))
@@ -405,6 +417,126 @@ def test_a_failed_job_without_a_container_message_reports_the_jobs_condition() -
     job_name = started(world)
     world.job_changed(world.finish(job_name, "Failed"))
     assert world.status()["message"] == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+
+
+def fail(world: World) -> dict[str, Any]:
+    """The current installer Job fails and the operator sees it; the status after."""
+    world.job_changed(world.finish(world.install_job(), "Failed"))
+    return world.status()
+
+
+def ready_message(status: dict[str, Any]) -> str:
+    return str(next(c for c in status["conditions"] if c["type"] == "Ready")["message"])
+
+
+def test_a_failed_install_is_retried_by_itself_after_the_backoff() -> None:
+    world = World(claim(), cache())
+    job_name = started(world)
+    status = fail(world)
+    assert (status["phase"], status["failedAttempts"], status["nextRetryAt"]) == (
+        "Failed",
+        1,
+        "2026-01-01T03:00:30Z",
+    )
+    assert ready_message(status) == (
+        "BackoffLimitExceeded: Job has reached the specified backoff limit (1 failed attempt(s); next retry"
+        " at 2026-01-01T03:00:30Z, or at once on a new dscache.io/reconcile-requested-at annotation)"
+    )
+    assert status["message"] == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+
+    writes = len(world.kube.writes)
+    world.wait(29)
+    world.reconcile()  # kopf's timer on Failed resources, before the time: nothing
+    assert len(world.kube.writes) == writes
+
+    world.wait(1)
+    world.reconcile()  # at nextRetryAt: the failed Job goes, the same Job starts again
+    assert world.deleted() == [f"{JOBS}/{job_name}"]  # nothing deleted by hand
+    assert world.created()[-1] == ("Job", job_name)
+    status = world.status()
+    assert (status["phase"], status["failedAttempts"]) == ("Installing", 1)
+    assert "nextRetryAt" not in status
+    assert get_state(world.job(job_name)) == "active"
+
+    status = fail(world)  # the second failure waits twice as long
+    assert (status["failedAttempts"], status["nextRetryAt"]) == (2, "2026-01-01T03:01:30Z")
+
+    world.wait(60)
+    world.reconcile()
+    world.job_changed(world.finish(job_name, "Complete"))
+    status = world.status()
+    assert (status["phase"], status["failedAttempts"]) == ("Ready", 0)
+    assert "nextRetryAt" not in status
+
+
+def test_the_backoff_doubles_up_to_thirty_minutes() -> None:
+    world = World(claim(), cache())
+    started(world)
+    waits = []
+    for _ in range(8):
+        status = fail(world)
+        retry_at = dt.datetime.fromisoformat(status["nextRetryAt"].replace("Z", "+00:00"))
+        waits.append(int((retry_at - world.now).total_seconds()))
+        world.now = retry_at
+        world.reconcile()
+    assert waits == [30, 60, 120, 240, 480, 960, 1800, 1800]
+    assert world.status()["failedAttempts"] == 8
+
+
+def test_the_reconcile_requested_at_annotation_retries_at_once_and_only_once() -> None:
+    world = World(claim(), cache())
+    job_name = started(world)
+    fail(world)
+    world.annotate("2026-01-01T03:00:05Z")
+    world.reconcile()  # kopf's update handler on the annotation
+    status = world.status()
+    assert (status["phase"], status["lastHandledReconcileAt"]) == ("Installing", "2026-01-01T03:00:05Z")
+    assert world.created()[-1] == ("Job", job_name)
+
+    fail(world)  # the same value again is no new request: the backoff (60 s) applies
+    writes = len(world.kube.writes)
+    world.reconcile()
+    assert len(world.kube.writes) == writes
+    world.annotate("2026-01-01T03:00:09Z")
+    world.reconcile()
+    assert world.status()["phase"] == "Installing"
+
+
+def test_an_annotation_set_while_installing_does_not_skip_the_next_backoff() -> None:
+    world = World(claim(), cache())
+    world.annotate("2026-01-01T02:59:00Z")
+    started(world)
+    assert world.status()["lastHandledReconcileAt"] == "2026-01-01T02:59:00Z"
+    fail(world)
+    writes = len(world.kube.writes)
+    world.reconcile()
+    assert len(world.kube.writes) == writes
+
+
+def test_a_spec_change_resets_the_failure_count() -> None:
+    world = World(claim(), cache())
+    started(world)
+    fail(world)
+    world.wait(30)
+    world.reconcile()
+    assert fail(world)["failedAttempts"] == 2
+    world.edit({**SPEC, "versions": {"objects": {"thor": "v2"}}})
+    world.reconcile()
+    status = world.status()
+    assert (status["phase"], status["failedAttempts"]) == ("Installing", 0)
+    status = fail(world)
+    assert (status["failedAttempts"], status["nextRetryAt"]) == (1, "2026-01-01T03:01:00Z")
+
+
+def test_an_invalid_spec_has_no_retry_time() -> None:
+    world = World(claim(), cache())
+    started(world)
+    fail(world)
+    world.edit({**SPEC, "versions": {"objects": {"thor": "../x"}}})
+    world.reconcile()
+    status = world.status()
+    assert (status["phase"], condition(status, "Ready")) == ("Failed", ("False", "InvalidSpec"))
+    assert "nextRetryAt" not in status
 
 
 # --- Queued -----------------------------------------------------------------------------------------

@@ -69,18 +69,53 @@ class Progress(_Model):
     archives_done: int | None = _count("Archives (or files) done.")
     archives_total: int | None = _count("Archives (or files) to install.")
     percent: str | None = Field(None, description="bytesDone/bytesTotal as a percentage, for kubectl get.")
+    bytes_per_second: int | None = _count(
+        "Transfer rate since the previous progress report, bytes per second (absent until known)."
+    )
+    eta: str | None = Field(
+        None, description="Estimated time left at that rate, e.g. 1h02m or 45s (absent until known)."
+    )
 
     @classmethod
-    def of(cls, bytes_done: int, bytes_total: int, archives_done: int, archives_total: int) -> Progress:
-        """Pure: the progress for these counts; `percent` is 100% when there is nothing to transfer."""
+    def of(
+        cls,
+        bytes_done: int,
+        bytes_total: int,
+        archives_done: int,
+        archives_total: int,
+        bytes_per_second: float | None = None,
+    ) -> Progress:
+        """Pure: the progress for these counts; `percent` is 100% when there is nothing to transfer.
+
+        With a rate (bytes/s), also `bytesPerSecond` and, when the rate is above 0, `eta`.
+        """
         percent = 100.0 if bytes_total == 0 else min(100.0, 100.0 * bytes_done / bytes_total)
+        rate = None if bytes_per_second is None else max(0, int(bytes_per_second))
+        left = max(0, bytes_total - bytes_done)
         return cls(
             bytes_done=bytes_done,
             bytes_total=bytes_total,
             archives_done=archives_done,
             archives_total=archives_total,
             percent=f"{percent:.0f}%",
+            bytes_per_second=rate,
+            eta=format_duration(left / rate) if rate else None,
         )
+
+
+def format_duration(seconds: float) -> str:
+    """Pure: a duration for people, e.g. 45s, 3m05s, 1h02m, 2d03h (rounded up to the second)."""
+    total = max(0, int(-(-seconds // 1)))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 
 
 class DatasetCacheStatus(_Model):
@@ -104,3 +139,15 @@ class DatasetCacheStatus(_Model):
     )
     claim_name: str | None = Field(None, description="The PVC holding the cache.")
     install_job: str | None = Field(None, description="The installer Job for the current spec.")
+    failed_attempts: int | None = _count(
+        "Installs of the current spec that failed in a row (0 after a success or a spec change)."
+    )
+    next_retry_at: str | None = Field(
+        None,
+        description="When a Failed install is retried (capped exponential backoff); absent otherwise.",
+        json_schema_extra={"format": "date-time"},
+    )
+    last_handled_reconcile_at: str | None = Field(
+        None,
+        description="The dscache.io/reconcile-requested-at annotation value last acted on (as Flux does).",
+    )

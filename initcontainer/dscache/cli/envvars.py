@@ -53,6 +53,12 @@ def _zstd_window(raw: str) -> None:
     parse_zstd_window(raw)
 
 
+def _interval(raw: str) -> None:
+    value = _float(raw)
+    if value < 0 or math.isinf(value):
+        raise ValueError("must be a finite number of seconds >= 0")
+
+
 def _api_url(raw: str) -> None:
     from urllib.parse import urlsplit
 
@@ -108,6 +114,11 @@ KUBE = (
         "DSCACHE_KUBE_API_URL",
         "with --report-status: the API server (default: KUBERNETES_SERVICE_HOST/PORT)",
         _api_url,
+    ),
+    EnvVar(
+        "DSCACHE_STATUS_INTERVAL",
+        "with --report-status: least seconds between progress writes to the API server (default 10)",
+        _interval,
     ),
 )
 

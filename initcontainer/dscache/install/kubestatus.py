@@ -35,6 +35,8 @@ from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
 
 API_URL_ENV = "DSCACHE_KUBE_API_URL"
+INTERVAL_ENV = "DSCACHE_STATUS_INTERVAL"
+DEFAULT_INTERVAL = 10.0  # seconds: at most 360 progress writes per hour of install
 TOKEN_DIR = Path(INSTALLER_TOKEN_DIR)
 TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -81,14 +83,21 @@ def patch_status(target: StatusTarget, status: dict[str, Any]) -> None:
         resp.read()
 
 
-def progress_status(fields: Mapping[str, Any]) -> Progress:
-    """Pure: the `status.progress` for a progress event's fields."""
+def progress_status(fields: Mapping[str, Any], bytes_per_second: float | None = None) -> Progress:
+    """Pure: the `status.progress` for a progress event's fields and the current rate (bytes/s)."""
     return Progress.of(
         bytes_done=int(fields.get("bytesDone", 0)),
         bytes_total=int(fields.get("bytesTotal", 0)),
         archives_done=int(fields.get("archivesDone", 0)),
         archives_total=int(fields.get("archivesTotal", 0)),
+        bytes_per_second=bytes_per_second,
     )
+
+
+def interval_from_env(env: Mapping[str, str]) -> float:
+    """Seconds between progress writes: `DSCACHE_STATUS_INTERVAL` (checked up front by the CLI), else 10."""
+    raw = env.get(INTERVAL_ENV, "").strip()
+    return float(raw) if raw else DEFAULT_INTERVAL
 
 
 def content_digest(record: CompleteRecord) -> str:
@@ -128,20 +137,26 @@ def installed_status(cache_root: Path, versions: list[str]) -> DatasetCacheStatu
 
 
 class KubeStatusSink:
-    """Patches progress at most every `every` seconds, and the installed versions at the end."""
+    """Patches progress at most every `every` seconds, and the installed versions at the end.
+
+    The rate is measured between two progress writes (bytes done, on the monotonic `clock`), so it
+    shows the current speed and not resumed work; the first write has none.
+    """
 
     def __init__(
         self,
         target: StatusTarget,
         cache_root: Path,
         *,
-        every: float = 2.0,
+        every: float = DEFAULT_INTERVAL,
         patch: Patcher = patch_status,
         termination_log: Path = TERMINATION_LOG,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target, self.cache_root, self.every, self.patch = target, cache_root, every, patch
-        self.termination_log = termination_log
+        self.termination_log, self.clock = termination_log, clock
         self._last = float("-inf")
+        self._last_done: int | None = None
         self._warned = False
 
     def _send(self, status: dict[str, Any]) -> None:
@@ -154,15 +169,19 @@ class KubeStatusSink:
                 self._warned = True
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if event in ("start", "progress"):
             if event == "progress" and now - self._last < self.every:
                 return
-            self._last = now
-            self._send(DatasetCacheStatus(progress=progress_status(fields)).patch())
+            done = int(fields.get("bytesDone", 0))
+            rate = None
+            if event == "progress" and self._last_done is not None and now > self._last:
+                rate = max(0, done - self._last_done) / (now - self._last)
+            self._last, self._last_done = now, done
+            self._send(DatasetCacheStatus(progress=progress_status(fields, rate)).patch())
         elif event == "done":
             status = installed_status(self.cache_root, [*fields["published"], *fields["present"]])
-            status.progress = Progress(percent="100%")  # merged into the last reported counters
+            status.progress = Progress(percent="100%", eta="0s")  # merged into the last counters
             self._send(status.patch())
         elif event == "error":
             self._write_termination_log(str(fields.get("message", "")))
@@ -193,8 +212,9 @@ class TeeSink:
 
 def status_sink(namespace: str, name: str, cache_root: Path, env: Mapping[str, str] | None = None) -> Sink:
     """The sink for `dscache install --report-status`; a no-op sink with a warning outside a cluster."""
-    url = api_url_from_env(os.environ if env is None else env)
+    env = os.environ if env is None else env
+    url = api_url_from_env(env)
     if url is None:
         print(f"dscache: warning: --report-status: no API server ({API_URL_ENV} unset)", file=sys.stderr)
         return TeeSink()
-    return KubeStatusSink(StatusTarget(url, namespace, name), cache_root)
+    return KubeStatusSink(StatusTarget(url, namespace, name), cache_root, every=interval_from_env(env))

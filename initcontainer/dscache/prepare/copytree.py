@@ -88,13 +88,14 @@ def copy_version(
     dst: Path,
     listing: TreeListing,
     *,
-    heartbeat: Callable[[], None],
+    heartbeat: Callable[[int], None],
     heartbeat_every: float,
     workers: int = COPY_WORKERS,
 ) -> TreeStats:
     """Copy the dataset of `src` into the existing empty dir `dst`, then its metadata files (record last).
 
-    `heartbeat` is called every `heartbeat_every` seconds while bytes keep arriving. Returns what was
+    `heartbeat(bytes copied so far, plus one per file done)` is called every `heartbeat_every` seconds
+    while bytes keep arriving. Returns what was
     actually copied, for the caller to compare with the completion record.
     """
     for rel in listing.dirs:
@@ -132,7 +133,7 @@ def copy_version(
             thread.join(heartbeat_every)
             if sum(progress) != reported:  # a hung copy stops the heartbeat, so others take over
                 reported = sum(progress)
-                heartbeat()
+                heartbeat(reported)
     if errors:
         raise errors[0]
     for name in (INVENTORY, COMPLETE_RECORD):

@@ -20,7 +20,7 @@ from dscache.prepare.links import LinkSpec, apply_links
 from dscache.prepare.request import Wanted, from_ref, from_versions
 from dscache.prepare.scratch import Placement, place_on_scratch
 from dscache.prepare.scratchpaths import ScratchPaths
-from dscache.prepare.waiting import wait_published
+from dscache.prepare.waiting import WaitResult, wait_published
 from dscache.store.atomic import write_bytes_atomic
 from dscache.store.paths import CachePaths
 from dscache.store.records import read_complete, read_ref
@@ -106,6 +106,17 @@ def _timeout_message(request: PrepareRequest, missing: list[str] | None) -> str:
     return "\n".join(lines)
 
 
+def waiting_message(request: PrepareRequest, state: WaitResult, waited: float) -> str:
+    """Pure: what prepare still waits for, e.g. `waiting 30s of 3600s for 1 version(s) to be
+    published: objects/thor=v1` or `waiting 0s of 3600s for ref 'ns.name' to exist in /cache`."""
+    limit = "no limit" if request.wait == float("inf") else f"{request.wait:g}s"
+    head = f"waiting {waited:.0f}s of {limit}"
+    if state.wanted is None:
+        return f"{head} for ref {request.ref!r} to exist in {request.cache} (its DatasetCache installs it)"
+    names = ", ".join(str(k) for k in state.missing)
+    return f"{head} for {len(state.missing)} version(s) to be published: {names}"
+
+
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Rewrite (tmp + fsync + rename) only when different: most pod starts find the same content."""
     try:
@@ -117,10 +128,19 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> PrepareResult:
-    """Wait for, place and link the requested versions; write `env_file`. `log` gets scratch warnings."""
+    """Wait for, place and link the requested versions; write `env_file`.
+
+    `log` gets a line when the wait begins and every 30 s while it lasts (`waiting_message`), the
+    scratch copies' progress (every 30 s) and scratch warnings (prefixed `warning: `).
+    """
     cache = CachePaths(request.cache.absolute())
     links = request.links.absolute()
-    waited = wait_published(cache, lambda: _wanted(request, cache, links), request.wait)
+    waited = wait_published(
+        cache,
+        lambda: _wanted(request, cache, links),
+        request.wait,
+        report=lambda state, seconds: log(waiting_message(request, state, seconds)),
+    )
     if waited.wanted is None or waited.missing:
         missing = None if waited.wanted is None else [f"{k} ({cache.version_dir(k)})" for k in waited.missing]
         raise PrepareTimeoutError(_timeout_message(request, missing))

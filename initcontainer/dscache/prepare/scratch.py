@@ -25,6 +25,7 @@ from dscache.prepare.copytree import copy_version
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.shared import make_shared_dirs
 from dscache.prepare.treewalk import read_listing
+from dscache.prepare.waiting import LOG_EVERY
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
 
@@ -79,17 +80,51 @@ def _make_room(
         lastuse.forget(scratch, victim)
 
 
-def _copy_into_place(scratch: ScratchPaths, source: Path, record: CompleteRecord) -> bool:
+def copy_progress_line(key: VersionKey, done: int, total: int, seconds: float) -> str:
+    """Pure: a scratch copy's progress for the log, e.g.
+    `objects/thor=v1: copying to scratch, 1.0 GiB of 4.0 GiB (25%), 100.0 MiB/s`."""
+    done = min(done, total)
+    percent = 100 if total == 0 else 100 * done // total
+    rate = format_size(int(done / seconds)) if seconds > 0 else "?"
+    return f"{key}: copying to scratch, {format_size(done)} of {format_size(total)} ({percent}%), {rate}/s"
+
+
+@dataclass
+class CopyProgress:
+    """The copy's heartbeat: refreshes the staging dir's mtime and logs progress every `every` s."""
+
+    stage: Path
+    record: CompleteRecord
+    log: Callable[[str], None]
+    every: float
+    begin: float = 0.0
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.begin = self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        os.utime(self.stage)
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.log(copy_progress_line(self.record.key, done, self.record.bytes, now - self.begin))
+
+
+def _copy_into_place(
+    scratch: ScratchPaths, source: Path, record: CompleteRecord, log: Callable[[str], None], log_every: float
+) -> bool:
     """Copy `source` to scratch; returns False if another process's valid copy won the race."""
     final = scratch.version_dir(record.key)
     stage = staging.new_staging(scratch, record.key)
+    log(f"{record.key}: copying {format_size(record.bytes)} ({record.files} files) to scratch")
     try:
         stats = copy_version(
             source,
             stage,
             read_listing(source),
-            heartbeat=lambda: os.utime(stage),
-            heartbeat_every=staging.HEARTBEAT_EVERY,
+            heartbeat=CopyProgress(stage, record, log, log_every),
+            heartbeat_every=min(staging.HEARTBEAT_EVERY, log_every),
         )
         if not stats.matches(record):
             raise CopyRejected(
@@ -113,10 +148,17 @@ def _copy_into_place(scratch: ScratchPaths, source: Path, record: CompleteRecord
             staging.discard(stage, scratch)
 
 
-def _peer_copied(scratch: ScratchPaths, record: CompleteRecord) -> bool:
+def _peer_copied(
+    scratch: ScratchPaths, record: CompleteRecord, log: Callable[[str], None], log_every: float
+) -> bool:
     """Wait while another live process copies this version; True if its copy arrived and is valid."""
     waited = False
+    begin = said = time.monotonic()
     while staging.copy_in_progress(scratch, record.key):
+        now = time.monotonic()
+        if not waited or now - said >= log_every:
+            log(f"{record.key}: waiting {now - begin:.0f}s for another process's copy to scratch")
+            said = now
         waited = True
         time.sleep(PEER_POLL)
     return waited and is_valid_copy(scratch.version_dir(record.key), record)
@@ -130,14 +172,16 @@ def _copy_or_share(
     max_bytes: int | None,
     requested: set[VersionKey],
     in_use_since: float,
+    log: Callable[[str], None],
+    log_every: float,
 ) -> bool:
     """Get a version onto scratch; True if this process made the copy, False if another one did."""
-    if _peer_copied(scratch, record):
+    if _peer_copied(scratch, record, log, log_every):
         return False
     # copies prepared since `in_use_since` may still be read by running pods: never evicted
     in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= in_use_since}
     _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
-    return _copy_into_place(scratch, cache.version_dir(record.key), record)
+    return _copy_into_place(scratch, cache.version_dir(record.key), record, log, log_every)
 
 
 def place_on_scratch(
@@ -148,10 +192,13 @@ def place_on_scratch(
     log: Callable[[str], None],
     *,
     keep_recent: float = 0.0,
+    log_every: float = LOG_EVERY,
 ) -> list[Placement]:
     """Make each version available on scratch if possible; never raises for scratch trouble.
 
-    Copies used within `keep_recent` seconds before this call (or during it) are not evicted.
+    Copies used within `keep_recent` seconds before this call (or during it) are not evicted. `log`
+    gets each copy's start, its progress every `log_every` seconds (`copy_progress_line`), its end,
+    and warnings (prefixed `warning: `).
     """
     in_use_since = time.time() - keep_recent
     placements: dict[VersionKey, Placement] = {}
@@ -180,7 +227,14 @@ def place_on_scratch(
         begin = time.monotonic()
         try:
             copied = _copy_or_share(
-                scratch, cache, record, max_bytes=max_bytes, requested=set(records), in_use_since=in_use_since
+                scratch,
+                cache,
+                record,
+                max_bytes=max_bytes,
+                requested=set(records),
+                in_use_since=in_use_since,
+                log=log,
+                log_every=log_every,
             )
         except (OSError, CopyRejected, ValueError) as exc:
             fall_back(key, str(exc))

@@ -82,7 +82,7 @@ def test_install_reports_progress_and_installed_versions(api: tuple[str, type[_A
     [entry] = final["installed"]
     assert (entry["dataType"], entry["source"], entry["version"]) == ("objects", "thor", "v1")
     assert entry["bytes"] >= 50_001 and entry["digest"].startswith("sha256:")
-    assert final["versionsReady"] == "1/1" and final["progress"] == {"percent": "100%"}
+    assert final["versionsReady"] == "1/1" and final["progress"] == {"percent": "100%", "eta": "0s"}
     assert not term.exists()
 
 
@@ -109,6 +109,42 @@ def test_progress_is_throttled(api: tuple[str, type[_Api]], tmp_path: Path) -> N
     for done in range(10):
         sink.emit("progress", {"bytesDone": done, "bytesTotal": 10})
     assert len(handler.patches) == 1
+
+
+def test_an_hour_of_install_writes_progress_every_10_s_with_rate_and_eta(tmp_path: Path) -> None:
+    sent: list[dict[str, Any]] = []
+    now = [0.0]
+    sink = KubeStatusSink(
+        _target("http://127.0.0.1:9", tmp_path),
+        tmp_path,
+        patch=lambda _, status: sent.append(status),
+        clock=lambda: now[0],
+    )
+    total = 3600 * 1_000_000
+    sink.emit("start", {"bytesDone": 0, "bytesTotal": total})
+    for tick in range(1, 7201):  # the installer's progress events, every 0.5 s at 1 MB/s
+        now[0] = tick / 2
+        sink.emit("progress", {"bytesDone": tick * 500_000, "bytesTotal": total})
+    assert len(sent) == 1 + 360  # the start, then one write per 10 s: 361 writes per hour of install
+    assert "bytesPerSecond" not in sent[0]["progress"]
+    assert sent[1]["progress"]["bytesPerSecond"] == 1_000_000
+    assert sent[1]["progress"]["eta"] == "59m50s"
+    assert sent[-1]["progress"]["eta"] == "0s"
+
+
+def test_the_status_interval_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {"DSCACHE_KUBE_API_URL": "https://127.0.0.1:6443"}
+    assert isinstance(sink := status_sink("ns", "objs", tmp_path, env), KubeStatusSink) and sink.every == 10.0
+    sink = status_sink("ns", "objs", tmp_path, {**env, "DSCACHE_STATUS_INTERVAL": "2.5"})
+    assert isinstance(sink, KubeStatusSink) and sink.every == 2.5
+
+
+def test_progress_eta_reads_as_a_duration() -> None:
+    def eta(done: int, rate: float) -> str | None:
+        return progress_status({"bytesDone": done, "bytesTotal": 10**12}, rate).eta
+
+    assert (eta(0, 10**9), eta(10**12 - 45, 1), eta(10**12 - 185, 1)) == ("16m40s", "45s", "3m05s")
+    assert (eta(0, 10**8), eta(0, 10**6), eta(0, 0)) == ("2h46m", "11d13h", None)
 
 
 def test_progress_status_percent() -> None:

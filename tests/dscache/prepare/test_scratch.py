@@ -11,8 +11,13 @@ import time
 from pathlib import Path
 
 from dscache.api.names import parse_version_arg
+from dscache.api.sizes import format_size
+from dscache.prepare.scratch import CopyProgress, copy_progress_line, place_on_scratch
+from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.staging import version_tag
 from dscache.store.liveness import host_name
+from dscache.store.paths import CachePaths
+from dscache.store.records import read_complete
 from tests.dscache.prepare.prepare_helpers import Dirs, cli_command, publish_version, run_cli, run_proc
 
 VERSION = "objects/thor=v1"
@@ -180,3 +185,42 @@ def test_unusable_scratch_falls_back_to_the_cache(dirs: Dirs) -> None:
     assert result.json()["versions"][0]["location"] == "cache"
     assert "is not usable" in result.err
     _assert_links_serve(dirs.links, FILES)
+
+
+def test_a_copy_to_scratch_logs_its_start_progress_and_end(dirs: Dirs) -> None:
+    publish_version(dirs.cache, VERSION, {"big.bin": b"x" * 3_000_000, **FILES})
+    lines: list[str] = []
+    cache = CachePaths(dirs.cache)
+    key = parse_version_arg(VERSION)
+    record = read_complete(cache.version_dir(key))
+    assert record is not None
+    placed = place_on_scratch(
+        ScratchPaths(dirs.scratch), cache, {key: record}, None, lines.append, log_every=0
+    )
+    assert placed[0].on_scratch and placed[0].copied
+    assert lines[0] == f"objects/thor=v1: copying {format_size(record.bytes)} (5 files) to scratch"
+    assert lines[-1].startswith("objects/thor=v1: copied to scratch (2.9 MiB, ")
+
+
+def test_copy_progress_is_logged_every_interval(tmp_path: Path) -> None:
+    publish_version(tmp_path / "cache", VERSION, {"big.bin": b"x" * 3_000_000})
+    record = read_complete(CachePaths(tmp_path / "cache").version_dir(parse_version_arg(VERSION)))
+    assert record is not None
+    lines: list[str] = []
+    (tmp_path / "stage").mkdir()
+    each = CopyProgress(tmp_path / "stage", record, lines.append, every=0.0)
+    hourly = CopyProgress(tmp_path / "stage", record, lines.append, every=3600.0)
+    each(1_500_000)
+    hourly(1_500_000)
+    assert len(lines) == 1
+    assert lines[0].startswith("objects/thor=v1: copying to scratch, 1.4 MiB of 2.9 MiB (50%), ")
+
+
+def test_copy_progress_reads_as_sizes_percent_and_rate() -> None:
+    key = parse_version_arg(VERSION)
+    assert copy_progress_line(key, 1 << 30, 4 << 30, 10.24) == (
+        "objects/thor=v1: copying to scratch, 1.0 GiB of 4.0 GiB (25%), 100.0 MiB/s"
+    )
+    assert (
+        copy_progress_line(key, 10, 0, 0.0) == "objects/thor=v1: copying to scratch, 0 B of 0 B (100%), ?/s"
+    )
