@@ -17,8 +17,10 @@ from dscache.api.names import NameError_, parse_version_arg
 from dscache.api.resource import GROUP_VERSION, KIND
 from dscache.api.spec import (
     K8S_NAME_PATTERN,
+    AzureSource,
     DatasetCacheSpec,
     FileSource,
+    GcsSource,
     HttpSource,
     HuggingFaceSource,
     S3Source,
@@ -29,6 +31,7 @@ from dscache.api.spec import (
 )
 
 _K8S_NAME = re.compile(K8S_NAME_PATTERN)
+_AZURE_HOST = re.compile(r"^([a-z0-9]{3,24})\.blob\.core\.windows\.net$")
 
 
 class Metadata(BaseModel):
@@ -92,14 +95,33 @@ def load_manifest(path: Path) -> DatasetCache:
     raise SpecError(f"{path}: no document with kind: {KIND}")
 
 
+def _azure(url: str, account: str, path: str) -> Source:
+    """An Azure source from an account and `container[/prefix]`."""
+    container, _, prefix = path.strip("/").partition("/")
+    if not account or not container:
+        raise SpecError(f"--source {url!r}: use az://ACCOUNT/CONTAINER[/PREFIX]")
+    return Source(azure=AzureSource(account=account, container=container, prefix=prefix.strip("/")))
+
+
 def source_from_url(url: str) -> Source:
-    """Parse a CLI source URL: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://, file://."""
+    """Parse a CLI source URL: s3://bucket/prefix, gs:// (or gcs://) bucket/prefix,
+    az://account/container/prefix (or https://ACCOUNT.blob.core.windows.net/container/prefix),
+    hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://, file://."""
     parts = urlsplit(url)
     try:
         if parts.scheme == "s3":
             if not parts.netloc:
                 raise SpecError(f"--source {url!r}: missing bucket name")
             return Source(s3=S3Source(bucket=parts.netloc, prefix=parts.path.strip("/")))
+        if parts.scheme in ("gs", "gcs"):
+            if not parts.netloc:
+                raise SpecError(f"--source {url!r}: missing bucket name")
+            return Source(gcs=GcsSource(bucket=parts.netloc, prefix=parts.path.strip("/")))
+        if parts.scheme == "az":
+            return _azure(url, parts.netloc, parts.path)
+        azure_host = _AZURE_HOST.match(parts.hostname or "") if parts.scheme == "https" else None
+        if azure_host is not None and not parts.query and parts.username is None:
+            return _azure(url, azure_host.group(1), parts.path)
         if parts.scheme == "hf":
             rest = f"{parts.netloc}{parts.path}"
             rest, _, revision = rest.partition("@")
@@ -120,7 +142,7 @@ def source_from_url(url: str) -> Source:
             return Source(file=FileSource(path=parts.path.rstrip("/") or "/"))
     except ValidationError as err:
         raise SpecError(f"--source {url!r}: {format_errors(err, '')}") from None
-    raise SpecError(f"--source {url!r}: scheme must be s3://, hf://, http(s):// or file://")
+    raise SpecError(f"--source {url!r}: scheme must be s3://, gs://, az://, hf://, http(s):// or file://")
 
 
 def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> DatasetCacheSpec:
