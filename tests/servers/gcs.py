@@ -1,0 +1,120 @@
+"""fake-gcs-server on 127.0.0.1 behind a fault-injecting proxy.
+
+Clients use `endpoint` (the proxy) as their GCS API endpoint. Where fake-gcs-server is not faithful to
+GCS, the proxy answers as GCS does: a media download with `ifGenerationMatch` naming another
+generation than the live one fails with 412 (the emulator ignores the parameter), and objects
+registered in `composite` (see `GcsEnv.put(composite=True)`) are presented without an md5, as GCS
+presents composed objects (crc32c only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, quote, unquote
+
+from tests.servers.emulators import EmulatorProxy, ProxyHandler, emulator_binary
+
+_MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
+_LIST = re.compile(r"^/storage/v1/b/([^/]+)/o/?$")
+_MD5_PART = re.compile(r",?md5=[^,]*")
+
+
+class FakeGcs(EmulatorProxy):
+    name: ClassVar[str] = "fake-gcs-server"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.composite: set[tuple[str, str]] = set()
+        self._client: Any = None
+
+    def command(self, workdir: Path) -> list[str]:
+        return [
+            str(emulator_binary("fake-gcs-server")),
+            "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.upstream_port),
+            "-backend", "memory", "-log-level", "error",
+            "-external-url", self.url,  # resumable upload sessions come back through the proxy
+        ]  # fmt: skip
+
+    def rewrite(
+        self, handler: ProxyHandler, status: int, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        media = _MEDIA.match(handler.url_path)
+        if media and status < 300:
+            bucket, name = unquote(media.group(1)), unquote(media.group(2))
+            wanted = parse_qs(handler.url_query).get("ifGenerationMatch")
+            live = {k.lower(): v for k, v in headers.items()}.get("x-goog-generation")
+            if wanted and wanted[0] != live:
+                return 412, {"Content-Type": "text/plain"}, b"conditionNotMet\n"
+            if (bucket, name) in self.composite:
+                headers = {
+                    k: _MD5_PART.sub("", v).lstrip(",") if k.lower() == "x-goog-hash" else v
+                    for k, v in headers.items()
+                }
+        listing = _LIST.match(handler.url_path)
+        if listing and status == 200 and handler.command == "GET":
+            bucket = unquote(listing.group(1))
+            doc = json.loads(body)
+            for item in doc.get("items", []):
+                if (bucket, item.get("name")) in self.composite:
+                    item.pop("md5Hash", None)
+                    item["componentCount"] = 2
+            body = json.dumps(doc).encode()
+        return status, headers, body
+
+    def client(self) -> Any:
+        """A google-cloud-storage client straight to the emulator (no faults, no log)."""
+        if self._client is None:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+            from google.cloud import storage
+
+            self._client = storage.Client(
+                project="test",
+                credentials=AnonymousCredentials(),
+                client_options=ClientOptions(api_endpoint=self.direct_url),
+            )
+        return self._client
+
+    def new_bucket(self) -> str:
+        name = f"dscache-{secrets.token_hex(4)}"
+        self.client().create_bucket(name)
+        return name
+
+
+@dataclass
+class GcsEnv:
+    """A fresh bucket on the shared fake-gcs-server."""
+
+    server: FakeGcs
+    bucket: str
+    generations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        """Through the fault proxy (faults and log apply)."""
+        return self.server.endpoint
+
+    def put(self, key: str, data: bytes, *, composite: bool = False) -> int:
+        """Seed (or replace) an object directly; returns its generation. `composite`: presented
+        as a composed object (no md5)."""
+        blob = self.server.client().bucket(self.bucket).blob(key)
+        blob.upload_from_string(data, content_type="application/octet-stream")
+        if composite:
+            self.server.composite.add((self.bucket, key))
+        else:
+            self.server.composite.discard((self.bucket, key))
+        self.generations[key] = int(blob.generation)
+        return int(blob.generation)
+
+    def media_glob(self, key_glob: str = "*") -> str:
+        """The URL-path glob of media downloads of matching keys (for faults and the log)."""
+        return f"/download/storage/v1/b/{self.bucket}/o/{quote(key_glob, safe='*')}"
+
+    def source(self, prefix: str = "") -> dict[str, Any]:
+        return {"gcs": {"bucket": self.bucket, "prefix": prefix, "endpoint": self.endpoint}}
+
