@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, unquote
 
 from tests.servers.emulators import EmulatorProxy, ProxyHandler, emulator_binary
+from tests.servers.httpbase import Handler, ServerBase
 
 _MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
 _LIST = re.compile(r"^/storage/v1/b/([^/]+)/o/?$")
@@ -118,3 +119,21 @@ class GcsEnv:
     def source(self, prefix: str = "") -> dict[str, Any]:
         return {"gcs": {"bucket": self.bucket, "prefix": prefix, "endpoint": self.endpoint}}
 
+
+
+class _TokenHandler(Handler):
+    owner: TokenServer
+
+    def do_POST(self) -> None:
+        self.read_body()
+        self.send_json(200, {"access_token": self.owner.token, "expires_in": 3600, "token_type": "Bearer"})
+
+
+class TokenServer(ServerBase):
+    """An OAuth token endpoint (a service account key's `token_uri`): every grant gets `token`."""
+
+    handler = _TokenHandler
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = f"ya29.test-{secrets.token_hex(8)}"
