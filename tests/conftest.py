@@ -39,7 +39,7 @@ os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 os.environ["CLOUDSDK_CONFIG"] = _GCLOUD
 
 from dscache.remotes.azure import AZURITE_KEY  # noqa: E402
-from tests.servers.azure import Azurite, AzureEnv  # noqa: E402
+from tests.servers.azure import AzureEnv, Azurite  # noqa: E402
 from tests.servers.files import FileServer  # noqa: E402
 from tests.servers.gcs import FakeGcs, GcsEnv  # noqa: E402
 from tests.servers.hub import FakeHub  # noqa: E402

@@ -56,8 +56,9 @@ _RULES: dict[str, list[tuple[str, str]]] = {
     ],
     "source": [
         (
-            "[has(self.s3), has(self.huggingFace), has(self.http), has(self.file)].filter(x, x).size() == 1",
-            "exactly one of s3, huggingFace, http, file must be set",
+            "[has(self.s3), has(self.gcs), has(self.azure), has(self.huggingFace), has(self.http),"
+            " has(self.file)].filter(x, x).size() == 1",
+            "exactly one of s3, gcs, azure, huggingFace, http, file must be set",
         )
     ],
     "volume": [
@@ -87,6 +88,8 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "volume.claimName": {"pattern": K8S_NAME_PATTERN, "maxLength": 253},
     "source.s3.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "source.huggingFace.secretRef.name": {"pattern": K8S_NAME_PATTERN},
+    "source.gcs.secretRef.name": {"pattern": K8S_NAME_PATTERN},
+    "source.azure.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "envNames": {"maxProperties": MAX_DATA_TYPES * 4},
     "envNames.*": {"pattern": ENV_NAME_PATTERN},
     "linkStrategy": {"maxProperties": MAX_DATA_TYPES},

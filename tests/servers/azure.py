@@ -41,7 +41,8 @@ class Azurite(EmulatorProxy):
 
     def connection_string(self, direct: bool = False) -> str:
         url = f"{self.direct_url if direct else self.url}/{ACCOUNT}"
-        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={url};"
+        key = f"AccountName={ACCOUNT};AccountKey={AZURITE_KEY}"
+        return f"DefaultEndpointsProtocol=http;{key};BlobEndpoint={url};"
 
     def service(self) -> Any:
         """A BlobServiceClient straight to Azurite (no faults, no log)."""
@@ -92,5 +93,10 @@ class AzureEnv:
 
     def source(self, prefix: str = "") -> dict[str, Any]:
         return {
-            "azure": {"account": ACCOUNT, "container": self.container, "prefix": prefix, "endpoint": self.endpoint}
+            "azure": {
+                "account": ACCOUNT,
+                "container": self.container,
+                "prefix": prefix,
+                "endpoint": self.endpoint,
+            }
         }

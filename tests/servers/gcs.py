@@ -120,7 +120,6 @@ class GcsEnv:
         return {"gcs": {"bucket": self.bucket, "prefix": prefix, "endpoint": self.endpoint}}
 
 
-
 class _TokenHandler(Handler):
     owner: TokenServer
 

@@ -120,7 +120,7 @@ class _Credentials:
         self.secrets: tuple[str | None, ...] = ()
         raw = os.environ.get(CREDENTIALS_ENV, "").strip()
         if anonymous or (emulated and not raw):
-            self.creds: Any = AnonymousCredentials()
+            self.creds: Any = AnonymousCredentials()  # type: ignore[no-untyped-call]
             self.project = "<none>"
         elif raw.startswith("{"):
             self.creds, self.project = self._from_document(raw)
@@ -144,7 +144,7 @@ class _Credentials:
             str(info.get("private_key_id", "")) or None,
         )
         try:
-            creds, project = google.auth.load_credentials_from_dict(info, scopes=_SCOPES)
+            creds, project = google.auth.load_credentials_from_dict(info, scopes=_SCOPES)  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise RemoteError(f"{CREDENTIALS_ENV}: not usable credentials ({type(exc).__name__})") from None
         return creds, project or str(info.get("project_id") or "<none>")
@@ -157,7 +157,7 @@ class _Credentials:
         try:
             creds, project = google.auth.default(scopes=_SCOPES)
         except DefaultCredentialsError:  # none configured: public buckets still read; others say why not
-            return AnonymousCredentials(), "<none>"
+            return AnonymousCredentials(), "<none>"  # type: ignore[no-untyped-call]
         return creds, project or "<none>"
 
     def headers(self) -> dict[str, str]:

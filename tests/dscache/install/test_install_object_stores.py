@@ -41,7 +41,9 @@ def publish(tree: Path, url: str) -> int:
     return main(["publish", str(tree), "--to", url, "--version", str(KEY), "--archive-size", "2048"])
 
 
-def test_gcs_publish_then_install_archives(tmp_path: Path, gcs: GcsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gcs_publish_then_install_archives(
+    tmp_path: Path, gcs: GcsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tree = make_tree(tmp_path / "tree", TREE)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.endpoint)
     assert publish(tree, f"gs://{gcs.bucket}/mujoco") == 0

@@ -18,7 +18,15 @@ from dscache.remotes.factory import open_remote
 from tests.servers.azure import ACCOUNT, AzureEnv
 
 DATA = b"azure blob bytes " * 5000
-CS_KEY = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5PQ==;EndpointSuffix=core.chinacloudapi.cn"
+CS_KEY = (
+    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5PQ==;EndpointSuffix=core.chinacloudapi.cn"
+)
+CS_SAS = "BlobEndpoint=http://10.0.0.1/acct;SharedAccessSignature=?sv=1&sig=x"
+WI = {
+    "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+    "AZURE_CLIENT_ID": "c",
+}
+PUBLIC = "https://acct.blob.core.windows.net"
 
 
 @pytest.mark.parametrize(
@@ -26,18 +34,15 @@ CS_KEY = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5PQ==;En
     [
         ({"AZURE_STORAGE_CONNECTION_STRING": CS_KEY}, None, False,
          Access("https://acct.blob.core.chinacloudapi.cn", "key", key="a2V5PQ==")),
-        ({"AZURE_STORAGE_CONNECTION_STRING": "BlobEndpoint=http://10.0.0.1/acct;SharedAccessSignature=?sv=1&sig=x"},
-         "https://private.example/acct", False, Access("https://private.example/acct", "sas", sas="sv=1&sig=x")),
+        ({"AZURE_STORAGE_CONNECTION_STRING": CS_SAS}, "https://private.example/acct", False,
+         Access("https://private.example/acct", "sas", sas="sv=1&sig=x")),
         ({"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}, None, False,
          Access("http://127.0.0.1:10000/devstoreaccount1", "key", key=AZURITE_KEY)),
-        ({"AZURE_STORAGE_KEY": "k3y"}, None, False, Access("https://acct.blob.core.windows.net", "key", key="k3y")),
-        ({"AZURE_STORAGE_SAS_TOKEN": "?sp=rl&sig=s"}, None, False,
-         Access("https://acct.blob.core.windows.net", "sas", sas="sp=rl&sig=s")),
-        ({"AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
-          "AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t"}, None, False,
-         Access("https://acct.blob.core.windows.net", "token")),
-        ({}, None, False, Access("https://acct.blob.core.windows.net", "anonymous")),
-        ({"AZURE_STORAGE_KEY": "k3y"}, None, True, Access("https://acct.blob.core.windows.net", "anonymous")),
+        ({"AZURE_STORAGE_KEY": "k3y"}, None, False, Access(PUBLIC, "key", key="k3y")),
+        ({"AZURE_STORAGE_SAS_TOKEN": "?sp=rl&sig=s"}, None, False, Access(PUBLIC, "sas", sas="sp=rl&sig=s")),
+        ({**WI, "AZURE_TENANT_ID": "t"}, None, False, Access(PUBLIC, "token")),
+        ({}, None, False, Access(PUBLIC, "anonymous")),
+        ({"AZURE_STORAGE_KEY": "k3y"}, None, True, Access(PUBLIC, "anonymous")),
     ],
     ids=["conn-key-suffix", "conn-sas-spec-endpoint", "dev-storage", "key", "sas", "workload-identity", "none",
          "anonymous"],
@@ -69,7 +74,9 @@ def test_with_an_account_key_reads_carry_a_read_only_sas(azure: AzureEnv) -> Non
     assert "authorization" not in read.headers and read.headers["x-ms-version"]
 
 
-def test_a_connection_string_gives_account_and_endpoint(azure: AzureEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_string_gives_account_and_endpoint(
+    azure: AzureEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     azure.put("k/v.bin", DATA)
     monkeypatch.delenv("AZURE_STORAGE_KEY")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.server.connection_string())
@@ -85,7 +92,8 @@ def test_a_sas_token_from_the_environment(azure: AzureEnv, monkeypatch: pytest.M
     azure.put("k/v.bin", DATA)
     sas = generate_container_sas(
         ACCOUNT, azure.container, account_key=AZURITE_KEY,
-        permission=ContainerSasPermissions(read=True, list=True), expiry=datetime.now(UTC) + timedelta(hours=1),
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
     )  # fmt: skip
     monkeypatch.delenv("AZURE_STORAGE_KEY")
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
@@ -112,7 +120,9 @@ def test_blobs_without_content_md5_vouch_for_nothing(azure: AzureEnv) -> None:
     assert whole.checksums == {"md5": hashlib.md5(DATA).hexdigest()}
 
 
-def test_a_wrong_key_is_access_denied_without_the_key(azure: AzureEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_key_is_access_denied_without_the_key(
+    azure: AzureEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     azure.put("k/v.bin", DATA)
     wrong = "d3Jvbmcta2V5LXRoYXQtaXMtbG9uZy1lbm91Z2g="
     monkeypatch.setenv("AZURE_STORAGE_KEY", wrong)

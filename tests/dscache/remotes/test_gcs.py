@@ -103,12 +103,14 @@ def test_a_service_account_key_in_the_environment_signs_every_read(
     gcs.server.faults.drop(after=10_000, path=gcs.media_glob("k/v.bin"))
     assert remote.read_bytes("v.bin") == DATA
     reads = gcs.server.log.find(gcs.media_glob("k/v.bin"))
-    assert len(reads) == 2 and {r.headers.get("authorization") for r in reads} == {f"Bearer {token_server.token}"}
+    assert len(reads) == 2 and {r.headers.get("authorization") for r in reads} == {
+        f"Bearer {token_server.token}"
+    }
     assert len(token_server.log.find("/token", method="POST")) == 1  # one token, reused until it expires
     gcs.server.faults.status(403, times=None, path="*")
     with pytest.raises(RemoteError, match="access denied") as err:
         remote.read_bytes("v.bin")
-    with pytest.raises(RemoteError, match="access denied .* set GOOGLE_APPLICATION_CREDENTIALS") as listed:
+    with pytest.raises(RemoteError, match=r"access denied .* set GOOGLE_APPLICATION_CREDENTIALS") as listed:
         remote.list_files("")
     for message in (str(err.value), str(listed.value)):
         assert token_server.token not in message and "PRIVATE KEY" not in message
@@ -116,7 +118,7 @@ def test_a_service_account_key_in_the_environment_signs_every_read(
 
 def test_a_key_that_is_no_credential_is_one_clear_line(gcs: GcsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", '{"type": "nonsense", "private_key": "s3cr3t-key"}')
-    with pytest.raises(RemoteError, match="^GOOGLE_APPLICATION_CREDENTIALS: not usable credentials") as err:
+    with pytest.raises(RemoteError, match=r"^GOOGLE_APPLICATION_CREDENTIALS: not usable credentials") as err:
         open_remote(Source.model_validate(gcs.source("k")))
     assert "s3cr3t-key" not in str(err.value)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "{not json")
