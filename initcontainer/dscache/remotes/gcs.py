@@ -130,7 +130,9 @@ class _Credentials:
         self._request: Any = None
 
     def _from_document(self, raw: str) -> tuple[Any, str]:
-        import google.auth
+        """A service account key given as the document itself (only that type: a document from a
+        Secret is not loaded as any credential configuration it may claim to be)."""
+        from google.oauth2 import service_account
 
         try:
             info = json.loads(raw)
@@ -138,16 +140,17 @@ class _Credentials:
             raise RemoteError(f"{CREDENTIALS_ENV}: neither a file path nor a JSON key document") from None
         if not isinstance(info, dict):
             raise RemoteError(f"{CREDENTIALS_ENV}: the JSON key is not an object")
-        self.secrets = (
-            raw,
-            str(info.get("private_key", "")) or None,
-            str(info.get("private_key_id", "")) or None,
-        )
+        self.secrets = (raw, *(str(info.get(k) or "") or None for k in ("private_key", "private_key_id")))
+        if info.get("type") != "service_account":
+            raise RemoteError(
+                f"{CREDENTIALS_ENV}: a JSON document must be a service account key (type service_account); "
+                "give other credential files by path"
+            )
         try:
-            creds, project = google.auth.load_credentials_from_dict(info, scopes=_SCOPES)  # type: ignore[no-untyped-call]
+            creds = service_account.Credentials.from_service_account_info(info, scopes=_SCOPES)  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise RemoteError(f"{CREDENTIALS_ENV}: not usable credentials ({type(exc).__name__})") from None
-        return creds, project or str(info.get("project_id") or "<none>")
+        return creds, str(info.get("project_id") or "<none>")
 
     def _default(self) -> tuple[Any, str]:
         import google.auth

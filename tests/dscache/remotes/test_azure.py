@@ -44,8 +44,8 @@ PUBLIC = "https://acct.blob.core.windows.net"
         ({}, None, False, Access(PUBLIC, "anonymous")),
         ({"AZURE_STORAGE_KEY": "k3y"}, None, True, Access(PUBLIC, "anonymous")),
     ],
-    ids=["conn-key-suffix", "conn-sas-spec-endpoint", "dev-storage", "key", "sas", "workload-identity", "none",
-         "anonymous"],
+    ids=["conn-key-suffix", "conn-sas-spec-endpoint", "dev-storage", "key", "sas", "workload-identity",
+         "none", "anonymous"],
 )  # fmt: skip
 def test_which_credential_and_endpoint(
     env: dict[str, str], endpoint: str | None, anonymous: bool, expected: Access

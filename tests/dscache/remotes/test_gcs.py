@@ -117,10 +117,14 @@ def test_a_service_account_key_in_the_environment_signs_every_read(
 
 
 def test_a_key_that_is_no_credential_is_one_clear_line(gcs: GcsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", '{"type": "nonsense", "private_key": "s3cr3t-key"}')
+    bad = '{"type": "service_account", "private_key": "s3cr3t-key", "client_email": "a@b"}'
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", bad)
     with pytest.raises(RemoteError, match=r"^GOOGLE_APPLICATION_CREDENTIALS: not usable credentials") as err:
         open_remote(Source.model_validate(gcs.source("k")))
     assert "s3cr3t-key" not in str(err.value)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", '{"type": "external_account", "audience": "x"}')
+    with pytest.raises(RemoteError, match="must be a service account key"):
+        open_remote(Source.model_validate(gcs.source("k")))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "{not json")
     with pytest.raises(RemoteError, match="neither a file path nor a JSON key document"):
         open_remote(Source.model_validate(gcs.source("k")))
