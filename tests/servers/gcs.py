@@ -136,3 +136,40 @@ class TokenServer(ServerBase):
     def __init__(self) -> None:
         super().__init__()
         self.token = f"ya29.test-{secrets.token_hex(8)}"
+
+
+class _MetadataHandler(Handler):
+    owner: FakeMetadata
+
+    def do_GET(self) -> None:
+        flavor = {"Metadata-Flavor": "Google"}
+        path = self.url_path
+        if self.headers.get("Metadata-Flavor") != "Google":
+            self.send(403, flavor, b"missing Metadata-Flavor\n")
+        elif path in ("", "/"):
+            self.send(200, flavor, b"")
+        elif path.endswith("/service-accounts/default/token"):
+            token = {"access_token": self.owner.token, "expires_in": 3600, "token_type": "Bearer"}
+            self.send_json(200, token, flavor)
+        elif path.endswith("/service-accounts/default/"):
+            account = {
+                "email": "reader@dscache-test.iam.gserviceaccount.com",
+                "aliases": ["default"],
+                "scopes": [],
+            }
+            self.send_json(200, account, flavor)
+        elif path.endswith("/project/project-id"):
+            self.send(200, {**flavor, "Content-Type": "text/plain"}, b"dscache-test")
+        else:
+            self.send(404, flavor, b"not found\n")
+
+
+class FakeMetadata(ServerBase):
+    """The GCE/GKE metadata server as GKE Workload Identity presents it to a pod: a ping, the
+    default service account and its `token`."""
+
+    handler = _MetadataHandler
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = f"ya29.wi-{secrets.token_hex(8)}"

@@ -27,8 +27,8 @@ is checked, so two generations are never spliced. Digests: `x-goog-hash` (md5 an
 whole object) is recorded in the pin; composite objects have no md5 and are verified like S3
 multipart objects: by size and a manifest's sha256 (crc32c is not computed here).
 
-Credentials, first match: `anonymous: true` (public buckets); an emulator (`STORAGE_EMULATOR_HOST`,
-or an `endpoint` with no credentials configured) without credentials; GOOGLE_APPLICATION_CREDENTIALS
+Credentials, first match: `anonymous: true` (public buckets); none for an emulator
+(`STORAGE_EMULATOR_HOST` set and no GOOGLE_APPLICATION_CREDENTIALS); GOOGLE_APPLICATION_CREDENTIALS
 holding the JSON key document itself (how the operator passes a Secret's key as env) or, as usual,
 its path; else application default credentials (a gcloud login, GKE Workload Identity through the
 metadata server); else none (public buckets read; a refusal names what to set). Tokens are
@@ -201,7 +201,7 @@ class GcsRemote:
         self.prefix = prefix.strip("/")
         self.policy = policy or RetryPolicy.from_env()
         self.endpoint = endpoint_from(endpoint)
-        self._auth = _Credentials(anonymous, emulated=self.endpoint is not None)
+        self._auth = _Credentials(anonymous, emulated=bool(os.environ.get(EMULATOR_ENV, "").strip()))
         options = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
         self._client: Any = storage.Client(
             project=self._auth.project, credentials=self._auth.creds, client_options=options

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +18,7 @@ from dscache.api.spec import Source
 from dscache.remotes.base import Pin, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.gcs import GcsRemote, endpoint_from, gcs_hashes
-from tests.servers.gcs import GcsEnv, TokenServer
+from tests.servers.gcs import FakeMetadata, GcsEnv, TokenServer
 
 DATA = b"gcs object bytes " * 5000
 
@@ -139,3 +142,34 @@ def test_anonymous_reads_send_no_credentials(
     assert open_remote(source).read_bytes("open.bin") == b"public"
     assert all("authorization" not in r.headers for r in gcs.server.log.all())
     assert token_server.log.all() == []
+
+
+def test_gke_workload_identity_needs_no_secret(gcs: GcsEnv) -> None:
+    """No key, no emulator variable: application default credentials find the metadata server (here
+    on 127.0.0.1; google-auth reads where it is at import, hence a child process)."""
+    gcs.put("k/v.bin", DATA)
+    with FakeMetadata() as metadata:
+        host = f"127.0.0.1:{metadata.port}"
+        env = {k: v for k, v in os.environ.items() if k != "NO_GCE_CHECK"}
+        env.update(GCE_METADATA_HOST=host, GCE_METADATA_IP=host, PYTHONPATH=os.pathsep.join(sys.path))
+        code = (
+            "import hashlib, json, sys\n"
+            "from dscache.api.spec import Source\n"
+            "from dscache.remotes.factory import open_remote\n"
+            "remote = open_remote(Source.model_validate(json.loads(sys.argv[1])))\n"
+            "print(hashlib.sha256(remote.read_bytes('v.bin')).hexdigest())\n"
+        )
+        source = json.dumps(gcs.source("k"))
+        proc = subprocess.run(
+            [sys.executable, "-c", code, source],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == hashlib.sha256(DATA).hexdigest()
+        assert metadata.log.find("*/service-accounts/default/token")
+    (read,) = gcs.server.log.find(gcs.media_glob("k/v.bin"))
+    assert read.headers["authorization"] == f"Bearer {metadata.token}"
