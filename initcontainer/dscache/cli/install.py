@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.add_argument(
         "--source",
-        help="instead of -f: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], "
-        "http(s)://base or file:///dir",
+        help="instead of -f: s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix, "
+        "hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://base or file:///dir",
     )
     p.add_argument("--layout", choices=["archives", "files"], default="archives", help="with --source")
     p.add_argument(

@@ -1,6 +1,6 @@
 """The one small interface every remote implements, and its errors.
 
-Implementations (s3, hf, http, file) own connection reuse, timeouts, retries with jittered backoff on
+Implementations (s3, gcs, azure, hf, http, file) own connection reuse, timeouts, retries with jittered backoff on
 transient errors and resume of interrupted bodies (HTTP Range), so a consumer of `stream()` sees one
 continuous byte stream or a `RemoteError`. Messages never contain credentials.
 
