@@ -1,12 +1,15 @@
 """Azurite's Blob service on 127.0.0.1 behind a fault-injecting proxy.
 
 Azurite serves the account `devstoreaccount1` path-style (`<endpoint>/<container>/<blob>`) with its
-published development key. Clients use `endpoint` (the proxy, account path included).
+published development key. Clients use `endpoint` (the proxy, account path included). Where Azurite
+is not faithful to Azure, the proxy answers as Azure does: a range past the end of a blob is 416.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +18,41 @@ from urllib.parse import quote
 
 from dscache.remotes.azure import AZURITE_KEY
 from tests.servers.emulators import EmulatorProxy, emulator_binary
+from tests.servers.proxy import ProxyHandler
 
 ACCOUNT = "devstoreaccount1"
+_RANGE_START = re.compile(r"^bytes=(\d+)-")
+
+
+class _AzureHandler(ProxyHandler):
+    owner: Azurite
+
+    def intercept(self, headers: dict[str, str]) -> bool:
+        """A read whose range starts at or past the end of the blob: 416 with `bytes */<size>`, as
+        Azure answers (Azurite sends an empty 206)."""
+        rng = _RANGE_START.match(next((v for k, v in headers.items() if k.lower() == "range"), ""))
+        if rng is None or self.command != "GET" or self.url_path.count("/") < 3:
+            return False
+        conn = http.client.HTTPConnection(*self.owner.upstream, timeout=30)
+        try:
+            conn.request(
+                "HEAD", self.path, headers={k: v for k, v in headers.items() if k.lower() != "range"}
+            )
+            resp = conn.getresponse()
+            resp.read()
+            size = int(resp.getheader("content-length") or -1) if resp.status == 200 else -1
+        finally:
+            conn.close()
+        if size < 0 or int(rng.group(1)) < size:
+            return False
+        self.read_body()
+        self.send(416, {"Content-Range": f"bytes */{size}"}, b"")
+        return True
 
 
 class Azurite(EmulatorProxy):
     name: ClassVar[str] = "azurite"
+    handler = _AzureHandler
 
     def __init__(self) -> None:
         super().__init__()

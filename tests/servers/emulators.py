@@ -3,13 +3,13 @@
 fake-gcs-server (built from its Go module) and Azurite (from npm) are installed by `.ci/emulators.sh`
 into a cache outside the repo, keyed by version (`$DSCACHE_EMULATORS_DIR`, default
 `~/.cache/dscache-emulators`). A test session starts each once, on a free port, and stops it at the
-end. Clients talk to the proxy (`endpoint`): it forwards every request to the emulator and relays
-the answer through the shared fault machinery (`faults`, `log`), like the moto proxy for S3.
+end. Clients talk to the proxy (`endpoint`, a `tests.servers.proxy.FaultProxy`): it forwards every
+request to the emulator and relays the answer through the shared fault machinery (`faults`, `log`),
+like the moto proxy for S3; each store's handler makes the emulator answer as the store does.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import subprocess
@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from tests.servers.httpbase import Handler, ServerBase
+from tests.servers.proxy import FaultProxy
 
 FAKE_GCS_VERSION = "v1.56.1"
 AZURITE_VERSION = "3.37.0"
-_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
 
 
 def emulators_dir() -> Path:
@@ -60,55 +59,14 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-class ProxyHandler(Handler):
-    """Forwards each request to the owner's emulator, relays the answer through faults and log."""
-
-    owner: EmulatorProxy
-
-    def forward(self) -> None:
-        body = self.read_body()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-        if body or self.command in ("PUT", "POST", "PATCH"):
-            headers["Content-Length"] = str(len(body))
-        early = self.owner.intercept(self, headers)
-        if early is not None:
-            status, out, data = early
-            self.send(status, out, data)
-            return
-        conn = http.client.HTTPConnection("127.0.0.1", self.owner.upstream_port, timeout=60)
-        try:
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            status = resp.status
-            raw = resp.getheaders()
-        finally:
-            conn.close()
-        out = {k: v for k, v in raw if k.lower() not in _HOP and k.lower() != "content-length"}
-        status, out, data = self.owner.rewrite(self, status, out, data)
-        if self.command == "HEAD":
-            length = {k.lower(): v for k, v in raw}.get("content-length", "0")
-            self.send(status, out, b"", head_length=int(length))
-            return
-        self.send(status, out, data)
-
-    do_GET = forward
-    do_PUT = forward
-    do_POST = forward
-    do_PATCH = forward
-    do_DELETE = forward
-    do_HEAD = forward
-
-
-class EmulatorProxy(ServerBase):
+class EmulatorProxy(FaultProxy):
     """An emulator child process and the proxy in front of it. Subclasses give the command line."""
 
-    handler: ClassVar[type[ProxyHandler]] = ProxyHandler  # type: ignore[assignment]
     name: ClassVar[str]
 
     def __init__(self) -> None:
-        super().__init__()
-        self.upstream_port = free_port()
+        super().__init__(("127.0.0.1", free_port()))
+        self.upstream_port = self.upstream[1]
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
 
@@ -146,15 +104,3 @@ class EmulatorProxy(ServerBase):
     def direct_url(self) -> str:
         """The emulator itself (no proxy: no faults, no log), for seeding data."""
         return f"http://127.0.0.1:{self.upstream_port}"
-
-    def intercept(
-        self, handler: ProxyHandler, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes] | None:
-        """An answer the proxy gives itself instead of forwarding (what the emulator does not do)."""
-        return None
-
-    def rewrite(
-        self, handler: ProxyHandler, status: int, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        """The emulator's answer as the real store would give it."""
-        return status, headers, body

@@ -2,13 +2,15 @@
 
 Clients use `endpoint` (the proxy) as their GCS API endpoint. Where fake-gcs-server is not faithful to
 GCS, the proxy answers as GCS does: a media download with `ifGenerationMatch` naming another
-generation than the live one fails with 412 (the emulator ignores the parameter), and objects
+generation than the live one fails with 412 (the emulator ignores the parameter; the proxy asks it
+for the live generation), and objects
 registered in `composite` (see `GcsEnv.put(composite=True)`) are presented without an md5, as GCS
 presents composed objects (crc32c only).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import secrets
@@ -17,16 +19,60 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, unquote
 
-from tests.servers.emulators import EmulatorProxy, ProxyHandler, emulator_binary
+from tests.servers.emulators import EmulatorProxy, emulator_binary
 from tests.servers.httpbase import Handler, ServerBase
+from tests.servers.proxy import ProxyHandler
 
 _MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
 _LIST = re.compile(r"^/storage/v1/b/([^/]+)/o/?$")
 _MD5_PART = re.compile(r",?md5=[^,]*")
 
 
+class _GcsHandler(ProxyHandler):
+    owner: FakeGcs
+
+    def intercept(self, headers: dict[str, str]) -> bool:
+        """A media download conditional on another generation than the live one: 412, as GCS."""
+        media = _MEDIA.match(self.url_path)
+        wanted = parse_qs(self.url_query).get("ifGenerationMatch") if media else None
+        if not media or not wanted or self.command != "GET":
+            return False
+        conn = http.client.HTTPConnection(*self.owner.upstream, timeout=30)
+        try:
+            conn.request("GET", f"/storage/v1/b/{media.group(1)}/o/{media.group(2)}")
+            resp = conn.getresponse()
+            live = json.loads(resp.read()).get("generation") if resp.status == 200 else None
+        finally:
+            conn.close()
+        if live is None or str(live) == wanted[0]:
+            return False
+        self.read_body()
+        self.send(412, {"Content-Type": "text/plain"}, b"conditionNotMet\n")
+        return True
+
+    def adapt(self, status: int, headers: dict[str, str], data: bytes) -> tuple[dict[str, str], bytes]:
+        """Composite objects (registered in `owner.composite`) without an md5, as GCS shows them."""
+        media = _MEDIA.match(self.url_path)
+        if media and (unquote(media.group(1)), unquote(media.group(2))) in self.owner.composite:
+            headers = {
+                k: _MD5_PART.sub("", v).lstrip(",") if k.lower() == "x-goog-hash" else v
+                for k, v in headers.items()
+            }
+        listing = _LIST.match(self.url_path)
+        if listing and status == 200 and self.command == "GET":
+            bucket = unquote(listing.group(1))
+            doc = json.loads(data)
+            for item in doc.get("items", []):
+                if (bucket, item.get("name")) in self.owner.composite:
+                    item.pop("md5Hash", None)
+                    item["componentCount"] = 2
+            data = json.dumps(doc).encode()
+        return headers, data
+
+
 class FakeGcs(EmulatorProxy):
     name: ClassVar[str] = "fake-gcs-server"
+    handler = _GcsHandler
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,32 +86,6 @@ class FakeGcs(EmulatorProxy):
             "-backend", "memory", "-log-level", "error",
             "-external-url", self.url,  # resumable upload sessions come back through the proxy
         ]  # fmt: skip
-
-    def rewrite(
-        self, handler: ProxyHandler, status: int, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        media = _MEDIA.match(handler.url_path)
-        if media and status < 300:
-            bucket, name = unquote(media.group(1)), unquote(media.group(2))
-            wanted = parse_qs(handler.url_query).get("ifGenerationMatch")
-            live = {k.lower(): v for k, v in headers.items()}.get("x-goog-generation")
-            if wanted and wanted[0] != live:
-                return 412, {"Content-Type": "text/plain"}, b"conditionNotMet\n"
-            if (bucket, name) in self.composite:
-                headers = {
-                    k: _MD5_PART.sub("", v).lstrip(",") if k.lower() == "x-goog-hash" else v
-                    for k, v in headers.items()
-                }
-        listing = _LIST.match(handler.url_path)
-        if listing and status == 200 and handler.command == "GET":
-            bucket = unquote(listing.group(1))
-            doc = json.loads(body)
-            for item in doc.get("items", []):
-                if (bucket, item.get("name")) in self.composite:
-                    item.pop("md5Hash", None)
-                    item["componentCount"] = 2
-            body = json.dumps(doc).encode()
-        return status, headers, body
 
     def client(self) -> Any:
         """A google-cloud-storage client straight to the emulator (no faults, no log)."""
