@@ -2,15 +2,19 @@
 official client (azure-storage-blob, its retries off), blob bytes through our own Range-resuming
 fetcher.
 
-Why this split, measured on this machine against Azurite on 127.0.0.1 (bytes [1 MiB, 256 MiB) of one
-blob, best of three; Azurite itself caps the rate, so client CPU is the comparable figure):
+Why this split, measured with `bench/bench_store_reads.py` against Azurite on 127.0.0.1 (bytes
+[1 MiB, 256 MiB) of one blob, best of three, each client in a fresh process, load 8-13; Azurite
+itself caps the rate, so client CPU is the comparable figure):
 
-| client                                         | import   | first byte | client CPU | peak RSS |
-|------------------------------------------------|----------|------------|------------|----------|
-| urllib3 (HttpFetcher, this module), SAS        | 90 ms    | 12-22 ms   | 0.12-0.14 s| 55 MiB   |
-| azure-storage-blob download_blob().chunks()    | 360 ms   | 208 ms     | 0.34 s     | 150 MiB  |
-| adlfs (fsspec)                                 | 540 ms   | 200 ms     | 0.52 s     | 107 MiB  |
-| obstore (Rust object_store)                    | 11-24 ms | 9 ms       | 0.18 s     | 24 MiB   |
+| client                                      | import+open | first byte | client CPU | peak RSS |
+|---------------------------------------------|-------------|------------|------------|----------|
+| this module (bytes: HttpFetcher, SAS)       | 1.5 s       | 58 ms      | 0.05 s     | 56 MiB   |
+| azure-storage-blob download_blob().chunks() | 1.8 s       | 440 ms     | 0.32 s     | 152 MiB  |
+| obstore 0.12 (Rust object_store)            | 0.02 s      | 113 ms     | 0.10 s     | 37 MiB   |
+| adlfs 2026.8 (fsspec)                       | 0.9 s       | 5.3 s      | 0.78 s     | 613 MiB  |
+
+(import+open includes azure-storage-blob's import, 0.36 s of 552 modules on a quieter machine.) In
+forked workers opening a remote and reading a first 1 MiB range took 20-35 ms.
 
 The official downloader buffers whole chunks (32 MiB first, then 4 MiB) and retries a cut body by
 itself, three times with a fixed one-second sleep, whatever the client's retry settings: outside

@@ -1,22 +1,28 @@
 """Google Cloud Storage remotes (`gs://bucket/prefix`): listings and uploads through the official
 client (google-cloud-storage, its retries off), object bytes through our own Range-resuming fetcher.
 
-Why this split, measured on this machine against fake-gcs-server on 127.0.0.1 (bytes [1 MiB, 256 MiB)
-of one object, best of three; client CPU is user+system of the reading process):
+Why this split, measured with `bench/bench_store_reads.py` against fake-gcs-server on 127.0.0.1 (bytes
+[1 MiB, 256 MiB) of one object, best of three, each client in a fresh process; a shared 2-core
+machine at load 8-13, so times vary by tens of percent between runs, their order does not):
 
-| client                                   | import     | first byte | client CPU | peak RSS |
-|------------------------------------------|------------|------------|------------|----------|
-| urllib3 (HttpFetcher, this module)       | 90 ms      | 2 ms       | 0.05-0.08 s| 25 MiB   |
-| google-auth AuthorizedSession, streamed  | 110 ms     | 8 ms       | 0.10 s     | 40 MiB   |
-| google-cloud-storage download_as_bytes   | 310 ms     | 918 ms     | 0.55 s     | 567 MiB  |
-| google-cloud-storage Blob.open() reader  | 310 ms     | 35 ms      | 0.69 s     | 96 MiB   |
-| gcsfs (fsspec)                           | 500 ms     | 6.0 s      | 0.31 s     | 150 MiB  |
-| obstore (Rust object_store)              | 11-24 ms   | 2 ms       | 0.11 s     | 25 MiB   |
+| client                                 | import+open | first byte | client CPU | peak RSS |
+|----------------------------------------|-------------|------------|------------|----------|
+| this module (bytes: HttpFetcher)       | 0.9 s       | 1 ms       | 0.05 s     | 60 MiB   |
+| google-cloud-storage download_as_bytes | 0.6 s       | 1124 ms    | 0.54 s     | 569 MiB  |
+| google-cloud-storage Blob.open reader  | (0.3 s)     | 35 ms      | 0.69 s     | 96 MiB   |
+| obstore 0.12 (Rust object_store)       | 0.07 s      | 2 ms       | 0.10 s     | 37 MiB   |
+| gcsfs 2026.10 (fsspec)                 | 1.5 s       | 31 s       | 0.42 s     | 852 MiB  |
+
+(import+open of this module includes google-cloud-storage's import, ~0.3 s on a quiet machine, of
+557 modules; google.auth alone is 18 ms. The Blob.open row is from an earlier run of the same kind.)
+In forked workers, where the parent already imported everything, opening a remote and reading a
+first 1 MiB range took 7-35 ms.
 
 The official client has no streaming read (a range is buffered whole, or read in buffered chunks),
 gcsfs adds its own retries and an event loop, and obstore, the lightest, hangs in a forked child once
-the parent has used it (tokio; the installer forks its workers after planning in the parent) and
-reports no md5/crc32c (its ObjectMeta has the ETag only). So the bytes go through `HttpFetcher` (as
+the parent has used it (measured: a child's first read, even on a new store, did not return within
+60 s; tokio; the installer forks its workers after planning in the parent) and reports no
+md5/crc32c (its ObjectMeta has the ETag only). So the bytes go through `HttpFetcher` (as
 Hugging Face's do): one GET per range, streamed, resumed under the one `RetryPolicy`, keep-alive
 pools per worker. The client's 310 ms import is paid once by the installer's parent (forked workers
 inherit it) and never by `dscache prepare`.
