@@ -6,6 +6,7 @@ set -euo pipefail
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.37.0
 root="${DSCACHE_EMULATORS_DIR:-$HOME/.cache/dscache-emulators}"
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 mkdir -p "$root"
 
 gcs="$root/fake-gcs-server-$FAKE_GCS_VERSION"
