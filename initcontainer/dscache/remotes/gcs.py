@@ -131,7 +131,7 @@ class _Credentials:
         elif raw.startswith("{"):
             self.creds, self.project = self._from_document(raw)
         else:
-            self.creds, self.project = self._default()
+            self.creds, self.project = self._default(raw)
         self._lock = threading.Lock()
         self._request: Any = None
 
@@ -158,14 +158,18 @@ class _Credentials:
             raise RemoteError(f"{CREDENTIALS_ENV}: not usable credentials ({type(exc).__name__})") from None
         return creds, str(info.get("project_id") or "<none>")
 
-    def _default(self) -> tuple[Any, str]:
+    def _default(self, path: str) -> tuple[Any, str]:
+        """Application default credentials; none if nothing is configured, but a named key file
+        that cannot be used is an error (never a silent fall back to anonymous requests)."""
         import google.auth
         from google.auth.credentials import AnonymousCredentials
         from google.auth.exceptions import DefaultCredentialsError
 
         try:
             creds, project = google.auth.default(scopes=_SCOPES)
-        except DefaultCredentialsError:  # none configured: public buckets still read; others say why not
+        except DefaultCredentialsError:
+            if path:
+                raise RemoteError(f"{CREDENTIALS_ENV}={path}: not a usable credentials file") from None
             return AnonymousCredentials(), "<none>"  # type: ignore[no-untyped-call]
         return creds, project or "<none>"
 

@@ -131,6 +131,9 @@ def test_a_key_that_is_no_credential_is_one_clear_line(gcs: GcsEnv, monkeypatch:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "{not json")
     with pytest.raises(RemoteError, match="neither a file path nor a JSON key document"):
         open_remote(Source.model_validate(gcs.source("k")))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    with pytest.raises(RemoteError, match=r"=/nonexistent/key\.json: not a usable credentials file"):
+        open_remote(Source.model_validate(gcs.source("k")))  # never quietly anonymous
 
 
 def test_anonymous_reads_send_no_credentials(
