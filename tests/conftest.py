@@ -4,6 +4,8 @@ environment that keeps tests fast (tiny retry backoff) and away from real creden
     def test_x(http_server):            # FileServer serving http_server.root at http_server.url
     def test_y(hub):                    # FakeHub at hub.endpoint; hub.create_repo / commit / tag
     def test_z(s3):                     # S3Env: s3.bucket on s3.endpoint (moto behind a fault proxy)
+    def test_g(gcs):                    # GcsEnv: gcs.bucket on fake-gcs-server behind a fault proxy
+    def test_a(azure):                  # AzureEnv: azure.container on Azurite behind a fault proxy
 
 Every server has `.faults` (arm 5xx bursts, drops, truncation, corruption, latency) and `.log`
 (requests seen: method, path, headers, status). See tests/servers/.
@@ -28,8 +30,18 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_TOKEN", None)
 os.environ.pop("HUGGING_FACE_HUB_TOKEN", None)
+# Before anything imports google.auth (it reads these at import time): never probe a metadata server
+# (traffic stays on 127.0.0.1) and never read the user's gcloud login.
+_GCLOUD = tempfile.mkdtemp(prefix="dscache-test-gcloud-")
+atexit.register(shutil.rmtree, _GCLOUD, True)
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+os.environ["CLOUDSDK_CONFIG"] = _GCLOUD
 
+from dscache.remotes.azure import AZURITE_KEY  # noqa: E402
+from tests.servers.azure import AzureEnv, Azurite  # noqa: E402
 from tests.servers.files import FileServer  # noqa: E402
+from tests.servers.gcs import FakeGcs, GcsEnv  # noqa: E402
 from tests.servers.hub import FakeHub  # noqa: E402
 from tests.servers.s3 import MotoS3, S3Env  # noqa: E402
 
@@ -44,6 +56,17 @@ _AWS_VARS = (
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+_CLOUD_VARS = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "STORAGE_EMULATOR_HOST",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +78,7 @@ def _test_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("DSCACHE_RETRY_DEADLINE", "30")
     monkeypatch.setenv("DSCACHE_CONNECT_TIMEOUT", "5")
     monkeypatch.setenv("DSCACHE_READ_TIMEOUT", "10")
-    for var in (*_AWS_VARS, "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+    for var in (*_AWS_VARS, *_CLOUD_VARS, "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     nowhere = tmp_path_factory.getbasetemp() / "no-aws-config"
     monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere))
@@ -94,3 +117,39 @@ def s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Env]:
     moto_s3.reset()
     yield S3Env(moto_s3, bucket)
     moto_s3.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
+    """One fake-gcs-server (+ fault proxy) for the session; use the `gcs` fixture in tests."""
+    server = FakeGcs().start_in(tmp_path_factory.mktemp("fake-gcs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs(fake_gcs: FakeGcs) -> Iterator[GcsEnv]:
+    """A fresh bucket on the shared fake-gcs-server, faults and log reset (no credentials: the
+    endpoint is an emulator)."""
+    bucket = fake_gcs.new_bucket()
+    fake_gcs.reset()
+    yield GcsEnv(fake_gcs, bucket)
+    fake_gcs.reset()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite Blob service (+ fault proxy) for the session; use the `azure` fixture in tests."""
+    server = Azurite().start_in(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureEnv]:
+    """A fresh container on the shared Azurite, faults and log reset, its key in AZURE_STORAGE_KEY."""
+    monkeypatch.setenv("AZURE_STORAGE_KEY", AZURITE_KEY)
+    container = azurite.new_container()
+    azurite.reset()
+    yield AzureEnv(azurite, container)
+    azurite.reset()

@@ -59,8 +59,9 @@ _RULES: dict[str, list[tuple[str, str]]] = {
     ],
     "source": [
         (
-            "[has(self.s3), has(self.huggingFace), has(self.http), has(self.file)].filter(x, x).size() == 1",
-            "exactly one of s3, huggingFace, http, file must be set",
+            "[has(self.s3), has(self.gcs), has(self.azure), has(self.huggingFace), has(self.http),"
+            " has(self.file)].filter(x, x).size() == 1",
+            "exactly one of s3, gcs, azure, huggingFace, http, file must be set",
         ),
         ("!has(self.file)", FILE_SOURCE_IN_CLUSTER.removeprefix("spec.source.")),
     ],
@@ -106,6 +107,8 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "volume.claimName": {"pattern": K8S_NAME_PATTERN, "maxLength": 253},
     "source.s3.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "source.huggingFace.secretRef.name": {"pattern": K8S_NAME_PATTERN},
+    "source.gcs.secretRef.name": {"pattern": K8S_NAME_PATTERN},
+    "source.azure.secretRef.name": {"pattern": K8S_NAME_PATTERN},
     "envNames": {"maxProperties": MAX_DATA_TYPES * 4},
     "envNames.*": {"pattern": ENV_NAME_PATTERN, "maxLength": MAX_ENV_NAME},
     "mountPath": {"pattern": MOUNT_PATH_FORM},

@@ -30,8 +30,11 @@ from dscache_operator.settings import Settings
 # Secret keys each source kind reads; every one optional so a Secret may hold a subset.
 SECRET_KEYS = {
     "s3": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+    "gcs": ("GOOGLE_APPLICATION_CREDENTIALS",),  # the JSON key document itself
+    "azure": ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"),
     "huggingFace": ("HF_TOKEN",),
 }
+_SOURCE_FIELDS = {"s3": "s3", "gcs": "gcs", "azure": "azure", "huggingFace": "hugging_face"}
 
 TOKEN_VOLUME = "api-token"
 TOKEN_SECONDS = 600
@@ -79,7 +82,7 @@ def secret_env(spec: DatasetCacheSpec) -> list[dict[str, Any]]:
     ref = spec.source.secret_ref
     if ref is None:
         return []
-    kind = "s3" if spec.source.s3 is not None else "huggingFace"
+    kind = next(kind for kind, field in _SOURCE_FIELDS.items() if getattr(spec.source, field) is not None)
     return [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key, "optional": True}}}
         for key in SECRET_KEYS[kind]

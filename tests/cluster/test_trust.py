@@ -27,14 +27,14 @@ HOOKS = "/apis/admissionregistration.k8s.io/v1"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def allowed_dir(namespace: str) -> str:
+def host_dir(testbed: Testbed, namespace: str, name: str) -> str:
+    """A real host directory of this test, under the bed's directory (removed with the bed)."""
+    return f"{testbed.root}/hostpath/{namespace}/{name}"
+
+
+def allowed_dir(testbed: Testbed, namespace: str) -> str:
     """The one host directory the admin allows for scratch in these tests."""
-    return f"/dscache-test/{namespace}/scratch"
-
-
-def on_bed(testbed: Testbed, host_path: str) -> Path:
-    """Where the bed keeps a hostPath (/x/y -> DIR/hostpath/x/y)."""
-    return Path(testbed.root, "hostpath", host_path.lstrip("/"))
+    return host_dir(testbed, namespace, "scratch")
 
 
 def _pods(namespace: str) -> str:
@@ -97,7 +97,7 @@ def guarded(testbed: Testbed, namespace: str, start_operator: opf.OperatorFactor
         "--prepare-wait",
         "60",
         "--scratch-host-path",
-        allowed_dir(namespace),
+        allowed_dir(testbed, namespace),
     )
 
     def in_force() -> bool:
@@ -112,7 +112,7 @@ def guarded(testbed: Testbed, namespace: str, start_operator: opf.OperatorFactor
     for kind in ("mutating", "validating"):
         with contextlib.suppress(ApiError):
             testbed.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/dscache-{namespace}.dscache.io")
-    shutil.rmtree(on_bed(testbed, f"/dscache-test/{namespace}"), ignore_errors=True)
+    shutil.rmtree(Path(host_dir(testbed, namespace, "")), ignore_errors=True)
 
 
 def spec(**extra: Any) -> dict[str, Any]:
@@ -157,8 +157,8 @@ def test_mount_path_usr_is_refused(testbed: Testbed, namespace: str, guarded: op
 def _plant_escape(testbed: Testbed, namespace: str) -> Path:
     """What a pod that uses the allowed scratch can do on the node: a symlink out of it. Returns the
     directory it points at."""
-    allowed = on_bed(testbed, allowed_dir(namespace))
-    outside = on_bed(testbed, f"/dscache-test/{namespace}/outside")
+    allowed = Path(allowed_dir(testbed, namespace))
+    outside = Path(host_dir(testbed, namespace, "outside"))
     allowed.mkdir(parents=True)
     outside.mkdir(parents=True)
     (allowed / "escape").symlink_to(outside)
@@ -169,7 +169,7 @@ def test_a_caches_host_scratch_outside_the_admins_directory_is_refused(
     testbed: Testbed, namespace: str, guarded: opf.Operator
 ) -> None:
     outside = _plant_escape(testbed, namespace)
-    allowed = allowed_dir(namespace)
+    allowed = allowed_dir(testbed, namespace)
     attacks = {
         "etc": ("/etc", "/etc is not a host directory this cluster allows for scratch"),
         "dotdot": (f"{allowed}/../outside", "has a '..' segment"),
@@ -188,7 +188,7 @@ def test_a_pods_host_scratch_outside_the_admins_directory_is_refused(
     testbed: Testbed, namespace: str, guarded: opf.Operator
 ) -> None:
     outside = _plant_escape(testbed, namespace)
-    allowed = allowed_dir(namespace)
+    allowed = allowed_dir(testbed, namespace)
     testbed.kubectl("apply", "-n", namespace, "-f", "-", input=opf.datasetcache("objs", spec()))
     attacks = {
         "etc": ("/etc", "/etc is not a host directory this cluster allows for scratch"),

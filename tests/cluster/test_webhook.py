@@ -85,9 +85,9 @@ def webhook_operator(
         "120",
         # the host directories the hostPath scratch tests use, as an admin would allow them
         "--scratch-host-path",
-        f"/dscache-test/{namespace}/scratch",
+        _host_path(testbed, namespace, "scratch"),
         "--scratch-host-path",
-        f"/dscache-test/{namespace}/nvme",
+        _host_path(testbed, namespace, "nvme"),
     )
     wait_webhook(testbed, namespace)
     yield op

@@ -96,7 +96,7 @@ def test_every_model_field_is_in_the_schema() -> None:
     props = spec_schema()["properties"]
     fields = {f.alias or name for name, f in DatasetCacheSpec.model_fields.items()}
     assert fields == set(props)
-    assert set(props["source"]["properties"]) == {"s3", "huggingFace", "http", "file"}
+    assert set(props["source"]["properties"]) == {"s3", "gcs", "azure", "huggingFace", "http", "file"}
     assert props["volume"]["x-kubernetes-validations"][0]["rule"] == "has(self.claimName) != has(self.create)"
     assert "volume" in spec_schema()["required"]
 

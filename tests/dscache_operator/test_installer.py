@@ -140,3 +140,22 @@ def test_the_status_reporter_reads_the_token_where_the_job_mounts_it() -> None:
     target = StatusTarget("https://api", "ml", "objs")
     assert str(target.token_path) == f"{mount['mountPath']}/token"
     assert str(target.ca_path) == f"{mount['mountPath']}/ca.crt"
+
+
+def test_gcs_and_azure_secret_keys_reach_the_install_container_only() -> None:
+    cases = {
+        "gcs": ({"bucket": "b", "secretRef": {"name": "gcp"}}, ["GOOGLE_APPLICATION_CREDENTIALS"]),
+        "azure": (
+            {"account": "acct", "container": "data", "secretRef": {"name": "az"}},
+            ["AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"],
+        ),
+    }
+    for kind, (source, keys) in cases.items():
+        pod = _job({**SPEC, "source": {kind: source}})["spec"]["template"]["spec"]
+        [install], [gc] = pod["initContainers"], pod["containers"]
+        refs = [e["valueFrom"]["secretKeyRef"] for e in install["env"] if "valueFrom" in e]
+        name = source["secretRef"]["name"]  # type: ignore[index]
+        assert refs == [{"name": name, "key": key, "optional": True} for key in keys]
+        assert not any("valueFrom" in e for e in gc["env"])
+    plain = _job({**SPEC, "source": {"gcs": {"bucket": "b"}}})["spec"]["template"]["spec"]
+    assert not any("valueFrom" in e for e in plain["initContainers"][0]["env"])  # workload identity

@@ -17,8 +17,10 @@ from dscache.api.names import NameError_, parse_version_arg
 from dscache.api.resource import GROUP_VERSION, KIND
 from dscache.api.spec import (
     K8S_NAME_PATTERN,
+    AzureSource,
     DatasetCacheSpec,
     FileSource,
+    GcsSource,
     HttpSource,
     HuggingFaceSource,
     S3Source,
@@ -29,6 +31,7 @@ from dscache.api.spec import (
 )
 
 _K8S_NAME = re.compile(K8S_NAME_PATTERN)
+_AZURE_HOST = re.compile(r"^([a-z0-9]{3,24})\.blob\.core\.windows\.net$")
 
 
 class Metadata(BaseModel):
@@ -158,6 +161,14 @@ def load_manifest(path: Path, name: str | None = None) -> DatasetCache:
     return parse_manifest(doc, origin if len(docs) == 1 else f"{origin}:{line}")
 
 
+def _azure(where: str, account: str, path: str) -> Source:
+    """An Azure source from an account and `container[/prefix]`; `where` names the flag and URL."""
+    container, _, prefix = path.strip("/").partition("/")
+    if not account or not container:
+        raise SpecError(f"{where}: use az://ACCOUNT/CONTAINER[/PREFIX]")
+    return Source(azure=AzureSource(account=account, container=container, prefix=prefix.strip("/")))
+
+
 def _shown(url: str) -> str:
     """`url` for an error message: userinfo (credentials) replaced by `***`."""
     parts = urlsplit(url)
@@ -167,24 +178,34 @@ def _shown(url: str) -> str:
 
 
 def source_from_url(url: str, flag: str = "--source") -> Source:
-    """Parse a source URL given as `flag`: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV],
-    http(s)://host/base, file:///dir (or file:/dir).
+    """Parse a source URL given as `flag`: s3://bucket/prefix, gs:// (or gcs://) bucket/prefix,
+    az://account/container/prefix (or https://ACCOUNT.blob.core.windows.net/container/prefix),
+    hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://host/base, file:///dir (or file:/dir).
 
     Raises SpecError naming the flag and the URL (credentials hidden): unknown scheme, missing bucket
     or host, a host in a file URL (`file://host/path`: only local directories), a relative file path,
-    credentials in an s3/hf URL, a query string or fragment where it would be silently dropped.
+    credentials in an s3/gs/az/hf URL, a query string or fragment where it would be silently dropped.
     """
     parts = urlsplit(url)
     where = f"{flag} {_shown(url)!r}"
     try:
-        if parts.scheme in ("s3", "hf", "file") and (parts.query or parts.fragment):
+        if parts.scheme in ("s3", "gs", "gcs", "az", "hf", "file") and (parts.query or parts.fragment):
             raise SpecError(f"{where}: a query string or fragment has no meaning in a {parts.scheme}: URL")
-        if parts.scheme in ("s3", "hf") and "@" in parts.netloc:
+        if parts.scheme in ("s3", "gs", "gcs", "az", "hf") and "@" in parts.netloc:
             raise SpecError(f"{where}: no credentials in the URL; use the environment (see --help)")
         if parts.scheme == "s3":
             if not parts.netloc:
                 raise SpecError(f"{where}: missing bucket name")
             return Source(s3=S3Source(bucket=parts.netloc, prefix=parts.path.strip("/")))
+        if parts.scheme in ("gs", "gcs"):
+            if not parts.netloc:
+                raise SpecError(f"{where}: missing bucket name")
+            return Source(gcs=GcsSource(bucket=parts.netloc, prefix=parts.path.strip("/")))
+        if parts.scheme == "az":
+            return _azure(where, parts.netloc, parts.path)
+        azure_host = _AZURE_HOST.match(parts.hostname or "") if parts.scheme == "https" else None
+        if azure_host is not None and not parts.query and parts.username is None:
+            return _azure(where, azure_host.group(1), parts.path)
         if parts.scheme == "hf":
             rest = f"{parts.netloc}{parts.path}"
             rest, _, revision = rest.partition("@")
@@ -215,7 +236,8 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
     except ValidationError as err:
         raise SpecError(f"{where}: {format_errors(err, '')}") from None
     raise SpecError(
-        f"{where}: scheme must be s3://, hf://, http(s):// or file:// (got {parts.scheme or 'none'!r})"
+        f"{where}: scheme must be s3://, gs://, az://, hf://, http(s):// or file:// "
+        f"(got {parts.scheme or 'none'!r})"
     )
 
 

@@ -54,6 +54,49 @@ class S3Source(_Model):
     )
 
 
+class GcsSource(_Model):
+    """A Google Cloud Storage bucket (or an endpoint that speaks its JSON API: fake-gcs-server)."""
+
+    bucket: str = Field(description="Bucket name.", min_length=1, max_length=222)
+    prefix: str = Field("", description="Object prefix under which `<dataType>/<source>/<version>/` live.")
+    endpoint: str | None = Field(
+        None,
+        description="API endpoint other than https://storage.googleapis.com (an emulator or a private "
+        "deployment); default STORAGE_EMULATOR_HOST, if set.",
+        pattern=r"^https?://",
+    )
+    anonymous: bool = Field(False, description="Unauthenticated requests, for public buckets.")
+    secret_ref: SecretRef | None = Field(
+        None,
+        description="Secret with GOOGLE_APPLICATION_CREDENTIALS: a service account's JSON key (the "
+        "document itself). Without it: GKE Workload Identity (the metadata server) or other application "
+        "default credentials.",
+    )
+
+
+class AzureSource(_Model):
+    """An Azure Blob Storage container (or an endpoint that speaks its REST API: Azurite)."""
+
+    account: str = Field(description="Storage account name.", pattern=r"^[a-z0-9]{3,24}$")
+    container: str = Field(
+        description="Container name.", pattern=r"^(\$root|\$web|[a-z0-9][a-z0-9-]{1,61}[a-z0-9])$"
+    )
+    prefix: str = Field("", description="Blob prefix under which `<dataType>/<source>/<version>/` live.")
+    endpoint: str | None = Field(
+        None,
+        description="Account URL other than https://ACCOUNT.blob.core.windows.net (Azurite, sovereign "
+        "clouds, private endpoints); default the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING, if set.",
+        pattern=r"^https?://",
+    )
+    anonymous: bool = Field(False, description="Unauthenticated requests, for public containers.")
+    secret_ref: SecretRef | None = Field(
+        None,
+        description="Secret with AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or "
+        "AZURE_STORAGE_SAS_TOKEN. Without it: Azure Workload Identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+        "AZURE_FEDERATED_TOKEN_FILE).",
+    )
+
+
 class HuggingFaceSource(_Model):
     """A Hugging Face Hub repository."""
 
@@ -92,33 +135,47 @@ class FileSource(_Model):
     path: str = Field(description="Absolute path of the directory.", pattern=r"^/")
 
 
+SOURCE_KINDS = ("s3", "gcs", "azure", "hugging_face", "http", "file")
+"""The fields of `Source`, one per kind of remote (Python names)."""
+
+
 class Source(_Model):
-    """Where the data comes from: exactly one of s3, huggingFace, http, file."""
+    """Where the data comes from: exactly one of s3, gcs, azure, huggingFace, http, file."""
 
     s3: S3Source | None = None
+    gcs: GcsSource | None = None
+    azure: AzureSource | None = None
     hugging_face: HuggingFaceSource | None = None
     http: HttpSource | None = None
     file: FileSource | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        given = [k for k in ("s3", "hugging_face", "http", "file") if getattr(self, k) is not None]
+        given = [k for k in SOURCE_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"exactly one of s3, huggingFace, http, file must be set (got {len(given)})")
+            raise ValueError(
+                f"exactly one of s3, gcs, azure, huggingFace, http, file must be set (got {len(given)})"
+            )
         return self
 
     @property
     def secret_ref(self) -> SecretRef | None:
-        if self.s3 is not None:
-            return self.s3.secret_ref
-        if self.hugging_face is not None:
-            return self.hugging_face.secret_ref
+        for kind in ("s3", "gcs", "azure", "hugging_face"):
+            given = getattr(self, kind)
+            if given is not None:
+                ref: SecretRef | None = given.secret_ref
+                return ref
         return None
 
     def url(self) -> str:
         """The source as a URL (an http URL as given: use `display_url()` for logs)."""
         if self.s3 is not None:
             return f"s3://{self.s3.bucket}/{self.s3.prefix}".rstrip("/")
+        if self.gcs is not None:
+            return f"gs://{self.gcs.bucket}/{self.gcs.prefix}".rstrip("/")
+        if self.azure is not None:
+            az = self.azure
+            return f"az://{az.account}/{az.container}/{az.prefix}".rstrip("/")
         if self.hugging_face is not None:
             hf = self.hugging_face
             path = f"{hf.repo}/{hf.prefix}".rstrip("/")

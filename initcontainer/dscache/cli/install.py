@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
         metavar="URL",
-        help="instead of -f: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX][@REV], "
-        "http(s)://base or file:///dir",
+        help="instead of -f: s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix, "
+        "hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://base or file:///dir",
     )
     p.add_argument("--layout", choices=["archives", "files"], default="archives", help="with --source")
     p.add_argument(

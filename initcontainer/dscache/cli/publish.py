@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--to",
         required=True,
         metavar="URL",
-        help="remote: s3://bucket/prefix, hf://datasets/OWNER/REPO[/PREFIX], file:///path",
+        help="remote: s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix, "
+        "hf://datasets/OWNER/REPO[/PREFIX], file:///path",
     )
     parser.add_argument("--version", required=True, metavar="DT/SRC=VER", help="version to publish")
     parser.add_argument(
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         source = source_from_url(args.to, flag="--to")
         if source.http is not None:
             raise SpecError(
-                f"--to {args.to!r}: plain HTTP remotes are read-only; use s3://, hf:// or file://"
+                f"--to {args.to!r}: plain HTTP remotes are read-only; use s3://, gs://, az://, hf:// or file://"
             )
         repo_prefix = args.hf_prefix.strip("/")
         if source.hugging_face is not None:

@@ -1,8 +1,8 @@
 """The one small interface every remote implements, and its errors.
 
-Implementations (s3, hf, http, file) own connection reuse, timeouts, retries with jittered backoff on
-transient errors and resume of interrupted bodies (HTTP Range), so a consumer of `stream()` sees one
-continuous byte stream or a `RemoteError`. Messages never contain credentials.
+Implementations (s3, gcs, azure, hf, http, file) own connection reuse, timeouts, retries with
+jittered backoff on transient errors and resume of interrupted bodies (HTTP Range), so a consumer of
+`stream()` sees one continuous byte stream or a `RemoteError`. Messages never contain credentials.
 
 Every download is pinned to one object (`Pin`): what identifies it (`Identity`: ETag, version id,
 Last-Modified, size) is taken from a listing, from a partial file's record, or from the first

@@ -9,7 +9,8 @@ from dscache.remotes.retry import RetryPolicy
 
 
 def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: str | None = None) -> Remote:
-    """A ready remote for `source`. Credentials come from the environment (AWS_*, HF_TOKEN) unless given."""
+    """A ready remote for `source`. Credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*,
+    HF_TOKEN) unless given."""
     policy = policy or RetryPolicy.from_env()
     if source.s3 is not None:
         from dscache.remotes.s3 import S3Remote
@@ -22,6 +23,20 @@ def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: 
             region=s3.region,
             anonymous=s3.anonymous,
             policy=policy,
+        )
+    if source.gcs is not None:
+        from dscache.remotes.gcs import GcsRemote
+
+        gcs = source.gcs
+        return GcsRemote(
+            gcs.bucket, gcs.prefix, endpoint=gcs.endpoint, anonymous=gcs.anonymous, policy=policy
+        )
+    if source.azure is not None:
+        from dscache.remotes.azure import AzureRemote
+
+        az = source.azure
+        return AzureRemote(
+            az.account, az.container, az.prefix, endpoint=az.endpoint, anonymous=az.anonymous, policy=policy
         )
     if source.hugging_face is not None:
         from dscache.remotes.hf import HfRemote

@@ -13,7 +13,7 @@ import base64
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -110,13 +110,23 @@ class HttpFetcher:
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
         if_match: bool = True,
+        *,
+        auth: Callable[[], Mapping[str, str]] | None = None,
+        vouch: Callable[[Mapping[str, str], Pin], Identity] | None = None,
     ) -> None:
         """`if_match=False` where content is immutable anyway (HF at a commit) and redirects make
-        conditional requests unreliable: answers are still checked against the pinned identity."""
+        conditional requests unreliable: answers are still checked against the pinned identity.
+
+        For object stores: `auth()` gives headers computed per request (bearer tokens that expire);
+        `vouch(headers, pin)` reads what a store's own headers (lower-case names) say about the
+        object: the Identity it returns completes the answer's (e.g. a GCS generation), and it may
+        record the whole object's digests in `pin.checksums`."""
         import urllib3
 
         self.policy = policy
         self.if_match = if_match
+        self._auth = auth
+        self._vouch = vouch
         self.secrets = tuple(secrets)
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}  # bytes are hashed as sent
         self._pool_kw: dict[str, Any] = {
@@ -187,7 +197,7 @@ class HttpFetcher:
     ) -> Body:
         """One GET of bytes [start, stop) of the object `pin` names (the whole object if not
         `ranged`); the Body says which bytes the server actually sends and what it says about them."""
-        headers = dict(self._headers)
+        headers = {**self._headers, **(self._auth() if self._auth is not None else {})}
         if ranged:
             # Always ranged, even from 0: a 206's Content-Range states the true size, so a body cut
             # short behind a lying Content-Length is caught instead of passing as the whole file.
@@ -200,10 +210,15 @@ class HttpFetcher:
         resp = self._manager(urlsplit(url)).urlopen(
             "GET", url, headers=headers, preload_content=False, decode_content=False
         )
-        if resp.status == 412 and ("If-Match" in headers or "If-Unmodified-Since" in headers):
+        if resp.status == 412 and (
+            "If-Match" in headers or "If-Unmodified-Since" in headers or pin.identity.validated
+        ):  # a precondition of ours failed (the URL may hold it: GCS ifGenerationMatch)
             _release(resp)
             raise ObjectChangedError(f"{what}: the file changed on the server while it was being downloaded")
         identity = _identity(resp)
+        if self._vouch is not None and resp.status < 300:
+            store = {k.lower(): v for k, v in resp.headers.items()}
+            identity = identity.merged(self._vouch(store, pin))
         if resp.status == 416:
             m = _UNSATISFIED.match(resp.headers.get("content-range", ""))
             _release(resp)

@@ -17,6 +17,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 FORBIDDEN = {
     "boto3", "botocore", "kubernetes", "kopf", "huggingface_hub",  # the design forbids these
+    "google", "azure", "requests",  # the GCS and Azure clients and their HTTP stack
     "pydantic", "yaml", "rich",  # slow to import
     "socket", "ssl", "http", "urllib3", "httpx",  # no network I/O on this path
 }  # fmt: skip
