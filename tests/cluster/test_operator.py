@@ -237,9 +237,9 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
     cases: dict[str, tuple[dict[str, object], str]] = {
         "two-sources": (
             {**good, "source": {"http": {"url": "http://x"}, "s3": {"bucket": "b"}}},
-            "exactly one of s3, huggingFace, http, file",
+            "exactly one of s3, gcs, azure, huggingFace, http, file",
         ),
-        "no-source": ({**good, "source": {}}, "exactly one of s3, huggingFace, http, file"),
+        "no-source": ({**good, "source": {}}, "exactly one of s3, gcs, azure, huggingFace, http, file"),
         "unsafe-version": (
             {**good, "versions": {"objects": {"thor": "../etc"}}},
             "spec.versions.objects.thor",
