@@ -78,6 +78,8 @@ class _AbsoluteRedirects(_HubHandler):
     redirect of its metadata HEAD within one origin, and then misses the X-Repo-Commit of the first
     answer. The model gives the Hub a second listener for that."""
 
+    owner: _Hub
+
     def send(
         self,
         status: int,
@@ -257,10 +259,7 @@ def _machine() -> str:
          if line.startswith("model name")),
         platform.processor(),
     )  # fmt: skip
-    load = os.getloadavg()[0]
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, load {load:.1f} at start"
-    )
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -268,7 +267,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dscache-netbench",
                    help="work dir: generated data (kept and reused), runs, results")  # fmt: skip
     p.add_argument("--small", action="store_true",
-                   help="development sizes: 4 x 32 MB, 8 x 8 MB archives, 1,000 x 8 KB")  # fmt: skip
+                   help="development sizes, instead of the size flags: 4 x 32 MB, 8 x 8 MB archives, 1,000 x 8 KB")  # fmt: skip
     p.add_argument("--workloads", default="large,archives,small", help="comma-separated subset")
     p.add_argument(
         "--contenders", default="", help="only contenders whose name contains one of these (comma-separated)"
@@ -319,20 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     if any(c.name.startswith("hf") for c in contenders):
         hf_python()
     started = datetime.now(UTC)
-    machine = _machine()
+    load_start = os.getloadavg()[0]
     _log(f"ceiling: {args.ceiling_streams} curl streams of {args.ceiling_mb} MB, caps off")
     ceil = _ceiling(work, args.ceiling_mb, args.ceiling_streams)
     runs = work / "runs"
     shutil.rmtree(runs, ignore_errors=True)
+    out = work / f"results-{started:%Y%m%dT%H%M%S}.json"
     report: list[str] = [
         f"# dscache network benchmark, {started:%Y-%m-%d %H:%M} UTC",
-        f"machine: {machine}",
+        "",
         f"model: {caps.describe()}",
         f"model ceiling (caps off, {ceil.streams} curl streams to /dev/null): "
         f"{ceil.through_model / MB:,.0f} MB/s through the proxy, {ceil.direct / MB:,.0f} MB/s direct",
     ]
-    dump: dict[str, object] = {"started": started.isoformat(), "machine": machine, "caps": asdict(caps),
-                               "ceiling": asdict(ceil), "workloads": {}}  # fmt: skip
+    dump: dict[str, object] = {"started": started.isoformat(), "caps": asdict(caps), "ceiling": asdict(ceil),
+                               "workloads": {}}  # fmt: skip
     for workload in workloads:
         data_free = shutil.disk_usage(work).free
         _log(f"preparing {workload.describe()} ({data_free / 1e9:.0f} GB free)")
@@ -352,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         dump["workloads"][workload.name] = {  # type: ignore[index]
             "bytes": data.bytes, "objects": len(data.objects), "results": [asdict(r) for r in results]
         }  # fmt: skip
+        out.write_text(json.dumps(dump, indent=2))
+        _log("\n".join(report[-3:]))
     report += [
         "",
         "x agg limit: time / (workload bytes / aggregate cap). x own limit: time / ((requests x latency +",
@@ -360,8 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         "s5cmd (not installable here) is quoted at ~4.3 GB/s on a 40 Gbps link where aws-cli reached",
         "375 MB/s (its README, after J. Robinson 2020); defaults 256 workers x 5 parts of 50 MiB.",
     ]
+    machine = f"{_machine()}, load average {load_start:.1f} at start and {os.getloadavg()[0]:.1f} at end"
+    report[1] = f"machine: {machine}"
+    dump["machine"] = machine
     print("\n".join(report))
-    out = work / f"results-{started:%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(dump, indent=2))
     _log(f"results written to {out}")
     return 0

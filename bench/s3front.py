@@ -116,16 +116,18 @@ class FastS3(MotoS3):
         self.objects.clear()
         super().stop()
 
-    def seed(self, bucket: str, root: Path, threads: int = 4) -> int:
+    def seed(self, bucket: str, root: Path) -> int:
         """Create `bucket` and upload every file under `root` as its relative path, each a single
         PUT without stored checksums (so its ETag is its MD5), then read moto's headers of each.
 
         Returns the number of objects. The files must stay in place while the server runs. Objects
         go to moto as plain HTTP requests with a placeholder signature (moto checks none): boto3's
-        signing took as long again as moto itself (17 against 8 ms a PUT, measured).
+        signing took as long again as moto itself (17 against 8 ms a PUT, measured). Four at a time,
+        or one at a time when a file is over 64 MiB (moto holds a whole PUT body in memory).
         """
         self.bare_client().create_bucket(Bucket=bucket)
         files = sorted(p for p in root.rglob("*") if p.is_file())
+        threads = 1 if any(p.stat().st_size > 64 << 20 for p in files) else 4
         local = threading.local()
 
         def ask(
