@@ -267,7 +267,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dscache-netbench",
                    help="work dir: generated data (kept and reused), runs, results")  # fmt: skip
     p.add_argument("--small", action="store_true",
-                   help="development sizes, instead of the size flags: 4 x 32 MB, 8 x 8 MB archives, 1,000 x 8 KB")  # fmt: skip
+                   help="development sizes instead of the size flags: 4 x 32 MB, 8 x 8 MB archives, "
+                        "1,000 x 8 KB")  # fmt: skip
     p.add_argument("--workloads", default="large,archives,small", help="comma-separated subset")
     p.add_argument(
         "--contenders", default="", help="only contenders whose name contains one of these (comma-separated)"
