@@ -359,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "x agg limit: time / (workload bytes / aggregate cap). x own limit: time / ((requests x latency +",
         "MB down / per-connection cap) / streams), the best the client's own number of streams allows.",
-        "streams: most connections moving response bytes at once; conns: most open at once.",
+        "streams: connections moving response bytes at once, the mean an average byte saw; conns: most",
+        "open at once.",
         "s5cmd (not installable here) is quoted at ~4.3 GB/s on a 40 Gbps link where aws-cli reached",
         "375 MB/s (its README, after J. Robinson 2020); defaults 256 workers x 5 parts of 50 MiB.",
     ]

@@ -171,6 +171,7 @@ def _curl_files(run: Run) -> Command:
     argv = [
         "curl",
         "--parallel",
+        "--parallel-immediate",  # open the connections at once, not after seeing if they multiplex
         "--parallel-max",
         str(run.streams),
         "--create-dirs",

@@ -68,8 +68,11 @@ class Stats:
     peak_connections: int
     """Most connections open at once."""
     peak_streams: int
-    """Most connections moving response bytes at once (within 100 ms of each other): the streams a
-    client downloads over, without the ones it keeps idle."""
+    """Most streams at once: connections that sent response bytes in the last 100 ms (sampled every
+    10 ms), the connections a client downloads over, without the ones it keeps idle."""
+    mean_streams: float
+    """The streams an average byte shared the link with: their count per sample, weighted by the
+    bytes of the sample (short bursts of small answers hardly count)."""
     requests: int
     bytes_down: int
     bytes_up: int
@@ -166,6 +169,7 @@ class NetModel:
             connections=raw["connections"],
             peak_connections=raw["peak_connections"],
             peak_streams=raw["peak_streams"],
+            mean_streams=raw["mean_streams"],
             requests=raw["requests"],
             bytes_down=raw["bytes_down"],
             bytes_up=raw["bytes_up"],

@@ -5,10 +5,10 @@ Two limits are printed for every run, both lower bounds on its time under the mo
     aggregate limit   B / aggregate cap
                       B: the workload's bytes. No client can beat it, however many streams it opens.
     own limit         (R x latency + M / per-connection cap) / S
-                      R, M, S: the requests, downloaded bytes and peak streams (connections moving
-                      response bytes at once) the proxy saw for this run. What this client's own
-                      behaviour allows at best: each of its S streams carries 1/S of the waiting for
-                      first bytes and of the bytes.
+                      R, M: the requests and downloaded bytes the proxy saw for this run; S: its
+                      streams (connections moving response bytes at once), the mean an average byte
+                      saw. What this client's own behaviour allows at best: each of its S streams
+                      carries 1/S of the waiting for first bytes and of the bytes.
 
 A time near its own limit means the client is held back by how few connections it opens (more
 streams would help); a time near the aggregate limit means it uses the link fully. Times are seconds,
@@ -41,11 +41,11 @@ def aggregate_limit(workload_bytes: int, caps: Caps) -> float:
 
 
 def own_limit(stats: Stats, caps: Caps) -> float:
-    """Seconds the per-connection model needs for what this run did over its peak streams."""
-    if stats.peak_streams == 0:
+    """Seconds the per-connection model needs for what this run did over its mean streams."""
+    if stats.mean_streams <= 0:
         return 0.0
     transfer = stats.bytes_down / caps.conn_rate if caps.conn_rate else 0.0
-    return (stats.requests * caps.latency + transfer) / stats.peak_streams
+    return (stats.requests * caps.latency + transfer) / stats.mean_streams
 
 
 def _ratio(seconds: float, limit: float) -> str:
@@ -64,8 +64,8 @@ def table(results: list[Result], workload_bytes: int, caps: Caps) -> str:
         own = own_limit(r.stats, caps)
         lines.append(
             f"| {r.contender} | {r.via} | {r.delivers} | {r.seconds:.1f} | {_ratio(r.seconds, agg)} "
-            f"| {_ratio(r.seconds, own)} | {own:.1f} | {r.stats.peak_streams} | {r.stats.peak_connections} "
-            f"| {r.stats.requests:,} "
-            f"| {r.stats.bytes_down / MB:,.0f} | {r.check} |"
+            f"| {_ratio(r.seconds, own)} | {own:.1f} | {r.stats.mean_streams:.1f} "
+            f"| {r.stats.peak_connections} | {r.stats.requests:,} | {r.stats.bytes_down / MB:,.0f} "
+            f"| {r.check} |"
         )
     return "\n".join(lines)

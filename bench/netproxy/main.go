@@ -8,8 +8,8 @@
 // One listener per upstream, on 127.0.0.1 with a free port. On start it prints one line
 // "listen <upstream> <address>" per upstream, "admin <address>", then "ready". The admin address
 // answers GET /stats (JSON counters since the last reset) and POST /reset. Besides connections,
-// requests and bytes it counts peak_streams: the most connections that sent response bytes within
-// the same 100 ms, sampled every 10 ms (connections a client downloads over, not idle ones).
+// requests and bytes it counts streams, connections that sent response bytes in the last 100 ms
+// (sampled every 10 ms): peak_streams, the most at once, and mean_streams, their byte-weighted mean.
 //
 // The model works on bytes, not on HTTP: a request is the client sending bytes after the last
 // response byte, and its response's first byte is released no earlier than `latency` after the
@@ -48,6 +48,8 @@ type counters struct {
 	active      atomic.Int64 // open now
 	peak        atomic.Int64 // most open at once since the last reset
 	streams     atomic.Int64 // most connections moving response bytes at once since the last reset
+	weighted    atomic.Int64 // sum over samples of (busy connections x bytes sent in the sample)
+	sampled     atomic.Int64 // sum over samples of the bytes sent in the sample
 	requests    atomic.Int64 // responses that started since the last reset
 	bytesDown   atomic.Int64 // upstream -> client
 	bytesUp     atomic.Int64 // client -> upstream
@@ -68,13 +70,20 @@ func (c *counters) reset() {
 	c.connections.Store(0)
 	c.peak.Store(c.active.Load())
 	c.streams.Store(0)
+	c.weighted.Store(0)
+	c.sampled.Store(0)
 	c.requests.Store(0)
 	c.bytesDown.Store(0)
 	c.bytesUp.Store(0)
 }
 
-func (c *counters) snapshot() map[string]int64 {
-	return map[string]int64{
+func (c *counters) snapshot() map[string]any {
+	mean := 0.0
+	if n := c.sampled.Load(); n > 0 {
+		mean = float64(c.weighted.Load()) / float64(n)
+	}
+	return map[string]any{
+		"mean_streams":     mean,
 		"connections":      c.connections.Load(),
 		"active":           c.active.Load(),
 		"peak_connections": c.peak.Load(),
@@ -120,10 +129,16 @@ type model struct {
 // busyWindow: a connection that sent response bytes this recently counts as a stream in use.
 const busyWindow = 100 * time.Millisecond
 
-// sample records, every 10 ms, how many connections are moving response bytes (peak_streams): the
-// connections a client downloads over, not those it keeps idle in a pool.
+// sample records, every 10 ms, how many connections are moving response bytes: the connections a
+// client downloads over, not those it keeps idle in a pool. peak_streams is the most at once;
+// mean_streams their mean weighted by the bytes sent in each sample (the number of streams an
+// average byte shared the link with), which short bursts of small answers hardly move.
 func (m *model) sample() {
+	var before int64
 	for range time.Tick(10 * time.Millisecond) {
+		now := m.stats.bytesDown.Load()
+		sent := now - before
+		before = now
 		cutoff := time.Now().Add(-busyWindow).UnixNano()
 		var busy int64
 		m.mu.Lock()
@@ -133,6 +148,10 @@ func (m *model) sample() {
 			}
 		}
 		m.mu.Unlock()
+		if sent > 0 {
+			m.stats.weighted.Add(busy * sent)
+			m.stats.sampled.Add(sent)
+		}
 		for {
 			p := m.stats.streams.Load()
 			if busy <= p || m.stats.streams.CompareAndSwap(p, busy) {

@@ -34,6 +34,7 @@ def test_a_stream_is_capped_to_the_per_connection_rate(http_server: FileServer) 
     assert got == data
     assert elapsed >= 1.5  # 2 MB at 1 MB/s
     assert (stats.connections, stats.peak_connections, stats.peak_streams, stats.requests) == (1, 1, 1, 1)
+    assert stats.mean_streams == 1.0
     assert stats.bytes_down > 2 * MB  # the body and its headers
 
 
@@ -71,6 +72,7 @@ def test_the_aggregate_cap_is_shared_by_all_connections(http_server: FileServer)
     assert got == [data, data]
     assert elapsed >= 1.5  # 2 MB together at 1 MB/s
     assert (stats.peak_connections, stats.peak_streams) == (2, 2)
+    assert 1.5 <= stats.mean_streams <= 2.0  # both streams for most bytes
 
 
 def test_an_idle_connection_is_open_but_no_stream(http_server: FileServer) -> None:
@@ -86,7 +88,7 @@ def test_an_idle_connection_is_open_but_no_stream(http_server: FileServer) -> No
         stats = model.stats()
         idle.close()
         busy.close()
-    assert (stats.peak_connections, stats.peak_streams) == (2, 1)
+    assert (stats.peak_connections, stats.peak_streams, stats.mean_streams) == (2, 1, 1.0)
 
 
 def test_reset_starts_the_counts_afresh(http_server: FileServer) -> None:
@@ -96,3 +98,4 @@ def test_reset_starts_the_counts_afresh(http_server: FileServer) -> None:
         model.reset()
         stats = model.stats()
     assert (stats.connections, stats.requests, stats.bytes_down, stats.bytes_up) == (0, 0, 0, 0)
+    assert stats.mean_streams == 0.0

@@ -15,7 +15,8 @@ def _stats(streams: int, requests: int, bytes_down: int) -> object:
     return netmodel.Stats(
         connections=streams + 2,
         peak_connections=streams + 2,
-        peak_streams=streams,
+        peak_streams=streams + 1,
+        mean_streams=float(streams),
         requests=requests,
         bytes_down=bytes_down,
         bytes_up=0,
@@ -40,6 +41,6 @@ def test_the_table_lists_runs_fastest_first_with_both_ratios() -> None:
     fast = netreport.Result("fast", "Hub", "files", 4.096, _stats(16, 4, 2_000_000_000), "ok")
     rows = netreport.table([slow, fast], 2_048_000_000, CAPS).splitlines()[2:]
     assert rows == [
-        "| fast | Hub | files | 4.1 | 2.00 | 1.64 | 2.5 | 16 | 18 | 4 | 2,000 | ok |",
-        "| slow | S3 | files | 20.0 | 9.79 | 2.00 | 10.0 | 4 | 6 | 4 | 2,000 | ok |",
+        "| fast | Hub | files | 4.1 | 2.00 | 1.64 | 2.5 | 16.0 | 18 | 4 | 2,000 | ok |",
+        "| slow | S3 | files | 20.0 | 9.79 | 2.00 | 10.0 | 4.0 | 6 | 4 | 2,000 | ok |",
     ]
