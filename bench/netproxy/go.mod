@@ -1,0 +1,3 @@
+module dscache/bench/netproxy
+
+go 1.22
