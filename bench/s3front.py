@@ -30,7 +30,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, unquote
 
 from tests.servers.httpbase import FileSlice, parse_range
-from tests.servers.s3 import MotoS3, _ProxyHandler
+from tests.servers.s3 import MotoS3, _S3ProxyHandler
 
 _DROP = {"content-length", "date", "server", "connection", "transfer-encoding", "keep-alive"}
 _PLAIN_QUERY = {"x-id"}
@@ -51,7 +51,7 @@ class SeededObject:
     """x-amz-checksum-* headers, sent only on whole reads that ask for them (as S3 does)."""
 
 
-class _FastHandler(_ProxyHandler):
+class _FastHandler(_S3ProxyHandler):
     owner: FastS3
 
     def _seeded(self) -> SeededObject | None:
