@@ -16,6 +16,11 @@ Why Go and not Python (measured on the 2-core benchmark machine, shared with oth
 GB/s (a Go proxy splicing without pacing was no faster, within the noise). The default aggregate cap
 is 1 GB/s, so a Python proxy would itself have been the limit it models. `ceiling()` measures the
 same thing at the start of every benchmark run, so results are read against it.
+
+Why not an existing tool: `tc netem` on loopback needs root and would slow every other process's
+loopback traffic on a shared machine; toxiproxy has per-connection bandwidth and latency toxics but no
+cap shared by all connections, and its latency delays every chunk of data rather than each response's
+first byte.
 """
 
 from __future__ import annotations
