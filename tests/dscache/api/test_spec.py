@@ -225,7 +225,7 @@ def test_validation_errors_in_a_multi_document_file_name_the_document_line(tmp_p
         ("hf://datasets/org/repo#main", "a query string or fragment has no meaning"),
         ("s3://AKIAXXXX:s3cr3tvalue@bucket/prefix", "no credentials in the URL"),
         ("http:///no-host/path", "missing host"),
-        ("gs://bucket/x", "scheme must be s3://, hf://, http(s):// or file:// (got 'gs')"),
+        ("ftp://bucket/x", "scheme must be s3://, gs://, az://, hf://, http(s):// or file:// (got 'ftp')"),
     ],
 )
 def test_bad_source_urls_say_what_to_write(url: str, message: str) -> None:
