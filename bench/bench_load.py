@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ CLAIM = "bench-claim"
 NO_CLASS = "dscache-bench-never-binds"
 NO_SCHEDULER = "dscache-bench-unscheduled"
 METRIC = "apiserver_admission_webhook_admission_duration_seconds"
+OPERATOR_METRIC = "dscache_admission_seconds"  # the operator's own time per review (after issue 17)
 TARGETS = {"ratio": 1.2, "p50": 0.1, "p99": 0.5, "current_s": 30.0, "rss_mb": 300.0}
 
 
@@ -154,24 +156,27 @@ class Histogram:
         return lower
 
 
-LINE = re.compile(rf"^{METRIC}_bucket\{{(?P<labels>[^}}]*)\}} (?P<value>\S+)$")
-
-
-def webhook_histograms(metrics: str, suffix: str) -> dict[str, Histogram]:
-    """Per dscache webhook (`mutate-pods`, `validate-datasetcaches`): buckets summed over labels."""
+def parse_histograms(metrics: str, metric: str, label: str, suffix: str = "") -> dict[str, Histogram]:
+    """Histogram `metric` per value of `label` (ending in `suffix`, removed), buckets summed over the
+    other labels: per dscache webhook (`mutate-pods`, `validate-datasetcaches`)."""
+    line_re = re.compile(rf"^{metric}_bucket\{{(?P<labels>[^}}]*)\}} (?P<value>\S+)$")
     out: dict[str, Histogram] = {}
     for line in metrics.splitlines():
-        match = LINE.match(line)
+        match = line_re.match(line)
         if not match:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        name = labels.get("name", "")
+        name = labels.get(label, "")
         if not name.endswith(suffix):
             continue
         hist = out.setdefault(name.removesuffix(suffix), Histogram())
         le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
         hist.buckets[le] = hist.buckets.get(le, 0.0) + float(match["value"])
     return out
+
+
+def delta(after: dict[str, Histogram], before: dict[str, Histogram], name: str) -> Histogram:
+    return after.get(name, Histogram()).minus(before.get(name, Histogram()))
 
 
 def process_tree(pid: int) -> list[int]:
@@ -217,6 +222,7 @@ class Bench:
         self.ns = f"dscache-load-{uuid.uuid4().hex[:6]}"
         self.server = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
 
     def kubectl(self, *args: str) -> None:
         cmd = [str(build.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
@@ -233,7 +239,7 @@ class Bench:
         args = [
             sys.executable, "-m", "dscache_operator.cli", "run", "--namespace", self.ns, "--image", IMAGE,
             "--installer-api-url", self.server, "--peering", self.ns, "--liveness", "",
-            "--metrics-port", "0", "--webhook-dev", "--webhook-port", str(free_port()),
+            "--metrics-port", str(self.metrics_port), "--webhook-dev", "--webhook-port", str(free_port()),
         ]  # fmt: skip
         log = (self.work / "operator.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -251,7 +257,17 @@ class Bench:
                     self.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/{self.ns}.dscache.io")
 
     def histograms(self) -> dict[str, Histogram]:
-        return webhook_histograms(self.session.get_text("/metrics"), f".{self.ns}.dscache.io")
+        """The API server's admission histograms of our webhooks, and the operator's own (if any)."""
+        text = self.session.get_text("/metrics")
+        found = parse_histograms(text, METRIC, "name", f".{self.ns}.dscache.io")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+                ours = r.read().decode()
+        except OSError:
+            ours = ""
+        for hook, hist in parse_histograms(ours, OPERATOR_METRIC, "webhook").items():
+            found[f"operator:{hook}"] = hist
+        return found
 
     def setup(self) -> None:
         for crd in ("datasetcache.yaml", "kopf-peering.yaml"):
@@ -349,9 +365,8 @@ class Bench:
             seconds: float | None = time.perf_counter() - t0
         except SystemExit:
             seconds = None
-        validate = hist.get("validate-datasetcaches", Histogram()).minus(
-            hist0.get("validate-datasetcaches", Histogram())
-        )
+        validate = delta(hist, hist0, "validate-datasetcaches")
+        own = delta(hist, hist0, "operator:validate-datasetcaches")
         return {
             "caches": m,
             "create_seconds": round(wall, 2),
@@ -361,6 +376,8 @@ class Bench:
             "validate_p50_ms": round(validate.quantile(0.5) * 1000, 1),
             "validate_p99_ms": round(validate.quantile(0.99) * 1000, 1),
             "validate_count": validate.count,
+            "operator_validate_p50_ms": round(own.quantile(0.5) * 1000, 1),
+            "operator_validate_p99_ms": round(own.quantile(0.99) * 1000, 1),
             "operator_cpu_seconds": round(cpu_seconds(pid) - cpu0, 1),
             "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
         }
@@ -389,9 +406,8 @@ class Bench:
                 walls[kind].append(wall)
                 lat[kind] += each
                 refused += no
-        mutate = (
-            self.histograms().get("mutate-pods", Histogram()).minus(hist0.get("mutate-pods", Histogram()))
-        )
+        hist = self.histograms()
+        mutate, own = delta(hist, hist0, "mutate-pods"), delta(hist, hist0, "operator:mutate-pods")
         unl, lab = sum(walls["unlabelled"]), sum(walls["labelled"])
         return {
             "pods": n,
@@ -407,6 +423,8 @@ class Bench:
             "webhook_p50_ms": round(mutate.quantile(0.5) * 1000, 1),
             "webhook_p99_ms": round(mutate.quantile(0.99) * 1000, 1),
             "webhook_count": mutate.count,
+            "operator_webhook_p50_ms": round(own.quantile(0.5) * 1000, 1),
+            "operator_webhook_p99_ms": round(own.quantile(0.99) * 1000, 1),
             "refused": refused[:5],
             "refused_count": len(refused),
             "operator_cpu_seconds": round(cpu_seconds(pid) - cpu0, 1),
@@ -442,6 +460,8 @@ def table(caches: dict[str, Any], pods: dict[str, Any]) -> str:
          mark(pods["ratio"] <= TARGETS["ratio"])),
         ("pod webhook p50 / p99 (API server)", pair(hook50, hook99, "ms"), "<= 100 / 500 ms",
          mark(hook50 <= TARGETS["p50"] * 1000 and hook99 <= TARGETS["p99"] * 1000)),
+        ("pod review in the operator p50 / p99", pair(pods["operator_webhook_p50_ms"],
+         pods["operator_webhook_p99_ms"], "ms"), "", ""),
         ("pod POST p50 / p99, labelled (client)",
          pair(pods["client_labelled_p50_ms"], pods["client_labelled_p99_ms"], "ms"), "", ""),
         ("pod POST p50 / p99, unlabelled (client)",
@@ -452,6 +472,8 @@ def table(caches: dict[str, Any], pods: dict[str, Any]) -> str:
          mark(current is not None and current <= TARGETS["current_s"])),
         ("DatasetCache webhook p50 / p99 (API server)",
          pair(caches["validate_p50_ms"], caches["validate_p99_ms"], "ms"), "", ""),
+        ("DatasetCache review in the operator p50 / p99", pair(caches["operator_validate_p50_ms"],
+         caches["operator_validate_p99_ms"], "ms"), "", ""),
         ("DatasetCaches refused", str(caches["refused_count"]), "0", mark(caches["refused_count"] == 0)),
         ("operator CPU: caches / bursts",
          f"{caches['operator_cpu_seconds']:.1f} s / {pods['operator_cpu_seconds']:.1f} s", "", ""),
@@ -481,6 +503,7 @@ def main() -> int:
     root = args.bed.resolve()
     if not bed.status(root).get("apiserver_ready"):
         raise SystemExit(f"no running test bed in {root}: run `hack/testbed up --dir {root}` first")
+    load_start = [round(x, 1) for x in os.getloadavg()]  # a shared machine: say how busy it was
     with tempfile.TemporaryDirectory(prefix="dscache-bench-load-") as tmp:
         bench = Bench(root, args.src.resolve(), Path(tmp), args)
         bench.setup()
@@ -493,7 +516,8 @@ def main() -> int:
         except BaseException:
             print(f"operator log: {(Path(tmp) / 'operator.log').read_text()[-3000:]}", file=sys.stderr)
             raise
-    print(json.dumps({"caches": caches, "pods": pods}, indent=2))
+    load = {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    print(json.dumps({"caches": caches, "pods": pods, "load_average": load}, indent=2))
     print(table(caches, pods))
     return 0
 
