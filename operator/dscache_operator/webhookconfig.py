@@ -3,7 +3,9 @@
 Named as kopf named them when it managed them (`<peering>.dscache.io`, webhooks
 `mutate-pods.<peering>.dscache.io` and `validate-datasetcaches.<peering>.dscache.io`), with the rules
 and object selector of the chart's (charts/dscache/templates/webhook.yaml) and, when the operator
-watches given namespaces, a namespace selector for them.
+watches given namespaces, a namespace selector for them. The DatasetCache webhook is not called for
+updates that keep the spec (a match condition): the webhook passes those anyway, and kopf's own
+metadata patches were half its calls when 500 DatasetCaches were created (bench/bench_load.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dscache_operator import names
 
 ADMISSION_API = "admissionregistration.k8s.io/v1"
 TIMEOUT_SECONDS = 10  # the API server's default, and the chart's
+SPEC_CHANGED = "request.operation != 'UPDATE' || object.spec != oldObject.spec"
 
 
 def configuration_name(peering: str) -> str:
@@ -83,6 +86,8 @@ def build_configurations(
             {
                 **_common(base_url, ca_pem, names.WEBHOOK_VALIDATE_CACHES, namespaces),
                 "name": f"{names.WEBHOOK_VALIDATE_CACHES}.{name}",
+                # kopf's own metadata patches (finalizer, annotations) need no call (Kubernetes 1.28+)
+                "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
                 "rules": [
                     {
                         "apiGroups": [API_GROUP],

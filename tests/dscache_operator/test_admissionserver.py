@@ -130,6 +130,8 @@ def test_dev_mode_registers_both_webhooks_at_its_own_url(running: Running) -> No
     assert caches["name"] == "validate-datasetcaches.test.dscache.io"
     assert caches["clientConfig"]["url"].endswith("/validate-datasetcaches")
     assert caches["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    [condition] = caches["matchConditions"]
+    assert condition["expression"] == "request.operation != 'UPDATE' || object.spec != oldObject.spec"
 
 
 def test_a_labelled_pod_gets_its_patch_without_a_request_to_the_api_server(running: Running) -> None:
