@@ -1,11 +1,14 @@
 """The admission webhooks' server: its own thread and event loop, its own watch-fed index.
 
 Admission never waits behind reconciliation (issue 17). kopf serves webhooks from its one event loop,
-where every reconcile, watch event and timer of the operator also runs; with 500 DatasetCaches being
-reconciled, a review waited for all of that (`bench/bench_load.py`: p50 329 ms, p99 2 s before,
-see the README's benchmark section for the numbers after). Here the HTTPS server (aiohttp), the
-`CacheIndex` and its `Informer`s, and their API client live in a thread of their own: the reconciler
-can only delay a review by the interpreter's thread switch interval (5 ms), not by its queue.
+where every reconcile, watch event and timer of the operator also runs: a review waits for each step
+of all of that. Here the HTTPS server (aiohttp), the `CacheIndex` and its `Informer`s, and their API
+client live in a thread of their own. `bench/bench_admission_loop.py` (a loop doing 20 ms of Python
+work between awaits, as a busy reconciler does; a client in another process): a review took p50 82 ms
+served from that loop, 32 ms from its own thread at the interpreter's default switch interval (5 ms:
+the thread waits for the GIL after each of its system calls), 3.4 ms (p99 7.4) at `SWITCH_INTERVAL`,
+which `cli` sets when the webhooks are served; 0.4 ms when nothing else runs. On the test bed
+(`bench/bench_load.py`) both placements measured the same once the reconciler was cheap.
 
 The server is started before kopf and stopped after it (`cli`); if it fails while running, `failed`
 is set, which stops kopf too (its `stop_flag`), so the process exits rather than serving no admission.
@@ -38,6 +41,7 @@ from dscache_operator.webhooks import build_app
 log = logging.getLogger("dscache_operator.admissionserver")
 
 START_TIMEOUT = 60.0
+SWITCH_INTERVAL = 0.001  # seconds: how soon a busy thread hands the GIL to the admission thread
 
 
 class ServerApi(KubeApi, WatchApi, Protocol):

@@ -66,9 +66,10 @@ def _run(ours: Settings) -> int:
         priority = int(time.time() * 1000) - PRIORITY_EPOCH * 1000
     server = None
     if ours.webhook.enabled:  # admission in its own thread and loop, never behind reconciliation
-        from dscache_operator.admissionserver import AdmissionServer
+        from dscache_operator.admissionserver import SWITCH_INTERVAL, AdmissionServer
         from dscache_operator.kube import Kube
 
+        sys.setswitchinterval(SWITCH_INTERVAL)
         server = AdmissionServer(ours, Kube.connect)
         try:
             server.start()
