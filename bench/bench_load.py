@@ -25,15 +25,23 @@ with its dev-mode webhooks (`--webhook-dev`), in a fresh namespace:
    `apiserver_admission_webhook_admission_duration_seconds` for dscache's webhooks (percentiles
    interpolated within its buckets, as Prometheus' histogram_quantile does: 5, 25, 100, 500 ms...).
 
+With `--floors`, the bursts again: with dscache's pod webhook at reinvocationPolicy Never (the chart's
+is IfNeeded: the API server calls it a second time once other plugins touch the pod it patched), and
+with an allow-all webhook that patches nothing (the cost of any webhook on this API server).
+
 The targets of issue 17 are printed next to the numbers; they are not asserted (nothing here is a test).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
+import multiprocessing
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,11 +59,13 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path[:0] = [str(REPO / "hack")]
+sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator"), str(REPO / "initcontainer")]
 
 import yaml  # noqa: E402
 from dscache_testbed import bed, build  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
+
+from dscache_operator import devcerts  # noqa: E402
 
 DSC = "/apis/dscache.io/v1alpha1"
 HOOKS = "/apis/admissionregistration.k8s.io/v1"
@@ -177,6 +187,30 @@ def parse_histograms(metrics: str, metric: str, label: str, suffix: str = "") ->
         le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
         hist.buckets[le] = hist.buckets.get(le, 0.0) + float(match["value"])
     return out
+
+
+def allow_all(port: int, cert: str, key: str) -> None:
+    """An admission webhook that allows everything and patches nothing, on 127.0.0.1:port."""
+    from aiohttp import web
+
+    async def allow(request: web.Request) -> web.Response:
+        review = await request.json()
+        response = {"uid": review["request"]["uid"], "allowed": True}
+        return web.json_response(
+            {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
+        )
+
+    async def serve() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_post("/{hook}", allow)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
 
 
 def delta(after: dict[str, Histogram], before: dict[str, Histogram], name: str) -> Histogram:
@@ -385,6 +419,7 @@ class Bench:
             "busy_pod_labelled_p99_ms": round(pct(probes["labelled"], 0.99) * 1000, 1),
             "busy_pod_unlabelled_p50_ms": round(pct(probes["unlabelled"], 0.5) * 1000, 1),
             "busy_pod_unlabelled_p99_ms": round(pct(probes["unlabelled"], 0.99) * 1000, 1),
+            "busy_seconds": self.args.busy_seconds,
             "busy_pod_probes": len(probes["labelled"]),
             "busy_pod_refused": len(probes["refused"]),
             "validate_p50_ms": round(validate.quantile(0.5) * 1000, 1),
@@ -457,6 +492,35 @@ class Bench:
             "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
         }
 
+    def floors(self, pid: int, workdir: Path) -> dict[str, float]:
+        """Burst ratios with the pod webhook changed: dscache's without reinvocation, and an allow-all
+        webhook (no patch, a trivial aiohttp server in another process): the floor of any webhook."""
+        path = f"{HOOKS}/mutatingwebhookconfigurations/{self.ns}.dscache.io"
+        config = self.kube.get(path)
+        ratios = {}
+        config["webhooks"][0]["reinvocationPolicy"] = "Never"
+        self.kube.request("PUT", path, config)
+        time.sleep(3)  # configurations apply asynchronously
+        ratios["dscache, reinvocationPolicy Never"] = self.bursts(pid)["ratio"]
+        port = free_port()
+        certs = devcerts.generate(workdir, "127.0.0.1")
+        server = multiprocessing.get_context("spawn").Process(
+            target=allow_all, args=(port, str(certs.cert), str(certs.key)), daemon=True
+        )
+        server.start()
+        try:
+            config = self.kube.get(path)
+            config["webhooks"][0]["clientConfig"] = {
+                "url": f"https://127.0.0.1:{port}/allow",
+                "caBundle": base64.b64encode(certs.ca.read_bytes()).decode(),
+            }
+            self.kube.request("PUT", path, config)
+            time.sleep(3)
+            ratios["allow-all webhook, no patch"] = self.bursts(pid)["ratio"]
+        finally:
+            server.kill()
+        return ratios
+
     def teardown(self) -> None:
         """Delete the caches while the operator runs (it removes their finalizers), then the namespace.
 
@@ -506,9 +570,9 @@ def table(caches: dict[str, Any], pods: dict[str, Any]) -> str:
         (f"{caches['caches']} DatasetCaches: every status current",
          "never" if current is None else f"{current:.1f} s", "<= 30 s",
          mark(current is not None and current <= TARGETS["current_s"])),
-        (f"pod POST p50 / p99 in the {BUSY:g} s after creating them, labelled (client)",
+        (f"pod POST p50 / p99 in the {caches['busy_seconds']:g} s after creating them, labelled (client)",
          pair(caches["busy_pod_labelled_p50_ms"], caches["busy_pod_labelled_p99_ms"], "ms"), "", ""),
-        (f"pod POST p50 / p99 in the {BUSY:g} s after creating them, unlabelled (client)",
+        (f"pod POST p50 / p99 in the {caches['busy_seconds']:g} s after creating them, unlabelled (client)",
          pair(caches["busy_pod_unlabelled_p50_ms"], caches["busy_pod_unlabelled_p99_ms"], "ms"), "", ""),
         ("DatasetCache webhook p50 / p99 (API server)",
          pair(caches["validate_p50_ms"], caches["validate_p99_ms"], "ms"), "", ""),
@@ -545,6 +609,11 @@ def main() -> int:
         default=BUSY,
         help="seconds of admission probes",
     )
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="then the bursts again: dscache's webhook without reinvocation, an allow-all webhook",
+    )
     args = parser.parse_args()
     root = args.bed.resolve()
     if not bed.status(root).get("apiserver_ready"):
@@ -558,6 +627,7 @@ def main() -> int:
                 bench.webhooks_in_force()
                 caches = bench.create_caches(pid)
                 pods = bench.bursts(pid)
+                floors = bench.floors(pid, Path(tmp)) if args.floors else {}
                 bench.teardown()
         except BaseException:
             print(f"operator log: {(Path(tmp) / 'operator.log').read_text()[-3000:]}", file=sys.stderr)
@@ -565,6 +635,8 @@ def main() -> int:
     load = {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
     print(json.dumps({"caches": caches, "pods": pods, "load_average": load}, indent=2))
     print(table(caches, pods))
+    for label, ratio in floors.items():
+        print(f"| labelled / unlabelled burst, {label} | {ratio:.2f}x | | |")
     return 0
 
 
