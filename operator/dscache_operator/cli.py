@@ -58,26 +58,41 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(ours: Settings) -> int:
     import kopf
 
-    import dscache_operator.handlers  # registers the handlers
+    import dscache_operator.handlers  # noqa: F401  (registers the handlers)
 
-    if ours.webhook.enabled:
-        import dscache_operator.webhooks  # noqa: F401  (registers the admission handlers)
     kopf.configure(verbose=ours.verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
     priority = ours.priority
     if priority is None:
         priority = int(time.time() * 1000) - PRIORITY_EPOCH * 1000
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not ours.namespaces,
-            namespaces=list(ours.namespaces),
-            standalone=ours.standalone,
-            peering_name=ours.peering_name,
-            priority=priority,
-            liveness_endpoint=ours.liveness_url,
-            memo=kopf.Memo(dscache_settings=ours),
+    server = None
+    if ours.webhook.enabled:  # admission in its own thread and loop, never behind reconciliation
+        from dscache_operator.admissionserver import SWITCH_INTERVAL, AdmissionServer
+        from dscache_operator.kube import Kube
+
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        server = AdmissionServer(ours, Kube.connect)
+        try:
+            server.start()
+        except OSError as err:
+            print(f"dscache-operator: the webhook server cannot start: {err}", file=sys.stderr)
+            return 1
+    try:
+        asyncio.run(
+            kopf.operator(
+                clusterwide=not ours.namespaces,
+                namespaces=list(ours.namespaces),
+                standalone=ours.standalone,
+                peering_name=ours.peering_name,
+                priority=priority,
+                liveness_endpoint=ours.liveness_url,
+                memo=kopf.Memo(dscache_settings=ours),
+                stop_flag=server.failed if server is not None else None,
+            )
         )
-    )
-    return 0
+    finally:
+        if server is not None:
+            server.stop()
+    return 1 if server is not None and server.failed.is_set() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any, Literal, cast
 
@@ -14,7 +15,10 @@ from dscache_operator.reconcile import Reconciler
 from dscache_operator.settings import Settings
 
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
-QUEUE_POLL_SECONDS = 10.0
+log = logging.getLogger("dscache_operator")
+# Job events wake queued resources at once; the timer is a fallback, and one list of a claim's
+# writers answers all its queued resources' polls (Reconciler.poll_queued).
+QUEUE_POLL_SECONDS = 30.0
 
 
 def post_event(
@@ -48,6 +52,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.reconciler = Reconciler(kube, ours, post_event)
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
+    freeze_startup_objects()
+
+
+def freeze_startup_objects() -> None:
+    """Modules, kopf's and our set-up are never garbage: keep the collector from walking them again.
+
+    Each full collection stops every thread, the admission server's too. About 96,000 objects exist
+    at this point, half or more of what each full collection walked while bench/bench_load.py
+    reconciled 500 DatasetCaches: 13 of those took 0.1-1 s (2-core machine under load) before this
+    and the cheaper queue of the reconciler; 9 took 2.2 s in all after.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("%d start-up objects frozen", gc.get_freeze_count())
 
 
 @kopf.on.cleanup()
@@ -70,7 +88,7 @@ def _queued(status: kopf.Status, **_: Any) -> bool:
 @kopf.timer(*RESOURCE, interval=QUEUE_POLL_SECONDS, when=_queued)
 async def retry_queued(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A fallback: Job events normally wake queued resources at once."""
-    await memo.reconciler.reconcile(dict(body))
+    await memo.reconciler.poll_queued(dict(body))
 
 
 def _retry_pending(status: kopf.Status, **_: Any) -> bool:

@@ -7,14 +7,19 @@ admission depend on. Credentials: in-cluster ServiceAccount, else the kubeconfig
 
 from __future__ import annotations
 
+import builtins
+import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dscache_operator.kubeapi import collection_path, dsc_path
+from dscache_operator.webhookconfig import collection_of, configuration_path
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = 30
@@ -72,6 +77,45 @@ class Kube:
         query = {"labelSelector": label_selector} if label_selector else None
         return list((await self._call("GET", path, query=query)).get("items", []))
 
+    async def list_versioned(self, path: str) -> tuple[builtins.list[dict[str, Any]], str]:
+        found = await self._call("GET", path)
+        return list(found.get("items", [])), str(found["metadata"]["resourceVersion"])
+
+    async def watch(self, path: str, resource_version: str, timeout: int) -> AsyncIterator[dict[str, Any]]:
+        """`kubeapi.WatchApi.watch`, one JSON line per event.
+
+        Not kubernetes_asyncio's `watch.Watch`: it decodes, re-encodes and decodes every object again,
+        builds an ApiClient of the default configuration, and reads lines with aiohttp's `readline`,
+        which fails on a line over 128 KiB (an object with a long status).
+        """
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout),
+        }
+        resp = await self.client.call_api(
+            path,
+            "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=aiohttp.ClientTimeout(sock_connect=TIMEOUT, sock_read=timeout + TIMEOUT),
+        )
+        try:
+            if not 200 <= resp.status < 300:
+                raise ApiException(status=resp.status, reason=(await resp.text())[:500])
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            resp.release()
+
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object; False when it already exists (creation is idempotent by name)."""
         return await self._create_at(collection_path(manifest), manifest)
@@ -84,6 +128,11 @@ class Kube:
         for ns in namespaces:
             body = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
             await self._create_at(f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings", body)
+
+    async def ensure_webhook_configuration(self, config: dict[str, Any]) -> None:
+        """Dev mode: create a webhook configuration, or point an existing one's webhooks at us."""
+        if not await self._create_at(collection_of(config), config):
+            await self.patch(configuration_path(config), {"webhooks": config["webhooks"]})
 
     async def _create_at(self, path: str, body: dict[str, Any]) -> bool:
         try:

@@ -7,14 +7,20 @@ are built here, without any client library.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from dscache.api.resource import resource_path
+from dscache.api.resource import GROUP_VERSION, PLURAL, resource_path
 
 
 def dsc_path(namespace: str, name: str = "") -> str:
     """The DatasetCache collection of a namespace, or one DatasetCache in it."""
     return resource_path(namespace, name)
+
+
+def dsc_collection(namespace: str | None) -> str:
+    """The DatasetCaches of a namespace, or of every namespace (None)."""
+    return dsc_path(namespace) if namespace is not None else f"/apis/{GROUP_VERSION}/{PLURAL}"
 
 
 def collection_path(manifest: dict[str, Any]) -> str:
@@ -61,4 +67,18 @@ class KubeApi(Protocol):
 
     async def delete(self, path: str) -> None:
         """Delete with background propagation; nothing when it is already gone."""
+        ...
+
+
+class WatchApi(Protocol):
+    """What an informer asks of the API server: a listing, then the changes after it."""
+
+    async def list_versioned(self, path: str) -> tuple[list[dict[str, Any]], str]:
+        """The items of a collection and the list's resourceVersion (where a watch may start)."""
+        ...
+
+    def watch(self, path: str, resource_version: str, timeout: int) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": {...}}`) after
+        `resource_version`, bookmarks included, until the server ends the watch (after about `timeout`
+        seconds). An expired version arrives as an ERROR event with `object.code` 410."""
         ...

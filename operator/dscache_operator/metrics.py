@@ -13,6 +13,16 @@ INSTALL_DURATION = Histogram(
     "Wall time of installer Jobs, start to completion.",
     buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600),
 )
+ADMISSION_SECONDS = Histogram(
+    "dscache_admission_seconds",
+    "Time to answer one admission review, per webhook (mutate-pods, validate-datasetcaches).",
+    ["webhook"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ADMISSION_API_READS = Counter(
+    "dscache_admission_api_reads_total",
+    "API requests made while admitting (an index miss, or the index not listed yet); normally none.",
+)
 QUEUED = Gauge("dscache_queued_resources", "DatasetCaches waiting for another writer on their claim.")
 
 _queued: set[tuple[str, str]] = set()

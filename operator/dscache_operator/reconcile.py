@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
@@ -67,6 +68,23 @@ def _generation_served(body: dict[str, Any], job: dict[str, Any]) -> int:
     return int(annotations.get(names.ANNOTATION_GENERATION, 0))
 
 
+WRITERS_FRESH_SECONDS = 5.0  # one list of a claim's writers answers every queued resource's poll this long
+
+
+def _own_installer(job: dict[str, Any], name: str) -> bool:
+    labels = job["metadata"].get("labels") or {}
+    return bool(
+        labels.get(names.LABEL_CACHE) == name
+        and labels.get(names.LABEL_COMPONENT) == names.COMPONENT_INSTALLER
+    )
+
+
+def blocker_for(writers: list[dict[str, Any]], name: str, own_job: str) -> dict[str, Any] | None:
+    """The active writer `name` waits for: another resource's (its own superseded installers are
+    replaced, not waited for)."""
+    return get_blocker([w for w in writers if not _own_installer(w, name)], own_job)
+
+
 def _jobs(ns: str) -> str:
     return f"/apis/batch/v1/namespaces/{ns}/jobs"
 
@@ -104,16 +122,31 @@ class Reconciler:
         settings: Settings,
         event: EventSink,
         clock: Callable[[], dt.datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube, self.settings, self._event, self._clock = kube, settings, event, clock
+        self._monotonic = monotonic
         self._resource_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._claim_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._writers_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
 
     async def _set_phase(self, body: dict[str, Any], phase: Phase, note: str = "", **extra: Any) -> None:
         meta = body["metadata"]
         status = build_status(phase, int(meta.get("generation", 0)), body.get("status") or {}, note, **extra)
         await self.kube.patch_status(meta["namespace"], meta["name"], status)
         metrics.set_queued(meta["namespace"], meta["name"], phase.name == "Queued")
+
+    async def _writers(self, ns: str, claim: str) -> list[dict[str, Any]]:
+        """The installer and cleanup Jobs on a claim."""
+        return await self.kube.list(_jobs(ns), f"{names.LABEL_CLAIM}={names.claim_label(claim)}")
+
+    async def _queue(self, body: dict[str, Any], blocker: dict[str, Any], claim: str) -> None:
+        """Queued behind `blocker` (the status written only when its message changes)."""
+        meta, status = body["metadata"], body.get("status") or {}
+        message = describe_blocker(blocker, claim)
+        if status.get("phase") != "Queued" or status.get("message") != message:
+            log.info("queued %s/%s: %s", meta["namespace"], meta["name"], message)
+            await self._set_phase(body, Phase("Queued", "WaitingForWriter", message), claimName=claim)
 
     async def _in_use(self, ns: str) -> list[str]:
         """Versions linked by workload pods of any DatasetCache in the namespace (not our Jobs)."""
@@ -158,6 +191,12 @@ class Reconciler:
         if job is not None and not self._retrying(body, job):
             await self._observe(body, job)
             return
+        # Another writer on the claim: queue before creating anything (its turn may be hours away,
+        # and hundreds may queue on one claim); checked again under the claim's lock below.
+        blocker = blocker_for(await self._writers(ns, claim), name, job_name)
+        if blocker is not None:
+            await self._queue(body, blocker, claim)
+            return
         if job is not None:  # a failed install whose retry is due: the same Job again
             log.info("retrying %s for %s/%s", job_name, ns, name)
             await self.kube.delete(f"{_jobs(ns)}/{job_name}")
@@ -168,13 +207,9 @@ class Reconciler:
             await self.kube.create(obj)
         await self._drop_superseded(ns, name, job_name)
         async with self._claim_locks[(ns, claim)]:
-            writers = await self.kube.list(_jobs(ns), f"{names.LABEL_CLAIM}={names.claim_label(claim)}")
-            blocker = get_blocker(writers, job_name)
+            blocker = blocker_for(await self._writers(ns, claim), name, job_name)
             if blocker is not None:
-                message = describe_blocker(blocker, claim)
-                if status.get("phase") != "Queued" or status.get("message") != message:
-                    log.info("queued %s/%s: %s", ns, name, message)
-                    await self._set_phase(body, Phase("Queued", "WaitingForWriter", message), claimName=claim)
+                await self._queue(body, blocker, claim)
                 return
             in_use = await self._in_use(ns)
             await self.kube.create(build_configmap(body, spec, job_name, claim))
@@ -325,6 +360,23 @@ class Reconciler:
             claim = (meta.get("annotations") or {}).get(names.ANNOTATION_CLAIM)
             if claim:
                 await self.wake_queued(ns, claim)
+
+    async def poll_queued(self, body: dict[str, Any]) -> None:
+        """The queue timer, a fallback for a missed Job event: reconcile a Queued resource once no
+        other writer is active on its claim. One list of the claim's writers answers the polls of all
+        its queued resources for WRITERS_FRESH_SECONDS, so N queued resources cost one request."""
+        meta, status = body["metadata"], body.get("status") or {}
+        claim = status.get("claimName")
+        if status.get("phase") != "Queued" or not claim:
+            await self.reconcile(body)
+            return
+        key, now = (meta["namespace"], str(claim)), self._monotonic()
+        seen = self._writers_seen.get(key)
+        if seen is None or now - seen[0] >= WRITERS_FRESH_SECONDS:
+            seen = (now, await self._writers(*key))
+            self._writers_seen[key] = seen
+        if blocker_for(seen[1], meta["name"], "") is None:
+            await self.reconcile(body)
 
     async def wake_queued(self, ns: str, claim: str) -> None:
         for body in await self.kube.list(dsc_path(ns)):

@@ -12,6 +12,8 @@ gets no installer either (docs/threat-model.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from dscache.api.spec import FILE_SOURCE_IN_CLUSTER, DatasetCacheSpec, SpecError, parse_spec
@@ -34,35 +36,66 @@ def cluster_refusal(spec: DatasetCacheSpec, settings: Settings) -> str | None:
     return None
 
 
-def _origin(spec: DatasetCacheSpec) -> tuple[str, str]:
-    return spec.source.display_url(), spec.layout
+@dataclass(frozen=True)
+class ClaimUse:
+    """What one DatasetCache puts on its claim: `<dataType>/<source>` slots filled from one origin.
+
+    `origin` is (source URL for display, layout); two resources with the same origin may share slots.
+    """
+
+    claim: str
+    origin: tuple[str, str]
+    slots: frozenset[str]
+
+
+def claim_use(name: str, spec: DatasetCacheSpec) -> ClaimUse | None:
+    """The claim and slots `spec` fills (None: no volume, so no claim to clash on)."""
+    if spec.volume is None:
+        return None
+    slots = frozenset(f"{dt}/{src}" for dt, by in spec.versions.items() for src in by)
+    return ClaimUse(get_claim_name(name, spec), (spec.source.display_url(), spec.layout), slots)
+
+
+def first_conflict(name: str, use: ClaimUse, others: Iterable[tuple[str, ClaimUse]]) -> str | None:
+    """Why `name` may not fill `use` (None: it may), given the other resources' uses of any claims.
+
+    The first clash by name wins: another resource on the same claim holding a slot of `use` from a
+    different origin. `others` may hold `name` itself (ignored) and uses of other claims.
+    """
+    clashes = sorted(
+        (other, theirs)
+        for other, theirs in others
+        if other != name
+        and theirs.claim == use.claim
+        and theirs.origin != use.origin
+        and theirs.slots & use.slots
+    )
+    if not clashes:
+        return None
+    other, theirs = clashes[0]
+    url, layout = theirs.origin
+    return (
+        f"claim {use.claim} already holds {', '.join(sorted(theirs.slots & use.slots))} from {url} "
+        f"(layout {layout}) for DatasetCache {other}; a different source under the same dataType/source "
+        "would mix two datasets on one volume: give the source another name in spec.versions, or use "
+        "another claim"
+    )
 
 
 def find_claim_conflict(name: str, spec: DatasetCacheSpec, others: list[dict[str, Any]]) -> str | None:
-    """Why `spec` may not use its claim (None: it may): another resource fills a slot from elsewhere."""
-    if spec.volume is None:
+    """`first_conflict` against listed resources: those being deleted or invalid hold no slot."""
+    use = claim_use(name, spec)
+    if use is None:
         return None
-    claim = get_claim_name(name, spec)
-    slots = {f"{dt}/{src}" for dt, by in spec.versions.items() for src in by}
-    for other in sorted(others, key=lambda o: str(o["metadata"]["name"])):
+    uses = []
+    for other in others:
         meta = other["metadata"]
-        if meta["name"] == name or meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):
             continue
         try:
-            theirs = parse_spec(other.get("spec"))
+            theirs = claim_use(meta["name"], parse_spec(other.get("spec")))
         except SpecError:
             continue
-        if theirs.volume is None or get_claim_name(meta["name"], theirs) != claim:
-            continue
-        if _origin(theirs) == _origin(spec):
-            continue
-        shared = sorted(slots & {f"{dt}/{src}" for dt, by in theirs.versions.items() for src in by})
-        if shared:
-            url, layout = _origin(theirs)
-            return (
-                f"claim {claim} already holds {', '.join(shared)} from {url} (layout {layout}) for "
-                f"DatasetCache {meta['name']}; a different source under the same dataType/source would mix "
-                "two datasets on one volume: give the source another name in spec.versions, or use "
-                "another claim"
-            )
-    return None
+        if theirs is not None:
+            uses.append((str(meta["name"]), theirs))
+    return first_conflict(name, use, uses)

@@ -1,82 +1,115 @@
-"""kopf admission handlers and their server; imported (registered) only when the webhook is enabled.
+"""AdmissionReview in, AdmissionReview out: the HTTP contract of the two webhooks around `admission`.
 
-kopf serves each handler at `/<handler id>`: `/mutate-pods` and `/validate-datasetcaches`, the paths
-the chart's webhook configurations use. Dev mode lets kopf manage URL configurations to this process.
+Served by `admissionserver` at `/mutate-pods` and `/validate-datasetcaches` (the paths the chart's
+webhook configurations use). A refusal (`Denied`) is `allowed: false` with code 400 and the message
+kubectl shows; any other failure is code 500 naming the webhook, logged with its traceback. The pod's
+patch is a JSON Patch, base64-encoded; warnings go to `response.warnings`.
 """
 
 from __future__ import annotations
 
-import functools
-import tempfile
-from pathlib import Path
+import base64
+import json
+import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
-import kopf
+from aiohttp import web
 
-from dscache.api.resource import API_GROUP, API_VERSION, PLURAL
-from dscache_operator import devcerts, names
+from dscache_operator import metrics, names
 from dscache_operator.admission import Admission
-from dscache_operator.podpatch import Denied, JsonPatch, apply_patch
-from dscache_operator.settings import Settings
+from dscache_operator.podpatch import Denied, JsonPatch
+
+log = logging.getLogger("dscache_operator.webhooks")
+
+HOOKS = (names.WEBHOOK_MUTATE_PODS, names.WEBHOOK_VALIDATE_CACHES)
 
 
-def build_server(ours: Settings) -> kopf.WebhookServer:
-    hook = ours.webhook
-    if not hook.dev:
-        return kopf.WebhookServer(addr=hook.addr, port=hook.port, certfile=hook.cert, pkeyfile=hook.key)
-    certs = devcerts.generate(Path(tempfile.mkdtemp(prefix="dscache-webhook-")), hook.host)
-    return kopf.WebhookServer(
-        addr=hook.host,
-        port=hook.port,
-        host=hook.host,
-        cafile=certs.ca,
-        certfile=certs.cert,
-        pkeyfile=certs.key,
-    )
+def build_response(
+    review: dict[str, Any],
+    *,
+    allowed: bool = True,
+    message: str = "",
+    code: int = 400,
+    patch: JsonPatch | None = None,
+    warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The AdmissionReview answering `review` (same apiVersion, its request's uid)."""
+    payload: dict[str, Any] = {"uid": (review.get("request") or {}).get("uid", ""), "allowed": allowed}
+    if not allowed:
+        payload["status"] = {"code": code, "message": message}
+    if patch:
+        payload["patchType"] = "JSONPatch"
+        payload["patch"] = base64.b64encode(json.dumps(patch).encode()).decode("ascii")
+    if warnings:
+        payload["warnings"] = list(warnings)
+    return {
+        "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+        "kind": "AdmissionReview",
+        "response": payload,
+    }
 
 
-@kopf.on.startup()
-async def serve_admission(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    ours: Settings = memo.dscache_settings
-    settings.admission.server = build_server(ours)
-    if ours.webhook.dev:
-        settings.admission.managed = f"{ours.peering_name}.{names.PREFIX}"
+async def _mutate(admission: Admission, review: dict[str, Any]) -> dict[str, Any]:
+    request = review["request"]
+    pod = request.get("object") or {}
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if (
+        request.get("operation") != "CREATE"
+        or names.LABEL_CACHE not in labels
+        or names.LABEL_COMPONENT in labels  # our own Jobs' pods (the configurations exclude them too)
+    ):
+        return build_response(review)
+    namespace = request.get("namespace") or pod["metadata"].get("namespace") or ""
+    ops, warnings = await admission.mutate_pod(pod, namespace)
+    return build_response(review, patch=ops, warnings=warnings)
 
 
-def _admission(memo: kopf.Memo) -> Admission:
-    return Admission(memo.kube, memo.dscache_settings)
+async def _validate(admission: Admission, review: dict[str, Any]) -> dict[str, Any]:
+    request = review["request"]
+    if request.get("operation") not in ("CREATE", "UPDATE"):
+        return build_response(review)
+    cache = dict(request["object"])
+    cache["metadata"] = {"namespace": request.get("namespace", ""), **cache["metadata"]}
+    old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+    await admission.validate_cache(cache, old, dry_run=bool(request.get("dryRun")))
+    return build_response(review)
 
 
-def _apply(ops: JsonPatch, raw: Any) -> None:
-    raw.update(apply_patch(dict(raw), ops))
-
-
-@kopf.on.mutate(
-    "",
-    "v1",
-    "pods",
-    id=names.WEBHOOK_MUTATE_PODS,
-    operations=["CREATE"],
-    labels={names.LABEL_CACHE: kopf.PRESENT, names.LABEL_COMPONENT: kopf.ABSENT},
-)
-async def mutate_pod(
-    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, **_: Any
-) -> None:
+async def answer(admission: Admission, hook: str, review: dict[str, Any]) -> dict[str, Any]:
+    """The response of webhook `hook` (one of HOOKS) to an AdmissionReview request."""
     try:
-        ops, notes = await _admission(memo).mutate_pod(dict(body), body.metadata.namespace or "")
+        if hook == names.WEBHOOK_MUTATE_PODS:
+            return await _mutate(admission, review)
+        return await _validate(admission, review)
     except Denied as err:
-        raise kopf.AdmissionError(str(err), code=400) from None
-    if ops:
-        patch.fns.append(functools.partial(_apply, ops))
-    warnings.extend(notes)
+        return build_response(review, allowed=False, message=str(err))
+    except Exception as err:  # a bug or the API server failing a fallback read: refuse, say where
+        log.exception("webhook %s failed", hook)
+        return build_response(
+            review, allowed=False, code=500, message=f"dscache webhook {hook} failed: {err}"
+        )
 
 
-@kopf.on.validate(
-    API_GROUP, API_VERSION, PLURAL, id=names.WEBHOOK_VALIDATE_CACHES, operations=["CREATE", "UPDATE"]
-)
-async def validate_cache(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    old = kwargs.get("old")  # the stored object, on UPDATE
-    try:
-        await _admission(memo).validate_cache(dict(body), dict(old) if old is not None else None)
-    except Denied as err:
-        raise kopf.AdmissionError(str(err), code=400) from None
+def build_app(admission: Admission) -> web.Application:
+    """The aiohttp application serving both webhooks (POST /<hook>)."""
+
+    async def serve(request: web.Request) -> web.Response:
+        hook = request.match_info["hook"]
+        if hook not in HOOKS:
+            raise web.HTTPNotFound(text=f"no webhook {hook}; these are served: {', '.join(HOOKS)}")
+        started = time.perf_counter()
+        try:
+            review = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body is not an AdmissionReview (JSON)") from None
+        if not isinstance(review, dict) or not isinstance(review.get("request"), dict):
+            raise web.HTTPBadRequest(text="the body is not an AdmissionReview (no request)")
+        response = await answer(admission, hook, review)
+        metrics.ADMISSION_SECONDS.labels(hook).observe(time.perf_counter() - started)
+        return web.json_response(response)
+
+    app = web.Application()
+    app.router.add_post("/{hook}", serve)
+    return app

@@ -1,4 +1,5 @@
-"""Admission orchestration with the in-memory API: which DatasetCache a pod gets, denials, warnings."""
+"""Admission decisions from the index, with the in-memory API: which DatasetCache a pod gets, denials,
+warnings, conflicts; and which requests reach the API server (normally none)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from dscache_operator.admission import Admission, readiness_warning
+from dscache_operator.cacheindex import CacheIndex
+from dscache_operator.kubeapi import dsc_path
 from dscache_operator.podpatch import Denied
 from dscache_operator.settings import Settings
 from tests.dscache_operator.fakekube import FakeKube, as_api
@@ -30,11 +33,19 @@ def cache(name: str = "objs", phase: str = "Ready", **spec: Any) -> dict[str, An
     }
 
 
-def admission(*caches: dict[str, Any], **settings: Any) -> Admission:
+def with_api(*caches: dict[str, Any], listed: bool = True, **settings: Any) -> tuple[Admission, FakeKube]:
+    """Admission over an index that has listed `caches` (or nothing yet), and the API it may call."""
     kube = FakeKube()
+    index = CacheIndex(["ml"])
     for c in caches:
         kube.put(c)
-    return Admission(as_api(kube), Settings(**settings))
+    if listed:
+        index.replace("ml", [kube.obj(dsc_path("ml", c["metadata"]["name"])) for c in caches])
+    return Admission(index, as_api(kube), Settings(**settings)), kube
+
+
+def admission(*caches: dict[str, Any], **settings: Any) -> Admission:
+    return with_api(*caches, **settings)[0]
 
 
 def pod(label: str = "objs") -> dict[str, Any]:
@@ -98,9 +109,9 @@ def test_validation_refuses_an_invalid_spec_with_the_field() -> None:
 
 def _validate(new: dict[str, Any], **settings: Any) -> tuple[str, FakeKube]:
     """The validating webhook's refusal of `new` (it must refuse), and the API it had."""
-    kube = FakeKube()
+    adm, kube = with_api(**settings)
     with pytest.raises(Denied) as err:
-        asyncio.run(Admission(as_api(kube), Settings(**settings)).validate_cache(new, None))
+        asyncio.run(adm.validate_cache(new, None))
     return str(err.value), kube
 
 
@@ -141,3 +152,60 @@ def test_validation_refuses_what_the_crd_refuses_when_an_older_crd_let_it_throug
     message, kube = _validate(cache("old-crd", **{field: value}))
     assert message.startswith(f"spec.{field}: {reason}")
     assert kube.writes == []
+
+
+def test_admitting_pods_makes_no_request_to_the_api_server() -> None:
+    caches = [cache(f"c{i}", versions={"objects": {f"s{i}": "v1"}}) for i in range(50)]
+    adm, kube = with_api(*caches)
+    for i in (0, 17, 49, 17):
+        ops, _ = asyncio.run(adm.mutate_pod(pod(f"c{i}"), "ml"))
+        assert any(op["path"] == "/spec/initContainers" for op in ops)
+    assert kube.requests == []
+
+
+def test_a_cache_the_watch_has_not_shown_yet_costs_one_read() -> None:
+    """Created a moment before the pod: its watch event may not have arrived; not a reason to refuse."""
+    adm, kube = with_api(listed=True)
+    kube.put(cache("fresh", phase="Installing"))
+    _, warnings = asyncio.run(adm.mutate_pod(pod("fresh"), "ml"))
+    assert warnings and "DatasetCache fresh is Installing" in warnings[0]
+    assert kube.requests == [("get", dsc_path("ml", "fresh"))]
+
+
+def test_a_label_naming_no_cache_is_denied_after_one_read() -> None:
+    adm, kube = with_api(cache())
+    with pytest.raises(Denied, match="DatasetCache other does not exist"):
+        asyncio.run(adm.mutate_pod(pod("other"), "ml"))
+    assert kube.requests == [("get", dsc_path("ml", "other"))]
+
+
+def test_validation_is_a_lookup_in_the_index() -> None:
+    others = [cache(f"c{i}", versions={"objects": {f"s{i}": "v1"}}) for i in range(50)]
+    adm, kube = with_api(cache(), *others)
+    clash = cache("new", source={"s3": {"bucket": "other"}})
+    with pytest.raises(Denied, match=r"claim shared already holds objects/thor .* for DatasetCache objs"):
+        asyncio.run(adm.validate_cache(clash, None))
+    asyncio.run(adm.validate_cache(cache("fine", versions={"objects": {"new": "v1"}}), None))
+    assert kube.requests == []
+
+
+def test_validation_before_the_index_has_listed_reads_the_namespace() -> None:
+    adm, kube = with_api(cache(), listed=False)
+    with pytest.raises(Denied, match="claim shared already holds objects/thor"):
+        asyncio.run(adm.validate_cache(cache("new", source={"s3": {"bucket": "other"}}), None))
+    assert kube.requests == [("list", dsc_path("ml"))]
+
+
+def test_second_cache_of_a_bulk_apply_clashing_with_the_first_is_refused_before_any_watch_event() -> None:
+    adm, kube = with_api()
+    first = cache("first")
+    asyncio.run(adm.validate_cache(first, None))  # admitted; the API server stores it, the watch lags
+    with pytest.raises(Denied, match="for DatasetCache first"):
+        asyncio.run(adm.validate_cache(cache("second", source={"s3": {"bucket": "other"}}), None))
+    assert kube.requests == []
+
+
+def test_a_dry_run_holds_no_slot() -> None:
+    adm, _ = with_api()
+    asyncio.run(adm.validate_cache(cache("first"), None, dry_run=True))
+    asyncio.run(adm.validate_cache(cache("second", source={"s3": {"bucket": "other"}}), None))

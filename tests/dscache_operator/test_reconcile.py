@@ -574,6 +574,44 @@ def test_queued_behind_another_install_on_the_claim_then_woken_when_it_ends() ->
     }
 
 
+def test_a_queued_resource_creates_nothing_until_its_turn() -> None:
+    """Hundreds may queue on one claim for hours: no RBAC, manifest or volume work before their turn."""
+    world = World(claim(), cache("a", uid="a-1"), cache("b", uid="b-1"))
+    world.reconcile("a")
+    writes = len(world.kube.writes)
+    world.reconcile("b")
+    assert [(w.verb, w.path) for w in world.kube.writes[writes:]] == [
+        ("patch", dsc_path(NS, "b") + "/status")
+    ]
+    world.job_changed(world.finish(world.install_job("a"), "Complete"))
+    assert ("ServiceAccount", "b-dscache-installer") in world.created()
+
+
+def test_the_queue_poll_lists_a_claims_writers_once_for_all_its_queued_resources() -> None:
+    """The fallback for a missed Job event: N queued resources on a claim cost one request per poll."""
+    now = [1000.0]
+    queued = [f"q{i}" for i in range(5)]
+    world = World(claim(), cache("a", uid="a-1"), *(cache(q, uid=f"{q}-1") for q in queued))
+    world.reconciler = Reconciler(
+        as_api(world.kube), Settings(), world.kube.post_event, monotonic=lambda: now[0]
+    )
+    for name in ["a", *queued]:
+        world.reconcile(name)
+    requests = len(world.kube.requests)
+    for name in queued:
+        run(world.reconciler.poll_queued(world.body(name)))
+    assert world.kube.requests[requests:] == [("list", JOBS)]
+    assert {world.status(q)["phase"] for q in queued} == {"Queued"}
+
+    world.finish(world.install_job("a"), "Complete")  # its event is lost
+    now[0] += 5
+    for name in queued:
+        run(world.reconciler.poll_queued(world.body(name)))
+    phases = [world.status(q)["phase"] for q in queued]
+    assert phases == ["Installing", "Queued", "Queued", "Queued", "Queued"]
+    assert world.status("q1")["message"].startswith(f"waiting for installer Job {world.install_job('q0')}")
+
+
 def test_queued_behind_a_cleanup_job_and_woken_when_it_ends() -> None:
     cleanup = {
         "apiVersion": "batch/v1",
