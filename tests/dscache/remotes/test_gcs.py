@@ -1,6 +1,7 @@
 """GcsRemote specifics against fake-gcs-server over HTTP: x-goog-hash digests, composite objects,
-crc32c over whole objects (resumed too), STORAGE_EMULATOR_HOST, a service account key in GOOGLE_APPLICATION_CREDENTIALS (tokens from a token
-endpoint on 127.0.0.1) and what a refusal says. The shared cases are in test_object_stores.py."""
+crc32c over whole objects (resumed ones too), STORAGE_EMULATOR_HOST, a service account key in
+GOOGLE_APPLICATION_CREDENTIALS (tokens from a token endpoint on 127.0.0.1) and what a refusal says.
+The shared cases are in test_conformance.py and test_object_stores.py."""
 
 from __future__ import annotations
 
