@@ -223,3 +223,16 @@ def test_a_files_source_with_an_inner_slash_is_cut_where_it_is_named(tmp_path: P
     assert named == [_row("data", "team/set", "v3", "files", 2, 15)]
     # Unnamed, a files path is <dt>/<src>/<ver>/...: the listing cannot tell an inner '/' apart.
     assert _listed(str(remote))["versions"] == [_row("data", "team", "set", "files", 2, 15)]
+
+
+def test_a_branch_that_moved_since_its_install_shows_the_installed_commit(
+    tmp_path: Path, hub: FakeHub, bert: dict[str, str]
+) -> None:
+    cache = tmp_path / "cache"
+    assert run("install", "-f", str(_manifest(tmp_path, hub, "main")), "--cache", str(cache)).code == 0
+    moved = hub.commit("org/bert", {"config.json": b'{"v": 333}'}, repo_type="model")
+    listed = _listed("-f", str(tmp_path / "dc.yaml"), "--cache", str(cache))["versions"]
+    main = listed[0]
+    assert (main["version"], main["revision"], main["installedRevision"]) == ("main", moved, bert["v2"])
+    table = run("ls-remote", "-f", str(tmp_path / "dc.yaml"), "--cache", str(cache)).out.splitlines()
+    assert table[1].endswith(f"{moved[:12]} (branch)  yes, at {bert['v2'][:12]}")
