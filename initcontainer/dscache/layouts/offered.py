@@ -62,6 +62,15 @@ def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, VersionKey]:
     return found
 
 
+def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
+    """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
+    while folder:
+        if folder in dirs:
+            return True
+        folder = folder.rpartition("/")[0]
+    return False
+
+
 def _files_key(path: str, known: dict[str, list[str]]) -> VersionKey | None:
     """The files version `path` belongs to, by the longest known source of its data type."""
     data_type, _, rest = path.partition("/")
@@ -94,7 +103,7 @@ def offered_versions(
             continue
         else:
             key = _files_key(rf.path, known)
-            if key is None or any(rf.path.startswith(f"{d}/") for d in archive_dirs):
+            if key is None or _inside(folder, archive_dirs):
                 continue
             entry = (key, "files")
         count = totals.setdefault(entry, [0, 0])
