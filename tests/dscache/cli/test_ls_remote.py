@@ -193,7 +193,7 @@ def test_gcs_and_azure_through_their_emulators(
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(
-    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, s3: S3Env, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
     not_a_cache = tmp_path / "file.txt"
@@ -211,6 +211,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
     )
     assert_one_clean_line(run("ls-remote", "https://127.0.0.1:9/base"), 1, "plain HTTP cannot list files")
     assert_one_clean_line(run("ls-remote", "s3://no-such-bucket-here/x"), 1, "no-such-bucket-here")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    missing = run("ls-remote", "--revisions", "hf://models/org/missing")
+    assert_one_clean_line(missing, 1, "hf://models/org/missing", "repository not found")
     manifest = tmp_path / "dc.yaml"
     manifest.write_text("kind: ConfigMap\n")
     assert_one_clean_line(run("ls-remote", "-f", str(manifest)), 2, str(manifest), "no document with kind")
