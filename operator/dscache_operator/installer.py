@@ -36,6 +36,11 @@ SECRET_KEYS = {
 }
 _SOURCE_FIELDS = {"s3": "s3", "gcs": "gcs", "azure": "azure", "huggingFace": "hugging_face"}
 
+AZURE_WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
+"""The pod label the Azure Workload Identity webhook keys on to project a federated token and the
+AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE env (from the ServiceAccount's
+`azure.workload.identity/client-id` annotation, which the cluster admin sets)."""
+
 TOKEN_VOLUME = "api-token"
 TOKEN_SECONDS = 600
 
@@ -89,6 +94,15 @@ def secret_env(spec: DatasetCacheSpec) -> list[dict[str, Any]]:
     ]
 
 
+def identity_labels(spec: DatasetCacheSpec) -> dict[str, str]:
+    """Pure: pod labels that ask a cluster's workload identity webhook for credentials: Azure
+    Workload Identity for an Azure source without a Secret (and not anonymous)."""
+    azure = spec.source.azure
+    if azure is not None and azure.secret_ref is None and not azure.anonymous:
+        return {AZURE_WORKLOAD_IDENTITY_LABEL: "true"}
+    return {}
+
+
 def build_installer_job(
     body: dict[str, Any],
     spec: DatasetCacheSpec,
@@ -137,7 +151,7 @@ def build_installer_job(
     job_meta["annotations"].update(
         {names.ANNOTATION_SPEC_HASH: digest, names.ANNOTATION_GENERATION: str(meta.get("generation", 0))}
     )
-    pod_labels = dict(job_meta["labels"])
+    pod_labels = {**job_meta["labels"], **identity_labels(spec)}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

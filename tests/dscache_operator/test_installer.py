@@ -159,3 +159,18 @@ def test_gcs_and_azure_secret_keys_reach_the_install_container_only() -> None:
         assert not any("valueFrom" in e for e in gc["env"])
     plain = _job({**SPEC, "source": {"gcs": {"bucket": "b"}}})["spec"]["template"]["spec"]
     assert not any("valueFrom" in e for e in plain["initContainers"][0]["env"])  # workload identity
+
+
+def test_azure_without_a_secret_marks_the_pod_for_azure_workload_identity() -> None:
+    """The Azure Workload Identity webhook projects a token and AZURE_* env only into pods labelled
+    `azure.workload.identity/use: "true"`; with a Secret, or another store, the pod is not labelled."""
+    wi = {**SPEC, "source": {"azure": {"account": "acct", "container": "data"}}}
+    labels = _job(wi)["spec"]["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"
+    where = {"account": "acct", "container": "data"}
+    keyed = {**SPEC, "source": {"azure": {**where, "secretRef": {"name": "az"}}}}
+    public = {**SPEC, "source": {"azure": {**where, "anonymous": True}}}
+    gcs = {**SPEC, "source": {"gcs": {"bucket": "b"}}}
+    for spec in (keyed, public, gcs, SPEC):
+        assert "azure.workload.identity/use" not in _job(spec)["spec"]["template"]["metadata"]["labels"]
+    assert "azure.workload.identity/use" not in _job(wi)["metadata"]["labels"]  # the pod's, not the Job's

@@ -3,7 +3,8 @@
 Implemented: repo info (`/api/{t}s/{id}[/revision/{rev}]`, with `sha`), tree listing with LFS info
 and Link pagination, `resolve/{rev}/{path}` with Range (LFS files redirect to a signed-looking
 `/cdn/...` URL like the real Hub), repo creation, preupload (always "regular") and NDJSON commits
-(base64 content), tags and branches, README YAML validation. Each repo's commits are snapshot
+(base64 content), tags and branches (created, and listed by `/api/{t}s/{id}/refs`), README YAML
+validation. Each repo's commits are snapshot
 directories on disk; branches and tags map names to commit ids. Optional token: when `token` is set,
 every API/resolve request must carry `Authorization: Bearer <token>` (checked and logged).
 """
@@ -29,7 +30,7 @@ from tests.servers.httpbase import Handler, ServerBase
 
 LFS_SUFFIXES = (".tar", ".zst", ".parquet", ".bin", ".safetensors", ".gz", ".arrow", ".zip")
 _API = re.compile(
-    r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|tag|branch)(?:/(.*))?)?$"
+    r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|tag|branch|refs)(?:/(.*))?)?$"
 )
 _RESOLVE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 _CDN = re.compile(r"^/cdn/([0-9a-f]{64})$")
@@ -285,6 +286,8 @@ class _HubHandler(Handler):
                 sha = self._commit_of(repo, unquote(rev))
                 if sha:
                     self._tree(repo, sha, unquote(sub).strip("/"))
+            elif action == "refs" and self.command == "GET" and not rest:
+                self._refs(repo)
             elif action == "preupload" and self.command == "POST":
                 files = json.loads(body)["files"]
                 out = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
@@ -313,6 +316,21 @@ class _HubHandler(Handler):
                         self.send_json(200, {})
             else:
                 self.send_error_json(405, f"{self.command} {action} not supported by the fake hub")
+
+    def _refs(self, repo: HubRepo) -> None:
+        """Branches and tags as the Hub lists them (`GitRefs`: name, full ref, target commit)."""
+
+        def entry(name: str, kind: str) -> dict[str, str]:
+            return {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": repo.refs[name]}
+
+        doc: dict[str, Any] = {
+            "branches": [entry(n, "heads") for n in sorted(repo.branches)],
+            "tags": [entry(n, "tags") for n in sorted(repo.refs) if n not in repo.branches],
+            "converts": [],
+        }
+        if parse_qs(self.url_query).get("include_prs"):
+            doc["pullRequests"] = []
+        self.send_json(200, doc)
 
     def _info(self, repo: HubRepo, sha: str) -> None:
         siblings = [{"rfilename": p} for p in sorted(repo.infos[sha])]

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("dscache.cli.verify", "re-check published versions against their records"),
     "gc": ("dscache.cli.gc", "remove unreferenced old versions"),
     "release": ("dscache.cli.release", "drop a ref and remove the versions only it used"),
+    "ls-remote": ("dscache.cli.lsremote", "list the versions a remote holds (and which a cache has)"),
     "publish": ("dscache.cli.publish", "pack a tree into archives and upload it (producer side)"),
     "demo": ("dscache.cli.demo", "build a local remote, install it, show the result (no network)"),
     "completion": ("dscache.cli.completion", "print a shell completion script (bash, zsh or fish)"),

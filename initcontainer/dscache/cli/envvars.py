@@ -125,6 +125,7 @@ KUBE = (
 BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
     "install": (*RETRY, *REMOTES, ZSTD, LIBARCHIVE, *KUBE),
     "publish": (*RETRY, *REMOTES),
+    "ls-remote": (*RETRY, *REMOTES),
     "demo": (*RETRY, ZSTD, LIBARCHIVE),  # its install opens the local remote with the retry policy
 }
 """The variables each command reads (commands not listed read none)."""

@@ -4,9 +4,14 @@ What counts: the size, the sha256 of a dscache manifest or an HF LFS pointer (th
 the remote vouched for while the object was read (`Pin.checksums`: an S3 ETag that is an MD5, S3
 stored checksums, GCS hashes). A `Pin.hint` (an ETag that may or may not be an MD5) cannot fail an
 object on its own: it only asks for a second download, and two downloads that agree byte for byte
-show the ETag is no digest of them. Algorithms Python cannot compute without another library
-(crc32c, crc64nvme) are left out: such objects are verified by size, like every object that has no
-digest at all.
+show the ETag is no digest of them. crc32c (GCS x-goog-hash, the only digest of a composite GCS
+object; S3 ChecksumCRC32C) is computed with google-crc32c (C, hardware CRC instructions), imported
+when first asked for. crc64nvme is left out: such objects are verified by size, like every object
+that has no digest at all.
+
+Every digest covers the whole object, also when a download resumes a partial file: the transfer
+hashes the bytes already on disk (read back from the partial file) before the streamed rest
+(`Hashes.update_from`), so a prefix that went bad on disk fails the check like a bad body does.
 """
 
 from __future__ import annotations
@@ -45,11 +50,29 @@ class _Crc32:
         return f"{self.value:08x}"
 
 
+class _Crc32c:
+    """CRC-32C (Castagnoli), as GCS and S3 state it (big-endian bytes, here as hex)."""
+
+    def __init__(self) -> None:
+        import google_crc32c
+
+        self._extend = google_crc32c.extend
+        self.value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self.value = int(self._extend(self.value, data))
+
+    def hexdigest(self) -> str:
+        return f"{self.value:08x}"
+
+
 def _hasher(algorithm: str) -> _Hasher | None:
     if algorithm in ("md5", "sha1", "sha256"):
         return hashlib.new(algorithm, usedforsecurity=False)
     if algorithm == "crc32":
         return _Crc32()
+    if algorithm == "crc32c":
+        return _Crc32c()
     return None
 
 
@@ -92,6 +115,15 @@ class Verdict:
     doubt: str | None = None
 
 
+_STRENGTH = ("sha256", "sha1", "md5")
+
+
+def _strongest_first(entry: tuple[str, str]) -> tuple[int, str]:
+    """Sort key: cryptographic digests before CRCs, so a mismatch names the most telling one."""
+    algorithm = entry[0]
+    return (_STRENGTH.index(algorithm) if algorithm in _STRENGTH else len(_STRENGTH), algorithm)
+
+
 def judge(
     size: int,
     got: dict[str, str],
@@ -110,7 +142,7 @@ def judge(
     if pin is None:
         return Verdict()
     proven = sha256 is not None
-    for algorithm, want in sorted(pin.checksums.items()):
+    for algorithm, want in sorted(pin.checksums.items(), key=_strongest_first):
         if algorithm in got:
             if got[algorithm] != want:
                 source = "ETag" if algorithm == "md5" else "stored checksum"

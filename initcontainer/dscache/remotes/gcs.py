@@ -30,8 +30,9 @@ inherit it) and never by `dscache prepare`.
 Pinning: the listing (or the first answer) names the object's generation; every later request
 carries `ifGenerationMatch` (a replaced object answers 412) and every answer's `x-goog-generation`
 is checked, so two generations are never spliced. Digests: `x-goog-hash` (md5 and crc32c of the
-whole object) is recorded in the pin; composite objects have no md5 and are verified like S3
-multipart objects: by size and a manifest's sha256 (crc32c is not computed here).
+whole object) is recorded in the pin, and the transfer checks both over every byte of the object
+(`install.digests`, also across a resumed partial file); composite objects have no md5 and are
+verified by their crc32c.
 
 Credentials, first match: `anonymous: true` (public buckets); none for an emulator
 (`STORAGE_EMULATOR_HOST` set and no GOOGLE_APPLICATION_CREDENTIALS); GOOGLE_APPLICATION_CREDENTIALS

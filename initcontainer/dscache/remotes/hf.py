@@ -13,9 +13,9 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import dscache
 from dscache.api.urls import display_url
@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class HfRef:
+    """A branch or tag of a Hub repo and the commit it names."""
+
+    kind: Literal["branch", "tag"]
+    name: str
+    commit: str
 
 
 class _Repo:
@@ -221,6 +230,17 @@ class HfRemote:
             return r.call(listing, f"{r.display}/{in_repo}@{commit[:12]}")
         except NotFoundError:
             return []  # no such directory: nothing under it, as on S3
+
+    def list_refs(self) -> list[HfRef]:
+        """The repo's branches and tags with their commits (HfApi.list_repo_refs), branches first,
+        each kind sorted by name. Raises RemoteError."""
+        r = self._repo
+        refs: Any = r.call(
+            lambda: r.api.list_repo_refs(r.repo, repo_type=r.repo_type), f"{r.display}: branches and tags"
+        )
+        branches = [HfRef("branch", b.name, b.target_commit) for b in refs.branches]
+        tags = [HfRef("tag", t.name, t.target_commit) for t in refs.tags]
+        return sorted(branches, key=lambda b: b.name) + sorted(tags, key=lambda t: t.name)
 
     def put_file(self, path: str, local: Path) -> None:
         self.put_files([(path, local)])

@@ -31,6 +31,7 @@ import dscache.cli.demo_run
 import dscache.cli.dryrun
 import dscache.cli.gc
 import dscache.cli.install
+import dscache.cli.lsremote
 import dscache.cli.prepare
 import dscache.cli.publish
 import dscache.cli.release

@@ -29,6 +29,7 @@ MINIMAL = {
     "gc": ["--cache", "c", "--keep", "1"],
     "release": ["--cache", "c", "--ref", "r"],
     "publish": ["d", "--to", "file:///r", "--version", str(KEY)],
+    "ls-remote": ["file:///r"],
     "demo": [],
     "completion": ["bash"],
 }

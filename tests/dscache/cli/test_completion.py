@@ -45,8 +45,8 @@ def _bash(script: Path, *words: str) -> list[str]:
 def test_bash_completes_commands_flags_choices_and_paths(scripts: dict[str, Path], tmp_path: Path) -> None:
     script = scripts["bash"]
     assert _bash(script, "") == sorted(
-        ["install", "prepare", "status", "verify", "gc", "release", "publish", "demo", "completion",
-         "-h", "--help", "--version", "-q", "--quiet", "-v", "--verbose"]
+        ["install", "prepare", "status", "verify", "gc", "release", "ls-remote", "publish", "demo",
+         "completion", "-h", "--help", "--version", "-q", "--quiet", "-v", "--verbose"]
     )  # fmt: skip
     assert _bash(script, "pre") == ["prepare"]
     assert _bash(script, "install", "--dr") == ["--dry-run"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dscache.api.names import VersionKey
-from dscache.install.digests import Verdict, judge, next_step
+from dscache.install.digests import Hashes, Verdict, judge, next_step
 from dscache.layouts.files import build_files_plan, file_and_directory
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Identity, Pin, RemoteFile
@@ -107,6 +107,23 @@ SHA = "a" * 64
 )
 def test_judge(got: dict[str, str], pin: Pin | None, expected: Verdict) -> None:
     assert judge(10, got, expected_size=10, sha256=None, pin=pin) == expected
+
+
+def test_crc32c_is_computed_and_a_mismatch_names_the_strongest_digest_first() -> None:
+    hashes = Hashes(["crc32c", "md5"])
+    hashes.update(b"1234")
+    hashes.update(b"56789")
+    got = hashes.hexdigests()
+    assert got["crc32c"] == "e3069283"  # CRC-32C's published check value for "123456789"
+    assert got["md5"] == "25f9e794323b453885f5181f1b624d0b"
+    wrong = Pin(checksums={"crc32c": "00000000", "md5": "0" * 32})
+    assert judge(9, got, expected_size=9, sha256=None, pin=wrong) == Verdict(
+        problem=f"md5 {got['md5']} does not match the remote ETag {'0' * 32}"
+    )
+    crc_only = Pin(checksums={"crc32c": "00000000"})  # a composite GCS object
+    assert judge(9, got, expected_size=9, sha256=None, pin=crc_only) == Verdict(
+        problem="crc32c e3069283 does not match the remote stored checksum 00000000"
+    )
 
 
 def test_judge_sizes_and_manifest_digests_come_first() -> None:

@@ -1,5 +1,6 @@
 """The remote conformance suite's backends: what `test_conformance.py` needs from each remote, and the
-adapters of today's four (local directory, plain HTTP, S3 on moto, the Hugging Face Hub).
+adapters of today's six (local directory, plain HTTP, S3 on moto, the Hugging Face Hub, GCS on
+fake-gcs-server, Azure Blob Storage on Azurite).
 
 Like fsspec's abstract tests (`fsspec/tests/abstract`), the tests are written once against a small
 fixture protocol and every backend runs them, so a new backend inherits the whole contract of
@@ -25,7 +26,7 @@ test `needs` (and, for the tests of what a backend without one does, `lacks`):
     digests      the listing or the answers vouch for a digest of the whole object (LFS sha256, MD5
                  ETag, stored checksums), so `install.ingest` catches a corrupted body
 
-Adding a backend (GCS and Azure Blob Storage come next, issue 15):
+Adding a backend:
 1. Serve it on 127.0.0.1. A store whose server is not ours (fake-gcs-server, Azurite) runs behind
    `tests.servers.proxy.FaultProxy`, which forwards every request and gives it the shared `faults`
    and `log` (S3's `tests.servers.s3.MotoS3` is one; subclass `ProxyHandler` where the emulator must
@@ -52,14 +53,18 @@ from typing import ClassVar, Literal, Protocol
 
 import pytest
 
+from dscache.remotes.azure import AZURITE_KEY, AzureRemote
 from dscache.remotes.base import Remote
 from dscache.remotes.file import FileRemote
+from dscache.remotes.gcs import GcsRemote
 from dscache.remotes.hf import HfRemote
 from dscache.remotes.http import HttpRemote
 from dscache.remotes.retry import RetryPolicy
 from dscache.remotes.s3 import S3Remote
+from tests.servers.azure import ACCOUNT, AzureEnv
 from tests.servers.faults import Faults, RequestLog
 from tests.servers.files import FileServer
+from tests.servers.gcs import GcsEnv
 from tests.servers.hub import FakeHub
 from tests.servers.s3 import S3Env
 
@@ -269,4 +274,88 @@ class HfBackend:
         )
 
 
-BACKENDS: tuple[type[Backend], ...] = (FileBackend, HttpBackend, S3Backend, HfBackend)
+class GcsBackend:
+    """A bucket on fake-gcs-server behind the fault proxy, read under a prefix, no credentials (an
+    emulator). Pinned by generation (`ifGenerationMatch` in the URL, checked against every answer's
+    `x-goog-generation`), so not `conditional` in the suite's If-Match sense."""
+
+    name: ClassVar[str] = "gcs"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"faults", "list", "write", "mutable", "digests"}
+    )
+    PREFIX = "mirror"
+
+    def __init__(self, env: GcsEnv) -> None:
+        self.env = env
+
+    @classmethod
+    def fixture(cls, request: pytest.FixtureRequest) -> GcsBackend:
+        return cls(request.getfixturevalue("gcs"))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def network(self) -> Network:
+        server, bucket = self.env.server, self.env.bucket
+        data = lambda path: self.env.media_glob(f"{self.PREFIX}/{path}")  # noqa: E731
+        return Network(server.faults, server.log, data, f"/storage/v1/b/{bucket}/o")
+
+    def put(self, path: str, data: bytes) -> None:
+        self.env.put(f"{self.PREFIX}/{path}", data)
+
+    def replace(self, path: str, data: bytes) -> None:
+        self.env.put(f"{self.PREFIX}/{path}", data)  # a new generation
+
+    def open(self, policy: RetryPolicy | None = None) -> Remote:
+        return GcsRemote(self.env.bucket, self.PREFIX, endpoint=self.env.endpoint, policy=policy)
+
+
+class AzureBackend:
+    """A container on Azurite behind the fault proxy, read under a prefix with the account key (in
+    AZURE_STORAGE_KEY, set by the `azure` fixture)."""
+
+    name: ClassVar[str] = "azure"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"faults", "list", "write", "mutable", "conditional", "digests"}
+    )
+    PREFIX = "mirror"
+
+    def __init__(self, env: AzureEnv) -> None:
+        self.env = env
+
+    @classmethod
+    def fixture(cls, request: pytest.FixtureRequest) -> AzureBackend:
+        return cls(request.getfixturevalue("azure"))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (AZURITE_KEY,)
+
+    @property
+    def network(self) -> Network:
+        server, container = self.env.server, self.env.container
+        data = lambda path: self.env.blob_glob(f"{self.PREFIX}/{path}")  # noqa: E731
+        return Network(server.faults, server.log, data, f"/{ACCOUNT}/{container}")
+
+    def put(self, path: str, data: bytes) -> None:
+        self.env.put(f"{self.PREFIX}/{path}", data)
+
+    def replace(self, path: str, data: bytes) -> None:
+        self.env.put(f"{self.PREFIX}/{path}", data)  # a new ETag
+
+    def open(self, policy: RetryPolicy | None = None) -> Remote:
+        return AzureRemote(
+            ACCOUNT, self.env.container, self.PREFIX, endpoint=self.env.endpoint, policy=policy
+        )
+
+
+BACKENDS: tuple[type[Backend], ...] = (
+    FileBackend,
+    HttpBackend,
+    S3Backend,
+    HfBackend,
+    GcsBackend,
+    AzureBackend,
+)

@@ -1,23 +1,31 @@
 """GcsRemote specifics against fake-gcs-server over HTTP: x-goog-hash digests, composite objects,
-STORAGE_EMULATOR_HOST, a service account key in GOOGLE_APPLICATION_CREDENTIALS (tokens from a token
-endpoint on 127.0.0.1) and what a refusal says. The shared cases are in test_object_stores.py."""
+crc32c over whole objects (resumed ones too), STORAGE_EMULATOR_HOST, a service account key in
+GOOGLE_APPLICATION_CREDENTIALS (tokens from a token endpoint on 127.0.0.1) and what a refusal says.
+The shared cases are in test_conformance.py and test_object_stores.py."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dscache.api.manifest import source_from_url
+from dscache.api.names import VersionKey
 from dscache.api.spec import Source
+from dscache.install.ingest import VerificationError, fetch_file
+from dscache.install.staging import StagingPaths
+from dscache.layouts.files import plan_files
 from dscache.remotes.base import Pin, RemoteError
 from dscache.remotes.factory import open_remote
 from dscache.remotes.gcs import GcsRemote, endpoint_from, gcs_hashes
+from dscache.remotes.retry import RetryPolicy
 from tests.servers.gcs import FakeMetadata, GcsEnv, TokenServer
 
 DATA = b"gcs object bytes " * 5000
@@ -176,3 +184,60 @@ def test_gke_workload_identity_needs_no_secret(gcs: GcsEnv) -> None:
         assert metadata.log.find("*/service-accounts/default/token")
     (read,) = gcs.server.log.find(gcs.media_glob("k/v.bin"))
     assert read.headers["authorization"] == f"Bearer {metadata.token}"
+
+
+def _stored_crc32c(gcs: GcsEnv, key: str) -> str:
+    """The crc32c the store keeps for an object (hex), as the GCS JSON API states it."""
+    blob = gcs.server.client().bucket(gcs.bucket).get_blob(key)
+    return base64.b64decode(blob.crc32c).hex()
+
+
+def _unlocked() -> None:
+    """The fence of a transfer that runs without the writer lock (nothing else writes here)."""
+
+
+def test_a_resumed_composite_object_is_checked_by_crc32c_over_all_its_bytes(
+    gcs: GcsEnv, tmp_path: Path
+) -> None:
+    """A composite object has a crc32c and no md5. A download cut short leaves a partial file for
+    the next run; a byte of it that went bad on disk is caught, because the crc32c covers the bytes
+    read back from the partial file as well as the streamed rest, and the object is fetched again."""
+    data = bytes(range(256)) * 2000  # 512000 bytes
+    gcs.put("k/objects/thor/v1/composed.bin", data, composite=True)
+    stored = _stored_crc32c(gcs, "k/objects/thor/v1/composed.bin")
+    impatient = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)
+    remote = GcsRemote(gcs.bucket, "k", endpoint=gcs.endpoint, policy=impatient)
+    (item,) = plan_files(remote, VersionKey("objects", "thor", "v1"), "objects/thor/v1").items
+    staging = StagingPaths(tmp_path / "staging")
+    media = gcs.media_glob("k/objects/thor/v1/composed.bin")
+    gcs.server.faults.drop(after=200_000, path=media)
+    gcs.server.faults.status(503, times=None, path=media)
+    with pytest.raises(RemoteError, match="gave up after 2 attempt"):
+        fetch_file(remote, item, staging, lambda n: None, fence=_unlocked)
+    (token,) = staging.file_attempts(item.name)
+    partial = staging.part(item.name, token)
+    kept = partial.stat().st_size
+    assert 0 < kept < len(data)
+    with open(partial, "r+b") as fh:  # one byte of the kept prefix goes bad
+        fh.seek(1000)
+        fh.write(bytes([data[1000] ^ 0xFF]))
+    gcs.server.reset()
+    result = fetch_file(remote, item, staging, lambda n: None, fence=_unlocked)
+    assert (staging.files / item.name).read_bytes() == data and result.size == len(data)
+    reads = gcs.server.log.find(media, method="GET")
+    # resumed from the partial, refused by the crc32c, fetched anew
+    assert [r.range for r in reads] == [f"bytes={kept}-511999", "bytes=0-511999"]
+    assert stored == "fbdc10ba"  # Castagnoli CRC of `data`, as fake-gcs-server computed it
+
+
+def test_a_corrupted_composite_object_fails_with_its_crc32c(gcs: GcsEnv, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 2000
+    gcs.put("k/objects/thor/v1/composed.bin", data, composite=True)
+    remote = GcsRemote(gcs.bucket, "k", endpoint=gcs.endpoint)
+    (item,) = plan_files(remote, VersionKey("objects", "thor", "v1"), "objects/thor/v1").items
+    gcs.server.faults.corrupt(times=None, path=gcs.media_glob("k/objects/thor/v1/composed.bin"))
+    with pytest.raises(VerificationError) as err:
+        fetch_file(remote, item, StagingPaths(tmp_path / "s"), lambda n: None, fence=_unlocked)
+    message = str(err.value)
+    assert message.startswith("composed.bin: crc32c ") and "\n" not in message
+    assert message.endswith("does not match the remote stored checksum fbdc10ba")

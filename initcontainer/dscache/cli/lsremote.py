@@ -1,0 +1,259 @@
+"""`dscache ls-remote SOURCE [DT[/SRC]]` (or `-f datasetcache.yaml`): the versions a remote holds.
+
+One recursive listing of the remote (under `DT[/SRC]` when given) is cut into versions by
+`dscache.layouts.offered`; for a Hugging Face source whose versions are revisions (the spec's
+`revisionFromVersion`, or `--revisions`), the versions are the repo's branches and tags, each with
+its commit and the files under the prefix at that commit. With `--cache DIR`, each version says
+whether it is published there (and, for revisions, at which commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.errors import DscacheError
+
+if TYPE_CHECKING:
+    from dscache.api.names import VersionKey
+    from dscache.api.spec import DatasetCacheSpec, Source
+    from dscache.layouts.offered import Layout, Offered
+
+EXAMPLES = """\
+  dscache ls-remote s3://bucket/mujoco
+  dscache ls-remote gs://bucket/mujoco objects/thor --cache /data/cache
+  dscache ls-remote hf://models/OWNER/REPO --revisions models/llm --json
+  dscache ls-remote -f datasetcache.yaml --cache /data/cache
+  dscache ls-remote ./local-remote"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "where",
+        nargs="*",
+        metavar="SOURCE [DT[/SRC]]",
+        help="the remote, as `install --source` takes it (s3://, gs://, az://, hf://, file:// or a local "
+        "directory; plain http(s) cannot be listed), then optionally a data type or DT/SRC to list "
+        "(with -f: only DT[/SRC])",
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        type=Path,
+        metavar="FILE",
+        help="a DatasetCache manifest: its source, layout and sources",
+    )
+    p.add_argument(
+        "--name", metavar="[NAMESPACE/]NAME", help="with -f: the DatasetCache, if it holds several"
+    )
+    p.add_argument("--cache", type=Path, metavar="DIR", help="also say which versions this cache holds")
+    p.add_argument(
+        "--layout",
+        choices=["archives", "files"],
+        help="only versions of this layout (default: both, archives where their manifest is)",
+    )
+    p.add_argument(
+        "--revisions",
+        action="store_true",
+        help="hf:// only: the versions are the repo's branches and tags (as revisionFromVersion)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@dataclass(frozen=True)
+class _Query:
+    """What to list: the remote, the layout, the sources known to exist, and the `DT[/SRC]` asked."""
+
+    source: Source
+    layout: Layout | None
+    revisions: bool
+    slots: tuple[tuple[str, str], ...]
+    data_type: str | None
+    src: str | None
+
+    @property
+    def prefix(self) -> str:
+        return "/".join(p for p in (self.data_type, self.src) if p)
+
+
+def _local_source(arg: str) -> Source:
+    from dscache.api.spec import FileSource, Source, SpecError
+
+    path = Path(arg)
+    if not path.is_dir():
+        raise SpecError(
+            f"SOURCE {arg!r}: not a URL (s3://, gs://, az://, hf://, file://) nor an existing directory"
+        )
+    return Source(file=FileSource(path=os.path.abspath(path)))
+
+
+def _spec_parts(spec: DatasetCacheSpec) -> tuple[Layout, bool, tuple[tuple[str, str], ...]]:
+    """The spec's layout, whether its versions are HF revisions, and its (data type, source) slots."""
+    from dscache.api.names import versions_to_keys
+    from dscache.install.pipeline import revision_per_version
+
+    slots = tuple(sorted({(k.data_type, k.source) for k in versions_to_keys(spec.versions)}))
+    return spec.layout, revision_per_version(spec), slots
+
+
+def _query(args: argparse.Namespace) -> _Query:
+    """Raises SpecError/NameError_ (usage) naming the argument."""
+    from dscache.api.manifest import load_manifest, source_from_url
+    from dscache.api.names import check_segment, check_source
+    from dscache.api.spec import SpecError
+
+    where: list[str] = list(args.where)
+    if args.file is not None:
+        if len(where) > 1:
+            raise SpecError("with -f, give at most DT[/SRC] (the source is the manifest's)")
+        if args.layout or args.revisions:
+            raise SpecError("with -f, the layout and revisionFromVersion are the manifest's")
+        manifest = load_manifest(args.file, args.name)
+        source = manifest.spec.source
+        layout, revisions, slots = _spec_parts(manifest.spec)
+        wanted = where[0] if where else None
+    else:
+        if args.name is not None:
+            raise SpecError("--name chooses a DatasetCache in the -f file; it needs -f")
+        if not where or len(where) > 2:
+            raise SpecError("give SOURCE [DT[/SRC]] or -f DATASETCACHE.yaml [DT[/SRC]]")
+        url = where[0]
+        source = source_from_url(url, "SOURCE") if "://" in url else _local_source(url)
+        layout, revisions, slots = args.layout, args.revisions, ()
+        if revisions and source.hugging_face is None:
+            raise SpecError("--revisions: only a hf:// source has revisions")
+        if revisions and layout == "archives":
+            raise SpecError("--revisions lists files versions (revisionFromVersion); not --layout archives")
+        wanted = where[1] if len(where) > 1 else None
+    data_type, src = None, None
+    if wanted is not None:
+        data_type, _, rest = wanted.strip("/").partition("/")
+        check_segment(data_type, "data type")
+        src = check_source(rest, f"source of {data_type!r}") if rest else None
+    if src is not None:
+        slots = (*slots, (data_type or "", src))
+    return _Query(source, layout, revisions, slots, data_type, src)
+
+
+def _listed(query: _Query) -> list[Offered]:
+    """The versions on the remote (RemoteError, LayoutError on failure)."""
+    from dscache.layouts.offered import offered_versions
+    from dscache.remotes.factory import open_remote
+
+    remote = open_remote(query.source)
+    if query.revisions:
+        return _revisions(query, remote)
+    found = offered_versions(remote.list_files(query.prefix), layout=query.layout, sources=query.slots)
+    src = query.src
+    return [
+        o for o in found if o.key is not None and (src is None or f"{o.key.source}/".startswith(f"{src}/"))
+    ]
+
+
+def _revisions(query: _Query, remote: Any) -> list[Offered]:
+    """One version per branch and tag (per known DT/SRC, else unassigned), sized at its commit."""
+    from dscache.api.names import NameError_, VersionKey
+    from dscache.layouts.offered import Offered
+    from dscache.remotes.factory import open_remote
+
+    hf = query.source.hugging_face
+    assert hf is not None
+    slots = [s for s in query.slots if query.data_type in (None, s[0])]
+    out: list[Offered] = []
+    for ref in remote.list_refs():
+        at = query.source.model_copy(update={"hugging_face": hf.model_copy(update={"revision": ref.commit})})
+        files = open_remote(at).list_files("")
+        size = sum(f.size for f in files)
+        for data_type, src in slots or [("", "")]:
+            try:
+                key: VersionKey | None = VersionKey(data_type, src, ref.name) if data_type else None
+            except NameError_:
+                key = None  # a ref name that cannot be a version (e.g. with '/'): shown, not installable
+            out.append(Offered(key, ref.name, "files", len(files), size, ref.commit, ref.kind))
+    return out
+
+
+def _row(offered: Offered, cache: Path | None) -> dict[str, Any]:
+    from dscache.store.paths import CachePaths
+    from dscache.store.records import read_complete
+
+    key = offered.key
+    row: dict[str, Any] = {
+        "dataType": key.data_type if key else None,
+        "source": key.source if key else None,
+        "version": offered.version,
+        "layout": offered.layout,
+        "files": offered.files,
+        "bytes": offered.bytes,
+    }
+    if offered.revision is not None:
+        row.update(revision=offered.revision, refType=offered.ref_type)
+    if cache is not None:
+        record = read_complete(CachePaths(cache).version_dir(key)) if key else None
+        row["installed"] = record is not None
+        if record is not None and record.revision:
+            row["installedRevision"] = record.revision
+    return row
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    from dscache.api.sizes import format_size
+
+    value = row.get(column)
+    if column == "bytes":
+        return format_size(int(value or 0))
+    if column == "revision":
+        return str(value)[:12] + (f" ({row['refType']})" if row.get("refType") else "")
+    if column == "installed":
+        if not value:
+            return "no"
+        installed = row.get("installedRevision")
+        if installed and row.get("revision") and installed != row["revision"]:
+            return f"yes, at {installed[:12]}"
+        return "yes"
+    return "-" if value is None else str(value)
+
+
+def _table(rows: list[dict[str, Any]], cache: Path | None) -> str:
+    columns = ["dataType", "source", "version", "layout", "files", "bytes"]
+    columns += ["revision"] if any("revision" in r for r in rows) else []
+    columns += ["installed"] if cache is not None else []
+    titles = {"dataType": "DATA TYPE", "bytes": "SIZE"}
+    cells = [[titles.get(c, c.upper()) for c in columns], *[[_cell(r, c) for c in columns] for r in rows]]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from dscache.api.names import NameError_
+    from dscache.api.spec import SpecError
+
+    try:
+        query = _query(args)
+    except (SpecError, NameError_) as err:
+        return fail(str(err), exit_code(err))
+    if args.cache is not None:
+        problem = cache_dir_problem("--cache", args.cache)
+        if problem is not None:
+            return fail(problem, EXIT_USAGE)
+    try:
+        rows = [_row(o, args.cache) for o in _listed(query)]
+    except DscacheError as err:
+        return fail(str(err), exit_code(err))
+    remote = query.source.display_url()
+    if args.json:
+        print(json.dumps({"remote": remote, "versions": rows}, indent=2))
+    elif rows:
+        print(_table(rows, args.cache))
+    else:
+        where = f"{remote}/{query.prefix}".rstrip("/")
+        print(f"no versions under {where}")
+    return EXIT_OK

@@ -1,0 +1,115 @@
+"""What a remote offers: its versions (data type, source, version, layout, files, bytes), found in one
+recursive listing, for `dscache ls-remote`. Pure functions over `RemoteFile`s.
+
+How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a source may hold inner '/'):
+- an `archives` version is a directory holding `mjthor_resource_file_to_size_mb.json`: its first
+  segment is the data type, its last the version, the segments between the source (so sources with
+  inner '/' are found exactly); its files and bytes are what the remote stores in that directory
+  (archives and metadata; an HF repo that keeps its archives in tar shards lists only the metadata);
+- a `files` version is every file under `<dt>/<src>/<ver>/`: `src` is the longest source the caller
+  knows for `dt` (from a spec, or from the `DT/SRC` asked for) that the path continues, else the
+  path's second segment (a files remote whose sources hold '/' needs them named);
+- `layout` None (auto) takes archive versions where their manifest is and files versions from the
+  other files; `archives` only the former, `files` every file as a files version. Paths that are not
+  safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from dscache.api.names import NameError_, VersionKey
+from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
+from dscache.remotes.base import RemoteFile
+
+Layout = Literal["archives", "files"]
+
+
+@dataclass(frozen=True)
+class Offered:
+    """One version on the remote. `revision`/`ref_type`: the commit and kind (branch, tag) of a Hugging
+    Face revision that is the version (revisionFromVersion); None elsewhere."""
+
+    key: VersionKey | None
+    """None when the version is a revision and no data type/source was named to install it under."""
+    version: str
+    layout: Layout
+    files: int
+    bytes: int
+    revision: str | None = None
+    ref_type: str | None = None
+
+
+def _key(data_type: str, source: str, version: str) -> VersionKey | None:
+    try:
+        return VersionKey(data_type, source, version)
+    except NameError_:
+        return None
+
+
+def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, VersionKey]:
+    """Directory -> key of every archives version (a directory holding the molmospaces manifest)."""
+    found: dict[str, VersionKey] = {}
+    for rf in listing:
+        folder, _, name = rf.path.rpartition("/")
+        segs = folder.split("/")
+        if name == MOLMO_REMOTE_MANIFEST and len(segs) >= 3:
+            key = _key(segs[0], "/".join(segs[1:-1]), segs[-1])
+            if key is not None:
+                found[folder] = key
+    return found
+
+
+def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
+    """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
+    while folder:
+        if folder in dirs:
+            return True
+        folder = folder.rpartition("/")[0]
+    return False
+
+
+def _files_key(path: str, known: dict[str, list[str]]) -> VersionKey | None:
+    """The files version `path` belongs to, by the longest known source of its data type."""
+    data_type, _, rest = path.partition("/")
+    for source in sorted(known.get(data_type, ()), key=len, reverse=True):
+        if rest.startswith(f"{source}/"):
+            version, slash, _file = rest[len(source) + 1 :].partition("/")
+            return _key(data_type, source, version) if slash else None
+    segs = path.split("/")
+    return _key(segs[0], segs[1], segs[2]) if len(segs) >= 4 else None
+
+
+def offered_versions(
+    listing: Iterable[RemoteFile], *, layout: Layout | None = None, sources: Iterable[tuple[str, str]] = ()
+) -> list[Offered]:
+    """Pure: the versions in a recursive `listing` (paths relative to the remote's base), sorted by
+    key. `sources`: (data type, source) pairs known to exist, to cut paths whose sources hold '/'."""
+    files = list(listing)
+    known: dict[str, list[str]] = {}
+    for data_type, source in sources:
+        known.setdefault(data_type, []).append(source)
+    archive_dirs = _archive_dirs(files) if layout != "files" else {}
+    totals: dict[tuple[VersionKey, Layout], list[int]] = {}
+    for rf in files:
+        folder = rf.path.rpartition("/")[0]
+        archived = archive_dirs.get(folder)
+        entry: tuple[VersionKey, Layout]
+        if archived is not None:
+            entry = (archived, "archives")
+        elif layout == "archives":
+            continue
+        else:
+            key = _files_key(rf.path, known)
+            if key is None or _inside(folder, archive_dirs):
+                continue
+            entry = (key, "files")
+        count = totals.setdefault(entry, [0, 0])
+        count[0] += 1
+        count[1] += rf.size
+    return [
+        Offered(key, key.version, kind, files=n, bytes=size)
+        for (key, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
+    ]
