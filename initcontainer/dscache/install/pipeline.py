@@ -54,6 +54,9 @@ class InstallResult:
     shared_items: int = 0
     """Items linked from versions published before (not downloaded), and their bytes."""
     shared_bytes: int = 0
+    downloaded_bytes: int = 0
+    """Bytes the transfers streamed into the version (a resumed partial file's earlier bytes included;
+    retried attempts not)."""
 
 
 def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
@@ -158,6 +161,7 @@ class _Run:
         self.counters = Counters()
         self.origins: dict[VersionKey, _Origin] = {}
         self.shared: list[ItemResult] = []
+        self.downloaded = 0
 
     def _open(self, missing: list[VersionKey]) -> None:
         if revision_per_version(self.spec):
@@ -231,6 +235,7 @@ class _Run:
                     if remaining[plan.key] == 0:
                         published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
+            self.downloaded = pool.transferred
         self.sink.emit("progress", self.counters.snapshot())
         return published
 
@@ -292,6 +297,7 @@ def install(
     missing = [k for k in keys if not is_published(cache, k)]
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
+    downloaded = 0
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
@@ -308,7 +314,7 @@ def install(
                         worker_fence=lock.worker_fence(),
                     )
                     published = run.run(missing)
-                    shared = run.shared
+                    shared, downloaded = run.shared, run.downloaded
                 lock.fence()
                 ref.write(cache)
     except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
@@ -322,6 +328,7 @@ def install(
         seconds=time.monotonic() - started,
         shared_items=len(shared),
         shared_bytes=sum(r.size for r in shared),
+        downloaded_bytes=downloaded,
     )
     sink.emit(
         "done",
@@ -330,6 +337,7 @@ def install(
             "published": [str(k) for k in result.published],
             "present": [str(k) for k in result.present],
             "shared": {"items": result.shared_items, "bytes": result.shared_bytes},
+            "downloadedBytes": result.downloaded_bytes,
             "seconds": round(result.seconds, 3),
         },
     )
