@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
+import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
+from dscache.install.share import place
 from dscache.store.paths import COMPLETE_RECORD, INVENTORY, ITEMS, CachePaths
 from tests.conftest import S3Env
-from tests.factories import content_for, make_tree, publish_archives
+from tests.factories import content_for, make_tree, publish_archives, publish_raw_archives, tar_zst
 from tests.servers.hub import FakeHub
 
 V1 = VersionKey("objects", "thor", "v1")
@@ -168,3 +173,57 @@ def test_gc_reports_the_bytes_whose_last_link_went(
     v2 = CachePaths(cache).version_dir(V2)
     assert {p: (v2 / p).read_bytes() for p in SIZES} == version_files(V2)
     assert status_rows(cache, capsys)["v2"]["sharedBytes"] == 0
+
+
+def test_an_archive_a_later_one_overwrote_in_v1_is_downloaded_for_v2(tmp_path: Path) -> None:
+    """v1's `a.tar.zst` lost `x.txt` to `b.tar.zst` (merged later), so v1 does not hold a's tree:
+    v2, made of `a.tar.zst` alone, must download it rather than link b's bytes."""
+    a = tar_zst([(_file("x.txt", 5), b"aaaaa"), (_file("y.txt", 3), b"yyy")])
+    b = tar_zst([(_file("x.txt", 5), b"bbbbb")])  # the same size: only the record can tell
+    remote = tmp_path / "remote"
+    publish_raw_archives(remote, V1, {"a.tar.zst": a, "b.tar.zst": b})
+    publish_raw_archives(remote, V2, {"a.tar.zst": a})
+    cache = tmp_path / "cache"
+    assert install(cache, f"file://{remote}", V1, "archives") == 0
+    assert (CachePaths(cache).version_dir(V1) / "x.txt").read_bytes() == b"bbbbb"
+    assert install(cache, f"file://{remote}", V2, "archives") == 0
+    v2 = CachePaths(cache).version_dir(V2)
+    assert (v2 / "x.txt").read_bytes() == b"aaaaa" and (v2 / "y.txt").read_bytes() == b"yyy"
+    assert inode(cache, V1, "y.txt") != inode(cache, V2, "y.txt")
+    assert main(["verify", "--cache", str(cache)]) == 0
+
+
+def test_a_published_file_that_no_longer_fits_its_record_is_downloaded(
+    tmp_path: Path, s3_source: str
+) -> None:
+    cache = tmp_path / "cache"
+    assert install(cache, s3_source, V1) == 0
+    v1 = CachePaths(cache).version_dir(V1)
+    os.chmod(v1, 0o755)
+    os.remove(v1 / "five.bin")  # damaged: gone from v1
+    assert install(cache, s3_source, V2) == 0
+    v2 = CachePaths(cache).version_dir(V2)
+    assert {p: (v2 / p).read_bytes() for p in SIZES} == version_files(V2)
+    assert inode(cache, V1, "a/one.bin") == inode(cache, V2, "a/one.bin")
+
+
+def test_across_filesystems_a_shared_file_is_copied(tmp_path: Path) -> None:
+    other = Path(tempfile.mkdtemp(dir="/dev/shm"))  # tmpfs: another filesystem than tmp_path's
+    try:
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
+        src = other / "published.bin"
+        src.write_bytes(b"shared bytes")
+        os.chmod(src, 0o444)
+        assert place(src, tmp_path / "new.bin", size=12, executable=True) is False
+        assert (tmp_path / "new.bin").read_bytes() == b"shared bytes"
+        assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o555
+        assert place(tmp_path / "new.bin", tmp_path / "linked.bin", size=12, executable=True) is True
+        assert os.stat(tmp_path / "linked.bin").st_ino == os.stat(tmp_path / "new.bin").st_ino
+    finally:
+        shutil.rmtree(other)
+
+
+def _file(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = size, 0o644
+    return info
