@@ -227,3 +227,16 @@ def _file(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode = size, 0o644
     return info
+
+
+def test_dry_run_counts_what_would_be_linked(
+    tmp_path: Path, s3_source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    assert install(cache, s3_source, V1) == 0
+    capsys.readouterr()
+    args = ["install", "--cache", str(cache), "--source", s3_source, "--layout", "files"]
+    assert main([*args, "--version", str(V2), "--dry-run", "--json"]) == 0
+    (version,) = json.loads(capsys.readouterr().out)["versions"]
+    assert (version["itemsShared"], version["bytesShared"]) == (4, UNCHANGED_BYTES)
+    assert (version["itemsToFetch"], version["bytesToFetch"]) == (1, SIZES[CHANGED])
