@@ -8,7 +8,7 @@ these models (`dscache_operator.crd`).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -111,6 +111,17 @@ class HuggingFaceSource(_Model):
     )
     endpoint: str | None = Field(None, description="Hub endpoint (default HF_ENDPOINT or huggingface.co).")
     secret_ref: SecretRef | None = Field(None, description="Secret with HF_TOKEN.")
+    allow_patterns: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="files layout: install only the files whose path in the version matches one of these "
+        "globs, as huggingface_hub's snapshot_download does (fnmatch, case-sensitive, '*' crosses '/'; a "
+        "pattern ending in '/' takes everything below it), e.g. ['*.safetensors', '*.json'].",
+    )
+    ignore_patterns: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="files layout: leave out the files whose path in the version matches one of these "
+        "globs (applied after allowPatterns, as snapshot_download does).",
+    )
 
 
 class HttpSource(_Model):
@@ -328,6 +339,16 @@ class DatasetCacheSpec(_Model):
         hf = self.source.hugging_face
         if hf is not None and hf.revision_from_version and self.layout != "files":
             raise ValueError("source.huggingFace.revisionFromVersion requires layout: files")
+        return self
+
+    @model_validator(mode="after")
+    def _patterns_need_files(self) -> DatasetCacheSpec:
+        hf = self.source.hugging_face
+        if hf is not None and (hf.allow_patterns or hf.ignore_patterns) and self.layout != "files":
+            raise ValueError(
+                "source.huggingFace.allowPatterns/ignorePatterns select files of layout: files; "
+                "the archives layout installs whole archives"
+            )
         return self
 
     @model_validator(mode="after")

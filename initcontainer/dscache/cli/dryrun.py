@@ -2,7 +2,8 @@
 
 It reads the remote's metadata exactly as the installer plans (`install.plan_version`: same layout
 code, same revision pinning) and the cache only through reads: which versions are published, which
-items an interrupted install already finished in staging (`ingest.item_done`), what the ref holds.
+items an interrupted install already finished in staging (`ingest.item_done`), which items a
+published version holds the bytes of (`store.shares`: linked, not fetched), what the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -33,6 +34,7 @@ from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published, read_ref
+from dscache.store.shares import ShareIndex
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,17 @@ class VersionFetch:
     """Items an earlier, interrupted install finished (not fetched again)."""
     bytes_staged: int = 0
     space_needed: int = 0
+    items_shared: int = 0
+    """Items a published version holds (linked, not fetched)."""
+    bytes_shared: int = 0
 
     @property
     def items_to_fetch(self) -> int:
-        return self.items - self.items_staged
+        return self.items - self.items_staged - self.items_shared
 
     @property
     def bytes_to_fetch(self) -> int:
-        return self.bytes - self.bytes_staged
+        return self.bytes - self.bytes_staged - self.bytes_shared
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
         "bytes": v.bytes,
         "itemsStaged": v.items_staged,
         "bytesStaged": v.bytes_staged,
+        "itemsShared": v.items_shared,
+        "bytesShared": v.bytes_shared,
         "itemsToFetch": v.items_to_fetch,
         "bytesToFetch": v.bytes_to_fetch,
     }
@@ -117,6 +124,17 @@ def _fetch(
     staging = StagingPaths(cache.staging_dir(key))
     staged = [done for done in (item_done(staging, item) for item in plan.items) if done is not None]
     done_bytes = sum(r.size for r in staged)
+    rest = [item for item in plan.items if item.name not in {r.item.name for r in staged}]
+    index = ShareIndex.load(cache) if any(item.stated for item in rest) else ShareIndex()
+    shared = [
+        item
+        for item in rest
+        if any(
+            item.kind == "file" or found.extracted is not None
+            for found in index.candidates(plan.layout, item.stated, item.size)
+        )
+    ]
+    shared_bytes = sum(item.expected_bytes for item in shared)
     return VersionFetch(
         key,
         published=False,
@@ -125,7 +143,9 @@ def _fetch(
         bytes=plan.download_bytes,
         items_staged=len(staged),
         bytes_staged=done_bytes,
-        space_needed=max(plan.space_needed - done_bytes, 0),
+        space_needed=max(plan.space_needed - done_bytes - shared_bytes, 0),
+        items_shared=len(shared),
+        bytes_shared=shared_bytes,
     )
 
 
@@ -171,6 +191,8 @@ def render_text(result: DryRun) -> list[str]:
             lines.append(f"  {v.key}: published, nothing to fetch")
             continue
         staged = f" ({v.items_staged} item(s) already in staging)" if v.items_staged else ""
+        if v.items_shared:
+            staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""
         lines.append(
             f"  {v.key}{revision}: {v.items_to_fetch} of {v.items} item(s), "

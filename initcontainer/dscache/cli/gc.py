@@ -4,6 +4,10 @@ Entries that cannot be deleted yet (a file a pod still holds open on NFS) are le
 warning per entry and listed under `left` in `--json`; the exit code stays 0, since the next gc (or
 release) finishes them once the file is released, and a failed gc would fail the installer Job it
 runs in.
+
+`freedBytes` (and the last line of the text output) is what the removals freed on the volume: the
+bytes of the files whose last link went, not the versions' apparent sizes, since versions share
+files (a dry run: what removing them would free).
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                     "kept": [str(k) for k in plan.keep],
                     "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
                     "left": [leftover.as_json(paths.root) for leftover in plan.left],
+                    "freedBytes": plan.freed,
                 },
                 indent=2,
             )
@@ -99,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{verb} {key}")
         for stage in plan.stale_staging:
             print(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
+        from dscache.api.sizes import format_size
+
         left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""
-        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}{left}")
+        freed = f"{'would free' if args.dry_run else 'freed'} {format_size(plan.freed)}"
+        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}, {freed}{left}")
     return EXIT_OK

@@ -72,6 +72,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="versions",
         help="with --source, repeatable",
     )
+    p.add_argument(
+        "--allow-pattern",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        dest="allow_patterns",
+        help="with an hf:// --source and --layout files: install only files matching GLOB (repeatable; "
+        "as snapshot_download's allow_patterns)",
+    )
+    p.add_argument(
+        "--ignore-pattern",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        dest="ignore_patterns",
+        help="with an hf:// --source and --layout files: leave out files matching GLOB (repeatable)",
+    )
     add_lock_timeout_argument(p)
     p.add_argument(
         "--report-status",
@@ -88,6 +105,11 @@ def _spec(args: argparse.Namespace) -> tuple[DatasetCacheSpec, str, DatasetCache
     if args.file is not None:
         if args.source or args.versions:
             raise SpecError("use either -f or --source/--version, not both")
+        if args.allow_patterns or args.ignore_patterns:
+            raise SpecError(
+                "--allow-pattern/--ignore-pattern go with --source; with -f, set "
+                "spec.source.huggingFace.allowPatterns/ignorePatterns"
+            )
         if str(args.file) != "-":
             problem = file_problem(args.file)
             if problem is not None:
@@ -100,7 +122,23 @@ def _spec(args: argparse.Namespace) -> tuple[DatasetCacheSpec, str, DatasetCache
         raise SpecError("--report-status needs -f DATASETCACHE.yaml")
     if not args.source:
         raise SpecError("give -f DATASETCACHE.yaml or --source URL --version DT/SRC=VER")
-    return spec_from_flags(args.source, args.layout, args.versions), args.ref or DEFAULT_FLAGS_REF, None
+    spec = spec_from_flags(args.source, args.layout, args.versions)
+    return with_patterns(spec, args.allow_patterns, args.ignore_patterns), args.ref or DEFAULT_FLAGS_REF, None
+
+
+def with_patterns(spec: DatasetCacheSpec, allow: list[str], ignore: list[str]) -> DatasetCacheSpec:
+    """`spec` with `--allow-pattern/--ignore-pattern` globs on its Hugging Face source (validated as
+    the spec's own fields); raises SpecError for another kind of source."""
+    from dscache.api.spec import SpecError, parse_spec
+
+    if not allow and not ignore:
+        return spec
+    if spec.source.hugging_face is None:
+        raise SpecError("--allow-pattern/--ignore-pattern select files of an hf:// --source only")
+    doc = spec.model_dump(by_alias=True, exclude_none=True)
+    hf = doc["source"]["huggingFace"]
+    hf.update({k: v for k, v in (("allowPatterns", allow), ("ignorePatterns", ignore)) if v})
+    return parse_spec(doc, "flags")
 
 
 def run(args: argparse.Namespace) -> int:

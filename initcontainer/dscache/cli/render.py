@@ -86,6 +86,12 @@ class PlainSink(_Lines):
                 f"installing {len(fields['versions'])} version(s) from {fields['remote']}: "
                 f"{format_size(fields['bytesTotal'])} in {fields['archivesTotal']} item(s)"
             )
+            shared = fields.get("shared") or {}
+            if shared.get("items"):
+                line += (
+                    f", {shared['items']} of them ({format_size(shared['bytes'])}) linked from "
+                    "published versions"
+                )
         elif event == "version_published":
             line = (
                 f"published {fields['version']}: {fields['files']} files, {format_size(fields['bytes'])} "

@@ -1,4 +1,10 @@
-"""`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds)."""
+"""`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds).
+
+Per version, `bytes` is the apparent size (the sum of its files); `storedBytes` the bytes of its
+distinct files on the volume (inodes) and `sharedBytes` those of them that another version links too
+(versions share unchanged files, see `install/share.py`): deleting the version frees at most
+`storedBytes - sharedBytes`. Counting inodes costs one `lstat` per file.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from dscache.api.sizes import format_size
     from dscache.store.catalog import catalog
     from dscache.store.paths import CachePaths
+    from dscache.store.usage import versions_usage
 
-    infos = catalog(CachePaths(args.cache))
+    paths = CachePaths(args.cache)
+    infos = catalog(paths)
+    usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
             {
@@ -45,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
                 "version": i.record.version,
                 "files": i.record.files,
                 "bytes": i.record.bytes,
+                "storedBytes": usage[i.key].stored,
+                "sharedBytes": usage[i.key].shared,
                 "revision": i.record.revision,
                 "installedAt": i.record.installed_at,
                 "remote": i.record.remote,
@@ -58,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"dscache: {args.cache}")
-    for col in ("data type", "source", "version", "files", "size", "installed at", "refs"):
-        table.add_column(col, justify="right" if col in ("files", "size") else "left")
+    for col in ("data type", "source", "version", "files", "size", "shared", "installed at", "refs"):
+        table.add_column(col, justify="right" if col in ("files", "size", "shared") else "left")
     for i in infos:
         r = i.record
         table.add_row(
@@ -68,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             r.version,
             str(r.files),
             format_size(r.bytes),
+            format_size(usage[i.key].shared) if usage[i.key].shared else "-",
             r.installed_at,
             ", ".join(i.refs) or "-",
         )

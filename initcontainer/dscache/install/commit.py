@@ -32,14 +32,16 @@ from dscache import __version__
 from dscache.install.extract import ArchiveRejectedError, links_escaping
 from dscache.install.ingest import ItemResult, VerificationError
 from dscache.install.pathkinds import PathKinds
+from dscache.install.share import entries_of
 from dscache.install.staging import StagingPaths
 from dscache.layouts.molmospaces import molmo_extract_flag
 from dscache.layouts.plan import VersionPlan
 from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
 from dscache.store.fsops import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
 from dscache.store.modes import READ_ONLY
-from dscache.store.paths import INVENTORY, CachePaths
+from dscache.store.paths import INVENTORY, ITEMS, CachePaths
 from dscache.store.records import ArchiveRecord, CompleteRecord
+from dscache.store.shares import items_record
 
 
 def now_iso() -> str:
@@ -156,6 +158,8 @@ def promote(
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     inventory["dirs"] = dirs
     write_json_atomic(tree / INVENTORY, inventory, mode=READ_ONLY, pretty=False, durable=False)
+    items = items_record(plan.layout, entries_of(plan.layout, list(results)))
+    write_json_atomic(tree / ITEMS, items, mode=READ_ONLY, pretty=False, durable=False)
     record = CompleteRecord(
         data_type=plan.key.data_type,
         source=plan.key.source,

@@ -56,6 +56,10 @@ class ItemResult:
     size: int
     sha256: str | None
     extracted: Extracted
+    md5: str | None = None
+    """The md5 of the bytes, when the transfer computed one (the remote vouched for an md5)."""
+    shared_from: str | None = None
+    """The published version (`dt/src/ver`) whose bytes the item links to instead of a download."""
 
 
 def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
@@ -65,7 +69,7 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
             done = read_json(staging.archive_done(item.name))
         except (OSError, ValueError):
             return None
-        return ItemResult(item, done["size"], done["sha256"], Extracted.from_json(done))
+        return ItemResult(item, done["size"], done["sha256"], Extracted.from_json(done), md5=done.get("md5"))
     target = staging.files / item.name
     if target.is_file():
         st = target.stat()
@@ -194,10 +198,11 @@ def fetch_archive(
                 continue
             fence()
             settle_dir(work, staging.archive_dir(item.name))
-            done = {"size": counted, "sha256": digests["sha256"], **extracted.to_json()}
+            md5 = digests.get("md5")
+            done = {"size": counted, "sha256": digests["sha256"], "md5": md5, **extracted.to_json()}
             # Atomic against kill -9; not fsynced: the version is synced whole before it is published.
             write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
-            return ItemResult(item, counted, digests["sha256"], extracted)
+            return ItemResult(item, counted, digests["sha256"], extracted, md5=md5)
     finally:
         remove_quietly(work)  # renamed away on success; otherwise nothing of the attempt is kept
 
@@ -272,7 +277,7 @@ def fetch_file(
         os.replace(part, target)
         discard(record)
         extracted = Extracted.single_file(item.name, size, item.executable)
-        return ItemResult(item, size, digests["sha256"], extracted)
+        return ItemResult(item, size, digests["sha256"], extracted, md5=digests.get("md5"))
 
 
 def fetch_item(

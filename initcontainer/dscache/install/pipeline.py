@@ -1,10 +1,11 @@
 """`dscache install`: the single writer. Plans, transfers, verifies and publishes missing versions.
 
 Flow: nothing missing -> no network at all (the ref is updated if needed). Otherwise, under the
-writer lock: pin the remote revision, fetch each version's metadata, check free space, transfer all
-items of all versions, largest first, through one pool of worker processes (`workers.py`) while the
-filesystem is flushed in the background, promote each version as soon as its items are done, and
-write the ref last.
+writer lock: pin the remote revision, fetch each version's metadata, link the items whose bytes a
+version published before holds (`share.py`), check free space, transfer all other items of all
+versions, largest first, through one pool of worker processes (`workers.py`) while the filesystem is
+flushed in the background, promote each version as soon as its items are done, and write the ref
+last.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.progress import Counters, Sink
+from dscache.install.share import share_item
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
@@ -34,6 +36,7 @@ from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, is_published, read_ref
+from dscache.store.shares import ShareIndex
 
 TICK = 0.5
 
@@ -48,6 +51,12 @@ class InstallResult:
     published: list[VersionKey] = field(default_factory=list)
     present: list[VersionKey] = field(default_factory=list)
     seconds: float = 0.0
+    shared_items: int = 0
+    """Items linked from versions published before (not downloaded), and their bytes."""
+    shared_bytes: int = 0
+    downloaded_bytes: int = 0
+    """Bytes the transfers streamed into the version (a resumed partial file's earlier bytes included;
+    retried attempts not)."""
 
 
 def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
@@ -93,7 +102,14 @@ def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCac
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
     """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
     if spec.layout == "files":
-        plan = plan_files(remote, key, base="" if revision_per_version(spec) else key.rel)
+        hf = spec.source.hugging_face
+        plan = plan_files(
+            remote,
+            key,
+            base="" if revision_per_version(spec) else key.rel,
+            allow=hf.allow_patterns if hf else None,
+            ignore=hf.ignore_patterns if hf else None,
+        )
     else:
         shard_index = None
         if spec.source.hugging_face is not None:
@@ -144,6 +160,8 @@ class _Run:
         self.fence, self.worker_fence = fence, worker_fence
         self.counters = Counters()
         self.origins: dict[VersionKey, _Origin] = {}
+        self.shared: list[ItemResult] = []
+        self.downloaded = 0
 
     def _open(self, missing: list[VersionKey]) -> None:
         if revision_per_version(self.spec):
@@ -170,6 +188,7 @@ class _Run:
                     todo.append((plan, item))
                 else:
                     results[plan.key].append(done)
+        todo = self._share(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
         check_space(self.cache.root, plans, done_bytes)
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
@@ -182,6 +201,7 @@ class _Run:
                 "remote": self.spec.source.display_url(),
                 "revisions": {str(k): o.revision for k, o in self.origins.items() if o.revision},
                 "versions": [str(k) for k in missing],
+                "shared": {"items": len(self.shared), "bytes": sum(r.size for r in self.shared)},
                 **self.counters.snapshot(),
             },
         )
@@ -215,8 +235,27 @@ class _Run:
                     if remaining[plan.key] == 0:
                         published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
+            self.downloaded = pool.transferred
         self.sink.emit("progress", self.counters.snapshot())
         return published
+
+    def _share(
+        self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
+    ) -> list[tuple[VersionPlan, WorkItem]]:
+        """Link the items published versions hold (into `results`); the items left to transfer."""
+        if not any(item.stated for _plan, item in todo):
+            return todo
+        index = ShareIndex.load(self.cache)
+        rest: list[tuple[VersionPlan, WorkItem]] = []
+        for plan, item in todo:
+            staging = StagingPaths(self.cache.staging_dir(plan.key))
+            shared = share_item(index, plan.layout, item, staging, self.fence)
+            if shared is None:
+                rest.append((plan, item))
+            else:
+                results[plan.key].append(shared)
+                self.shared.append(shared)
+        return rest
 
     def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
         started = time.monotonic()
@@ -231,6 +270,7 @@ class _Run:
                 "version": str(plan.key),
                 "files": record.files,
                 "bytes": record.bytes,
+                "sharedBytes": sum(r.size for r in results if r.shared_from is not None),
                 "revision": revision,
                 "seconds": round(time.monotonic() - started, 3),
             },
@@ -256,6 +296,8 @@ def install(
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if not is_published(cache, k)]
     published: list[VersionKey] = []
+    shared: list[ItemResult] = []
+    downloaded = 0
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
@@ -272,6 +314,7 @@ def install(
                         worker_fence=lock.worker_fence(),
                     )
                     published = run.run(missing)
+                    shared, downloaded = run.shared, run.downloaded
                 lock.fence()
                 ref.write(cache)
     except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
@@ -283,6 +326,9 @@ def install(
         published=published,
         present=[k for k in keys if k not in published],
         seconds=time.monotonic() - started,
+        shared_items=len(shared),
+        shared_bytes=sum(r.size for r in shared),
+        downloaded_bytes=downloaded,
     )
     sink.emit(
         "done",
@@ -290,6 +336,8 @@ def install(
             "ref": ref_name,
             "published": [str(k) for k in result.published],
             "present": [str(k) for k in result.present],
+            "shared": {"items": result.shared_items, "bytes": result.shared_bytes},
+            "downloadedBytes": result.downloaded_bytes,
             "seconds": round(result.seconds, 3),
         },
     )

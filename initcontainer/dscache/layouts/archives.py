@@ -62,6 +62,7 @@ def build_archive_plan(
                 size=size,
                 approx_size=int(sizes_mb[name] * (1 << 20)),
                 sha256=info.sha256 if info else None,
+                stated=(("sha256", info.sha256.lower()),) if info and info.sha256 else (),
             )
         )
     metadata = {MOLMO_REMOTE_MANIFEST: molmo_manifest}

@@ -6,9 +6,16 @@ listing is checked before anything is downloaded: a path that is also the direct
 segments, a name longer than a filesystem allows, and non-empty objects whose key ends in `/` are
 refused with one line naming the paths. Empty `dir/` objects (the S3 console's folder markers) never
 reach this module: they hold nothing and are skipped by the listing.
+
+A Hugging Face source may select files by glob (`allowPatterns`/`ignorePatterns`): the listing is
+filtered by huggingface_hub's own `filter_repo_objects` (snapshot_download's rules) on each file's
+path in the version before anything is planned, so the version, its inventory and `verify` hold
+exactly the selected files.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from dscache.api.names import VersionKey
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
@@ -29,6 +36,11 @@ def path_problem(name: str) -> str | None:
     if any(len(seg.encode("utf-8", "surrogateescape")) > NAME_MAX for seg in name.split("/")):
         return f"has a segment longer than {NAME_MAX} bytes"
     return check_member(name, "file", None)
+
+
+def stated_digests(**digests: str | None) -> tuple[tuple[str, str], ...]:
+    """Pure: the (algorithm, lower-case hex) pairs of the digests given (None: not stated)."""
+    return tuple((alg, value.lower()) for alg, value in sorted(digests.items()) if value)
 
 
 def file_and_directory(names: list[str]) -> tuple[str, str] | None:
@@ -70,6 +82,7 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, bas
                 identity=rf.identity,
                 executable=rf.executable,
                 checksums=rf.checksums,
+                stated=stated_digests(sha256=rf.sha256, md5=rf.md5),
             )
         )
     clash = file_and_directory([item.name for item in items])
@@ -84,8 +97,46 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, bas
     return VersionPlan(key=key, layout="files", items=items, extracted_bytes=sum(rf.size for rf in listing))
 
 
-def plan_files(remote: Remote, key: VersionKey, base: str) -> VersionPlan:
+def select_files(
+    listing: list[RemoteFile],
+    base: str,
+    allow: Sequence[str] | None,
+    ignore: Sequence[str] | None,
+) -> list[RemoteFile]:
+    """The files of `listing` whose path below `base` passes huggingface_hub's `filter_repo_objects`
+    with `allow`/`ignore` globs (snapshot_download's semantics); all of them without patterns."""
+    if not allow and not ignore:
+        return listing
+    from huggingface_hub.utils import filter_repo_objects  # type: ignore[attr-defined]
+
+    cut = len(base) + 1 if base else 0
+    return list(
+        filter_repo_objects(
+            listing,
+            allow_patterns=list(allow) if allow else None,
+            ignore_patterns=list(ignore) if ignore else None,
+            key=lambda f: f.path[cut:],
+        )
+    )
+
+
+def plan_files(
+    remote: Remote,
+    key: VersionKey,
+    base: str,
+    *,
+    allow: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+) -> VersionPlan:
     """List the version's files under `base` on `remote` (`<dt>/<src>/<ver>`, or the whole repo at a
-    revision) and plan their copy."""
+    revision), keep those the `allow`/`ignore` globs select (see `select_files`) and plan their copy.
+    Raises LayoutError when the version has no files, or the globs select none of them."""
     where = f"{remote.url}/{base}".rstrip("/")
-    return build_files_plan(key, remote.list_files(base), where, base)
+    listing = remote.list_files(base)
+    selected = select_files(listing, base, allow, ignore)
+    if listing and not selected:
+        raise LayoutError(
+            f"version {key}: none of the {len(listing)} files under {where}/ matches "
+            f"allowPatterns {list(allow or [])} / ignorePatterns {list(ignore or [])}"
+        )
+    return build_files_plan(key, selected, where, base)

@@ -34,6 +34,10 @@ class WorkItem:
     verify: bool = True
     """Check digests (the manifest's, the remote's); sizes are checked either way."""
     executable: bool = False  # a plain file the remote marks executable (file:// remotes)
+    stated: tuple[tuple[str, str], ...] = ()
+    """(algorithm, lower-case hex) digests the remote states for the whole item before any byte is read
+    (a manifest's or an LFS pointer's sha256, a listing's md5): what finds the same bytes in a version
+    already published (`install/share.py`). Kept when `verify` is off."""
 
     @property
     def expected_bytes(self) -> int:

@@ -7,6 +7,10 @@ a pod still holds open on NFS: `.nfsXXXX`, EBUSY) stays in the trash and is repo
 gc and release first finishes the trash, so the job completes once the file is released. Every step
 that changes the cache is preceded by the writer lock's fence: a gc or release whose lock was taken
 over stops before it.
+
+Versions share bytes (hard links, `install/share.py`): removing one frees only the files whose last
+link goes with it, and `freed` counts exactly those bytes (`store/usage.py`), measured as they go; a
+dry run counts what removing all planned versions and staging dirs together would free.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from pathlib import Path
 from dscache.api.names import VersionKey
 from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
-from dscache.store.deletion import Leftover, delete_tree
+from dscache.store.deletion import Leftover
 from dscache.store.lock import Fence
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
 from dscache.store.records import CompleteRecord
+from dscache.store.usage import delete_counted, freeable, scan_inodes
 
 
 @dataclass
@@ -33,6 +38,8 @@ class GcPlan:
     keep: list[VersionKey] = field(default_factory=list)
     stale_staging: list[Path] = field(default_factory=list)
     left: list[Leftover] = field(default_factory=list)
+    freed: int = 0
+    """Bytes whose last link was removed (a dry run: would be removed)."""
 
 
 def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
@@ -51,19 +58,21 @@ def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: in
     return plan
 
 
-def empty_trash(cache: CachePaths, fence: Fence) -> list[Leftover]:
-    """Finish deletions an earlier gc or release started; what still refuses is returned."""
+def empty_trash(cache: CachePaths, fence: Fence) -> tuple[list[Leftover], int]:
+    """Finish deletions an earlier gc or release started: (what still refuses, bytes freed)."""
     try:
         names = sorted(os.listdir(cache.trash_dir))
     except FileNotFoundError:
-        return []
+        return [], 0
     left: list[Leftover] = []
+    freed = 0
     for name in names:
         fence()
-        leftover = delete_tree(cache.trash_dir / name)
+        leftover, count = delete_counted(cache.trash_dir / name)
+        freed += count
         if leftover is not None:
             left.append(leftover)
-    return left
+    return left, freed
 
 
 def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
@@ -74,13 +83,14 @@ def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
     return grave
 
 
-def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> Leftover | None:
-    """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left."""
+def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> tuple[Leftover | None, int]:
+    """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left and
+    the bytes freed (of the files whose last link it held)."""
     fence()
     grave = _to_trash(cache, cache.version_dir(key), key.rel)
     fence()
     forget_molmo_version(cache, key)
-    return delete_tree(grave)
+    return delete_counted(grave)
 
 
 def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
@@ -116,18 +126,22 @@ def collect(
     in_use = {i.key for i in infos if i.refs} | set(protect)
     plan = plan_gc((i.record for i in infos), in_use, keep)
     plan.stale_staging = stale_staging(cache, staging_max_age, time.time())
-    if not dry_run:
-        plan.left = empty_trash(cache, fence)
-        for key in plan.remove:
-            note_leftover(plan.left, remove_version(cache, key, fence))
-        for stage in plan.stale_staging:
-            fence()
-            grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
-            note_leftover(plan.left, delete_tree(grave))
+    if dry_run:
+        plan.freed = freeable(scan_inodes([*map(cache.version_dir, plan.remove), *plan.stale_staging]))
+        return plan
+    plan.left, plan.freed = empty_trash(cache, fence)
+    for key in plan.remove:
+        note_leftover(plan, remove_version(cache, key, fence))
+    for stage in plan.stale_staging:
+        fence()
+        grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
+        note_leftover(plan, delete_counted(grave))
     return plan
 
 
-def note_leftover(left: list[Leftover], leftover: Leftover | None) -> None:
-    """Append `leftover` (a deletion left for a later run) to `left`, if there is one."""
+def note_leftover(plan: GcPlan, removal: tuple[Leftover | None, int]) -> None:
+    """Count a removal's freed bytes into `plan`, and note what it left for a later run, if anything."""
+    leftover, freed = removal
+    plan.freed += freed
     if leftover is not None:
-        left.append(leftover)
+        plan.left.append(leftover)

@@ -29,12 +29,13 @@ def release(
         return None
     others = {e.key for r in list_refs(cache) if r.name != ref_name for e in r.versions}
     kept = others | set(protect)
-    plan = GcPlan(left=empty_trash(cache, fence))
+    left, freed = empty_trash(cache, fence)
+    plan = GcPlan(left=left, freed=freed)
     for entry in ref.versions:
         if entry.key in kept:
             plan.keep.append(entry.key)
         elif is_published(cache, entry.key):
-            note_leftover(plan.left, remove_version(cache, entry.key, fence))
+            note_leftover(plan, remove_version(cache, entry.key, fence))
             plan.remove.append(entry.key)
     fence()
     cache.ref_path(ref_name).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from dscache.layouts.molmospaces import (
     MOLMO_REMOTE_MANIFEST,
     molmo_size_mb,
 )
-from dscache.store.paths import COMPLETE_RECORD, INVENTORY
+from dscache.store.paths import COMPLETE_RECORD, INVENTORY, ITEMS
 
 ARCHIVE_SUFFIX = ".tar.zst"
 DEFAULT_ARCHIVE_SIZE = 64 << 20
@@ -42,6 +42,7 @@ _BOOKKEEPING = frozenset(
     {
         COMPLETE_RECORD,
         INVENTORY,
+        ITEMS,
         MOLMO_REMOTE_MANIFEST,
         MOLMO_COMBINED_TRIES,
         MOLMO_LOCAL_MANIFEST,

@@ -4,6 +4,7 @@
 <cache>/<dt>/<src>/<ver>/                         published version, read-only
 <cache>/<dt>/<src>/<ver>/.dscache-complete.json   completion record (summary)
 <cache>/<dt>/<src>/<ver>/.dscache-inventory.json  every file with its size (for verify)
+<cache>/<dt>/<src>/<ver>/.dscache-items.json      each item's size, digests, extracted paths (sharing)
 <cache>/.dscache/staging/<dt>/<src>/<ver>/        the one writer's work in progress
 <cache>/.dscache/refs/<name>.json                 what a DatasetCache points at
 <cache>/.dscache/trash/                           versions being deleted (renamed here first)
@@ -20,8 +21,9 @@ from dscache.api.names import VersionKey, check_segment
 
 COMPLETE_RECORD = ".dscache-complete.json"
 INVENTORY = ".dscache-inventory.json"
+ITEMS = ".dscache-items.json"
 CONTROL_DIR = ".dscache"
-METADATA_FILES = frozenset({COMPLETE_RECORD, INVENTORY})
+METADATA_FILES = frozenset({COMPLETE_RECORD, INVENTORY, ITEMS})
 
 
 @dataclass(frozen=True)

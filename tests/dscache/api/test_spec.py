@@ -241,3 +241,17 @@ def test_bad_source_urls_say_what_to_write(url: str, message: str) -> None:
 def test_local_file_urls(url: str, path: str) -> None:
     source = source_from_url(url)
     assert source.file is not None and source.file.path == path
+
+
+def test_hugging_face_patterns_select_files_of_the_files_layout() -> None:
+    hf = {"repo": "org/bert", "allowPatterns": ["*.safetensors", "*.json"], "ignorePatterns": ["old/"]}
+    doc = {"source": {"huggingFace": hf}, "layout": "files", "versions": {"models": {"bert": "v1"}}}
+    source = parse_spec(doc).source.hugging_face
+    assert source is not None
+    assert source.allow_patterns == ["*.safetensors", "*.json"] and source.ignore_patterns == ["old/"]
+    with pytest.raises(SpecError, match=r"spec.source.huggingFace.allowPatterns.0: "):
+        parse_spec({**doc, "source": {"huggingFace": {**hf, "allowPatterns": [""]}}})
+    with pytest.raises(
+        SpecError, match=r"^spec: source.huggingFace.allowPatterns/ignorePatterns .*layout: files"
+    ):
+        parse_spec({**doc, "layout": "archives"})

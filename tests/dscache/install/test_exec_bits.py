@@ -51,7 +51,7 @@ def test_published_scripts_stay_executable_everywhere(tmp_path: Path) -> None:
         assert _runs(place / "bin" / "run.sh") == "ran\n", name
     version = trip.places["cache"]
     metadata = metadata_modes(version)  # flags, manifests and records are never executable
-    assert metadata == dict.fromkeys(metadata, 0o444) and len(metadata) == 6
+    assert metadata == dict.fromkeys(metadata, 0o444) and len(metadata) == 7  # with .dscache-items.json
     assert stat.S_IMODE((version / "bin").stat().st_mode) == 0o555
 
 

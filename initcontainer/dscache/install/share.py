@@ -1,0 +1,142 @@
+"""Versions that share bytes: an item a published version already holds is hard-linked, not downloaded.
+
+An item is shared when the remote states a digest for it before any byte is read (`WorkItem.stated`:
+a dscache manifest's or an LFS pointer's sha256, a listing's md5) and a published version's items
+record (`store/shares.py`) has an item of the same layout, size and digest; the digests in those
+records are of the bytes that were transferred, so a match means the same bytes. Without a stated
+digest nothing is shared: a name, a size or a modification time proves no content.
+
+- `files` layout: the published file is hard-linked into this attempt's private partial path, then
+  renamed into `files/` after the writer lock's fence, as a download would be.
+- `archives` layout: the archive's whole extracted tree in the published version (its files
+  hard-linked, its symlinks and directories made anew) becomes this attempt's extraction dir, which
+  is settled and marked done as a download's is. Only versions that hold the archive's whole tree
+  record it (a later archive may have replaced some of its files); other matches are not shared.
+
+Published files are read-only and never modified again (nothing chmods them: deletion changes only
+directory modes), so one inode in several versions is safe. A link that the filesystem refuses
+(another filesystem, EXDEV; a link count at its limit; a hardened kernel that refuses links to files
+of another owner) falls back to a copy in the kernel (`shutil.copyfile`: sendfile). A published file
+whose type, size or mode no longer fits its record makes the item download instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from dscache.install.extract import DIR_MODE, Extracted
+from dscache.install.ingest import ItemResult
+from dscache.install.staging import StagingPaths, new_token, remove_quietly, settle_dir
+from dscache.layouts.plan import WorkItem
+from dscache.store.atomic import write_json_atomic
+from dscache.store.lock import Fence
+from dscache.store.modes import file_mode, is_executable
+from dscache.store.shares import PublishedItem, ShareIndex
+
+_COPY_INSTEAD = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.EACCES, errno.ENOTSUP})
+
+
+class _Unusable(Exception):
+    """The published item no longer matches its record: download instead."""
+
+
+def place(src: Path, dst: Path, *, size: int, executable: bool) -> bool:
+    """Make `dst` hold the bytes of the published regular file `src` (`size` bytes): a hard link when
+    the filesystem allows it and the modes agree (True), else a copy with dscache's mode (False).
+    Raises `_Unusable` when `src` is not a regular file of `size` bytes."""
+    try:
+        st = os.lstat(src)
+    except OSError as err:
+        raise _Unusable(f"{src}: {err.strerror}") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        raise _Unusable(f"{src}: not the regular file of {size} bytes its record names")
+    if is_executable(st.st_mode) == executable:
+        try:
+            os.link(src, dst)
+            return True
+        except OSError as err:
+            if err.errno not in _COPY_INSTEAD:
+                raise
+    shutil.copyfile(src, dst)
+    os.chmod(dst, file_mode(executable))
+    return False
+
+
+def _share_file(found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence) -> ItemResult:
+    assert item.size is not None
+    fence()
+    part = staging.part(item.name, new_token())
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        place(found.root / found.name, part, size=item.size, executable=item.executable)
+        fence()
+        target = staging.files / item.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)  # renamed away on success
+    extracted = Extracted.single_file(item.name, item.size, item.executable)
+    return ItemResult(item, item.size, found.sha256, extracted, md5=found.md5, shared_from=found.version.rel)
+
+
+def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence) -> ItemResult:
+    if found.extracted is None:
+        raise _Unusable(f"{found.version}: does not hold all of {found.name}")
+    extracted = Extracted.from_json(found.extracted)
+    fence()
+    work = staging.archive_attempt(item.name, new_token())
+    try:
+        work.mkdir(parents=True)
+        for rel in extracted.dirs:
+            os.makedirs(work / rel, mode=DIR_MODE, exist_ok=True)
+        runnable = set(extracted.executable)
+        for rel, size in extracted.files.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            place(found.root / rel, work / rel, size=size, executable=rel in runnable)
+        for rel, target in extracted.links.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, work / rel)
+        fence()
+        settle_dir(work, staging.archive_dir(item.name))
+    finally:
+        remove_quietly(work)  # renamed away on success
+    done = {"size": found.size, "sha256": found.sha256, "md5": found.md5, **extracted.to_json()}
+    write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
+    return ItemResult(item, found.size, found.sha256, extracted, md5=found.md5, shared_from=found.version.rel)
+
+
+def share_item(
+    index: ShareIndex, layout: str, item: WorkItem, staging: StagingPaths, fence: Fence
+) -> ItemResult | None:
+    """The item's result made of a published version's bytes, or None when no published version holds
+    them (or none of those that should still does): then it is downloaded. `fence` is the writer
+    lock's (raises once another writer took the lock over)."""
+    for found in index.candidates(layout, item.stated, item.size):
+        try:
+            if item.kind == "archive":
+                return _share_archive(found, item, staging, fence)
+            return _share_file(found, item, staging, fence)
+        except _Unusable:
+            continue
+    return None
+
+
+def entries_of(layout: str, results: list[ItemResult]) -> dict[str, dict[str, object]]:
+    """Pure: the items record entries of a version's results (`store/shares.py`). An archive's
+    `extracted` is kept only when no later archive (in name order, as they are merged) replaces one of
+    its files or symlinks."""
+    entries: dict[str, dict[str, object]] = {}
+    later: set[str] = set()
+    for res in sorted(results, key=lambda r: r.item.name, reverse=True):
+        entry: dict[str, object] = {"size": res.size, "sha256": res.sha256, "md5": res.md5}
+        if layout == "archives":
+            paths = set(res.extracted.files) | set(res.extracted.links)
+            if not paths & later:
+                entry["extracted"] = res.extracted.to_json()
+            later |= paths
+        entries[res.item.name] = entry
+    return dict(sorted(entries.items()))
