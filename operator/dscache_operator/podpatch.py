@@ -245,7 +245,7 @@ def build_init_container(
     args += ["--wait", f"{settings.prepare_wait:g}"]
     container: dict[str, Any] = {
         "name": INIT_CONTAINER,
-        "image": settings.image,
+        "image": settings.init_image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
         "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
@@ -255,6 +255,13 @@ def build_init_container(
     if settings.prepare_resources:
         container["resources"] = copy.deepcopy(settings.prepare_resources)
     return container
+
+
+# The scratch-setup container's program, in Python: the init image has no shell (Dockerfile, target
+# `prepare`). argv[1] is the scratch directory.
+SCRATCH_SETUP_SCRIPT = (
+    "import os, sys\nif os.stat(sys.argv[1]).st_uid == 0:\n    os.chmod(sys.argv[1], 0o1777)\n"
+)
 
 
 def build_scratch_setup(settings: Settings) -> dict[str, Any]:
@@ -268,12 +275,11 @@ def build_scratch_setup(settings: Settings) -> dict[str, Any]:
     Security level, so running as root adds no requirement. The pod's service-account token is kept
     out of it, as out of the dscache init container.
     """
-    script = f'[ "$(stat -c %u {SCRATCH_PATH})" != 0 ] || chmod 1777 {SCRATCH_PATH}'
     return {
         "name": SCRATCH_SETUP,
-        "image": settings.image,
+        "image": settings.init_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["sh", "-c", script],
+        "command": ["python3", "-I", "-c", SCRATCH_SETUP_SCRIPT, SCRATCH_PATH],
         "volumeMounts": [{"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH}, token_guard()[1]],
         "securityContext": {**CONTAINER_SECURITY, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
     }

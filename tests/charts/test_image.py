@@ -49,8 +49,18 @@ def test_dockerfile_shape_and_version() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$", text, re.M)
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
-    assert len(stages) == 2 and stages[0].startswith("${PYTHON_IMAGE} AS build")
-    build, final = stages
+    assert len(stages) == 4 and stages[0].startswith("${PYTHON_IMAGE} AS build")
+    build, prepare_root, prepare, final = stages
+    # The init-container image: the `prepare` target on an empty base, only what prepare_root.py
+    # collects from the same base (interpreter, standard library, dscache), the same user.
+    assert prepare_root.startswith("${PYTHON_IMAGE} AS prepare-root")
+    assert "RUN python3 /src/prepare_root.py /rootfs /src/dscache" in prepare_root
+    assert prepare.startswith("scratch AS prepare\n")
+    assert prepare.count("COPY ") == 1 and "COPY --from=prepare-root /rootfs/ /" in prepare
+    assert "USER 65532:65532" in prepare and 'ENTRYPOINT ["dscache"]' in prepare
+    version_arg = re.compile(r"^ARG VERSION=(\S+)$", re.M)
+    assert version_arg.findall(prepare) == version_arg.findall(final)
+    assert final.startswith("${PYTHON_IMAGE}\n")  # the default target stays the full image
     assert WHEEL_CMD in build and LOCK_CMD in build and INSTALL_CMD in build
     assert build.index(LOCK_CMD) < build.index(INSTALL_CMD)
     assert "COPY pyproject.toml README.md requirements.lock ./" in build
@@ -67,7 +77,14 @@ def test_dockerfile_shape_and_version() -> None:
     assert arg == _version() == chart["appVersion"] == chart["version"]
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     assert "*" in dockerignore  # deny by default: no .git, tests or caches in the context
-    for needed in ("!pyproject.toml", "!README.md", "!requirements.lock", "!initcontainer/", "!operator/"):
+    for needed in (
+        "!pyproject.toml",
+        "!README.md",
+        "!requirements.lock",
+        "!initcontainer/",
+        "!operator/",
+        "!image/",
+    ):
         assert needed in dockerignore
 
 

@@ -159,3 +159,16 @@ def test_gcs_and_azure_secret_keys_reach_the_install_container_only() -> None:
         assert not any("valueFrom" in e for e in gc["env"])
     plain = _job({**SPEC, "source": {"gcs": {"bucket": "b"}}})["spec"]["template"]["spec"]
     assert not any("valueFrom" in e for e in plain["initContainers"][0]["env"])  # workload identity
+
+
+def test_installer_job_keeps_the_full_image_when_a_prepare_image_is_set() -> None:
+    """Installers need the remotes' clients and libarchive: only pods' init containers go slim."""
+    slim = SETTINGS.model_copy(update={"prepare_image": "registry.example/dscache:9-prepare"})
+    parsed = parse_spec(SPEC)
+    digest = spec_hash(parsed)
+    name = names.installer_job_name("objs", digest)
+    job = build_installer_job(
+        BODY, parsed, slim, job_name=name, claim=get_claim_name("objs", parsed), digest=digest, in_use=[]
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert {c["image"] for c in [*pod["containers"], *pod.get("initContainers", [])]} == {SETTINGS.image}
