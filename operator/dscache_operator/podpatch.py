@@ -204,13 +204,16 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
 # mount to every container that has none at this path, unless the pod opts out; when a webhook changes
 # a pod the API server runs its built-in mutating plugins again, so our init container would get the
 # token too (seen on the test bed: tests/cluster/test_trust.py). prepare needs no API access: an empty
-# read-only volume at the path keeps the pod's token out of the init container.
+# read-only volume at the path keeps the pod's token out of the init container. Its sizeLimit must
+# hold an empty directory as the kubelet measures it (du: one 4 KiB block on ext4): at 1Ki the
+# kubelet's eviction manager evicted pods that lived past its first pass (tests/cluster/test_scale.py).
 SERVICE_ACCOUNT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_GUARD_LIMIT = "1Mi"
 
 
 def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
     """The volume and the init container's mount that keep the pod's token out of it."""
-    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": "1Ki"}}
+    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": TOKEN_GUARD_LIMIT}}
     mount = {"name": VOLUME_NO_TOKEN, "mountPath": SERVICE_ACCOUNT_TOKEN_PATH, "readOnly": True}
     return volume, mount
 
