@@ -17,8 +17,10 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dscache_testbed.fixtures import Testbed
@@ -33,10 +35,10 @@ start_operator = opf.start_operator
 
 PODS = 32
 # Many files and a few MB, so a copy takes long enough for pods that start meanwhile to meet it.
-FILES: dict[str, int | str] = {
+FILES: dict[str, int] = {
     **{f"shard{i % 8}/part{i}.bin": 64 * 1024 + i for i in range(96)},
     "big.bin": 4 * 1024 * 1024,
-    "dir/b.txt": "hello",
+    "dir/small.txt": 5,
 }
 # The workload: a digest of every published file, read through the links, then where they point.
 WORKLOAD = f'cd "$DSCACHE_OBJECTS_THOR" && sha256sum {" ".join(sorted(FILES))} && readlink -f .'
@@ -94,35 +96,12 @@ def test_job_of_32_pods_on_one_node_reads_the_version_once(
     opf.wait_phase(testbed, namespace, "objs", "Ready", timeout=180)
     expected = _expected_digests(tmp_path / "v1" / "trees" / wh.V1.rel)
 
-    template = wh.labelled_pod("unused", WORKLOAD)
-    del template["metadata"]["name"]
-    job = {
-        "metadata": {"name": "scale"},
-        "spec": {"parallelism": PODS, "completions": PODS, "backoffLimit": 0, "template": template},
-    }
-    pods_path = f"/api/v1/namespaces/{namespace}/pods"
-    seen: dict[str, float] = {}  # pod -> when this test first listed it / saw its workload start
-    running: dict[str, float] = {}
-    begin = time.monotonic()
-    testbed.kube.post(f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
+    baseline = _run_job(testbed, namespace, "plain", _template("true", labelled=False))
+    labelled = _run_job(testbed, namespace, "scale", _template(WORKLOAD, labelled=True))
+    pods = labelled.pods
+    assert len({p["spec"]["nodeName"] for p in pods}) == 1
 
-    def all_done() -> bool:
-        now = time.monotonic()
-        items = testbed.kube.get(pods_path, labelSelector="job-name=scale")["items"]
-        for pod in items:
-            name, phase = pod["metadata"]["name"], pod["status"].get("phase")
-            assert phase != "Failed", json.dumps(pod["status"], indent=1)
-            seen.setdefault(name, now)
-            if phase in ("Running", "Succeeded"):
-                running.setdefault(name, now)
-        return len(items) == PODS and all(p["status"].get("phase") == "Succeeded" for p in items)
-
-    testbed.wait_for(f"{PODS} pods Succeeded", all_done, timeout=600)
-    total = time.monotonic() - begin
-    pods = testbed.kube.get(pods_path, labelSelector="job-name=scale")["items"]
-    assert len(pods) == PODS and len({p["spec"]["nodeName"] for p in pods}) == 1
-
-    copies = 0
+    copies = waited = 0
     for pod in pods:
         name = pod["metadata"]["name"]
         assert [c["image"] for c in pod["spec"]["initContainers"]] == [opf.PREPARE_IMAGE] * 2
@@ -131,23 +110,94 @@ def test_job_of_32_pods_on_one_node_reads_the_version_once(
         prepare_log = testbed.logs(namespace, name, "dscache-prepare")
         assert "warning" not in prepare_log, prepare_log
         copies += len(re.findall(r"objects/thor=v1: copied to scratch \(", prepare_log))
+        waited += "copied by another process" in prepare_log
     assert copies == 1  # read from the shared volume once for the node; 31 pods used that copy
     assert sorted(p.name for p in (Path(host) / "objects/thor").iterdir()) == ["v1"]
     assert list((Path(host) / ".dscache/staging").glob("*")) == []
-
-    # The server's view (1 s resolution): creation -> the workload container started.
-    server = [
-        _seconds(p["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"])
-        - _seconds(p["metadata"]["creationTimestamp"])
-        for p in pods
-    ]
-    # This test's view (polled every ~0.1-0.5 s): first listed -> first seen Running or Succeeded.
-    polled = [running[n] - seen[n] for n in seen]
     print(
-        f"\n[scale] {PODS} pods, 1 node, hostPath scratch, {len(FILES)} files: all Succeeded in "
-        f"{total:.1f}s; copies from the shared volume: {copies}"
-        f"\n[scale] creation->running (server, 1 s resolution): p50 {_percentile(server, 0.5):.0f}s "
-        f"p99 {_percentile(server, 0.99):.0f}s max {max(server):.0f}s"
-        f"\n[scale] creation->running (polled): p50 {_percentile(polled, 0.5):.2f}s "
-        f"p99 {_percentile(polled, 0.99):.2f}s mean {statistics.mean(polled):.2f}s"
+        f"\n[scale] {PODS} pods on 1 node, hostPath scratch, {len(FILES)} files "
+        f"({sum(FILES.values()) / 2**20:.1f} MiB): "
+        f"copies from the shared volume: {copies}; pods that waited for that copy: {waited}; "
+        f"pods that found it done: {PODS - copies - waited}"
+        f"\n{labelled.summary('with dscache (scratch setup + prepare init containers)')}"
+        f"\n{labelled.init_phases()}"
+        f"\n{baseline.summary('baseline, same Job without dscache')}"
     )
+
+
+@dataclass
+class JobRun:
+    """A finished Job's pods, when this test first listed each and first saw it Running or done."""
+
+    pods: list[dict[str, Any]]
+    seen: dict[str, float]
+    running: dict[str, float]
+    total: float
+
+    def summary(self, what: str) -> str:
+        # The server's view (1 s resolution): creation -> the workload container started.
+        server = [
+            _seconds(p["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"])
+            - _seconds(p["metadata"]["creationTimestamp"])
+            for p in self.pods
+        ]
+        # This test's view (polled every ~0.2-0.5 s): first listed -> first seen Running or Succeeded.
+        polled = [self.running[n] - self.seen[n] for n in self.seen]
+        return (
+            f"[scale] {what}: all {len(self.pods)} Succeeded {self.total:.1f}s after the Job's "
+            f"creation; creation->running p50/p99: server {_percentile(server, 0.5):.0f}/"
+            f"{_percentile(server, 0.99):.0f}s (1 s resolution), polled {_percentile(polled, 0.5):.2f}/"
+            f"{_percentile(polled, 0.99):.2f}s (mean {statistics.mean(polled):.2f}s)"
+        )
+
+    def init_phases(self) -> str:
+        """Where a pod's start-up goes, p50 of each step (server timestamps, 1 s resolution)."""
+        steps: dict[str, list[float]] = {}
+        for pod in self.pods:
+            marks = [_seconds(pod["metadata"]["creationTimestamp"])]
+            names = []
+            for status in [*pod["status"]["initContainerStatuses"], *pod["status"]["containerStatuses"]]:
+                done = status["state"]["terminated"]
+                marks += [_seconds(done["startedAt"]), _seconds(done["finishedAt"])]
+                names += [f"->{status['name']} start", f"{status['name']} run"]
+            for label, a, b in zip(names, marks, marks[1:], strict=False):
+                steps.setdefault(label, []).append(b - a)
+        return "[scale] p50 per step: " + ", ".join(
+            f"{label} {statistics.median(values):.0f}s" for label, values in steps.items()
+        )
+
+
+def _template(script: str, *, labelled: bool) -> dict[str, Any]:
+    template = wh.labelled_pod("unused", script)
+    del template["metadata"]["name"]
+    if not labelled:
+        del template["metadata"]["labels"]
+    return template
+
+
+def _run_job(testbed: Testbed, namespace: str, name: str, template: dict[str, Any]) -> JobRun:
+    """Create a Job of PODS parallel pods and wait until all have Succeeded (any Failed fails)."""
+    job = {
+        "metadata": {"name": name},
+        "spec": {"parallelism": PODS, "completions": PODS, "backoffLimit": 0, "template": template},
+    }
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    run = JobRun([], {}, {}, 0.0)
+    begin = time.monotonic()
+    testbed.kube.post(f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
+
+    def all_done() -> bool:
+        now = time.monotonic()
+        items = testbed.kube.get(pods_path, labelSelector=f"job-name={name}")["items"]
+        for pod in items:
+            pod_name, phase = pod["metadata"]["name"], pod["status"].get("phase")
+            assert phase != "Failed", json.dumps(pod["status"], indent=1)
+            run.seen.setdefault(pod_name, now)
+            if phase in ("Running", "Succeeded"):
+                run.running.setdefault(pod_name, now)
+        run.pods = items
+        return len(items) == PODS and all(p["status"].get("phase") == "Succeeded" for p in items)
+
+    testbed.wait_for(f"{PODS} pods of Job {name} Succeeded", all_done, timeout=600)
+    run.total = time.monotonic() - begin
+    return run
