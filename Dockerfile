@@ -1,7 +1,13 @@
 # syntax=docker/dockerfile:1
-# One image for the whole of dscache: the operator (`dscache-operator run`, the chart overrides the
-# command), installer Jobs and the pods' init container (`dscache install|prepare ...`, the default
-# entrypoint). Build: docker build -t ghcr.io/dscache/dscache:0.1.0 .
+# One recipe, two images of one version:
+# - the full image (the default, last stage): the operator (`dscache-operator run`, the chart
+#   overrides the command) and installer Jobs (`dscache install ...`, the default entrypoint).
+#   Build: docker build -t ghcr.io/dscache/dscache:0.1.0 .
+# - the init-container image (`--target prepare`): what the operator injects into training pods
+#   (`dscache prepare`, and the scratch-setup container), only the interpreter, the standard library
+#   and dscache, on an empty base: the bytes every GPU node pulls before its first training pod.
+#   Build: docker build --target prepare -t ghcr.io/dscache/dscache:0.1.0-prepare .
+#   The chart derives its tag from the full image's (`<tag>-prepare`, values image.prepareTag).
 # VERSION must equal pyproject.toml's version and the chart's appVersion (tests/charts check it).
 # Base: the official Debian 12 (bookworm) Python 3.11 slim image in production. Where no registry is
 # reachable (the test bed, hack/dscache_testbed/images.py) PYTHON_IMAGE is substituted by an
@@ -25,6 +31,36 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps "${wheel}" \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/dscache --version
+
+# The init container's root filesystem, collected from the base by asking its interpreter
+# (image/prepare_root.py): the interpreter, the standard library less tests, GUI and packaging tools,
+# the shared libraries they link, and the dscache package; no pip, shell or package manager.
+FROM ${PYTHON_IMAGE} AS prepare-root
+COPY image/prepare_root.py /src/
+COPY initcontainer/dscache/ /src/dscache/
+RUN python3 /src/prepare_root.py /rootfs /src/dscache
+
+FROM scratch AS prepare
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="dscache-prepare" \
+      org.opencontainers.image.description="Versioned dataset cache for Kubernetes training jobs: the init container (dscache prepare)." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=prepare-root /rootfs/ /
+# No locale data in the image: UTF-8 mode gives Python the full image's C.UTF-8 behaviour.
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONUTF8=1 \
+    HOME=/tmp
+USER 65532:65532
+WORKDIR /tmp
+# The image must start prepare and the scratch-setup's interpreter: fail the build, not a pod.
+RUN ["dscache", "prepare", "--help"]
+ENTRYPOINT ["dscache"]
+CMD ["prepare", "--help"]
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0

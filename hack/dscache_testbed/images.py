@@ -9,7 +9,8 @@ No registry is reachable, so every image a pod of the bed runs is made here:
   stand-in for `python:3.11-slim-bookworm` (same release, same Python minor) that the Dockerfile's
   `PYTHON_IMAGE` build argument accepts; loaded as `python:3.11` for test pods that run Python.
 - `dscache`: the repository's `Dockerfile`, built by `buildah bud` on that base, loaded under the
-  chart's default image reference.
+  chart's default image reference; and `dscache-prepare`, its `prepare` target (the init-container
+  image), loaded under that reference with the tag suffix `-prepare` (the chart's default).
 
 Each image is saved as a docker-archive under `<cache>/images/<name>-<key>.tar`, the key hashing
 everything that goes in (package versions, Dockerfile, lock file, sources); buildah keeps its own
@@ -40,7 +41,7 @@ BASE_REF = "localhost/dscache-testbed/python:3.11-bookworm"
 SHELL_REF = "localhost/dscache-testbed/shell:latest"
 PAUSE_REF = "localhost/dscache-testbed/pause:latest"
 # What the Dockerfile's context admits (.dockerignore denies everything else).
-CONTEXT = ("pyproject.toml", "README.md", "requirements.lock", "initcontainer", "operator")
+CONTEXT = ("pyproject.toml", "README.md", "requirements.lock", "initcontainer", "operator", "image")
 APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # What Debian's official slim images leave out (their /etc/dpkg/dpkg.cfg.d/docker and
 # /etc/apt/apt.conf.d/docker-clean): documentation, manuals, translations, apt's binary caches.
@@ -209,13 +210,26 @@ def project_ref() -> str:
     return f"ghcr.io/dscache/dscache:{version}"
 
 
-def _project_image(base: Image) -> Image:
+def prepare_ref() -> str:
+    """The init-container image's reference: the chart's default `<repository>:<appVersion>-prepare`."""
+    return f"{project_ref()}-prepare"
+
+
+def _project_images(base: Image) -> list[Image]:
+    """The Dockerfile's default target (the full image) and its `prepare` target."""
     key = _digest(base.archive.name.encode(), (REPO / "Dockerfile").read_bytes(), _tree_bytes(CONTEXT))
-    archive = images_dir() / f"dscache-{key}.tar"
-    image = Image("dscache", archive, (project_ref(),))
+    return [
+        _project_image("dscache", key, None, project_ref()),
+        _project_image("dscache-prepare", key, "prepare", prepare_ref()),
+    ]
+
+
+def _project_image(name: str, key: str, target: str | None, ref: str) -> Image:
+    archive = images_dir() / f"{name}-{key}.tar"
+    image = Image(name, archive, (ref,))
     if archive.exists():
         return image
-    _log("building the project image from the Dockerfile (buildah bud)")
+    _log(f"building {name} from the Dockerfile (buildah bud{f' --target={target}' if target else ''})")
     start = time.monotonic()
     volumes = [f"--volume={HOST_CA}:{HOST_CA}:ro"]
     if Path("/etc/pip.conf").exists():
@@ -228,17 +242,18 @@ def _project_image(base: Image) -> Image:
         "--pull-never",
         "--layers=false",
         f"--build-arg=PYTHON_IMAGE={BASE_REF}",
+        *([f"--target={target}"] if target else []),
         *volumes,
-        f"--tag={project_ref()}",
+        f"--tag={ref}",
         str(REPO),
         stdout=subprocess.DEVNULL,
     )
     tmp = archive.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    _buildah("push", "--quiet", project_ref(), f"docker-archive:{tmp}:{project_ref()}")
-    _buildah("rmi", "--force", project_ref(), stdout=subprocess.DEVNULL)  # vfs: a full copy per build
+    _buildah("push", "--quiet", ref, f"docker-archive:{tmp}:{ref}")
+    _buildah("rmi", "--force", ref, stdout=subprocess.DEVNULL)  # vfs: a full copy per build
     tmp.rename(archive)
-    _log(f"project image built in {time.monotonic() - start:.0f}s")
+    _log(f"{name} built in {time.monotonic() - start:.0f}s")
     return image
 
 
@@ -262,7 +277,7 @@ def ensure_images() -> list[Image]:
     with build.lock():
         images = _shell_images()
         base = _base_image()
-        images += [base, _project_image(base)]
+        images += [base, *_project_images(base)]
         _prune(images)
     return images
 

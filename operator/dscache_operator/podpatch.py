@@ -204,13 +204,16 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
 # mount to every container that has none at this path, unless the pod opts out; when a webhook changes
 # a pod the API server runs its built-in mutating plugins again, so our init container would get the
 # token too (seen on the test bed: tests/cluster/test_trust.py). prepare needs no API access: an empty
-# read-only volume at the path keeps the pod's token out of the init container.
+# read-only volume at the path keeps the pod's token out of the init container. Its sizeLimit must
+# hold an empty directory as the kubelet measures it (du: one 4 KiB block on ext4): at 1Ki the
+# kubelet's eviction manager evicted pods that lived past its first pass (tests/cluster/test_scale.py).
 SERVICE_ACCOUNT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_GUARD_LIMIT = "1Mi"
 
 
 def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
     """The volume and the init container's mount that keep the pod's token out of it."""
-    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": "1Ki"}}
+    volume = {"name": VOLUME_NO_TOKEN, "emptyDir": {"sizeLimit": TOKEN_GUARD_LIMIT}}
     mount = {"name": VOLUME_NO_TOKEN, "mountPath": SERVICE_ACCOUNT_TOKEN_PATH, "readOnly": True}
     return volume, mount
 
@@ -245,7 +248,7 @@ def build_init_container(
     args += ["--wait", f"{settings.prepare_wait:g}"]
     container: dict[str, Any] = {
         "name": INIT_CONTAINER,
-        "image": settings.image,
+        "image": settings.init_image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
         "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
@@ -255,6 +258,13 @@ def build_init_container(
     if settings.prepare_resources:
         container["resources"] = copy.deepcopy(settings.prepare_resources)
     return container
+
+
+# The scratch-setup container's program, in Python: the init image has no shell (Dockerfile, target
+# `prepare`). argv[1] is the scratch directory.
+SCRATCH_SETUP_SCRIPT = (
+    "import os, sys\nif os.stat(sys.argv[1]).st_uid == 0:\n    os.chmod(sys.argv[1], 0o1777)\n"
+)
 
 
 def build_scratch_setup(settings: Settings) -> dict[str, Any]:
@@ -268,12 +278,11 @@ def build_scratch_setup(settings: Settings) -> dict[str, Any]:
     Security level, so running as root adds no requirement. The pod's service-account token is kept
     out of it, as out of the dscache init container.
     """
-    script = f'[ "$(stat -c %u {SCRATCH_PATH})" != 0 ] || chmod 1777 {SCRATCH_PATH}'
     return {
         "name": SCRATCH_SETUP,
-        "image": settings.image,
+        "image": settings.init_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["sh", "-c", script],
+        "command": ["python3", "-I", "-c", SCRATCH_SETUP_SCRIPT, SCRATCH_PATH],
         "volumeMounts": [{"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH}, token_guard()[1]],
         "securityContext": {**CONTAINER_SECURITY, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
     }

@@ -123,7 +123,12 @@ class WebhookSettings(_Model):
 class Settings(_Model):
     """Fixed for the life of the process; see the module docstring for where values come from."""
 
-    image: str = Field(DEFAULT_IMAGE, min_length=1, description="image of installer Jobs and init containers")
+    image: str = Field(DEFAULT_IMAGE, min_length=1, description="image of installer and cleanup Jobs")
+    # The Dockerfile's `prepare` target: only what `dscache prepare` needs, so a GPU node pulls a
+    # fraction of the full image before its first training pod (the chart sets `<tag>-prepare`).
+    prepare_image: OptionalText = Field(
+        None, description="image of the init containers injected into pods (none: --image)"
+    )
     image_pull_policy: PullPolicy = Field(
         "IfNotPresent", description="imagePullPolicy of installer, cleanup and init containers"
     )
@@ -173,6 +178,11 @@ class Settings(_Model):
     webhook: WebhookSettings = Field(
         WebhookSettings(), description="admission webhook (off unless --webhook-cert or --webhook-dev)"
     )
+
+    @property
+    def init_image(self) -> str:
+        """The image of the injected init containers: `prepare_image`, else the full `image`."""
+        return self.prepare_image or self.image
 
 
 class SettingsError(ValueError):

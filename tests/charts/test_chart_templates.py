@@ -151,6 +151,49 @@ def test_versions_agree_with_the_distribution_and_operator_default_image() -> No
     assert container["image"] == DEFAULT_IMAGE == f"ghcr.io/dscache/dscache:{version}"
 
 
+@pytest.mark.parametrize(
+    ("values", "full", "init"),
+    [
+        ({}, "ghcr.io/dscache/dscache:{v}", "ghcr.io/dscache/dscache:{v}-prepare"),
+        ({"image.tag": "1.2.3"}, "ghcr.io/dscache/dscache:1.2.3", "ghcr.io/dscache/dscache:1.2.3-prepare"),
+        (
+            {"image.repository": "registry.example/ml/dscache", "image.prepareTag": "1.2.3-slim"},
+            "registry.example/ml/dscache:{v}",
+            "registry.example/ml/dscache:1.2.3-slim",
+        ),
+        (
+            {"image.digest": "sha256:" + "ab" * 32, "image.prepareDigest": "sha256:" + "cd" * 32},
+            "ghcr.io/dscache/dscache@sha256:" + "ab" * 32,
+            "ghcr.io/dscache/dscache@sha256:" + "cd" * 32,
+        ),
+        (  # a digest cannot be derived: pods get the full image, pinned
+            {"image.digest": "sha256:" + "ab" * 32},
+            "ghcr.io/dscache/dscache@sha256:" + "ab" * 32,
+            "ghcr.io/dscache/dscache@sha256:" + "ab" * 32,
+        ),
+    ],
+)
+def test_pods_get_the_prepare_image_of_the_same_version_jobs_the_full_image(
+    values: dict[str, str], full: str, init: str
+) -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    ours = _operator_settings(render({**values, "scratch.hostPaths[0]": "/mnt/nvme"}))
+    body = {"metadata": {"name": "objs", "namespace": "ml", "uid": "0b5d9c1e-0001", "generation": 1}}
+    spec = parse_spec(
+        {
+            "source": {"s3": {"bucket": "b"}},
+            "versions": {"o": {"t": "v1"}},
+            "volume": {"claimName": "c"},
+            "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}},
+        }
+    )
+    job = build_installer_job(body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[])
+    assert {c["image"] for c in job["spec"]["template"]["spec"]["containers"]} == {full.format(v=version)}
+    workload = {"metadata": {"labels": {"dscache.io/cache": "objs"}}, "spec": {"containers": [{"name": "m"}]}}
+    inits = desired_pod(workload, body, spec, ours)["spec"]["initContainers"]
+    assert [c["image"] for c in inits] == [init.format(v=version)] * 2  # scratch setup and prepare
+
+
 def _operator_settings(objects: list[dict[str, Any]]) -> Settings:
     """What the chart's operator runs with: its Deployment's arguments and literal env, parsed by its CLI."""
     [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]

@@ -4,6 +4,7 @@ image itself is built by buildah and run in real containers by the test bed: tes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -49,8 +50,18 @@ def test_dockerfile_shape_and_version() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$", text, re.M)
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
-    assert len(stages) == 2 and stages[0].startswith("${PYTHON_IMAGE} AS build")
-    build, final = stages
+    assert len(stages) == 4 and stages[0].startswith("${PYTHON_IMAGE} AS build")
+    build, prepare_root, prepare, final = stages
+    # The init-container image: the `prepare` target on an empty base, only what prepare_root.py
+    # collects from the same base (interpreter, standard library, dscache), the same user.
+    assert prepare_root.startswith("${PYTHON_IMAGE} AS prepare-root")
+    assert "RUN python3 /src/prepare_root.py /rootfs /src/dscache" in prepare_root
+    assert prepare.startswith("scratch AS prepare\n")
+    assert prepare.count("COPY ") == 1 and "COPY --from=prepare-root /rootfs/ /" in prepare
+    assert "USER 65532:65532" in prepare and 'ENTRYPOINT ["dscache"]' in prepare
+    version_arg = re.compile(r"^ARG VERSION=(\S+)$", re.M)
+    assert version_arg.findall(prepare) == version_arg.findall(final)
+    assert final.startswith("${PYTHON_IMAGE}\n")  # the default target stays the full image
     assert WHEEL_CMD in build and LOCK_CMD in build and INSTALL_CMD in build
     assert build.index(LOCK_CMD) < build.index(INSTALL_CMD)
     assert "COPY pyproject.toml README.md requirements.lock ./" in build
@@ -67,7 +78,14 @@ def test_dockerfile_shape_and_version() -> None:
     assert arg == _version() == chart["appVersion"] == chart["version"]
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     assert "*" in dockerignore  # deny by default: no .git, tests or caches in the context
-    for needed in ("!pyproject.toml", "!README.md", "!requirements.lock", "!initcontainer/", "!operator/"):
+    for needed in (
+        "!pyproject.toml",
+        "!README.md",
+        "!requirements.lock",
+        "!initcontainer/",
+        "!operator/",
+        "!image/",
+    ):
         assert needed in dockerignore
 
 
@@ -139,3 +157,39 @@ def test_wheel_installed_like_the_image_runs_both_entrypoints(tmp_path: Path) ->
     assert run(bin_dir / "dscache-operator", "crd") == (ROOT / "crds" / "datasetcache.yaml").read_text()
     located = run(bin_dir / "python", "-c", "import dscache, dscache_operator, kopf; print(dscache.__file__)")
     assert located.startswith(str(venv)), located  # the wheel's copy, not the source tree
+
+
+@pytest.mark.slow
+def test_prepare_root_holds_an_interpreter_that_runs_prepare_and_nothing_else(tmp_path: Path) -> None:
+    """The `prepare` target's root filesystem, collected from this machine's Python as the build
+    stage collects it from the base image: the interpreter runs `dscache prepare` from it alone (its
+    standard library and the copied package), and pip, the tests and the GUI are not in it."""
+    root = tmp_path / "root"
+    python = Path(os.path.realpath(sys.executable))
+    run = subprocess.run(
+        [python, ROOT / "image" / "prepare_root.py", root, ROOT / "initcontainer" / "dscache"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    copied = root / python.relative_to("/")
+    probe = (
+        "import json, sys, sysconfig, importlib.util as u\n"
+        "import dscache.cli.prepare\n"
+        "print(json.dumps([sys.prefix, dscache.cli.prepare.__file__,"
+        " [m for m in ('pip', 'setuptools', 'test', 'tkinter', 'boto3') if u.find_spec(m)]]))"
+    )
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [copied, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    prefix, module, present = json.loads(out.stdout)
+    assert prefix.startswith(str(root)) and module.startswith(str(root)), (prefix, module)
+    assert present == []
+    script = copied.parent / "dscache"
+    assert script.read_text().startswith(f"#!{python}\n") and os.access(script, os.X_OK)
+    assert (copied.parent / "python3").resolve() == copied
+    assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert "dscache:x:65532:65532:" in (root / "etc" / "passwd").read_text()

@@ -27,6 +27,7 @@ from tests.servers.s3 import S3Env
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = images.project_ref()  # the chart's default reference, under which the bed loads the image
+PREPARE_IMAGE = images.prepare_ref()  # the init-container image (the Dockerfile's prepare target)
 DSC = "/apis/dscache.io/v1alpha1"
 
 
@@ -136,6 +137,8 @@ def start_operator(testbed: Testbed, crds: None, namespace: str, tmp_path: Path)
                 namespace,
                 "--image",
                 IMAGE,
+                "--prepare-image",
+                PREPARE_IMAGE,
                 "--installer-api-url",
                 api_url(testbed),
                 "--peering",

@@ -174,3 +174,16 @@ def test_azure_without_a_secret_marks_the_pod_for_azure_workload_identity() -> N
     for spec in (keyed, public, gcs, SPEC):
         assert "azure.workload.identity/use" not in _job(spec)["spec"]["template"]["metadata"]["labels"]
     assert "azure.workload.identity/use" not in _job(wi)["metadata"]["labels"]  # the pod's, not the Job's
+
+
+def test_installer_job_keeps_the_full_image_when_a_prepare_image_is_set() -> None:
+    """Installers need the remotes' clients and libarchive: only pods' init containers go slim."""
+    slim = SETTINGS.model_copy(update={"prepare_image": "registry.example/dscache:9-prepare"})
+    parsed = parse_spec(SPEC)
+    digest = spec_hash(parsed)
+    name = names.installer_job_name("objs", digest)
+    job = build_installer_job(
+        BODY, parsed, slim, job_name=name, claim=get_claim_name("objs", parsed), digest=digest, in_use=[]
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert {c["image"] for c in [*pod["containers"], *pod.get("initContainers", [])]} == {SETTINGS.image}

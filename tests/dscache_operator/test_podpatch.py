@@ -190,10 +190,12 @@ def test_scratch_default_hostpath_with_budget() -> None:
     # The kubelet creates the hostPath dir root-owned 0755: a capability-free root container opens
     # it to every user (mode 1777) before the non-root prepare, and nothing else.
     assert setup["name"] == "dscache-scratch-setup"
-    assert setup["command"] == [
-        "sh",
+    assert setup["command"] == [  # Python: the init image has no shell
+        "python3",
+        "-I",
         "-c",
-        '[ "$(stat -c %u /var/lib/dscache/scratch)" != 0 ] || chmod 1777 /var/lib/dscache/scratch',
+        "import os, sys\nif os.stat(sys.argv[1]).st_uid == 0:\n    os.chmod(sys.argv[1], 0o1777)\n",
+        "/var/lib/dscache/scratch",
     ]
     assert setup["volumeMounts"] == [  # the scratch dir, and no service-account token
         {"name": "dscache-scratch", "mountPath": "/var/lib/dscache/scratch"},
@@ -395,3 +397,18 @@ def test_desired_pod_does_not_modify_its_input() -> None:
 def test_apply_patch_unescapes_json_pointer() -> None:
     ops = [{"op": "add", "path": "/a/b~1c~0d", "value": 1}]
     assert apply_patch({"a": {}}, ops) == {"a": {"b/c~d": 1}}
+
+
+def test_injected_init_containers_run_the_prepare_image_when_set() -> None:
+    """The slim init image (the Dockerfile's `prepare` target) goes into pods; without the setting,
+    the one full image, as before."""
+    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}}}
+    slim = SETTINGS.model_copy(update={"prepare_image": "registry.example/dscache:9-prepare"})
+    out = inject(pod(), cache(spec), settings=slim)
+    assert [(c["name"], c["image"]) for c in out["spec"]["initContainers"]] == [
+        ("dscache-scratch-setup", "registry.example/dscache:9-prepare"),
+        ("dscache-prepare", "registry.example/dscache:9-prepare"),
+    ]
+    assert [c["image"] for c in out["spec"]["containers"]] == ["trainer", "logger"]
+    full = inject(pod(), cache(spec))
+    assert {c["image"] for c in full["spec"]["initContainers"]} == {SETTINGS.image}

@@ -113,7 +113,8 @@ def test_the_injected_init_container_gets_no_token_no_env_and_only_our_volumes()
     ]
     assert init["volumeMounts"][-1]["readOnly"] is True
     volumes = {v["name"]: v for v in out["spec"]["volumes"]}
-    assert volumes["dscache-no-token"] == {"name": "dscache-no-token", "emptyDir": {"sizeLimit": "1Ki"}}
+    # room for an empty directory as the kubelet's du counts it (4 KiB): 1Ki got pods evicted
+    assert volumes["dscache-no-token"] == {"name": "dscache-no-token", "emptyDir": {"sizeLimit": "1Mi"}}
     assert "env" not in init and "envFrom" not in init
     [main] = out["spec"]["containers"]
     assert "dscache-no-token" not in [m["name"] for m in main["volumeMounts"]]  # the workload's choice

@@ -15,6 +15,11 @@ from dscache_operator.settings import OPTIONS, Settings, SettingsError, WebhookS
 # Every variable with a valid non-default text, and the field path and typed value it must produce.
 EVERY_VARIABLE: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "DSCACHE_OPERATOR_IMAGE": ("registry.example/dscache:9", ("image",), "registry.example/dscache:9"),
+    "DSCACHE_OPERATOR_PREPARE_IMAGE": (
+        "registry.example/dscache:9-prepare",
+        ("prepare_image",),
+        "registry.example/dscache:9-prepare",
+    ),
     "DSCACHE_OPERATOR_IMAGE_PULL_POLICY": ("Always", ("image_pull_policy",), "Always"),
     "DSCACHE_OPERATOR_RUN_AS_USER": ("1000680000", ("run_as_user",), 1000680000),
     "DSCACHE_OPERATOR_INSTALLER_API_URL": ("https://api:6443", ("installer_api_url",), "https://api:6443"),
@@ -62,6 +67,7 @@ def test_defaults_live_in_the_model() -> None:
     assert Settings() == Settings(
         image="ghcr.io/dscache/dscache:0.1.0",
         image_pull_policy="IfNotPresent",
+        prepare_image=None,
         run_as_user=65532,
         installer_api_url=None,
         namespaces=(),
@@ -81,10 +87,10 @@ def test_defaults_live_in_the_model() -> None:
 def test_every_flag_has_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
     flags = [o.flag for o in OPTIONS]
     assert flags == [
-        "--image", "--image-pull-policy", "--run-as-user", "--installer-api-url", "--namespace",
-        "--peering", "--priority", "--standalone", "--liveness", "--metrics-port", "--prepare-wait",
-        "--prepare-resources", "--scratch-host-path", "--verbose", "--webhook-cert", "--webhook-key",
-        "--webhook-dev", "--webhook-port", "--webhook-addr", "--webhook-host",
+        "--image", "--prepare-image", "--image-pull-policy", "--run-as-user", "--installer-api-url",
+        "--namespace", "--peering", "--priority", "--standalone", "--liveness", "--metrics-port",
+        "--prepare-wait", "--prepare-resources", "--scratch-host-path", "--verbose", "--webhook-cert",
+        "--webhook-key", "--webhook-dev", "--webhook-port", "--webhook-addr", "--webhook-host",
     ]  # fmt: skip
     assert [o.env for o in OPTIONS] == list(EVERY_VARIABLE)
     with pytest.raises(SystemExit):

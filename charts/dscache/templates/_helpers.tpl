@@ -51,6 +51,18 @@ app.kubernetes.io/part-of: dscache
 {{- end }}
 {{- end }}
 
+{{- /* The init-container image: the `prepare` target of the same Dockerfile and version. */ -}}
+{{- define "dscache.prepareImage" -}}
+{{- if .Values.image.prepareDigest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.prepareDigest }}
+{{- else if .Values.image.digest }}
+{{- include "dscache.image" . }}
+{{- else }}
+{{- $tag := default (printf "%s-prepare" (default .Chart.AppVersion .Values.image.tag)) .Values.image.prepareTag }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
 {{- define "dscache.webhookService" -}}
 {{- printf "%s-webhook" (include "dscache.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

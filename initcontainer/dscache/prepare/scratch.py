@@ -1,11 +1,12 @@
-"""Put versions on node-local scratch without locks: check, copy privately, rename into place.
+"""Put versions on node-local scratch: check, copy privately, rename into place.
 
-Warm path (the copy is there): one record read, the cheap consistency check, one `utime`. Cold path:
-clean up after dead processes; if a live process is already copying the version, wait for its copy
-(the cache volume is read once per node, not once per pod); else make room (LRU eviction), copy into
-a private staging dir and rename it into place; if another process got there first, its copy is used
-and ours dropped. Any failure to copy (disk full, budget too small, unusable scratch, I/O error) falls
-back to the cache volume with a warning.
+Warm path (the copy is there): one record read, the cheap consistency check, one `utime`; no lock.
+Cold path: clean up after dead processes; if a live process is already copying the version, wait for
+its copy; else take the version's copy lock (copyclaim.py: pods that start together would otherwise
+each copy), look again, make room (LRU eviction), copy into a private staging dir and rename it into
+place, so the cache volume is read once per node, not once per pod. If a process that holds no lock
+(an older dscache) got there first, its copy is used and ours dropped. Any failure to copy (disk
+full, budget too small, unusable scratch, I/O error) falls back to the cache volume with a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
 from dscache.prepare import eviction, lastuse, staging
 from dscache.prepare.consistency import is_consistent
+from dscache.prepare.copyclaim import copy_claim
 from dscache.prepare.copytree import copy_version
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.shared import make_shared_dirs
@@ -178,10 +180,20 @@ def _copy_or_share(
     """Get a version onto scratch; True if this process made the copy, False if another one did."""
     if _peer_copied(scratch, record, log, log_every):
         return False
-    # copies prepared since `in_use_since` may still be read by running pods: never evicted
-    in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= in_use_since}
-    _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
-    return _copy_into_place(scratch, cache.version_dir(record.key), record, log, log_every)
+    said: list[float] = []
+
+    def waiting(seconds: float) -> None:
+        if not said or seconds - said[-1] >= log_every:
+            log(f"{record.key}: waiting {seconds:.0f}s for another process's copy to scratch")
+            said.append(seconds)
+
+    with copy_claim(scratch, record.key, waiting, PEER_POLL):
+        if is_valid_copy(scratch.version_dir(record.key), record):
+            return False  # copied by the lock's holder since our first look
+        # copies prepared since `in_use_since` may still be read by running pods: never evicted
+        in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= in_use_since}
+        _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
+        return _copy_into_place(scratch, cache.version_dir(record.key), record, log, log_every)
 
 
 def place_on_scratch(

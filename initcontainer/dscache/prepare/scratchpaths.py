@@ -4,6 +4,7 @@
 <scratch>/<dt>/<src>/<ver>/                      a complete copy (with the version's completion record)
 <scratch>/.dscache/staging/<host>.<pid>.<token>/ one process's private copy in progress
 <scratch>/.dscache/trash/<token>/                a copy being deleted (renamed here first)
+<scratch>/.dscache/locks/<version tag>           empty file; a copier's flock (copyclaim.py)
 <scratch>/.dscache/used/<dt>/<src,with,commas>/<ver>   empty file; its mtime is the version's last use
 ```
 """

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dscache.api.names import parse_version_arg
 from dscache.api.sizes import format_size
+from dscache.prepare import scratch as scratch_module
 from dscache.prepare.scratch import CopyProgress, copy_progress_line, place_on_scratch
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.staging import version_tag
@@ -224,3 +230,45 @@ def test_copy_progress_reads_as_sizes_percent_and_rate() -> None:
     assert (
         copy_progress_line(key, 10, 0, 0.0) == "objects/thor=v1: copying to scratch, 0 B of 0 B (100%), ?/s"
     )
+
+
+def test_pods_that_start_together_read_the_cache_once(dirs: Dirs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two preparers (processes, as two pods) pass the "is a peer copying?" look at the same moment,
+    held there by a barrier: one copies, the other waits for that copy and reads nothing from the
+    cache volume."""
+    publish_version(dirs.cache, VERSION, FILES)
+    record = read_complete(CachePaths(dirs.cache).version_dir(parse_version_arg(VERSION)))
+    assert record is not None
+    fork = multiprocessing.get_context("fork")
+    both_looked = fork.Barrier(2)
+    reads = fork.Value("i", 0)
+    real_look, real_copy = scratch_module._peer_copied, scratch_module.copy_version
+
+    def look_together(*args: Any) -> bool:
+        found = real_look(*args)
+        both_looked.wait(timeout=60)
+        return found
+
+    def copy_counted(*args: Any, **kwargs: Any) -> Any:
+        with reads.get_lock():
+            reads.value += 1
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(scratch_module, "_peer_copied", look_together)
+    monkeypatch.setattr(scratch_module, "copy_version", copy_counted)
+
+    def prepare() -> None:
+        [placement] = place_on_scratch(
+            ScratchPaths(dirs.scratch), CachePaths(dirs.cache), {record.key: record}, None, lambda _: None
+        )
+        sys.exit(0 if placement.on_scratch and placement.warning is None else 1)
+
+    procs = [fork.Process(target=prepare) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert reads.value == 1  # the version was read from the cache volume once, not once per preparer
+    for rel, content in FILES.items():
+        assert (_copy(dirs) / rel).read_bytes() == content
