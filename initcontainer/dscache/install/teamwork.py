@@ -13,7 +13,11 @@ published. Each worker:
 4. under the writer lock: publishes the versions if every item of every version is done and
    verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
    (or a retry of one that died) commits. Each check runs under the lock after the worker's own
-   items were renamed into place, so the last one to check finds them all.
+   items were renamed into place, so the last one to check finds them all. A worker that finds items
+   missing while no other worker holds its lease (one whose index never ran, or workers that planned
+   a changed listing differently) fetches them itself, so the last one out publishes or fails: a
+   team never ends with every worker done and nothing published. A dead worker's lease marker stays
+   until its retry takes it over, so the others leave its items to that retry.
 
 Every step that changes staging is fenced by the member lease and the team record (`_MemberFence`):
 a worker whose team was taken over, or whose lease a successor took, stops before its next rename.
@@ -110,7 +114,9 @@ def _join(cache: CachePaths, worker: Worker, keys: list[VersionKey], lock_timeou
 class _Share:
     """One worker's part of the install: its items transferred, all workers' progress reported."""
 
-    def __init__(self, run: _Run, worker: Worker, plans: list[VersionPlan]) -> None:
+    def __init__(
+        self, run: _Run, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
+    ) -> None:
         self.run, self.worker, self.plans = run, worker, plans
         self.control = run.cache.control
         flat = [(plan, item) for plan in plans for item in plan.items]
@@ -123,7 +129,7 @@ class _Share:
             if done is not None:
                 self.base_bytes[owner] += done.size
                 self.base_items[owner] += 1
-            elif owner == worker.index:
+            elif owner == worker.index or everything:
                 self.todo.append((plan, item))
         self.items_done = self.base_items[worker.index]
         self.share_total = self.items_done + len(self.todo)
@@ -221,6 +227,12 @@ def _commit(
         return published
 
 
+def _others_active(cache: CachePaths, worker: Worker) -> bool:
+    """Whether another worker holds (or held, until a successor takes it over) its member lease."""
+    indexes = (i for i in range(worker.workers) if i != worker.index)
+    return any(teams.member_lock_path(cache.control, i).exists() for i in indexes)
+
+
 def install_share(
     spec: DatasetCacheSpec,
     cache_root: Path,
@@ -269,6 +281,14 @@ def install_share(
             share = _Share(run, worker, plans)
             share.transfer()
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+            if published is None and not _others_active(cache, worker):
+                share = _Share(run, worker, plans, everything=True)  # the last one out: what is left
+                share.transfer()
+                published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+                if published is None:
+                    raise InstallError(
+                        "items are still missing after this worker, the last one, fetched them"
+                    )
     except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
         raise InstallError(str(err)) from None
     except OSError as err:

@@ -162,3 +162,18 @@ def test_shares_are_balanced_and_do_not_depend_on_order() -> None:
     shuffled = [items[i] for i in (5, 3, 1, 0, 2, 4)]
     assert assign(shuffled, 3) == [1, 2, 1, 0, 2, 1]
     assert assign(items, 1) == [0] * 6
+
+
+def test_the_last_worker_out_fetches_what_no_running_worker_holds(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    """Workers 1 and 2 never run (their pods never started): worker 0 finishes its share, finds no other
+    worker's lease, fetches the rest itself and publishes; nothing is fetched twice."""
+    trees = publish_two_versions(tmp_path, http_server)
+    cache = tmp_path / "cache"
+    out, err = start_worker(cache, http_server.url, 0).communicate(timeout=180)
+    assert [e["event"] for e in events(out) if e["event"] in ("done", "share_done")] == ["done"], err
+    for key, tree in trees.items():
+        assert dataset_snapshot(CachePaths(cache).version_dir(key)) == tree_snapshot(tree)
+    gets = collections.Counter(r.path for r in http_server.log.find("*.tar.zst", method="GET"))
+    assert set(gets.values()) == {1}
