@@ -265,7 +265,10 @@ def install_share(
                 remote_factory=remote_factory,
             )
         member_path = teams.member_lock_path(cache.control, worker.index)
-        with WriterLock(member_path, timeout=lock_timeout, guard_team=False) as member:
+        with (
+            teams.TeamHeartbeat(cache.control, worker.team),
+            WriterLock(member_path, timeout=lock_timeout, guard_team=False) as member,
+        ):
             run = _Run(
                 cache,
                 spec,

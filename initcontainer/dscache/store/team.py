@@ -13,7 +13,9 @@ at once, and writes its progress to `<index>.progress.json` every tick. Liveness
 the writer lock judges its holder, without comparing clocks: a writer outside the team takes the
 volume over once the team record and every file under `team/` (lease markers, heartbeat every 5 s;
 progress files, every 0.5 s) stayed unchanged for a whole lease on its own monotonic clock. It then
-removes the record, and every member stops at its next fence (`check_member`).
+removes the record, and every member stops at its next fence. A worker also touches the team record
+every 5 s from joining to leaving (`TeamHeartbeat`), so one that waits for its member lease (the
+retry of a dead worker waits a lease for its predecessor's) keeps the team alive meanwhile.
 
 Layout:
 ```
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from dscache.store.atomic import read_json, write_json_atomic
@@ -138,3 +142,33 @@ def write_progress(control: Path, index: int, team: str, bytes_done: int, items_
     """Report worker `index`'s share as done so far (not durable: a heartbeat, not a record)."""
     data = {"team": team, "bytesDone": bytes_done, "itemsDone": items_done}
     write_json_atomic(progress_path(control, index), data, pretty=False, durable=False)
+
+
+@dataclass
+class TeamHeartbeat:
+    """While in a `with`: touch the team record every `every` seconds while it names `team`."""
+
+    control: Path
+    team: str
+    every: float = 5.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            record = read_team(self.control)
+            if record is not None and record.team == self.team:
+                with contextlib.suppress(OSError):
+                    os.utime(record_path(self.control))
+
+    def __enter__(self) -> TeamHeartbeat:
+        self._thread = threading.Thread(target=self._beat, name="dscache-team-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

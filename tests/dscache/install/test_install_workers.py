@@ -20,7 +20,7 @@ from dscache.cli.app import main
 from dscache.install.shares import assign
 from dscache.store.lock import LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
-from dscache.store.team import TeamRecord, write_team
+from dscache.store.team import TeamHeartbeat, TeamRecord, write_team
 from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
 from tests.servers.files import FileServer
 
@@ -143,6 +143,19 @@ def test_a_team_that_stopped_for_a_lease_is_taken_over(tmp_path: Path) -> None:
         waited = time.monotonic() - started
         assert not (cache.control / "team.json").exists()
     assert waited >= 1.0
+
+
+def test_a_worker_waiting_for_its_lease_keeps_the_team_alive(tmp_path: Path) -> None:
+    cache = CachePaths(tmp_path / "cache")
+    cache.control.mkdir(parents=True)
+    write_team(cache.control, TeamRecord("abc", 3))
+    with (
+        TeamHeartbeat(cache.control, "abc", every=0.2),
+        pytest.raises(LockTimeoutError, match="team abc"),
+        WriterLock(cache.lock_path, timeout=2.5, stale_after=1.0),
+    ):
+        pass
+    assert (cache.control / "team.json").exists()
 
 
 def test_worker_index_is_checked(
