@@ -103,9 +103,11 @@ class _MemberFence:
 def _join(cache: CachePaths, worker: Worker, keys: list[VersionKey], lock_timeout: float) -> bool:
     """Write the team record unless it is there; False (and nothing written) when nothing is missing."""
     with WriterLock(cache.lock_path, timeout=lock_timeout, team=worker.team):
-        if all(is_published(cache, k) for k in keys):
-            return False
         record = teams.read_team(cache.control)
+        if all(is_published(cache, k) for k in keys):
+            if record is not None:  # its own team's, left by a committer that died before ending it
+                teams.end_team(cache.control)
+            return False
         if record is None:
             teams.write_team(cache.control, teams.TeamRecord(worker.team, worker.workers))
         return True
@@ -254,7 +256,10 @@ def install_share(
     keys = versions_to_keys(spec.versions)
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
-        if all(is_published(cache, k) for k in keys) or not _join(cache, worker, keys, lock_timeout):
+        published_all = all(is_published(cache, k) for k in keys)
+        if (published_all and teams.read_team(cache.control) is None) or not _join(
+            cache, worker, keys, lock_timeout
+        ):
             return install(
                 spec,
                 cache_root,
