@@ -23,7 +23,7 @@ from tests.cluster import operator_fixtures as opf
 from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
 from tests.servers.files import FileServer
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]  # the retry waits a lease (60 s) for the lock
 crds = opf.crds
 start_operator = opf.start_operator
 
@@ -61,12 +61,12 @@ def test_three_workers_one_killed_mid_way_publish_once(
     tmp_path: Path,
 ) -> None:
     tree = make_tree(
-        tmp_path / "tree", {f"d{i}/f{j}.bin": 3000 + 7 * i * j for i in range(18) for j in range(4)}
+        tmp_path / "tree", {f"d{i}/f{j}.bin": 3000 + 7 * i * j for i in range(24) for j in range(4)}
     )
     publish_archives(tree, http_server.root, V1, archive_size=16_384)
     archives = sorted(p for p in os.listdir(http_server.root / V1.rel) if p.endswith(".tar.zst"))
-    assert len(archives) >= 12, "each worker needs several archives for a kill mid-way"
-    http_server.faults.delay(1.0, times=None, path="*.tar.zst")  # about 4 s of transfers per worker
+    assert len(archives) >= 18, "each worker needs several archives for a kill mid-way"
+    http_server.faults.delay(1.5, times=None, path="*.tar.zst")  # about 10 s of transfers per worker
     start_operator()
     spec = {
         "source": {"http": {"url": http_server.url}},
