@@ -1,8 +1,8 @@
 """Installs across nodes (issue 16): K cooperating workers (`dscache install --workers K`), each behind
 its own node's NIC, against one object store with an aggregate cap.
 
-    python bench/bench_workers.py [--work DIR] [--workers 1,2,3,4] [--archives 24] [--archive-mb 10]
-                                  [--nic-mbps 20] [--conn-mbps 10] [--aggregate-mbps 50] [--latency-ms 20]
+    python bench/bench_workers.py [--work DIR] [--workers 1,2,3,4] [--archives 24] [--archive-mb 8]
+                                  [--nic-mbps 10] [--conn-mbps 5] [--aggregate-mbps 25] [--latency-ms 20]
 
 The network model (bench/netmodel.py) is chained: each worker reads through its own proxy, which
 caps each of its connections at --conn-mbps and all of them together at --nic-mbps (one node's
@@ -20,6 +20,7 @@ limit and its speed-up over one worker. Results also go to <work>/workers-<time>
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -80,11 +81,12 @@ def run_team(data: Dataset, urls: list[str], cache: Path, jobs: int) -> tuple[fl
     return seconds, all(c == 0 for c in codes) and published
 
 
-def table(rows: list[Row], data: Dataset, caps: Caps, nic: float) -> str:
+def table(rows: list[Row], data: Dataset, store: Caps, node: Caps) -> str:
     base = rows[0].rate if rows and rows[0].workers == 1 else None
     lines = [
-        f"{len(data.objects)} archives, {data.bytes / MB:.0f} MB; per worker (node NIC) {nic / MB:g} MB/s, "
-        f"{caps.describe()}",
+        f"{len(data.objects)} archives, {data.bytes / MB:.0f} MB; each worker (node): "
+        f"{node.aggregate_rate / MB:g} MB/s, {node.conn_rate / MB:g} MB/s per connection; the store: "
+        f"first byte {store.latency * 1000:g} ms, {store.aggregate_rate / MB:g} MB/s in all",
         "",
         "| workers | time | rate | model limit | rate/limit | speed-up vs 1 |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -104,10 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dscache-workersbench")
     p.add_argument("--workers", default="1,2,3,4", help="comma-separated worker counts")
     p.add_argument("--archives", type=int, default=24)
-    p.add_argument("--archive-mb", type=int, default=10, help="about this many MB per archive (>= 5)")
-    p.add_argument("--nic-mbps", type=float, default=20, help="one worker's (node's) cap, MB/s")
-    p.add_argument("--conn-mbps", type=float, default=10, help="per-connection cap, MB/s")
-    p.add_argument("--aggregate-mbps", type=float, default=50, help="the store's cap over all workers, MB/s")
+    p.add_argument("--archive-mb", type=int, default=8, help="about this many MB per archive (>= 5)")
+    p.add_argument("--nic-mbps", type=float, default=10, help="one worker's (node's) cap, MB/s")
+    p.add_argument("--conn-mbps", type=float, default=5, help="per-connection cap, MB/s")
+    p.add_argument("--aggregate-mbps", type=float, default=25, help="the store's cap over all workers, MB/s")
     p.add_argument("--latency-ms", type=float, default=20, help="first-byte latency per request, ms")
     p.add_argument("--jobs", type=int, default=4, help="dscache --jobs per worker")
     return p.parse_args(argv)
@@ -125,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     with FileServer(data.remote) as files, NetModel([files.url], store) as shared:
         upstream = shared.url(files.url)
         for k in counts:
-            with NetModel([upstream] * k, node) as nodes:
-                urls = [nodes.url(upstream, i) for i in range(k)]
+            with contextlib.ExitStack() as stack:  # one proxy per worker: its cap is the proxy's own
+                nodes = [stack.enter_context(NetModel([upstream], node)) for _ in range(k)]
+                urls = [n.url(upstream) for n in nodes]
                 cache = args.work / f"cache-{k}"
                 shutil.rmtree(cache, ignore_errors=True)
                 seconds, published = run_team(data, urls, cache, args.jobs)
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             limit = min(k * nic, store.aggregate_rate)
             rows.append(Row(k, seconds, data.bytes / seconds, limit, published))
             _log(f"{k} worker(s): {seconds:.1f} s, {data.bytes / seconds / MB:.1f} MB/s")
-    print(table(rows, data, store, nic))
+    print(table(rows, data, store, node))
     out = args.work / f"workers-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(
         json.dumps({"caps": asdict(store), "nic": nic, "rows": [asdict(r) for r in rows]}, indent=1)
