@@ -16,6 +16,7 @@ one container, ten minutes, bound to the pod, RBAC for one status subresource.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -152,7 +153,7 @@ def build_installer_job(
         {names.ANNOTATION_SPEC_HASH: digest, names.ANNOTATION_GENERATION: str(meta.get("generation", 0))}
     )
     pod_labels = {**job_meta["labels"], **identity_labels(spec)}
-    return {
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": job_meta,
@@ -173,6 +174,7 @@ def build_installer_job(
             },
         },
     }
+    return spread_over_nodes(job, spec.install.workers)
 
 
 def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any]]:
@@ -204,3 +206,51 @@ def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any
             ],
         },
     ]
+
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+"""Set by the Job controller on every pod of a Job (Kubernetes 1.27+)."""
+
+
+def spread_over_nodes(job: dict[str, Any], workers: int) -> dict[str, Any]:
+    """Pure: the installer Job as `workers` cooperating pods when `workers` > 1 (unchanged at 1).
+
+    An Indexed Job (completions = parallelism = `workers`; `dscache install --workers K` reads its
+    index from `JOB_COMPLETION_INDEX`), each index retried on its own up to the Job's `backoffLimit`
+    (`backoffLimitPerIndex`, the overall limit scaled by K). Its pods prefer distinct nodes: a
+    preferred pod anti-affinity by hostname on the Job's own pods, merged into whatever affinity the
+    pod template already has. The gc container waits without limit for the install to be published
+    (a worker that finishes its share early waits there; the writer lock admits it once the team is
+    done or has been gone for a lease).
+    """
+    if workers == 1:
+        return job
+    job = copy.deepcopy(job)
+    spec = job["spec"]
+    per_index = spec["backoffLimit"]
+    spec.update(
+        {
+            "completionMode": "Indexed",
+            "completions": workers,
+            "parallelism": workers,
+            "backoffLimitPerIndex": per_index,
+            "backoffLimit": per_index * workers,
+        }
+    )
+    pod = spec["template"]["spec"]
+    for init in pod["initContainers"]:
+        if init["name"] == "install":
+            init["args"] = [*init["args"], "--workers", str(workers)]
+    for main in pod["containers"]:
+        if main["name"] == "gc":
+            main["args"] = [*main["args"], "--lock-timeout", "inf"]
+    term = {
+        "weight": 100,
+        "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {JOB_NAME_LABEL: job["metadata"]["name"]}},
+        },
+    }
+    anti = pod.setdefault("affinity", {}).setdefault("podAntiAffinity", {})
+    anti.setdefault("preferredDuringSchedulingIgnoredDuringExecution", []).append(term)
+    return job

@@ -232,6 +232,13 @@ class Install(_Model):
     """How the installer Job runs."""
 
     parallelism: int = Field(4, ge=1, le=64, description="Archives or files transferred at once.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Installer pods (an Indexed Job, spread over nodes) that each transfer a share of the "
+        "items into the shared volume; the version is published once, when all items are there.",
+    )
     verify: bool = Field(
         True,
         description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS "

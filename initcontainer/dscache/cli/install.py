@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from dscache.api.spec import DatasetCacheSpec
 
 DEFAULT_FLAGS_REF = "default"
+INDEX_ENV = "JOB_COMPLETION_INDEX"
 EXAMPLES = """\
   dscache install -f datasetcache.yaml --cache /data/cache
   dscache install -f manifests.yaml --name molmo-assets --cache /data/cache --dry-run
@@ -50,6 +53,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=integer(1, 64),
         metavar="N",
         help="items transferred at once, 1-64 (default: spec.install.parallelism)",
+    )
+    p.add_argument(
+        "--workers",
+        type=integer(1, 64),
+        default=1,
+        metavar="K",
+        help="run as one of K cooperating workers of this install (processes or pods sharing --cache), "
+        "each transferring its share of the items; the last one to finish publishes (default 1)",
+    )
+    p.add_argument(
+        "--worker-index",
+        type=integer(0, 63),
+        metavar="I",
+        help=f"with --workers: this worker's index, 0..K-1 (default: ${INDEX_ENV}, set in an Indexed Job)",
+    )
+    p.add_argument(
+        "--team",
+        metavar="ID",
+        help="with --workers: the id the K workers share (default: a digest of the spec, ref and K)",
     )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.add_argument(
@@ -149,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
         check_segment(ref, "--ref")
     except (SpecError, NameError_) as err:
         return fail(str(err), exit_code(err))
+    try:
+        worker_index = _worker_index(args, os.environ)
+    except (SpecError, NameError_) as err:
+        return fail(str(err), EXIT_USAGE)
     problem = dir_problem(args.cache, create=True, write=not args.dry_run)
     if problem is not None:
         return fail(f"--cache {problem}", EXIT_USAGE)
@@ -158,11 +184,43 @@ def run(args: argparse.Namespace) -> int:
         from dscache.cli.dryrun import run_dry
 
         return run_dry(spec, args.cache, ref, as_json=args.json)
-    return _install(args, spec, ref, manifest)
+    return _install(args, spec, ref, manifest, worker_index)
+
+
+def _worker_index(args: argparse.Namespace, env: Mapping[str, str]) -> int | None:
+    """This worker's index with --workers K > 1 (the flag, else `$JOB_COMPLETION_INDEX`), else None;
+    raises SpecError naming the flag or variable that is wrong."""
+    from dscache.api.spec import SpecError
+
+    if args.workers == 1:
+        if args.worker_index not in (None, 0) or args.team is not None:
+            raise SpecError("--worker-index and --team need --workers K with K > 1")
+        return None
+    if args.dry_run:
+        raise SpecError("--dry-run plans the whole install; it takes no --workers")
+    index = args.worker_index
+    if index is None:
+        text = env.get(INDEX_ENV, "").strip()
+        if not text:
+            raise SpecError(f"--workers {args.workers} needs --worker-index I (or ${INDEX_ENV})")
+        if not text.isdigit():
+            raise SpecError(f"${INDEX_ENV} is {text!r}, not a worker index")
+        index = int(text)
+    if index >= args.workers:
+        raise SpecError(
+            f"--worker-index {index} is out of range for --workers {args.workers} (0..{args.workers - 1})"
+        )
+    if args.team is not None:
+        check_segment(args.team, "--team")
+    return int(index)
 
 
 def _install(
-    args: argparse.Namespace, spec: DatasetCacheSpec, ref: str, manifest: DatasetCache | None
+    args: argparse.Namespace,
+    spec: DatasetCacheSpec,
+    ref: str,
+    manifest: DatasetCache | None,
+    worker_index: int | None,
 ) -> int:
     from dscache.cli.render import make_sink
     from dscache.install.pipeline import InstallError, install
@@ -178,7 +236,14 @@ def _install(
         sink = TeeSink(sink, status_sink(manifest.metadata.namespace, manifest.metadata.name, args.cache))
     code = EXIT_OK
     try:
-        install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
+        if worker_index is None:
+            install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
+        else:
+            from dscache.install.teamwork import Worker, default_team, install_share
+
+            team = args.team or default_team(spec, ref, args.workers)
+            worker = Worker(args.workers, worker_index, team)
+            install_share(spec, args.cache, ref, sink, worker, jobs=args.jobs, lock_timeout=args.lock_timeout)
     except InstallError as err:
         code = exit_code(err)
         sink.emit("error", {"message": str(err), "exitCode": code})  # the sink prints it, once

@@ -43,6 +43,11 @@ below the heartbeat). The monotonic clock runs on while a process is stopped, so
 pause the next call checks again. Workers call it twice per item; a check costs two marker reads and
 a utime (47 us on a local disk, an NFS round trip each), a trusted call 0.2 us.
 
+An install team (`team.py`, `dscache install --workers K`) owns the volume between its short steps
+under this lock: `acquire` admits a writer only when no team record is there or the record names
+the writer's own `team`, waits otherwise, and takes the volume over from a team whose record and
+member files stayed unchanged for a whole lease (its workers are gone).
+
 Every writer of a volume must use the same lease (all dscache builds do; another lease is refused with
 a message). A dead holder on another node delays the next writer by one lease (60 s). Markers written
 by dscache builds from before this lock (a JSON record) look malformed to filelock, which takes them
@@ -61,6 +66,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dscache.errors import DscacheError
+from dscache.store import team as teams
 
 Fence = Callable[[], None]
 """Called by a writer before each irreversible step; raises `LockLostError` once the lock was lost."""
@@ -91,10 +97,20 @@ class WriterLock:
     the lease). Raises `LockTimeoutError` or
     `LockError` on entry; on exit, an error raised inside the block after the lock was lost becomes
     `LockLostError` (the cause the user needs to see).
+
+    `team`: the install team (`team.py`) this writer belongs to, if any; `guard_team=False` for the
+    member leases of a team, which are no gate of the volume.
     """
 
     def __init__(
-        self, path: Path, timeout: float = 600.0, stale_after: float = LEASE, heartbeat: float | None = None
+        self,
+        path: Path,
+        timeout: float = 600.0,
+        stale_after: float = LEASE,
+        heartbeat: float | None = None,
+        *,
+        team: str | None = None,
+        guard_team: bool = True,
     ) -> None:
         from filelock import SoftFileLease  # 15-40 ms: only a writer that takes the lock pays for it
 
@@ -104,6 +120,7 @@ class WriterLock:
         self.timeout = timeout
         self.stale_after = stale_after
         self.heartbeat = heartbeat
+        self.team, self.guard_team = team, guard_team
         self._lease = SoftFileLease(
             path,
             lease_duration=stale_after,
@@ -120,11 +137,35 @@ class WriterLock:
         return f"host={owner.hostname} pid={owner.pid}"
 
     def acquire(self) -> None:
+        """Take the lock, then wait while another live install team owns the volume (see `team.py`)."""
+        deadline = time.monotonic() + self.timeout
+        watch = teams.TeamWatch(self.stale_after)
+        control = self.path.parent
+        while True:
+            self._acquire_lease(max(deadline - time.monotonic(), 0.0))
+            if not self.guard_team:
+                return
+            record = teams.read_team(control)
+            if record is None or record.team == self.team:
+                return
+            if watch.dead(teams.signature(control), time.monotonic()):
+                teams.end_team(control)  # its workers are gone: the volume is free again
+                return
+            self.release()
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    f"cache {control.parent} is being installed by the workers of another install "
+                    f"(team {record.team}, {record.workers} workers); gave up after {self.timeout:.0f}s "
+                    f"(a team whose workers all stop for {self.stale_after:.0f}s is taken over)"
+                )
+            time.sleep(min(POLL, self.heartbeat))
+
+    def _acquire_lease(self, timeout: float) -> None:
         from filelock import LeaseSettingsMismatch, Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._lease.acquire(timeout=self.timeout)
+            self._lease.acquire(timeout=timeout)
         except Timeout:
             raise LockTimeoutError(
                 f"cache writer lock {self.path} is held by another writer ({self.describe_holder()}); "

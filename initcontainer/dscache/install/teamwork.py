@@ -1,0 +1,328 @@
+"""`dscache install --workers K --worker-index I`: one worker of an install spread over K processes.
+
+The K workers (the pods of an Indexed Job, spread over nodes, or processes on one machine) share the
+cache volume and form a team (`store/team.py`): the one install that owns the volume until it is
+published. Each worker:
+1. joins under the writer lock: writes the team record unless it is there (a writer outside the team
+   waits until the team is published or gone); nothing is joined when every version is published;
+2. takes its member lease (`<cache>/.dscache/team/<I>.lock`): a retried worker waits for the lease
+   of its dead predecessor (at once on the same host, after one lease on another one);
+3. plans every version (each worker the same plan) and transfers only its share (`shares.assign`)
+   into the shared staging dirs, skipping items already done, resuming a partial file from its
+   bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
+4. under the writer lock: publishes the versions if every item of every version is done and
+   verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
+   (or a retry of one that died) commits. Each check runs under the lock after the worker's own
+   items were renamed into place, so the last one to check finds them all. A worker that finds items
+   missing while no other worker holds its lease (one whose index never ran, or workers that planned
+   a changed listing differently) fetches them itself, so the last one out publishes or fails: a
+   team never ends with every worker done and nothing published. A dead worker's lease marker stays
+   until its retry takes it over, so the others leave its items to that retry.
+
+Every step that changes staging is fenced by the member lease and the team record (`_MemberFence`):
+a worker whose team was taken over, or whose lease a successor took, stops before its next rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.spec import DatasetCacheSpec
+from dscache.install.extract import ArchiveRejectedError
+from dscache.install.ingest import ItemResult, VerificationError, item_done
+from dscache.install.pipeline import (
+    TICK,
+    InstallError,
+    InstallResult,
+    _Run,
+    build_ref,
+    check_space,
+    default_remote_factory,
+    install,
+    plan_version,
+)
+from dscache.install.progress import Sink
+from dscache.install.shares import assign
+from dscache.install.staging import StagingPaths
+from dscache.install.workers import RemoteFactory, WorkerPool
+from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
+from dscache.remotes.base import RemoteError
+from dscache.store import team as teams
+from dscache.store.fsops import BackgroundFlush
+from dscache.store.lock import Fence, LockError, LockLostError, WriterLock
+from dscache.store.paths import CachePaths
+from dscache.store.records import is_published
+
+MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process's place in the team: worker `index` of `workers`, of the team named `team`."""
+
+    workers: int
+    index: int
+    team: str
+
+
+def default_team(spec: DatasetCacheSpec, ref_name: str, workers: int) -> str:
+    """Pure: the team id the workers of one install agree on without talking: a digest of the resolved
+    spec, the ref and the worker count (16 hex digits)."""
+    canonical = json.dumps(
+        [spec.model_dump(mode="json", by_alias=True), ref_name, workers],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class _MemberFence:
+    """The member lease's fence, and the team record still naming `team`."""
+
+    lease: Fence
+    control: Path
+    team: str
+
+    def __call__(self) -> None:
+        self.lease()
+        record = teams.read_team(self.control)
+        if record is None or record.team != self.team:
+            raise LockLostError(
+                f"install team {self.team} no longer owns {self.control.parent} (another writer took the "
+                "volume over after the team stopped for a whole lease); stopped before changing it further"
+            )
+
+
+def _join(cache: CachePaths, worker: Worker, keys: list[VersionKey], lock_timeout: float) -> bool:
+    """Write the team record unless it is there; False (and nothing written) when nothing is missing."""
+    with WriterLock(cache.lock_path, timeout=lock_timeout, team=worker.team):
+        record = teams.read_team(cache.control)
+        if all(is_published(cache, k) for k in keys):
+            if record is not None:  # its own team's, left by a committer that died before ending it
+                teams.end_team(cache.control)
+            return False
+        if record is None:
+            teams.write_team(cache.control, teams.TeamRecord(worker.team, worker.workers))
+        return True
+
+
+class _Share:
+    """One worker's part of the install: its items transferred, all workers' progress reported."""
+
+    def __init__(
+        self, run: _Run, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
+    ) -> None:
+        self.run, self.worker, self.plans = run, worker, plans
+        self.control = run.cache.control
+        flat = [(plan, item) for plan in plans for item in plan.items]
+        owners = assign([(f"{p.key}/{it.name}", it.expected_bytes) for p, it in flat], worker.workers)
+        self.base_bytes = [0] * worker.workers  # done per worker when this one started
+        self.base_items = [0] * worker.workers
+        self.todo: list[tuple[VersionPlan, WorkItem]] = []
+        for (plan, item), owner in zip(flat, owners, strict=True):
+            done = item_done(StagingPaths(run.cache.staging_dir(plan.key)), item)
+            if done is not None:
+                self.base_bytes[owner] += done.size
+                self.base_items[owner] += 1
+            elif owner == worker.index or everything:
+                self.todo.append((plan, item))
+        self.items_done = self.base_items[worker.index]
+        self.share_total = self.items_done + len(self.todo)
+
+    def report(self, transferred: int, event: str = "progress") -> None:
+        """Write this worker's progress and emit the sum over all workers (`bytesDone`, `archivesDone`
+        ...), with this worker's own items as `shareDone` of `shareTotal`."""
+        me = self.worker.index
+        mine = self.base_bytes[me] + transferred
+        teams.write_progress(self.control, me, self.worker.team, mine, self.items_done)
+        total_bytes, total_items = mine, self.items_done
+        for other in range(self.worker.workers):
+            if other != me:
+                seen = teams.read_progress(self.control, other, self.worker.team)
+                done = seen or (self.base_bytes[other], self.base_items[other])
+                total_bytes += done[0]
+                total_items += done[1]
+        counters = self.run.counters
+        counters.set_bytes(total_bytes)
+        counters.items_done = total_items
+        fields = {
+            **counters.snapshot(),
+            "worker": me,
+            "workers": self.worker.workers,
+            "shareDone": self.items_done,
+            "shareTotal": self.share_total,
+        }
+        self.run.sink.emit(event, {**self._context(), **fields} if event == "start" else fields)
+
+    def _context(self) -> dict[str, object]:
+        origins = self.run.origins
+        return {
+            "remote": self.run.spec.source.display_url(),
+            "revisions": {str(k): o.revision for k, o in origins.items() if o.revision},
+            "versions": [str(p.key) for p in self.plans],
+        }
+
+    def transfer(self) -> None:
+        run = self.run
+        check_space(run.cache.root, self.plans, sum(self.base_bytes))
+        run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
+        run.counters.items_total = sum(len(p.items) for p in self.plans)
+        self.report(0, "start")
+        if not self.todo:
+            return
+        self.todo.sort(key=lambda planned: -planned[1].expected_bytes)
+        specs = {key: origin.spec for key, origin in run.origins.items()}
+        jobs = min(run.jobs, len(self.todo))
+        with (
+            WorkerPool(jobs, specs, run.factory, run.worker_fence) as pool,
+            BackgroundFlush(run.cache.root) as flush,
+        ):
+            futures: dict[Future[ItemResult], VersionPlan] = {
+                pool.submit(plan.key, item, run.cache.staging_dir(plan.key)): plan for plan, item in self.todo
+            }
+            while futures:
+                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
+                run.fence()
+                for fut in finished:
+                    futures.pop(fut)
+                    fut.result()
+                    flush.request()
+                    self.items_done += 1
+                self.report(pool.transferred)
+            self.report(pool.transferred)
+
+
+def _commit(
+    run: _Run, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
+) -> list[VersionKey] | None:
+    """Under the writer lock: publish every version whose items are all done, if they all are; write
+    the ref and end the team. None when some item is still missing (another worker's)."""
+    cache, spec = run.cache, run.spec
+    with WriterLock(cache.lock_path, timeout=lock_timeout, team=worker.team) as lock:
+        record = teams.read_team(cache.control)
+        if record is not None and record.team != worker.team:  # admitted only when it was over
+            raise LockLostError(f"install team {worker.team} was taken over by another writer")
+        results: dict[VersionKey, list[ItemResult]] = {}
+        for plan in plans:
+            if is_published(cache, plan.key):
+                continue
+            staging = StagingPaths(cache.staging_dir(plan.key))
+            done = [item_done(staging, item) for item in plan.items]
+            if any(r is None for r in done):
+                return None
+            results[plan.key] = [r for r in done if r is not None]
+        committer = _Run(
+            cache, spec, run.factory, run.jobs, run.sink, fence=lock.fence, worker_fence=lock.fence
+        )
+        committer.origins = run.origins
+        published = [committer._promote(plan, results[plan.key]) for plan in plans if plan.key in results]
+        lock.fence()
+        build_ref(spec, ref_name).write(cache)
+        teams.end_team(cache.control)
+        return published
+
+
+def _others_active(cache: CachePaths, worker: Worker) -> bool:
+    """Whether another worker holds (or held, until a successor takes it over) its member lease."""
+    indexes = (i for i in range(worker.workers) if i != worker.index)
+    return any(teams.member_lock_path(cache.control, i).exists() for i in indexes)
+
+
+def install_share(
+    spec: DatasetCacheSpec,
+    cache_root: Path,
+    ref_name: str,
+    sink: Sink,
+    worker: Worker,
+    *,
+    jobs: int | None = None,
+    lock_timeout: float = 600.0,
+    remote_factory: RemoteFactory = default_remote_factory,
+) -> InstallResult | None:
+    """Run worker `worker.index`'s share of the install of `spec` into `cache_root` (module docstring).
+
+    Returns the install's result when this worker published the versions (or found nothing to do),
+    None when it did its share and left the commit to another worker. Raises `InstallError`.
+    """
+    started = time.monotonic()
+    cache = CachePaths(cache_root)
+    keys = versions_to_keys(spec.versions)
+    cache.root.mkdir(parents=True, exist_ok=True)
+    try:
+        published_all = all(is_published(cache, k) for k in keys)
+        if (published_all and teams.read_team(cache.control) is None) or not _join(
+            cache, worker, keys, lock_timeout
+        ):
+            return install(
+                spec,
+                cache_root,
+                ref_name,
+                sink,
+                jobs=jobs,
+                lock_timeout=lock_timeout,
+                remote_factory=remote_factory,
+            )
+        member_path = teams.member_lock_path(cache.control, worker.index)
+        with (
+            teams.TeamHeartbeat(cache.control, worker.team),
+            WriterLock(member_path, timeout=lock_timeout, guard_team=False) as member,
+        ):
+            run = _Run(
+                cache,
+                spec,
+                remote_factory,
+                jobs or spec.install.parallelism,
+                sink,
+                fence=_MemberFence(member.fence, cache.control, worker.team),
+                worker_fence=_MemberFence(member.worker_fence(), cache.control, worker.team),
+            )
+            missing = [k for k in keys if not is_published(cache, k)]
+            run._open(missing)
+            plans = [plan_version(run.origins[k].remote, spec, k) for k in missing]
+            share = _Share(run, worker, plans)
+            share.transfer()
+            published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+            if published is None and not _others_active(cache, worker):
+                share = _Share(run, worker, plans, everything=True)  # the last one out: what is left
+                share.transfer()
+                published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+                if published is None:
+                    raise InstallError(
+                        "items are still missing after this worker, the last one, fetched them"
+                    )
+    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+        raise InstallError(str(err)) from None
+    except OSError as err:
+        raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
+    seconds = round(time.monotonic() - started, 3)
+    if published is None:
+        sink.emit(
+            "share_done",
+            {"worker": worker.index, "workers": worker.workers, "items": len(share.todo), "seconds": seconds},
+        )
+        return None
+    result = InstallResult(
+        ref=ref_name,
+        published=published,
+        present=[k for k in keys if k not in published],
+        seconds=seconds,
+    )
+    sink.emit(
+        "done",
+        {
+            "ref": ref_name,
+            "published": [str(k) for k in result.published],
+            "present": [str(k) for k in result.present],
+            "seconds": seconds,
+            "worker": worker.index,
+            "workers": worker.workers,
+        },
+    )
+    return result
