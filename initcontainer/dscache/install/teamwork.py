@@ -174,6 +174,11 @@ class _Share:
         check_space(run.cache.root, self.plans, sum(self.base_bytes))
         run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
         run.counters.items_total = sum(len(p.items) for p in self.plans)
+        shared: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in self.plans}
+        self.todo = run._share(self.todo, shared)  # what published versions hold: linked, not fetched
+        for results in shared.values():
+            self.base_bytes[self.worker.index] += sum(r.size for r in results)
+            self.items_done += len(results)
         self.report(0, "start")
         if not self.todo:
             return

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -240,3 +242,36 @@ def test_dry_run_counts_what_would_be_linked(
     (version,) = json.loads(capsys.readouterr().out)["versions"]
     assert (version["itemsShared"], version["bytesShared"]) == (4, UNCHANGED_BYTES)
     assert (version["itemsToFetch"], version["bytesToFetch"]) == (1, SIZES[CHANGED])
+
+
+def test_a_team_of_workers_links_what_a_published_version_holds(
+    tmp_path: Path, s3: S3Env, s3_source: str
+) -> None:
+    """`--workers K` (an Indexed Job's pods) shares like a single installer: only the changed file is
+    fetched, whichever worker owns it."""
+    cache = tmp_path / "cache"
+    assert install(cache, s3_source, V1) == 0
+    s3.server.log.clear()
+    workers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "dscache.cli.app", "install", "--cache", str(cache)),
+                *("--source", s3_source, "--layout", "files", "--version", str(V2)),
+                *("--workers", "2", "--worker-index", str(index)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in (0, 1)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    fetched = sorted(r.path.rsplit(f"{V2.rel}/", 1)[1] for r in s3.server.log.find(f"*{V2.rel}/*", "GET"))
+    assert fetched == [CHANGED]
+    for path in SIZES:
+        assert (inode(cache, V1, path) == inode(cache, V2, path)) == (path != CHANGED), path
+    v2 = CachePaths(cache).version_dir(V2)
+    assert {p: (v2 / p).read_bytes() for p in SIZES} == version_files(V2)
+    assert main(["verify", "--cache", str(cache)]) == 0
