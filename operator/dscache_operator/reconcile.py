@@ -303,7 +303,7 @@ class Reconciler:
             if already:  # only observedGeneration moved (an equivalent spec): no new install to count
                 return
             metrics.INSTALLS_SUCCEEDED.inc()
-            metrics.BYTES_INSTALLED.inc(sum(int(v.get("bytes", 0)) for v in installed))
+            metrics.INSTALLED_BYTES.inc(sum(int(v.get("bytes", 0)) for v in installed))
             seconds = get_job_seconds(job)
             if seconds is not None:
                 metrics.INSTALL_DURATION.observe(seconds)
