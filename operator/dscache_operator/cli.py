@@ -29,8 +29,8 @@ from collections.abc import Sequence
 
 from dscache_operator.settings import OPTIONS, Settings, SettingsError, describe, load
 
-# Newer instances win peering (kopf pauses the lower priority): with the Recreate strategy the new
-# replica takes over from a lingering old one instead of both acting.
+# Newer instances win peering (kopf pauses the lower priority): of the chart's replicas (all serving
+# admission) the newest reconciles, and a rollout's new pod takes over from the old ones at once.
 PRIORITY_EPOCH = 1_700_000_000
 EXIT_USAGE = 2
 

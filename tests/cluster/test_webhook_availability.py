@@ -120,9 +120,7 @@ def release(
     docs += [_with_ports(deployment, d, p) for d, p in ports.items()]
     cluster = [d for d in docs if d["kind"] in CLUSTER_KINDS]
     try:
-        testbed.kubectl(
-            "apply", "-n", namespace, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs)
-        )
+        testbed.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
         yield name, workloads, ports
     finally:
         for doc in cluster:
