@@ -15,7 +15,9 @@ index and until `stop()`, 503 otherwise (the chart's readiness probe). The index
 per-cache metrics (`metrics.set_cache_source`) while the server runs.
 
 The server is started before kopf and stopped after it (`cli`); if it fails while running, `failed`
-is set, which stops kopf too (its `stop_flag`), so the process exits rather than serving no admission.
+is set and the `on_failure` callbacks run in their loops (`cli` stops kopf with one: an asyncio flag,
+since kopf waits for a threading one in an executor thread that its loop then cannot shut down), so
+the process exits rather than serving no admission.
 Dev mode generates a CA, and registers webhook configurations (`webhookconfig`) once it listens, and
 removes them when it stops unless another instance has pointed them at itself meanwhile.
 """
@@ -66,6 +68,7 @@ class AdmissionServer:
         self.index: CacheIndex | None = None
         self._ready = threading.Event()
         self._stopping = False
+        self._on_failure: list[tuple[asyncio.AbstractEventLoop, Callable[[], object]]] = []
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -78,6 +81,12 @@ class AdmissionServer:
             raise TimeoutError(f"the admission server did not start within {timeout:g}s")
         if self._error is not None:
             raise self._error
+
+    def on_failure(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+        """Run `callback` in `loop` if the server fails while running (at once if it has failed)."""
+        self._on_failure.append((loop, callback))
+        if self.failed.is_set():
+            loop.call_soon_threadsafe(callback)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping = True
@@ -93,6 +102,9 @@ class AdmissionServer:
             if self._ready.is_set():
                 log.exception("the admission server failed; stopping the operator")
                 self.failed.set()
+                for loop, callback in self._on_failure:
+                    if not loop.is_closed():
+                        loop.call_soon_threadsafe(callback)
         finally:
             self._ready.set()
 

@@ -76,19 +76,24 @@ def _run(ours: Settings) -> int:
         except OSError as err:
             print(f"dscache-operator: the webhook server cannot start: {err}", file=sys.stderr)
             return 1
-    try:
-        asyncio.run(
-            kopf.operator(
-                clusterwide=not ours.namespaces,
-                namespaces=list(ours.namespaces),
-                standalone=ours.standalone,
-                peering_name=ours.peering_name,
-                priority=priority,
-                liveness_endpoint=ours.liveness_url,
-                memo=kopf.Memo(dscache_settings=ours),
-                stop_flag=server.failed if server is not None else None,
-            )
+
+    async def operate() -> None:
+        stop = asyncio.Event()  # set if the admission server fails: the operator stops too
+        if server is not None:
+            server.on_failure(asyncio.get_running_loop(), stop.set)
+        await kopf.operator(
+            clusterwide=not ours.namespaces,
+            namespaces=list(ours.namespaces),
+            standalone=ours.standalone,
+            peering_name=ours.peering_name,
+            priority=priority,
+            liveness_endpoint=ours.liveness_url,
+            memo=kopf.Memo(dscache_settings=ours),
+            stop_flag=stop,
         )
+
+    try:
+        asyncio.run(operate())
     finally:
         if server is not None:
             server.stop()
