@@ -6,7 +6,10 @@ puts every pod on the host network (hack/README.md), so two pods of one Deployme
 host ports: the one Deployment becomes two of one replica each, identical but for their ports (the
 second listens on other ones). Both pods carry the chart's labels, so the chart's webhook Service,
 PodDisruptionBudget and metrics Service select both, and both run with the chart's peering name.
-The bed's service proxy sends each connection to a Ready pod; a pod being deleted is no longer one.
+The bed's service proxy sends each new connection to a Ready pod; a pod being deleted is no longer
+one, while connections it already has stay open until it closes them (as kube-proxy's do).
+Bed-only plumbing: the operators reach the API server at 127.0.0.1 (several beds on one machine share
+the loopback service range), and may list namespaces (kopf otherwise retries that for a minute).
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ pytestmark = pytest.mark.cluster
 crds = opf.crds
 
 PODS = 50
-CONCURRENCY = 10
-SPACING = 0.8  # seconds between pod creations: the burst (40 s) outlasts the deleted pod's shutdown
-DELETE_AFTER = 10  # pods started before the serving replica is deleted
+CONCURRENCY = 10  # pods created at once, in waves
+# Between waves: the 2nd comes with the deletion, the 3rd while the deleted pod drains (preStop 10 s),
+# the 4th and 5th after it is gone.
+WAVE_SECONDS = 8.0
 CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
 CLUSTER_KINDS |= {"ValidatingWebhookConfiguration"}
 PORTS = ("health", "metrics", "webhook")
@@ -222,14 +226,8 @@ def test_deleting_a_replica_during_a_burst_of_pods_fails_no_admission(
     ]
     assert len(started) == 1, logs
     [idle] = set(logs) - set(started)
-    peering = [
-        line
-        for log in logs.values()
-        for line in log.splitlines()
-        if re.search("eering|ausing|esuming|onflict|Handler 'reconcile'|kopfpeering", line)
-    ]
-    peerings = testbed.kube.get(f"/apis/kopf.dev/v1/namespaces/{workloads}/kopfpeerings")["items"]
-    assert "Pausing operations in favour of" in logs[idle], (idle, peering, peerings)
+    peering = [line for line in logs[idle].splitlines() if re.search("Pausing|Resuming|conflict", line)]
+    assert any("Pausing operations in favour of" in line for line in peering), (idle, peering)
 
     # Which replica the bed's proxy sends admissions to: the one to delete.
     before = {d: _mutations(ports[d]["metrics"]) for d in ports}
@@ -248,7 +246,7 @@ def test_deleting_a_replica_during_a_burst_of_pods_fails_no_admission(
     start = time.monotonic()
 
     def create(i: int) -> None:
-        time.sleep(max(0.0, start + i * SPACING - time.monotonic()))
+        time.sleep(max(0.0, start + (i // CONCURRENCY) * WAVE_SECONDS - time.monotonic()))
         pod = _pod(f"train-{i:02d}", "objs")
         try:
             testbed.kube.post(f"/api/v1/namespaces/{workloads}/pods", pod)
@@ -266,16 +264,17 @@ def test_deleting_a_replica_during_a_burst_of_pods_fails_no_admission(
             time.sleep(0.2)
         gone_at.append(time.monotonic() - start)
 
-    with ThreadPoolExecutor(CONCURRENCY + 1) as pool:
+    watcher = threading.Thread(target=watch_victim, daemon=True)
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
         futures = [pool.submit(create, i) for i in range(PODS)]
-        time.sleep(DELETE_AFTER * SPACING)
+        time.sleep(max(0.0, start + WAVE_SECONDS - time.monotonic()))
         testbed.kube.delete(f"/api/v1/namespaces/{namespace}/pods/{victim}")
         deleted_at = time.monotonic() - start
-        watcher = pool.submit(watch_victim)
+        watcher.start()
         for future in futures:
             future.result()
         elapsed = time.monotonic() - start
-        watcher.result()
+    watcher.join(60)
     print(f"{PODS} pods in {elapsed:.1f}s; replica deleted at {deleted_at:.1f}s, gone at {gone_at[0]:.1f}s")
     assert gone_at[0] < elapsed  # pods were created before, while and after it stopped
 
