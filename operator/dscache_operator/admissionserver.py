@@ -10,8 +10,14 @@ the thread waits for the GIL after each of its system calls), 3.4 ms (p99 7.4) a
 which `cli` sets when the webhooks are served; 0.4 ms when nothing else runs. On the test bed
 (`bench/bench_load.py`) both placements measured the same once the reconciler was cheap.
 
+Readiness: `GET /readyz` on the webhook port answers 200 once every scope has been listed into the
+index and until `stop()`, 503 otherwise (the chart's readiness probe). The index also feeds the
+per-cache metrics (`metrics.set_cache_source`) while the server runs.
+
 The server is started before kopf and stopped after it (`cli`); if it fails while running, `failed`
-is set, which stops kopf too (its `stop_flag`), so the process exits rather than serving no admission.
+is set and the `on_failure` callbacks run in their loops (`cli` stops kopf with one: an asyncio flag,
+since kopf waits for a threading one in an executor thread that its loop then cannot shut down), so
+the process exits rather than serving no admission.
 Dev mode generates a CA, and registers webhook configurations (`webhookconfig`) once it listens, and
 removes them when it stops unless another instance has pointed them at itself meanwhile.
 """
@@ -29,7 +35,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from dscache_operator import devcerts
+from dscache_operator import devcerts, metrics
 from dscache_operator.admission import Admission
 from dscache_operator.cacheindex import CacheIndex
 from dscache_operator.informer import Informer
@@ -61,6 +67,8 @@ class AdmissionServer:
         self.port = 0
         self.index: CacheIndex | None = None
         self._ready = threading.Event()
+        self._stopping = False
+        self._on_failure: list[tuple[asyncio.AbstractEventLoop, Callable[[], object]]] = []
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -74,7 +82,14 @@ class AdmissionServer:
         if self._error is not None:
             raise self._error
 
+    def on_failure(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+        """Run `callback` in `loop` if the server fails while running (at once if it has failed)."""
+        self._on_failure.append((loop, callback))
+        if self.failed.is_set():
+            loop.call_soon_threadsafe(callback)
+
     def stop(self, timeout: float = 30.0) -> None:
+        self._stopping = True
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
@@ -87,6 +102,9 @@ class AdmissionServer:
             if self._ready.is_set():
                 log.exception("the admission server failed; stopping the operator")
                 self.failed.set()
+                for loop, callback in self._on_failure:
+                    if not loop.is_closed():
+                        loop.call_soon_threadsafe(callback)
         finally:
             self._ready.set()
 
@@ -109,6 +127,8 @@ class AdmissionServer:
         self.index = CacheIndex(scopes)
         informers = [asyncio.create_task(Informer(kube, self.index, s).run()) for s in scopes]
         app = build_app(Admission(self.index, kube, self.settings))
+        app.router.add_get("/readyz", self._readyz)
+        metrics.set_cache_source(self.index.statuses)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         configs: tuple[dict[str, Any], ...] = ()
         try:
@@ -122,6 +142,7 @@ class AdmissionServer:
                 self._ready.set()
                 await self._stop.wait()
         finally:
+            metrics.set_cache_source(None)
             for config in configs:
                 await self._unregister(kube, config)
             for task in informers:
@@ -129,6 +150,14 @@ class AdmissionServer:
             await asyncio.gather(*informers, return_exceptions=True)
             await runner.cleanup()
             await kube.close()
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        """200 while serving with a listed index; 503 before (or while stopping), saying why."""
+        if self._stopping:
+            return web.Response(status=503, text="stopping")
+        if self.index is None or not self.index.synced:
+            return web.Response(status=503, text="DatasetCaches not listed yet")
+        return web.Response(text="ok")
 
     async def _listen(self, runner: web.AppRunner, workdir: Path) -> bytes | None:
         """Serve HTTPS on the configured address and port; the CA to register in dev mode."""

@@ -15,6 +15,7 @@ Staleness, and what the callers do about it:
   (a write refused after our webhook, e.g. by another webhook, then holds its slots that long).
 
 Not thread-safe: the admission server's one event loop owns it (informer writes, handlers read).
+The one exception is `statuses`, which the metrics scrape calls from its own thread.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ class CacheIndex:
 
     def get(self, namespace: str, name: str) -> Entry | None:
         return self._entries.get((namespace, name))
+
+    def statuses(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(namespace, name, status) of every DatasetCache held, for the per-cache metrics.
+
+        Safe from another thread: `list(dict.items())` copies in one C call under the GIL, and
+        entries are replaced, never changed in place.
+        """
+        return [(ns, name, entry.body["status"]) for (ns, name), entry in list(self._entries.items())]
 
     # --- fed by the informer --------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 
 from dscache_operator.settings import OPTIONS, Settings, SettingsError, describe, load
 
-# Newer instances win peering (kopf pauses the lower priority): with the Recreate strategy the new
-# replica takes over from a lingering old one instead of both acting.
+# Newer instances win peering (kopf pauses the lower priority): of the chart's replicas (all serving
+# admission) the newest reconciles, and a rollout's new pod takes over from the old ones at once.
 PRIORITY_EPOCH = 1_700_000_000
 EXIT_USAGE = 2
 
@@ -76,19 +76,24 @@ def _run(ours: Settings) -> int:
         except OSError as err:
             print(f"dscache-operator: the webhook server cannot start: {err}", file=sys.stderr)
             return 1
-    try:
-        asyncio.run(
-            kopf.operator(
-                clusterwide=not ours.namespaces,
-                namespaces=list(ours.namespaces),
-                standalone=ours.standalone,
-                peering_name=ours.peering_name,
-                priority=priority,
-                liveness_endpoint=ours.liveness_url,
-                memo=kopf.Memo(dscache_settings=ours),
-                stop_flag=server.failed if server is not None else None,
-            )
+
+    async def operate() -> None:
+        stop = asyncio.Event()  # set if the admission server fails: the operator stops too
+        if server is not None:
+            server.on_failure(asyncio.get_running_loop(), stop.set)
+        await kopf.operator(
+            clusterwide=not ours.namespaces,
+            namespaces=list(ours.namespaces),
+            standalone=ours.standalone,
+            peering_name=ours.peering_name,
+            priority=priority,
+            liveness_endpoint=ours.liveness_url,
+            memo=kopf.Memo(dscache_settings=ours),
+            stop_flag=stop,
         )
+
+    try:
+        asyncio.run(operate())
     finally:
         if server is not None:
             server.stop()

@@ -1,8 +1,9 @@
 """Reconciliation: drive a DatasetCache to its spec with the pure builders and the one API module.
 
 Per resource and per claim an asyncio lock serialises decisions (the operator is the only writer of
-Jobs, one replica), so two resources on one claim never both start an installer. The API is reached
-through the `KubeApi` protocol and Events through an `EventSink`, both given by the kopf handlers.
+Jobs, and one replica reconciles: kopf peering), so two resources on one claim never both start an
+installer. The API is reached through the `KubeApi` protocol and Events through an `EventSink`, both
+given by the kopf handlers.
 
 Recovery needs no imperative step: a failed install records `failedAttempts` and `nextRetryAt`
 (capped exponential backoff, `status.retry_delay`); a reconcile at or after that time (kopf's timer
@@ -303,7 +304,7 @@ class Reconciler:
             if already:  # only observedGeneration moved (an equivalent spec): no new install to count
                 return
             metrics.INSTALLS_SUCCEEDED.inc()
-            metrics.BYTES_INSTALLED.inc(sum(int(v.get("bytes", 0)) for v in installed))
+            metrics.INSTALLED_BYTES.inc(sum(int(v.get("bytes", 0)) for v in installed))
             seconds = get_job_seconds(job)
             if seconds is not None:
                 metrics.INSTALL_DURATION.observe(seconds)

@@ -102,6 +102,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "service-monitor": {
         "metrics.serviceMonitor.enabled": "true",
         "metrics.serviceMonitor.labels.release": "kps",
+        "metrics.prometheusRule.enabled": "true",
     },
     "failure-ignore": {"webhook.failurePolicy": "Ignore", "webhook.namespaceSelector.matchLabels.team": "ml"},
     "namespaced": {"operator.watchNamespaces[0]": "{ns}"},

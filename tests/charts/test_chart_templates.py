@@ -282,13 +282,13 @@ def _labels_ok(obj: dict[str, Any]) -> bool:
     } <= labels.keys()
 
 
-def test_default_render_one_restricted_operator() -> None:
+def test_default_render_restricted_operator() -> None:
     objects = render(release="ml-data")
     templated = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
     assert [o["kind"] for o in templated if not _labels_ok(o)] == []
     deployment = one(objects, "Deployment", "ml-data-dscache")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "ml-data-dscache"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -301,7 +301,7 @@ def test_default_render_one_restricted_operator() -> None:
     assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert {"--webhook-cert=/certs/tls.crt", "--webhook-key=/certs/tls.key", "--webhook-port=9443"} <= set(
         container["args"]
     )
@@ -418,10 +418,110 @@ def test_service_monitor_scrapes_the_metrics_service() -> None:
     service = one(objects, "Service", "dscache-metrics")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True  # the caches' own namespace label
     assert (
         not monitor["spec"]["selector"]["matchLabels"].items()
         <= one(objects, "Service", "dscache-webhook")["metadata"]["labels"].items()
     )
+
+
+SELECTOR = {
+    "app.kubernetes.io/name": "dscache",
+    "app.kubernetes.io/instance": "dscache",
+    "app.kubernetes.io/component": "operator",
+}
+
+
+def test_two_replicas_serve_admission_through_disruptions_and_shutdowns() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment", "dscache")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert spec["selector"]["matchLabels"] == SELECTOR
+    pdb = one(objects, "PodDisruptionBudget", "dscache")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": SELECTOR}}
+    pod = spec["template"]["spec"]
+    assert pod["affinity"] == {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": SELECTOR},
+                    },
+                }
+            ]
+        }
+    }
+    [container] = pod["containers"]
+    # Ready once admission answers; a stopping pod serves 10 s more (out of the endpoints), then stops.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "webhook", "scheme": "HTTPS"}
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert pod["terminationGracePeriodSeconds"] == 40
+    assert "--peering=dscache" in container["args"]  # one reconciler among the replicas
+
+
+def test_one_replica_gets_no_disruption_budget_and_old_clusters_an_exec_sleep() -> None:
+    objects = render({"operator.replicas": "1", "operator.shutdownDelaySeconds": "5"})
+    assert one(objects, "Deployment")["spec"]["replicas"] == 1
+    assert not find(objects, "PodDisruptionBudget")  # minAvailable 1 of 1 would block every drain
+    old = helm(
+        "template", "x", str(CHART), "--kube-version", "1.29.4", "--set", "operator.shutdownDelaySeconds=5"
+    ).stdout
+    [container] = one([d for d in yaml.safe_load_all(old) if d], "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}  # no sleep action
+    no_delay = render(
+        {"operator.shutdownDelaySeconds": "0", "operator.podDisruptionBudget.minAvailable": "50%"}
+    )
+    assert "lifecycle" not in one(no_delay, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert one(no_delay, "PodDisruptionBudget")["spec"]["minAvailable"] == "50%"
+
+
+def test_readiness_without_webhook_is_the_health_endpoint() -> None:
+    objects = render({"webhook.enabled": "false"})
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_prometheus_rule_alerts_on_caches_not_ready_and_failed_installs() -> None:
+    assert not find(render(), "PrometheusRule")  # needs prometheus-operator's CRDs: off by default
+    values = {"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.labels.release": "kps"}
+    rule = one(render(values, release="ml"), "PrometheusRule", "ml-dscache")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    [group] = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    not_ready = alerts["DatasetCacheNotReady"]
+    assert (
+        not_ready["expr"] == 'max by (namespace, name) (dscache_cache_ready{job="ml-dscache-metrics"}) == 0'
+    )
+    assert not_ready["for"] == "1h" and not_ready["labels"] == {"severity": "warning"}
+    assert "{{ $labels.namespace }}/{{ $labels.name }}" in not_ready["annotations"]["summary"]
+    failing = alerts["DatasetCacheInstallsFailing"]
+    assert failing["expr"] == (
+        'sum(increase(dscache_installs_total{job="ml-dscache-metrics", result="failed"}[1h])) > 0'
+    )
+    assert set(alerts) == {"DatasetCacheNotReady", "DatasetCacheInstallsFailing"}
+    # The job label is the metrics Service's name (a ServiceMonitor's job).
+    assert one(render(values, release="ml"), "Service", "ml-dscache-metrics")
+    tuned = {**values, "metrics.prometheusRule.notReadyFor": "3h", "metrics.prometheusRule.severity": "page"}
+    alerts = {r["alert"]: r for r in one(render(tuned), "PrometheusRule")["spec"]["groups"][0]["rules"]}
+    assert alerts["DatasetCacheNotReady"]["for"] == "3h"
+    assert alerts["DatasetCacheInstallsFailing"]["labels"] == {"severity": "page"}
+    assert not find(render({**values, "metrics.enabled": "false"}), "PrometheusRule")
+
+
+def test_example_prometheus_rule_is_what_the_chart_renders() -> None:
+    example = yaml.safe_load((ROOT / "examples" / "prometheusrule.yaml").read_text())
+    rendered = one(render({"metrics.prometheusRule.enabled": "true"}, NS, "dscache"), "PrometheusRule")
+    assert (example["kind"], example["metadata"]["name"]) == ("PrometheusRule", "dscache")
+    assert example["spec"] == rendered["spec"]
 
 
 def test_resources_are_values() -> None:
@@ -551,7 +651,12 @@ def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
         ({"podSecurityContext.runAsUser": "0"}, "at '/podSecurityContext/runAsUser': minimum: got 0, want 1"),
         ({"image.digest": "latest"}, "at '/image/digest'"),
         ({"operator.resources.limits.memory": "lots"}, "at '/operator/resources/limits/memory'"),
-        ({"operator.replicas": "2"}, "additional properties 'replicas' not allowed"),
+        ({"operator.replicas": "0"}, "at '/operator/replicas': minimum: got 0, want 1"),
+        (
+            {"operator.podDisruptionBudget.minAvailable": "half"},
+            "at '/operator/podDisruptionBudget/minAvailable'",
+        ),
+        ({"metrics.prometheusRule.notReadyFor": "an hour"}, "at '/metrics/prometheusRule/notReadyFor'"),
         ({"metrics.serviceMonitor.interval": "often"}, "at '/metrics/serviceMonitor/interval'"),
         ({"webhook.certManager.issuerRef.kind": "Vault"}, "at '/webhook/certManager/issuerRef/kind'"),
         ({"scratch.hostPaths[0]": "/mnt/../etc"}, "at '/scratch/hostPaths/0'"),

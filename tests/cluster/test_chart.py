@@ -28,7 +28,7 @@ crds = opf.crds
 
 # Kinds whose CRDs (cert-manager, prometheus-operator) the bed does not have: the API server cannot
 # validate them, the template tests check their fields.
-THIRD_PARTY_KINDS = {"Certificate", "Issuer", "ServiceMonitor"}
+THIRD_PARTY_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -181,6 +181,9 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         f"webhook.namespaceSelector.matchLabels.{release}": "on",
         "webhook.failurePolicy": "Fail",  # so an unreachable webhook cannot pass for an answer
         "crds.enabled": "false",  # the bed's CRDs are shared by every test (the `crds` fixture)
+        # One node, host network: a second replica could not bind the same ports
+        # (test_webhook_availability.py runs two).
+        "operator.replicas": "1",
     }
     # The operator and test pods must pass the `restricted` Pod Security Standard, enforced here.
     testbed.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")

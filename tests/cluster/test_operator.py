@@ -75,7 +75,7 @@ def test_datasetcache_becomes_ready_with_files_on_the_claim(
     assert "Ready" in printed and "100%" in printed and "1/1" in printed, printed
     events = testbed.kube.get(f"/api/v1/namespaces/{namespace}/events")["items"]
     assert {"InstallStarted", "InstallSucceeded"} <= {e["reason"] for e in events}
-    assert "dscache_installs_succeeded_total 1.0" in op.metrics()
+    assert 'dscache_installs_total{result="succeeded"} 1.0' in op.metrics()
 
 
 def _apply(testbed: Testbed, namespace: str, name: str, spec: dict[str, object]) -> None:

@@ -1,12 +1,25 @@
-"""`dscache-operator`: the CRD printer and the run flags (defaults from DSCACHE_OPERATOR_*)."""
+"""`dscache-operator`: the CRD printer, the run flags (defaults from DSCACHE_OPERATOR_*), and that
+`run` ends when kopf does."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import sys
+import threading
+from typing import Any
 
+import kopf
+import pytest
+from kopf._cogs.aiokits import aioadapters  # how kopf.operator waits for its stop flag
+
+from dscache_operator import cli
+from dscache_operator.admissionserver import ServerApi
 from dscache_operator.cli import build_parser, main
 from dscache_operator.crd import render
-from dscache_operator.settings import load
+from dscache_operator.kube import Kube
+from dscache_operator.settings import Settings, WebhookSettings, load
+from tests.dscache_operator.fakekube import FakeKube
+from tests.dscache_operator.test_admissionserver import free_port
 
 
 def test_crd_command_prints_the_generated_crd(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,3 +59,30 @@ def test_webhook_cert_without_key_is_refused(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == (
         "dscache-operator: --webhook-cert and --webhook-key go together (set: --webhook-cert)\n"
     )
+
+
+def test_run_ends_when_kopf_ends_with_the_webhook_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM stops kopf; the process must then end. kopf waits for its stop flag, and a threading
+    flag it waits for in an executor thread its loop's shutdown then joins for ever (the pod was
+    killed at terminationGracePeriodSeconds instead of exiting)."""
+    kube = FakeKube()
+
+    async def connect() -> ServerApi:
+        return kube
+
+    async def operator(**kwargs: Any) -> None:  # kopf.operator until a signal: waits for the flag
+        waiting = asyncio.create_task(aioadapters.wait_flag(kwargs["stop_flag"]))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+
+    monkeypatch.setattr(Kube, "connect", staticmethod(connect))
+    monkeypatch.setattr(kopf, "operator", operator)
+    monkeypatch.setattr(kopf, "configure", lambda **_: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda _: None)
+    hook = WebhookSettings(dev=True, host="127.0.0.1", port=free_port())
+    ours = Settings(namespaces=("ml",), peering_name="test", webhook=hook)
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(cli._run(ours)), daemon=True)
+    run.start()
+    run.join(10)
+    assert not run.is_alive() and codes == [0]
