@@ -621,7 +621,7 @@ def test_rbac_grants_exactly_the_calls_the_operator_makes() -> None:
 
 def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
     objects = render({"operator.watchNamespaces[0]": "team-a", "operator.watchNamespaces[1]": "team-b"})
-    assert _rules(one(objects, "ClusterRole")) == CRD_RULE
+    assert _rules(one(objects, "ClusterRole")) == {**CRD_RULE, ("", "namespaces"): {"list", "watch"}}
     roles = find(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
