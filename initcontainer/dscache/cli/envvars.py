@@ -103,7 +103,7 @@ REMOTES = (
     EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)"),
     EnvVar(
         "DSCACHE_HTTP_TOKEN",
-        "http remotes: bearer token (else DSCACHE_HTTP_USERNAME/DSCACHE_HTTP_PASSWORD: Basic auth; never shown)",
+        "http remotes: bearer token (else DSCACHE_HTTP_USERNAME, DSCACHE_HTTP_PASSWORD: Basic auth)",
     ),
     EnvVar("HTTPS_PROXY", "proxy for https remotes (also HTTP_PROXY, ALL_PROXY; NO_PROXY exempts hosts)"),
 )
