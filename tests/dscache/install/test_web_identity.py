@@ -55,15 +55,29 @@ def test_install_from_s3_with_only_a_web_identity_token(tmp_path: Path, s3: S3En
     source = f'{{s3: {{bucket: {s3.bucket}, prefix: wi, endpoint: "{s3.endpoint}"}}}}'
     cache = tmp_path / "cache"
     args = ["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]
-    done = subprocess.run(
-        [sys.executable, "-m", "dscache", *args],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
+
+    def install(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dscache", *args],
+            check=False,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+
+    # Half a web identity (the token but no role): one line saying so, not a crash.
+    without_role = install({k: v for k, v in env.items() if k != "AWS_ROLE_ARN"})
+    assert without_role.returncode == 1
+    assert without_role.stderr.startswith(
+        f"dscache: error: s3://{s3.bucket}/wi: the AWS credential configuration is unusable: The provided "
+        "profile or the current environment is configured to assume role with web identity but has no "
+        "role ARN configured."
+    ), without_role.stderr
+    assert len(without_role.stderr.splitlines()) == 1 and "Traceback" not in without_role.stderr
+    s3.server.log.clear()
+    done = install(env)
     assert done.returncode == 0, done.stderr
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
 
