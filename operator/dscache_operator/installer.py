@@ -64,8 +64,10 @@ def token_volume() -> dict[str, Any]:
 
 
 def spec_hash(spec: DatasetCacheSpec) -> str:
-    """Hash of the resolved spec (defaults applied), so equal specs name the same Job."""
-    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    """Hash of the resolved spec (defaults applied), so equal specs name the same Job. `prepare` (the
+    injected init container's env and resources) is not the installer's: changing it starts no Job."""
+    resolved = spec.model_dump(mode="json", by_alias=True, exclude={"prepare"})
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return names.short_hash(canonical, 16)
 
 

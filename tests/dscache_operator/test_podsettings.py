@@ -216,6 +216,13 @@ def test_the_init_container_takes_spec_prepare_over_the_operators_defaults() -> 
     }
 
 
+def test_changing_spec_prepare_starts_no_new_installer() -> None:
+    prepared = {**SPEC, "prepare": {"env": [{"name": "DSCACHE_READ_TIMEOUT", "value": "5"}]}}
+    assert spec_hash(parse_spec(prepared)) == spec_hash(parse_spec(SPEC))
+    placed = {**SPEC, "install": {**SPEC["install"], "nodeSelector": {"pool": "io"}}}
+    assert spec_hash(parse_spec(placed)) != spec_hash(parse_spec(SPEC))  # a new placement: a new Job
+
+
 def test_spec_prepare_may_not_set_variables_that_change_what_code_runs() -> None:
     with pytest.raises(SpecError, match=r"spec\.prepare\.env: .*LD_PRELOAD is not allowed"):
         parse_spec({**SPEC, "prepare": {"env": [{"name": "LD_PRELOAD", "value": "/dscache/objects/x.so"}]}})
