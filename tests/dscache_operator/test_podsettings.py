@@ -327,3 +327,14 @@ def test_the_retry_backoff_comes_from_the_settings() -> None:
         world.now = retry_at
         world.reconcile()
     assert waits == [5, 10, 12]
+
+
+def test_the_crd_refuses_what_spec_prepare_may_not_set_and_types_quantities() -> None:
+    from dscache_operator.crd import spec_schema
+
+    prepare = spec_schema()["properties"]["prepare"]["properties"]
+    assert prepare["env"]["maxItems"] == 64
+    [rule] = prepare["env"]["items"]["x-kubernetes-validations"]
+    assert rule["rule"].startswith("!self.name.matches('") and "LD_" in rule["rule"]
+    cpu = spec_schema()["properties"]["install"]["properties"]["resources"]["additionalProperties"]
+    assert cpu["additionalProperties"]["x-kubernetes-int-or-string"] is True
