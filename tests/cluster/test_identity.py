@@ -68,7 +68,7 @@ def test_placement_overrides_reach_installer_pods_which_still_install(
                 "podLabels": {"team": "ml"},
                 "podAnnotations": {"cost-center": "42"},
                 "env": [{"name": "NO_PROXY", "value": "127.0.0.1"}],
-                "resources": {"requests": {"cpu": 0.1, "memory": "64Mi"}},
+                "resources": {"requests": {"cpu": 1, "memory": "64Mi"}},
             },
         }
         _apply(testbed, namespace, "objs", spec)
@@ -92,10 +92,7 @@ def test_placement_overrides_reach_installer_pods_which_still_install(
         assert pod["metadata"]["annotations"]["cost-center"] == "42"
         [install] = spec_["initContainers"]
         assert {"name": "NO_PROXY", "value": "127.0.0.1"} in install["env"]
-        assert install["resources"]["requests"] == {
-            "cpu": "100m",
-            "memory": "64Mi",
-        }  # the API's canonical form
+        assert install["resources"]["requests"] == {"cpu": "1", "memory": "64Mi"}  # `cpu: 1` as in a pod
         assert spec_.get("automountServiceAccountToken") is False
 
 

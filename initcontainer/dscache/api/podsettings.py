@@ -126,8 +126,8 @@ class ContainerSettings(_Model):
     )
     resources: Resources | None = Field(
         None,
-        description="Resource requests and limits (quantities; merged into the operator's defaults per "
-        "resource).",
+        description="Resource requests and limits: quantities as in a container (cpu: 2, cpu: 500m, memory: "
+        "4Gi; a fraction as text, cpu: '0.5'), merged into the operator's defaults per resource.",
     )
 
 
