@@ -16,6 +16,7 @@ from dscache_testbed.fixtures import Testbed
 
 from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
+from tests.cluster import test_trust
 from tests.factories import make_tree, publish_archives
 from tests.servers.files import FileServer
 from tests.servers.s3 import S3Env
@@ -23,6 +24,7 @@ from tests.servers.s3 import S3Env
 pytestmark = pytest.mark.cluster
 crds = opf.crds
 start_operator = opf.start_operator
+guarded = test_trust.guarded  # the operator with its webhooks (dev mode)
 
 V1 = VersionKey("objects", "thor", "v1")
 STATUS_TOKEN = "/var/run/secrets/dscache.io/serviceaccount/token"
@@ -186,3 +188,21 @@ def test_an_http_secret_ref_installs_and_the_credentials_appear_nowhere_else(
             ("installer log", pod_logs),
         ):
             assert password not in text and header.split()[1] not in text, f"credential leaked into {where}"
+
+
+def test_the_webhook_refuses_credentials_in_a_url_and_the_crd_an_unsafe_init_container_variable(
+    testbed: Testbed, namespace: str, guarded: opf.Operator
+) -> None:
+    inline = test_trust.spec(source={"http": {"url": "https://robot:Sup3rSecretUrlPw@data.example/x"}})
+    message = test_trust.cache_refusal(testbed, namespace, "inline", inline)
+    assert (
+        "no user:password@ in the URL in a cluster (it would be stored in the spec and the installer's "
+        "ConfigMap): put the credentials in a Secret of type kubernetes.io/basic-auth and name it in "
+        "spec.source.http.secretRef"
+    ) in message, message
+    assert "Sup3rSecretUrlPw" not in message
+    preload = test_trust.spec(prepare={"env": [{"name": "LD_PRELOAD", "value": "/dscache/objects/x.so"}]})
+    message = test_trust.cache_refusal(testbed, namespace, "preload", preload)
+    assert "spec.prepare.env[0]" in message
+    assert "the injected init container may not get a variable that changes what code it runs" in message
+    test_trust.assert_nothing_written(testbed, namespace)
