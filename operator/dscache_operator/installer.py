@@ -12,6 +12,11 @@ A dscache audience would need every cluster's admin to add it there, which manag
 (EKS, GKE, AKS) do not allow, and it would narrow nothing: any service that accepts tokens for the
 API server's audience would accept that one too, once added. What keeps the token small is the rest:
 one container, ten minutes, bound to the pod, RBAC for one status subresource.
+
+A cache may run its installer under a ServiceAccount of its own (`spec.install.serviceAccountName`,
+or the operator's default), e.g. one a cloud's workload identity trusts; the projected token is then
+that account's, and the RoleBinding names it beside the operator-made account (`build_installer_rbac`).
+Placement, pull secrets, env, labels and resources come from `dscache_operator.podsettings`.
 """
 
 from __future__ import annotations
