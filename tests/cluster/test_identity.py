@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from dscache_testbed.fixtures import Testbed
 from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
 from tests.cluster import test_trust
+from tests.dscache.install.test_web_identity import sts_issued
 from tests.factories import make_tree, publish_archives
 from tests.servers.files import FileServer
 from tests.servers.s3 import S3Env
@@ -98,11 +98,6 @@ def test_placement_overrides_reach_installer_pods_which_still_install(
         assert spec_.get("automountServiceAccountToken") is False
 
 
-def _assumed_roles(s3: S3Env) -> list[dict[str, str]]:
-    with urllib.request.urlopen(f"{s3.server.direct_endpoint}/moto-api/data.json", timeout=10) as answer:
-        return list(json.loads(answer.read()).get("sts", {}).get("AssumedRole", []))
-
-
 def test_a_web_identity_installs_without_any_secret(
     testbed: Testbed, namespace: str, s3: S3Env, start_operator: opf.OperatorFactory, tmp_path: Path
 ) -> None:
@@ -132,7 +127,7 @@ def test_a_web_identity_installs_without_any_secret(
     body = opf.wait_phase(testbed, namespace, "objs", "Ready")
     assert body["status"]["installed"]
     assert testbed.kube.get(f"/api/v1/namespaces/{namespace}/secrets")["items"] == []
-    issued = {r["access_key_id"] for r in _assumed_roles(s3) if r["role_arn"] == role}
+    issued = sts_issued(role).keys()
     assert issued, "the installer never exchanged its token at STS"
     signed = {
         r.headers["authorization"].split("Credential=")[1].split("/")[0]
