@@ -37,6 +37,7 @@ MAX_DATA_TYPES = 64
 MAX_SOURCES = 256
 MAX_STRING = 1024
 MAX_ENV_NAME = 128  # the CEL rule over envNames values matches a long pattern: its cost grows with both
+MAX_ENV = 64  # variables of spec.prepare.env (a CEL rule matches each name)
 
 # CEL rules per schema path (dotted, under spec), with the message the API server returns.
 _RULES: dict[str, list[tuple[str, str]]] = {
@@ -71,6 +72,13 @@ _RULES: dict[str, list[tuple[str, str]]] = {
             "this variable would let the cache's source decide which code, programs or certificate "
             "authorities every pod of the cache loads (the dynamic loader's LD_*, PATH, HOME, PYTHON*, "
             "SSL_* and more: see dscache's docs/threat-model.md)",
+        )
+    ],
+    "prepare.env[]": [
+        (
+            f"!self.name.matches('{REFUSED_PATTERN}')",
+            "the injected init container may not get a variable that changes what code it runs (the "
+            "dynamic loader's LD_*, PATH, HOME, PYTHON*, SSL_* and more: see dscache's docs/threat-model.md)",
         )
     ],
     "mountPath": [
@@ -114,6 +122,8 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "mountPath": {"pattern": MOUNT_PATH_FORM},
     "linkStrategy": {"maxProperties": MAX_DATA_TYPES},
     "scratch.sizeLimit": {"pattern": QUANTITY_PATTERN},
+    "prepare.env": {"maxItems": MAX_ENV},
+    "prepare.env[].name": {"maxLength": MAX_ENV_NAME},
 }
 # The model allows no volume for laptop use; in a cluster the installer needs one.
 _REQUIRED_IN_CLUSTER = ["volume"]

@@ -12,6 +12,11 @@ A dscache audience would need every cluster's admin to add it there, which manag
 (EKS, GKE, AKS) do not allow, and it would narrow nothing: any service that accepts tokens for the
 API server's audience would accept that one too, once added. What keeps the token small is the rest:
 one container, ten minutes, bound to the pod, RBAC for one status subresource.
+
+A cache may run its installer under a ServiceAccount of its own (`spec.install.serviceAccountName`,
+or the operator's default), e.g. one a cloud's workload identity trusts; the projected token is then
+that account's, and the RoleBinding names it beside the operator-made account (`build_installer_rbac`).
+Placement, pull secrets, env, labels and resources come from `dscache_operator.podsettings`.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from typing import Any
 
 import yaml
 
+from dscache.api.podsettings import PodSettings
 from dscache.api.resource import API_GROUP, GROUP_VERSION, INSTALLER_TOKEN_DIR, KIND, PLURAL
 from dscache.api.spec import DatasetCacheSpec
 from dscache_operator import names
 from dscache_operator.objects import container, job_volumes, object_meta, pod_security, protect_args
+from dscache_operator.podsettings import POD_FIELDS, apply_to_pod, combine
 from dscache_operator.settings import Settings
 
 # Secret keys each source kind reads; every one optional so a Secret may hold a subset.
@@ -34,8 +41,16 @@ SECRET_KEYS = {
     "gcs": ("GOOGLE_APPLICATION_CREDENTIALS",),  # the JSON key document itself
     "azure": ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"),
     "huggingFace": ("HF_TOKEN",),
+    # A kubernetes.io/basic-auth Secret's keys, or a bearer token's (dscache.remotes.http reads them).
+    "http": ("username", "password", "token"),
 }
-_SOURCE_FIELDS = {"s3": "s3", "gcs": "gcs", "azure": "azure", "huggingFace": "hugging_face"}
+_SOURCE_FIELDS = {"s3": "s3", "gcs": "gcs", "azure": "azure", "huggingFace": "hugging_face", "http": "http"}
+# Variables of the http keys (a Secret key such as `username` is no variable name of its own).
+HTTP_ENV = {
+    "username": "DSCACHE_HTTP_USERNAME",
+    "password": "DSCACHE_HTTP_PASSWORD",
+    "token": "DSCACHE_HTTP_TOKEN",
+}
 
 AZURE_WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 """The pod label the Azure Workload Identity webhook keys on to project a federated token and the
@@ -60,8 +75,10 @@ def token_volume() -> dict[str, Any]:
 
 
 def spec_hash(spec: DatasetCacheSpec) -> str:
-    """Hash of the resolved spec (defaults applied), so equal specs name the same Job."""
-    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    """Hash of the resolved spec (defaults applied), so equal specs name the same Job. `prepare` (the
+    injected init container's env and resources) is not the installer's: changing it starts no Job."""
+    resolved = spec.model_dump(mode="json", by_alias=True, exclude={"prepare"})
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return names.short_hash(canonical, 16)
 
 
@@ -90,7 +107,10 @@ def secret_env(spec: DatasetCacheSpec) -> list[dict[str, Any]]:
         return []
     kind = next(kind for kind, field in _SOURCE_FIELDS.items() if getattr(spec.source, field) is not None)
     return [
-        {"name": key, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key, "optional": True}}}
+        {
+            "name": HTTP_ENV.get(key, key),
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key, "optional": True}},
+        }
         for key in SECRET_KEYS[kind]
     ]
 
@@ -135,6 +155,8 @@ def build_installer_job(
         if settings.installer_api_url
         else []
     )
+    if settings.status_interval is not None:
+        api_env.append({"name": "DSCACHE_STATUS_INTERVAL", "value": f"{settings.status_interval:g}"})
     install = container(
         settings,
         "install",
@@ -144,10 +166,9 @@ def build_installer_job(
             {"name": "manifest", "mountPath": names.MANIFEST_DIR, "readOnly": True},
             {"name": TOKEN_VOLUME, "mountPath": INSTALLER_TOKEN_DIR, "readOnly": True},
         ],
-        resources=spec.install.resources,
     )
     gc_args = ["gc", "--cache", names.CACHE_MOUNT, "--keep", str(spec.retention.keep), "--json"]
-    gc = container(settings, "gc", gc_args + protect_args(in_use), resources=spec.install.resources)
+    gc = container(settings, "gc", gc_args + protect_args(in_use))
     job_meta = object_meta(body, job_name, names.COMPONENT_INSTALLER, claim)
     job_meta["annotations"].update(
         {names.ANNOTATION_SPEC_HASH: digest, names.ANNOTATION_GENERATION: str(meta.get("generation", 0))}
@@ -160,27 +181,53 @@ def build_installer_job(
         "spec": {
             "backoffLimit": spec.install.backoff_limit,
             "activeDeadlineSeconds": spec.install.active_deadline_seconds,
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "serviceAccountName": names.installer_account_name(meta["name"]),
-                    "automountServiceAccountToken": False,
-                    "restartPolicy": "Never",
-                    "securityContext": pod_security(settings),
-                    "volumes": [*job_volumes(claim, job_name), token_volume()],
-                    "initContainers": [install],
-                    "containers": [gc],
+            "template": apply_to_pod(
+                {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "restartPolicy": "Never",
+                        "securityContext": pod_security(settings),
+                        "volumes": [*job_volumes(claim, job_name), token_volume()],
+                        "initContainers": [install],
+                        "containers": [gc],
+                    },
                 },
-            },
+                pod_settings(spec.install, settings),
+                names.installer_account_name(meta["name"]),
+            ),
         },
     }
     return spread_over_nodes(job, spec.install.workers)
 
 
-def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any]]:
+def pod_settings(own: PodSettings, settings: Settings) -> dict[str, Any]:
+    """The effective settings of a cache's installer, gc and cleanup pods (`own`: its spec.install)
+    over the operator's defaults (podsettings.combine)."""
+    return combine(settings.installer, own, POD_FIELDS)
+
+
+def installer_account(spec: DatasetCacheSpec, settings: Settings) -> str | None:
+    """The ServiceAccount named for installer pods (by the cache or the operator), if any."""
+    account = pod_settings(spec.install, settings).get("serviceAccountName")
+    return str(account) if account else None
+
+
+def build_installer_rbac(
+    body: dict[str, Any], claim: str, account: str | None = None
+) -> list[dict[str, Any]]:
     """ServiceAccount (no automounted token), Role and RoleBinding: patch the status of this one
-    DatasetCache, nothing else."""
+    DatasetCache, nothing else.
+
+    With `account` (a ServiceAccount of the user's, e.g. for cloud identity) the installer runs under
+    it: the RoleBinding binds the Role to that account too, so its projected token reports status; the
+    operator's own account stays a subject (and exists) so an installer already running keeps working.
+    """
     name = names.installer_account_name(body["metadata"]["name"])
+    namespace = body["metadata"]["namespace"]
+    subjects = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    if account and account != name:
+        subjects.append({"kind": "ServiceAccount", "name": account, "namespace": namespace})
     meta = object_meta(body, name, names.COMPONENT_INSTALLER, claim)
     rule = {
         "apiGroups": [API_GROUP],
@@ -201,9 +248,7 @@ def build_installer_rbac(body: dict[str, Any], claim: str) -> list[dict[str, Any
             "kind": "RoleBinding",
             "metadata": meta,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [
-                {"kind": "ServiceAccount", "name": name, "namespace": body["metadata"]["namespace"]}
-            ],
+            "subjects": subjects,
         },
     ]
 

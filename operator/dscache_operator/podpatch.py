@@ -16,11 +16,13 @@ from typing import Any, Literal
 
 from dscache.api.envnames import EnvNameError, build_env
 from dscache.api.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.api.podsettings import ContainerSettings, PrepareSettings
 from dscache.api.sizes import parse_size
 from dscache.api.spec import DatasetCacheSpec, Scratch
 from dscache_operator import names
 from dscache_operator.hostpaths import HostPathError, check_host_path
 from dscache_operator.objects import CONTAINER_SECURITY
+from dscache_operator.podsettings import CONTAINER_FIELDS, apply_to_container, combine
 from dscache_operator.settings import Settings
 from dscache_operator.volume import get_claim_name
 
@@ -239,7 +241,10 @@ def build_init_container(
     resolution: Resolution,
     scratch: ScratchChoice,
     pod_security: dict[str, Any],
+    *,
+    prepare: PrepareSettings | None = None,
 ) -> dict[str, Any]:
+    """`dscache prepare` with the cache's spec.prepare (env, envFrom, resources) over the operator's."""
     args = ["prepare", "--cache", CACHE_PATH, "--links", mount_path, *resolution.prepare_args]
     if scratch.mode != "none":
         args += ["--scratch", SCRATCH_PATH]
@@ -255,9 +260,17 @@ def build_init_container(
         "securityContext": init_security(settings, pod_security),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if settings.prepare_resources:
-        container["resources"] = copy.deepcopy(settings.prepare_resources)
-    return container
+    return apply_to_container(container, prepare_settings(settings, prepare))
+
+
+def prepare_settings(settings: Settings, own: PrepareSettings | None) -> dict[str, Any]:
+    """The init container's effective env, envFrom and resources: the cache's over the operator's."""
+    default = ContainerSettings(
+        env=list(settings.prepare_env) if settings.prepare_env is not None else None,
+        env_from=list(settings.prepare_env_from) if settings.prepare_env_from is not None else None,
+        resources=settings.prepare_resources or None,
+    )
+    return combine(default, own or PrepareSettings(), CONTAINER_FIELDS)
 
 
 # The scratch-setup container's program, in Python: the init image has no shell (Dockerfile, target
@@ -326,7 +339,7 @@ def desired_pod(
     volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
     pod_spec["volumes"] = [*volumes, *build_volumes(claim, scratch), token_guard()[0]]
     init = build_init_container(
-        settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}
+        settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}, prepare=spec.prepare
     )
     ours = [build_scratch_setup(settings), init] if scratch.mode == "hostPath" else [init]
     inits = [c for c in pod_spec.get("initContainers") or [] if c.get("name") != SCRATCH_SETUP]

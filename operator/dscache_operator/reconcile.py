@@ -27,7 +27,13 @@ import kopf
 from dscache.api.spec import DatasetCacheSpec, SpecError, parse_spec
 from dscache_operator import metrics, names
 from dscache_operator.cleanup import build_cleanup_job
-from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
+from dscache_operator.installer import (
+    build_configmap,
+    build_installer_job,
+    build_installer_rbac,
+    installer_account,
+    spec_hash,
+)
 from dscache_operator.kubeapi import KubeApi, dsc_path
 from dscache_operator.settings import Settings
 from dscache_operator.status import (
@@ -204,8 +210,7 @@ class Reconciler:
             if await self.kube.get(f"{_jobs(ns)}/{job_name}") is not None:
                 return  # still being deleted: its DELETED event (or the timer) starts it
         await self._ensure_volume(body, spec, claim)
-        for obj in build_installer_rbac(body, claim):
-            await self.kube.create(obj)
+        await self._ensure_rbac(body, spec, claim)
         await self._drop_superseded(ns, name, job_name)
         async with self._claim_locks[(ns, claim)]:
             blocker = blocker_for(await self._writers(ns, claim), name, job_name)
@@ -242,6 +247,18 @@ class Reconciler:
             metrics.INSTALLS_STARTED.inc()
             self._event(body, "Normal", reason="InstallStarted", message=message)
             log.info("started %s for %s/%s", job_name, ns, name)
+
+    async def _ensure_rbac(self, body: dict[str, Any], spec: DatasetCacheSpec, claim: str) -> None:
+        """The installer's account, Role and RoleBinding; an existing binding gets the current subjects
+        (the cache may have named another ServiceAccount since)."""
+        for obj in build_installer_rbac(body, claim, installer_account(spec, self.settings)):
+            if not await self.kube.create(obj) and obj["kind"] == "RoleBinding":
+                meta = obj["metadata"]
+                await self.kube.patch(
+                    f"/apis/rbac.authorization.k8s.io/v1/namespaces/{meta['namespace']}/rolebindings/"
+                    f"{meta['name']}",
+                    {"subjects": obj["subjects"]},
+                )
 
     def _retrying(self, body: dict[str, Any], job: dict[str, Any]) -> bool:
         """The Job is this resource's failed install, already reported, and its retry is due."""
@@ -315,7 +332,7 @@ class Reconciler:
         pods = await self.kube.list(_pods(meta["namespace"]), f"job-name={job_name}")
         message = get_job_failure(job, pods)
         failures = int(status.get("failedAttempts") or 0) + 1
-        delay = retry_delay(failures)
+        delay = retry_delay(failures, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         retry_at = format_time(self._clock() + dt.timedelta(seconds=delay))
         note = (
             f"{failures} failed attempt(s); next retry at {retry_at}, or at once on a new "
@@ -405,7 +422,7 @@ class Reconciler:
                 )
             return
         await self._drop_superseded(ns, name, keep="")
-        job = build_cleanup_job(body, self.settings, claim=claim, in_use=await self._in_use(ns))
+        job = build_cleanup_job(body, self.settings, claim=claim, in_use=await self._in_use(ns), spec=spec)
         job_name = job["metadata"]["name"]
         current = await self.kube.get(f"{_jobs(ns)}/{job_name}")
         if current is None:

@@ -28,6 +28,15 @@ from pydantic import (
 )
 
 from dscache import __version__
+from dscache.api.podsettings import (
+    DNS_SUBDOMAIN_PATTERN,
+    EnvFromSource,
+    EnvVar,
+    LocalObjectReference,
+    Resources,
+    Toleration,
+)
+from dscache.api.unsafeenv import refusal as env_name_refusal
 from dscache_operator.hostpaths import HostPathError, admin_dir
 
 DEFAULT_IMAGE = f"ghcr.io/dscache/dscache:{__version__}"
@@ -81,6 +90,14 @@ def _default_prepare_resources() -> dict[Literal["requests", "limits"], dict[str
 
 
 OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+# JSON-valued settings (a flag or variable holds JSON text), in the core API's shapes; None: not set.
+JsonLabels = Annotated[dict[str, str] | None, BeforeValidator(_json_text)]
+JsonObject = Annotated[dict[str, Any] | None, BeforeValidator(_json_text)]
+JsonResources = Annotated[Resources | None, BeforeValidator(_json_text)]
+JsonTolerations = Annotated[tuple[Toleration, ...] | None, BeforeValidator(_json_text)]
+JsonPullSecrets = Annotated[tuple[LocalObjectReference, ...] | None, BeforeValidator(_json_text)]
+JsonEnv = Annotated[tuple[EnvVar, ...] | None, BeforeValidator(_json_text)]
+JsonEnvFrom = Annotated[tuple[EnvFromSource, ...] | None, BeforeValidator(_json_text)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text)]
 Namespace = Annotated[str, Field(pattern=DNS_LABEL)]
 HostDir = Annotated[str, AfterValidator(_host_dir)]
@@ -118,6 +135,39 @@ class WebhookSettings(_Model):
     @property
     def enabled(self) -> bool:
         return self.dev or self.cert is not None
+
+
+def _safe_prepare_env(value: tuple[EnvVar, ...] | None) -> tuple[EnvVar, ...] | None:
+    """The same refusal as a DatasetCache's spec.prepare.env (variables that change what code runs)."""
+    for item in value or ():
+        refused = env_name_refusal(item.name)
+        if refused is not None:
+            raise ValueError(refused)
+    return value
+
+
+class InstallerDefaults(_Model):
+    """Defaults of the installer, gc and cleanup pods (a DatasetCache's spec.install overrides them:
+    maps merge key by key, lists and single values replace; see dscache_operator.podsettings).
+
+    Maps and lists are JSON text in flags and variables, in the core API's shapes.
+    """
+
+    service_account_name: Annotated[
+        Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN)] | None, BeforeValidator(_empty_is_none)
+    ] = Field(None, description="ServiceAccount of installer pods (none: one the operator creates per cache)")
+    node_selector: JsonLabels = Field(None, description="nodeSelector, as JSON")
+    tolerations: JsonTolerations = Field(None, description="tolerations, as JSON")
+    affinity: JsonObject = Field(None, description="affinity, as JSON")
+    priority_class_name: OptionalText = Field(None, description="priorityClassName")
+    image_pull_secrets: JsonPullSecrets = Field(
+        None, description='imagePullSecrets, as JSON ([{"name": ...}])'
+    )
+    env: JsonEnv = Field(None, description="more env of their containers, as JSON")
+    env_from: JsonEnvFrom = Field(None, description="envFrom of their containers, as JSON")
+    pod_labels: JsonLabels = Field(None, description="more labels of the pods, as JSON")
+    pod_annotations: JsonLabels = Field(None, description="annotations of the pods, as JSON")
+    resources: JsonResources = Field(None, description="resources of their containers, as JSON")
 
 
 class Settings(_Model):
@@ -177,6 +227,30 @@ class Settings(_Model):
     verbose: bool = Field(False, description="debug logging")
     webhook: WebhookSettings = Field(
         WebhookSettings(), description="admission webhook (off unless --webhook-cert or --webhook-dev)"
+    )
+    prepare_env: Annotated[JsonEnv, AfterValidator(_safe_prepare_env)] = Field(
+        None,
+        description="more env of the injected init container, as JSON (spec.prepare.env replaces it)",
+    )
+    prepare_env_from: JsonEnvFrom = Field(
+        None, description="envFrom of the injected init container, as JSON (spec.prepare.envFrom replaces it)"
+    )
+    installer: InstallerDefaults = Field(
+        InstallerDefaults(), description="defaults of installer, gc and cleanup pods"
+    )
+    # A failed install is retried after retry_base_seconds, doubling per failure up to retry_max_seconds.
+    retry_base_seconds: int = Field(
+        30, ge=1, description="first delay before retrying a failed install, seconds"
+    )
+    retry_max_seconds: int = Field(
+        1800, ge=1, description="longest delay between retries of a failed install, seconds"
+    )
+    status_interval: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="least seconds between an installer's progress writes (its DSCACHE_STATUS_INTERVAL; "
+        "none: the installer's default, 10)",
     )
 
     @property

@@ -4,7 +4,8 @@ CEL checks one object; a clash between two DatasetCaches on one claim needs the 
 writing the same `<dataType>/<source>/<version>` paths of one volume would mix two datasets (the
 installer trusts a published version it finds), so a claim holds each dataType/source from one source.
 
-A cluster also refuses what a laptop allows (`cluster_refusal`): `file` sources, and host scratch
+A cluster also refuses what a laptop allows (`cluster_refusal`): `file` sources, credentials in an
+http URL, and host scratch
 outside the admin's directories, a setting the CRD cannot know. The reconciler asks the same, so a
 DatasetCache stored while the webhook was off, or before a chart upgrade (Helm never upgrades a CRD),
 gets no installer either (docs/threat-model.md).
@@ -16,17 +17,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dscache.api.spec import FILE_SOURCE_IN_CLUSTER, DatasetCacheSpec, SpecError, parse_spec
+from dscache.api.spec import (
+    FILE_SOURCE_IN_CLUSTER,
+    HTTP_CREDENTIALS_IN_CLUSTER,
+    DatasetCacheSpec,
+    SpecError,
+    parse_spec,
+)
 from dscache_operator.hostpaths import HostPathError, check_host_path
 from dscache_operator.settings import Settings
 from dscache_operator.volume import get_claim_name
 
 
 def cluster_refusal(spec: DatasetCacheSpec, settings: Settings) -> str | None:
-    """Why a cluster refuses `spec` (None: it does not), naming the field: a `file` source, or a
-    `scratch.hostPath.path` that is not one of the admin's `scratch_host_paths`."""
+    """Why a cluster refuses `spec` (None: it does not), naming the field: a `file` source, an http
+    URL with `user:password@` (stored in the spec and the installer's ConfigMap; a Secret keeps them),
+    or a `scratch.hostPath.path` that is not one of the admin's `scratch_host_paths`."""
     if spec.source.file is not None:
         return FILE_SOURCE_IN_CLUSTER
+    if spec.source.http is not None and spec.source.http.has_userinfo():
+        return HTTP_CREDENTIALS_IN_CLUSTER
     host = spec.scratch.host_path
     if host is not None:
         try:

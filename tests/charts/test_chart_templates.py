@@ -563,7 +563,7 @@ OPERATOR_CALLS = {
     ("", "persistentvolumeclaims"): {"get", "create", "patch"},
     ("", "serviceaccounts"): {"create"},
     ("rbac.authorization.k8s.io", "roles"): {"create"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"create"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"create", "patch"},
 }
 # ...and kopf's: watching, finalizers/annotations (patch), events, peering, CRD discovery; `get` on
 # datasetcaches/status because the installer Role the operator grants has it (RBAC escalation rule).

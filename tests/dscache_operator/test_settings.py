@@ -9,8 +9,16 @@ from typing import Any
 
 import pytest
 
+from dscache.api.podsettings import EnvFromSource, EnvVar, LocalObjectReference, ObjectSource, Toleration
 from dscache_operator.cli import build_parser
-from dscache_operator.settings import OPTIONS, Settings, SettingsError, WebhookSettings, load
+from dscache_operator.settings import (
+    OPTIONS,
+    InstallerDefaults,
+    Settings,
+    SettingsError,
+    WebhookSettings,
+    load,
+)
 
 # Every variable with a valid non-default text, and the field path and typed value it must produce.
 EVERY_VARIABLE: dict[str, tuple[str, tuple[str, ...], Any]] = {
@@ -47,6 +55,70 @@ EVERY_VARIABLE: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "DSCACHE_OPERATOR_WEBHOOK_PORT": ("8443", ("webhook", "port"), 8443),
     "DSCACHE_OPERATOR_WEBHOOK_ADDR": ("127.0.0.2", ("webhook", "addr"), "127.0.0.2"),
     "DSCACHE_OPERATOR_WEBHOOK_HOST": ("10.0.0.5", ("webhook", "host"), "10.0.0.5"),
+    "DSCACHE_OPERATOR_PREPARE_ENV": (
+        '[{"name": "DSCACHE_RETRY_ATTEMPTS", "value": "3"}]',
+        ("prepare_env",),
+        (EnvVar(name="DSCACHE_RETRY_ATTEMPTS", value="3"),),
+    ),
+    "DSCACHE_OPERATOR_PREPARE_ENV_FROM": (
+        '[{"configMapRef": {"name": "tuning"}}]',
+        ("prepare_env_from",),
+        (EnvFromSource(config_map_ref=ObjectSource(name="tuning")),),
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_SERVICE_ACCOUNT_NAME": (
+        "s3-reader",
+        ("installer", "service_account_name"),
+        "s3-reader",
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_NODE_SELECTOR": (
+        '{"pool": "io"}',
+        ("installer", "node_selector"),
+        {"pool": "io"},
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_TOLERATIONS": (
+        '[{"key": "io", "operator": "Exists", "effect": "NoSchedule"}]',
+        ("installer", "tolerations"),
+        (Toleration(key="io", operator="Exists", effect="NoSchedule"),),
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_AFFINITY": (
+        '{"nodeAffinity": {}}',
+        ("installer", "affinity"),
+        {"nodeAffinity": {}},
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_PRIORITY_CLASS_NAME": (
+        "batch-low",
+        ("installer", "priority_class_name"),
+        "batch-low",
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_IMAGE_PULL_SECRETS": (
+        '[{"name": "regcred"}]',
+        ("installer", "image_pull_secrets"),
+        (LocalObjectReference(name="regcred"),),
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_ENV": (
+        '[{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]',
+        ("installer", "env"),
+        (EnvVar(name="HTTPS_PROXY", value="http://proxy:3128"),),
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_ENV_FROM": (
+        '[{"configMapRef": {"name": "proxy-env"}}]',
+        ("installer", "env_from"),
+        (EnvFromSource(config_map_ref=ObjectSource(name="proxy-env")),),
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_POD_LABELS": ('{"team": "ml"}', ("installer", "pod_labels"), {"team": "ml"}),
+    "DSCACHE_OPERATOR_INSTALLER_POD_ANNOTATIONS": (
+        '{"note": "x"}',
+        ("installer", "pod_annotations"),
+        {"note": "x"},
+    ),
+    "DSCACHE_OPERATOR_INSTALLER_RESOURCES": (
+        '{"requests": {"cpu": 2}}',
+        ("installer", "resources"),
+        {"requests": {"cpu": "2"}},
+    ),
+    "DSCACHE_OPERATOR_RETRY_BASE_SECONDS": ("5", ("retry_base_seconds",), 5),
+    "DSCACHE_OPERATOR_RETRY_MAX_SECONDS": ("600", ("retry_max_seconds",), 600),
+    "DSCACHE_OPERATOR_STATUS_INTERVAL": ("2.5", ("status_interval",), 2.5),
 }
 
 
@@ -81,6 +153,25 @@ def test_defaults_live_in_the_model() -> None:
         scratch_host_paths=(),
         verbose=False,
         webhook=WebhookSettings(cert=None, key=None, dev=False, port=9443, addr="0.0.0.0", host="127.0.0.1"),
+        prepare_env=None,
+        prepare_env_from=None,
+        installer=InstallerDefaults(),
+        retry_base_seconds=30,
+        retry_max_seconds=1800,
+        status_interval=None,
+    )
+    assert InstallerDefaults() == InstallerDefaults(
+        service_account_name=None,
+        node_selector=None,
+        tolerations=None,
+        affinity=None,
+        priority_class_name=None,
+        image_pull_secrets=None,
+        env=None,
+        env_from=None,
+        pod_labels=None,
+        pod_annotations=None,
+        resources=None,
     )
 
 
@@ -91,6 +182,11 @@ def test_every_flag_has_its_variable(capsys: pytest.CaptureFixture[str]) -> None
         "--namespace", "--peering", "--priority", "--standalone", "--liveness", "--metrics-port",
         "--prepare-wait", "--prepare-resources", "--scratch-host-path", "--verbose", "--webhook-cert",
         "--webhook-key", "--webhook-dev", "--webhook-port", "--webhook-addr", "--webhook-host",
+        "--prepare-env", "--prepare-env-from", "--installer-service-account-name",
+        "--installer-node-selector", "--installer-tolerations", "--installer-affinity",
+        "--installer-priority-class-name", "--installer-image-pull-secrets", "--installer-env",
+        "--installer-env-from", "--installer-pod-labels", "--installer-pod-annotations",
+        "--installer-resources", "--retry-base-seconds", "--retry-max-seconds", "--status-interval",
     ]  # fmt: skip
     assert [o.env for o in OPTIONS] == list(EVERY_VARIABLE)
     with pytest.raises(SystemExit):
@@ -210,6 +306,27 @@ def test_unrelated_variables_are_ignored() -> None:
             {"DSCACHE_OPERATOR_SCRATCH_HOST_PATH": "/var/lib/kubelet/scratch"},
             "DSCACHE_OPERATOR_SCRATCH_HOST_PATH item '/var/lib/kubelet/scratch': '/var/lib/kubelet/scratch' "
             "overlaps /var/lib/kubelet, which pods must never be able to write",
+        ),
+        (
+            {"DSCACHE_OPERATOR_INSTALLER_RESOURCES": '{"requests": {"cpu": "two"}}'},
+            'DSCACHE_OPERATOR_INSTALLER_RESOURCES=\'{"requests": {"cpu": "two"}}\' at requests.cpu: '
+            "'two' is not a Kubernetes quantity such as 500m, 2 or 4Gi",
+        ),
+        (
+            {"DSCACHE_OPERATOR_INSTALLER_TOLERATIONS": '[{"key": "io", "operator": "In"}]'},
+            "DSCACHE_OPERATOR_INSTALLER_TOLERATIONS item 'In': Input should be 'Exists' or 'Equal'",
+        ),
+        (
+            {"DSCACHE_OPERATOR_PREPARE_ENV": '[{"name": "LD_PRELOAD", "value": "/dscache/x.so"}]'},
+            'DSCACHE_OPERATOR_PREPARE_ENV=\'[{"name": "LD_PRELOAD", "value": "/dscache/x.so"}]\': '
+            "LD_PRELOAD is not allowed (nor any LD_* name): the dynamic loader and the C library read it to "
+            "choose the libraries and data files every program loads (glibc removes it for setuid "
+            "programs); set to a directory of the cache, it would let the cache's source decide that in "
+            "every pod that uses the cache",
+        ),
+        (
+            {"DSCACHE_OPERATOR_STATUS_INTERVAL": "-1"},
+            "DSCACHE_OPERATOR_STATUS_INTERVAL='-1': Input should be greater than or equal to 0",
         ),
         (
             {"DSCACHE_OPERATOR_WEBHOOK_CERT": "/certs/tls.crt"},

@@ -12,6 +12,10 @@ from tests.servers.httpbase import Handler, ServerBase, file_etag
 class _FileHandler(Handler):
     def _serve(self) -> None:
         root: Path = self.owner.root
+        wanted = self.owner.authorization
+        if wanted is not None and self.headers.get("Authorization") != wanted:
+            self.send(401, {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="data"'}, b"no\n")
+            return
         rel = unquote(self.url_path).lstrip("/")
         target = (root / rel).resolve()
         if not rel or not target.is_relative_to(root.resolve()) or not target.is_file():
@@ -29,12 +33,14 @@ class _FileHandler(Handler):
 
 class FileServer(ServerBase):
     """Serves `root` at `url` (GET/HEAD, single Range, If-Match, ETag, Last-Modified), with faults and a
-    request log. `validators=False`: no ETag and no Last-Modified, like some dynamic servers."""
+    request log. `validators=False`: no ETag and no Last-Modified, like some dynamic servers.
+    `authorization`: the Authorization header every request must carry (else 401)."""
 
     handler = _FileHandler
 
-    def __init__(self, root: Path, validators: bool = True) -> None:
+    def __init__(self, root: Path, validators: bool = True, authorization: str | None = None) -> None:
         self.validators = validators
+        self.authorization = authorization
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         super().__init__()

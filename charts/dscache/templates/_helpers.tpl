@@ -111,8 +111,12 @@ matchExpressions:
   resources: [serviceaccounts]
   verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles, rolebindings]
+  resources: [roles]
   verbs: [create]
+# patch: a binding's subjects follow spec.install.serviceAccountName
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from dscache.api.envnames import ENV_NAME_PATTERN
 from dscache.api.names import check_segment, check_source
+from dscache.api.podsettings import PodSettings, PrepareSettings
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
 from dscache.api.urls import display_url
@@ -124,10 +126,26 @@ class HuggingFaceSource(_Model):
     )
 
 
+HTTP_CREDENTIALS_IN_CLUSTER = (
+    "spec.source.http.url: no user:password@ in the URL in a cluster (it would be stored in the spec and "
+    "the installer's ConfigMap): put the credentials in a Secret of type kubernetes.io/basic-auth and "
+    "name it in spec.source.http.secretRef"
+)
+
+
 class HttpSource(_Model):
     """A plain HTTP(S) base URL, e.g. a public R2 bucket URL."""
 
     url: str = Field(description="Base URL.", pattern=r"^https?://")
+    secret_ref: SecretRef | None = Field(
+        None,
+        description="Secret of type kubernetes.io/basic-auth (keys username, password: Basic auth), or one "
+        "with a key token (Authorization: Bearer), sent to the URL's host only.",
+    )
+
+    def has_userinfo(self) -> bool:
+        """Credentials written into the URL (`user:password@host`)."""
+        return "@" in urlsplit(self.url).netloc
 
 
 # A cluster refuses `file` sources (the CRD, the validating webhook and the operator; `dscache install`
@@ -171,7 +189,7 @@ class Source(_Model):
 
     @property
     def secret_ref(self) -> SecretRef | None:
-        for kind in ("s3", "gcs", "azure", "hugging_face"):
+        for kind in ("s3", "gcs", "azure", "hugging_face", "http"):
             given = getattr(self, kind)
             if given is not None:
                 ref: SecretRef | None = given.secret_ref
@@ -228,8 +246,8 @@ class Volume(_Model):
         return self
 
 
-class Install(_Model):
-    """How the installer Job runs."""
+class Install(PodSettings):
+    """How the installer Job runs, and its pods' identity, placement and environment (PodSettings)."""
 
     parallelism: int = Field(4, ge=1, le=64, description="Archives or files transferred at once.")
     workers: int = Field(
@@ -244,9 +262,6 @@ class Install(_Model):
         description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS "
         "sha256, S3 single-part ETag); sizes are always checked. Turn off for SSE-KMS buckets, whose ETags "
         "are not MD5s.",
-    )
-    resources: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="Kubernetes resource requests/limits of the installer container."
     )
     backoff_limit: int = Field(3, ge=0, le=20, description="Job backoffLimit.")
     active_deadline_seconds: int = Field(
@@ -296,6 +311,10 @@ class DatasetCacheSpec(_Model):
     )
     volume: Volume | None = Field(None, description="The shared cache volume (required in a cluster).")
     install: Install = Field(default_factory=Install, description="Installer Job settings.")
+    prepare: PrepareSettings = Field(
+        default_factory=PrepareSettings,
+        description="The init container injected into pods: env, envFrom, resources (placement: the pod's).",
+    )
     retention: Retention = Field(default_factory=Retention, description="Retention of old versions.")
     scratch: Scratch = Field(default_factory=Scratch, description="Default node-local scratch for pods.")
     link_strategy: dict[str, Literal["directory", "perFile"]] = Field(

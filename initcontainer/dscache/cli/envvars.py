@@ -101,6 +101,9 @@ REMOTES = (
     EnvVar("DSCACHE_S3_SSE_C_KEY", "base64 of the key of S3 objects encrypted with SSE-C (never shown)"),
     EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
     EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)"),
+    EnvVar("DSCACHE_HTTP_TOKEN", "http remotes: bearer token (never shown)"),
+    EnvVar("DSCACHE_HTTP_USERNAME", "http remotes: Basic auth user, without DSCACHE_HTTP_TOKEN"),
+    EnvVar("DSCACHE_HTTP_PASSWORD", "http remotes: Basic auth password (never shown)"),
     EnvVar("HTTPS_PROXY", "proxy for https remotes (also HTTP_PROXY, ALL_PROXY; NO_PROXY exempts hosts)"),
 )
 ZSTD = EnvVar(

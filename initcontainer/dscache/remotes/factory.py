@@ -3,6 +3,8 @@ so code paths that never touch S3 or the Hub never pay for (or need) boto3 or hu
 
 from __future__ import annotations
 
+import os
+
 from dscache.api.spec import Source
 from dscache.remotes.base import Remote
 from dscache.remotes.retry import RetryPolicy
@@ -10,7 +12,7 @@ from dscache.remotes.retry import RetryPolicy
 
 def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: str | None = None) -> Remote:
     """A ready remote for `source`. Credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*,
-    HF_TOKEN) unless given."""
+    HF_TOKEN, DSCACHE_HTTP_*) unless given."""
     policy = policy or RetryPolicy.from_env()
     if source.s3 is not None:
         from dscache.remotes.s3 import S3Remote
@@ -52,9 +54,9 @@ def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: 
             policy=policy,
         )
     if source.http is not None:
-        from dscache.remotes.http import HttpRemote
+        from dscache.remotes.http import HttpRemote, env_authorization
 
-        return HttpRemote(source.http.url, policy)
+        return HttpRemote(source.http.url, policy, authorization=env_authorization(os.environ))
     assert source.file is not None
     from dscache.remotes.file import FileRemote
 

@@ -270,23 +270,56 @@ class HttpFetcher:
         return read_whole(lambda pin: self.stream(url, 0, None, what, pin))
 
 
+TOKEN_ENV = "DSCACHE_HTTP_TOKEN"
+USERNAME_ENV = "DSCACHE_HTTP_USERNAME"
+PASSWORD_ENV = "DSCACHE_HTTP_PASSWORD"
+
+
+def _basic(username: str, password: str) -> str:
+    return f"Basic {base64.b64encode(f'{username}:{password}'.encode()).decode()}"
+
+
+def env_authorization(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(Authorization header, its secret) from the environment, or None: `DSCACHE_HTTP_TOKEN` as a
+    bearer token, else `DSCACHE_HTTP_USERNAME`/`DSCACHE_HTTP_PASSWORD` as Basic auth (in a cluster the
+    installer gets them from the source's secretRef: a kubernetes.io/basic-auth Secret's username
+    and password keys, or a `token` key)."""
+    token = env.get(TOKEN_ENV, "").strip()
+    if token:
+        return f"Bearer {token}", token
+    username, password = env.get(USERNAME_ENV), env.get(PASSWORD_ENV)
+    if username is None and password is None:
+        return None
+    return _basic(username or "", password or ""), password or ""
+
+
 class HttpRemote:
     """Read-only remote under an http(s) base URL. Listing is impossible over plain HTTP."""
 
-    def __init__(self, base_url: str, policy: RetryPolicy | None = None) -> None:
-        """Userinfo in `base_url` becomes Basic auth, sent to its host only (not across redirects)."""
+    def __init__(
+        self,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        *,
+        authorization: tuple[str, str] | None = None,
+    ) -> None:
+        """Userinfo in `base_url` becomes Basic auth; else `authorization` (header value, the secret in
+        it, as from `env_authorization`) is sent. Either goes to the URL's host only (not across
+        redirects) and never appears in messages."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
             raise RemoteError(f"not an http(s) URL: {display_url(base_url)}")
         headers: dict[str, str] = {}
-        password = None if parts.password is None else unquote(parts.password)
-        if parts.username is not None or password is not None:
-            userpass = f"{unquote(parts.username or '')}:{password or ''}".encode()
-            headers["Authorization"] = f"Basic {base64.b64encode(userpass).decode()}"
+        secret: str | None = None
+        if parts.username is not None or parts.password is not None:
+            secret = None if parts.password is None else unquote(parts.password)
+            headers["Authorization"] = _basic(unquote(parts.username or ""), secret or "")
             parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        elif authorization is not None:
+            headers["Authorization"], secret = authorization
         self._base = urlunsplit(parts).rstrip("/")
         self._display = display_url(self._base)
-        self._fetch = HttpFetcher(policy or RetryPolicy.from_env(), headers=headers, secrets=(password,))
+        self._fetch = HttpFetcher(policy or RetryPolicy.from_env(), headers=headers, secrets=(secret,))
 
     @property
     def url(self) -> str:

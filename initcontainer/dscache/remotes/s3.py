@@ -203,8 +203,13 @@ class S3Remote:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        from botocore.exceptions import BotoCoreError
+
         session = boto3.session.Session(region_name=region)
-        self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
+        try:
+            self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
+        except BotoCoreError as exc:  # credentials configured but unusable (a web identity without a role)
+            raise RemoteError(f"{self.url}: the AWS credential configuration is unusable: {exc}") from None
         self._sse_c = _sse_c_params()
         self._secrets = (
             os.environ.get("AWS_SECRET_ACCESS_KEY"),

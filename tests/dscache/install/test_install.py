@@ -258,3 +258,39 @@ def test_every_legal_range_answer_gives_the_whole_archive(
     cache = tmp_path / "cache"
     assert run_install(cache, http_server.url, "objects/thor=v1") == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
+
+
+@pytest.mark.parametrize(
+    ("env", "header"),
+    [
+        (
+            {"DSCACHE_HTTP_USERNAME": "robot", "DSCACHE_HTTP_PASSWORD": "s3cr3tpw"},
+            "Basic cm9ib3Q6czNjcjN0cHc=",  # base64 of robot:s3cr3tpw
+        ),
+        ({"DSCACHE_HTTP_TOKEN": "s3cr3tpw-token"}, "Bearer s3cr3tpw-token"),
+    ],
+)
+def test_a_server_that_demands_credentials_gets_them_from_the_environment(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    header: str,
+) -> None:
+    # What the installer Job gets from a source's secretRef (a kubernetes.io/basic-auth Secret, or one
+    # with a token key); never shown in output or records, also when the install fails.
+    with FileServer(tmp_path / "www", authorization=header) as server:
+        publish_archives(dataset(tmp_path), server.root, KEY, archive_size=4096)
+        cache = tmp_path / "cache"
+        assert run_install(cache, server.url, "objects/thor=v1") == 1  # no credentials: 401
+        refused = len(server.log.all())
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert run_install(cache, server.url, "objects/thor=v1", extra=("--json",)) == 0
+        assert run_install(tmp_path / "c2", server.url, "objects/thor=v404") == 1
+        assert {r.headers.get("authorization") for r in server.log.all()[refused:]} == {header}
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(dataset(tmp_path, "again"))
+    captured = capsys.readouterr()
+    on_disk = "".join(p.read_text() for p in cache.rglob("*.json") if p.is_file())
+    for text in (captured.out, captured.err, on_disk):
+        assert "s3cr3tpw" not in text and header.split()[1] not in text
