@@ -100,6 +100,12 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "mountPath": {"pattern": MOUNT_PATH_FORM},
     "scratch.sizeLimit": {"pattern": QUANTITY_PATTERN},
 }
+# Why each map the spec keeps is a map (the API conventions prefer lists of named items), appended to
+# its description; a test fails on a map without a reason here.
+MAP_REASONS: dict[str, str] = {
+    "install.resources": "A map because it is the core/v1 ResourceRequirements shape (requests and limits "
+    "by resource name), which kubectl and every Kubernetes user already write that way.",
+}
 # The model allows no volume for laptop use; in a cluster the installer needs one.
 _REQUIRED_IN_CLUSTER = ["volume"]
 
@@ -162,6 +168,8 @@ def _structural(
             node["additionalProperties"], child_path, extra, rules, max_string
         )
     out.update(extra.get(path, {}))
+    if path in MAP_REASONS and isinstance(node.get("additionalProperties"), dict):
+        out["description"] = f"{out.get('description', '')} {MAP_REASONS[path]}".strip()
     if rules.get(path):
         out["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules[path]]
     return out

@@ -33,6 +33,7 @@ from tests.charts.chart import (
     set_args,
     variant,
 )
+from tests.factories import version_items
 
 NS = "dscache-system"
 
@@ -200,7 +201,7 @@ def test_pull_policy_and_user_reach_installer_and_cleanup_jobs_and_init_containe
     ours = _operator_settings(objects)
     body = {"metadata": {"name": "objs", "namespace": "ml", "uid": "0b5d9c1e-0001", "generation": 1}}
     spec = parse_spec(
-        {"source": {"s3": {"bucket": "b"}}, "versions": {"o": {"t": "v1"}}, "volume": {"claimName": "c"}}
+        {"source": {"s3": {"bucket": "b"}}, "versions": version_items("o/t=v1"), "volume": {"claimName": "c"}}
     )
     installer = build_installer_job(
         body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[]

@@ -15,6 +15,7 @@ from dscache_testbed.fixtures import Testbed
 from dscache.api.names import VersionKey
 from dscache.store.records import read_complete
 from tests.cluster import operator_fixtures as opf
+from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
@@ -28,7 +29,11 @@ V2 = VersionKey("objects", "thor", "v2")
 def _spec(s3: S3Env, versions: dict[str, dict[str, str]], **extra: object) -> dict[str, object]:
     return {
         "source": opf.s3_source(s3, "data"),
-        "versions": versions,
+        "versions": [
+            {"dataType": dt, "source": src, "version": ver}
+            for dt, by in versions.items()
+            for src, ver in by.items()
+        ],
         "volume": {"create": {"size": "1Gi"}},
         **extra,
     }
@@ -231,7 +236,7 @@ def test_wrong_credentials_fail_with_a_clear_message_and_no_secret_anywhere(
 def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespace: str, crds: None) -> None:
     good = {
         "source": {"http": {"url": "http://127.0.0.1:1/data"}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": version_items("objects/thor=v1"),
         "volume": {"claimName": "c"},
     }
     cases: dict[str, tuple[dict[str, object], str]] = {
@@ -241,10 +246,10 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "no-source": ({**good, "source": {}}, "exactly one of s3, gcs, azure, huggingFace, http, file"),
         "unsafe-version": (
-            {**good, "versions": {"objects": {"thor": "../etc"}}},
+            {**good, "versions": version_items("objects/thor=../etc")},
             "spec.versions.objects.thor",
         ),
-        "unsafe-data-type": ({**good, "versions": {".hidden": {"thor": "v1"}}}, "data type names"),
+        "unsafe-data-type": ({**good, "versions": version_items(".hidden/thor=v1")}, "data type names"),
         "no-volume": ({k: v for k, v in good.items() if k != "volume"}, "spec.volume"),
         "both-volumes": (
             {**good, "volume": {"claimName": "c", "create": {"size": "1Gi"}}},
