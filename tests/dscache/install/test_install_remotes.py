@@ -163,7 +163,7 @@ spec:
     )
     cache = tmp_path / "cache"
     assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
-    path.write_text(path.read_text().replace("bert: v1", "bert: v2"))
+    path.write_text(path.read_text().replace("version: v1", "version: v2"))
     assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
     for version, commit, config in (("v1", first, b'{"v": 1}'), ("v2", second, b'{"v": 2}')):
         root = CachePaths(cache).version_dir(VersionKey("models", "bert", version))
