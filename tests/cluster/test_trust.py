@@ -141,8 +141,9 @@ def test_a_file_source_aimed_at_the_installers_token_is_refused(
 def test_ld_preload_and_path_are_refused_as_env_names(
     testbed: Testbed, namespace: str, guarded: opf.Operator, variable: str
 ) -> None:
-    message = cache_refusal(testbed, namespace, "hijack", spec(envNames={"objects/thor": variable}))
-    assert "spec.envNames[objects/thor]" in message
+    versions = version_items("objects/thor=v1", envName={"objects/thor": variable})
+    message = cache_refusal(testbed, namespace, "hijack", spec(versions=versions))
+    assert "spec.versions[0].envName" in message
     assert "this variable would let the cache's source decide which code, programs or certificate" in message
     assert_nothing_written(testbed, namespace)
 
