@@ -281,7 +281,8 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "same-data-type-and-source": (
             {**good, "versions": version_items("objects/thor=v1", "scenes/ithor=v1", "objects/thor=v2")},
-            'spec.versions[2]: Duplicate value: map[string]interface {}{"dataType":"objects", "source":"thor"}',
+            "spec.versions[2]: Duplicate value: "
+            'map[string]interface {}{"dataType":"objects", "source":"thor"}',
         ),
         "env-name": (
             {**good, "versions": version_items("objects/thor=v1", envName={"objects/thor": "LD_PRELOAD"})},
@@ -297,7 +298,8 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "old-scratch-mode": (
             {**good, "scratch": {"mode": "emptyDir"}},
-            'spec.scratch.mode: Unsupported value: "emptyDir": supported values: "None", "EmptyDir", "HostPath"',
+            'spec.scratch.mode: Unsupported value: "emptyDir": '
+            'supported values: "None", "EmptyDir", "HostPath"',
         ),
         "old-versions-map": (
             {**good, "versions": {"objects": {"thor": "v1"}}},
