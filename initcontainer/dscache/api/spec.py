@@ -303,8 +303,8 @@ class VersionItem(_Model):
     version: str = Field(description="Version to install and link.")
     link: LinkStrategy = Field(
         "Directory",
-        description="How pods link it: Directory (one link for the source) or PerFile (a tree of per-file "
-        "links, so a pod can add files beside them).",
+        description="How pods link it: Directory (one link for the source) or PerFile (a real directory "
+        "tree of per-file links, so `../` references between files keep working).",
     )
     env_name: str | None = Field(
         None,
