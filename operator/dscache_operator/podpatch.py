@@ -125,7 +125,7 @@ def installed_keys(status: dict[str, Any]) -> list[VersionKey]:
 
 @dataclass(frozen=True)
 class Resolution:
-    """What the pod links: prepare's selection args, each version with its envNames entry (or None), and
+    """What the pod links: prepare's selection args, each version with its envName (or None), and
     the versions it may link."""
 
     prepare_args: list[str]
