@@ -281,8 +281,7 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "same-data-type-and-source": (
             {**good, "versions": version_items("objects/thor=v1", "scenes/ithor=v1", "objects/thor=v2")},
-            "spec.versions[2]: Duplicate value: "
-            'map[string]interface {}{"dataType":"objects", "source":"thor"}',
+            'spec.versions[2]: Duplicate value: {"dataType":"objects","source":"thor"}',
         ),
         "env-name": (
             {**good, "versions": version_items("objects/thor=v1", envName={"objects/thor": "LD_PRELOAD"})},
