@@ -46,7 +46,7 @@ def dsc(i: int) -> dict[str, Any]:
         "metadata": {"name": f"c-{i}", "namespace": "ml", "generation": 1},
         "spec": {
             "source": {"s3": {"bucket": "b"}},
-            "versions": {"bench": {f"s{i}": "v1"}},
+            "versions": [{"dataType": "bench", "source": f"s{i}", "version": "v1"}],
             "volume": {"claimName": "shared"},
         },
         "status": {"phase": "Ready", "observedGeneration": 1},

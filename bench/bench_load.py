@@ -330,7 +330,7 @@ class Bench:
 
         probe = self.pod("probe", "missing")
         clash = self.cache("probe", source={"s3": {"bucket": "probe"}})
-        clash["spec"]["versions"] = {"bench": {"s0": "v1"}}
+        clash["spec"]["versions"] = [{"dataType": "bench", "source": "s0", "version": "v1"}]
         wait("the pod webhook", lambda: refused(self.pods(), probe), 120)
         self.session.post(f"{DSC}/namespaces/{self.ns}/datasetcaches", self.cache("c-0"))
         dsc = f"{DSC}/namespaces/{self.ns}/datasetcaches"
@@ -344,7 +344,7 @@ class Bench:
             "metadata": {"name": name, "namespace": self.ns},
             "spec": {
                 "source": {"s3": {"bucket": "bench", "endpoint": "http://127.0.0.1:9"}},
-                "versions": {"bench": {f"s{slot}": "v1"}},
+                "versions": [{"dataType": "bench", "source": f"s{slot}", "version": "v1"}],
                 "volume": {"claimName": CLAIM},
                 **spec,
             },

@@ -168,7 +168,7 @@ class Bench:
             "metadata": {"name": "bench", "namespace": self.ns},
             "spec": {
                 "source": source,
-                "versions": {KEY.data_type: {KEY.source: KEY.version}},
+                "versions": [{"dataType": KEY.data_type, "source": KEY.source, "version": KEY.version}],
                 "volume": {"create": {"size": "10Gi"}},
             },
         }

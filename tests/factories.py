@@ -29,6 +29,20 @@ from dscache.remotes.file import FileRemote
 REPO = Path(__file__).resolve().parent.parent
 
 
+def version_items(*versions: str, **fields: Mapping[str, str]) -> list[dict[str, str]]:
+    """`spec.versions` items for `DT/SRC=VER` strings, e.g. `version_items("objects/thor=v1")` ->
+    `[{"dataType": "objects", "source": "thor", "version": "v1"}]`; `fields` adds item fields by slot:
+    `version_items("scenes/ithor=7", link={"scenes/ithor": "PerFile"})`."""
+    items = []
+    for text in versions:
+        slot, _, version = text.partition("=")
+        data_type, _, source = slot.partition("/")
+        item = {"dataType": data_type, "source": source, "version": version}
+        item.update({name: by_slot[slot] for name, by_slot in fields.items() if slot in by_slot})
+        items.append(item)
+    return items
+
+
 def load_bench(name: str) -> ModuleType:
     """Import `bench/<name>.py` (bench/ is not a package on sys.path under pytest)."""
     if f"bench.{name}" in sys.modules:

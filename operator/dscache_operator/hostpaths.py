@@ -2,7 +2,7 @@
 
 hostPath scratch is mounted writable into a pod's init container and every container of the pod, and
 is shared by every pod on the node that uses it; the path comes from a DatasetCache
-(`spec.scratch.hostPath.path`) or a pod (`dscache.io/scratch: hostPath:/DIR`), neither of whose
+(`spec.scratch.hostPath.path`) or a pod (`dscache.io/scratch: HostPath:/DIR`), neither of whose
 authors may choose a host directory on their own. So a path is allowed only if it is one of the
 directories the admin lists (chart value `scratch.hostPaths`, operator setting `scratch_host_paths`),
 exactly: not a path below one. The webhook judges text and cannot see the node, where the kubelet

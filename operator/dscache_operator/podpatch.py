@@ -12,13 +12,13 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dscache.api.envnames import EnvNameError, build_env
-from dscache.api.names import NameError_, VersionKey, parse_version_arg, versions_to_keys
+from dscache.api.names import NameError_, VersionKey, parse_version_arg
 from dscache.api.podsettings import ContainerSettings, PrepareSettings
 from dscache.api.sizes import parse_size
-from dscache.api.spec import DatasetCacheSpec, Scratch
+from dscache.api.spec import DatasetCacheSpec, Scratch, ScratchMode
 from dscache_operator import names
 from dscache_operator.hostpaths import HostPathError, check_host_path
 from dscache_operator.objects import CONTAINER_SECURITY
@@ -37,7 +37,6 @@ VOLUME_ROOT = "/var/lib/dscache"
 CACHE_PATH = f"{VOLUME_ROOT}/cache"
 SCRATCH_PATH = f"{VOLUME_ROOT}/scratch"
 
-ScratchMode = Literal["none", "emptyDir", "hostPath"]
 JsonPatch = list[dict[str, Any]]
 
 
@@ -55,31 +54,37 @@ class ScratchChoice:
     max_bytes: int | None = None
 
 
+SCRATCH_MODES: dict[str, ScratchMode] = {"none": "None", "emptydir": "EmptyDir", "hostpath": "HostPath"}
+"""The annotation's modes in any case (`EmptyDir` as in the spec, `emptyDir` as before)."""
+
+
 def parse_scratch(value: str | None, default: Scratch) -> ScratchChoice:
-    """`none`, `emptyDir`, `emptyDir:<sizeLimit>`, `hostPath` or `hostPath:<path>` (absent: the default)."""
+    """`None`, `EmptyDir`, `EmptyDir:<sizeLimit>`, `HostPath` or `HostPath:<path>`, the mode in any case
+    (absent: the default)."""
     host = default.host_path
     if value is None:
         value = default.mode
-    mode, _, arg = value.strip().partition(":")
+    word, _, arg = value.strip().partition(":")
+    mode = SCRATCH_MODES.get(word.lower())
     where = f"annotation {names.ANNOTATION_SCRATCH}={value!r}"
-    if mode == "none" and not arg:
-        return ScratchChoice("none")
-    if mode == "emptyDir":
+    if mode == "None" and not arg:
+        return ScratchChoice("None")
+    if mode == "EmptyDir":
         size = arg or default.size_limit
         if size is not None:
             try:
                 parse_size(size)
             except ValueError:
                 raise Denied(f"{where}: {size!r} is not a size such as 50Gi") from None
-        return ScratchChoice("emptyDir", size_limit=size, max_bytes=parse_size(size) if size else None)
-    if mode == "hostPath":
+        return ScratchChoice("EmptyDir", size_limit=size, max_bytes=parse_size(size) if size else None)
+    if mode == "HostPath":
         path = arg or (host.path if host else None)
         if path is None:
-            raise Denied(f"{where}: the DatasetCache sets no scratch.hostPath; use hostPath:/some/dir")
+            raise Denied(f"{where}: the DatasetCache sets no scratch.hostPath; use HostPath:/some/dir")
         if not path.startswith("/"):
             raise Denied(f"{where}: the host path must be absolute")
-        return ScratchChoice("hostPath", host_path=path, max_bytes=host.max_bytes if host else None)
-    raise Denied(f"{where}: use none, emptyDir[:SIZE] or hostPath[:/DIR]")
+        return ScratchChoice("HostPath", host_path=path, max_bytes=host.max_bytes if host else None)
+    raise Denied(f"{where}: use None, EmptyDir[:SIZE] or HostPath[:/DIR]")
 
 
 def allowed_host_scratch(
@@ -87,7 +92,7 @@ def allowed_host_scratch(
 ) -> ScratchChoice:
     """`scratch` with its host path in normal form if the admin allows it; raises Denied naming where
     the path came from (the pod's annotation or the DatasetCache). Other modes pass unchanged."""
-    if scratch.mode != "hostPath" or scratch.host_path is None:
+    if scratch.mode != "HostPath" or scratch.host_path is None:
         return scratch
     if annotation is not None and annotation.strip().partition(":")[2]:
         where = f"annotation {names.ANNOTATION_SCRATCH}={annotation!r}"
@@ -122,7 +127,7 @@ def installed_keys(status: dict[str, Any]) -> list[VersionKey]:
 
 @dataclass(frozen=True)
 class Resolution:
-    """What the pod links: prepare's selection args, each version with its envNames entry (or None), and
+    """What the pod links: prepare's selection args, each version with its envName (or None), and
     the versions it may link."""
 
     prepare_args: list[str]
@@ -138,11 +143,11 @@ def resolve(cache: dict[str, Any], spec: DatasetCacheSpec, pins: list[VersionKey
     gc keeps whichever it links.
     """
     meta = cache["metadata"]
-    requested = versions_to_keys(spec.versions)
+    requested = spec.version_keys()
     installed = installed_keys(cache.get("status") or {})
 
     def wanted(keys: list[VersionKey]) -> list[tuple[VersionKey, str | None]]:
-        return [(k, spec.env_names.get(k.slot)) for k in keys]
+        return [(k, item.env_name if (item := spec.item(k)) else None) for k in keys]
 
     if not pins:
         ref = names.ref_name(meta["namespace"], meta["name"])
@@ -156,11 +161,11 @@ def resolve(cache: dict[str, Any], spec: DatasetCacheSpec, pins: list[VersionKey
                 f"neither installs nor requests (versions of {pin.slot} it has: {offer}); pin one of "
                 "those, or add the version to the DatasetCache's spec.versions first"
             )
-    per_file = sorted(dt for dt, strategy in spec.link_strategy.items() if strategy == "perFile")
+    per_file = sorted(item.slot for item in spec.versions if item.link == "PerFile")
     if per_file:  # `prepare --version` makes directory links; only the ref carries link strategies
         raise Denied(
             f"annotation {names.ANNOTATION_VERSIONS}: DatasetCache {meta['name']} links "
-            f"{', '.join(per_file)} perFile, which pinned versions cannot have yet; remove the annotation "
+            f"{', '.join(per_file)} PerFile, which pinned versions cannot have yet; remove the annotation "
             "(the pod then follows the DatasetCache's versions)"
         )
     by_slot = {k.slot: k for k in requested} | {p.slot: p for p in pins}
@@ -182,10 +187,10 @@ def build_volumes(claim: str, scratch: ScratchChoice) -> list[dict[str, Any]]:
         {"name": VOLUME_CACHE, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
         {"name": VOLUME_LINKS, "emptyDir": {}},
     ]
-    if scratch.mode == "emptyDir":
+    if scratch.mode == "EmptyDir":
         empty = {"sizeLimit": scratch.size_limit} if scratch.size_limit else {}
         vols.append({"name": VOLUME_SCRATCH, "emptyDir": empty})
-    elif scratch.mode == "hostPath":
+    elif scratch.mode == "HostPath":
         host = {"path": scratch.host_path, "type": "DirectoryOrCreate"}
         vols.append({"name": VOLUME_SCRATCH, "hostPath": host})
     return vols
@@ -197,7 +202,7 @@ def build_mounts(mount_path: str, scratch: ScratchChoice) -> list[dict[str, Any]
         {"name": VOLUME_CACHE, "mountPath": CACHE_PATH, "readOnly": True},
         {"name": VOLUME_LINKS, "mountPath": mount_path},
     ]
-    if scratch.mode != "none":
+    if scratch.mode != "None":
         mounts.append({"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH})
     return mounts
 
@@ -246,7 +251,7 @@ def build_init_container(
 ) -> dict[str, Any]:
     """`dscache prepare` with the cache's spec.prepare (env, envFrom, resources) over the operator's."""
     args = ["prepare", "--cache", CACHE_PATH, "--links", mount_path, *resolution.prepare_args]
-    if scratch.mode != "none":
+    if scratch.mode != "None":
         args += ["--scratch", SCRATCH_PATH]
         if scratch.max_bytes is not None:
             args += ["--scratch-max-bytes", str(scratch.max_bytes)]
@@ -341,7 +346,7 @@ def desired_pod(
     init = build_init_container(
         settings, mount_path, resolution, scratch, pod_spec.get("securityContext") or {}, prepare=spec.prepare
     )
-    ours = [build_scratch_setup(settings), init] if scratch.mode == "hostPath" else [init]
+    ours = [build_scratch_setup(settings), init] if scratch.mode == "HostPath" else [init]
     inits = [c for c in pod_spec.get("initContainers") or [] if c.get("name") != SCRATCH_SETUP]
     at = next((i for i, c in enumerate(inits) if c.get("name") == INIT_CONTAINER), None)
     pod_spec["initContainers"] = [*ours, *inits] if at is None else [*inits[:at], *ours, *inits[at + 1 :]]

@@ -223,9 +223,7 @@ class Reconciler:
                 body, spec, self.settings, job_name=job_name, claim=claim, digest=digest, in_use=in_use
             )
             created = await self.kube.create(job)
-        message = (
-            f"installer Job {job_name} installs {sum(len(v) for v in spec.versions.values())} version(s)"
-        )
+        message = f"installer Job {job_name} installs {len(spec.versions)} version(s)"
         same = status.get("installJob") == job_name  # a retry keeps counting; a new spec starts at 0
         requested = (meta.get("annotations") or {}).get(names.ANNOTATION_RECONCILE_REQUESTED)
         await self._set_phase(

@@ -62,7 +62,7 @@ def claim_use(name: str, spec: DatasetCacheSpec) -> ClaimUse | None:
     """The claim and slots `spec` fills (None: no volume, so no claim to clash on)."""
     if spec.volume is None:
         return None
-    slots = frozenset(f"{dt}/{src}" for dt, by in spec.versions.items() for src in by)
+    slots = frozenset(item.slot for item in spec.versions)
     return ClaimUse(get_claim_name(name, spec), (spec.source.display_url(), spec.layout), slots)
 
 

@@ -42,7 +42,11 @@ def test_installer_defaults_from_the_chart_reach_installer_pods(tmp_path: Path) 
     assert ours.prepare_env_from == (EnvFromSource(config_map_ref=ObjectSource(name="tuning")),)
     body = {"metadata": {"name": "objs", "namespace": "ml", "uid": "0b5d9c1e-0001", "generation": 1}}
     spec = parse_spec(
-        {"source": {"s3": {"bucket": "b"}}, "versions": {"o": {"t": "v1"}}, "volume": {"claimName": "c"}}
+        {
+            "source": {"s3": {"bucket": "b"}},
+            "versions": [{"dataType": "o", "source": "t", "version": "v1"}],
+            "volume": {"claimName": "c"},
+        }
     )
     template = build_installer_job(
         body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[]

@@ -33,6 +33,7 @@ from tests.charts.chart import (
     set_args,
     variant,
 )
+from tests.factories import version_items
 
 NS = "dscache-system"
 
@@ -182,9 +183,9 @@ def test_pods_get_the_prepare_image_of_the_same_version_jobs_the_full_image(
     spec = parse_spec(
         {
             "source": {"s3": {"bucket": "b"}},
-            "versions": {"o": {"t": "v1"}},
+            "versions": [{"dataType": "o", "source": "t", "version": "v1"}],
             "volume": {"claimName": "c"},
-            "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}},
+            "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme"}},
         }
     )
     job = build_installer_job(body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[])
@@ -243,7 +244,7 @@ def test_pull_policy_and_user_reach_installer_and_cleanup_jobs_and_init_containe
     ours = _operator_settings(objects)
     body = {"metadata": {"name": "objs", "namespace": "ml", "uid": "0b5d9c1e-0001", "generation": 1}}
     spec = parse_spec(
-        {"source": {"s3": {"bucket": "b"}}, "versions": {"o": {"t": "v1"}}, "volume": {"claimName": "c"}}
+        {"source": {"s3": {"bucket": "b"}}, "versions": version_items("o/t=v1"), "volume": {"claimName": "c"}}
     )
     installer = build_installer_job(
         body, spec, ours, job_name="objs-install", claim="c", digest="d", in_use=[]

@@ -21,6 +21,7 @@ from dscache_testbed.fixtures import Testbed
 from dscache.api.names import VersionKey
 from tests.charts.chart import CHART, VARIANTS, render_text, set_args, variant
 from tests.cluster import operator_fixtures as opf
+from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
@@ -217,7 +218,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         opf.create_secret(testbed, workloads, "testing", "testing-secret")
         spec: dict[str, Any] = {
             "source": opf.s3_source(s3, "data"),
-            "versions": {"objects": {"thor": "v1"}},
+            "versions": version_items("objects/thor=v1"),
             "volume": {"create": {"size": "1Gi"}},
         }
         testbed.kubectl("apply", "-n", workloads, "-f", "-", input=opf.datasetcache("objs", spec))

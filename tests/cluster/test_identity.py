@@ -60,7 +60,7 @@ def test_placement_overrides_reach_installer_pods_which_still_install(
         start_operator()
         spec = {
             "source": opf.s3_source(s3, "data"),
-            "versions": {"objects": {"thor": "v1"}},
+            "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
             "volume": {"create": {"size": "1Gi"}},
             "install": {
                 "serviceAccountName": "reader",
@@ -111,7 +111,7 @@ def test_a_web_identity_installs_without_any_secret(
     del source["s3"]["secretRef"]
     spec = {
         "source": source,
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
         "volume": {"create": {"size": "1Gi"}},
         "install": {
             "serviceAccountName": "s3-reader",
@@ -155,7 +155,7 @@ def test_an_http_secret_ref_installs_and_the_credentials_appear_nowhere_else(
         op = start_operator()
         spec = {
             "source": {"http": {"url": server.url, "secretRef": {"name": "web"}}},
-            "versions": {"objects": {"thor": "v1"}},
+            "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
             "volume": {"create": {"size": "1Gi"}},
         }
         _apply(testbed, namespace, "web", spec)

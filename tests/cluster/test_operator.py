@@ -15,6 +15,7 @@ from dscache_testbed.fixtures import Testbed
 from dscache.api.names import VersionKey
 from dscache.store.records import read_complete
 from tests.cluster import operator_fixtures as opf
+from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
@@ -28,7 +29,11 @@ V2 = VersionKey("objects", "thor", "v2")
 def _spec(s3: S3Env, versions: dict[str, dict[str, str]], **extra: object) -> dict[str, object]:
     return {
         "source": opf.s3_source(s3, "data"),
-        "versions": versions,
+        "versions": [
+            {"dataType": dt, "source": src, "version": ver}
+            for dt, by in versions.items()
+            for src, ver in by.items()
+        ],
         "volume": {"create": {"size": "1Gi"}},
         **extra,
     }
@@ -73,9 +78,28 @@ def test_datasetcache_becomes_ready_with_files_on_the_claim(
     assert job["metadata"]["ownerReferences"][0]["name"] == "objs"
     printed = testbed.kubectl("get", "dsc", "-n", namespace, "objs").stdout
     assert "Ready" in printed and "100%" in printed and "1/1" in printed, printed
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "Installed" and ready["observedGeneration"] == body["metadata"]["generation"]
+    [row] = printed_rows(testbed, namespace, "objs")
+    assert "REASON" not in row and "MESSAGE" not in row  # priority 1: only at -o wide
+    assert (row["READY"], row["PHASE"], row["VERSIONS"]) == ("True", "Ready", "1/1")
+    [wide] = printed_rows(testbed, namespace, "objs", "-o", "wide")
+    assert (wide["READY"], wide["REASON"], wide["MESSAGE"]) == ("True", "Installed", ready["message"])
     events = testbed.kube.get(f"/api/v1/namespaces/{namespace}/events")["items"]
     assert {"InstallStarted", "InstallSucceeded"} <= {e["reason"] for e in events}
     assert 'dscache_installs_total{result="succeeded"} 1.0' in op.metrics()
+
+
+def printed_rows(testbed: Testbed, namespace: str, name: str, *flags: str) -> list[dict[str, str]]:
+    """`kubectl get datasetcache NAME` as the API server's printer columns: one dict per row, by header.
+
+    Cells are cut at the header's column starts (values such as SIZE and MESSAGE contain spaces)."""
+    lines = testbed.kubectl("get", "datasetcache", "-n", namespace, name, *flags).stdout.splitlines()
+    header = lines[0]
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    names = [header[a:b].strip() for a, b in bounds]
+    return [{n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for line in lines[1:]]
 
 
 def _apply(testbed: Testbed, namespace: str, name: str, spec: dict[str, object]) -> None:
@@ -208,6 +232,9 @@ def test_wrong_credentials_fail_with_a_clear_message_and_no_secret_anywhere(
     message = body["status"]["message"]
     assert "access denied (InvalidAccessKeyId); check the credentials" in message, message
     ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+    [wide] = printed_rows(testbed, namespace, "objs", "-o", "wide")
+    assert (wide["READY"], wide["PHASE"], wide["REASON"]) == ("False", "Failed", "InstallFailed"), wide
+    assert wide["MESSAGE"] == ready["message"] and secret_value not in wide["MESSAGE"]
     assert ready["status"] == "False" and ready["reason"] == "InstallFailed"
     events = _events(testbed, namespace)
     assert any(e["reason"] == "InstallFailed" for e in events)
@@ -231,7 +258,7 @@ def test_wrong_credentials_fail_with_a_clear_message_and_no_secret_anywhere(
 def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespace: str, crds: None) -> None:
     good = {
         "source": {"http": {"url": "http://127.0.0.1:1/data"}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": version_items("objects/thor=v1"),
         "volume": {"claimName": "c"},
     }
     cases: dict[str, tuple[dict[str, object], str]] = {
@@ -241,10 +268,43 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "no-source": ({**good, "source": {}}, "exactly one of s3, gcs, azure, huggingFace, http, file"),
         "unsafe-version": (
-            {**good, "versions": {"objects": {"thor": "../etc"}}},
-            "spec.versions.objects.thor",
+            {**good, "versions": version_items("objects/thor=../etc")},
+            "spec.versions[0].version: Invalid value",
         ),
-        "unsafe-data-type": ({**good, "versions": {".hidden": {"thor": "v1"}}}, "data type names"),
+        "unsafe-data-type": (
+            {**good, "versions": version_items("objects/thor=v1", ".hidden/thor=v1")},
+            "spec.versions[1].dataType: Invalid value",
+        ),
+        "unsafe-source": (
+            {**good, "versions": version_items("objects/thor/../x=v1")},
+            "spec.versions[0].source: Invalid value",
+        ),
+        "same-data-type-and-source": (
+            {**good, "versions": version_items("objects/thor=v1", "scenes/ithor=v1", "objects/thor=v2")},
+            'spec.versions[2]: Duplicate value: {"dataType":"objects","source":"thor"}',
+        ),
+        "env-name": (
+            {**good, "versions": version_items("objects/thor=v1", envName={"objects/thor": "LD_PRELOAD"})},
+            "spec.versions[0].envName: Invalid value",
+        ),
+        "link": (
+            {**good, "versions": version_items("objects/thor=v1", link={"objects/thor": "perFile"})},
+            'spec.versions[0].link: Unsupported value: "perFile": supported values: "Directory", "PerFile"',
+        ),
+        "old-layout": (
+            {**good, "layout": "files"},
+            'spec.layout: Unsupported value: "files": supported values: "Archives", "Files"',
+        ),
+        "old-scratch-mode": (
+            {**good, "scratch": {"mode": "emptyDir"}},
+            'spec.scratch.mode: Unsupported value: "emptyDir": '
+            'supported values: "None", "EmptyDir", "HostPath"',
+        ),
+        "old-versions-map": (
+            {**good, "versions": {"objects": {"thor": "v1"}}},
+            'unknown field "spec.versions.objects"',  # kubectl's strict field validation, before the schema
+        ),
+        "old-env-names": ({**good, "envNames": {"objects/thor": "X"}}, 'unknown field "spec.envNames"'),
         "no-volume": ({k: v for k, v in good.items() if k != "volume"}, "spec.volume"),
         "both-volumes": (
             {**good, "volume": {"claimName": "c", "create": {"size": "1Gi"}}},
@@ -252,7 +312,6 @@ def test_invalid_specs_are_rejected_by_the_api_server(testbed: Testbed, namespac
         ),
         "bad-size": ({**good, "volume": {"create": {"size": "lots"}}}, "spec.volume.create.size"),
         "parallelism": ({**good, "install": {"parallelism": 0}}, "spec.install.parallelism"),
-        "env-slot": ({**good, "envNames": {"objects/nope": "X"}}, "envNames"),
     }
     for name, (spec, expected) in cases.items():
         proc = testbed.kubectl(

@@ -30,7 +30,7 @@ def _when(text: str) -> dt.datetime:
 def _spec(server: FileServer, version: str) -> dict[str, object]:
     return {
         "source": {"http": {"url": server.url}},
-        "versions": {"objects": {"thor": version}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": version}],
         "volume": {"create": {"size": "1Gi"}},
         "install": {"backoffLimit": 0},
     }

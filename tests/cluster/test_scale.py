@@ -91,7 +91,7 @@ def test_job_of_32_pods_on_one_node_reads_the_version_once(
     remote = opf.Remote(s3, "data")
     remote.publish(tmp_path / "v1", wh.V1, FILES)
     opf.create_secret(testbed, namespace, "testing", "testing-secret")
-    scratch = {"mode": "hostPath", "hostPath": {"path": host}}
+    scratch = {"mode": "HostPath", "hostPath": {"path": host}}
     wh.apply_cache(testbed, namespace, "objs", wh.spec(s3, {"objects": {"thor": "v1"}}, scratch=scratch))
     opf.wait_phase(testbed, namespace, "objs", "Ready", timeout=180)
     expected = _expected_digests(tmp_path / "v1" / "trees" / wh.V1.rel)

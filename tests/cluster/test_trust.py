@@ -17,6 +17,7 @@ from dscache_testbed.kube import ApiError
 
 from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
+from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
@@ -119,7 +120,7 @@ def spec(**extra: Any) -> dict[str, Any]:
     """A valid spec (a claim that does not exist: the operator never gets as far as an installer)."""
     base = {
         "source": {"s3": {"bucket": "b"}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": version_items("objects/thor=v1"),
         "volume": {"claimName": "no-such-claim"},
     }
     return {**base, **extra}
@@ -140,8 +141,9 @@ def test_a_file_source_aimed_at_the_installers_token_is_refused(
 def test_ld_preload_and_path_are_refused_as_env_names(
     testbed: Testbed, namespace: str, guarded: opf.Operator, variable: str
 ) -> None:
-    message = cache_refusal(testbed, namespace, "hijack", spec(envNames={"objects/thor": variable}))
-    assert "spec.envNames[objects/thor]" in message
+    versions = version_items("objects/thor=v1", envName={"objects/thor": variable})
+    message = cache_refusal(testbed, namespace, "hijack", spec(versions=versions))
+    assert "spec.versions[0].envName" in message
     assert "this variable would let the cache's source decide which code, programs or certificate" in message
     assert_nothing_written(testbed, namespace)
 
@@ -176,7 +178,7 @@ def test_a_caches_host_scratch_outside_the_admins_directory_is_refused(
         "symlink": (f"{allowed}/escape", "only the listed directories themselves are, not paths below"),
     }
     for name, (path, reason) in attacks.items():
-        scratch = {"mode": "hostPath", "hostPath": {"path": path}}
+        scratch = {"mode": "HostPath", "hostPath": {"path": path}}
         message = cache_refusal(testbed, namespace, name, spec(scratch=scratch))
         assert "denied the request: spec.scratch.hostPath.path: " in message, message
         assert reason in message, (name, message)
@@ -217,7 +219,7 @@ def test_only_the_install_container_holds_a_token_and_it_reports_status(
     key = VersionKey("objects", "thor", "v1")
     opf.Remote(s3, "data").publish(tmp_path, key, {"a.bin": 20_000})
     opf.create_secret(testbed, namespace, "testing", "testing-secret")
-    good = {"source": opf.s3_source(s3, "data"), "versions": {"objects": {"thor": "v1"}}}
+    good = {"source": opf.s3_source(s3, "data"), "versions": version_items("objects/thor=v1")}
     testbed.kubectl(
         "apply",
         "-n",

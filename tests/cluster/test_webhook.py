@@ -100,7 +100,11 @@ def webhook_operator(
 def spec(s3: S3Env, versions: dict[str, dict[str, str]], **extra: Any) -> dict[str, Any]:
     return {
         "source": opf.s3_source(s3, "data"),
-        "versions": versions,
+        "versions": [
+            {"dataType": dt, "source": src, "version": ver}
+            for dt, by in versions.items()
+            for src, ver in by.items()
+        ],
         "volume": {"create": {"size": "1Gi"}},
         **extra,
     }
@@ -258,7 +262,7 @@ def test_job_of_four_pods_on_one_node_shares_one_hostpath_copy(
     testbed: Testbed, namespace: str, s3: S3Env, tmp_path: Path, webhook_operator: opf.Operator
 ) -> None:
     host = _host_path(testbed, namespace, "nvme")
-    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "hostPath", "hostPath": {"path": host}})
+    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "HostPath", "hostPath": {"path": host}})
     script = CHECK + ' && readlink -f "$DSCACHE_OBJECTS_THOR"'
     template = labelled_pod("unused", script)
     del template["metadata"]["name"]
@@ -291,7 +295,7 @@ def test_hostpath_copy_by_one_uid_is_used_by_a_pod_of_another_uid(
     """Non-root init containers of two users share one node's hostPath scratch, which the kubelet
     creates root-owned: the first pod copies the version, the second links to that copy."""
     host = _host_path(testbed, namespace, "nvme")
-    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "hostPath", "hostPath": {"path": host}})
+    ready_cache(testbed, namespace, s3, tmp_path, scratch={"mode": "HostPath", "hostPath": {"path": host}})
     script = CHECK + ' && id -u && readlink -f "$DSCACHE_OBJECTS_THOR"'
     for name, uid in (("first", 1001), ("second", 2002)):
         pod = labelled_pod(name, script)

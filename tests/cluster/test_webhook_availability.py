@@ -205,7 +205,7 @@ def test_deleting_a_replica_during_a_burst_of_pods_fails_no_admission(
     opf.create_secret(testbed, workloads, "testing", "testing-secret")
     spec = {
         "source": opf.s3_source(s3, "data"),
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
         "volume": {"create": {"size": "1Gi"}},
     }
     testbed.kubectl("apply", "-n", workloads, "-f", "-", input=opf.datasetcache("objs", spec))

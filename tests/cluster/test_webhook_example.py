@@ -10,6 +10,7 @@ from dscache_testbed.fixtures import Testbed
 
 from dscache.api.names import VersionKey
 from tests.cluster import operator_fixtures as opf
+from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +31,7 @@ def test_handwritten_training_job_example_runs_to_completion(
     start_operator()  # installs the cache; no webhook
     spec = {
         "source": opf.s3_source(s3, "data"),
-        "versions": {"objects": {"thor": "v1"}, "scenes": {"ithor": "v1"}},
+        "versions": version_items("objects/thor=v1", "scenes/ithor=v1"),
         "volume": {"create": {"size": "1Gi"}},
     }
     testbed.kubectl("apply", "-n", namespace, "-f", "-", input=opf.datasetcache("molmospaces", spec))

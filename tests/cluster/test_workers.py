@@ -70,7 +70,7 @@ def test_three_workers_one_killed_mid_way_publish_once(
     start_operator()
     spec = {
         "source": {"http": {"url": http_server.url}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
         "volume": {"create": {"size": "1Gi"}},
         "install": {"workers": WORKERS, "parallelism": 1, "backoffLimit": 2},
     }

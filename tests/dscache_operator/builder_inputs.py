@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dscache_operator.settings import Settings
+from tests.factories import version_items
 
 SETTINGS = Settings(
     image="registry.example/dscache:1.2.3",
@@ -32,7 +33,7 @@ BODY: dict[str, Any] = {
 }
 SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "endpoint": "http://minio:9000", "secretRef": {"name": "creds"}}},
-    "versions": {"objects": {"thor": "v1"}},
+    "versions": version_items("objects/thor=v1"),
     "volume": {"create": {"size": "100Gi", "storageClassName": "rwx"}},
     "install": {"resources": {"limits": {"memory": "2Gi"}}, "backoffLimit": 1, "activeDeadlineSeconds": 600},
     "retention": {"keep": 1},

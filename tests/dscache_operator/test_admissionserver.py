@@ -21,6 +21,7 @@ from dscache_operator.admissionserver import AdmissionServer, ServerApi
 from dscache_operator.kubeapi import dsc_path
 from dscache_operator.settings import Settings, WebhookSettings
 from tests.dscache_operator.fakekube import FakeKube
+from tests.factories import version_items
 
 MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/test.dscache.io"
 VALIDATING = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/test.dscache.io"
@@ -33,7 +34,7 @@ def dsc(name: str, bucket: str = "b", phase: str = "Ready") -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "ml", "generation": 1},
         "spec": {
             "source": {"s3": {"bucket": bucket}},
-            "versions": {"objects": {"thor": "v1"}},
+            "versions": version_items("objects/thor=v1"),
             "volume": {"claimName": "shared"},
         },
         "status": {"phase": phase, "observedGeneration": 1},

@@ -16,7 +16,10 @@ def dsc(
         "metadata": {"name": name, "namespace": ns, "generation": 1, "resourceVersion": "7"},
         "spec": {
             "source": {"s3": {"bucket": bucket}},
-            "versions": {"objects": versions or {"thor": "v1"}},
+            "versions": [
+                {"dataType": "objects", "source": src, "version": ver}
+                for src, ver in (versions or {"thor": "v1"}).items()
+            ],
             "volume": {"claimName": claim},
         },
     }
@@ -73,7 +76,7 @@ def test_a_cache_being_deleted_is_found_but_holds_no_slot() -> None:
 def test_an_invalid_cache_is_found_with_its_error_and_holds_no_slot() -> None:
     index = CacheIndex(["ml"])
     broken = dsc("a")
-    broken["spec"]["versions"] = {}
+    broken["spec"]["versions"] = []
     index.replace("ml", [broken])
     entry = index.get("ml", "a")
     assert entry is not None and entry.spec is None and entry.error and "versions" in entry.error

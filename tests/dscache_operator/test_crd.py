@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from dscache.api.spec import DatasetCacheSpec
 from dscache.api.status import PHASES, DatasetCacheStatus
-from dscache_operator.crd import build_crd, render, spec_schema, status_schema
+from dscache_operator.crd import MAP_REASONS, build_crd, render, spec_schema, status_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,14 @@ def test_status_schema_is_generated_from_the_status_model() -> None:
     assert status_schema()["properties"]["phase"]["enum"] == list(PHASES)
     conditions = status_schema()["properties"]["conditions"]
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
-    assert conditions["items"]["required"] == ["type", "status"]
+    assert conditions["items"]["required"] == ["type", "status", "lastTransitionTime", "reason", "message"]
+    fields = conditions["items"]["properties"]
+    assert fields["reason"]["pattern"] == "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    assert (fields["reason"]["minLength"], fields["reason"]["maxLength"]) == (1, 1024)
+    assert fields["message"]["maxLength"] == 32768
+    assert fields["type"]["maxLength"] == 316
+    assert fields["lastTransitionTime"]["format"] == "date-time"
+    assert fields["observedGeneration"]["minimum"] == 0
     assert status_schema()["properties"]["installed"]["items"]["properties"]["bytes"] == {
         "type": "integer",
         "format": "int64",
@@ -105,14 +112,54 @@ def test_every_model_field_is_in_the_schema() -> None:
     assert "volume" in spec_schema()["required"]
 
 
+def test_versions_are_a_list_keyed_by_data_type_and_source() -> None:
+    versions = spec_schema()["properties"]["versions"]
+    assert versions["type"] == "array" and versions["minItems"] == 1
+    assert versions["x-kubernetes-list-type"] == "map"
+    assert versions["x-kubernetes-list-map-keys"] == ["dataType", "source"]
+    item = versions["items"]
+    assert item["required"] == ["dataType", "source", "version"]
+    assert set(item["properties"]) == {"dataType", "source", "version", "link", "envName"}
+    assert item["properties"]["link"]["enum"] == ["Directory", "PerFile"]
+    assert item["properties"]["link"]["default"] == "Directory"
+
+
+def test_every_enum_is_camel_case() -> None:
+    enums = [(p, n["enum"]) for p, n in _walk(spec_schema(), "") if "enum" in n]
+    assert {p: e for p, e in enums} == {
+        ".source.huggingFace.repoType": ["Dataset", "Model"],
+        ".layout": ["Archives", "Files"],
+        ".versions[].link": ["Directory", "PerFile"],
+        ".retention.onDelete": ["Retain", "Delete"],
+        ".scratch.mode": ["None", "EmptyDir", "HostPath"],
+        # core/v1 Toleration's own enums, spelled as the core API spells them
+        ".install.tolerations[].operator": ["Exists", "Equal"],
+        ".install.tolerations[].effect": ["NoSchedule", "PreferNoSchedule", "NoExecute"],
+    }
+
+
+def test_every_map_left_in_the_spec_says_why_it_is_a_map() -> None:
+    maps = [(p, n) for p, n in _walk(spec_schema(), "") if isinstance(n.get("additionalProperties"), dict)]
+    for path, node in maps:
+        if path.endswith(".*"):
+            continue  # a map's values, described by the map
+        assert node["description"].endswith(MAP_REASONS[path.lstrip(".")]), path
+
+
 def test_printer_columns_and_status_subresource() -> None:
     version = build_crd()["spec"]["versions"][0]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Phase",
-        "Progress",
-        "Size",
-        "Versions",
-        "Age",
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    assert [
+        (c["name"], c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]
+    ] == [
+        ("Ready", f"{ready}.status", 0),
+        ("Phase", ".status.phase", 0),
+        ("Progress", ".status.progress.percent", 0),
+        ("Size", ".status.size", 0),
+        ("Versions", ".status.versionsReady", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Reason", f"{ready}.reason", 1),
+        ("Message", f"{ready}.message", 1),
     ]
     assert version["subresources"] == {"status": {}}
     conditions = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]

@@ -11,6 +11,7 @@ from dscache_operator.cacheindex import CacheIndex
 from dscache_operator.informer import Informer
 from dscache_operator.kubeapi import dsc_path
 from tests.dscache_operator.fakekube import FakeKube, as_watch_api
+from tests.factories import version_items
 
 
 def dsc(name: str, ns: str = "ml") -> dict[str, Any]:
@@ -20,7 +21,7 @@ def dsc(name: str, ns: str = "ml") -> dict[str, Any]:
         "metadata": {"name": name, "namespace": ns},
         "spec": {
             "source": {"s3": {"bucket": "b"}},
-            "versions": {"objects": {"thor": "v1"}},
+            "versions": version_items("objects/thor=v1"),
             "volume": {"claimName": "shared"},
         },
     }

@@ -12,6 +12,7 @@ from dscache_operator import names
 from dscache_operator.installer import build_configmap, build_installer_job, build_installer_rbac, spec_hash
 from dscache_operator.volume import get_claim_name
 from tests.dscache_operator.builder_inputs import BODY, POD_SECURITY, SETTINGS, SPEC
+from tests.factories import version_items
 
 
 def _job(spec: dict[str, Any] = SPEC, in_use: list[str] | None = None) -> dict[str, Any]:
@@ -25,9 +26,9 @@ def _job(spec: dict[str, Any] = SPEC, in_use: list[str] | None = None) -> dict[s
 
 
 def test_spec_hash_is_of_the_resolved_spec() -> None:
-    explicit = {**SPEC, "layout": "archives", "install": {**SPEC["install"], "parallelism": 4}}
+    explicit = {**SPEC, "layout": "Archives", "install": {**SPEC["install"], "parallelism": 4}}
     assert spec_hash(parse_spec(explicit)) == spec_hash(parse_spec(SPEC))
-    other = {**SPEC, "versions": {"objects": {"thor": "v2"}}}
+    other = {**SPEC, "versions": version_items("objects/thor=v2")}
     assert spec_hash(parse_spec(other)) != spec_hash(parse_spec(SPEC))
 
 

@@ -11,6 +11,7 @@ from dscache.api.names import parse_version_arg
 from dscache.api.spec import parse_spec
 from dscache_operator.podpatch import Denied, apply_patch, build_patch, desired_pod
 from dscache_operator.settings import Settings
+from tests.factories import version_items
 
 SETTINGS = Settings(
     image="registry.example/dscache:1.2.3",
@@ -20,12 +21,22 @@ SETTINGS = Settings(
 )
 SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "secretRef": {"name": "creds"}}},
-    "versions": {"objects": {"thor": "v2", "procthor/extra": "v1"}, "scenes": {"ithor": "v7"}},
+    "versions": version_items(
+        "objects/thor=v2",
+        "objects/procthor/extra=v1",
+        "scenes/ithor=v7",
+        envName={"scenes/ithor": "SCENES"},
+        link={"scenes/ithor": "PerFile"},
+    ),
     "volume": {"claimName": "shared"},
-    "envNames": {"scenes/ithor": "SCENES"},
-    "linkStrategy": {"scenes": "perFile"},
 }
-DIRECTORY_ONLY = {**SPEC, "linkStrategy": {}}  # pins need directory links (see the perFile test)
+# pins need directory links (see the PerFile test)
+DIRECTORY_ONLY = {
+    **SPEC,
+    "versions": version_items(
+        "objects/thor=v2", "objects/procthor/extra=v1", "scenes/ithor=v7", envName={"scenes/ithor": "SCENES"}
+    ),
+}
 
 
 def cache(spec: dict[str, Any] | None = None, installed: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -166,7 +177,7 @@ def test_patch_ops_are_adds_at_known_paths_only() -> None:
 
 
 def test_scratch_default_from_the_resource_emptydir_with_size_limit() -> None:
-    spec = {**SPEC, "scratch": {"mode": "emptyDir", "sizeLimit": "10Gi"}}
+    spec = {**SPEC, "scratch": {"mode": "EmptyDir", "sizeLimit": "10Gi"}}
     out = inject(pod(), cache(spec))
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
     assert vols["dscache-scratch"]["emptyDir"] == {"sizeLimit": "10Gi"}
@@ -179,7 +190,7 @@ def test_scratch_default_from_the_resource_emptydir_with_size_limit() -> None:
 
 
 def test_scratch_default_hostpath_with_budget() -> None:
-    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": 1000}}}
+    spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": 1000}}}
     out = inject(pod(), cache(spec))
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
     assert vols["dscache-scratch"]["hostPath"] == {"path": "/mnt/nvme", "type": "DirectoryOrCreate"}
@@ -218,14 +229,18 @@ def test_scratch_default_hostpath_with_budget() -> None:
 @pytest.mark.parametrize(
     ("value", "volume"),
     [
+        ("None", None),
+        ("EmptyDir", {"emptyDir": {}}),
+        ("EmptyDir:2Gi", {"emptyDir": {"sizeLimit": "2Gi"}}),
+        ("HostPath:/scratch", {"hostPath": {"path": "/scratch", "type": "DirectoryOrCreate"}}),
+        # the annotation's spelling before the spec's enums became CamelCase still works
         ("none", None),
-        ("emptyDir", {"emptyDir": {}}),
         ("emptyDir:2Gi", {"emptyDir": {"sizeLimit": "2Gi"}}),
         ("hostPath:/scratch", {"hostPath": {"path": "/scratch", "type": "DirectoryOrCreate"}}),
     ],
 )
 def test_scratch_annotation_overrides_the_default(value: str, volume: dict[str, Any] | None) -> None:
-    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}}}
+    spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme"}}}
     out = inject(pod({"dscache.io/scratch": value}), cache(spec))
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
     if volume is None:
@@ -236,7 +251,7 @@ def test_scratch_annotation_overrides_the_default(value: str, volume: dict[str, 
 
 
 def test_hostpath_annotation_uses_the_resources_path() -> None:
-    spec = {**SPEC, "scratch": {"mode": "none", "hostPath": None}}
+    spec = {**SPEC, "scratch": {"mode": "None", "hostPath": None}}
     with pytest.raises(Denied, match=r"sets no scratch\.hostPath"):
         inject(pod({"dscache.io/scratch": "hostPath"}), cache(spec))
 
@@ -244,7 +259,7 @@ def test_hostpath_annotation_uses_the_resources_path() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("tmpfs", "use none, emptyDir"),
+        ("tmpfs", "use None, EmptyDir"),
         ("emptyDir:lots", "not a size"),
         ("hostPath:relative", "must be absolute"),
     ],
@@ -286,7 +301,7 @@ def test_pinning_a_version_neither_installed_nor_requested_is_denied_with_the_ch
 
 def test_pins_are_denied_while_the_cache_links_a_data_type_per_file() -> None:
     """Pinned pods get `prepare --version`, which makes directory links: `../` between files would break."""
-    with pytest.raises(Denied, match="links scenes perFile"):
+    with pytest.raises(Denied, match="links scenes/ithor PerFile"):
         inject(pod({"dscache.io/versions": "objects/thor=v2"}))
 
 
@@ -328,7 +343,12 @@ def test_mount_path_over_our_volumes_is_denied(path: str) -> None:
 
 
 def test_env_name_collision_is_denied() -> None:
-    spec = {**SPEC, "envNames": {"scenes/ithor": "DSCACHE_OBJECTS_THOR"}}
+    spec = {
+        **SPEC,
+        "versions": version_items(
+            "objects/thor=v2", "scenes/ithor=v7", envName={"scenes/ithor": "DSCACHE_OBJECTS_THOR"}
+        ),
+    }
     with pytest.raises(Denied, match="DSCACHE_OBJECTS_THOR is already used"):
         inject(pod(), cache(spec))
 
@@ -402,7 +422,7 @@ def test_apply_patch_unescapes_json_pointer() -> None:
 def test_injected_init_containers_run_the_prepare_image_when_set() -> None:
     """The slim init image (the Dockerfile's `prepare` target) goes into pods; without the setting,
     the one full image, as before."""
-    spec = {**SPEC, "scratch": {"mode": "hostPath", "hostPath": {"path": "/mnt/nvme"}}}
+    spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme"}}}
     slim = SETTINGS.model_copy(update={"prepare_image": "registry.example/dscache:9-prepare"})
     out = inject(pod(), cache(spec), settings=slim)
     assert [(c["name"], c["image"]) for c in out["spec"]["initContainers"]] == [

@@ -10,11 +10,12 @@ import pytest
 from dscache.api.spec import parse_spec
 from dscache_operator.podpatch import Denied, apply_patch, build_patch
 from dscache_operator.settings import Settings
+from tests.factories import version_items
 
 ADMIN = Settings(scratch_host_paths=("/mnt/nvme/dscache",))
 SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "secretRef": {"name": "creds"}}},
-    "versions": {"objects": {"thor": "v1"}},
+    "versions": version_items("objects/thor=v1"),
     "volume": {"claimName": "shared"},
 }
 
@@ -75,7 +76,7 @@ def test_without_admin_directories_host_scratch_is_refused_and_emptydir_still_wo
 
 def test_a_caches_host_scratch_is_checked_again_when_the_pod_is_built() -> None:
     """Admitted while the webhook was off, or before the admin narrowed the list."""
-    hostile = cache(scratch={"mode": "hostPath", "hostPath": {"path": "/etc"}})
+    hostile = cache(scratch={"mode": "HostPath", "hostPath": {"path": "/etc"}})
     with pytest.raises(Denied) as err:
         inject(pod(), hostile)
     assert str(err.value).startswith(
@@ -88,7 +89,7 @@ def test_a_caches_host_scratch_is_checked_again_when_the_pod_is_built() -> None:
 def test_an_allowed_directory_is_mounted_in_its_normal_form() -> None:
     out = inject(pod("hostPath:/mnt//nvme/./dscache/"))
     assert host_volume(out) == {"path": "/mnt/nvme/dscache", "type": "DirectoryOrCreate"}
-    allowed = cache(scratch={"mode": "hostPath", "hostPath": {"path": "/mnt/nvme/dscache", "maxBytes": 10}})
+    allowed = cache(scratch={"mode": "HostPath", "hostPath": {"path": "/mnt/nvme/dscache", "maxBytes": 10}})
     assert host_volume(inject(pod(), allowed)) == {"path": "/mnt/nvme/dscache", "type": "DirectoryOrCreate"}
 
 

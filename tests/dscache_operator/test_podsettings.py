@@ -273,7 +273,7 @@ def test_the_webhook_refuses_credentials_in_an_http_url_saying_what_to_do() -> N
 def test_the_reconciler_refuses_a_stored_url_with_credentials_and_never_repeats_them() -> None:
     spec = {
         "source": {"http": {"url": USERINFO}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
         "volume": {"claimName": "shared"},
     }
     world = World(claim(), cache(spec=spec))
@@ -291,7 +291,7 @@ def test_the_reconciler_refuses_a_stored_url_with_credentials_and_never_repeats_
 def test_an_http_secret_ref_installs_with_no_credential_in_configmap_or_status() -> None:
     spec = {
         "source": {"http": {"url": "https://data.example/base", "secretRef": {"name": "web"}}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": [{"dataType": "objects", "source": "thor", "version": "v1"}],
         "volume": {"claimName": "shared"},
     }
     world = World(claim(), cache(spec=spec))

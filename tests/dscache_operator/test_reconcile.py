@@ -19,12 +19,13 @@ from dscache_operator.reconcile import Reconciler
 from dscache_operator.settings import Settings
 from dscache_operator.status import get_job_state as get_state
 from tests.dscache_operator.fakekube import Event, FakeKube, Write, as_api
+from tests.factories import version_items
 
 NS = "ml"
 UID = "0b5d9c1e-aaaa-bbbb-cccc-000000000001"
 SPEC: dict[str, Any] = {
     "source": {"s3": {"bucket": "b", "secretRef": {"name": "creds"}}},
-    "versions": {"objects": {"thor": "v1"}},
+    "versions": version_items("objects/thor=v1"),
     "volume": {"claimName": "shared"},
 }
 JOB_NAME = re.compile(r"^objs-install-[0-9a-f]{10}$")
@@ -281,12 +282,13 @@ def test_pending_while_the_named_claim_is_missing_then_installing() -> None:
 
 
 def test_an_invalid_spec_fails_without_creating_anything() -> None:
-    world = World(claim(), cache(spec={**SPEC, "envNames": {"objects/other": "X"}}))
+    """E.g. one stored in the shape before v1alpha1's reshape (the API server does not revalidate it)."""
+    world = World(claim(), cache(spec={**SPEC, "envNames": {"objects/thor": "X"}}))
     world.reconcile()
     status = world.status()
     assert status["phase"] == "Failed"
     assert condition(status, "Ready") == ("False", "InvalidSpec")
-    assert "envNames names 'objects/other'" in status["message"]
+    assert status["message"] == "spec.envNames is now spec.versions[].envName on each version"
     assert world.created() == [] and world.kube.events == []
 
 
@@ -304,7 +306,7 @@ def test_a_file_source_stored_while_the_webhook_was_off_gets_no_installer() -> N
 
 
 def test_host_scratch_the_admin_does_not_allow_gets_no_installer() -> None:
-    scratch = {"mode": "hostPath", "hostPath": {"path": "/etc"}}
+    scratch = {"mode": "HostPath", "hostPath": {"path": "/etc"}}
     world = World(claim(), cache(spec={**SPEC, "scratch": scratch}))
     world.reconcile()
     status = world.status()
@@ -358,7 +360,7 @@ def test_an_equivalent_spec_only_bumps_observed_generation() -> None:
     world.job_changed(world.finish(job_name, "Complete"))
     creates, events, before = len(world.created()), len(world.kube.events), metrics()
 
-    world.edit({**SPEC, "layout": "archives", "retention": {"keep": 2}})  # the defaults, spelled out
+    world.edit({**SPEC, "layout": "Archives", "retention": {"keep": 2}})  # the defaults, spelled out
     world.reconcile()
 
     status = world.status()
@@ -524,7 +526,7 @@ def test_a_spec_change_resets_the_failure_count() -> None:
     world.wait(30)
     world.reconcile()
     assert fail(world)["failedAttempts"] == 2
-    world.edit({**SPEC, "versions": {"objects": {"thor": "v2"}}})
+    world.edit({**SPEC, "versions": version_items("objects/thor=v2")})
     world.reconcile()
     status = world.status()
     assert (status["phase"], status["failedAttempts"]) == ("Installing", 0)
@@ -536,7 +538,7 @@ def test_an_invalid_spec_has_no_retry_time() -> None:
     world = World(claim(), cache())
     started(world)
     fail(world)
-    world.edit({**SPEC, "versions": {"objects": {"thor": "../x"}}})
+    world.edit({**SPEC, "versions": version_items("objects/thor=../x")})
     world.reconcile()
     status = world.status()
     assert (status["phase"], condition(status, "Ready")) == ("Failed", ("False", "InvalidSpec"))
@@ -658,7 +660,7 @@ def test_deleting_a_waiting_job_wakes_the_queue_too() -> None:
 def test_a_new_spec_replaces_the_running_installer() -> None:
     world = World(claim(), cache())
     old = started(world)
-    world.edit({**SPEC, "versions": {"objects": {"thor": "v2"}}})
+    world.edit({**SPEC, "versions": version_items("objects/thor=v2")})
     world.reconcile()
 
     status = world.status()
@@ -673,7 +675,7 @@ def test_a_new_spec_replaces_the_running_installer() -> None:
 def test_a_job_that_ends_after_the_spec_changed_reports_the_generation_it_served() -> None:
     world = World(claim(), cache())
     job_name = started(world)
-    world.edit({**SPEC, "versions": {"objects": {"thor": "v2"}}})  # not reconciled yet
+    world.edit({**SPEC, "versions": version_items("objects/thor=v2")})  # not reconciled yet
     world.job_changed(world.finish(job_name, "Complete"))
     status = world.status()
     assert (status["phase"], status["observedGeneration"]) == ("Ready", 1)  # Ready, but for generation 1
@@ -788,7 +790,7 @@ def test_delete_runs_the_cleanup_job_before_the_finalizer_goes(
 
 def test_deleting_an_invalid_resource_releases_it_at_once() -> None:
     world = World(
-        claim(), cache(spec={**SPEC, "envNames": {"objects/other": "X"}, "retention": {"onDelete": "Delete"}})
+        claim(), cache(spec={**SPEC, "envNames": {"objects/thor": "X"}, "retention": {"onDelete": "Delete"}})
     )
     world.finalize()
     assert world.kube.writes == [] and world.kube.events == []

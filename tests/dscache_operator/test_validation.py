@@ -10,12 +10,13 @@ import pytest
 from dscache.api.spec import parse_spec
 from dscache_operator.settings import Settings
 from dscache_operator.validation import cluster_refusal, find_claim_conflict
+from tests.factories import version_items
 
 
 def body(name: str, prefix: str = "data", claim: str = "shared", **extra: Any) -> dict[str, Any]:
     spec = {
         "source": {"s3": {"bucket": "b", "prefix": prefix}},
-        "versions": {"objects": {"thor": "v1"}},
+        "versions": version_items("objects/thor=v1"),
         "volume": {"claimName": claim},
         **extra,
     }
@@ -34,13 +35,13 @@ def test_same_slot_from_another_source_on_the_same_claim_is_refused() -> None:
 
 
 def test_same_source_other_versions_or_other_slots_or_other_claims_are_fine() -> None:
-    assert conflict(body("new", versions={"objects": {"thor": "v2"}}), body("old")) is None
-    assert conflict(body("new", prefix="x", versions={"scenes": {"a": "v1"}}), body("old")) is None
+    assert conflict(body("new", versions=version_items("objects/thor=v2")), body("old")) is None
+    assert conflict(body("new", prefix="x", versions=version_items("scenes/a=v1")), body("old")) is None
     assert conflict(body("new", prefix="x", claim="mine"), body("old")) is None
 
 
 def test_another_layout_of_the_same_source_is_a_different_origin() -> None:
-    assert conflict(body("new", layout="files"), body("old")) is not None
+    assert conflict(body("new", layout="Files"), body("old")) is not None
 
 
 def test_created_claims_are_compared_by_their_generated_name() -> None:
@@ -52,7 +53,7 @@ def test_resources_being_deleted_or_invalid_are_ignored() -> None:
     leaving = body("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     broken = body("broken")
-    broken["spec"]["versions"] = {}
+    broken["spec"]["versions"] = []
     assert conflict(body("new", prefix="x"), leaving, broken) is None
 
 
@@ -73,7 +74,7 @@ def refusal(spec_patch: dict[str, Any], settings: Settings = ALLOWED) -> str | N
 
 
 def host_scratch(path: str) -> dict[str, Any]:
-    return {"scratch": {"mode": "hostPath", "hostPath": {"path": path}}}
+    return {"scratch": {"mode": "HostPath", "hostPath": {"path": path}}}
 
 
 def test_a_file_source_aimed_at_the_installers_token_is_refused_as_laptop_only() -> None:
@@ -128,4 +129,4 @@ def test_host_scratch_in_an_allowed_directory_however_spelled_is_fine(path: str)
 
 def test_ordinary_specs_pass() -> None:
     assert refusal({}) is None
-    assert refusal({"scratch": {"mode": "emptyDir"}}, Settings()) is None
+    assert refusal({"scratch": {"mode": "EmptyDir"}}, Settings()) is None

@@ -1,7 +1,7 @@
 """The environment variables a workload gets, one rule shared by the pod webhook and `prepare`.
 
-`DSCACHE_ROOT` is the links directory; each source gets the name the spec gives it (`envNames`), else
-`DSCACHE_<DT>_<SRC>` upper-cased with every character other than A-Z and 0-9 replaced by `_`
+`DSCACHE_ROOT` is the links directory; each source gets the name its item of `spec.versions` gives
+(`envName`), else `DSCACHE_<DT>_<SRC>` upper-cased with every character other than A-Z and 0-9 replaced by `_`
 (`objects/thor` -> `DSCACHE_OBJECTS_THOR`). The values are the stable link paths `<root>/<dt>/<src>`,
 never version paths, so they survive a version switch. A name that changes how programs load code
 (`dscache.api.unsafeenv`) is refused here too, for specs and refs written before that rule. Standard
@@ -34,7 +34,7 @@ def derived_name(key: VersionKey) -> str:
 
 
 def build_env(root: PurePath, sources: Iterable[tuple[VersionKey, str | None]]) -> dict[str, str]:
-    """Variable -> path for `(version, name from envNames or None)` pairs, `DSCACHE_ROOT` first.
+    """Variable -> path for `(version, its envName or None)` pairs, `DSCACHE_ROOT` first.
 
     Raises EnvNameError on an invalid or refused name, or two sources with one name.
     """

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dscache.api.names import NameError_, parse_version_arg
+from dscache.api.names import NameError_, VersionKey, parse_version_arg
 from dscache.api.resource import GROUP_VERSION, KIND
 from dscache.api.spec import (
     K8S_NAME_PATTERN,
@@ -215,7 +215,7 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
             return Source(
                 hugging_face=HuggingFaceSource(
                     repo=f"{segs[1]}/{segs[2]}",
-                    repo_type="dataset" if segs[0] == "datasets" else "model",
+                    repo_type="Dataset" if segs[0] == "datasets" else "Model",
                     prefix="/".join(segs[3:]),
                     revision=revision or "main",
                 )
@@ -241,20 +241,30 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
     )
 
 
+FLAG_LAYOUTS = {"archives": "Archives", "files": "Files"}
+"""`--layout` values (lower case, as command-line flags are) and the spec's layout each stands for."""
+
+
 def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> DatasetCacheSpec:
-    """Build a spec from `--source/--layout/--version` flags."""
-    nested: dict[str, dict[str, str]] = {}
+    """Build a spec from `--source/--layout/--version` flags (`layout`: a key of FLAG_LAYOUTS, or the
+    spec's spelling)."""
+    by_slot: dict[str, VersionKey] = {}
     try:
         for arg in versions:
             key = parse_version_arg(arg)
-            if nested.setdefault(key.data_type, {}).setdefault(key.source, key.version) != key.version:
+            if by_slot.setdefault(key.slot, key) != key:
                 raise SpecError(f"--version {arg!r} conflicts with another --version for {key.slot}")
     except NameError_ as err:
         raise SpecError(str(err)) from None
-    if not nested:
+    if not by_slot:
         raise SpecError("at least one --version DT/SRC=VER is required")
     source = source_from_url(source_url)
+    items = [{"dataType": k.data_type, "source": k.source, "version": k.version} for k in by_slot.values()]
     return parse_spec(
-        {"source": source.model_dump(by_alias=True, exclude_none=True), "layout": layout, "versions": nested},
+        {
+            "source": source.model_dump(by_alias=True, exclude_none=True),
+            "layout": FLAG_LAYOUTS.get(layout, layout),
+            "versions": items,
+        },
         "flags",
     )

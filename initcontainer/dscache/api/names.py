@@ -79,8 +79,3 @@ def parse_version_arg(arg: str) -> VersionKey:
     if not sep or not slash or not data_type or not source or not version:
         raise NameError_(f"--version {arg!r} must look like DATA_TYPE/SOURCE=VERSION")
     return VersionKey(data_type, source, version)
-
-
-def versions_to_keys(versions: dict[str, dict[str, str]]) -> list[VersionKey]:
-    """Flatten `{data_type: {source: version}}` into sorted keys."""
-    return sorted(VersionKey(dt, src, ver) for dt, by_src in versions.items() for src, ver in by_src.items())

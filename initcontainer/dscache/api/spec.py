@@ -11,11 +11,19 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from dscache.api.envnames import ENV_NAME_PATTERN
-from dscache.api.names import check_segment, check_source
+from dscache.api.names import VersionKey, check_segment, check_source
 from dscache.api.podsettings import PodSettings, PrepareSettings
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
@@ -35,6 +43,27 @@ class SpecError(InvalidInputError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def _respelled(new: tuple[str, ...]) -> BeforeValidator:
+    """Refuse a value of a CamelCase enum spelled as before v1alpha1's reshape (`files`, `emptyDir`,
+    `perFile`, ...) with one line that names the new spelling; other values pass to the enum check."""
+    by_lower = {n.lower(): n for n in new}
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value not in new and value.lower() in by_lower:
+            raise ValueError(f"{value!r} is now {by_lower[value.lower()]!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Layout = Annotated[Literal["Archives", "Files"], _respelled(("Archives", "Files"))]
+LinkStrategy = Annotated[Literal["Directory", "PerFile"], _respelled(("Directory", "PerFile"))]
+ScratchMode = Annotated[Literal["None", "EmptyDir", "HostPath"], _respelled(("None", "EmptyDir", "HostPath"))]
+RepoType = Annotated[Literal["Dataset", "Model"], _respelled(("Dataset", "Model"))]
+LINK_STRATEGY_IN_REF = {"Directory": "directory", "PerFile": "perFile"}
+"""A version's `link` as the ref on the volume records it (the ref's own format, read by `prepare`)."""
 
 
 class SecretRef(_Model):
@@ -103,7 +132,7 @@ class HuggingFaceSource(_Model):
     """A Hugging Face Hub repository."""
 
     repo: str = Field(description="Repository id, OWNER/NAME.", pattern=r"^[\w.-]+/[\w.-]+$")
-    repo_type: Literal["dataset", "model"] = Field("dataset", description="Repository type.")
+    repo_type: RepoType = Field("Dataset", description="Repository type: Dataset or Model.")
     prefix: str = Field("", description="Directory inside the repo that mirrors the bucket layout.")
     revision: str = Field("main", description="Branch, tag or commit; recorded as the resolved commit.")
     revision_from_version: bool = Field(
@@ -208,7 +237,7 @@ class Source(_Model):
         if self.hugging_face is not None:
             hf = self.hugging_face
             path = f"{hf.repo}/{hf.prefix}".rstrip("/")
-            return f"hf://{hf.repo_type}s/{path}@{hf.revision}"
+            return f"hf://{hf.repo_type.lower()}s/{path}@{hf.revision}"
         if self.http is not None:
             return self.http.url.rstrip("/")
         assert self.file is not None
@@ -286,28 +315,92 @@ class HostPathScratch(_Model):
 
 
 class Scratch(_Model):
-    """Default node-local scratch for pods: none, emptyDir or hostPath."""
+    """Default node-local scratch for pods: None, EmptyDir or HostPath."""
 
-    mode: Literal["none", "emptyDir", "hostPath"] = Field("none", description="Scratch kind.")
-    size_limit: str | None = Field(None, description="emptyDir sizeLimit (a Kubernetes quantity).")
-    host_path: HostPathScratch | None = Field(None, description="Required when mode is hostPath.")
+    mode: ScratchMode = Field("None", description="Scratch kind: None, EmptyDir or HostPath.")
+    size_limit: str | None = Field(None, description="EmptyDir sizeLimit (a Kubernetes quantity).")
+    host_path: HostPathScratch | None = Field(None, description="Required when mode is HostPath.")
 
     @model_validator(mode="after")
     def _host(self) -> Scratch:
-        if (self.mode == "hostPath") != (self.host_path is not None):
-            raise ValueError("hostPath must be set exactly when mode is hostPath")
+        if (self.mode == "HostPath") != (self.host_path is not None):
+            raise ValueError("hostPath must be set exactly when mode is HostPath")
         return self
+
+
+class VersionItem(_Model):
+    """One cached version: a data type's source at a version, with how pods link it and its variable."""
+
+    data_type: str = Field(description="Data type: the first path segment on the volume and the remote.")
+    source: str = Field(description="Source within the data type; may contain inner '/'.")
+    version: str = Field(description="Version to install and link.")
+    link: LinkStrategy = Field(
+        "Directory",
+        description="How pods link it: Directory (one link for the source) or PerFile (a real directory "
+        "tree of per-file links, so `../` references between files keep working).",
+    )
+    env_name: str | None = Field(
+        None,
+        description="Environment variable pods get with the source's stable path (default "
+        "DSCACHE_<DATATYPE>_<SOURCE>, upper-cased, other characters as '_').",
+    )
+
+    @field_validator("data_type")
+    @classmethod
+    def _data_type(cls, v: str) -> str:
+        return check_segment(v, "data type")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        return check_source(v)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_segment(v, "version")
+
+    @field_validator("env_name")
+    @classmethod
+    def _env(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not _ENV_NAME.match(v):
+            raise ValueError(f"{v!r} is not a valid environment variable name")
+        refused = env_name_refusal(v)
+        if refused is not None:
+            raise ValueError(refused)
+        return v
+
+    @property
+    def key(self) -> VersionKey:
+        return VersionKey(self.data_type, self.source, self.version)
+
+    @property
+    def slot(self) -> str:
+        """`<dataType>/<source>`, the list's key."""
+        return f"{self.data_type}/{self.source}"
+
+
+OLD_SHAPE = {
+    "linkStrategy": "spec.linkStrategy is now spec.versions[].link (Directory or PerFile) on each version",
+    "envNames": "spec.envNames is now spec.versions[].envName on each version",
+}
+OLD_VERSIONS = (
+    "is now a list of {dataType, source, version} items (optional link and envName), e.g. "
+    "[{dataType: objects, source: thor, version: '2024-01'}]"
+)
 
 
 class DatasetCacheSpec(_Model):
     """The desired state of a DatasetCache."""
 
     source: Source = Field(description="Where the versions come from.")
-    layout: Literal["archives", "files"] = Field(
-        "archives", description="archives: .tar.zst per version (molmospaces); files: plain file trees."
+    layout: Layout = Field(
+        "Archives", description="Archives: .tar.zst per version (molmospaces); Files: plain file trees."
     )
-    versions: dict[str, dict[str, str]] = Field(
-        description="{dataType: {source: version}}; source may contain inner '/'.", min_length=1
+    versions: list[VersionItem] = Field(
+        description="The versions to install and link, one item per (dataType, source).", min_length=1
     )
     volume: Volume | None = Field(None, description="The shared cache volume (required in a cluster).")
     install: Install = Field(default_factory=Install, description="Installer Job settings.")
@@ -317,39 +410,33 @@ class DatasetCacheSpec(_Model):
     )
     retention: Retention = Field(default_factory=Retention, description="Retention of old versions.")
     scratch: Scratch = Field(default_factory=Scratch, description="Default node-local scratch for pods.")
-    link_strategy: dict[str, Literal["directory", "perFile"]] = Field(
-        default_factory=dict, description="Per data type: one link per source, or a tree of per-file links."
-    )
-    env_names: dict[str, str] = Field(
-        default_factory=dict, description="Environment variable name per 'dataType/source'."
-    )
     mount_path: str = Field(
         "/dscache",
         description="Where pods see the linked data: an absolute path that is not, under or above a system "
         "directory (/bin, /etc, /usr, /var/run...).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, message in OLD_SHAPE.items():
+                if key in data:
+                    raise ValueError(message)
+            if isinstance(data.get("versions"), dict):
+                raise ValueError(f"spec.versions {OLD_VERSIONS}")
+        return data
+
     @field_validator("versions")
     @classmethod
-    def _safe_versions(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        for data_type, by_source in v.items():
-            check_segment(data_type, "data type")
-            if not by_source:
-                raise ValueError(f"data type {data_type!r} lists no sources")
-            for source, version in by_source.items():
-                check_source(source, f"source of {data_type!r}")
-                check_segment(version, f"version of {data_type}/{source}")
-        return v
-
-    @field_validator("env_names")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for slot, name in v.items():
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} (for {slot!r}) is not a valid environment variable name")
-            refused = env_name_refusal(name)
-            if refused is not None:
-                raise ValueError(f"{slot}: {refused}")
+    def _unique(cls, v: list[VersionItem]) -> list[VersionItem]:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(v):
+            first = seen.setdefault(item.slot, i)
+            if first != i:
+                raise ValueError(
+                    f"versions[{i}] repeats dataType/source {item.slot} of versions[{first}]: list each once"
+                )
         return v
 
     @field_validator("mount_path")
@@ -363,38 +450,57 @@ class DatasetCacheSpec(_Model):
     @model_validator(mode="after")
     def _revision_needs_files(self) -> DatasetCacheSpec:
         hf = self.source.hugging_face
-        if hf is not None and hf.revision_from_version and self.layout != "files":
-            raise ValueError("source.huggingFace.revisionFromVersion requires layout: files")
+        if hf is not None and hf.revision_from_version and self.layout != "Files":
+            raise ValueError("source.huggingFace.revisionFromVersion requires layout: Files")
         return self
 
     @model_validator(mode="after")
     def _patterns_need_files(self) -> DatasetCacheSpec:
         hf = self.source.hugging_face
-        if hf is not None and (hf.allow_patterns or hf.ignore_patterns) and self.layout != "files":
+        if hf is not None and (hf.allow_patterns or hf.ignore_patterns) and self.layout != "Files":
             raise ValueError(
-                "source.huggingFace.allowPatterns/ignorePatterns select files of layout: files; "
-                "the archives layout installs whole archives"
+                "source.huggingFace.allowPatterns/ignorePatterns select files of layout: Files; "
+                "the Archives layout installs whole archives"
             )
         return self
 
-    @model_validator(mode="after")
-    def _refs_known(self) -> DatasetCacheSpec:
-        for dt in self.link_strategy:
-            if dt not in self.versions:
-                raise ValueError(f"linkStrategy names data type {dt!r} which is not in versions")
-        slots = {f"{dt}/{src}" for dt, by in self.versions.items() for src in by}
-        for slot in self.env_names:
-            if slot not in slots:
-                raise ValueError(f"envNames names {slot!r} which is not a dataType/source in versions")
-        return self
+    def version_keys(self) -> list[VersionKey]:
+        """The versions as sorted keys."""
+        return sorted(item.key for item in self.versions)
+
+    def version_map(self) -> dict[str, dict[str, str]]:
+        """Read-only view `{dataType: {source: version}}`, for code that iterates data types."""
+        out: dict[str, dict[str, str]] = {}
+        for item in self.versions:
+            out.setdefault(item.data_type, {})[item.source] = item.version
+        return out
+
+    def item(self, key: VersionKey) -> VersionItem | None:
+        """The item of `key`'s dataType/source (any version), if the spec lists it."""
+        return next((i for i in self.versions if i.slot == key.slot), None)
+
+
+def format_path(parts: tuple[str | int, ...]) -> str:
+    """Pure: a field path as Kubernetes writes it, e.g. ('spec', 'versions', 2, 'envName') ->
+    `spec.versions[2].envName`."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p != "":
+            out += f".{p}" if out else p
+    return out
 
 
 def format_errors(err: ValidationError, root: str) -> str:
+    """One line per error, `<field path>: <message>` joined by '; '. A message that names its own
+    path (`spec.linkStrategy is now ...`) is not prefixed again."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in (root, *e["loc"]) if p != "") if root else ".".join(map(str, e["loc"]))
+        loc = format_path((root, *e["loc"]))
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
+        names_itself = bool(loc) and msg.startswith((f"{loc}.", f"{loc} "))
+        lines.append(msg if names_itself else f"{loc}: {msg}")
     return "; ".join(lines)
 
 

@@ -30,19 +30,41 @@ class _Model(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+# metav1.Condition's validation, as Kubernetes generates it for its own types (apimachinery
+# pkg/apis/meta/v1/types.go): https://github.com/kubernetes/apimachinery
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
 class Condition(_Model):
-    """A condition per the Kubernetes API conventions."""
+    """A condition with the full `metav1.Condition` schema (every field but observedGeneration required)."""
 
     type: str = Field(
-        description="Condition type: Ready (versions installed and the ref switched) or Installing."
+        description="Condition type: Ready (versions installed and the ref switched) or Installing.",
+        max_length=316,
+        pattern=CONDITION_TYPE_PATTERN,
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str | None = Field(None, description="CamelCase reason for the last transition.")
-    message: str | None = Field(None, description="Human-readable detail.")
-    last_transition_time: str | None = Field(
-        None, description="When status last changed.", json_schema_extra={"format": "date-time"}
+    observed_generation: int | None = Field(
+        None,
+        ge=0,
+        description="The .metadata.generation the condition was set for.",
+        json_schema_extra={"format": "int64"},
     )
-    observed_generation: int | None = _count("The .metadata.generation the condition was set for.")
+    last_transition_time: str = Field(
+        description="When status last changed (not when reason or message did).",
+        json_schema_extra={"format": "date-time"},
+    )
+    reason: str = Field(
+        description="CamelCase reason for the condition's last transition, e.g. Installed, InstallFailed.",
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON_PATTERN,
+    )
+    message: str = Field(description="Human-readable detail; may be empty.", max_length=32768)
 
 
 class InstalledVersion(_Model):

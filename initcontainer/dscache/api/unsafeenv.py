@@ -1,7 +1,7 @@
 """Variable names a DatasetCache may not give its sources: those that change what code a process runs.
 
-A cache's `envNames` set variables in every container of every pod that uses the cache, each to a
-directory whose files come from the cache's source (`<mountPath>/<dataType>/<source>`). Named
+A cache's `spec.versions[].envName`s set variables in every container of every pod that uses the
+cache, each to a directory whose files come from the cache's source (`<mountPath>/<dataType>/<source>`). Named
 `LD_LIBRARY_PATH`, `PATH` or `PYTHONPATH`, that directory would supply the workload's libraries,
 programs or modules; named `SSL_CERT_DIR`, the certificate authorities it trusts. So such names are
 refused wherever a spec is read (the model, the CRD, the webhook's env and `prepare`'s env file).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
@@ -152,7 +152,7 @@ def _fetch(
 def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str) -> DryRun:
     """What `install(spec, cache_root, ref_name)` would do now. Raises RemoteError or LayoutError."""
     cache = CachePaths(cache_root)
-    keys = versions_to_keys(spec.versions)
+    keys = spec.version_keys()
     missing = [k for k in keys if not is_published(cache, k)]
     fetched: dict[VersionKey, VersionFetch] = {}
     if missing and revision_per_version(spec):

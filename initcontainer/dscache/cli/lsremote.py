@@ -95,11 +95,11 @@ def _local_source(arg: str) -> Source:
 
 def _spec_parts(spec: DatasetCacheSpec) -> tuple[Layout, bool, tuple[tuple[str, str], ...]]:
     """The spec's layout, whether its versions are HF revisions, and its (data type, source) slots."""
-    from dscache.api.names import versions_to_keys
     from dscache.install.pipeline import revision_per_version
 
-    slots = tuple(sorted({(k.data_type, k.source) for k in versions_to_keys(spec.versions)}))
-    return spec.layout, revision_per_version(spec), slots
+    slots = tuple(sorted({(k.data_type, k.source) for k in spec.version_keys()}))
+    layout: Layout = "files" if spec.layout == "Files" else "archives"
+    return layout, revision_per_version(spec), slots
 
 
 def _query(args: argparse.Namespace) -> _Query:

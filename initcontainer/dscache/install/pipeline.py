@@ -16,9 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
-from dscache.api.spec import DatasetCacheSpec
+from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
@@ -63,13 +63,13 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
     """Pure: the ref a spec leads to."""
     entries = [
         RefEntry(
-            data_type=k.data_type,
-            source=k.source,
-            version=k.version,
-            link_strategy=spec.link_strategy.get(k.data_type, "directory"),
-            env=spec.env_names.get(k.slot),
+            data_type=item.data_type,
+            source=item.source,
+            version=item.version,
+            link_strategy=LINK_STRATEGY_IN_REF[item.link],
+            env=item.env_name,
         )
-        for k in versions_to_keys(spec.versions)
+        for item in sorted(spec.versions, key=lambda i: i.key)
     ]
     return Ref(name=name, versions=entries, remote=spec.source.display_url(), updated_at=now_iso())
 
@@ -101,7 +101,7 @@ def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCac
 
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
     """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
-    if spec.layout == "files":
+    if spec.layout == "Files":
         hf = spec.source.hugging_face
         plan = plan_files(
             remote,
@@ -291,7 +291,7 @@ def install(
     """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them."""
     started = time.monotonic()
     cache = CachePaths(cache_root)
-    keys = versions_to_keys(spec.versions)
+    keys = spec.version_keys()
     ref = build_ref(spec, ref_name)
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if not is_published(cache, k)]

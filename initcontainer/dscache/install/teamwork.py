@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from dscache.api.names import VersionKey, versions_to_keys
+from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
@@ -258,7 +258,7 @@ def install_share(
     """
     started = time.monotonic()
     cache = CachePaths(cache_root)
-    keys = versions_to_keys(spec.versions)
+    keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
         published_all = all(is_published(cache, k) for k in keys)

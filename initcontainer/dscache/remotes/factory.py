@@ -46,7 +46,7 @@ def open_remote(source: Source, policy: RetryPolicy | None = None, *, hf_token: 
         hf = source.hugging_face
         return HfRemote(
             hf.repo,
-            repo_type=hf.repo_type,
+            repo_type=hf.repo_type.lower(),
             revision=hf.revision,
             prefix=hf.prefix,
             endpoint=hf.endpoint,

@@ -9,6 +9,7 @@ import pytest
 
 from dscache.api.manifest import load_manifest, source_from_url, spec_from_flags
 from dscache.api.spec import SpecError, parse_spec
+from tests.factories import version_items
 
 MANIFEST = """
 apiVersion: dscache.io/v1alpha1
@@ -24,11 +25,10 @@ spec:
       endpoint: https://acct.r2.cloudflarestorage.com
       secretRef: {name: r2-creds}
   versions:
-    objects: {thor: "20250101", objaverse/part1: v2}
-    scenes: {ithor: "7"}
+  - {dataType: objects, source: thor, version: "20250101", envName: THOR_DIR}
+  - {dataType: objects, source: objaverse/part1, version: v2}
+  - {dataType: scenes, source: ithor, version: "7", link: PerFile}
   volume: {claimName: datasets}
-  linkStrategy: {scenes: perFile}
-  envNames: {objects/thor: THOR_DIR}
 """
 
 
@@ -38,11 +38,18 @@ def test_full_manifest_loads_with_defaults(tmp_path: Path) -> None:
     dc = load_manifest(path)
     assert dc.ref_name == "research.molmo-assets"
     assert dc.spec.source.url() == "s3://my-bucket/mujoco"
-    assert dc.spec.versions["objects"]["objaverse/part1"] == "v2"
-    assert dc.spec.layout == "archives"
+    assert dc.spec.version_map() == {
+        "objects": {"thor": "20250101", "objaverse/part1": "v2"},
+        "scenes": {"ithor": "7"},
+    }
+    assert dc.spec.layout == "Archives"
     assert dc.spec.install.parallelism == 4
     assert dc.spec.retention.on_delete == "Retain"
-    assert dc.spec.link_strategy == {"scenes": "perFile"}
+    assert [(v.slot, v.link, v.env_name) for v in dc.spec.versions] == [
+        ("objects/thor", "Directory", "THOR_DIR"),
+        ("objects/objaverse/part1", "Directory", None),
+        ("scenes/ithor", "PerFile", None),
+    ]
 
 
 def test_json_manifest_is_accepted(tmp_path: Path) -> None:
@@ -58,22 +65,26 @@ def test_json_manifest_is_accepted(tmp_path: Path) -> None:
     [
         ({"source": {"s3": {"bucket": "b"}, "http": {"url": "http://x"}}}, "spec.source"),
         ({"source": {"s3": {}}}, "spec.source.s3.bucket"),
-        ({"versions": {"objects": {"thor": "../etc"}}}, "spec.versions"),
-        ({"versions": {"..": {"thor": "v1"}}}, "spec.versions"),
-        ({"versions": {"objects": {"/thor": "v1"}}}, "spec.versions"),
-        ({"versions": {"objects": {"thor/": "v1"}}}, "spec.versions"),
-        ({"versions": {"objects": {"thor": "v" * 129}}}, "spec.versions"),
+        ({"versions": version_items("objects/thor=../etc")}, "spec.versions[0].version"),
+        ({"versions": version_items("../thor=v1")}, "spec.versions[0].dataType"),
+        ({"versions": version_items("objects//thor=v1")}, "spec.versions[0].source"),
+        ({"versions": version_items("objects/thor/=v1")}, "spec.versions[0].source"),
+        ({"versions": version_items("objects/thor=" + "v" * 129)}, "spec.versions[0].version"),
+        ({"versions": []}, "spec.versions"),
         ({"install": {"parallelism": 0}}, "spec.install.parallelism"),
         ({"volume": {"create": {"size": "lots"}}}, "spec.volume.create.size"),
-        ({"linkStrategy": {"robots": "perFile"}}, "spec"),
-        ({"envNames": {"objects/thor": "1BAD"}}, "spec.envNames"),
+        ({"versions": version_items("o/a=v1", "o/b=v1", link={"o/b": "Symlink"})}, "spec.versions[1].link"),
+        (
+            {"versions": version_items("o/a=v1", "o/b=v1", envName={"o/b": "1BAD"})},
+            "spec.versions[1].envName",
+        ),
         ({"layout": "zip"}, "spec.layout"),
         ({"sourcee": {}}, "spec.sourcee"),
         ({"source": {"huggingFace": {"repo": "a/b", "revisionFromVersion": True}}}, "spec"),
     ],
 )
 def test_invalid_spec_names_the_field(patch: dict[str, object], field: str) -> None:
-    doc: dict[str, object] = {"source": {"s3": {"bucket": "b"}}, "versions": {"objects": {"thor": "v1"}}}
+    doc: dict[str, object] = {"source": {"s3": {"bucket": "b"}}, "versions": version_items("objects/thor=v1")}
     doc.update(patch)
     with pytest.raises(SpecError) as err:
         parse_spec(doc)
@@ -112,10 +123,13 @@ def test_bad_source_urls_are_rejected(url: str) -> None:
         source_from_url(url)
 
 
-def test_flags_build_nested_versions_with_slash_in_source() -> None:
+def test_flags_build_version_items_with_slash_in_source() -> None:
     spec = spec_from_flags("s3://b", "files", ["objects/objaverse/part1=v3", "scenes/ithor=7"])
-    assert spec.versions == {"objects": {"objaverse/part1": "v3"}, "scenes": {"ithor": "7"}}
-    assert spec.layout == "files"
+    assert spec.model_dump(by_alias=True, exclude_none=True)["versions"] == [
+        {"dataType": "objects", "source": "objaverse/part1", "version": "v3", "link": "Directory"},
+        {"dataType": "scenes", "source": "ithor", "version": "7", "link": "Directory"},
+    ]
+    assert spec.layout == "Files"
 
 
 @pytest.mark.parametrize("arg", ["objects=v1", "objects/thor", "objects/thor=", "/thor=v1"])
@@ -181,7 +195,7 @@ def test_a_kind_list_is_read_like_kubectl_does(tmp_path: Path) -> None:
         ),
         ("- just\n- a list\n", "{path}:1: a document is a list, not a Kubernetes object"),
         (
-            "kind: DatasetCache\nspec:\n  source: {s3: {bucket: b}\n  layout: files\n",
+            "kind: DatasetCache\nspec:\n  source: {s3: {bucket: b}\n  layout: Files\n",
             "{path}:4:3: not valid YAML/JSON",
         ),
         ("kind: DatasetCache\nmetadata:\n\tname: x\n", "{path}:3:1: not valid YAML/JSON"),
@@ -245,13 +259,83 @@ def test_local_file_urls(url: str, path: str) -> None:
 
 def test_hugging_face_patterns_select_files_of_the_files_layout() -> None:
     hf = {"repo": "org/bert", "allowPatterns": ["*.safetensors", "*.json"], "ignorePatterns": ["old/"]}
-    doc = {"source": {"huggingFace": hf}, "layout": "files", "versions": {"models": {"bert": "v1"}}}
+    doc = {"source": {"huggingFace": hf}, "layout": "Files", "versions": version_items("models/bert=v1")}
     source = parse_spec(doc).source.hugging_face
     assert source is not None
     assert source.allow_patterns == ["*.safetensors", "*.json"] and source.ignore_patterns == ["old/"]
-    with pytest.raises(SpecError, match=r"spec.source.huggingFace.allowPatterns.0: "):
+    with pytest.raises(SpecError, match=r"spec.source.huggingFace.allowPatterns\[0\]: "):
         parse_spec({**doc, "source": {"huggingFace": {**hf, "allowPatterns": [""]}}})
     with pytest.raises(
-        SpecError, match=r"^spec: source.huggingFace.allowPatterns/ignorePatterns .*layout: files"
+        SpecError, match=r"^spec: source.huggingFace.allowPatterns/ignorePatterns .*layout: Files"
     ):
-        parse_spec({**doc, "layout": "archives"})
+        parse_spec({**doc, "layout": "Archives"})
+
+
+BASE = {"source": {"s3": {"bucket": "b"}}}
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"layout": "files"}, "spec.layout: 'files' is now 'Files'"),
+        ({"layout": "archives"}, "spec.layout: 'archives' is now 'Archives'"),
+        ({"scratch": {"mode": "emptyDir"}}, "spec.scratch.mode: 'emptyDir' is now 'EmptyDir'"),
+        ({"scratch": {"mode": "none"}}, "spec.scratch.mode: 'none' is now 'None'"),
+        (
+            {"versions": version_items("o/a=v1", "o/b=v1", link={"o/b": "perFile"})},
+            "spec.versions[1].link: 'perFile' is now 'PerFile'",
+        ),
+        (
+            {"source": {"huggingFace": {"repo": "a/b", "repoType": "model"}}},
+            "spec.source.huggingFace.repoType: 'model' is now 'Model'",
+        ),
+    ],
+)
+def test_an_old_lowercase_enum_value_names_the_new_spelling(patch: dict[str, object], message: str) -> None:
+    doc: dict[str, object] = {**BASE, "versions": version_items("objects/thor=v1"), **patch}
+    with pytest.raises(SpecError) as err:
+        parse_spec(doc)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (
+            {"versions": {"objects": {"thor": "v1"}}},
+            "spec.versions is now a list of {dataType, source, version} items (optional link and envName), "
+            "e.g. [{dataType: objects, source: thor, version: '2024-01'}]",
+        ),
+        (
+            {"linkStrategy": {"objects": "perFile"}},
+            "spec.linkStrategy is now spec.versions[].link (Directory or PerFile) on each version",
+        ),
+        ({"envNames": {"objects/thor": "X"}}, "spec.envNames is now spec.versions[].envName on each version"),
+    ],
+)
+def test_the_old_maps_get_one_line_saying_where_they_went(patch: dict[str, object], message: str) -> None:
+    doc: dict[str, object] = {**BASE, "versions": version_items("objects/thor=v1"), **patch}
+    with pytest.raises(SpecError) as err:
+        parse_spec(doc)
+    assert str(err.value) == message
+
+
+def test_a_repeated_data_type_and_source_is_refused_naming_both_items() -> None:
+    doc = {**BASE, "versions": version_items("objects/thor=v1", "scenes/ithor=7", "objects/thor=v2")}
+    with pytest.raises(SpecError) as err:
+        parse_spec(doc)
+    assert str(err.value) == (
+        "spec.versions: versions[2] repeats dataType/source objects/thor of versions[0]: list each once"
+    )
+
+
+def test_the_same_source_under_two_data_types_is_two_items() -> None:
+    spec = parse_spec({**BASE, "versions": version_items("objects/thor=v1", "scenes/thor=v1")})
+    assert spec.version_map() == {"objects": {"thor": "v1"}, "scenes": {"thor": "v1"}}
+
+
+def test_an_env_name_error_names_the_item() -> None:
+    doc = {**BASE, "versions": version_items("o/a=v1", "o/b=v1", "o/c=v1", envName={"o/c": "has-dash"})}
+    with pytest.raises(SpecError) as err:
+        parse_spec(doc)
+    assert str(err.value) == "spec.versions[2].envName: 'has-dash' is not a valid environment variable name"

@@ -14,8 +14,9 @@ from dscache.api.syspaths import (
     mount_path_refusal,
     normal_path,
 )
+from tests.factories import version_items
 
-SPEC = {"source": {"s3": {"bucket": "b"}}, "versions": {"objects": {"thor": "v1"}}}
+SPEC = {"source": {"s3": {"bucket": "b"}}, "versions": version_items("objects/thor=v1")}
 
 # (mountPath, the system directory the refusal must name)
 OVER_SYSTEM_DIRS = [

@@ -14,9 +14,10 @@ from dscache.api.spec import SpecError, parse_spec
 from dscache.api.unsafeenv import REFUSED_PATTERN, refusal
 from dscache.store.records import RefEntry
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli, write_ref
+from tests.factories import version_items
 
 THOR = parse_version_arg("objects/thor=v1")
-SPEC = {"source": {"s3": {"bucket": "b"}}, "versions": {"objects": {"thor": "v1"}}}
+SPEC = {"source": {"s3": {"bucket": "b"}}, "versions": version_items("objects/thor=v1")}
 
 # glibc 2.39 sysdeps/generic/unsecvars.h, UNSECURE_ENVVARS: removed by ld.so for setuid programs.
 GLIBC_UNSECURE = [
@@ -66,9 +67,11 @@ def test_ordinary_names_pass_and_the_crd_pattern_agrees(name: str) -> None:
 
 def test_ld_preload_in_a_spec_is_refused_naming_the_source_and_why() -> None:
     with pytest.raises(SpecError) as err:
-        parse_spec({**SPEC, "envNames": {"objects/thor": "LD_PRELOAD"}})
+        parse_spec(
+            {**SPEC, "versions": version_items("objects/thor=v1", envName={"objects/thor": "LD_PRELOAD"})}
+        )
     assert str(err.value) == (
-        "spec.envNames: objects/thor: LD_PRELOAD is not allowed (nor any LD_* name): the dynamic loader and "
+        "spec.versions[0].envName: LD_PRELOAD is not allowed (nor any LD_* name): the dynamic loader and "
         "the C library read it to choose the libraries and data files every program loads (glibc removes "
         "it for setuid programs); set to a directory of the cache, it would let the cache's source decide "
         "that in every pod that uses the cache"
@@ -77,9 +80,9 @@ def test_ld_preload_in_a_spec_is_refused_naming_the_source_and_why() -> None:
 
 def test_path_in_a_spec_is_refused_naming_why() -> None:
     with pytest.raises(SpecError) as err:
-        parse_spec({**SPEC, "envNames": {"objects/thor": "PATH"}})
+        parse_spec({**SPEC, "versions": version_items("objects/thor=v1", envName={"objects/thor": "PATH"})})
     assert str(err.value).startswith(
-        "spec.envNames: objects/thor: PATH is not allowed: shells and programs read it to find the "
+        "spec.versions[0].envName: PATH is not allowed: shells and programs read it to find the "
         "programs they run"
     )
 

@@ -373,7 +373,8 @@ def test_a_missing_libarchive_says_how_to_install_it(tmp_path: Path, library: st
 def _manifest(name: str, remote: Path) -> str:
     return (
         f"apiVersion: dscache.io/v1alpha1\nkind: DatasetCache\nmetadata: {{name: {name}, namespace: ml}}\n"
-        f"spec:\n  source: {{file: {{path: {remote}}}}}\n  versions: {{objects: {{toys: v1}}}}\n"
+        f"spec:\n  source: {{file: {{path: {remote}}}}}\n"
+        "  versions: [{dataType: objects, source: toys, version: v1}]\n"
     )
 
 

@@ -187,9 +187,8 @@ kind: DatasetCache
 metadata: {{name: assets, namespace: team-a}}
 spec:
   source: {{http: {{url: "{http_server.url}"}}}}
-  versions: {{objects: {{thor: v1}}}}
-  linkStrategy: {{objects: perFile}}
-  envNames: {{objects/thor: THOR_DIR}}
+  versions:
+  - {{dataType: objects, source: thor, version: v1, link: PerFile, envName: THOR_DIR}}
 """
     )
     cache = tmp_path / "cache"

@@ -21,7 +21,7 @@ KEY = VersionKey("objects", "thor", "v1")
 TREE = {"a/x.txt": 100, "a/y.bin": 150_000, "b/z.json": 7, "c/empty": 0}
 
 
-def manifest(tmp_path: Path, source: str, layout: str = "archives") -> Path:
+def manifest(tmp_path: Path, source: str, layout: str = "Archives") -> Path:
     path = tmp_path / "dc.yaml"
     path.write_text(
         f"""
@@ -31,7 +31,7 @@ metadata: {{name: dc}}
 spec:
   source: {source}
   layout: {layout}
-  versions: {{objects: {{thor: v1}}}}
+  versions: [{{dataType: objects, source: thor, version: v1}}]
 """
     )
     return path
@@ -70,7 +70,7 @@ def test_gcs_files_are_verified_by_the_md5_gcs_publishes(
     gcs.put(f"{KEY.rel}/only.bin", data)
     gcs.put(f"{KEY.rel}/composed.bin", content_for("composed", 30_000), composite=True)
     source = f'{{gcs: {{bucket: {gcs.bucket}, endpoint: "{gcs.endpoint}"}}}}'
-    path = manifest(tmp_path, source, "files")
+    path = manifest(tmp_path, source, "Files")
     gcs.server.faults.corrupt(times=1, path=gcs.media_glob("*only.bin"))
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "once")]) == 0
     version = CachePaths(tmp_path / "once").version_dir(KEY)
@@ -112,7 +112,7 @@ def test_azure_files_layout_verified_by_content_md5_and_blobs_without_it(
     azure.put(f"models/{KEY.rel}/blocks.bin", content_for("blocks", 20_000), md5=False)
     where = f"account: {ACCOUNT}, container: {azure.container}, prefix: models"
     source = f'{{azure: {{{where}, endpoint: "{azure.endpoint}"}}}}'
-    path = manifest(tmp_path, source, "files")
+    path = manifest(tmp_path, source, "Files")
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "cache")]) == 0
     version = CachePaths(tmp_path / "cache").version_dir(KEY)
     expected = {**tree_snapshot(tree), "blocks.bin": content_for("blocks", 20_000)}

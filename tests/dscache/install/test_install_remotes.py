@@ -25,7 +25,7 @@ def upload_dir(s3: S3Env, local: Path, prefix: str) -> None:
             s3.put(f"{prefix}/{path.relative_to(local).as_posix()}".lstrip("/"), path.read_bytes())
 
 
-def manifest(tmp_path: Path, source: str, layout: str = "archives") -> Path:
+def manifest(tmp_path: Path, source: str, layout: str = "Archives") -> Path:
     path = tmp_path / "dc.yaml"
     path.write_text(
         f"""
@@ -35,7 +35,7 @@ metadata: {{name: dc}}
 spec:
   source: {source}
   layout: {layout}
-  versions: {{objects: {{thor: v1}}}}
+  versions: [{{dataType: objects, source: thor, version: v1}}]
 """
     )
     return path
@@ -73,7 +73,7 @@ def test_s3_files_with_a_corrupted_transfer_are_retried_and_verified(tmp_path: P
     s3.server.faults.corrupt(times=1, path="*only.bin")
     source = f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
     cache = tmp_path / "cache"
-    assert main(["install", "-f", str(manifest(tmp_path, source, "files")), "--cache", str(cache)]) == 0
+    assert main(["install", "-f", str(manifest(tmp_path, source, "Files")), "--cache", str(cache)]) == 0
     assert (CachePaths(cache).version_dir(KEY) / "only.bin").read_bytes() == (tree / "only.bin").read_bytes()
 
 
@@ -149,7 +149,7 @@ def test_hf_model_repo_at_a_revision_per_version(tmp_path: Path, hub: FakeHub) -
     hub.commit("org/bert", {"config.json": b'{"v": 2}'}, repo_type="model")
     second = hub.tag("org/bert", "v2", repo_type="model")
     path = tmp_path / "dc.yaml"
-    hf = f'repo: org/bert, repoType: model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
+    hf = f'repo: org/bert, repoType: Model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
     path.write_text(
         f"""
 apiVersion: dscache.io/v1alpha1
@@ -157,13 +157,13 @@ kind: DatasetCache
 metadata: {{name: bert}}
 spec:
   source: {{huggingFace: {{{hf}}}}}
-  layout: files
-  versions: {{models: {{bert: v1}}}}
+  layout: Files
+  versions: [{{dataType: models, source: bert, version: v1}}]
 """
     )
     cache = tmp_path / "cache"
     assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
-    path.write_text(path.read_text().replace("bert: v1", "bert: v2"))
+    path.write_text(path.read_text().replace("version: v1", "version: v2"))
     assert main(["install", "-f", str(path), "--cache", str(cache)]) == 0
     for version, commit, config in (("v1", first, b'{"v": 1}'), ("v2", second, b'{"v": 2}')):
         root = CachePaths(cache).version_dir(VersionKey("models", "bert", version))
@@ -178,7 +178,7 @@ def test_verify_off_skips_digests_but_still_checks_sizes(tmp_path: Path, s3: S3E
     upload_dir(s3, tree, KEY.rel)
     s3.server.faults.corrupt(times=None, path="*only.bin")  # same size, wrong bytes: only a digest sees it
     source = f'{{s3: {{bucket: {s3.bucket}, endpoint: "{s3.endpoint}"}}}}'
-    path = manifest(tmp_path, source, "files")
+    path = manifest(tmp_path, source, "Files")
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "strict")]) == 1
     path.write_text(path.read_text() + "  install: {verify: false}\n")
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "lax")]) == 0
@@ -192,7 +192,7 @@ def files_source(s3: S3Env) -> str:
 
 
 def install_files(tmp_path: Path, s3: S3Env, cache: str = "cache") -> int:
-    path = manifest(tmp_path, files_source(s3), "files")
+    path = manifest(tmp_path, files_source(s3), "Files")
     return main(["install", "-f", str(path), "--cache", str(tmp_path / cache)])
 
 

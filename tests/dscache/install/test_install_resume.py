@@ -22,7 +22,14 @@ from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
 from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
-from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import (
+    content_for,
+    dataset_snapshot,
+    make_tree,
+    publish_archives,
+    tree_snapshot,
+    version_items,
+)
 from tests.servers.files import FileServer
 from tests.servers.hub import FakeHub
 
@@ -55,7 +62,7 @@ def _install(spec: DatasetCacheSpec, cache: Path, factory: Callable[[DatasetCach
 
 def _spec(source: dict[str, Any]) -> DatasetCacheSpec:
     return DatasetCacheSpec.model_validate(
-        {"source": source, "layout": "files", "versions": {"objects": {"thor": "v1"}}}
+        {"source": source, "layout": "Files", "versions": version_items("objects/thor=v1")}
     )
 
 

@@ -37,7 +37,14 @@ from dscache.remotes.file import FileRemote
 from dscache.store.lock import WriterLock
 from dscache.store.paths import CachePaths
 from tests.dscache.install.takeover import AfterResume, Job
-from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import (
+    content_for,
+    dataset_snapshot,
+    make_tree,
+    publish_archives,
+    tree_snapshot,
+    version_items,
+)
 
 LEASE = 1.0
 KEY = VersionKey("objects", "thor", "v1")
@@ -127,7 +134,7 @@ def test_a_paused_writers_worker_never_writes_into_the_new_writers_item(
     (item,) = plan.items
     staging = StagingPaths(cache.staging_dir(KEY))
     spec = DatasetCacheSpec.model_validate(
-        {"source": {"file": {"path": str(remote_dir)}}, "versions": {"objects": {"thor": "v1"}}}
+        {"source": {"file": {"path": str(remote_dir)}}, "versions": version_items("objects/thor=v1")}
     )
     cache.lock_path.parent.mkdir(parents=True)
     writer_a = _start_a(tmp_path, Job(cache.lock_path, LEASE, KEY, spec, item, staging.root, after_resume))

@@ -191,7 +191,8 @@ def test_install_cli_reports_status_and_survives_an_unauthorised_reporter(
     manifest = tmp_path / "dsc.yaml"
     manifest.write_text(
         "apiVersion: dscache.io/v1alpha1\nkind: DatasetCache\nmetadata: {name: objs, namespace: ns}\n"
-        f"spec: {{source: {{file: {{path: {remote}}}}}, versions: {{objects: {{thor: v1}}}}}}\n"
+        f"spec: {{source: {{file: {{path: {remote}}}}},\n"
+        "  versions: [{dataType: objects, source: thor, version: v1}]}\n"
     )
     monkeypatch.setenv("DSCACHE_KUBE_API_URL", url)
     cache = tmp_path / "cache"
