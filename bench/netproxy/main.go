@@ -219,11 +219,11 @@ func (m *model) upload(client, up *net.TCPConn, pending *atomic.Int64) {
 		n, err := client.Read(buf)
 		if n > 0 {
 			pending.CompareAndSwap(0, time.Now().UnixNano())
+			m.stats.bytesUp.Add(int64(n)) // counted before the write, as downloads are
 			if _, werr := up.Write(buf[:n]); werr != nil {
 				client.CloseRead()
 				return
 			}
-			m.stats.bytesUp.Add(int64(n))
 		}
 		if err != nil {
 			up.CloseWrite()
@@ -258,11 +258,12 @@ func (m *model) download(up, client *net.TCPConn, pending, last *atomic.Int64) {
 			if wait := time.Until(at); wait > 0 {
 				time.Sleep(wait)
 			}
+			// Counted before the write: a client that has read everything sees it in the stats.
+			m.stats.bytesDown.Add(int64(n))
 			if _, werr := client.Write(buf[:n]); werr != nil {
 				up.CloseRead()
 				return
 			}
-			m.stats.bytesDown.Add(int64(n))
 			last.Store(time.Now().UnixNano())
 		}
 		if err != nil {
