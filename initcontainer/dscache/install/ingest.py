@@ -13,23 +13,44 @@ vouched for) is written to its pin record before the file's first byte, a later 
 request is conditional on it. An object that changes under a transfer (`ObjectChangedError`) makes
 the item start again from zero, once; if it changes again, the item fails and nothing of it is kept.
 Archives are never resumed across runs: a new run extracts them again from their first byte.
+
+A large object is fetched as parallel ranged parts when the item may open several streams
+(`parts.py`): a file's parts are written at their offsets into the attempt's partial file, each
+finished part is flushed (`fdatasync`) and then listed in the pin record, so a later run fetches only
+the parts it lacks; the whole file is hashed in order as its finished prefix grows and verified as
+today. An archive's parts are handed to the extractor in order while later ones download. Parts need
+the object pinned by more than its size (an ETag or version from the listing or the first answer) or
+a published sha256 that proves the assembled bytes; otherwise the object goes as one stream.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.errors import DscacheError
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
+from dscache.install.parts import (
+    PartPolicy,
+    Span,
+    coalesce,
+    fetch_parts,
+    missing,
+    ordered_stream,
+    part_size,
+    prefix_end,
+    split,
+)
 from dscache.install.staging import (
     StagingPaths,
     adopt_partial,
     discard,
     new_token,
+    record_json,
     remove_quietly,
     settle_dir,
 )
@@ -140,38 +161,71 @@ def _verdict(item: WorkItem, size: int, digests: dict[str, str], pin: Pin) -> Ve
     return judge(size, digests, expected_size=item.size, sha256=item.sha256, pin=vouched)
 
 
+def _part_size(item: WorkItem, pin: Pin, streams: int) -> int | None:
+    """The part size to fetch `item` in, or None for one stream (see the module docstring)."""
+    length = item.length if item.length is not None else item.size
+    if length is None or not (item.sha256 is not None or pin.identity.validated):
+        return None
+    return part_size(length, streams, PartPolicy.from_env())
+
+
+def _source(remote: Remote, item: WorkItem, pin: Pin, streams: int) -> Iterator[bytes]:
+    """The item's bytes in order: one stream, or parts fetched on up to `streams` streams."""
+    size = _part_size(item, pin, streams)
+    length = item.length if item.length is not None else item.size
+    if size is None or length is None:
+        return remote.stream(item.remote_path, item.offset, item.length, pin=pin)
+    parts = split([(item.offset, item.offset + length)], size)
+    return ordered_stream(remote, item.remote_path, parts, pin, streams=streams)
+
+
 def _stream_extract(
-    remote: Remote, item: WorkItem, dest: Path, pin: Pin, tally: _Tally
+    remote: Remote, item: WorkItem, dest: Path, pin: Pin, *, tally: _Tally, streams: int
 ) -> tuple[Extracted, int, dict[str, str]]:
     """One attempt: stream the archive through the hashes into the extractor; (extracted, bytes,
     digests)."""
     hashes: Hashes | None = None
     counted = 0
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Generator[bytes]:
         nonlocal counted, hashes
-        for chunk in remote.stream(item.remote_path, item.offset, item.length, pin=pin):
-            if hashes is None:  # the first answer has told what the remote vouches for
-                hashes = Hashes(wanted(pin) if item.verify else ())
-            hashes.update(chunk)
-            counted += len(chunk)
-            tally.add(len(chunk))
-            yield chunk
+        source = _source(remote, item, pin, streams)
+        try:
+            for chunk in source:
+                if hashes is None:  # the first answer has told what the remote vouches for
+                    hashes = Hashes(wanted(pin) if item.verify else ())
+                hashes.update(chunk)
+                counted += len(chunk)
+                tally.add(len(chunk))
+                yield chunk
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # stops the part streams of an archive the extractor rejected
 
     stream = chunks()
-    extracted = extract_stream(stream, dest, item.name)
-    for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
-        pass
+    try:
+        extracted = extract_stream(stream, dest, item.name)
+        for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
+            pass
+    finally:
+        stream.close()
     return extracted, counted, (hashes or Hashes()).hexdigests()
 
 
 def fetch_archive(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
     """Stream, verify and extract one archive (no temp copy of the archive) into this attempt's own
     dir, which becomes the item's result by a rename after `fence` (the writer lock's; it raises
     `LockLostError` once another writer took the lock over). Extraction dirs that earlier attempts
-    left behind are removed first."""
+    left behind are removed first. A large archive is read over up to `streams` streams."""
     fence()
     work = staging.archive_attempt(item.name, new_token())
     for other in staging.archive_attempts(item.name):
@@ -184,7 +238,9 @@ def fetch_archive(
             pin = fresh_pin(item)
             tally = _Tally(progress)
             try:
-                extracted, counted, digests = _stream_extract(remote, item, work, pin, tally)
+                extracted, counted, digests = _stream_extract(
+                    remote, item, work, pin, tally=tally, streams=streams
+                )
             except ObjectChangedError as err:
                 tally.undo()
                 attempts.changed(err)
@@ -205,8 +261,8 @@ def fetch_archive(
 def _copy(
     remote: Remote, item: WorkItem, part: Path, record: Path, *, pin: Pin, tally: _Tally
 ) -> tuple[int, dict[str, str]]:
-    """One attempt: append the rest of the object to its own `part`; (bytes in it, the digests of
-    all of them)."""
+    """One attempt over one stream: append the rest of the object to its own `part`; (bytes in it,
+    the digests of all of them)."""
     hashes: Hashes | None = None
 
     def begin(have: int) -> Hashes:
@@ -232,28 +288,131 @@ def _copy(
     return size, (hashes or begin(have)).hexdigests()
 
 
+class _PartFile:
+    """A `PartSink` into one attempt's partial file: writes each part at its offset, flushes and
+    records each finished part, and hashes the file in order as its finished prefix grows."""
+
+    def __init__(self, fd: int, item: WorkItem, record: Path, *, pin: Pin, done: list[Span], tally: _Tally):
+        self.fd, self.item, self.record, self.pin, self.tally = fd, item, record, pin, tally
+        self.parts: list[Span] = []
+        self.have = coalesce(done)
+        self.lock = threading.Lock()
+        self.hash_lock = threading.Lock()
+        self.hashes: Hashes | None = None
+        self.hashed = 0
+
+    def chunk(self, index: int, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+        with self.lock:
+            self.tally.add(len(data))
+
+    def done(self, index: int) -> None:
+        os.fdatasync(self.fd)  # the record never lists bytes a crash of the machine could lose
+        with self.lock:
+            self.have = coalesce([*self.have, self.parts[index]])
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.record, record_json(self.pin, self.have), pretty=False, durable=False)
+        self.hash_front()
+
+    def hash_front(self) -> None:
+        """Hash the bytes from where hashing stopped to the end of the finished prefix."""
+        with self.hash_lock:
+            if self.hashes is None:  # after the first answer: the pin says what the remote vouches for
+                self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
+            with self.lock:
+                end = prefix_end(self.have, 0)
+            while self.hashed < end:
+                block = os.pread(self.fd, min(1 << 20, end - self.hashed), self.hashed)
+                if not block:
+                    break
+                self.hashes.update(block)
+                self.hashed += len(block)
+
+    def digests(self) -> dict[str, str]:
+        self.hash_front()
+        assert self.hashes is not None
+        return self.hashes.hexdigests()
+
+
+def _copy_parts(
+    remote: Remote,
+    item: WorkItem,
+    part: Path,
+    record: Path,
+    *,
+    pin: Pin,
+    tally: _Tally,
+    done: list[Span],
+    size: int,
+    streams: int,
+) -> tuple[int, dict[str, str]]:
+    """One attempt in parts of `size` bytes: fetch the ranges of the object `done` lacks into `part`
+    on up to `streams` streams; (bytes in it, the digests of all of them)."""
+    assert item.size is not None
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        sink = _PartFile(fd, item, record, pin=pin, done=done, tally=tally)
+        tally.add(sum(b - a for a, b in sink.have))
+        sink.parts = split(missing(sink.have, 0, item.size), size)
+        fetch_parts(remote, item.remote_path, sink.parts, pin, streams=streams, sink=sink)
+        digests = sink.digests()
+        return os.fstat(fd).st_size, digests
+    finally:
+        os.close(fd)
+
+
+def _start(part: Path, done: list[Span]) -> None:
+    """Cut a partial file to the bytes it holds from byte 0 on (a transfer in parts resumed by one
+    stream, which appends)."""
+    end = prefix_end(done, 0)
+    try:
+        if part.stat().st_size > end:
+            os.truncate(part, end)
+    except FileNotFoundError:
+        pass
+
+
 def fetch_file(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
     """Copy one plain file into this attempt's own partial file, resuming from a copy of an earlier
     attempt's partial of the same object, verifying size and digests; a rename after `fence` (see
     `fetch_archive`) makes it the item's result. A partial copy is kept for a later run when the
-    transfer fails or the lock was lost."""
+    transfer fails or the lock was lost. A large file is fetched in parts over up to `streams`
+    streams."""
     fence()
     token = new_token()
     part, record = staging.part(item.name, token), staging.pin(item.name, token)
     part.parent.mkdir(parents=True, exist_ok=True)
-    pin = adopt_partial(staging, item, token, fresh_pin(item))
+    adopted = adopt_partial(staging, item, token, fresh_pin(item))
+    pin, done = adopted.pin, adopted.done
     attempts = _Attempts(item.name)
     while True:
         tally = _Tally(progress)
+        chunk_size = _part_size(item, pin, streams)
         try:
-            size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+            if chunk_size is None or item.size is None:
+                _start(part, done)
+                size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+            else:
+                size, digests = _copy_parts(
+                    remote, item, part, record, pin=pin, tally=tally, done=done, size=chunk_size,
+                    streams=streams,
+                )  # fmt: skip
         except ObjectChangedError as err:
             tally.undo()
             discard(part, record)
             attempts.changed(err)
-            pin = fresh_pin(item)
+            pin, done = fresh_pin(item), []
             continue
         try:
             accepted = attempts.judged(_verdict(item, size, digests, pin), digests["sha256"])
@@ -263,7 +422,7 @@ def fetch_file(
         if not accepted:
             tally.undo()
             discard(part, record)
-            pin = fresh_pin(item)
+            pin, done = fresh_pin(item), []
             continue
         fence()
         os.chmod(part, file_mode(item.executable))
@@ -276,9 +435,15 @@ def fetch_file(
 
 
 def fetch_item(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
-    """Dispatch on the item kind."""
+    """Dispatch on the item kind; a large item is fetched over up to `streams` streams."""
     if item.kind == "archive":
-        return fetch_archive(remote, item, staging, progress, fence=fence)
-    return fetch_file(remote, item, staging, progress, fence=fence)
+        return fetch_archive(remote, item, staging, progress, fence=fence, streams=streams)
+    return fetch_file(remote, item, staging, progress, fence=fence, streams=streams)

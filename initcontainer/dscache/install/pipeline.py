@@ -22,6 +22,7 @@ from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
+from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
@@ -194,12 +195,14 @@ class _Run:
         todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
+        streams = streams_per_item(PartPolicy.from_env().streams, jobs, len(todo))
         with (
             WorkerPool(jobs, specs, self.factory, self.worker_fence) as pool,
             BackgroundFlush(self.cache.root) as flush,
         ):
             futures: dict[Future[ItemResult], VersionPlan] = {
-                pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
+                pool.submit(plan.key, item, self.cache.staging_dir(plan.key), streams): plan
+                for plan, item in todo
             }
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)

@@ -74,10 +74,10 @@ def _init(
     _STATE.append(_Worker(specs, factory, transferred, fence))
 
 
-def _fetch(key: VersionKey, item: WorkItem, staging_root: Path) -> ItemResult:
+def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
     worker = _STATE[0]
     staging = StagingPaths(staging_root)
-    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence)
+    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence, streams=streams)
 
 
 class WorkerPool:
@@ -103,8 +103,11 @@ class WorkerPool:
     def transferred(self) -> int:
         return int(self._transferred.value)
 
-    def submit(self, key: VersionKey, item: WorkItem, staging_root: Path) -> Future[ItemResult]:
-        return self._pool.submit(_fetch, key, item, staging_root)
+    def submit(
+        self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
+    ) -> Future[ItemResult]:
+        """Transfer `item`, a large one over up to `streams` streams (`parts.py`)."""
+        return self._pool.submit(_fetch, key, item, staging_root, streams)
 
     def abort(self) -> None:
         """Stop at once: queued items are dropped, running ones killed (their staging is resumable)."""
