@@ -62,6 +62,8 @@ from dscache.store.modes import file_mode, is_executable
 
 Progress = Callable[[int], None]
 RESTARTS = 1
+RESUMABLE = 256 << 10
+"""Files larger than this are recorded for a resume (their pin record); smaller ones start over."""
 """Times an item starts over because its remote object changed under it, before it fails."""
 
 
@@ -266,11 +268,14 @@ def _copy(
     hashes: Hashes | None = None
 
     def begin(have: int) -> Hashes:
-        # Before the first new byte lands, record which object the partial file is a prefix of.
-        record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
+        # Before the first new byte lands, record which object the partial file is a prefix of
+        # (a small file is fetched again whole rather than resumed: no record to write and remove).
+        if item.size is None or item.size > RESUMABLE:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
         started = Hashes(wanted(pin) if item.verify else ())
-        started.update_from(part, have)
+        if have:
+            started.update_from(part, have)
         return started
 
     with open(part, "ab") as out:
