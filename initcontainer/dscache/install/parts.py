@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
+from dscache.remotes.retry import SharedBudget, sharing
 
 Span = tuple[int, int]
 """Absolute byte range [start, stop) of a remote object."""
@@ -179,21 +180,33 @@ def fetch_parts(
 
     The first part starts alone (with `pin`, which its first answer completes); the others start once
     it delivered its first bytes, each with a copy of the pin. What the parts' answers vouch for is
-    merged into `pin` at the end. The first failure cancels the other parts and is raised:
-    `ObjectChangedError` when the object is not the pinned one, `RemoteError` once a part's retries
-    are spent, or the sink's own error. `cancel` set from outside stops every part (then this
-    returns or raises without every part delivered).
+    merged into `pin` at the end. The parts share one retry budget (`SharedBudget`): their failures
+    count together, as one stream's would, and any part's progress renews it. The first failure
+    cancels the other parts and is raised: `ObjectChangedError` when the object is not the pinned
+    one, `RemoteError` once the retries are spent, or the sink's own error. `cancel` set from
+    outside stops every part (then this returns or raises without every part delivered).
     """
     if not parts:
         return
     cancel = cancel if cancel is not None else threading.Event()
     started = threading.Event()
     pins = [pin] + [_pin_copy(pin) for _ in parts[1:]]
+    budget = SharedBudget()
 
     def run(index: int) -> None:
+        if cancel.is_set():  # a part queued behind one that failed
+            raise _Cancelled
         start, stop = parts[index]
-        pos = start
         chunks = remote.stream(path, start, stop - start, pin=pins[index])
+        try:
+            with sharing(budget):
+                _deliver(index, start, chunks)
+            sink.done(index)
+        except BaseException:
+            cancel.set()  # before this thread takes the next part
+            raise
+
+    def _deliver(index: int, pos: int, chunks: Iterator[bytes]) -> None:
         try:
             for data in chunks:
                 if cancel.is_set():
@@ -206,7 +219,6 @@ def fetch_parts(
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        sink.done(index)
 
     with ThreadPoolExecutor(max_workers=max(1, min(streams, len(parts)))) as pool:
         futures: list[Future[None]] = [pool.submit(run, 0)]

@@ -21,6 +21,7 @@ from dscache.cli.app import main
 from dscache.install.ingest import fetch_file
 from dscache.install.staging import StagingPaths
 from dscache.layouts.plan import WorkItem
+from dscache.remotes.base import RemoteError
 from dscache.remotes.s3 import S3Remote
 from dscache.store.paths import CachePaths
 from tests.dscache.install.test_install_crash import assert_no_orphan_writers
@@ -191,3 +192,28 @@ def test_an_archive_whose_parts_arrive_out_of_order_extracts_correctly(
         if start[id(r)] > start[id(slow)] and slow.began <= r.began and r.answered < slow.answered
     ]
     assert len(overtaking) >= 2
+
+
+def test_the_parts_of_an_object_share_one_retry_budget(
+    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"models/{KEY.rel}/weights.bin"
+    s3.put(key, content_for("weights", 6 * MIB))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("DSCACHE_RETRY_ATTEMPTS", "4")
+    monkeypatch.setenv("DSCACHE_RETRY_BASE_DELAY", "0.05")
+    remote = S3Remote(s3.bucket, "models")
+    (listed,) = remote.list_files(KEY.rel)
+    item = WorkItem(
+        kind="file", name="weights.bin", remote_path=listed.path, size=listed.size, identity=listed.identity
+    )
+    s3.server.faults.delay(0, times=1, path="*/weights.bin")  # the first part is served
+    s3.server.faults.status(503, times=None, path="*/weights.bin")  # then the remote fails for good
+    with pytest.raises(RemoteError, match="gave up after"):
+        fetch_file(
+            remote, item, StagingPaths(tmp_path / "staging"), lambda n: None, fence=_unlocked, streams=4
+        )
+    refused = [r for r in s3.server.log.find("*/weights.bin", method="GET") if r.status == 503]
+    # Four failures of any parts spend the object's budget; each of the other three parts in flight
+    # may fail once more before it sees that (four budgets, one per part, would take 13 or more).
+    assert 4 <= len(refused) <= 4 + 3
