@@ -16,9 +16,9 @@ Archives are never resumed across runs: a new run extracts them again from their
 
 A large object is fetched as parallel ranged parts when the item may open several streams
 (`parts.py`): a file's parts are written at their offsets into the attempt's partial file, each
-finished part is flushed (`fdatasync`) and then listed in the pin record, so a later run fetches only
-the parts it lacks; the whole file is hashed in order as its finished prefix grows and verified as
-today. An archive's parts are handed to the extractor in order while later ones download. Parts need
+finished part is flushed and then listed in the pin record, so a later run fetches only the parts it
+lacks; the whole file is hashed in order as its finished prefix grows and verified as today
+(`partfile.py`). An archive's parts are handed to the extractor in order while later ones download. Parts need
 the object pinned by more than its size (an ETag or version from the listing or the first answer) or
 a published sha256 that proves the assembled bytes; otherwise the object goes as one stream.
 """
@@ -26,7 +26,6 @@ a published sha256 that proves the assembled bytes; otherwise the object goes as
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,10 @@ from pathlib import Path
 from dscache.errors import DscacheError
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
+from dscache.install.partfile import copy_in_parts
 from dscache.install.parts import (
     PartPolicy,
     Span,
-    coalesce,
-    fetch_parts,
-    missing,
     ordered_stream,
     part_size,
     prefix_end,
@@ -50,7 +47,6 @@ from dscache.install.staging import (
     adopt_partial,
     discard,
     new_token,
-    record_json,
     remove_quietly,
     settle_dir,
 )
@@ -293,82 +289,6 @@ def _copy(
     return size, (hashes or begin(have)).hexdigests()
 
 
-class _PartFile:
-    """A `PartSink` into one attempt's partial file: writes each part at its offset, flushes and
-    records each finished part, and hashes the file in order as its finished prefix grows."""
-
-    def __init__(self, fd: int, item: WorkItem, record: Path, *, pin: Pin, done: list[Span], tally: _Tally):
-        self.fd, self.item, self.record, self.pin, self.tally = fd, item, record, pin, tally
-        self.parts: list[Span] = []
-        self.have = coalesce(done)
-        self.lock = threading.Lock()
-        self.hash_lock = threading.Lock()
-        self.hashes: Hashes | None = None
-        self.hashed = 0
-
-    def chunk(self, index: int, offset: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view, offset = view[written:], offset + written
-        with self.lock:
-            self.tally.add(len(data))
-
-    def done(self, index: int) -> None:
-        os.fdatasync(self.fd)  # the record never lists bytes a crash of the machine could lose
-        with self.lock:
-            self.have = coalesce([*self.have, self.parts[index]])
-            self.record.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.record, record_json(self.pin, self.have), pretty=False, durable=False)
-        self.hash_front()
-
-    def hash_front(self) -> None:
-        """Hash the bytes from where hashing stopped to the end of the finished prefix."""
-        with self.hash_lock:
-            if self.hashes is None:  # after the first answer: the pin says what the remote vouches for
-                self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
-            with self.lock:
-                end = prefix_end(self.have, 0)
-            while self.hashed < end:
-                block = os.pread(self.fd, min(1 << 20, end - self.hashed), self.hashed)
-                if not block:
-                    break
-                self.hashes.update(block)
-                self.hashed += len(block)
-
-    def digests(self) -> dict[str, str]:
-        self.hash_front()
-        assert self.hashes is not None
-        return self.hashes.hexdigests()
-
-
-def _copy_parts(
-    remote: Remote,
-    item: WorkItem,
-    part: Path,
-    record: Path,
-    *,
-    pin: Pin,
-    tally: _Tally,
-    done: list[Span],
-    size: int,
-    streams: int,
-) -> tuple[int, dict[str, str]]:
-    """One attempt in parts of `size` bytes: fetch the ranges of the object `done` lacks into `part`
-    on up to `streams` streams; (bytes in it, the digests of all of them)."""
-    assert item.size is not None
-    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        sink = _PartFile(fd, item, record, pin=pin, done=done, tally=tally)
-        tally.add(sum(b - a for a, b in sink.have))
-        sink.parts = split(missing(sink.have, 0, item.size), size)
-        fetch_parts(remote, item.remote_path, sink.parts, pin, streams=streams, sink=sink)
-        digests = sink.digests()
-        return os.fstat(fd).st_size, digests
-    finally:
-        os.close(fd)
-
-
 def _start(part: Path, done: list[Span]) -> None:
     """Cut a partial file to the bytes it holds from byte 0 on (a transfer in parts resumed by one
     stream, which appends)."""
@@ -409,8 +329,8 @@ def fetch_file(
                 _start(part, done)
                 size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
             else:
-                size, digests = _copy_parts(
-                    remote, item, part, record, pin=pin, tally=tally, done=done, size=chunk_size,
+                size, digests = copy_in_parts(
+                    remote, item, part, record, pin=pin, added=tally.add, done=done, size=chunk_size,
                     streams=streams,
                 )  # fmt: skip
         except ObjectChangedError as err:
