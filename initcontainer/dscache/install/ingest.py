@@ -18,9 +18,11 @@ A large object is fetched as parallel ranged parts when the item may open severa
 (`parts.py`): a file's parts are written at their offsets into the attempt's partial file, each
 finished part is flushed and then listed in the pin record, so a later run fetches only the parts it
 lacks; the whole file is hashed in order as its finished prefix grows and verified as today
-(`partfile.py`). An archive's parts are handed to the extractor in order while later ones download. Parts need
-the object pinned by more than its size (an ETag or version from the listing or the first answer) or
-a published sha256 that proves the assembled bytes; otherwise the object goes as one stream.
+(`partfile.py`). An archive's parts are handed to the extractor in order while later ones download.
+Parts need the object named by more than its size before the first request (an ETag, version or
+HF content id from the listing) or a published sha256 that proves the assembled bytes; otherwise it
+goes as one stream. The later parts start once the first part's answer has completed the pin, and
+carry it (If-Match).
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ from dscache.store.modes import file_mode, is_executable
 
 Progress = Callable[[int], None]
 RESTARTS = 1
+"""Times an item starts over because its remote object changed under it, before it fails."""
 RESUMABLE = 256 << 10
 """Files larger than this are recorded for a resume (their pin record); smaller ones start over."""
-"""Times an item starts over because its remote object changed under it, before it fails."""
 
 
 class VerificationError(DscacheError):

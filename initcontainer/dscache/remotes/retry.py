@@ -125,9 +125,8 @@ class _Budget:
     def progress(self) -> None:
         now = time.monotonic()
         self.failures, self.since = 0, now
-        if self.shared is not None:
-            with self.shared.lock:
-                self.shared.failures, self.shared.since = 0, now
+        if self.shared is not None:  # once per chunk: no lock (a reset racing a failure loses one)
+            self.shared.failures, self.shared.since = 0, now
 
     def failed(self, err: TransientError) -> None:
         """Sleep before the next try, or raise a final RemoteError if the budget is spent."""
