@@ -230,7 +230,7 @@ class _Run:
             BackgroundFlush(self.cache.root) as flush,
         ):
             futures: dict[Future[list[ItemResult]], VersionPlan] = {
-                pool.submit(
+                pool.submit_batch(
                     plan.key,
                     items,
                     self.cache.staging_dir(plan.key),

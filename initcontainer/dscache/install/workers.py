@@ -85,13 +85,20 @@ def _init(
     _STATE.append(_Worker(specs, factory, transferred, fence))
 
 
-def _fetch(key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int) -> list[ItemResult]:
-    """One large item over up to `streams` streams, or a batch of small ones on `streams` threads."""
+def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
+    worker = _STATE[0]
+    staging = StagingPaths(staging_root)
+    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence, streams=streams)
+
+
+def _fetch_batch(
+    key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int
+) -> list[ItemResult]:
+    if len(items) == 1:
+        return [_fetch(key, items[0], staging_root, streams)]
     worker = _STATE[0]
     staging = StagingPaths(staging_root)
     remote = worker.remote(key)
-    if len(items) == 1:
-        return [fetch_item(remote, items[0], staging, worker.progress, fence=worker.fence, streams=streams)]
     pool = worker.pool(streams)
     futures = [
         pool.submit(fetch_item, remote, item, staging, worker.progress, fence=worker.fence) for item in items
@@ -123,11 +130,17 @@ class WorkerPool:
         return int(self._transferred.value)
 
     def submit(
-        self, key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int = 1
+        self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
+    ) -> Future[ItemResult]:
+        """Transfer `item`, a large one over up to `streams` streams (`parts.py`)."""
+        return self._pool.submit(_fetch, key, item, staging_root, streams)
+
+    def submit_batch(
+        self, key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int
     ) -> Future[list[ItemResult]]:
-        """Transfer one item, a large one over up to `streams` streams (`parts.py`), or a batch of
-        small items `streams` at a time (threads of one worker, sharing its connections)."""
-        return self._pool.submit(_fetch, key, items, staging_root, streams)
+        """Transfer `items` in one worker: one item over up to `streams` streams (as `submit`), or
+        small items `streams` at a time on its threads, over its connections."""
+        return self._pool.submit(_fetch_batch, key, items, staging_root, streams)
 
     def abort(self) -> None:
         """Stop at once: queued items are dropped, running ones killed (their staging is resumable)."""
