@@ -194,17 +194,19 @@ def fetch_parts(
     budget = SharedBudget()
 
     def run(index: int) -> None:
-        if cancel.is_set():  # a part queued behind one that failed
-            raise _Cancelled
-        start, stop = parts[index]
-        chunks = remote.stream(path, start, stop - start, pin=pins[index])
         try:
+            if cancel.is_set():  # a part queued behind one that failed
+                raise _Cancelled
+            start, stop = parts[index]
+            chunks = remote.stream(path, start, stop - start, pin=pins[index])
             with sharing(budget):
                 _deliver(index, start, chunks)
             sink.done(index)
         except BaseException:
             cancel.set()  # before this thread takes the next part
             raise
+        finally:
+            started.set()
 
     def _deliver(index: int, pos: int, chunks: Iterator[bytes]) -> None:
         try:
@@ -215,7 +217,6 @@ def fetch_parts(
                 pos += len(data)
                 started.set()
         finally:
-            started.set()
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
