@@ -44,6 +44,8 @@ SMALL_BATCH = 64
 SMALL_STREAMS_FACTOR = 2
 """Small items in flight at once, as a multiple of the stream budget (DSCACHE_STREAMS): a small file
 waits for its first byte most of its time, and moves few bytes."""
+SMALL_THREADS = 32
+"""Most small items one worker fetches at once: the connections its HTTP pools keep alive per host."""
 
 
 class InstallError(DscacheError):
@@ -224,7 +226,7 @@ class _Run:
         jobs = min(self.jobs, max(len(todo), 1))
         budget = PartPolicy.from_env().streams
         streams = streams_per_item(budget, jobs, len(todo))
-        small_streams = streams_per_item(SMALL_STREAMS_FACTOR * budget, jobs, jobs)
+        small_streams = min(SMALL_THREADS, streams_per_item(SMALL_STREAMS_FACTOR * budget, jobs, jobs))
         with (
             WorkerPool(jobs, specs, self.factory, self.worker_fence) as pool,
             BackgroundFlush(self.cache.root) as flush,
