@@ -8,6 +8,8 @@ import pytest
 
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
+from dscache.install.pipeline import batched
+from dscache.layouts.plan import VersionPlan, WorkItem
 from dscache.store.paths import CachePaths
 from tests.factories import content_for
 from tests.servers.faults import most_at_once
@@ -34,3 +36,21 @@ def test_small_files_are_fetched_many_at_once_over_reused_connections(
     assert len(gets) == FILES
     assert most_at_once(gets) >= 6  # one worker, 8 files in flight (not one after the other)
     assert len({r.peer for r in gets}) <= 8  # each connection carried several files
+
+
+def test_small_files_of_one_version_are_batched_and_archives_and_large_files_go_alone() -> None:
+    other = VersionKey("objects", "thor", "v2")
+    plans = {k: VersionPlan(k, "files", []) for k in (KEY, other)}
+    big = WorkItem("file", "big", "big", size=2 << 20)
+    archive = WorkItem("archive", "a.tar.zst", "a.tar.zst", size=10)
+    small = [WorkItem("file", f"s{n}", f"s{n}", size=10) for n in range(5)]
+    todo = [(plans[KEY], big), (plans[KEY], archive), *((plans[KEY], s) for s in small[:4])]
+    todo.append((plans[other], small[4]))
+    tasks = batched(todo, 1 << 20, 3)
+    assert [(plan.key, [i.name for i in items]) for plan, items in tasks] == [
+        (KEY, ["big"]),
+        (KEY, ["a.tar.zst"]),
+        (KEY, ["s0", "s1", "s2"]),
+        (KEY, ["s3"]),
+        (other, ["s4"]),
+    ]
