@@ -177,6 +177,10 @@ class Request:
     fault: str | None = None
     peer: int = 0
     """Client port: equal ports mean one reused (keep-alive) connection."""
+    began: float = 0.0
+    """`time.monotonic()` when the request line was read."""
+    answered: float = 0.0
+    """`time.monotonic()` when the answer's status was decided (after a `delay` fault's sleep)."""
 
     @property
     def range(self) -> str | None:
@@ -213,3 +217,14 @@ class RequestLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+def most_at_once(requests: list[Request]) -> int:
+    """Pure: the largest number of `requests` being handled at one moment (overlapping
+    [began, answered] intervals)."""
+    edges = sorted([(r.began, 1) for r in requests] + [(r.answered, -1) for r in requests])
+    best = current = 0
+    for _at, step in edges:
+        current += step
+        best = max(best, current)
+    return best

@@ -123,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the RequestLog is the record
 
+    def parse_request(self) -> bool:
+        self.began = time.monotonic()  # the request line was read: the request is being handled
+        return super().parse_request()
+
     @property
     def owner(self) -> Any:
         return self.server.owner
@@ -160,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
                 status,
                 fault.kind if fault else None,
                 int(self.client_address[1]),
+                getattr(self, "began", 0.0),
+                time.monotonic(),
             )
         )
 

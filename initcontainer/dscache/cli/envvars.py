@@ -32,6 +32,15 @@ def _attempts(raw: str) -> None:
         raise ValueError("must be a whole number >= 1")
 
 
+def _count(raw: str) -> None:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number >= 1") from None
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+
+
 def _delay(raw: str) -> None:
     value = _float(raw)
     if value < 0 or math.isinf(value):
@@ -89,6 +98,16 @@ RETRY = (
         _timeout,
     ),
 )
+STREAMS = (
+    EnvVar(
+        "DSCACHE_STREAMS",
+        "streams an install reads large objects over, all jobs together (default 32)",
+        _count,
+    ),
+    EnvVar(
+        "DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, bytes (default 8388608)", _count
+    ),
+)
 REMOTES = (
     EnvVar(
         "AWS_ACCESS_KEY_ID", "S3 credentials (also AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE)"
@@ -126,7 +145,7 @@ KUBE = (
 )
 
 BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
-    "install": (*RETRY, *REMOTES, ZSTD, LIBARCHIVE, *KUBE),
+    "install": (*RETRY, *STREAMS, *REMOTES, ZSTD, LIBARCHIVE, *KUBE),
     "publish": (*RETRY, *REMOTES),
     "ls-remote": (*RETRY, *REMOTES),
     "demo": (*RETRY, ZSTD, LIBARCHIVE),  # its install opens the local remote with the retry policy

@@ -13,18 +13,37 @@ vouched for) is written to its pin record before the file's first byte, a later 
 request is conditional on it. An object that changes under a transfer (`ObjectChangedError`) makes
 the item start again from zero, once; if it changes again, the item fails and nothing of it is kept.
 Archives are never resumed across runs: a new run extracts them again from their first byte.
+
+A large object is fetched as parallel ranged parts when the item may open several streams
+(`parts.py`): a file's parts are written at their offsets into the attempt's partial file, each
+finished part is flushed and then listed in the pin record, so a later run fetches only the parts it
+lacks; the whole file is hashed in order as its finished prefix grows and verified as today
+(`partfile.py`). An archive's parts are handed to the extractor in order while later ones download.
+Parts need the object named by more than its size before the first request (an ETag, version or
+HF content id from the listing) or a published sha256 that proves the assembled bytes; otherwise it
+goes as one stream. The later parts start once the first part's answer has completed the pin, and
+carry it (If-Match).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.errors import DscacheError
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
+from dscache.install.partfile import copy_in_parts
+from dscache.install.parts import (
+    PartPolicy,
+    Span,
+    ordered_stream,
+    part_size,
+    prefix_end,
+    split,
+)
 from dscache.install.staging import (
     StagingPaths,
     adopt_partial,
@@ -42,6 +61,8 @@ from dscache.store.modes import file_mode, is_executable
 Progress = Callable[[int], None]
 RESTARTS = 1
 """Times an item starts over because its remote object changed under it, before it fails."""
+RESUMABLE = 256 << 10
+"""Files larger than this are recorded for a resume (their pin record); smaller ones start over."""
 
 
 class VerificationError(DscacheError):
@@ -144,38 +165,71 @@ def _verdict(item: WorkItem, size: int, digests: dict[str, str], pin: Pin) -> Ve
     return judge(size, digests, expected_size=item.size, sha256=item.sha256, pin=vouched)
 
 
+def _part_size(item: WorkItem, pin: Pin, streams: int) -> int | None:
+    """The part size to fetch `item` in, or None for one stream (see the module docstring)."""
+    length = item.length if item.length is not None else item.size
+    if length is None or not (item.sha256 is not None or pin.identity.validated):
+        return None
+    return part_size(length, streams, PartPolicy.from_env())
+
+
+def _source(remote: Remote, item: WorkItem, pin: Pin, streams: int) -> Iterator[bytes]:
+    """The item's bytes in order: one stream, or parts fetched on up to `streams` streams."""
+    size = _part_size(item, pin, streams)
+    length = item.length if item.length is not None else item.size
+    if size is None or length is None:
+        return remote.stream(item.remote_path, item.offset, item.length, pin=pin)
+    parts = split([(item.offset, item.offset + length)], size)
+    return ordered_stream(remote, item.remote_path, parts, pin, streams=streams)
+
+
 def _stream_extract(
-    remote: Remote, item: WorkItem, dest: Path, pin: Pin, tally: _Tally
+    remote: Remote, item: WorkItem, dest: Path, pin: Pin, *, tally: _Tally, streams: int
 ) -> tuple[Extracted, int, dict[str, str]]:
     """One attempt: stream the archive through the hashes into the extractor; (extracted, bytes,
     digests)."""
     hashes: Hashes | None = None
     counted = 0
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Generator[bytes]:
         nonlocal counted, hashes
-        for chunk in remote.stream(item.remote_path, item.offset, item.length, pin=pin):
-            if hashes is None:  # the first answer has told what the remote vouches for
-                hashes = Hashes(wanted(pin) if item.verify else ())
-            hashes.update(chunk)
-            counted += len(chunk)
-            tally.add(len(chunk))
-            yield chunk
+        source = _source(remote, item, pin, streams)
+        try:
+            for chunk in source:
+                if hashes is None:  # the first answer has told what the remote vouches for
+                    hashes = Hashes(wanted(pin) if item.verify else ())
+                hashes.update(chunk)
+                counted += len(chunk)
+                tally.add(len(chunk))
+                yield chunk
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # stops the part streams of an archive the extractor rejected
 
     stream = chunks()
-    extracted = extract_stream(stream, dest, item.name)
-    for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
-        pass
+    try:
+        extracted = extract_stream(stream, dest, item.name)
+        for _ in stream:  # the bytes after tar's end-of-archive still count for the digest
+            pass
+    finally:
+        stream.close()
     return extracted, counted, (hashes or Hashes()).hexdigests()
 
 
 def fetch_archive(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
     """Stream, verify and extract one archive (no temp copy of the archive) into this attempt's own
     dir, which becomes the item's result by a rename after `fence` (the writer lock's; it raises
     `LockLostError` once another writer took the lock over). Extraction dirs that earlier attempts
-    left behind are removed first."""
+    left behind are removed first. A large archive is read over up to `streams` streams."""
     fence()
     work = staging.archive_attempt(item.name, new_token())
     for other in staging.archive_attempts(item.name):
@@ -188,7 +242,9 @@ def fetch_archive(
             pin = fresh_pin(item)
             tally = _Tally(progress)
             try:
-                extracted, counted, digests = _stream_extract(remote, item, work, pin, tally)
+                extracted, counted, digests = _stream_extract(
+                    remote, item, work, pin, tally=tally, streams=streams
+                )
             except ObjectChangedError as err:
                 tally.undo()
                 attempts.changed(err)
@@ -210,16 +266,19 @@ def fetch_archive(
 def _copy(
     remote: Remote, item: WorkItem, part: Path, record: Path, *, pin: Pin, tally: _Tally
 ) -> tuple[int, dict[str, str]]:
-    """One attempt: append the rest of the object to its own `part`; (bytes in it, the digests of
-    all of them)."""
+    """One attempt over one stream: append the rest of the object to its own `part`; (bytes in it,
+    the digests of all of them)."""
     hashes: Hashes | None = None
 
     def begin(have: int) -> Hashes:
-        # Before the first new byte lands, record which object the partial file is a prefix of.
-        record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
+        # Before the first new byte lands, record which object the partial file is a prefix of
+        # (a small file is fetched again whole rather than resumed: no record to write and remove).
+        if item.size is None or item.size > RESUMABLE:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
         started = Hashes(wanted(pin) if item.verify else ())
-        started.update_from(part, have)
+        if have:
+            started.update_from(part, have)
         return started
 
     with open(part, "ab") as out:
@@ -237,28 +296,55 @@ def _copy(
     return size, (hashes or begin(have)).hexdigests()
 
 
+def _start(part: Path, done: list[Span]) -> None:
+    """Cut a partial file to the bytes it holds from byte 0 on (a transfer in parts resumed by one
+    stream, which appends)."""
+    end = prefix_end(done, 0)
+    try:
+        if part.stat().st_size > end:
+            os.truncate(part, end)
+    except FileNotFoundError:
+        pass
+
+
 def fetch_file(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
     """Copy one plain file into this attempt's own partial file, resuming from a copy of an earlier
     attempt's partial of the same object, verifying size and digests; a rename after `fence` (see
     `fetch_archive`) makes it the item's result. A partial copy is kept for a later run when the
-    transfer fails or the lock was lost."""
+    transfer fails or the lock was lost. A large file is fetched in parts over up to `streams`
+    streams."""
     fence()
     token = new_token()
     part, record = staging.part(item.name, token), staging.pin(item.name, token)
     part.parent.mkdir(parents=True, exist_ok=True)
-    pin = adopt_partial(staging, item, token, fresh_pin(item))
+    adopted = adopt_partial(staging, item, token, fresh_pin(item))
+    pin, done = adopted.pin, adopted.done
     attempts = _Attempts(item.name)
     while True:
         tally = _Tally(progress)
+        chunk_size = _part_size(item, pin, streams)
         try:
-            size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+            if chunk_size is None or item.size is None:
+                _start(part, done)
+                size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
+            else:
+                size, digests = copy_in_parts(
+                    remote, item, part, record, pin=pin, added=tally.add, done=done, size=chunk_size,
+                    streams=streams,
+                )  # fmt: skip
         except ObjectChangedError as err:
             tally.undo()
             discard(part, record)
             attempts.changed(err)
-            pin = fresh_pin(item)
+            pin, done = fresh_pin(item), []
             continue
         try:
             accepted = attempts.judged(_verdict(item, size, digests, pin), digests["sha256"])
@@ -268,7 +354,7 @@ def fetch_file(
         if not accepted:
             tally.undo()
             discard(part, record)
-            pin = fresh_pin(item)
+            pin, done = fresh_pin(item), []
             continue
         fence()
         os.chmod(part, file_mode(item.executable))
@@ -281,9 +367,15 @@ def fetch_file(
 
 
 def fetch_item(
-    remote: Remote, item: WorkItem, staging: StagingPaths, progress: Progress, *, fence: Fence
+    remote: Remote,
+    item: WorkItem,
+    staging: StagingPaths,
+    progress: Progress,
+    *,
+    fence: Fence,
+    streams: int = 1,
 ) -> ItemResult:
-    """Dispatch on the item kind."""
+    """Dispatch on the item kind; a large item is fetched over up to `streams` streams."""
     if item.kind == "archive":
-        return fetch_archive(remote, item, staging, progress, fence=fence)
-    return fetch_file(remote, item, staging, progress, fence=fence)
+        return fetch_archive(remote, item, staging, progress, fence=fence, streams=streams)
+    return fetch_file(remote, item, staging, progress, fence=fence, streams=streams)

@@ -23,6 +23,7 @@ from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
+from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
 from dscache.install.share import share_item
 from dscache.install.staging import StagingPaths
@@ -39,6 +40,15 @@ from dscache.store.records import Ref, RefEntry, is_published, read_ref
 from dscache.store.shares import ShareIndex
 
 TICK = 0.5
+SMALL_ITEM = 1 << 20
+"""Items of at most this many bytes are fetched in batches, several at a time per worker."""
+SMALL_BATCH = 64
+"""Small items per batch (one task of a worker process)."""
+SMALL_STREAMS_FACTOR = 2
+"""Small items in flight at once, as a multiple of the stream budget (DSCACHE_STREAMS): a small file
+waits for its first byte most of its time, and moves few bytes."""
+SMALL_THREADS = 32
+"""Most small items one worker fetches at once: the connections its HTTP pools keep alive per host."""
 
 
 class InstallError(DscacheError):
@@ -120,6 +130,26 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
     if not spec.install.verify:
         plan.items = [replace(item, sha256=None, verify=False) for item in plan.items]
     return plan
+
+
+def batched(
+    todo: list[tuple[VersionPlan, WorkItem]], small: int, size: int
+) -> list[tuple[VersionPlan, list[WorkItem]]]:
+    """Pure: the tasks for the worker pool, in the order of `todo`: an archive, or a file of more
+    than `small` bytes, alone; smaller files of one version together, `size` at most per task
+    (archives are extracted in processes: threads convoy on the GIL, see `workers.py`)."""
+    tasks: list[tuple[VersionPlan, list[WorkItem]]] = []
+    open_batch: dict[VersionKey, list[WorkItem]] = {}
+    for plan, item in todo:
+        if item.kind != "file" or item.expected_bytes > small:
+            tasks.append((plan, [item]))
+            continue
+        batch = open_batch.get(plan.key)
+        if batch is None or len(batch) >= size:
+            batch = open_batch[plan.key] = []
+            tasks.append((plan, batch))
+        batch.append(item)
+    return tasks
 
 
 def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:
@@ -214,12 +244,21 @@ class _Run:
         todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
+        budget = PartPolicy.from_env().streams
+        streams = streams_per_item(budget, jobs, len(todo))
+        small_streams = min(SMALL_THREADS, streams_per_item(SMALL_STREAMS_FACTOR * budget, jobs, jobs))
         with (
             WorkerPool(jobs, specs, self.factory, self.worker_fence) as pool,
             BackgroundFlush(self.cache.root) as flush,
         ):
-            futures: dict[Future[ItemResult], VersionPlan] = {
-                pool.submit(plan.key, item, self.cache.staging_dir(plan.key)): plan for plan, item in todo
+            futures: dict[Future[list[ItemResult]], VersionPlan] = {
+                pool.submit_batch(
+                    plan.key,
+                    items,
+                    self.cache.staging_dir(plan.key),
+                    streams if len(items) == 1 else small_streams,
+                ): plan
+                for plan, items in batched(todo, SMALL_ITEM, SMALL_BATCH)
             }
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
@@ -228,10 +267,11 @@ class _Run:
                 self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
                     plan = futures.pop(fut)
-                    results[plan.key].append(fut.result())
+                    for result in fut.result():
+                        results[plan.key].append(result)
+                        self.counters.item_done()
+                        remaining[plan.key] -= 1
                     flush.request()
-                    self.counters.item_done()
-                    remaining[plan.key] -= 1
                     if remaining[plan.key] == 0:
                         published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)

@@ -11,8 +11,9 @@ and their renames are refused by the fence.
 A partial file of a crashed or stopped attempt is resumed by copying it, never by renaming it or
 appending to it: the attempt that wrote it may still hold it open (a stopped writer's worker), and
 an open file follows its inode through a rename, into `files/` and into the published version.
-`adopt_partial` takes the longest partial whose pin record names the object the listing names now,
-copies it into the new attempt's own partial (`shutil.copyfile`, in-kernel with sendfile on Linux)
+`adopt_partial` takes the partial holding the most bytes whose pin record names the object the
+listing names now (a transfer in parts records the ranges it finished: `parts.py`), copies it into
+the new attempt's own partial (`shutil.copyfile`, in-kernel with sendfile on Linux)
 and removes every other attempt's partial of the item. The copy costs one read and one write of the
 partial, on resume only, against a download of it.
 """
@@ -23,7 +24,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dscache.layouts.plan import WorkItem
@@ -130,48 +131,74 @@ def settle_dir(attempt: Path, result: Path) -> None:
     os.rename(attempt, result)
 
 
-def _saved_pin(record: Path) -> Pin | None:
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """What a new attempt of a file starts from: the pin, and the byte ranges [start, stop) of the
+    object its partial file already holds (empty: no partial)."""
+
+    pin: Pin
+    done: list[Span] = field(default_factory=list)
+
+
+def _saved(record: Path, part: Path) -> tuple[Pin, list[Span]] | None:
+    """The pin of a partial and the ranges it holds: the record's `done` ranges (a transfer in parts)
+    or, for a record without them, the file's length from byte 0. None if unreadable."""
     try:
-        return Pin.from_json(read_json(record))
+        data = read_json(record)
+        pin = Pin.from_json(data)
+        have = part.stat().st_size
+        raw = data.get("done") if isinstance(data, dict) else None
+        if raw is None:
+            return pin, [(0, have)] if have else []
+        done = [(int(a), int(b)) for a, b in raw]
     except (OSError, ValueError, TypeError, AttributeError):
         return None
+    return pin, [(a, b) for a, b in done if 0 <= a < b <= have]
 
 
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
+def record_json(pin: Pin, done: list[Span] | None = None) -> dict[str, object]:
+    """Pure: a pin record's content: the pin, and (a transfer in parts) the ranges the partial holds."""
+    data: dict[str, object] = dict(pin.to_json())
+    if done is not None:
+        data["done"] = [list(span) for span in done]
+    return data
 
 
-def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin) -> Pin:
-    """The pin attempt `token` starts from, with its partial file in place: `fresh` and no partial,
+def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin) -> Adopted:
+    """What attempt `token` starts from, with its partial file in place: `fresh` and no partial,
     unless an earlier attempt left a partial of the very object the listing names now (`fresh`'s
-    identity); then its bytes are copied into `part(item.name, token)` and its record's pin, which
-    knows what the remote vouched for, is returned. Every earlier attempt's partial is removed.
+    identity); then the partial holding the most bytes is copied into `part(item.name, token)`, and
+    its record's pin, which knows what the remote vouched for, and its ranges are returned. Every
+    earlier attempt's partial is removed.
     """
     others = [t for t in staging.file_attempts(item.name) if t != token]
-    best: tuple[int, Pin, Path] | None = None
+    best: tuple[int, Pin, list[Span], Path] | None = None
     for other in others:
         part = staging.part(item.name, other)
-        saved, have = _saved_pin(staging.pin(item.name, other)), _size(part)
-        if saved is None or have is None or not saved.identity.same_object(fresh.identity):
+        saved = _saved(staging.pin(item.name, other), part)
+        if saved is None or not saved[0].identity.same_object(fresh.identity):
             continue
-        if (item.size is None or have <= item.size) and (best is None or have > best[0]):
-            best = (have, saved, part)
-    pin = fresh
+        pin, done = saved
+        have = sum(b - a for a, b in done)
+        end = max((b for _a, b in done), default=0)
+        if (item.size is None or end <= item.size) and (best is None or have > best[0]):
+            best = (have, pin, done, part)
+    result = Adopted(fresh)
     if best is not None:
-        _have, saved, source = best
+        _have, saved_pin, done, source = best
         own, record = staging.part(item.name, token), staging.pin(item.name, token)
-        adopted = replace(saved, identity=saved.identity.merged(fresh.identity))
+        adopted = replace(saved_pin, identity=saved_pin.identity.merged(fresh.identity))
         record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, adopted.to_json(), pretty=False, durable=False)
+        write_json_atomic(record, record_json(adopted, done), pretty=False, durable=False)
         try:
             shutil.copyfile(source, own)  # what the source holds now: a longer prefix is as good
         except FileNotFoundError:  # removed meanwhile, by a writer that took the lock over since
             discard(own, record)
         else:
-            pin = adopted
+            result = Adopted(adopted, done)
     for other in others:
         discard(staging.part(item.name, other), staging.pin(item.name, other))
-    return pin
+    return result

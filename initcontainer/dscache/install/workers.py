@@ -1,5 +1,9 @@
 """The installer's transfers run in forked worker processes, not threads.
 
+Within a worker, threads: the parts of one large object (`parts.py`), or a batch of small files
+fetched several at a time over the worker's connections, since a small file's time is mostly the
+remote's first-byte latency (the benchmark's model: 20 ms of ~34 ms per 8 KB file on one stream).
+
 Why processes: extraction makes several short libarchive calls per archive member, and threads convoy
 on the GIL between them. On the benchmark's 61 archives (2 cores) one thread took 0.92 s, four threads
 1.58 s, two processes 0.49 s. Workers are forked, so they inherit the spec and the remote factory and
@@ -18,7 +22,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -46,6 +50,7 @@ class _Worker:
     transferred: Synchronized[int]
     fence: Fence
     remotes: dict[int, Remote] = field(default_factory=dict)
+    threads: ThreadPoolExecutor | None = None
 
     def remote(self, key: VersionKey) -> Remote:
         spec = self.specs[key]
@@ -56,6 +61,12 @@ class _Worker:
     def progress(self, n: int) -> None:
         with self.transferred.get_lock():
             self.transferred.value += n
+
+    def pool(self, size: int) -> ThreadPoolExecutor:
+        """The threads small items are fetched on (made once per worker, with `size` threads)."""
+        if self.threads is None:
+            self.threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="small")
+        return self.threads
 
 
 _STATE: list[_Worker] = []  # this process's worker state, set once by `_init`
@@ -74,10 +85,25 @@ def _init(
     _STATE.append(_Worker(specs, factory, transferred, fence))
 
 
-def _fetch(key: VersionKey, item: WorkItem, staging_root: Path) -> ItemResult:
+def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
     worker = _STATE[0]
     staging = StagingPaths(staging_root)
-    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence)
+    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence, streams=streams)
+
+
+def _fetch_batch(
+    key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int
+) -> list[ItemResult]:
+    if len(items) == 1:
+        return [_fetch(key, items[0], staging_root, streams)]
+    worker = _STATE[0]
+    staging = StagingPaths(staging_root)
+    remote = worker.remote(key)
+    pool = worker.pool(streams)
+    futures = [
+        pool.submit(fetch_item, remote, item, staging, worker.progress, fence=worker.fence) for item in items
+    ]
+    return [future.result() for future in futures]
 
 
 class WorkerPool:
@@ -103,8 +129,18 @@ class WorkerPool:
     def transferred(self) -> int:
         return int(self._transferred.value)
 
-    def submit(self, key: VersionKey, item: WorkItem, staging_root: Path) -> Future[ItemResult]:
-        return self._pool.submit(_fetch, key, item, staging_root)
+    def submit(
+        self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
+    ) -> Future[ItemResult]:
+        """Transfer `item`, a large one over up to `streams` streams (`parts.py`)."""
+        return self._pool.submit(_fetch, key, item, staging_root, streams)
+
+    def submit_batch(
+        self, key: VersionKey, items: list[WorkItem], staging_root: Path, streams: int
+    ) -> Future[list[ItemResult]]:
+        """Transfer `items` in one worker: one item over up to `streams` streams (as `submit`), or
+        small items `streams` at a time on its threads, over its connections."""
+        return self._pool.submit(_fetch_batch, key, items, staging_root, streams)
 
     def abort(self) -> None:
         """Stop at once: queued items are dropped, running ones killed (their staging is resumable)."""

@@ -14,8 +14,11 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -86,21 +89,53 @@ class RetryPolicy:
 
 
 @dataclass
+class SharedBudget:
+    """One retry budget for several concurrent operations on one object (the parts of a download in
+    parts): failures counted together, and progress of any of them resets them all."""
+
+    failures: int = 0
+    since: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_SHARED: ContextVar[SharedBudget | None] = ContextVar("dscache_shared_budget", default=None)
+
+
+@contextmanager
+def sharing(budget: SharedBudget) -> Iterator[None]:
+    """Within: the retries of this thread count against `budget` (set it in each thread that joins)."""
+    token = _SHARED.set(budget)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+@dataclass
 class _Budget:
-    """Failures and time since the last progress, against a policy."""
+    """Failures and time since the last progress, against a policy; kept in the thread's
+    `SharedBudget` when one is set (`sharing`)."""
 
     policy: RetryPolicy
     what: str
     failures: int = 0
     since: float = field(default_factory=time.monotonic)
+    shared: SharedBudget | None = field(default_factory=_SHARED.get)
 
     def progress(self) -> None:
-        self.failures = 0
-        self.since = time.monotonic()
+        now = time.monotonic()
+        self.failures, self.since = 0, now
+        if self.shared is not None:  # once per chunk: no lock (a reset racing a failure loses one)
+            self.shared.failures, self.shared.since = 0, now
 
     def failed(self, err: TransientError) -> None:
         """Sleep before the next try, or raise a final RemoteError if the budget is spent."""
-        self.failures += 1
+        if self.shared is not None:
+            with self.shared.lock:
+                self.shared.failures += 1
+                self.failures, self.since = self.shared.failures, self.shared.since
+        else:
+            self.failures += 1
         elapsed = time.monotonic() - self.since
         delay = self.policy.backoff(self.failures, err.retry_after)
         if self.failures >= self.policy.attempts or elapsed + delay > self.policy.deadline:

@@ -3,6 +3,7 @@ says how to add a backend). Backend-specific behaviour stays in test_<backend>.p
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from dscache.api.names import VersionKey
 from dscache.install.ingest import VerificationError, fetch_file
 from dscache.install.staging import StagingPaths
 from dscache.layouts.files import plan_files
+from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Identity, NotFoundError, ObjectChangedError, Pin, Remote, RemoteError
 from dscache.remotes.retry import RetryPolicy
 from tests.dscache.remotes.conformance import BACKENDS, Backend, Capability, Network
@@ -541,3 +543,22 @@ def test_a_body_without_length_cut_short_is_completed_from_the_pinned_size(
     assert b"".join(remote.stream(PATH, pin=Pin(Identity(size=SIZE)))) == DATA
     first, resumed = ranges(net)
     assert first == "bytes=0-1499999" and resumed_from(net, resumed, 300_000)[1] == "1499999"
+
+
+# --- many streams per object ----------------------------------------------------------------------
+
+
+def test_an_object_fetched_in_parts_is_the_object(
+    backend: Backend, remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch layer's parts (`install.parts`) read any remote through its ranged `stream`."""
+    monkeypatch.setenv("DSCACHE_PART_SIZE", str(256 << 10))
+    digest = hashlib.sha256(DATA).hexdigest()
+    item = WorkItem(kind="file", name="part-1.tar.zst", remote_path=PATH, size=SIZE, sha256=digest)
+    staging = StagingPaths(tmp_path / "staging")
+    result = fetch_file(remote, item, staging, lambda n: None, fence=_unlocked, streams=4)
+    assert (staging.files / item.name).read_bytes() == DATA and result.sha256 == digest
+    if backend.network is not None:
+        net = backend.network
+        parts = [(n * (256 << 10), min((n + 1) * (256 << 10), SIZE) - 1) for n in range(6)]
+        assert sorted(r or "" for r in ranges(net)) == sorted(f"bytes={a}-{b}" for a, b in parts)

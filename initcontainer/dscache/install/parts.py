@@ -1,0 +1,343 @@
+"""Many streams per object: one remote object fetched as parallel ranged parts.
+
+One TCP stream from an object store is capped well below a node's link (the benchmark's model: 50 MB/s
+per connection, 20 ms to the first byte), so a large object is cut into parts fetched at once, each
+by `Remote.stream(path, start, length, pin)`, i.e. with the remote's own resume, retries and
+conditional requests (If-Match on the ETag, If-Unmodified-Since), and the object is verified whole
+at the end by the caller. Written once here for every remote with ranged reads (S3, GCS, Azure,
+HTTP, HF, file://), not per remote. Ported idea: s5cmd's and the AWS CRT's multipart download (a
+fixed budget of ranged GETs per object); the sizes here adapt to the object and the budget instead.
+
+The first part goes alone until its first bytes arrive: its answer completes the pin (ETag, size,
+the digests the remote vouches for), and every later part carries a copy of it, so every part's
+requests are conditional on the same object and a replaced object fails a part with
+`ObjectChangedError` (the caller restarts the item whole, as for one stream).
+
+Two consumers:
+- `fetch_parts` hands each part's chunks to a `PartSink` as they arrive, in any order (files: written
+  at their offsets into the attempt's partial file; each part done is recorded so a later run
+  fetches only the missing ones).
+- `ordered_stream` yields the object's bytes in order while later parts are still downloading (the
+  archive extractor): each part not yet at the front buffers at most `read_ahead` bytes, then its
+  thread waits (the TCP window then holds the rest), so memory is bounded by streams x read_ahead.
+
+Threads, not processes: the part streams spend their time in socket reads and hashlib/`pwrite`
+calls, which release the GIL; the installer's worker processes (`workers.py`) each run their own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
+from dscache.remotes.retry import SharedBudget, sharing
+
+Span = tuple[int, int]
+"""Absolute byte range [start, stop) of a remote object."""
+
+MIB = 1 << 20
+STREAMS = 32
+"""Default stream budget of one install (all items together); env DSCACHE_STREAMS."""
+MIN_PART = 8 * MIB
+"""Smallest part (env DSCACHE_PART_SIZE): at 50 MB/s per stream and 20 ms to the first byte, a part
+of 8 MiB spends ~12% of its time waiting for its first byte; objects under two parts go whole."""
+MAX_PART = 64 * MIB
+PARTS_PER_STREAM = 4
+"""Parts per stream an object is cut into (within MIN_PART..MAX_PART): the last parts of a slow
+stream are taken by the others, so one slow connection does not hold the object's tail."""
+READ_AHEAD = 4 * MIB
+"""Bytes a part not yet at the front may buffer for `ordered_stream`."""
+_POLL = 0.1
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RemoteError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise RemoteError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class PartPolicy:
+    """The stream budget of an install and the bounds of a part's size, in bytes."""
+
+    streams: int = STREAMS
+    min_part: int = MIN_PART
+    max_part: int = MAX_PART
+
+    @classmethod
+    def from_env(cls) -> PartPolicy:
+        """Defaults overridden by DSCACHE_STREAMS and DSCACHE_PART_SIZE (the smallest part, bytes).
+        Raises RemoteError naming the variable when one is not a positive whole number."""
+        min_part = _env_int("DSCACHE_PART_SIZE", MIN_PART)
+        return cls(_env_int("DSCACHE_STREAMS", STREAMS), min_part, max(MAX_PART, min_part))
+
+
+def streams_per_item(budget: int, jobs: int, items: int) -> int:
+    """Pure: streams one item may open when `jobs` items (of `items` to do) transfer at once and all
+    of them share `budget` streams; at least 1."""
+    at_once = max(1, min(jobs, items))
+    return max(1, budget // at_once)
+
+
+def part_size(length: int, streams: int, policy: PartPolicy) -> int | None:
+    """Pure: the part size (a multiple of 1 MiB unless the bound is smaller) for `length` bytes over
+    `streams` streams, or None when the object is better fetched as one stream (one stream allowed,
+    or shorter than two of the smallest parts)."""
+    if streams <= 1 or length < 2 * policy.min_part:
+        return None
+    size = math.ceil(length / (streams * PARTS_PER_STREAM))
+    size = min(max(size, policy.min_part), policy.max_part)
+    if size >= MIB:
+        size = math.ceil(size / MIB) * MIB
+    return size
+
+
+def split(spans: list[Span], size: int) -> list[Span]:
+    """Pure: each span cut into consecutive parts of `size` bytes (the last of each may be shorter)."""
+    out: list[Span] = []
+    for start, stop in spans:
+        out += [(at, min(at + size, stop)) for at in range(start, stop, size)]
+    return out
+
+
+def coalesce(spans: list[Span]) -> list[Span]:
+    """Pure: the spans sorted, with touching and overlapping ones merged."""
+    out: list[Span] = []
+    for start, stop in sorted(s for s in spans if s[1] > s[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], stop))
+        else:
+            out.append((start, stop))
+    return out
+
+
+def missing(done: list[Span], start: int, stop: int) -> list[Span]:
+    """Pure: the parts of [start, stop) no span of `done` covers, in order."""
+    out: list[Span] = []
+    at = start
+    for a, b in coalesce(done):
+        if b <= at or a >= stop:
+            continue
+        if a > at:
+            out.append((at, a))
+        at = max(at, b)
+    if at < stop:
+        out.append((at, stop))
+    return out
+
+
+def prefix_end(done: list[Span], start: int) -> int:
+    """Pure: where the run of `done` bytes that begins at `start` ends (`start` if none does)."""
+    for a, b in coalesce(done):
+        if a <= start < b:
+            return b
+    return start
+
+
+class PartSink(Protocol):
+    """Where `fetch_parts` delivers; called from the part threads, one call at a time per part."""
+
+    def chunk(self, index: int, offset: int, data: bytes) -> None:
+        """Bytes of part `index` at absolute `offset` (consecutive within a part)."""
+
+    def done(self, index: int) -> None:
+        """Every byte of part `index` was delivered."""
+
+
+class _Cancelled(Exception):
+    """A part stops because another failed or the consumer went away."""
+
+
+def _pin_copy(pin: Pin) -> Pin:
+    return Pin(pin.identity, dict(pin.checksums), dict(pin.hints))
+
+
+def fetch_parts(
+    remote: Remote,
+    path: str,
+    parts: list[Span],
+    pin: Pin,
+    *,
+    streams: int,
+    sink: PartSink,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Fetch `parts` of `path` on up to `streams` threads into `sink`; return when all are delivered.
+
+    The first part starts alone (with `pin`, which its first answer completes); the others start once
+    it delivered its first bytes, each with a copy of the pin. What the parts' answers vouch for is
+    merged into `pin` at the end. The parts share one retry budget (`SharedBudget`): their failures
+    count together, as one stream's would, and any part's progress renews it. The first failure
+    cancels the other parts and is raised: `ObjectChangedError` when the object is not the pinned
+    one, `RemoteError` once the retries are spent, or the sink's own error. `cancel` set from
+    outside stops every part (then this returns or raises without every part delivered).
+    """
+    if not parts:
+        return
+    cancel = cancel if cancel is not None else threading.Event()
+    started = threading.Event()
+    pins = [pin] + [_pin_copy(pin) for _ in parts[1:]]
+    budget = SharedBudget()
+
+    def run(index: int) -> None:
+        try:
+            if cancel.is_set():  # a part queued behind one that failed
+                raise _Cancelled
+            start, stop = parts[index]
+            chunks = remote.stream(path, start, stop - start, pin=pins[index])
+            with sharing(budget):
+                _deliver(index, start, chunks)
+            sink.done(index)
+        except BaseException:
+            cancel.set()  # before this thread takes the next part
+            raise
+        finally:
+            started.set()
+
+    def _deliver(index: int, pos: int, chunks: Iterator[bytes]) -> None:
+        try:
+            for data in chunks:
+                if cancel.is_set():
+                    raise _Cancelled
+                sink.chunk(index, pos, data)
+                pos += len(data)
+                started.set()
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(streams, len(parts)))) as pool:
+        futures: list[Future[None]] = [pool.submit(run, 0)]
+        try:
+            started.wait()
+            if not (futures[0].done() and futures[0].exception() is not None):
+                for index in range(1, len(parts)):
+                    pins[index] = _pin_copy(pin)  # now with the identity the first answer gave
+                    futures.append(pool.submit(run, index))
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed or cancel.is_set():
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+        wait(futures)
+    errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
+    real = [e for e in errors if not isinstance(e, _Cancelled)]
+    changed = [e for e in real if isinstance(e, ObjectChangedError)]
+    if changed or real:
+        raise (changed or real)[0]
+    if errors or cancel.is_set():
+        raise _Cancelled
+    for other in pins[1:]:
+        pin.check(other.identity, path)
+        pin.checksums.update({k: v for k, v in other.checksums.items() if k not in pin.checksums})
+        pin.hints.update({k: v for k, v in other.hints.items() if k not in pin.hints})
+
+
+class _Ordered:
+    """The parts' chunks, handed out in object order; parts behind the front buffer `read_ahead`."""
+
+    def __init__(self, count: int, read_ahead: int, cancel: threading.Event) -> None:
+        self.cond = threading.Condition()
+        self.buffers: list[deque[bytes]] = [deque() for _ in range(count)]
+        self.sizes = [0] * count
+        self.finished = [False] * count
+        self.front = 0
+        self.read_ahead = read_ahead
+        self.cancel = cancel
+        self.error: BaseException | None = None
+        self.over = False
+
+    def chunk(self, index: int, offset: int, data: bytes) -> None:
+        with self.cond:
+            while index != self.front and self.sizes[index] >= self.read_ahead and not self.cancel.is_set():
+                self.cond.wait(_POLL)  # `fetch_parts` sets `cancel` without this condition's lock
+            if self.cancel.is_set():
+                raise _Cancelled
+            self.buffers[index].append(data)
+            self.sizes[index] += len(data)
+            self.cond.notify_all()
+
+    def done(self, index: int) -> None:
+        with self.cond:
+            self.finished[index] = True
+            self.cond.notify_all()
+
+    def end(self, error: BaseException | None) -> None:
+        with self.cond:
+            self.error, self.over = error, True
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.cancel.set()
+            self.cond.notify_all()
+
+    def take(self) -> bytes | None:
+        """The next chunk in order, None at the end; raises the fetch's error."""
+        with self.cond:
+            while True:
+                if self.error is not None:
+                    raise self.error
+                if self.front >= len(self.buffers):
+                    return None
+                if self.buffers[self.front]:
+                    data = self.buffers[self.front].popleft()
+                    self.sizes[self.front] -= len(data)
+                    return data
+                if self.finished[self.front]:
+                    self.front += 1
+                    self.cond.notify_all()
+                    continue
+                if self.over:
+                    raise RemoteError("the parts of the object ended before its last byte")
+                self.cond.wait()
+
+
+def ordered_stream(
+    remote: Remote,
+    path: str,
+    parts: list[Span],
+    pin: Pin,
+    *,
+    streams: int,
+    read_ahead: int = READ_AHEAD,
+) -> Iterator[bytes]:
+    """The bytes of `parts` (consecutive spans) of `path`, in order, fetched on up to `streams`
+    threads with at most `read_ahead` bytes buffered per part behind the front. Errors as
+    `fetch_parts`; closing the iterator early stops and joins the part threads."""
+    cancel = threading.Event()
+    ordered = _Ordered(len(parts), read_ahead, cancel)
+
+    def fetch() -> None:
+        try:
+            fetch_parts(remote, path, parts, pin, streams=streams, sink=ordered, cancel=cancel)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ordered.end(exc)
+        else:
+            ordered.end(None)
+
+    thread = threading.Thread(target=fetch, name=f"parts {path}", daemon=True)
+    thread.start()
+    try:
+        while (data := ordered.take()) is not None:
+            yield data
+    finally:
+        ordered.stop()
+        thread.join()
