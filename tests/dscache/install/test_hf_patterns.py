@@ -28,7 +28,7 @@ MODEL = {
 def manifest(tmp_path: Path, hub: FakeHub, layout: str, patterns: str) -> Path:
     path = tmp_path / "dc.yaml"
     per_version = ", revisionFromVersion: true" if layout == "files" else ""
-    hf = f'repo: org/bert, repoType: model{per_version}, endpoint: "{hub.endpoint}"'
+    hf = f'repo: org/bert, repoType: Model{per_version}, endpoint: "{hub.endpoint}"'
     path.write_text(
         f"""
 apiVersion: dscache.io/v1alpha1
@@ -36,8 +36,8 @@ kind: DatasetCache
 metadata: {{name: bert}}
 spec:
   source: {{huggingFace: {{{hf}, {patterns}}}}}
-  layout: {layout}
-  versions: {{models: {{bert: v1}}}}
+  layout: {layout.capitalize()}
+  versions: [{{dataType: models, source: bert, version: v1}}]
 """
     )
     return path
@@ -92,7 +92,7 @@ def test_patterns_are_refused_for_the_archives_layout(
     capsys.readouterr()
     assert main(["install", "-f", str(path), "--cache", str(tmp_path / "cache")]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert "source.huggingFace.allowPatterns/ignorePatterns" in line and "layout: files" in line
+    assert "source.huggingFace.allowPatterns/ignorePatterns" in line and "layout: Files" in line
     assert not (tmp_path / "cache" / "models").exists()
 
 
