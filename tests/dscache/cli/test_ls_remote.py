@@ -132,11 +132,11 @@ def bert(hub: FakeHub) -> dict[str, str]:
 
 def _manifest(tmp_path: Path, hub: FakeHub, version: str) -> Path:
     path = tmp_path / "dc.yaml"
-    hf = f'repo: org/bert, repoType: model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
+    hf = f'repo: org/bert, repoType: Model, revisionFromVersion: true, endpoint: "{hub.endpoint}"'
     path.write_text(
         "apiVersion: dscache.io/v1alpha1\nkind: DatasetCache\nmetadata: {name: bert}\n"
-        f"spec:\n  source: {{huggingFace: {{{hf}}}}}\n  layout: files\n"
-        f"  versions: {{models: {{bert: {version}}}}}\n"
+        f"spec:\n  source: {{huggingFace: {{{hf}}}}}\n  layout: Files\n"
+        f"  versions: [{{dataType: models, source: bert, version: {version}}}]\n"
     )
     return path
 
