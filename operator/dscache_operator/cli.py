@@ -37,9 +37,13 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser; `run`'s flags come from settings.OPTIONS and default to None (not given)."""
-    parser = argparse.ArgumentParser(prog="dscache-operator", description="The dscache control plane.")
+    parser = argparse.ArgumentParser(
+        prog="dscache-operator", description="The dscache control plane.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
+    run = sub.add_parser(
+        "run", help="run the operator against the current kubeconfig or in-cluster", allow_abbrev=False
+    )
     groups: dict[str | None, argparse._ActionsContainer] = {None: run}
     for option in OPTIONS:
         if option.group not in groups:
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             target.add_argument(option.flag, action="append", help=describe(option))
         else:
             target.add_argument(option.flag, help=describe(option))
-    sub.add_parser("crd", help="print the DatasetCache CRD (crds/datasetcache.yaml)")
+    sub.add_parser("crd", help="print the DatasetCache CRD (crds/datasetcache.yaml)", allow_abbrev=False)
     return parser
 
 

@@ -112,7 +112,7 @@ def parse_pins(value: str | None) -> list[VersionKey]:
         if not text.strip():
             continue
         try:
-            key = parse_version_arg(text.strip())
+            key = parse_version_arg(text.strip(), "entry")
         except NameError_ as err:
             raise Denied(f"annotation {names.ANNOTATION_VERSIONS}: {err}") from None
         if pins.setdefault(key.slot, key) != key:

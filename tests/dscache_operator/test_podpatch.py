@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dscache.api.names import parse_version_arg
-from dscache.api.spec import parse_spec
+from dscache.api.spec import SpecError, parse_spec
 from dscache_operator.podpatch import Denied, apply_patch, build_patch, desired_pod
 from dscache_operator.settings import Settings
 from tests.factories import version_items
@@ -349,8 +349,14 @@ def test_env_name_collision_is_denied() -> None:
             "objects/thor=v2", "scenes/ithor=v7", envName={"scenes/ithor": "DSCACHE_OBJECTS_THOR"}
         ),
     }
+    with pytest.raises(SpecError, match=r"versions\[1\] .* DSCACHE_OBJECTS_THOR, as versions\[0\]"):
+        parse_spec(spec)  # the DatasetCache itself is refused now
+    # one stored before that rule (never validated by it): its pods are still denied
+    valid = parse_spec({**SPEC, "versions": version_items("objects/thor=v2", "scenes/ithor=v7")})
+    clash = valid.versions[1].model_copy(update={"env_name": "DSCACHE_OBJECTS_THOR"})
+    stored = valid.model_copy(update={"versions": [valid.versions[0], clash]})
     with pytest.raises(Denied, match="DSCACHE_OBJECTS_THOR is already used"):
-        inject(pod(), cache(spec))
+        build_patch(pod(), cache(spec), stored, SETTINGS)
 
 
 def test_our_env_wins_over_a_containers_own_value() -> None:

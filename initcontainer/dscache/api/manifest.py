@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dscache.api.envnames import derived_name
 from dscache.api.names import NameError_, VersionKey, parse_version_arg
 from dscache.api.resource import GROUP_VERSION, KIND
 from dscache.api.spec import (
@@ -92,12 +93,41 @@ def _read_text(path: Path, origin: str) -> str:
         raise SpecError(f"{origin}: not UTF-8 text (byte {err.start})") from None
 
 
+def _strict_loader(text: str) -> Any:
+    """A `yaml.SafeLoader` over `text` that refuses a mapping with one key twice (plain SafeLoader keeps
+    the last, so `layout: Files` then `layout: Archives` would silently install Archives). The error is
+    a `ConstructorError` marked at the second key, naming the line of the first."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                first_line: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        seen = first_line.get(key)
+                    except TypeError:  # an unhashable key: the base class reports it
+                        continue
+                    if seen is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {seen})", key_node.start_mark
+                        )
+                    first_line[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader(text)
+
+
 def _documents(text: str, origin: str) -> list[tuple[int, Any]]:
-    """(first line, object) of each non-empty YAML document; `kind: List` objects are expanded."""
+    """(first line, object) of each non-empty YAML document; `kind: List` objects are expanded. A
+    mapping with a duplicate key is refused (SpecError naming the key and both lines)."""
     import yaml  # only here: ~15 ms that an install from flags does not need
 
     docs: list[tuple[int, Any]] = []
-    loader = yaml.SafeLoader(text)
+    loader = _strict_loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -230,9 +260,10 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
                     f"{where}: a file URL names a local directory and takes no host "
                     f"({parts.netloc!r}); write file:///absolute/path"
                 )
-            if not parts.path.startswith("/"):
+            path = unquote(parts.path)  # file:///tmp/my%20remote is /tmp/my remote (RFC 8089)
+            if not path.startswith("/"):
                 raise SpecError(f"{where}: the path must be absolute: file:///absolute/path")
-            return Source(file=FileSource(path=parts.path.rstrip("/") or "/"))
+            return Source(file=FileSource(path=path.rstrip("/") or "/"))
     except ValidationError as err:
         raise SpecError(f"{where}: {format_errors(err, '')}") from None
     raise SpecError(
@@ -242,18 +273,25 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
 
 
 FLAG_LAYOUTS = {"archives": "Archives", "files": "Files"}
-"""`--layout` values (lower case, as command-line flags are) and the spec's layout each stands for."""
+"""`--layout` values, lower-cased (the flag takes any case), and the spec's layout each stands for."""
 
 
 def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> DatasetCacheSpec:
     """Build a spec from `--source/--layout/--version` flags (`layout`: a key of FLAG_LAYOUTS, or the
     spec's spelling)."""
     by_slot: dict[str, VersionKey] = {}
+    by_env: dict[str, VersionKey] = {}
     try:
         for arg in versions:
             key = parse_version_arg(arg)
             if by_slot.setdefault(key.slot, key) != key:
                 raise SpecError(f"--version {arg!r} conflicts with another --version for {key.slot}")
+            other = by_env.setdefault(derived_name(key), key)
+            if other.slot != key.slot:
+                raise SpecError(
+                    f"--version {arg!r} and --version '{other}' both get environment variable "
+                    f"{derived_name(key)}: rename a source, or use -f with a manifest that sets envName"
+                )
     except NameError_ as err:
         raise SpecError(str(err)) from None
     if not by_slot:
@@ -263,7 +301,7 @@ def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> Datase
     return parse_spec(
         {
             "source": source.model_dump(by_alias=True, exclude_none=True),
-            "layout": FLAG_LAYOUTS.get(layout, layout),
+            "layout": FLAG_LAYOUTS.get(layout.lower(), layout),
             "versions": items,
         },
         "flags",

@@ -72,10 +72,11 @@ class VersionKey:
         return f"{self.data_type}/{self.source}={self.version}"
 
 
-def parse_version_arg(arg: str) -> VersionKey:
-    """Parse `DT/SRC=VER` (SRC may contain '/'; the first path segment is DT)."""
+def parse_version_arg(arg: str, flag: str = "--version") -> VersionKey:
+    """Parse `DT/SRC=VER` (SRC may contain '/'; the first path segment is DT); raises NameError_
+    naming `flag` (the option or field the text came from)."""
     slot, sep, version = arg.partition("=")
     data_type, slash, source = slot.partition("/")
     if not sep or not slash or not data_type or not source or not version:
-        raise NameError_(f"--version {arg!r} must look like DATA_TYPE/SOURCE=VERSION")
+        raise NameError_(f"{flag} {arg!r} must look like DATA_TYPE/SOURCE=VERSION")
     return VersionKey(data_type, source, version)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from dscache.api.envnames import ENV_NAME_PATTERN
+from dscache.api.envnames import ENV_NAME_PATTERN, ROOT_VAR, derived_name
 from dscache.api.names import VersionKey, check_segment, check_source
 from dscache.api.podsettings import PodSettings, PrepareSettings
 from dscache.api.syspaths import mount_path_refusal
@@ -436,6 +436,24 @@ class DatasetCacheSpec(_Model):
             if first != i:
                 raise ValueError(
                     f"versions[{i}] repeats dataType/source {item.slot} of versions[{first}]: list each once"
+                )
+        return v
+
+    @field_validator("versions")
+    @classmethod
+    def _distinct_env_names(cls, v: list[VersionItem]) -> list[VersionItem]:
+        """Two items whose variables (envName, else `DSCACHE_<DT>_<SRC>` as `prepare` derives it) are
+        one name would make every pod's `prepare` fail: refuse the spec instead, naming both items."""
+        owner: dict[str, int] = {}
+        for i, item in enumerate(v):
+            name = item.env_name or derived_name(item.key)
+            if name == ROOT_VAR:
+                raise ValueError(f"versions[{i}] ({item.slot}): {ROOT_VAR} is the links root's variable")
+            first = owner.setdefault(name, i)
+            if first != i:
+                raise ValueError(
+                    f"versions[{i}] ({item.slot}) gets environment variable {name}, as versions[{first}] "
+                    f"({v[first].slot}) does: set envName on one of them"
                 )
         return v
 

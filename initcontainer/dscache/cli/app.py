@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dscache import __version__
 from dscache.cli import output
@@ -41,8 +41,15 @@ LOGGING_FREE = frozenset({"prepare"})
 
 
 class _Parser(argparse.ArgumentParser):
+    """The parser of `dscache` and of each subcommand: errors as one line, and no abbreviated flags
+    (`--link` is not taken for `--links`, nor `--dry` for `--dry-run`)."""
+
     help_prog = ""
     """Whose --help to point at (the subcommand's, for errors the top-level parser reports)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         output.error(f"{message} (see '{self.help_prog or self.prog} --help')", EXIT_USAGE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from dscache.api.sizes import parse_size
 
@@ -21,6 +22,21 @@ def _number(text: str) -> float:
     if math.isnan(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number")
     return value
+
+
+def path_arg(text: str) -> Path:
+    """A file or directory path; an empty one is refused (`Path('')` would quietly mean the current
+    directory, so `--cache ''` would publish into wherever the command runs)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path: give a directory or file (. for the current one)")
+    return Path(text)
+
+
+def layout_arg(text: str) -> str:
+    """`--layout`: `Archives` or `Files` in any case (`files`, as flags usually are, or `Files`, as the
+    manifest spells it), returned as the manifest spells it; anything else is returned as given, for
+    argparse's `choices` to refuse."""
+    return {"archives": "Archives", "files": "Files"}.get(text.lower(), text)
 
 
 def seconds(text: str) -> float:

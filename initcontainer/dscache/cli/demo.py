@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from dscache.cli import output
+from dscache.cli.argtypes import path_arg
 from dscache.cli.common import fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
 from dscache.cli.pathcheck import dir_problem
@@ -18,7 +19,7 @@ EXAMPLES = """\
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--dir", type=Path, metavar="DIR", help="work directory (default: a new temporary directory)"
+        "--dir", type=path_arg, metavar="DIR", help="work directory (default: a new temporary directory)"
     )
 
 

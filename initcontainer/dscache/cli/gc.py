@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dscache.cli import output
-from dscache.cli.argtypes import integer, seconds
+from dscache.cli.argtypes import integer, path_arg, seconds
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.store.paths import CachePaths
@@ -42,7 +42,7 @@ def warn_left(left: Sequence[Leftover], root: Path) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
+    p.add_argument("--cache", type=path_arg, required=True, metavar="DIR", help="a cache directory")
     p.add_argument(
         "--keep", type=integer(0), required=True, metavar="N", help="unreferenced versions kept per source"
     )
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from dscache.maintain.gc import GcPlan, collect
 
     try:
-        protect = [parse_version_arg(v) for v in args.protect]
+        protect = [parse_version_arg(v, "--protect") for v in args.protect]
     except NameError_ as err:
         return fail(str(err), exit_code(err))
     plan = run_locked(

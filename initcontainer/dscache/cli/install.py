@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dscache.api.names import NameError_, check_segment
 from dscache.cli import output
-from dscache.cli.argtypes import integer
+from dscache.cli.argtypes import integer, layout_arg, path_arg
 from dscache.cli.common import add_lock_timeout_argument, fail
 from dscache.cli.exits import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem
@@ -33,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=path_arg,
         metavar="FILE",
         help="a DatasetCache manifest (YAML or JSON; - for stdin), as for kubectl apply",
     )
@@ -43,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with -f: the DatasetCache to install when the file holds several",
     )
     p.add_argument(
-        "--cache", type=Path, required=True, metavar="DIR", help="the cache directory (the shared volume)"
+        "--cache", type=path_arg, required=True, metavar="DIR", help="the cache directory (the shared volume)"
     )
     p.add_argument(
         "--ref", help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default')"
@@ -85,7 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="instead of -f: s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix, "
         "hf://datasets/OWNER/REPO[/PREFIX][@REV], http(s)://base or file:///dir",
     )
-    p.add_argument("--layout", choices=["archives", "files"], default="archives", help="with --source")
+    p.add_argument(
+        "--layout",
+        type=layout_arg,
+        choices=["Archives", "Files"],
+        default="Archives",
+        help="with --source: Archives (the default) or Files, any case",
+    )
     p.add_argument(
         "--version",
         action="append",
@@ -157,6 +162,11 @@ def with_patterns(spec: DatasetCacheSpec, allow: list[str], ignore: list[str]) -
         return spec
     if spec.source.hugging_face is None:
         raise SpecError("--allow-pattern/--ignore-pattern select files of an hf:// --source only")
+    if spec.layout != "Files":
+        raise SpecError(
+            "--allow-pattern/--ignore-pattern select files of --layout Files; "
+            "the Archives layout (the default) installs whole archives"
+        )
     doc = spec.model_dump(by_alias=True, exclude_none=True)
     hf = doc["source"]["huggingFace"]
     hf.update({k: v for k, v in (("allowPatterns", allow), ("ignorePatterns", ignore)) if v})
@@ -227,7 +237,9 @@ def _install(
     from dscache.install.progress import Sink
 
     output.debug(f"installing from {spec.source.display_url()} into {args.cache} (ref {ref})")
-    output_sink = make_sink(args.json, output.MODE.verbosity)
+    output_sink = make_sink(
+        args.json, output.MODE.verbosity, "files" if spec.layout == "Files" else "archives"
+    )
     sink: Sink = output_sink
     if args.report_status:
         from dscache.install.kubestatus import TeeSink, status_sink

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dscache.cli.argtypes import layout_arg, path_arg
 from dscache.cli.common import cache_dir_problem, fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.errors import DscacheError
@@ -45,18 +46,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=path_arg,
         metavar="FILE",
         help="a DatasetCache manifest: its source, layout and sources",
     )
     p.add_argument(
         "--name", metavar="[NAMESPACE/]NAME", help="with -f: the DatasetCache, if it holds several"
     )
-    p.add_argument("--cache", type=Path, metavar="DIR", help="also say which versions this cache holds")
+    p.add_argument("--cache", type=path_arg, metavar="DIR", help="also say which versions this cache holds")
     p.add_argument(
         "--layout",
-        choices=["archives", "files"],
-        help="only versions of this layout (default: both, archives where their manifest is)",
+        type=layout_arg,
+        choices=["Archives", "Files"],
+        help="only versions of this layout, any case (default: both, Archives where their manifest is)",
     )
     p.add_argument(
         "--revisions",
@@ -109,6 +111,7 @@ def _query(args: argparse.Namespace) -> _Query:
     from dscache.api.spec import SpecError
 
     where: list[str] = list(args.where)
+    layout: Layout | None
     if args.file is not None:
         if len(where) > 1:
             raise SpecError("with -f, give at most DT[/SRC] (the source is the manifest's)")
@@ -125,7 +128,8 @@ def _query(args: argparse.Namespace) -> _Query:
             raise SpecError("give SOURCE [DT[/SRC]] or -f DATASETCACHE.yaml [DT[/SRC]]")
         url = where[0]
         source = source_from_url(url, "SOURCE") if "://" in url else _local_source(url)
-        layout, revisions, slots = args.layout, args.revisions, ()
+        layout = {"Archives": "archives", "Files": "files", None: None}[args.layout]
+        revisions, slots = args.revisions, ()
         if revisions and source.hugging_face is None:
             raise SpecError("--revisions: only a hf:// source has revisions")
         if revisions and layout == "archives":

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from dscache.api.names import parse_version_arg
 from dscache.cli import output
-from dscache.cli.argtypes import seconds, size
+from dscache.cli.argtypes import path_arg, seconds, size
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem
 from dscache.errors import DscacheError
@@ -29,10 +28,10 @@ EXAMPLES = """\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cache", required=True, type=Path, metavar="DIR", help="the cache volume (read only here)"
+        "--cache", required=True, type=path_arg, metavar="DIR", help="the cache volume (read only here)"
     )
     parser.add_argument(
-        "--links", required=True, type=Path, metavar="DIR", help="where <dt>/<src> links are made"
+        "--links", required=True, type=path_arg, metavar="DIR", help="where <dt>/<src> links are made"
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--ref", help="prepare what this ref (a DatasetCache) points at")
@@ -43,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DT/SRC=VER",
         help="prepare this version with a directory link (repeatable)",
     )
-    parser.add_argument("--scratch", type=Path, metavar="DIR", help="node-local dir to copy the versions to")
+    parser.add_argument(
+        "--scratch", type=path_arg, metavar="DIR", help="node-local dir to copy the versions to"
+    )
     parser.add_argument(
         "--scratch-max-bytes",
         type=size(0),
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="wait this long for publication (default 0; inf: no limit)",
     )
     parser.add_argument(
-        "--env-file", type=Path, metavar="FILE", help="write `export` lines for the workload here"
+        "--env-file", type=path_arg, metavar="FILE", help="write `export` lines for the workload here"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from dscache.api.sizes import format_size
 from dscache.cli import output
-from dscache.cli.argtypes import integer
+from dscache.cli.argtypes import integer, path_arg
 from dscache.cli.common import fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem
@@ -27,7 +27,7 @@ ZSTD_MAX_THREADS = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, metavar="DIR", help="directory tree to publish")
+    parser.add_argument("dir", type=path_arg, metavar="DIR", help="directory tree to publish")
     parser.add_argument(
         "--to",
         required=True,
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="zstd threads: 0 for none, -1 for one per CPU (default)",
     )
     parser.add_argument(
-        "--work-dir", type=Path, metavar="DIR", help="staging dir for archives (default: temp)"
+        "--work-dir", type=path_arg, metavar="DIR", help="staging dir for archives (default: temp)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a version the remote already has")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from dscache.cli.argtypes import path_arg
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.cli.gc import warn_left
@@ -23,7 +23,7 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
+    p.add_argument("--cache", type=path_arg, required=True, metavar="DIR", help="a cache directory")
     p.add_argument("--ref", required=True, help="the ref to drop (a DatasetCache's is <namespace>.<name>)")
     add_protect_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         check_segment(args.ref, "--ref")
-        protect = {parse_version_arg(v) for v in args.protect}
+        protect = {parse_version_arg(v, "--protect") for v in args.protect}
     except NameError_ as err:
         return fail(str(err), exit_code(err))
     plan = run_locked(

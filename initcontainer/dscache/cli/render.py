@@ -60,12 +60,22 @@ class QuietSink:
         pass
 
 
-class PlainSink(_Lines):
-    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs), each `dscache: `."""
+def share_done_line(fields: dict[str, Any]) -> str:
+    """The `share_done` event (a worker of `install --workers K` fetched its share, another publishes)."""
+    return (
+        f"worker {fields['worker']} of {fields['workers']} done: fetched its {fields['items']} item(s) in "
+        f"{fields['seconds']:.1f}s; the last worker to finish publishes"
+    )
 
-    def __init__(self, out: TextIO | None = None, every: float = 5.0) -> None:
+
+class PlainSink(_Lines):
+    """Periodic human lines for logs that are not a terminal (Kubernetes Job logs), each `dscache: `.
+    `items` names what the install counts: `archives` (layout Archives) or `files` (layout Files)."""
+
+    def __init__(self, out: TextIO | None = None, every: float = 5.0, items: str = "archives") -> None:
         super().__init__(out or sys.stderr)
         self.every = every
+        self.items = items
         self._last = 0.0
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
@@ -79,7 +89,7 @@ class PlainSink(_Lines):
                 f"progress {100 * fields['bytesDone'] / total:5.1f}% "
                 f"{format_size(fields['bytesDone'])}/{format_size(fields['bytesTotal'])} "
                 f"{format_rate(fields['bytesPerSecond'])} "
-                f"archives {fields['archivesDone']}/{fields['archivesTotal']}"
+                f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}"
             )
         elif event == "start":
             line = (
@@ -104,6 +114,8 @@ class PlainSink(_Lines):
             )
         elif event == "error":
             line = f"error: {fields['message']}"
+        elif event == "share_done":
+            line = share_done_line(fields)
         else:
             line = f"{event}: {json.dumps(fields)}"
         self.line(f"dscache: {line}")
@@ -113,11 +125,12 @@ class PlainSink(_Lines):
 
 
 class RichSink:
-    """A rich progress bar (bytes, binary rate, ETA, archives) for interactive terminals, on stderr."""
+    """A rich progress bar (bytes, binary rate, ETA, archives or files) for interactive terminals, on
+    stderr; `items` as PlainSink's."""
 
     output_lost = False
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, items: str = "archives") -> None:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -131,6 +144,7 @@ class RichSink:
             TextColumn("{task.fields[items]}"),
             console=self.console,
         )
+        self.items = items
         self.task = self.progress.add_task("install", total=None, items="", start=False)
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
@@ -142,12 +156,15 @@ class RichSink:
             self.progress.update(
                 self.task,
                 completed=fields["bytesDone"],
-                items=f"archives {fields['archivesDone']}/{fields['archivesTotal']}",
+                items=f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}",
             )
         elif event == "version_published":
             self.console.print(f"published [bold]{fields['version']}[/]: {fields['files']} files")
         elif event == "error":
             self.console.print(f"[red]dscache: error:[/] {fields['message']}", highlight=False)
+        elif event == "share_done":
+            self.progress.stop()
+            self.console.print(share_done_line(fields), highlight=False)
         elif event == "done":
             self.progress.stop()
             self.console.print(
@@ -172,13 +189,16 @@ def _binary_rate_column() -> ProgressColumn:
     return BinaryRateColumn()
 
 
-def make_sink(as_json: bool, verbosity: int = 0) -> JsonSink | RichSink | PlainSink | QuietSink:
+def make_sink(
+    as_json: bool, verbosity: int = 0, items: str = "archives"
+) -> JsonSink | RichSink | PlainSink | QuietSink:
     """JSON lines for `--json`, nothing but errors with `-q` (verbosity < 0), a rich bar on a terminal,
-    plain lines otherwise: every 5 s, or every second with `-v`."""
+    plain lines otherwise: every 5 s, or every second with `-v`. `items`: what progress counts
+    (`archives`, or `files` for layout Files)."""
     if as_json:
         return JsonSink()
     if verbosity < 0:
         return QuietSink()
     if sys.stderr.isatty():
-        return RichSink()
-    return PlainSink(every=1.0 if verbosity > 0 else 5.0)
+        return RichSink(items=items)
+    return PlainSink(every=1.0 if verbosity > 0 else 5.0, items=items)

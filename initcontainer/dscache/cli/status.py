@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
 
@@ -22,8 +22,8 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, metavar="DIR", help="a cache directory")
-    p.add_argument("--scratch", type=Path, metavar="DIR", help="a node-local scratch directory")
+    p.add_argument("--cache", type=path_arg, metavar="DIR", help="a cache directory")
+    p.add_argument("--scratch", type=path_arg, metavar="DIR", help="a node-local scratch directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

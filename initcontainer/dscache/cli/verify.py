@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
@@ -17,7 +17,7 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="a cache directory")
+    p.add_argument("--cache", type=path_arg, required=True, metavar="DIR", help="a cache directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

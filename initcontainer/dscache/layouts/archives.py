@@ -95,7 +95,9 @@ def plan_archives(
         molmo = remote.read_bytes(f"{key.rel}/{MOLMO_REMOTE_MANIFEST}")
     except NotFoundError:
         raise LayoutError(
-            f"version {key} not found: {where}/{MOLMO_REMOTE_MANIFEST} does not exist"
+            f"version {key} not found: {where}/{MOLMO_REMOTE_MANIFEST} does not exist (layout Archives "
+            f"expects {MOLMO_REMOTE_MANIFEST} and .tar.zst archives in each version, as `dscache publish` "
+            "writes; for a plain file tree use layout: Files / --layout Files)"
         ) from None
     tries = _optional(remote, f"{key.rel}/{MOLMO_COMBINED_TRIES}")
     manifest = _optional(remote, f"{key.rel}/{DSCACHE_MANIFEST}")

@@ -339,3 +339,103 @@ def test_an_env_name_error_names_the_item() -> None:
     with pytest.raises(SpecError) as err:
         parse_spec(doc)
     assert str(err.value) == "spec.versions[2].envName: 'has-dash' is not a valid environment variable name"
+
+
+@pytest.mark.parametrize(
+    ("versions", "env", "message"),
+    [
+        (
+            ("objects/a-b=v1", "objects/a_b=v1"),
+            {},
+            "spec.versions: versions[1] (objects/a_b) gets environment variable DSCACHE_OBJECTS_A_B, as "
+            "versions[0] (objects/a-b) does: set envName on one of them",
+        ),
+        (
+            ("objects/thor=v1", "scenes/ithor=7"),
+            {"scenes/ithor": "DSCACHE_OBJECTS_THOR"},
+            "spec.versions: versions[1] (scenes/ithor) gets environment variable DSCACHE_OBJECTS_THOR, as "
+            "versions[0] (objects/thor) does: set envName on one of them",
+        ),
+        (
+            ("objects/thor=v1", "scenes/ithor=7"),
+            {"objects/thor": "DATA", "scenes/ithor": "DATA"},
+            "spec.versions: versions[1] (scenes/ithor) gets environment variable DATA, as "
+            "versions[0] (objects/thor) does: set envName on one of them",
+        ),
+    ],
+)
+def test_two_versions_with_one_env_name_are_refused_naming_both(
+    versions: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec({**BASE, "versions": version_items(*versions, envName=env)})
+    assert str(err.value) == message
+
+
+def test_an_env_name_clash_is_resolved_by_naming_one() -> None:
+    doc = {
+        **BASE,
+        "versions": version_items("objects/a-b=v1", "objects/a_b=v1", envName={"objects/a_b": "AB"}),
+    }
+    assert [i.env_name for i in parse_spec(doc).versions] == [None, "AB"]
+
+
+def test_version_flags_whose_env_names_clash_are_refused_naming_both_flags() -> None:
+    with pytest.raises(SpecError) as err:
+        spec_from_flags("s3://b/p", "archives", ["objects/a-b=v1", "objects/a_b=v1"])
+    assert str(err.value) == (
+        "--version 'objects/a_b=v1' and --version 'objects/a-b=v1' both get environment variable "
+        "DSCACHE_OBJECTS_A_B: rename a source, or use -f with a manifest that sets envName"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            MANIFEST.replace("  volume:", "  layout: Files\n  layout: Archives\n  volume:"),
+            "{path}:19:3: not valid YAML/JSON: duplicate key 'layout' (first on line 18)",
+        ),
+        (
+            '{"kind": "DatasetCache", "kind": "ConfigMap"}',
+            "{path}:1:26: not valid YAML/JSON: duplicate key 'kind' (first on line 1)",
+        ),
+    ],
+)
+def test_a_duplicate_key_in_a_manifest_is_refused_naming_key_and_line(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "dc.yaml"
+    path.write_text(content)
+    with pytest.raises(SpecError) as err:
+        load_manifest(path)
+    assert str(err.value) == message.format(path=path)
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "dc.yaml"
+    path.write_text(
+        MANIFEST.replace(
+            "  volume: {claimName: datasets}",
+            "  volume:\n    <<: {claimName: other}\n    claimName: datasets",
+        )
+    )
+    spec = load_manifest(path).spec
+    assert spec.volume is not None and spec.volume.claim_name == "datasets"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("file:///tmp/my%20remote", "/tmp/my remote"),
+        ("file:///tmp/caf%C3%A9/", "/tmp/café"),
+    ],
+)
+def test_file_urls_are_percent_decoded(url: str, shown: str) -> None:
+    source = source_from_url(url)
+    assert source.file is not None and source.file.path == shown
+
+
+@pytest.mark.parametrize("url", ["https://host.example/my%20data", "s3://bucket/my%20prefix"])
+def test_other_urls_keep_their_percent_escapes(url: str) -> None:
+    assert source_from_url(url).display_url() == url

@@ -56,7 +56,7 @@ def test_bash_completes_commands_flags_choices_and_paths(scripts: dict[str, Path
         ["--help", "--cache", "--keep", "--protect", "--dry-run", "--staging-max-age", "--json",
          "--lock-timeout", "--quiet", "--verbose"]
     )  # fmt: skip
-    assert _bash(script, "install", "--layout", "") == ["archives", "files"]
+    assert _bash(script, "install", "--layout", "") == ["Archives", "Files"]
     assert _bash(script, "completion", "") == ["bash", "fish", "zsh"]
     (tmp_path / "cache-a").mkdir()
     (tmp_path / "cache-b").mkdir()
@@ -80,7 +80,11 @@ def test_the_scripts_are_static(scripts: dict[str, Path]) -> None:
 def test_zsh_and_fish_scripts_load_and_complete(scripts: dict[str, Path]) -> None:
     zsh, fish = shutil.which("zsh"), shutil.which("fish")
     text = scripts["zsh"].read_text()
-    assert text.startswith("#compdef dscache") and "'--layout[with --source]:LAYOUT:(archives files)'" in text
+    assert (
+        text.startswith("#compdef dscache")
+        and "'--layout[with --source\\: Archives (the default) or Files, any case]:LAYOUT:(Archives Files)'"
+        in text
+    )
     if zsh:
         subprocess.run([zsh, "-n", str(scripts["zsh"])], check=True, timeout=30)
         loaded = subprocess.run(
@@ -98,7 +102,7 @@ def test_zsh_and_fish_scripts_load_and_complete(scripts: dict[str, Path]) -> Non
         assert loaded.stdout.strip() == "_dscache"
     text = scripts["fish"].read_text()
     assert (
-        "complete -c dscache -n '__fish_seen_subcommand_from install' -l layout -x -a 'archives files'"
+        "complete -c dscache -n '__fish_seen_subcommand_from install' -l layout -x -a 'Archives Files'"
         in text
     )
     if fish:
@@ -106,7 +110,7 @@ def test_zsh_and_fish_scripts_load_and_complete(scripts: dict[str, Path]) -> Non
             f"source {scripts['fish']}; complete -C 'dscache ins'; complete -C 'dscache install --layout '"
         )
         done = subprocess.run([fish, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
-        assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["install", "archives", "files"]
+        assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["install", "Archives", "Files"]
 
 
 def test_an_unknown_shell_is_a_usage_error() -> None:
