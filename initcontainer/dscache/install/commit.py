@@ -150,11 +150,12 @@ def promote(
         write_bytes_atomic(tree / name, content, mode=READ_ONLY, durable=False)  # synced below
     inventory = build_inventory(plan, results)
     files, links = inventory["files"], inventory["links"]
+    dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
+    drop_unplanned(tree, {*files, *links}, set(dirs))
     problem = size_problem(tree, files)
     if problem is not None:
         rmtree_readonly(staging.root)
         raise VerificationError(f"version {plan.key}: {problem}; its staging was dropped, install it again")
-    dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     inventory["dirs"] = dirs
     write_json_atomic(tree / INVENTORY, inventory, mode=READ_ONLY, pretty=False, durable=False)
@@ -183,6 +184,22 @@ def promote(
     fsync_dir(final.parent)
     rmtree_readonly(staging.root)
     return record
+
+
+def drop_unplanned(tree: Path, entries: set[str], dirs: set[str]) -> None:
+    """Delete from `tree` whatever is neither one of `entries` (files and symlinks, '/'-separated
+    paths below `tree`) nor one of `dirs`: what an earlier run staged for items the plan no longer
+    lists (a file deleted from the remote since) or left in `tree` when it died while assembling.
+    A published version is exactly its plan. Raises OSError when an entry cannot be deleted."""
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=False):
+        rel = os.path.relpath(dirpath, tree)
+        base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        for name in [*filenames, *dirnames]:
+            path, full = base + name, os.path.join(dirpath, name)
+            if path in entries or (path in dirs and not os.path.islink(full)):
+                continue
+            os.chmod(dirpath, 0o755)  # an extracted directory may be read-only
+            rmtree_readonly(Path(full))
 
 
 def size_problem(tree: Path, files: Mapping[str, int]) -> str | None:
