@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dscache.remotes.base import CHUNK, Identity, NotFoundError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import check_rel_path
-from dscache.store.atomic import fsync_dir
+from dscache.store.atomic import fsync_dir, tmp_name
 
 
 def stat_identity(st: os.stat_result) -> Identity:
@@ -110,7 +110,7 @@ class FileRemote:
 
     def put_file(self, path: str, local: Path) -> None:
         dest = self._path(path)
-        tmp = dest.parent / f".{dest.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = dest.parent / tmp_name(dest.name, secrets.token_hex(4))
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(local, "rb") as src, open(tmp, "xb") as dst:
