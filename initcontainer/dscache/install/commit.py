@@ -16,7 +16,10 @@ The assembled tree is checked against the items' results before its records are 
 must be on disk with the size its transfer verified. Transfers write to private paths and rename
 after the writer lock's fence (`staging.py`), so only a process that outlived that fence (a writer
 that lost the lock in the microseconds between its fence and a rename) could make them differ; then
-the staging dir is dropped rather than published.
+the staging dir is dropped rather than published. Before that check, whatever the assembled tree holds
+beyond the plan (files an earlier, failed run staged for items deleted from the remote since, or a
+tree a run left when it died while assembling) is deleted (`drop_unplanned`): a published version is
+exactly its plan, for single and team installs alike (both publish here).
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ def _install(cache: Path, remote: Path, layout: str, *extra: str) -> int:
     )
 
 
+@pytest.mark.parametrize("team", [(), ("--workers", "2", "--worker-index", "0")], ids=["single", "team"])
 def test_a_file_staged_by_a_failed_run_and_deleted_from_the_remote_is_not_published(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], team: tuple[str, ...]
 ) -> None:
     remote = make_tree(tmp_path / "R", {"d/s/v1/a.txt": "a", "d/s/v1/c.txt": "fixed"})
     cache = tmp_path / "C"
@@ -51,7 +52,7 @@ def test_a_file_staged_by_a_failed_run_and_deleted_from_the_remote_is_not_publis
     staged = CachePaths(cache).staging_dir(KEY) / "files"
     make_tree(staged, {"a.txt": "a", "b.txt": "gone", "old/b2.txt": "gone", "empty": None})
 
-    assert _install(cache, remote, "files") == 0
+    assert _install(cache, remote, "files", *team) == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {"a.txt": b"a", "c.txt": b"fixed"}
     capsys.readouterr()
     assert main(["verify", "--cache", str(cache)]) == 0
