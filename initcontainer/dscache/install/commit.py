@@ -16,7 +16,10 @@ The assembled tree is checked against the items' results before its records are 
 must be on disk with the size its transfer verified. Transfers write to private paths and rename
 after the writer lock's fence (`staging.py`), so only a process that outlived that fence (a writer
 that lost the lock in the microseconds between its fence and a rename) could make them differ; then
-the staging dir is dropped rather than published.
+the staging dir is dropped rather than published. Before that check, whatever the assembled tree holds
+beyond the plan (files an earlier, failed run staged for items deleted from the remote since, or a
+tree a run left when it died while assembling) is deleted (`drop_unplanned`): a published version is
+exactly its plan, for single and team installs alike (both publish here).
 """
 
 from __future__ import annotations
@@ -150,11 +153,12 @@ def promote(
         write_bytes_atomic(tree / name, content, mode=READ_ONLY, durable=False)  # synced below
     inventory = build_inventory(plan, results)
     files, links = inventory["files"], inventory["links"]
+    dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
+    drop_unplanned(tree, {*files, *links}, set(dirs))
     problem = size_problem(tree, files)
     if problem is not None:
         rmtree_readonly(staging.root)
         raise VerificationError(f"version {plan.key}: {problem}; its staging was dropped, install it again")
-    dirs = all_dirs([*files, *links], (d for r in results for d in r.extracted.dirs))
     freeze_dirs(tree, dirs)  # listed in the inventory so that copies keep empty directories too
     inventory["dirs"] = dirs
     write_json_atomic(tree / INVENTORY, inventory, mode=READ_ONLY, pretty=False, durable=False)
@@ -183,6 +187,22 @@ def promote(
     fsync_dir(final.parent)
     rmtree_readonly(staging.root)
     return record
+
+
+def drop_unplanned(tree: Path, entries: set[str], dirs: set[str]) -> None:
+    """Delete from `tree` whatever is neither one of `entries` (files and symlinks, '/'-separated
+    paths below `tree`) nor one of `dirs`: what an earlier run staged for items the plan no longer
+    lists (a file deleted from the remote since) or left in `tree` when it died while assembling.
+    A published version is exactly its plan. Raises OSError when an entry cannot be deleted."""
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=False):
+        rel = os.path.relpath(dirpath, tree)
+        base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        for name in [*filenames, *dirnames]:
+            path, full = base + name, os.path.join(dirpath, name)
+            if path in entries or (path in dirs and not os.path.islink(full)):
+                continue
+            os.chmod(dirpath, 0o755)  # an extracted directory may be read-only
+            rmtree_readonly(Path(full))
 
 
 def size_problem(tree: Path, files: Mapping[str, int]) -> str | None:

@@ -84,12 +84,17 @@ class ItemResult:
 
 
 def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
-    """The result of an item finished by an earlier (possibly crashed) run, or None."""
+    """The result of an item finished by an earlier (possibly crashed) run, or None: also when that
+    result is not of the object the plan names now (another size, or another sha256 of an archive)."""
     if item.kind == "archive":
         try:
             done = read_json(staging.archive_done(item.name))
         except (OSError, ValueError):
             return None
+        if (item.size is not None and done["size"] != item.size) or (
+            item.sha256 is not None and done["sha256"] is not None and done["sha256"] != item.sha256
+        ):
+            return None  # another archive than the listing names now: extracted again, and replaced
         return ItemResult(item, done["size"], done["sha256"], Extracted.from_json(done), md5=done.get("md5"))
     target = staging.files / item.name
     if target.is_file():

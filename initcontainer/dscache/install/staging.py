@@ -16,10 +16,17 @@ listing names now (a transfer in parts records the ranges it finished: `parts.py
 the new attempt's own partial (`shutil.copyfile`, in-kernel with sendfile on Linux)
 and removes every other attempt's partial of the item. The copy costs one read and one write of the
 partial, on resume only, against a download of it.
+
+Bookkeeping names stay within NAME_MAX (255 bytes) for every legal item name: an item's last name
+component longer than `STEM_MAX` bytes is replaced, in the names of its partials, pin records,
+extraction dirs and done records only, by a stem of exactly `STEM_MAX + 1` bytes (a readable prefix,
+`~` padding and the name's sha256), which no verbatim stem can equal (`stem`). The longest suffix
+added to a stem is a pin record's `.<token>.json` (22 bytes).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -27,12 +34,31 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dscache.layouts.plan import WorkItem
+from dscache.layouts.plan import NAME_MAX, WorkItem
 from dscache.remotes.base import Pin
 from dscache.store.atomic import read_json, write_json_atomic
 from dscache.store.fsops import rmtree_readonly
 
 _TOKEN = re.compile(r"[0-9a-f]{16}")
+
+
+STEM_MAX = NAME_MAX - len(".0123456789abcdef.json") - 1
+"""Longest last name component of an item used verbatim in staging's bookkeeping names (232 bytes)."""
+
+
+def stem(name: str) -> str:
+    """Pure: `name` ('/'-separated item name) with its last component as staging's bookkeeping names
+    start: verbatim up to `STEM_MAX` bytes (file system encoding), else `STEM_MAX + 1` bytes: the
+    component's first characters, `~` padding and `~<sha256 of the component, hex>`."""
+    parent, _, base = name.rpartition("/")
+    raw = os.fsencode(base)
+    if len(raw) <= STEM_MAX:
+        return name
+    digest = "~" + hashlib.sha256(raw).hexdigest()
+    room = STEM_MAX + 1 - len(digest)
+    prefix = raw[:room].decode("utf-8", "ignore")
+    prefix += "~" * (room - len(os.fsencode(prefix)))
+    return f"{parent}/{prefix}{digest}" if parent else prefix + digest
 
 
 def new_token() -> str:
@@ -52,18 +78,18 @@ class StagingPaths:
 
     def archive_dir(self, name: str) -> Path:
         """An archive's extraction, once an attempt settled it (see `settle_dir`)."""
-        return self.archives / f"{name}.d"
+        return self.archives / f"{stem(name)}.d"
 
     def archive_attempt(self, name: str, token: str) -> Path:
         """Where attempt `token` extracts archive `name`."""
-        return self.archives / f"{name}.d.{token}"
+        return self.archives / f"{stem(name)}.d.{token}"
 
     def archive_attempts(self, name: str) -> list[str]:
         """Tokens of the extraction dirs attempts left for archive `name`."""
-        return sorted(_tokens(self.archive_attempt(name, "").parent, f"{Path(name).name}.d.", ""))
+        return sorted(_tokens(self.archive_attempt(name, "").parent, f"{Path(stem(name)).name}.d.", ""))
 
     def archive_done(self, name: str) -> Path:
-        return self.archives / f"{name}.done.json"
+        return self.archives / f"{stem(name)}.done.json"
 
     @property
     def files(self) -> Path:
@@ -75,15 +101,15 @@ class StagingPaths:
 
     def part(self, name: str, token: str) -> Path:
         """Attempt `token`'s partial copy of the plain file `name`."""
-        return self.parts / f"{name}.{token}"
+        return self.parts / f"{stem(name)}.{token}"
 
     def pin(self, name: str, token: str) -> Path:
         """What identifies the remote object of `part(name, token)`."""
-        return self.root / "pins" / f"{name}.{token}.json"
+        return self.root / "pins" / f"{stem(name)}.{token}.json"
 
     def file_attempts(self, name: str) -> list[str]:
         """Tokens of the partial copies and pin records attempts left for the file `name`."""
-        base = Path(name).name
+        base = Path(stem(name)).name
         found = _tokens(self.part(name, "").parent, f"{base}.", "")
         found |= _tokens(self.pin(name, "").parent, f"{base}.", ".json")
         return sorted(found)

@@ -7,11 +7,12 @@ variant that stores the archives inside tar shards located by a parquet index.
 from __future__ import annotations
 
 import json
+import os
 
 from dscache.api.names import VersionKey
 from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
-from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
-from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, molmo_extract_flag
+from dscache.layouts.plan import NAME_MAX, LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import NotFoundError, Remote
 
 ARCHIVE_SUFFIX = ".tar.zst"
@@ -28,6 +29,11 @@ def parse_molmo_manifest(raw: bytes, where: str) -> dict[str, float]:
     for name in data:
         if not name.endswith(ARCHIVE_SUFFIX) or "/" in name or name.startswith("."):
             raise LayoutError(f"{where}: archive name {name!r} is not a plain <name>{ARCHIVE_SUFFIX}")
+        if len(os.fsencode(molmo_extract_flag(name))) > NAME_MAX:
+            raise LayoutError(
+                f"{where}: archive name {name!r} is too long: its molmospaces flag "
+                f"{molmo_extract_flag(name)!r} would exceed {NAME_MAX} bytes"
+            )
     return {str(k): float(v) for k, v in data.items()}
 
 

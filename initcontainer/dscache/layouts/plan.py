@@ -9,6 +9,9 @@ from dscache.api.names import VersionKey
 from dscache.errors import DscacheError
 from dscache.remotes.base import Identity
 
+NAME_MAX = 255
+"""Longest file name component, in bytes (Linux, and the POSIX file systems a cache lives on)."""
+
 
 class LayoutError(DscacheError):
     """The remote does not hold the version in the expected layout; the message says what is missing."""

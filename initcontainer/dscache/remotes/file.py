@@ -2,18 +2,32 @@
 
 Writes go to a temporary file in the target directory and are renamed into place, so a reader of
 the "remote" never sees half an archive.
+
+What a listing makes of the entries of the directory (nothing is ever read outside the source root):
+- a regular file is listed;
+- a symlink whose target resolves to a regular file inside the source root is listed as that file
+  (under the link's own path; its bytes are the target's);
+- a directory is walked; a directory that cannot be listed (permissions, I/O error) fails the listing
+  with one line naming it, never skipped;
+- a symlink to a directory, a symlink resolving outside the root, a dangling symlink, a symlink loop,
+  a FIFO, a socket or a device fails the listing with one line naming the path and what it is.
+An entry removed while the directory is listed is not listed. Reads apply the same rules: they open
+the resolved path without following a symlink again and refuse anything but a regular file inside
+the root, so a symlink retargeted after the listing reads nothing outside it (and a FIFO never
+blocks a read).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from dscache.remotes.base import CHUNK, Identity, NotFoundError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import check_rel_path
-from dscache.store.atomic import fsync_dir
+from dscache.store.atomic import fsync_dir, tmp_name
 
 
 def stat_identity(st: os.stat_result) -> Identity:
@@ -21,6 +35,21 @@ def stat_identity(st: os.stat_result) -> Identity:
     a file replaced, rewritten or touched is told from the one a partial copy started from."""
     token = f"{st.st_dev:x}:{st.st_ino:x}:{st.st_mtime_ns:x}:{st.st_ctime_ns:x}"
     return Identity(size=st.st_size, etag=token, last_modified=int(st.st_mtime))
+
+
+def _kind(mode: int) -> str:
+    """Pure: what a file type is called in messages."""
+    for test, name in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISLNK, "symlink"),
+    ):
+        if test(mode):
+            return name
+    return "regular file" if stat.S_ISREG(mode) else "special file"
 
 
 class FileRemote:
@@ -44,13 +73,42 @@ class FileRemote:
     def resolve_revision(self) -> str | None:
         return None
 
-    def read_bytes(self, path: str) -> bytes:
+    def _inside(self, real: str) -> bool:
+        root = os.path.realpath(self._root)
+        return real == root or real.startswith(root.rstrip("/") + "/")
+
+    def _open(self, local: Path, what: str) -> int:
+        """A read-only descriptor of the regular file `local` resolves to inside the root.
+        Raises NotFoundError (missing, dangling) or RemoteError (outside the root, not a regular
+        file, unreadable)."""
         try:
-            return self._path(path).read_bytes()
+            real = os.path.realpath(local, strict=True)
         except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"{self._what(path)}: not found") from None
+            raise NotFoundError(f"{what}: not found") from None
         except OSError as err:
-            raise RemoteError(f"{self._what(path)}: {err.strerror}") from None
+            raise RemoteError(f"{what}: {err.strerror}") from None
+        if not self._inside(real):
+            raise RemoteError(f"{what}: symlink to {real}, outside {self._root}; not read")
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{what}: not found") from None
+        except OSError as err:
+            raise RemoteError(f"{what}: {err.strerror}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise RemoteError(f"{what}: {_kind(mode)}, not a regular file")
+        return fd
+
+    def read_bytes(self, path: str) -> bytes:
+        what = self._what(path)
+        fd = self._open(self._path(path), what)
+        try:
+            with open(fd, "rb") as fh:
+                return fh.read()
+        except OSError as err:
+            raise RemoteError(f"{what}: {err.strerror}") from None
 
     def stream(
         self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
@@ -60,12 +118,7 @@ class FileRemote:
 
     def _read(self, local: Path, path: str, offset: int, length: int | None, pin: Pin) -> Iterator[bytes]:
         what = self._what(path)
-        try:
-            fh = open(local, "rb")  # noqa: SIM115 - closed in finally, across yields
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"{what}: not found") from None
-        except OSError as err:
-            raise RemoteError(f"{what}: {err.strerror}") from None
+        fh = open(self._open(local, what), "rb")  # noqa: SIM115 - closed in finally, across yields
         try:
             pin.check(stat_identity(os.fstat(fh.fileno())), what)
             size = pin.identity.size or 0
@@ -89,28 +142,71 @@ class FileRemote:
             fh.close()
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
+        """The files below `prefix` (see the module docstring for symlinks and odd entries), sorted by
+        path; empty if `prefix` does not name a directory. Raises RemoteError naming the first entry
+        that cannot be listed or is refused."""
         clean = prefix.strip("/")
         base = self._path(clean) if clean else self._root
+        if clean and os.path.lexists(base) and not self._inside(os.path.realpath(base)):
+            raise RemoteError(f"{self._what(clean)}: symlink to outside {self._root}; not followed")
         out: list[RemoteFile] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in filenames:
-                full = Path(dirpath) / name
+        pending = [base]
+        while pending:
+            directory = pending.pop()
+            try:
+                with os.scandir(directory) as it:
+                    entries = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                if directory == base:
+                    return []  # nothing under this prefix
+                continue  # removed while being listed
+            except OSError as err:
+                raise RemoteError(
+                    f"{self._rel_what(directory)}: cannot list the directory: {err.strerror}"
+                ) from None
+            for entry in entries:
+                full = Path(entry.path)
                 try:
-                    st = full.stat()
-                except OSError:
-                    continue  # vanished or dangling link
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while being listed
+                except OSError as err:
+                    raise RemoteError(f"{self._rel_what(full)}: {err.strerror}") from None
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(full)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    st = self._link_target(full)
+                elif not stat.S_ISREG(st.st_mode):
+                    raise RemoteError(f"{self._rel_what(full)}: {_kind(st.st_mode)}, not a regular file")
                 rel = full.relative_to(self._root).as_posix()
-                out.append(
-                    RemoteFile(
-                        rel, st.st_size, identity=stat_identity(st), executable=bool(st.st_mode & 0o111)
-                    )
-                )
+                executable = bool(st.st_mode & 0o111)
+                out.append(RemoteFile(rel, st.st_size, identity=stat_identity(st), executable=executable))
         return sorted(out, key=lambda f: f.path)
+
+    def _rel_what(self, full: Path) -> str:
+        return self._what(full.relative_to(self._root).as_posix())
+
+    def _link_target(self, link: Path) -> os.stat_result:
+        """The stat of the regular file inside the root that the symlink `link` resolves to; raises
+        RemoteError for a dangling link, a loop, a target outside the root or not a regular file."""
+        what = self._rel_what(link)
+        try:
+            real = os.path.realpath(link, strict=True)
+            st = os.stat(real, follow_symlinks=False)
+        except FileNotFoundError:
+            raise RemoteError(f"{what}: dangling symlink") from None
+        except OSError as err:
+            raise RemoteError(f"{what}: symlink cannot be resolved: {err.strerror}") from None
+        if not self._inside(real):
+            raise RemoteError(f"{what}: symlink to {real}, outside {self._root}; not followed")
+        if not stat.S_ISREG(st.st_mode):
+            raise RemoteError(f"{what}: symlink to a {_kind(st.st_mode)}; only links to files are followed")
+        return st
 
     def put_file(self, path: str, local: Path) -> None:
         dest = self._path(path)
-        tmp = dest.parent / f".{dest.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = dest.parent / tmp_name(dest.name, secrets.token_hex(4))
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(local, "rb") as src, open(tmp, "xb") as dst:

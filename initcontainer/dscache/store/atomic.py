@@ -20,6 +20,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+TMP_NAME_KEEP = 200
+"""Bytes of a file's name its temporary's name keeps: room for `.tmp.<pid>.<token>` within NAME_MAX."""
+
+
+def tmp_name(name: str, token: str) -> str:
+    """Pure: the name of a temporary written next to the file `name` before a rename onto it:
+    `.<name>.tmp.<pid>.<token>`, `name` cut to its first `TMP_NAME_KEEP` bytes (file system encoding),
+    so that any legal name (up to 255 bytes) gives a legal one."""
+    kept = os.fsdecode(os.fsencode(name)[:TMP_NAME_KEEP])
+    return f".{kept}.tmp.{os.getpid()}.{token}"
+
+
 def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     """Replace `path` with `data` so that readers see the old or the new content, never a mix.
 
@@ -27,9 +39,7 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: b
     each fsync on ext4 commits the journal and flushes other files' data with it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = (
-        path.parent / f".{path.name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"
-    )  # not `secrets`: start-up cost
+    tmp = path.parent / tmp_name(path.name, os.urandom(4).hex())  # not `secrets`: start-up cost
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)

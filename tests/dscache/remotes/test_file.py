@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from dscache.remotes.base import RemoteError
+from dscache.remotes.base import Pin, RemoteError
 from dscache.remotes.file import FileRemote
 
 
@@ -33,3 +34,24 @@ def test_put_is_atomic_and_leaves_no_temporaries(remote: FileRemote, tmp_path: P
 def test_needs_an_absolute_root() -> None:
     with pytest.raises(RemoteError):
         FileRemote("relative/dir")
+
+
+def test_reads_never_leave_the_root_even_through_a_symlink_retargeted_after_the_listing(
+    remote: FileRemote, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.txt").write_text("secret")
+    link = tmp_path / "remote/dt/src/v1/link.bin"
+    link.symlink_to("a.bin")
+    [listed] = [f for f in remote.list_files("dt/src/v1") if f.path.endswith("link.bin")]
+    link.unlink()
+    link.symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(RemoteError, match=r"dt/src/v1/link.bin: symlink to .*secret.txt, outside"):
+        b"".join(remote.stream(listed.path, pin=Pin(listed.identity)))
+    with pytest.raises(RemoteError, match="outside"):
+        remote.read_bytes("dt/src/v1/link.bin")
+
+
+def test_a_fifo_is_refused_by_a_read_instead_of_blocking_it(remote: FileRemote, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "remote/dt/pipe")
+    with pytest.raises(RemoteError, match="dt/pipe: FIFO, not a regular file"):
+        remote.read_bytes("dt/pipe")
