@@ -46,7 +46,9 @@ def test_a_failed_install_recovers_by_itself_and_at_once_on_the_annotation(
     for key in (V1, V2):
         publish_archives(make_tree(tmp_path / key.version, {"a.bin": 50_000}), http_server.root, key, 16_384)
     http_server.faults.status(404, times=None, method=None)  # the server is down: it has nothing
-    start_operator()
+    # A backoff of 60 s (the default is 30): the annotation's retry below must come well before it,
+    # even on a loaded machine where deleting and recreating the Job takes many seconds.
+    start_operator("--retry-base-seconds", "60")
     testbed.kubectl(
         "apply", "-n", namespace, "-f", "-", input=opf.datasetcache("objs", _spec(http_server, "v1"))
     )
@@ -56,7 +58,7 @@ def test_a_failed_install_recovers_by_itself_and_at_once_on_the_annotation(
     ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
     assert f"next retry at {failed['nextRetryAt']}" in ready["message"]
 
-    http_server.faults.clear()  # the server is back: the retry after the backoff (30 s) installs
+    http_server.faults.clear()  # the server is back: the retry after the backoff (60 s) installs
     body = opf.wait_phase(testbed, namespace, "objs", "Ready", timeout=150)
     assert body["status"]["installJob"] == first_job and body["status"]["failedAttempts"] == 0
     [job] = opf.installer_jobs(testbed, namespace, "objs")
