@@ -6,6 +6,7 @@ explicit imports; they build on `testbed`/`namespace` from conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import pytest
 import yaml
 from dscache_testbed import images
 from dscache_testbed.fixtures import Testbed
+from dscache_testbed.kube import ApiError
 
 from dscache.api.names import VersionKey
 from tests.factories import make_tree, publish_archives
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = images.project_ref()  # the chart's default reference, under which the bed loads the image
 PREPARE_IMAGE = images.prepare_ref()  # the init-container image (the Dockerfile's prepare target)
 DSC = "/apis/dscache.io/v1alpha1"
+HOOKS = "/apis/admissionregistration.k8s.io/v1"
 
 
 def free_port() -> int:
@@ -256,3 +259,21 @@ def claim_dir(testbed: Testbed, namespace: str, claim: str) -> Path:
     )
     pv = testbed.kube.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
     return Path(pv["spec"]["hostPath"]["path"])
+
+
+@contextlib.contextmanager
+def dev_webhook_operator(
+    testbed: Testbed, namespace: str, start_operator: OperatorFactory, *flags: str, wait: Callable[[], None]
+) -> Iterator[Operator]:
+    """The operator in dev mode (generated CA, URL webhook configurations named after its peering) on
+    a free port, with `flags`, once `wait` returns (webhook configurations apply asynchronously). On
+    exit it is stopped and its webhook configurations are deleted."""
+    op = start_operator("--webhook-dev", "--webhook-port", str(free_port()), *flags)
+    wait()
+    try:
+        yield op
+    finally:
+        op.stop()
+        for kind in ("mutating", "validating"):
+            with contextlib.suppress(ApiError):
+                testbed.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/dscache-{namespace}.dscache.io")

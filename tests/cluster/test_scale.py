@@ -48,10 +48,10 @@ WORKLOAD = f'cd "$DSCACHE_OBJECTS_THOR" && sha256sum {" ".join(sorted(FILES))} &
 def scale_operator(
     testbed: Testbed, namespace: str, start_operator: opf.OperatorFactory
 ) -> Iterator[opf.Operator]:
-    op = start_operator(
-        "--webhook-dev",
-        "--webhook-port",
-        str(opf.free_port()),
+    with opf.dev_webhook_operator(
+        testbed,
+        namespace,
+        start_operator,
         "--prepare-wait",
         "300",
         # The bed's node has 2 CPUs: 32 init containers' default requests (100m) would not all fit,
@@ -60,14 +60,9 @@ def scale_operator(
         "{}",
         "--scratch-host-path",
         wh._host_path(testbed, namespace, "nvme"),
-    )
-    wh.wait_webhook(testbed, namespace)
-    yield op
-    op.stop()
-    for kind in ("mutating", "validating"):
-        testbed.kubectl(
-            "delete", f"{kind}webhookconfiguration", f"dscache-{namespace}.dscache.io", check=False
-        )
+        wait=lambda: wh.wait_webhook(testbed, namespace),
+    ) as op:
+        yield op
 
 
 def _seconds(stamp: str) -> float:

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.cluster
 crds = opf.crds
 start_operator = opf.start_operator
 
-HOOKS = "/apis/admissionregistration.k8s.io/v1"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -91,15 +90,6 @@ def assert_nothing_written(testbed: Testbed, namespace: str, caches: list[str] |
 @pytest.fixture
 def guarded(testbed: Testbed, namespace: str, start_operator: opf.OperatorFactory) -> Iterator[opf.Operator]:
     """The operator with its webhooks (dev mode), allowing one host directory for scratch."""
-    op = start_operator(
-        "--webhook-dev",
-        "--webhook-port",
-        str(opf.free_port()),
-        "--prepare-wait",
-        "60",
-        "--scratch-host-path",
-        allowed_dir(testbed, namespace),
-    )
 
     def in_force() -> bool:
         with contextlib.suppress(AssertionError):
@@ -107,12 +97,17 @@ def guarded(testbed: Testbed, namespace: str, start_operator: opf.OperatorFactor
             return "does not exist" in pod_refusal(testbed, namespace, probe, dry_run=True)
         return False
 
-    testbed.wait_for("webhook in force", in_force, timeout=60)
-    yield op
-    op.stop()
-    for kind in ("mutating", "validating"):
-        with contextlib.suppress(ApiError):
-            testbed.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/dscache-{namespace}.dscache.io")
+    with opf.dev_webhook_operator(
+        testbed,
+        namespace,
+        start_operator,
+        "--prepare-wait",
+        "60",
+        "--scratch-host-path",
+        allowed_dir(testbed, namespace),
+        wait=lambda: testbed.wait_for("webhook in force", in_force, timeout=60),
+    ) as op:
+        yield op
     shutil.rmtree(Path(host_dir(testbed, namespace, "")), ignore_errors=True)
 
 

@@ -26,7 +26,7 @@ start_operator = opf.start_operator
 V1 = VersionKey("objects", "thor", "v1")
 V2 = VersionKey("objects", "thor", "v2")
 FILES: dict[str, int | str] = {"a.bin": 50_000, "dir/b.txt": "hello"}
-HOOKS = "/apis/admissionregistration.k8s.io/v1"
+HOOKS = opf.HOOKS
 # The workload: the data is at the stable path, through the env the webhook set.
 CHECK = 'test "$DSCACHE_ROOT" = /dscache && test "$(cat "$DSCACHE_OBJECTS_THOR/dir/b.txt")" = hello'
 
@@ -76,11 +76,11 @@ def wait_webhook(testbed: Testbed, namespace: str) -> None:
 def webhook_operator(
     testbed: Testbed, namespace: str, start_operator: opf.OperatorFactory
 ) -> Iterator[opf.Operator]:
-    """The operator in dev mode: generated CA, URL webhook configurations named after its peering."""
-    op = start_operator(
-        "--webhook-dev",
-        "--webhook-port",
-        str(opf.free_port()),
+    """The operator in dev mode (`opf.dev_webhook_operator`), allowing the hostPath scratch tests' dirs."""
+    with opf.dev_webhook_operator(
+        testbed,
+        namespace,
+        start_operator,
         "--prepare-wait",
         "120",
         # the host directories the hostPath scratch tests use, as an admin would allow them
@@ -88,13 +88,9 @@ def webhook_operator(
         _host_path(testbed, namespace, "scratch"),
         "--scratch-host-path",
         _host_path(testbed, namespace, "nvme"),
-    )
-    wait_webhook(testbed, namespace)
-    yield op
-    op.stop()
-    for kind in ("mutating", "validating"):
-        with contextlib.suppress(ApiError):
-            testbed.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/dscache-{namespace}.dscache.io")
+        wait=lambda: wait_webhook(testbed, namespace),
+    ) as op:
+        yield op
 
 
 def spec(s3: S3Env, versions: dict[str, dict[str, str]], **extra: Any) -> dict[str, Any]:
