@@ -65,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
         ]
         print(json.dumps({"cache": str(args.cache), "versions": rows}, indent=2))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"dscache: {args.cache}")
+    from dscache.cli.console import report_console
+
+    table = Table()
     for col in ("data type", "source", "version", "files", "size", "shared", "installed at", "refs"):
         table.add_column(col, justify="right" if col in ("files", "size", "shared") else "left")
     for i in infos:
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             r.installed_at,
             ", ".join(i.refs) or "-",
         )
-    Console().print(table)
+    print(f"dscache: {args.cache}")  # not the table's title: rich wraps that to the table's width
+    report_console().print(table)
     if not infos:
         print("no published versions")
     return EXIT_OK
