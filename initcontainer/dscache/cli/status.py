@@ -12,7 +12,7 @@ import argparse
 import json
 
 from dscache.cli.argtypes import path_arg
-from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
 
 EXAMPLES = """\
@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
 
         return run_scratch_status(args.scratch, args.json)
     from dscache.api.sizes import format_size
-    from dscache.store.catalog import catalog
+    from dscache.store.catalog import catalog, scan
     from dscache.store.paths import CachePaths
     from dscache.store.usage import versions_usage
 
     paths = CachePaths(args.cache)
-    infos = catalog(paths)
+    found = scan(paths)
+    infos = catalog(paths, found)
+    note_foreign(found.foreign)
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -63,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
             }
             for i in infos
         ]
-        print(json.dumps({"cache": str(args.cache), "versions": rows}, indent=2))
+        ignored = [
+            {"path": str(f.root), "version": None if f.key is None else str(f.key), "nestedCache": f.nested}
+            for f in found.foreign
+        ]
+        print(json.dumps({"cache": str(args.cache), "versions": rows, "ignored": ignored}, indent=2))
         return EXIT_OK
     from rich.table import Table
 

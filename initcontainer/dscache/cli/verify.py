@@ -7,7 +7,7 @@ import json
 import sys
 
 from dscache.cli.argtypes import path_arg
-from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 SHOWN = 20
@@ -22,13 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dscache.maintain.verify import verify_cache
+    from dscache.maintain.verify import verify_version
+    from dscache.store.catalog import scan
     from dscache.store.paths import CachePaths
 
     problem = cache_dir_problem("--cache", args.cache)
     if problem is not None:
         return fail(problem, EXIT_USAGE)
-    checks = verify_cache(CachePaths(args.cache))
+    cache = CachePaths(args.cache)
+    found = scan(cache)
+    checks = [verify_version(cache, record.key) for record in found.records]
+    note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
     if args.json:
         print(
