@@ -224,7 +224,8 @@ class _Run:
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
         self.counters.items_total = sum(len(p.items) for p in plans)
         self.counters.set_bytes(done_bytes)
-        self.counters.items_done = sum(len(rs) for rs in results.values())
+        done_items = sum(len(rs) for rs in results.values())
+        self.counters.set_items(done_items)
         self.sink.emit(
             "start",
             {
@@ -264,17 +265,18 @@ class _Run:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
                 self.fence()  # a holder that lost the lock stops its workers within a tick
                 self.counters.set_bytes(done_bytes + pool.transferred)
+                self.counters.set_items(done_items + pool.finished)  # files of a batch as each lands
                 self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
                     plan = futures.pop(fut)
                     for result in fut.result():
                         results[plan.key].append(result)
-                        self.counters.item_done()
                         remaining[plan.key] -= 1
                     flush.request()
                     if remaining[plan.key] == 0:
                         published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
+            self.counters.set_items(done_items + pool.finished)
             self.downloaded = pool.transferred
         self.sink.emit("progress", self.counters.snapshot())
         return published
