@@ -3,14 +3,26 @@ install, a tampered version and its repair."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from dscache.api.names import VersionKey
+from dscache.api.spec import DatasetCacheSpec
+from dscache.cli.render import JsonSink
+from dscache.install.pipeline import InstallError, install
+from dscache.remotes.base import Pin, RemoteError
+from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
 from tests.dscache.cli.cli_helpers import run
-from tests.factories import make_tree, publish_archives
+from tests.factories import content_for, make_tree, publish_archives, version_items
 
 OWN = VersionKey("objects", "thor", "v1")
 INNER = VersionKey("objects", "thor", "v9")
@@ -74,3 +86,62 @@ def test_a_version_copied_elsewhere_in_the_cache_is_not_listed_as_one_of_its_ver
     assert f"dscache: ignored {stray}: a record of version {INNER} where that version does not belong" in (
         status.err
     )
+
+
+BIG = VersionKey("models", "llm", "v1")
+MIB = 1 << 20
+
+
+class _CutOnce(FileRemote):
+    """A local remote whose first download breaks after its first chunk (1 MiB), as a connection lost
+    for longer than the retries last: the install fails and leaves its partial file in staging."""
+
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
+        marker = self._root.parent / "cut"
+        for chunk in super().stream(path, offset, length, pin):
+            yield chunk
+            if not marker.exists():
+                marker.touch()
+                raise RemoteError(f"{path}: connection lost (test)")
+
+
+def _interrupted(tmp_path: Path) -> tuple[Path, Path, DatasetCacheSpec]:
+    """A Files install of one 3 MiB file cut after its first MiB: (cache, remote, spec)."""
+    remote = tmp_path / "remote"
+    make_tree(remote / BIG.rel, {"weights.bin": content_for("w", 3 * MIB)})
+    spec = DatasetCacheSpec.model_validate(
+        {"source": {"file": {"path": str(remote)}}, "layout": "Files", "versions": version_items(str(BIG))}
+    )
+    cache, cut = tmp_path / "cache", _CutOnce(remote)
+    with pytest.raises(InstallError, match="connection lost"):
+        install(spec, cache, "default", JsonSink(io.StringIO()), jobs=1, remote_factory=lambda _s: cut)
+    return cache, remote, spec
+
+
+def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_abandoned(
+    tmp_path: Path,
+) -> None:
+    cache, _remote, _spec = _interrupted(tmp_path)
+    report = json.loads(run("status", "--cache", str(cache), "--json").out)
+    [stage] = report["staging"]
+    assert {k: stage[k] for k in ("version", "bytes", "items", "partialFiles", "published")} == {
+        "version": BIG.rel, "bytes": MIB, "items": 0, "partialFiles": 1, "published": False,
+    }  # fmt: skip
+    assert 0 <= stage["ageSeconds"] < 60
+    text = run("status", "--cache", str(cache))
+    assert "`dscache install` of the version resumes it" in text.out and "--staging-max-age" in text.out
+    assert re.search(
+        rf"  {BIG.rel}: 1\.0 MiB, 0 finished item\(s\), 1 partial file\(s\), last touched \d+s ago", text.out
+    ), text.out
+
+    assert json.loads(run("gc", "--cache", str(cache), "--keep", "0", "--json").out)["staleStaging"] == []
+    stage_dir = CachePaths(cache).staging_dir(BIG)
+    week_ago = time.time() - 8 * 24 * 3600
+    for p in (stage_dir, *stage_dir.rglob("*")):
+        os.utime(p, (week_ago, week_ago))
+    gc = json.loads(run("gc", "--cache", str(cache), "--keep", "0", "--json").out)
+    assert gc["staleStaging"] == [BIG.rel] and gc["freedBytes"] >= MIB  # Files staging too
+    assert not stage_dir.exists()
+    assert json.loads(run("status", "--cache", str(cache), "--json").out)["staging"] == []
