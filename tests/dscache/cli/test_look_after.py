@@ -145,3 +145,22 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     assert gc["staleStaging"] == [BIG.rel] and gc["freedBytes"] >= MIB  # Files staging too
     assert not stage_dir.exists()
     assert json.loads(run("status", "--cache", str(cache), "--json").out)["staging"] == []
+
+
+def test_dry_run_after_an_interrupted_install_counts_the_partial_file_as_staged(tmp_path: Path) -> None:
+    cache, remote, _spec = _interrupted(tmp_path)
+    argv = ["--cache", str(cache), "--source", f"file://{remote}", "--layout", "Files", "--version", str(BIG)]
+    dry = run("install", "--dry-run", "--json", *argv)
+    assert dry.code == 0, dry
+    [version] = json.loads(dry.out)["versions"]
+    assert (version["bytes"], version["bytesStaged"], version["bytesToFetch"]) == (3 * MIB, MIB, 2 * MIB)
+    assert (version["itemsStaged"], version["partialFiles"], version["itemsToFetch"]) == (0, 1, 1)
+    text = run("install", "--dry-run", *argv)
+    assert (
+        f"{BIG}: 1 of 1 item(s), 2.0 MiB to fetch (1 partial file(s) resumed) (1.0 MiB already staged)"
+        in text.out
+    )
+
+    (remote / BIG.rel / "weights.bin").write_bytes(content_for("other", 3 * MIB))  # replaced: not resumed
+    [version] = json.loads(run("install", "--dry-run", "--json", *argv).out)["versions"]
+    assert (version["bytesStaged"], version["bytesToFetch"]) == (0, 3 * MIB)
