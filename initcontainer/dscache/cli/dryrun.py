@@ -4,7 +4,8 @@ It reads the remote's metadata exactly as the installer plans (`install.plan_ver
 code, same revision pinning) and the cache only through reads: which versions are published, which
 items an interrupted install already finished in staging (`ingest.item_done`) and the bytes of the files
 it began that a rerun resumes (`staging.best_partial`: partials of the very object the remote names
-now), which items a published version holds the bytes of (`store.shares`: linked, not fetched), what the ref holds.
+now), which items a published version holds the bytes of (`store.shares`: linked, not fetched), what
+the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """

@@ -23,6 +23,7 @@ from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
 from tests.dscache.cli.cli_helpers import run
 from tests.factories import content_for, make_tree, publish_archives, version_items
+from tests.servers.files import FileServer
 
 OWN = VersionKey("objects", "thor", "v1")
 INNER = VersionKey("objects", "thor", "v9")
@@ -164,3 +165,38 @@ def test_dry_run_after_an_interrupted_install_counts_the_partial_file_as_staged(
     (remote / BIG.rel / "weights.bin").write_bytes(content_for("other", 3 * MIB))  # replaced: not resumed
     [version] = json.loads(run("install", "--dry-run", "--json", *argv).out)["versions"]
     assert (version["bytesStaged"], version["bytesToFetch"]) == (0, 3 * MIB)
+
+
+def test_repair_fetches_only_the_damaged_archives_and_publishes_a_fresh_copy(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "t", {f"d{i}/f.bin": 6000 for i in range(4)})
+    publish_archives(tree, http_server.root, OWN, 8192)  # one 6000-byte file per archive
+    cache = tmp_path / "cache"
+    argv = ["--cache", str(cache), "--source", http_server.url, "--version", str(OWN)]
+    assert run("install", *argv).code == 0
+    version = CachePaths(cache).version_dir(OWN)
+    before = json.loads((version / ".dscache-complete.json").read_text())
+    reader = (version / "d1" / "f.bin").open("rb")  # a pod reading the version while it is repaired
+    os.chmod(version / "d0", 0o755)
+    (version / "d0" / "f.bin").unlink()  # tampered: one file gone
+    assert run("verify", "--cache", str(cache)).code == 1
+
+    again = run("install", *argv)
+    assert again.code == 0
+    assert f"dscache: warning: {OWN} is present but differs from what was installed (1 missing" in again.err
+    assert "run this install again with --repair" in again.err
+
+    http_server.log.clear()
+    repaired = run("install", *argv, "--repair", "--json")
+    assert repaired.code == 0, repaired
+    fetched = [r.path for r in http_server.log.find("*.tar.zst", method="GET")]
+    assert fetched == [f"/{OWN.rel}/d0_0000.tar.zst"]  # of 4 archives, only the damaged one's
+    assert run("verify", "--cache", str(cache)).code == 0
+    assert (version / "d0" / "f.bin").read_bytes() == (tree / "d0" / "f.bin").read_bytes()
+    after = json.loads((version / ".dscache-complete.json").read_text())
+    assert after["files"] == before["files"] and after["bytes"] == before["bytes"]
+    assert reader.read() == (tree / "d1" / "f.bin").read_bytes()  # the old copy's open file still reads
+    reader.close()
+    assert os.stat(version / "d1" / "f.bin").st_nlink == 1  # the old copy is gone (trash emptied)
+    assert run("install", *argv, "--repair").err.startswith("dscache: nothing to repair")
