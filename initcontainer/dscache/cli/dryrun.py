@@ -206,11 +206,9 @@ def render_text(result: DryRun) -> list[str]:
         if v.published:
             lines.append(f"  {v.key}: published, nothing to fetch")
             continue
-        staged = f" ({v.items_staged} item(s) already in staging)" if v.items_staged else ""
-        if v.partial_files:
-            staged += f" ({v.partial_files} partial file(s) resumed)"
-        if v.bytes_staged:
-            staged += f" ({format_size(v.bytes_staged)} already staged)"
+        kept = [f"{v.items_staged} item(s) finished"] if v.items_staged else []
+        kept += [f"{v.partial_files} partial file(s) to resume"] if v.partial_files else []
+        staged = f" ({format_size(v.bytes_staged)} already in staging: {', '.join(kept)})" if kept else ""
         if v.items_shared:
             staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""

@@ -315,7 +315,7 @@ class _Run:
         """Link the items published versions hold (into `results`); the items left to transfer."""
         if not any(item.stated for _plan, item in todo):
             return todo
-        index = ShareIndex.load(self.cache)
+        index = ShareIndex.load(self.cache, exclude=self.repair)
         rest: list[tuple[VersionPlan, WorkItem]] = []
         for plan, item in todo:
             staging = StagingPaths(self.cache.staging_dir(plan.key))

@@ -158,7 +158,7 @@ def test_dry_run_after_an_interrupted_install_counts_the_partial_file_as_staged(
     assert (version["itemsStaged"], version["partialFiles"], version["itemsToFetch"]) == (0, 1, 1)
     text = run("install", "--dry-run", *argv)
     assert (
-        f"{BIG}: 1 of 1 item(s), 2.0 MiB to fetch (1 partial file(s) resumed) (1.0 MiB already staged)"
+        f"{BIG}: 1 of 1 item(s), 2.0 MiB to fetch (1.0 MiB already in staging: 1 partial file(s) to resume)"
         in text.out
     )
 
@@ -200,3 +200,26 @@ def test_repair_fetches_only_the_damaged_archives_and_publishes_a_fresh_copy(
     reader.close()
     assert os.stat(version / "d1" / "f.bin").st_nlink == 1  # the old copy is gone (trash emptied)
     assert run("install", *argv, "--repair").err.startswith("dscache: nothing to repair")
+
+
+def test_repair_of_a_files_version_links_the_intact_files_and_fetches_the_changed_one(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    tree = make_tree(remote / BIG.rel, {"weights.bin": 70_000, "config.json": 300, "sub/tok.txt": 900})
+    cache = tmp_path / "cache"
+    argv = ["--cache", str(cache), "--source", f"file://{remote}", "--layout", "Files", "--version", str(BIG)]
+    assert run("install", *argv).code == 0
+    version = CachePaths(cache).version_dir(BIG)
+    inodes = {name: os.stat(version / name).st_ino for name in ("weights.bin", "config.json", "sub/tok.txt")}
+    os.chmod(version, 0o755)
+    (version / "weights.bin").unlink()
+    (version / "weights.bin").write_bytes(b"truncated")  # replaced by a shorter file
+    assert run("install", *argv).err.count("--repair") == 1
+
+    assert run("install", *argv, "--repair").code == 0
+    assert run("verify", "--cache", str(cache)).code == 0
+    assert (version / "weights.bin").read_bytes() == (tree / "weights.bin").read_bytes()
+    assert os.stat(version / "weights.bin").st_ino != inodes["weights.bin"]
+    # the intact files were linked from the damaged copy, not fetched again: same inodes
+    assert os.stat(version / "config.json").st_ino == inodes["config.json"]
+    assert os.stat(version / "sub/tok.txt").st_ino == inodes["sub/tok.txt"]
+    assert not os.listdir(CachePaths(cache).trash_dir)
