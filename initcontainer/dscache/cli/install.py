@@ -260,7 +260,7 @@ def _install(
         if worker_index is None:
             repair = damaged_versions(spec, args.cache) if args.repair else None
             if repair == {}:
-                output.info("nothing to repair: every published version of the spec passes verify")
+                output.info("nothing to repair: no published version of the spec fails verify")
             result = install(
                 spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout, repair=repair
             )

@@ -125,13 +125,13 @@ def promote(
     revision: str | None,
     *,
     fence: Callable[[], None],
-    replace: bool = False,
 ) -> CompleteRecord:
     """Assemble the staged version, write its records, and rename it into place.
 
     `fence` (the writer lock's) is called before the staging dir is touched and before the rename; it
-    raises when another writer took the lock over, leaving staging to that writer. `replace` (a
-    repair): a version published at that path already is swapped out (`replace_published`).
+    raises when another writer took the lock over, leaving staging to that writer. Whatever is at the
+    version's path already (the version a repair replaces, or a directory that lost its completion
+    record) is swapped out (`replace_published`), never modified.
     """
     fence()
     staging = StagingPaths(cache.staging_dir(plan.key))
@@ -187,7 +187,7 @@ def promote(
     final = cache.version_dir(plan.key)
     final.parent.mkdir(parents=True, exist_ok=True)
     fence()
-    if replace and final.is_dir():
+    if os.path.lexists(final):
         replace_published(cache, tree, final)
     else:
         os.rename(tree, final)
@@ -198,14 +198,15 @@ def promote(
 
 
 def replace_published(cache: CachePaths, tree: Path, final: Path) -> None:
-    """Put the complete version `tree` at `final`, where a version is published already, without ever
-    changing that version's files: one `renameat2(RENAME_EXCHANGE)` swaps the two trees, so a reader
-    sees the old version or the new one, whole, and never no version (where the filesystem refuses the
-    exchange, the old one is renamed away first: a moment with no version at `final`). The old tree
-    is then renamed into the trash and deleted; what cannot be deleted yet (a file a pod still holds
-    open on NFS) stays there for the next gc or release, as a gc's removal does. Readers that opened
-    files of the old version keep reading them."""
-    os.chmod(final, 0o755)  # moving a directory to another parent rewrites its '..'
+    """Put the complete version `tree` at `final`, where a version is published already (or whatever
+    else is there), without ever changing that version's files: one `renameat2(RENAME_EXCHANGE)`
+    swaps the two trees, so a reader sees the old version or the new one, whole, and never no version
+    (where the filesystem refuses the exchange, the old one is renamed away first: a moment with no
+    version at `final`). The old tree is then renamed into the trash and deleted; what cannot be
+    deleted yet (a file a pod still holds open on NFS) stays there for the next gc or release, as a
+    gc's removal does. Readers that opened files of the old version keep reading them."""
+    if final.is_dir() and not final.is_symlink():
+        os.chmod(final, 0o755)  # moving a directory to another parent rewrites its '..'
     old = swap.replace(tree, final)
     if old is None:  # an empty directory was at `final`
         return

@@ -331,10 +331,7 @@ class _Run:
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        replace = plan.key in self.repair
-        record = promote(
-            self.cache, plan, results, origin.remote.url, revision, fence=self.fence, replace=replace
-        )
+        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=self.fence)
         self.fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(

@@ -199,7 +199,7 @@ def test_repair_fetches_only_the_damaged_archives_and_publishes_a_fresh_copy(
     assert reader.read() == (tree / "d1" / "f.bin").read_bytes()  # the old copy's open file still reads
     reader.close()
     assert os.stat(version / "d1" / "f.bin").st_nlink == 1  # the old copy is gone (trash emptied)
-    assert run("install", *argv, "--repair").err.startswith("dscache: nothing to repair")
+    assert run("install", *argv, "--repair").err.startswith("dscache: nothing to repair: no published")
 
 
 def test_repair_of_a_files_version_links_the_intact_files_and_fetches_the_changed_one(tmp_path: Path) -> None:
@@ -223,3 +223,19 @@ def test_repair_of_a_files_version_links_the_intact_files_and_fetches_the_change
     assert os.stat(version / "config.json").st_ino == inodes["config.json"]
     assert os.stat(version / "sub/tok.txt").st_ino == inodes["sub/tok.txt"]
     assert not os.listdir(CachePaths(cache).trash_dir)
+
+
+def test_a_version_that_lost_its_completion_record_is_installed_again(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    tree = make_tree(remote / BIG.rel, {"weights.bin": 7000, "config.json": 300})
+    cache = tmp_path / "cache"
+    argv = ["--cache", str(cache), "--source", f"file://{remote}", "--layout", "Files", "--version", str(BIG)]
+    assert run("install", *argv).code == 0
+    version = CachePaths(cache).version_dir(BIG)
+    os.chmod(version, 0o755)
+    (version / ".dscache-complete.json").unlink()  # no longer published: the install must redo it
+    again = run("install", *argv)
+    assert again.code == 0, again
+    assert f"published {BIG}: 2 files" in again.err
+    assert (version / "weights.bin").read_bytes() == (tree / "weights.bin").read_bytes()
+    assert run("verify", "--cache", str(cache)).code == 0
