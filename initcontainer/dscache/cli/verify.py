@@ -1,4 +1,5 @@
-"""`dscache verify --cache DIR`: exit 1 naming every version and path that differs from its record."""
+"""`dscache verify --cache DIR`: exit 1 naming every version and path that differs from its record,
+and how to repair it (`dscache install ... --repair`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 SHOWN = 20
+REPAIR_HINT = (
+    "to repair a version, run its install again with --repair (dscache install -f FILE or --source ... "
+    "--repair): only its damaged items are fetched, and a fresh copy replaces it atomically"
+)
 EXAMPLES = """\
   dscache verify --cache /data/cache
   dscache verify --cache /data/cache --json > report.json || echo "some version differs" """
@@ -68,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
                 if len(paths) > SHOWN:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
         print(f"{len(checks) - len(bad)} of {len(checks)} version(s) intact")
+        if bad:
+            print(REPAIR_HINT, file=sys.stderr)
     return EXIT_FAILURE if bad else EXIT_OK

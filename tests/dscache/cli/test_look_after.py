@@ -180,7 +180,8 @@ def test_repair_fetches_only_the_damaged_archives_and_publishes_a_fresh_copy(
     reader = (version / "d1" / "f.bin").open("rb")  # a pod reading the version while it is repaired
     os.chmod(version / "d0", 0o755)
     (version / "d0" / "f.bin").unlink()  # tampered: one file gone
-    assert run("verify", "--cache", str(cache)).code == 1
+    damaged = run("verify", "--cache", str(cache))
+    assert damaged.code == 1 and "to repair a version, run its install again with --repair" in damaged.err
 
     again = run("install", *argv)
     assert again.code == 0
