@@ -90,12 +90,13 @@ def test_demo_shows_the_rich_progress_bar_on_a_terminal(tmp_path: Path) -> None:
 
 
 class _LateLast(FileRemote):
-    """A local remote whose file `f4.txt` answers seconds after the others (a slow object)."""
+    """A local remote whose file `f0.txt` (the smallest, so the last one started) answers seconds
+    after the others (a slow object)."""
 
     def stream(
         self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
     ) -> Iterator[bytes]:
-        if path.endswith("/f4.txt"):
+        if path.endswith("/f0.txt"):
             time.sleep(3.0)
         return super().stream(path, offset, length, pin)
 
@@ -117,5 +118,5 @@ def test_files_progress_counts_each_file_as_it_lands(tmp_path: Path) -> None:
     )
     progress = [e for e in map(json.loads, events.getvalue().splitlines()) if e["event"] == "progress"]
     counts = [(e["archivesDone"], e["archivesTotal"]) for e in progress]
-    assert (4, 5) in counts, counts  # while f4.txt is late, the four others are counted
+    assert (4, 5) in counts, counts  # while f0.txt is late, the four others are counted
     assert counts[-1] == (5, 5)
