@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -13,6 +13,7 @@ from dscache.cli.exits import EXIT_FAILURE, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import cache_problem, dir_problem
 
 if TYPE_CHECKING:
+    from dscache.store.catalog import Foreign
     from dscache.store.lock import Fence
     from dscache.store.paths import CachePaths
 
@@ -30,6 +31,13 @@ def cache_dir_problem(flag: str, path: Path, *, write: bool = False) -> str | No
     what = "scratch directory" if flag == "--scratch" else "cache"
     problem = dir_problem(path, write=write) or cache_problem(path, what)
     return None if problem is None else f"{flag} {problem}"
+
+
+def note_foreign(foreign: Sequence[Foreign]) -> None:
+    """One `dscache: ignored ...` line on stderr (unless -q) per directory below a cache that is not one
+    of its versions (a cache nested in it, a stray version record): status, verify and gc skip them."""
+    for item in foreign:
+        output.info(item.note())
 
 
 def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths, Fence], T]) -> T | int:

@@ -24,13 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.tree import Tree
 
+    from dscache.cli.console import report_console
     from dscache.cli.demo_run import DEMO_VERSIONS, run_demo
     from dscache.cli.render import make_sink
     from dscache.install.pipeline import InstallError
     from dscache.store.paths import CachePaths
+    from dscache.store.records import read_complete
 
     if args.dir is not None:
         problem = dir_problem(args.dir, create=True, write=True)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--dir {problem}", EXIT_USAGE)
     root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    console = Console()
+    console = report_console()
     console.print(
         f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
     )
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     tree = Tree(f"[bold]{result.cache}[/]")
     for key in DEMO_VERSIONS:
         version = cache.version_dir(key)
-        node = tree.add(
-            f"{key.rel}/  [dim]({sum(1 for p in version.rglob('*') if p.is_file())} files, read-only)[/]"
-        )
+        record = read_complete(version)
+        files = "?" if record is None else record.files  # as status and the published line count them
+        node = tree.add(f"{key.rel}/  [dim]({files} files, read-only)[/]")
         for child in sorted(version.iterdir(), key=lambda c: (c.name.startswith("."), c.name))[:5]:
             node.add(child.name + ("/" if child.is_dir() else ""))
         node.add("...")

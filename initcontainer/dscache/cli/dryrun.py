@@ -2,8 +2,10 @@
 
 It reads the remote's metadata exactly as the installer plans (`install.plan_version`: same layout
 code, same revision pinning) and the cache only through reads: which versions are published, which
-items an interrupted install already finished in staging (`ingest.item_done`), which items a
-published version holds the bytes of (`store.shares`: linked, not fetched), what the ref holds.
+items an interrupted install already finished in staging (`ingest.item_done`) and the bytes of the files
+it began that a rerun resumes (`staging.best_partial`: partials of the very object the remote names
+now), which items a published version holds the bytes of (`store.shares`: linked, not fetched), what
+the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -21,7 +23,7 @@ from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
-from dscache.install.ingest import item_done
+from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
     build_ref,
     default_remote_factory,
@@ -29,7 +31,7 @@ from dscache.install.pipeline import (
     revision_per_version,
     with_hf_revision,
 )
-from dscache.install.staging import StagingPaths
+from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
@@ -49,6 +51,9 @@ class VersionFetch:
     items_staged: int = 0
     """Items an earlier, interrupted install finished (not fetched again)."""
     bytes_staged: int = 0
+    """Bytes of those items, and of the partial files a rerun resumes (the part they hold)."""
+    partial_files: int = 0
+    """Files an interrupted install began: a rerun fetches only what they lack."""
     space_needed: int = 0
     items_shared: int = 0
     """Items a published version holds (linked, not fetched)."""
@@ -97,6 +102,7 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
         "bytes": v.bytes,
         "itemsStaged": v.items_staged,
         "bytesStaged": v.bytes_staged,
+        "partialFiles": v.partial_files,
         "itemsShared": v.items_shared,
         "bytesShared": v.bytes_shared,
         "itemsToFetch": v.items_to_fetch,
@@ -135,6 +141,15 @@ def _fetch(
         )
     ]
     shared_bytes = sum(item.expected_bytes for item in shared)
+    partial = [
+        found[0]
+        for found in (
+            best_partial(staging, item, fresh_pin(item))
+            for item in rest
+            if item.kind == "file" and item not in shared
+        )
+        if found is not None
+    ]
     return VersionFetch(
         key,
         published=False,
@@ -142,8 +157,9 @@ def _fetch(
         items=len(plan.items),
         bytes=plan.download_bytes,
         items_staged=len(staged),
-        bytes_staged=done_bytes,
-        space_needed=max(plan.space_needed - done_bytes - shared_bytes, 0),
+        bytes_staged=done_bytes + sum(partial),
+        partial_files=len(partial),
+        space_needed=max(plan.space_needed - done_bytes - sum(partial) - shared_bytes, 0),
         items_shared=len(shared),
         bytes_shared=shared_bytes,
     )
@@ -190,7 +206,9 @@ def render_text(result: DryRun) -> list[str]:
         if v.published:
             lines.append(f"  {v.key}: published, nothing to fetch")
             continue
-        staged = f" ({v.items_staged} item(s) already in staging)" if v.items_staged else ""
+        kept = [f"{v.items_staged} item(s) finished"] if v.items_staged else []
+        kept += [f"{v.partial_files} partial file(s) to resume"] if v.partial_files else []
+        staged = f" ({format_size(v.bytes_staged)} already in staging: {', '.join(kept)})" if kept else ""
         if v.items_shared:
             staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""

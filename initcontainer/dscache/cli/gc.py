@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from dscache.cli import output
 from dscache.cli.argtypes import integer, path_arg, seconds
-from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
+from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, note_foreign, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.store.paths import CachePaths
 
@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if not isinstance(plan, GcPlan):
         return plan
+    from dscache.store.catalog import scan
+
     paths = CachePaths(args.cache)
     staging_root = paths.staging_root
+    note_foreign(scan(paths).foreign)
     warn_left(plan.left, paths.root)
     if args.json:
         print(

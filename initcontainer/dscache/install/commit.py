@@ -25,6 +25,7 @@ exactly its plan, for single and team installs alike (both publish here).
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -39,7 +40,9 @@ from dscache.install.share import entries_of
 from dscache.install.staging import StagingPaths
 from dscache.layouts.molmospaces import molmo_extract_flag
 from dscache.layouts.plan import VersionPlan
+from dscache.store import swap
 from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
+from dscache.store.deletion import delete_tree
 from dscache.store.fsops import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
 from dscache.store.modes import READ_ONLY
 from dscache.store.paths import INVENTORY, ITEMS, CachePaths
@@ -126,7 +129,9 @@ def promote(
     """Assemble the staged version, write its records, and rename it into place.
 
     `fence` (the writer lock's) is called before the staging dir is touched and before the rename; it
-    raises when another writer took the lock over, leaving staging to that writer.
+    raises when another writer took the lock over, leaving staging to that writer. Whatever is at the
+    version's path already (the version a repair replaces, or a directory that lost its completion
+    record) is swapped out (`replace_published`), never modified.
     """
     fence()
     staging = StagingPaths(cache.staging_dir(plan.key))
@@ -182,11 +187,33 @@ def promote(
     final = cache.version_dir(plan.key)
     final.parent.mkdir(parents=True, exist_ok=True)
     fence()
-    os.rename(tree, final)
+    if os.path.lexists(final):
+        replace_published(cache, tree, final)
+    else:
+        os.rename(tree, final)
     os.chmod(final, FROZEN_DIR_MODE)
     fsync_dir(final.parent)
     rmtree_readonly(staging.root)
     return record
+
+
+def replace_published(cache: CachePaths, tree: Path, final: Path) -> None:
+    """Put the complete version `tree` at `final`, where a version is published already (or whatever
+    else is there), without ever changing that version's files: one `renameat2(RENAME_EXCHANGE)`
+    swaps the two trees, so a reader sees the old version or the new one, whole, and never no version
+    (where the filesystem refuses the exchange, the old one is renamed away first: a moment with no
+    version at `final`). The old tree is then renamed into the trash and deleted; what cannot be
+    deleted yet (a file a pod still holds open on NFS) stays there for the next gc or release, as a
+    gc's removal does. Readers that opened files of the old version keep reading them."""
+    if final.is_dir() and not final.is_symlink():
+        os.chmod(final, 0o755)  # moving a directory to another parent rewrites its '..'
+    old = swap.replace(tree, final)
+    if old is None:  # an empty directory was at `final`
+        return
+    cache.trash_dir.mkdir(parents=True, exist_ok=True)
+    grave = cache.trash_dir / f"replaced.{final.name}.{secrets.token_hex(4)}"
+    os.rename(old, grave)
+    delete_tree(grave)
 
 
 def drop_unplanned(tree: Path, entries: set[str], dirs: set[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
-from dscache.install.share import share_item
+from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
@@ -37,7 +38,7 @@ from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, is_published, read_ref
-from dscache.store.shares import ShareIndex
+from dscache.store.shares import ShareIndex, read_items
 
 TICK = 0.5
 SMALL_ITEM = 1 << 20
@@ -185,9 +186,11 @@ class _Run:
         *,
         fence: Fence,
         worker_fence: Fence,
+        repair: Mapping[VersionKey, frozenset[str] | None] | None = None,
     ):
         self.cache, self.spec, self.factory, self.jobs, self.sink = cache, spec, factory, jobs, sink
         self.fence, self.worker_fence = fence, worker_fence
+        self.repair = repair or {}
         self.counters = Counters()
         self.origins: dict[VersionKey, _Origin] = {}
         self.shared: list[ItemResult] = []
@@ -218,13 +221,15 @@ class _Run:
                     todo.append((plan, item))
                 else:
                     results[plan.key].append(done)
+        todo = self._reuse(todo, results)
         todo = self._share(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
         check_space(self.cache.root, plans, done_bytes)
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
         self.counters.items_total = sum(len(p.items) for p in plans)
         self.counters.set_bytes(done_bytes)
-        self.counters.items_done = sum(len(rs) for rs in results.values())
+        done_items = sum(len(rs) for rs in results.values())
+        self.counters.set_items(done_items)
         self.sink.emit(
             "start",
             {
@@ -264,20 +269,45 @@ class _Run:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
                 self.fence()  # a holder that lost the lock stops its workers within a tick
                 self.counters.set_bytes(done_bytes + pool.transferred)
+                self.counters.set_items(done_items + pool.finished)  # files of a batch as each lands
                 self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
                     plan = futures.pop(fut)
                     for result in fut.result():
                         results[plan.key].append(result)
-                        self.counters.item_done()
                         remaining[plan.key] -= 1
                     flush.request()
                     if remaining[plan.key] == 0:
                         published.append(self._promote(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
+            self.counters.set_items(done_items + pool.finished)
             self.downloaded = pool.transferred
         self.sink.emit("progress", self.counters.snapshot())
         return published
+
+    def _reuse(
+        self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
+    ) -> list[tuple[VersionPlan, WorkItem]]:
+        """A repair: link the intact items of the version being replaced (`share.intact`) into
+        `results`; the items left to transfer (the damaged ones)."""
+        if not self.repair:
+            return todo
+        held = {
+            key: {found.name: found for found in read_items(key, self.cache.version_dir(key))[1]}
+            for key in self.repair
+        }
+        rest: list[tuple[VersionPlan, WorkItem]] = []
+        for plan, item in todo:
+            found = held.get(plan.key, {}).get(item.name)
+            result = None
+            if found is not None and intact(found, item, self.repair[plan.key]):
+                staging = StagingPaths(self.cache.staging_dir(plan.key))
+                result = reuse_item(found, item, staging, self.fence)
+            if result is None:
+                rest.append((plan, item))
+            else:
+                results[plan.key].append(result)
+        return rest
 
     def _share(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
@@ -285,7 +315,7 @@ class _Run:
         """Link the items published versions hold (into `results`); the items left to transfer."""
         if not any(item.stated for _plan, item in todo):
             return todo
-        index = ShareIndex.load(self.cache)
+        index = ShareIndex.load(self.cache, exclude=self.repair)
         rest: list[tuple[VersionPlan, WorkItem]] = []
         for plan, item in todo:
             staging = StagingPaths(self.cache.staging_dir(plan.key))
@@ -327,21 +357,29 @@ def install(
     jobs: int | None = None,
     lock_timeout: float = 600.0,
     remote_factory: RemoteFactory = default_remote_factory,
+    repair: Mapping[VersionKey, frozenset[str] | None] | None = None,
 ) -> InstallResult:
-    """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them."""
+    """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them.
+
+    `repair`: published versions of `spec` to publish afresh, each with the paths `verify` found
+    missing or changed (None: all of it suspect): their intact items are linked from the published
+    version, the others fetched, and the new copy replaces the old one atomically (`promote`,
+    `replace_published`); the old one is never modified in place.
+    """
+    repair = {k: v for k, v in (repair or {}).items() if k in spec.version_keys()}
     started = time.monotonic()
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
     ref = build_ref(spec, ref_name)
     cache.root.mkdir(parents=True, exist_ok=True)
-    missing = [k for k in keys if not is_published(cache, k)]
+    missing = [k for k in keys if k in repair or not is_published(cache, k)]
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
-                missing = [k for k in missing if not is_published(cache, k)]
+                missing = [k for k in missing if k in repair or not is_published(cache, k)]
                 if missing:
                     jobs = jobs or spec.install.parallelism
                     run = _Run(
@@ -352,6 +390,7 @@ def install(
                         sink,
                         fence=lock.fence,
                         worker_fence=lock.worker_fence(),
+                        repair=repair,
                     )
                     published = run.run(missing)
                     shared, downloaded = run.shared, run.downloaded

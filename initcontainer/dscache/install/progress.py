@@ -36,6 +36,10 @@ class Counters:
         with self._lock:
             self.bytes_done = n
 
+    def set_items(self, n: int) -> None:
+        with self._lock:
+            self.items_done = n
+
     def item_done(self) -> None:
         with self._lock:
             self.items_done += 1

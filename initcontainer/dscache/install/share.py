@@ -109,6 +109,19 @@ def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, 
     return ItemResult(item, found.size, found.sha256, extracted, md5=found.md5, shared_from=found.version.rel)
 
 
+def reuse_item(
+    found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence
+) -> ItemResult | None:
+    """The item's result made of the published item `found`'s bytes, or None when they no longer fit
+    its record (then it is downloaded). `fence` is the writer lock's."""
+    try:
+        if item.kind == "archive":
+            return _share_archive(found, item, staging, fence)
+        return _share_file(found, item, staging, fence)
+    except _Unusable:
+        return None
+
+
 def share_item(
     index: ShareIndex, layout: str, item: WorkItem, staging: StagingPaths, fence: Fence
 ) -> ItemResult | None:
@@ -116,13 +129,27 @@ def share_item(
     them (or none of those that should still does): then it is downloaded. `fence` is the writer
     lock's (raises once another writer took the lock over)."""
     for found in index.candidates(layout, item.stated, item.size):
-        try:
-            if item.kind == "archive":
-                return _share_archive(found, item, staging, fence)
-            return _share_file(found, item, staging, fence)
-        except _Unusable:
-            continue
+        result = reuse_item(found, item, staging, fence)
+        if result is not None:
+            return result
     return None
+
+
+def intact(found: PublishedItem, item: WorkItem, damaged: frozenset[str] | None) -> bool:
+    """Pure: whether a repair may reuse the published item `found` for the planned `item`: the same
+    name, size and (where both have one) sha256, and none of the paths it put into the version among
+    `damaged` (what `verify` found missing or changed; None: the whole version is suspect). An
+    archive whose tree the version does not hold whole is fetched again."""
+    if damaged is None or item.size is None or found.size != item.size:
+        return False
+    if item.sha256 and found.sha256 and item.sha256.lower() != found.sha256.lower():
+        return False
+    if item.kind != "archive":
+        return found.name not in damaged
+    if found.extracted is None:
+        return False
+    extracted = Extracted.from_json(found.extracted)
+    return not (set(extracted.files) | set(extracted.links)) & damaged
 
 
 def entries_of(layout: str, results: list[ItemResult]) -> dict[str, dict[str, object]]:

@@ -193,16 +193,14 @@ def record_json(pin: Pin, done: list[Span] | None = None) -> dict[str, object]:
     return data
 
 
-def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin) -> Adopted:
-    """What attempt `token` starts from, with its partial file in place: `fresh` and no partial,
-    unless an earlier attempt left a partial of the very object the listing names now (`fresh`'s
-    identity); then the partial holding the most bytes is copied into `part(item.name, token)`, and
-    its record's pin, which knows what the remote vouched for, and its ranges are returned. Every
-    earlier attempt's partial is removed.
-    """
-    others = [t for t in staging.file_attempts(item.name) if t != token]
+def best_partial(
+    staging: StagingPaths, item: WorkItem, fresh: Pin, tokens: list[str] | None = None
+) -> tuple[int, Pin, list[Span], Path] | None:
+    """The partial file a new attempt of `item` would resume from, reading only: among the attempts
+    `tokens` (default: every one left), the partial of the very object `fresh` names holding the most
+    bytes, as (bytes it holds, its pin, its ranges, its path); None if there is none."""
     best: tuple[int, Pin, list[Span], Path] | None = None
-    for other in others:
+    for other in staging.file_attempts(item.name) if tokens is None else tokens:
         part = staging.part(item.name, other)
         saved = _saved(staging.pin(item.name, other), part)
         if saved is None or not saved[0].identity.same_object(fresh.identity):
@@ -212,6 +210,18 @@ def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin)
         end = max((b for _a, b in done), default=0)
         if (item.size is None or end <= item.size) and (best is None or have > best[0]):
             best = (have, pin, done, part)
+    return best
+
+
+def adopt_partial(staging: StagingPaths, item: WorkItem, token: str, fresh: Pin) -> Adopted:
+    """What attempt `token` starts from, with its partial file in place: `fresh` and no partial,
+    unless an earlier attempt left a partial of the very object the listing names now (`fresh`'s
+    identity); then the partial holding the most bytes is copied into `part(item.name, token)`, and
+    its record's pin, which knows what the remote vouched for, and its ranges are returned. Every
+    earlier attempt's partial is removed.
+    """
+    others = [t for t in staging.file_attempts(item.name) if t != token]
+    best = best_partial(staging, item, fresh, others)
     result = Adopted(fresh)
     if best is not None:
         _have, saved_pin, done, source = best

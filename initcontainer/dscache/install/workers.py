@@ -48,6 +48,7 @@ class _Worker:
     specs: dict[VersionKey, DatasetCacheSpec]
     factory: RemoteFactory
     transferred: Synchronized[int]
+    finished: Synchronized[int]
     fence: Fence
     remotes: dict[int, Remote] = field(default_factory=dict)
     threads: ThreadPoolExecutor | None = None
@@ -62,6 +63,13 @@ class _Worker:
         with self.transferred.get_lock():
             self.transferred.value += n
 
+    def fetch(self, remote: Remote, item: WorkItem, staging: StagingPaths, streams: int = 1) -> ItemResult:
+        """`fetch_item`, counted in `finished` once the item's result is in place."""
+        result = fetch_item(remote, item, staging, self.progress, fence=self.fence, streams=streams)
+        with self.finished.get_lock():
+            self.finished.value += 1
+        return result
+
     def pool(self, size: int) -> ThreadPoolExecutor:
         """The threads small items are fetched on (made once per worker, with `size` threads)."""
         if self.threads is None:
@@ -75,20 +83,20 @@ _STATE: list[_Worker] = []  # this process's worker state, set once by `_init`
 def _init(
     specs: dict[VersionKey, DatasetCacheSpec],
     factory: RemoteFactory,
-    transferred: Synchronized[int],
+    tallies: tuple[Synchronized[int], Synchronized[int]],
     fence: Fence,
     parent: int,
 ) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
-    _STATE.append(_Worker(specs, factory, transferred, fence))
+    _STATE.append(_Worker(specs, factory, *tallies, fence))  # (transferred, finished)
 
 
 def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
     worker = _STATE[0]
     staging = StagingPaths(staging_root)
-    return fetch_item(worker.remote(key), item, staging, worker.progress, fence=worker.fence, streams=streams)
+    return worker.fetch(worker.remote(key), item, staging, streams)
 
 
 def _fetch_batch(
@@ -100,14 +108,14 @@ def _fetch_batch(
     staging = StagingPaths(staging_root)
     remote = worker.remote(key)
     pool = worker.pool(streams)
-    futures = [
-        pool.submit(fetch_item, remote, item, staging, worker.progress, fence=worker.fence) for item in items
-    ]
+    futures = [pool.submit(worker.fetch, remote, item, staging) for item in items]
     return [future.result() for future in futures]
 
 
 class WorkerPool:
-    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream.
+    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream,
+    `finished` their items as each one's result is in place (a batch's items one by one, not when the
+    whole batch returns).
 
     `fence` is called by the workers (forked: no pickling) before each item and before its result is
     renamed into place; it must work in a forked child (`WriterLock.worker_fence`).
@@ -118,16 +126,21 @@ class WorkerPool:
     ) -> None:
         context = multiprocessing.get_context("fork")
         self._transferred: Synchronized[int] = context.Value("q", 0)
+        self._finished: Synchronized[int] = context.Value("q", 0)
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
             initializer=_init,
-            initargs=(specs, factory, self._transferred, fence, os.getpid()),
+            initargs=(specs, factory, (self._transferred, self._finished), fence, os.getpid()),
         )
 
     @property
     def transferred(self) -> int:
         return int(self._transferred.value)
+
+    @property
+    def finished(self) -> int:
+        return int(self._finished.value)
 
     def submit(
         self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1

@@ -27,8 +27,9 @@ from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
 from dscache.store.deletion import Leftover
 from dscache.store.lock import Fence
-from dscache.store.paths import COMPLETE_RECORD, CachePaths
+from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord
+from dscache.store.staged import find_stages
 from dscache.store.usage import delete_counted, freeable, scan_inodes
 
 
@@ -94,22 +95,12 @@ def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> tuple[Le
 
 
 def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
-    """Staging dirs of abandoned installs: untouched for `max_age` seconds, or of published versions.
+    """Staging dirs of abandoned installs (`store/staged.py`, either layout): untouched for `max_age`
+    seconds, or of published versions.
 
     Younger ones are kept: a rerun of that install resumes from them instead of downloading again.
     """
-    stale: list[Path] = []
-    root = cache.staging_root
-    if not root.is_dir():
-        return stale
-    for marker in root.glob("*/**/archives"):  # <staging>/<dt>/<src...>/<ver>/archives
-        version_stage = marker.parent
-        rel = version_stage.relative_to(root).as_posix()
-        published = (cache.root / rel / COMPLETE_RECORD).is_file()
-        newest = max((p.stat().st_mtime for p in version_stage.iterdir()), default=0.0)
-        if published or now - newest > max_age:
-            stale.append(version_stage)
-    return stale
+    return [s.path for s in find_stages(cache) if s.published or s.age(now) > max_age]
 
 
 def collect(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.store.atomic import read_json
-from dscache.store.catalog import find_published
 from dscache.store.modes import is_executable
 from dscache.store.paths import INVENTORY, METADATA_FILES, CachePaths
 
@@ -101,8 +100,3 @@ def verify_version(cache: CachePaths, key: VersionKey) -> VersionCheck:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         return VersionCheck(key, error=f"inventory {root / INVENTORY} unreadable: {err}")
     return compare(key, expected, scan_tree(root))
-
-
-def verify_cache(cache: CachePaths) -> list[VersionCheck]:
-    """Check every published version."""
-    return [verify_version(cache, rec.key) for rec in find_published(cache)]

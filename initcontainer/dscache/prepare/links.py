@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.names import NameError_, VersionKey, check_segment, check_source
-from dscache.prepare import swap
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.treewalk import read_listing
+from dscache.store import swap
 from dscache.store.atomic import write_json_atomic
 from dscache.store.liveness import left_by_dead_process
 

@@ -23,14 +23,53 @@ class VersionInfo:
         return self.record.key
 
 
-def find_published(cache: CachePaths) -> list[CompleteRecord]:
-    """Every published version: a `<dt>/<src...>/<ver>` dir holding a completion record.
+@dataclass(frozen=True)
+class Foreign:
+    """A directory below the cache that is not one of its versions: a cache nested in this one at
+    `root` (it has its own control dir, or holds version `key` at `root/<dt>/<src>/<ver>`), or else a
+    version record of `key` found at `root`, where that version does not belong."""
 
-    Walks at most the name depth of sources and never descends into a version (it stops at a record).
-    """
-    records: list[CompleteRecord] = []
+    root: Path
+    key: VersionKey | None = None
+    nested: bool = True
+
+    def note(self) -> str:
+        """One line: what was ignored, and how to look at it."""
+        if not self.nested:
+            return f"ignored {self.root}: a record of version {self.key} where that version does not belong"
+        what = "its own .dscache control dir" if self.key is None else f"version {self.key}, for one"
+        return (
+            f"ignored {self.root}: a cache nested in this one ({what}); "
+            f"see dscache status --cache {self.root}"
+        )
+
+
+@dataclass
+class CacheScan:
+    """What `scan` found: this cache's published versions, and what it ignored (`Foreign`)."""
+
+    records: list[CompleteRecord] = field(default_factory=list)
+    foreign: list[Foreign] = field(default_factory=list)
+
+
+def _foreign(where: Path, key: VersionKey) -> Foreign:
+    """Pure: what a record of `key` at `where` (not `key`'s place in this cache) is: a nested cache's
+    version if `where` ends in the version's own `<dt>/<src>/<ver>`, else a stray record."""
+    parts = tuple(key.rel.split("/"))
+    if where.parts[-len(parts) :] == parts:
+        return Foreign(where.parents[len(parts) - 1], key)
+    return Foreign(where, key, nested=False)
+
+
+def scan(cache: CachePaths) -> CacheScan:
+    """This cache's published versions: each `<dt>/<src...>/<ver>` dir holding a completion record of
+    that very version. Never descends into a version (it stops at a record), into dot dirs, or into
+    a cache nested in this one (a dir holding its own `.dscache` control dir); a record of a version
+    found elsewhere (a nested cache's, copied without its control dir) is not this cache's either.
+    Both are listed in `foreign`, not in `records`."""
+    found = CacheScan()
     if not cache.root.is_dir():
-        return records
+        return found
     stack: list[str] = [str(cache.root)]
     while stack:
         here = stack.pop()
@@ -39,21 +78,45 @@ def find_published(cache: CachePaths) -> list[CompleteRecord]:
         except OSError:
             continue
         for entry in entries:
-            if not entry.is_dir(follow_symlinks=False) or entry.name == CONTROL_DIR:
+            if not entry.is_dir(follow_symlinks=False) or entry.name[:1] == ".":
                 continue
+            where = Path(entry.path)
             if os.path.exists(os.path.join(entry.path, COMPLETE_RECORD)):
-                record = read_complete(Path(entry.path, COMPLETE_RECORD))
-                if record is not None:
-                    records.append(record)
-            elif entry.name[:1] != ".":
+                record = read_complete(where / COMPLETE_RECORD)
+                if record is None:
+                    continue
+                if where == cache.version_dir(record.key):
+                    found.records.append(record)
+                else:
+                    found.foreign.append(_foreign(where, record.key))
+            elif os.path.isdir(os.path.join(entry.path, CONTROL_DIR)):
+                found.foreign.append(Foreign(where))
+            else:
                 stack.append(entry.path)
-    return sorted(records, key=lambda r: r.key)
+    found.records.sort(key=lambda r: r.key)
+    found.foreign = _merge_foreign(found.foreign)
+    return found
 
 
-def catalog(cache: CachePaths) -> list[VersionInfo]:
-    """Published versions with the names of the refs pointing at each."""
+def _merge_foreign(found: list[Foreign]) -> list[Foreign]:
+    """Pure: one entry per root (the first key seen), sorted by path."""
+    by_root: dict[Path, Foreign] = {}
+    for item in found:
+        by_root.setdefault(item.root, item)
+    return [by_root[root] for root in sorted(by_root)]
+
+
+def find_published(cache: CachePaths) -> list[CompleteRecord]:
+    """This cache's published versions (`scan`), sorted by key."""
+    return scan(cache).records
+
+
+def catalog(cache: CachePaths, found: CacheScan | None = None) -> list[VersionInfo]:
+    """Published versions (of `found`, else of a new `scan`) with the names of the refs pointing at
+    each."""
     users: dict[VersionKey, list[str]] = {}
     for ref in list_refs(cache):
         for entry in ref.versions:
             users.setdefault(entry.key, []).append(ref.name)
-    return [VersionInfo(rec, sorted(users.get(rec.key, []))) for rec in find_published(cache)]
+    records = (found or scan(cache)).records
+    return [VersionInfo(rec, sorted(users.get(rec.key, []))) for rec in records]

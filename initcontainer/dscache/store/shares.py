@@ -96,10 +96,12 @@ class ShareIndex:
                     self._by.setdefault((layout, algorithm, digest.lower(), item.size), []).append(item)
 
     @classmethod
-    def load(cls, cache: CachePaths) -> ShareIndex:
-        """The index of every version published in `cache` now (reads each one's items record)."""
+    def load(cls, cache: CachePaths, exclude: Iterable[VersionKey] = ()) -> ShareIndex:
+        """The index of every version published in `cache` now but those in `exclude` (a repair's:
+        their damaged items must not be linked back); reads each one's items record."""
         entries: list[tuple[str, PublishedItem]] = []
-        for record in find_published(cache):
+        skip = set(exclude)
+        for record in (r for r in find_published(cache) if r.key not in skip):
             layout, items = read_items(record.key, cache.version_dir(record.key))
             entries += [(layout, item) for item in items]
         return cls(entries)

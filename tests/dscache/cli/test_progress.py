@@ -4,6 +4,7 @@ terminal gets the rich bar, `dscache demo` included."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
 import re
@@ -11,11 +12,17 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
 
-from dscache.cli.render import PlainSink, RichSink
+from dscache.api.spec import DatasetCacheSpec
+from dscache.cli.render import JsonSink, PlainSink, RichSink
+from dscache.install.pipeline import install
+from dscache.remotes.base import Pin
+from dscache.remotes.file import FileRemote
+from tests.factories import make_tree, version_items
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 MIB = 1 << 20
@@ -80,3 +87,36 @@ def test_demo_shows_the_rich_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert re.search(r"\d+\.\d/\d+\.\d [KM]iB", text), text  # bytes done/total, binary units
     assert "dscache: progress " not in text  # not the plain lines meant for Job logs
     assert "Try next" in text
+
+
+class _LateLast(FileRemote):
+    """A local remote whose file `f0.txt` (the smallest, so the last one started) answers seconds
+    after the others (a slow object)."""
+
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
+        if path.endswith("/f0.txt"):
+            time.sleep(3.0)
+        return super().stream(path, offset, length, pin)
+
+
+def test_files_progress_counts_each_file_as_it_lands(tmp_path: Path) -> None:
+    """Five small files go as one batch: the count moves as each lands, not once the batch returns."""
+    remote = tmp_path / "remote"
+    make_tree(remote / "objects/toys/v1", {f"f{i}.txt": 100 + i for i in range(5)})
+    spec = DatasetCacheSpec.model_validate(
+        {
+            "source": {"file": {"path": str(remote)}},
+            "layout": "Files",
+            "versions": version_items("objects/toys=v1"),
+        }
+    )
+    events = io.StringIO()
+    install(
+        spec, tmp_path / "c", "default", JsonSink(events), jobs=1, remote_factory=lambda s: _LateLast(remote)
+    )
+    progress = [e for e in map(json.loads, events.getvalue().splitlines()) if e["event"] == "progress"]
+    counts = [(e["archivesDone"], e["archivesTotal"]) for e in progress]
+    assert (4, 5) in counts, counts  # while f0.txt is late, the four others are counted
+    assert counts[-1] == (5, 5)
