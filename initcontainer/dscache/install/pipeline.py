@@ -172,8 +172,9 @@ class _Origin:
     spec: DatasetCacheSpec
 
 
-class _Run:
-    """One locked install of the missing versions."""
+class InstallRun:
+    """One locked install of the missing versions: `run` does it all; the team path
+    (`teamwork.py`) calls its steps, `plan`, `dedupe` and `commit`, itself."""
 
     def __init__(
         self,
@@ -193,21 +194,24 @@ class _Run:
         self.shared: list[ItemResult] = []
         self.downloaded = 0
 
-    def _open(self, missing: list[VersionKey]) -> None:
+    def plan(self, missing: list[VersionKey]) -> list[VersionPlan]:
+        """Pin each version's remote at its revision (into `origins`) and plan its items, in the order
+        of `missing`. Raises `RemoteError`, `LayoutError`."""
         if revision_per_version(self.spec):
             for key in missing:
                 remote = self.factory(with_hf_revision(self.spec, key.version))
                 revision = remote.resolve_revision()
                 self.origins[key] = _Origin(remote, revision, with_hf_revision(self.spec, revision))
-            return
-        remote = self.factory(self.spec)
-        revision = remote.resolve_revision()
-        shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
-        self.origins = dict.fromkeys(missing, shared)
+        else:
+            remote = self.factory(self.spec)
+            revision = remote.resolve_revision()
+            shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
+            self.origins = dict.fromkeys(missing, shared)
+        return [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
-        self._open(missing)
-        plans = [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
+        """Plan, dedupe, ingest and commit the `missing` versions; the keys published, in order."""
+        plans = self.plan(missing)
         results: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in plans}
         todo: list[tuple[VersionPlan, WorkItem]] = []
         for plan in plans:
@@ -218,7 +222,7 @@ class _Run:
                     todo.append((plan, item))
                 else:
                     results[plan.key].append(done)
-        todo = self._share(todo, results)
+        todo = self.dedupe(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
         check_space(self.cache.root, plans, done_bytes)
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
@@ -239,7 +243,7 @@ class _Run:
         remaining = {p.key: len(p.items) - len(results[p.key]) for p in plans}
         for plan in plans:
             if remaining[plan.key] == 0:
-                published.append(self._promote(plan, results[plan.key]))
+                published.append(self.commit(plan, results[plan.key]))
         # Largest first: the long transfers start at once instead of trailing behind the pool.
         todo.sort(key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
@@ -273,16 +277,18 @@ class _Run:
                         remaining[plan.key] -= 1
                     flush.request()
                     if remaining[plan.key] == 0:
-                        published.append(self._promote(plan, results[plan.key]))
+                        published.append(self.commit(plan, results[plan.key]))
             self.counters.set_bytes(done_bytes + pool.transferred)
             self.downloaded = pool.transferred
         self.sink.emit("progress", self.counters.snapshot())
         return published
 
-    def _share(
+    def dedupe(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
     ) -> list[tuple[VersionPlan, WorkItem]]:
-        """Link the items published versions hold (into `results`); the items left to transfer."""
+        """Link the items whose bytes published versions hold (`share.py`) into staging, their results
+        appended to `results` (a list per version key of `todo`) and to `shared`; the items left to
+        ingest, in the order of `todo`."""
         if not any(item.stated for _plan, item in todo):
             return todo
         index = ShareIndex.load(self.cache)
@@ -297,12 +303,17 @@ class _Run:
                 self.shared.append(shared)
         return rest
 
-    def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
+    def commit(
+        self, plan: VersionPlan, results: list[ItemResult], *, fence: Fence | None = None
+    ) -> VersionKey:
+        """Publish the version of `plan` from its staged, verified `results` (one per item), under
+        `fence` (default: this run's; raises `LockLostError` once the lock is lost); its key."""
+        fence = fence or self.fence
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=self.fence)
-        self.fence()
+        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(
             "version_published",
@@ -344,7 +355,7 @@ def install(
                 missing = [k for k in missing if not is_published(cache, k)]
                 if missing:
                     jobs = jobs or spec.install.parallelism
-                    run = _Run(
+                    run = InstallRun(
                         cache,
                         spec,
                         remote_factory,

@@ -40,12 +40,11 @@ from dscache.install.pipeline import (
     TICK,
     InstallError,
     InstallResult,
-    _Run,
+    InstallRun,
     build_ref,
     check_space,
     default_remote_factory,
     install,
-    plan_version,
 )
 from dscache.install.progress import Sink
 from dscache.install.shares import assign
@@ -117,7 +116,7 @@ class _Share:
     """One worker's part of the install: its items transferred, all workers' progress reported."""
 
     def __init__(
-        self, run: _Run, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
+        self, run: InstallRun, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
     ) -> None:
         self.run, self.worker, self.plans = run, worker, plans
         self.control = run.cache.control
@@ -175,7 +174,7 @@ class _Share:
         run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
         run.counters.items_total = sum(len(p.items) for p in self.plans)
         shared: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in self.plans}
-        self.todo = run._share(self.todo, shared)  # what published versions hold: linked, not fetched
+        self.todo = run.dedupe(self.todo, shared)  # what published versions hold: linked, not fetched
         for results in shared.values():
             self.base_bytes[self.worker.index] += sum(r.size for r in results)
             self.items_done += len(results)
@@ -205,7 +204,7 @@ class _Share:
 
 
 def _commit(
-    run: _Run, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
+    run: InstallRun, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
 ) -> list[VersionKey] | None:
     """Under the writer lock: publish every version whose items are all done, if they all are; write
     the ref and end the team. None when some item is still missing (another worker's)."""
@@ -223,11 +222,9 @@ def _commit(
             if any(r is None for r in done):
                 return None
             results[plan.key] = [r for r in done if r is not None]
-        committer = _Run(
-            cache, spec, run.factory, run.jobs, run.sink, fence=lock.fence, worker_fence=lock.fence
-        )
-        committer.origins = run.origins
-        published = [committer._promote(plan, results[plan.key]) for plan in plans if plan.key in results]
+        published = [
+            run.commit(plan, results[plan.key], fence=lock.fence) for plan in plans if plan.key in results
+        ]
         lock.fence()
         build_ref(spec, ref_name).write(cache)
         teams.end_team(cache.control)
@@ -279,7 +276,7 @@ def install_share(
             teams.TeamHeartbeat(cache.control, worker.team),
             WriterLock(member_path, timeout=lock_timeout, guard_team=False) as member,
         ):
-            run = _Run(
+            run = InstallRun(
                 cache,
                 spec,
                 remote_factory,
@@ -289,8 +286,7 @@ def install_share(
                 worker_fence=_MemberFence(member.worker_fence(), cache.control, worker.team),
             )
             missing = [k for k in keys if not is_published(cache, k)]
-            run._open(missing)
-            plans = [plan_version(run.origins[k].remote, spec, k) for k in missing]
+            plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
