@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -244,8 +245,38 @@ class InstallRun:
         for plan in plans:
             if remaining[plan.key] == 0:
                 published.append(self.commit(plan, results[plan.key]))
+
+        def ingested(plan: VersionPlan, batch: list[ItemResult]) -> None:
+            results[plan.key].extend(batch)
+            for _ in batch:
+                self.counters.item_done()
+            remaining[plan.key] -= len(batch)
+            if remaining[plan.key] == 0:
+                published.append(self.commit(plan, results[plan.key]))
+
+        def tick(transferred: int) -> None:
+            self.counters.set_bytes(done_bytes + transferred)
+            self.sink.emit("progress", self.counters.snapshot())
+
+        self.downloaded = self.ingest(todo, ingested, tick)
+        self.counters.set_bytes(done_bytes + self.downloaded)
+        self.sink.emit("progress", self.counters.snapshot())
+        return published
+
+    def ingest(
+        self,
+        todo: list[tuple[VersionPlan, WorkItem]],
+        done: Callable[[VersionPlan, list[ItemResult]], None],
+        tick: Callable[[int], None],
+    ) -> int:
+        """Transfer and verify the items of `todo` into their versions' staging dirs through one pool
+        of `jobs` worker processes: largest first, a large item over several streams, small files of
+        one version in batches fetched several at a time (`batched`). `done(plan, results)` gets each
+        finished task's results (one item, or a batch of small files of `plan`); `tick(bytes)` follows
+        every TICK seconds and the last task, with the bytes transferred so far. The fence is checked
+        every tick. Returns the bytes transferred. Raises what `fetch_item` raises."""
         # Largest first: the long transfers start at once instead of trailing behind the pool.
-        todo.sort(key=lambda planned: -planned[1].expected_bytes)
+        todo = sorted(todo, key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
         budget = PartPolicy.from_env().streams
@@ -267,21 +298,13 @@ class InstallRun:
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
                 self.fence()  # a holder that lost the lock stops its workers within a tick
-                self.counters.set_bytes(done_bytes + pool.transferred)
-                self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
                     plan = futures.pop(fut)
-                    for result in fut.result():
-                        results[plan.key].append(result)
-                        self.counters.item_done()
-                        remaining[plan.key] -= 1
+                    batch = fut.result()
                     flush.request()
-                    if remaining[plan.key] == 0:
-                        published.append(self.commit(plan, results[plan.key]))
-            self.counters.set_bytes(done_bytes + pool.transferred)
-            self.downloaded = pool.transferred
-        self.sink.emit("progress", self.counters.snapshot())
-        return published
+                    done(plan, batch)
+                tick(pool.transferred)
+            return pool.transferred
 
     def dedupe(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]

@@ -8,8 +8,9 @@ published. Each worker:
 2. takes its member lease (`<cache>/.dscache/team/<I>.lock`): a retried worker waits for the lease
    of its dead predecessor (at once on the same host, after one lease on another one);
 3. plans every version (each worker the same plan) and transfers only its share (`shares.assign`)
-   into the shared staging dirs, skipping items already done, resuming a partial file from its
-   bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
+   into the shared staging dirs as a single install does (`InstallRun.ingest`: small files in
+   batches, large items over several streams), skipping items already done, resuming a partial file
+   from its bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
 4. under the writer lock: publishes the versions if every item of every version is done and
    verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
    (or a retry of one that died) commits. Each check runs under the lock after the worker's own
@@ -28,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,6 @@ from dscache.api.spec import DatasetCacheSpec
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.pipeline import (
-    TICK,
     InstallError,
     InstallResult,
     InstallRun,
@@ -49,11 +48,10 @@ from dscache.install.pipeline import (
 from dscache.install.progress import Sink
 from dscache.install.shares import assign
 from dscache.install.staging import StagingPaths
-from dscache.install.workers import RemoteFactory, WorkerPool
+from dscache.install.workers import RemoteFactory
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
-from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, LockLostError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published
@@ -181,26 +179,11 @@ class _Share:
         self.report(0, "start")
         if not self.todo:
             return
-        self.todo.sort(key=lambda planned: -planned[1].expected_bytes)
-        specs = {key: origin.spec for key, origin in run.origins.items()}
-        jobs = min(run.jobs, len(self.todo))
-        with (
-            WorkerPool(jobs, specs, run.factory, run.worker_fence) as pool,
-            BackgroundFlush(run.cache.root) as flush,
-        ):
-            futures: dict[Future[ItemResult], VersionPlan] = {
-                pool.submit(plan.key, item, run.cache.staging_dir(plan.key)): plan for plan, item in self.todo
-            }
-            while futures:
-                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
-                run.fence()
-                for fut in finished:
-                    futures.pop(fut)
-                    fut.result()
-                    flush.request()
-                    self.items_done += 1
-                self.report(pool.transferred)
-            self.report(pool.transferred)
+
+        def done(_plan: VersionPlan, batch: list[ItemResult]) -> None:
+            self.items_done += len(batch)
+
+        run.ingest(self.todo, done, self.report)  # its last tick reports the share's end
 
 
 def _commit(
