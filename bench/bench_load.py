@@ -49,7 +49,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -64,6 +64,7 @@ sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator"), str(REPO / "initcont
 import yaml  # noqa: E402
 from dscache_testbed import bed, build  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
+from dscache_testbed.polling import wait  # noqa: E402
 
 from dscache_operator import devcerts  # noqa: E402
 
@@ -90,16 +91,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait(what: str, fn: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(every)
-    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
 
 
 class Session:

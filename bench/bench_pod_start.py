@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ sys.path[:0] = [str(REPO), str(REPO / "hack")]
 import yaml  # noqa: E402
 from dscache_testbed import bed, build, images  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
+from dscache_testbed.polling import wait  # noqa: E402
 
 from dscache.api.names import VersionKey  # noqa: E402
 from tests.factories import make_tree, publish_archives  # noqa: E402
@@ -61,16 +62,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait(what: str, fn: Callable[[], Any], timeout: float = 120, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(every)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 class Bench:
@@ -158,7 +149,7 @@ class Bench:
             self.kubectl("apply", "-f", str(REPO / "crds" / crd))
         self.kube.post("/api/v1/namespaces", {"metadata": {"name": self.ns}})
         account = f"/api/v1/namespaces/{self.ns}/serviceaccounts/default"
-        wait("default ServiceAccount", lambda: self.kube.get_or_none(account))
+        wait("default ServiceAccount", lambda: self.kube.get_or_none(account), every=0.01)
         creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
         secret = {"metadata": {"name": "s3-creds"}, "stringData": creds}
         self.kube.post(f"/api/v1/namespaces/{self.ns}/secrets", secret)
@@ -178,6 +169,7 @@ class Bench:
             "DatasetCache Ready",
             lambda: (self.kube.get(path).get("status") or {}).get("phase") == "Ready",
             600,
+            0.01,
         )
 
         def webhook_in_force() -> bool:

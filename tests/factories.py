@@ -162,6 +162,22 @@ def publish_archives(
     return publish(tree, FileRemote(remote_dir.resolve()), key, options)
 
 
+def publish_tree_versions(
+    tmp_path: Path, remote_dir: Path, keys: Iterable[VersionKey], *, dirs: int
+) -> dict[VersionKey, Path]:
+    """Publish, for each of `keys`, a tree of `dirs` directories of five files of 2,000 bytes and more
+    (under `tmp_path/tree-<data type>`) as archives of about 8 KiB into `remote_dir`; the trees by key."""
+    trees = {}
+    for key in keys:
+        tree = make_tree(
+            tmp_path / f"tree-{key.data_type}",
+            {f"d{i}/f{j}.txt": 2000 + i * j for i in range(dirs) for j in range(5)},
+        )
+        publish_archives(tree, remote_dir, key, archive_size=8192)
+        trees[key] = tree
+    return trees
+
+
 def publish_raw_archives(
     remote_dir: Path,
     key: VersionKey,

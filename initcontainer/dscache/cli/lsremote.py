@@ -23,8 +23,8 @@ from dscache.errors import DscacheError
 
 if TYPE_CHECKING:
     from dscache.api.names import VersionKey
-    from dscache.api.spec import DatasetCacheSpec, Source
-    from dscache.layouts.offered import Layout, Offered
+    from dscache.api.spec import DatasetCacheSpec, Layout, Source
+    from dscache.layouts.offered import Offered
 
 EXAMPLES = """\
   dscache ls-remote s3://bucket/mujoco
@@ -100,8 +100,7 @@ def _spec_parts(spec: DatasetCacheSpec) -> tuple[Layout, bool, tuple[tuple[str, 
     from dscache.install.pipeline import revision_per_version
 
     slots = tuple(sorted({(k.data_type, k.source) for k in spec.version_keys()}))
-    layout: Layout = "files" if spec.layout == "Files" else "archives"
-    return layout, revision_per_version(spec), slots
+    return spec.layout, revision_per_version(spec), slots
 
 
 def _query(args: argparse.Namespace) -> _Query:
@@ -128,11 +127,11 @@ def _query(args: argparse.Namespace) -> _Query:
             raise SpecError("give SOURCE [DT[/SRC]] or -f DATASETCACHE.yaml [DT[/SRC]]")
         url = where[0]
         source = source_from_url(url, "SOURCE") if "://" in url else _local_source(url)
-        layout = {"Archives": "archives", "Files": "files", None: None}[args.layout]
+        layout = args.layout
         revisions, slots = args.revisions, ()
         if revisions and source.hugging_face is None:
             raise SpecError("--revisions: only a hf:// source has revisions")
-        if revisions and layout == "archives":
+        if revisions and layout == "Archives":
             raise SpecError("--revisions lists files versions (revisionFromVersion); not --layout archives")
         wanted = where[1] if len(where) > 1 else None
     data_type, src = None, None
@@ -179,7 +178,7 @@ def _revisions(query: _Query, remote: Any) -> list[Offered]:
                 key: VersionKey | None = VersionKey(data_type, src, ref.name) if data_type else None
             except NameError_:
                 key = None  # a ref name that cannot be a version (e.g. with '/'): shown, not installable
-            out.append(Offered(key, ref.name, "files", len(files), size, ref.commit, ref.kind))
+            out.append(Offered(key, ref.name, "Files", len(files), size, ref.commit, ref.kind))
     return out
 
 

@@ -13,20 +13,11 @@ import os
 import stat
 from pathlib import Path
 
+from dscache.store.filetypes import file_type
 from dscache.store.paths import CONTROL_DIR
 
 IGNORED_IN_EMPTY_VOLUME = frozenset({"lost+found"})
 """Entries a freshly formatted volume holds: such a directory is an empty cache, not a foreign one."""
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    return "a special file"
 
 
 def _read_only_fs(path: Path) -> bool:
@@ -57,7 +48,7 @@ def _creatable(path: Path) -> str | None:
     except OSError as err:
         return f"{path}: cannot create it: {ancestor}: {err.strerror}"
     if not stat.S_ISDIR(mode):
-        return f"{path}: cannot create it: {ancestor} is {_kind(mode)}, not a directory"
+        return f"{path}: cannot create it: {ancestor} is {file_type(mode)}, not a directory"
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{path}: cannot create it: {_not_writable(ancestor)}"
     return None
@@ -69,11 +60,11 @@ def _stat(path: Path) -> os.stat_result | str:
         return os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            return f"{path}: a symbolic link to a missing target ({os.readlink(path)})"
+            return f"{path}: a symlink to a missing target ({os.readlink(path)})"
         return "missing"
     except NotADirectoryError:
         ancestor = _nearest_existing(path)
-        return f"{path}: {ancestor} is {_kind(os.stat(ancestor).st_mode)}, not a directory"
+        return f"{path}: {ancestor} is {file_type(os.stat(ancestor).st_mode)}, not a directory"
     except PermissionError:
         return f"{path}: permission denied (a parent directory cannot be searched by user id {os.geteuid()})"
     except OSError as err:
@@ -89,7 +80,7 @@ def dir_problem(path: Path, *, create: bool = False, write: bool = False) -> str
     if isinstance(st, str):
         return st
     if not stat.S_ISDIR(st.st_mode):
-        return f"{path}: is {_kind(st.st_mode)}, not a directory"
+        return f"{path}: is {file_type(st.st_mode)}, not a directory"
     if not os.access(path, os.R_OK | os.X_OK):
         return f"{path}: permission denied (not readable by user id {os.geteuid()})"
     if write and not os.access(path, os.W_OK):

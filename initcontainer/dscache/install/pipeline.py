@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -173,8 +173,9 @@ class _Origin:
     spec: DatasetCacheSpec
 
 
-class _Run:
-    """One locked install of the missing versions."""
+class InstallRun:
+    """One locked install of the missing versions: `run` does it all; the team path
+    (`teamwork.py`) calls its steps, `plan`, `dedupe` and `commit`, itself."""
 
     def __init__(
         self,
@@ -196,21 +197,24 @@ class _Run:
         self.shared: list[ItemResult] = []
         self.downloaded = 0
 
-    def _open(self, missing: list[VersionKey]) -> None:
+    def plan(self, missing: list[VersionKey]) -> list[VersionPlan]:
+        """Pin each version's remote at its revision (into `origins`) and plan its items, in the order
+        of `missing`. Raises `RemoteError`, `LayoutError`."""
         if revision_per_version(self.spec):
             for key in missing:
                 remote = self.factory(with_hf_revision(self.spec, key.version))
                 revision = remote.resolve_revision()
                 self.origins[key] = _Origin(remote, revision, with_hf_revision(self.spec, revision))
-            return
-        remote = self.factory(self.spec)
-        revision = remote.resolve_revision()
-        shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
-        self.origins = dict.fromkeys(missing, shared)
+        else:
+            remote = self.factory(self.spec)
+            revision = remote.resolve_revision()
+            shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
+            self.origins = dict.fromkeys(missing, shared)
+        return [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
-        self._open(missing)
-        plans = [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
+        """Plan, dedupe, ingest and commit the `missing` versions; the keys published, in order."""
+        plans = self.plan(missing)
         results: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in plans}
         todo: list[tuple[VersionPlan, WorkItem]] = []
         for plan in plans:
@@ -222,7 +226,7 @@ class _Run:
                 else:
                     results[plan.key].append(done)
         todo = self._reuse(todo, results)
-        todo = self._share(todo, results)
+        todo = self.dedupe(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
         check_space(self.cache.root, plans, done_bytes)
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
@@ -244,9 +248,38 @@ class _Run:
         remaining = {p.key: len(p.items) - len(results[p.key]) for p in plans}
         for plan in plans:
             if remaining[plan.key] == 0:
-                published.append(self._promote(plan, results[plan.key]))
+                published.append(self.commit(plan, results[plan.key]))
+
+        def ingested(plan: VersionPlan, batch: list[ItemResult]) -> None:
+            results[plan.key].extend(batch)
+            remaining[plan.key] -= len(batch)
+            if remaining[plan.key] == 0:
+                published.append(self.commit(plan, results[plan.key]))
+
+        def tick(transferred: int, finished: int) -> None:
+            self.counters.set_bytes(done_bytes + transferred)
+            self.counters.set_items(done_items + finished)  # files of a batch as each lands
+            self.sink.emit("progress", self.counters.snapshot())
+
+        self.downloaded = self.ingest(todo, ingested, tick)
+        self.sink.emit("progress", self.counters.snapshot())
+        return published
+
+    def ingest(
+        self,
+        todo: list[tuple[VersionPlan, WorkItem]],
+        done: Callable[[VersionPlan, list[ItemResult]], None],
+        tick: Callable[[int, int], None],
+    ) -> int:
+        """Transfer and verify the items of `todo` into their versions' staging dirs through one pool
+        of `jobs` worker processes: largest first, a large item over several streams, small files of
+        one version in batches fetched several at a time (`batched`). `done(plan, results)` gets each
+        finished task's results (one item, or a batch of small files of `plan`); `tick(bytes, items)` follows
+        every TICK seconds and the last task, with the bytes transferred and the items finished so far
+        (a batch's files counted as each lands). The fence is checked
+        every tick. Returns the bytes transferred. Raises what `fetch_item` raises."""
         # Largest first: the long transfers start at once instead of trailing behind the pool.
-        todo.sort(key=lambda planned: -planned[1].expected_bytes)
+        todo = sorted(todo, key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
         budget = PartPolicy.from_env().streams
@@ -268,22 +301,13 @@ class _Run:
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
                 self.fence()  # a holder that lost the lock stops its workers within a tick
-                self.counters.set_bytes(done_bytes + pool.transferred)
-                self.counters.set_items(done_items + pool.finished)  # files of a batch as each lands
-                self.sink.emit("progress", self.counters.snapshot())
                 for fut in finished:
                     plan = futures.pop(fut)
-                    for result in fut.result():
-                        results[plan.key].append(result)
-                        remaining[plan.key] -= 1
+                    batch = fut.result()
                     flush.request()
-                    if remaining[plan.key] == 0:
-                        published.append(self._promote(plan, results[plan.key]))
-            self.counters.set_bytes(done_bytes + pool.transferred)
-            self.counters.set_items(done_items + pool.finished)
-            self.downloaded = pool.transferred
-        self.sink.emit("progress", self.counters.snapshot())
-        return published
+                    done(plan, batch)
+                tick(pool.transferred, pool.finished)
+            return pool.transferred
 
     def _reuse(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
@@ -309,10 +333,12 @@ class _Run:
                 results[plan.key].append(result)
         return rest
 
-    def _share(
+    def dedupe(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
     ) -> list[tuple[VersionPlan, WorkItem]]:
-        """Link the items published versions hold (into `results`); the items left to transfer."""
+        """Link the items whose bytes published versions hold (`share.py`) into staging, their results
+        appended to `results` (a list per version key of `todo`) and to `shared`; the items left to
+        ingest, in the order of `todo`."""
         if not any(item.stated for _plan, item in todo):
             return todo
         index = ShareIndex.load(self.cache, exclude=self.repair)
@@ -327,12 +353,17 @@ class _Run:
                 self.shared.append(shared)
         return rest
 
-    def _promote(self, plan: VersionPlan, results: list[ItemResult]) -> VersionKey:
+    def commit(
+        self, plan: VersionPlan, results: list[ItemResult], *, fence: Fence | None = None
+    ) -> VersionKey:
+        """Publish the version of `plan` from its staged, verified `results` (one per item), under
+        `fence` (default: this run's; raises `LockLostError` once the lock is lost); its key."""
+        fence = fence or self.fence
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=self.fence)
-        self.fence()
+        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(
             "version_published",
@@ -382,7 +413,7 @@ def install(
                 missing = [k for k in missing if k in repair or not is_published(cache, k)]
                 if missing:
                     jobs = jobs or spec.install.parallelism
-                    run = _Run(
+                    run = InstallRun(
                         cache,
                         spec,
                         remote_factory,

@@ -8,8 +8,9 @@ published. Each worker:
 2. takes its member lease (`<cache>/.dscache/team/<I>.lock`): a retried worker waits for the lease
    of its dead predecessor (at once on the same host, after one lease on another one);
 3. plans every version (each worker the same plan) and transfers only its share (`shares.assign`)
-   into the shared staging dirs, skipping items already done, resuming a partial file from its
-   bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
+   into the shared staging dirs as a single install does (`InstallRun.ingest`: small files in
+   batches, large items over several streams), skipping items already done, resuming a partial file
+   from its bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
 4. under the writer lock: publishes the versions if every item of every version is done and
    verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
    (or a retry of one that died) commits. Each check runs under the lock after the worker's own
@@ -28,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,24 +37,21 @@ from dscache.api.spec import DatasetCacheSpec
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.pipeline import (
-    TICK,
     InstallError,
     InstallResult,
-    _Run,
+    InstallRun,
     build_ref,
     check_space,
     default_remote_factory,
     install,
-    plan_version,
 )
 from dscache.install.progress import Sink
 from dscache.install.shares import assign
 from dscache.install.staging import StagingPaths
-from dscache.install.workers import RemoteFactory, WorkerPool
+from dscache.install.workers import RemoteFactory
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
-from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, LockLostError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published
@@ -117,7 +114,7 @@ class _Share:
     """One worker's part of the install: its items transferred, all workers' progress reported."""
 
     def __init__(
-        self, run: _Run, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
+        self, run: InstallRun, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
     ) -> None:
         self.run, self.worker, self.plans = run, worker, plans
         self.control = run.cache.control
@@ -175,37 +172,25 @@ class _Share:
         run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
         run.counters.items_total = sum(len(p.items) for p in self.plans)
         shared: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in self.plans}
-        self.todo = run._share(self.todo, shared)  # what published versions hold: linked, not fetched
+        self.todo = run.dedupe(self.todo, shared)  # what published versions hold: linked, not fetched
         for results in shared.values():
             self.base_bytes[self.worker.index] += sum(r.size for r in results)
             self.items_done += len(results)
         self.report(0, "start")
         if not self.todo:
             return
-        self.todo.sort(key=lambda planned: -planned[1].expected_bytes)
-        specs = {key: origin.spec for key, origin in run.origins.items()}
-        jobs = min(run.jobs, len(self.todo))
-        with (
-            WorkerPool(jobs, specs, run.factory, run.worker_fence) as pool,
-            BackgroundFlush(run.cache.root) as flush,
-        ):
-            futures: dict[Future[ItemResult], VersionPlan] = {
-                pool.submit(plan.key, item, run.cache.staging_dir(plan.key)): plan for plan, item in self.todo
-            }
-            while futures:
-                finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
-                run.fence()
-                for fut in finished:
-                    futures.pop(fut)
-                    fut.result()
-                    flush.request()
-                    self.items_done += 1
-                self.report(pool.transferred)
-            self.report(pool.transferred)
+
+        linked = self.items_done
+
+        def tick(transferred: int, finished: int) -> None:
+            self.items_done = linked + finished  # a batch's files as each lands
+            self.report(transferred)
+
+        run.ingest(self.todo, lambda _plan, _batch: None, tick)  # its last tick reports the share's end
 
 
 def _commit(
-    run: _Run, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
+    run: InstallRun, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
 ) -> list[VersionKey] | None:
     """Under the writer lock: publish every version whose items are all done, if they all are; write
     the ref and end the team. None when some item is still missing (another worker's)."""
@@ -223,11 +208,9 @@ def _commit(
             if any(r is None for r in done):
                 return None
             results[plan.key] = [r for r in done if r is not None]
-        committer = _Run(
-            cache, spec, run.factory, run.jobs, run.sink, fence=lock.fence, worker_fence=lock.fence
-        )
-        committer.origins = run.origins
-        published = [committer._promote(plan, results[plan.key]) for plan in plans if plan.key in results]
+        published = [
+            run.commit(plan, results[plan.key], fence=lock.fence) for plan in plans if plan.key in results
+        ]
         lock.fence()
         build_ref(spec, ref_name).write(cache)
         teams.end_team(cache.control)
@@ -279,7 +262,7 @@ def install_share(
             teams.TeamHeartbeat(cache.control, worker.team),
             WriterLock(member_path, timeout=lock_timeout, guard_team=False) as member,
         ):
-            run = _Run(
+            run = InstallRun(
                 cache,
                 spec,
                 remote_factory,
@@ -289,8 +272,7 @@ def install_share(
                 worker_fence=_MemberFence(member.worker_fence(), cache.control, worker.team),
             )
             missing = [k for k in keys if not is_published(cache, k)]
-            run._open(missing)
-            plans = [plan_version(run.origins[k].remote, spec, k) for k in missing]
+            plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)

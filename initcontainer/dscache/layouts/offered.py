@@ -9,8 +9,9 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
 - a `files` version is every file under `<dt>/<src>/<ver>/`: `src` is the longest source the caller
   knows for `dt` (from a spec, or from the `DT/SRC` asked for) that the path continues, else the
   path's second segment (a files remote whose sources hold '/' needs them named);
-- `layout` None (auto) takes archive versions where their manifest is and files versions from the
-  other files; `archives` only the former, `files` every file as a files version. Paths that are not
+- `layout` (the spec's spelling) None (auto) takes archive versions where their manifest is and
+  files versions from the other files; `Archives` only the former, `Files` every file as a files
+  version. Paths that are not
   safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
 """
 
@@ -18,13 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from dscache.api.names import NameError_, VersionKey
+from dscache.api.spec import Layout
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
 from dscache.remotes.base import RemoteFile
-
-Layout = Literal["archives", "files"]
 
 
 @dataclass(frozen=True)
@@ -91,21 +90,21 @@ def offered_versions(
     known: dict[str, list[str]] = {}
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)
-    archive_dirs = _archive_dirs(files) if layout != "files" else {}
+    archive_dirs = _archive_dirs(files) if layout != "Files" else {}
     totals: dict[tuple[VersionKey, Layout], list[int]] = {}
     for rf in files:
         folder = rf.path.rpartition("/")[0]
         archived = archive_dirs.get(folder)
         entry: tuple[VersionKey, Layout]
         if archived is not None:
-            entry = (archived, "archives")
-        elif layout == "archives":
+            entry = (archived, "Archives")
+        elif layout == "Archives":
             continue
         else:
             key = _files_key(rf.path, known)
             if key is None or _inside(folder, archive_dirs):
                 continue
-            entry = (key, "files")
+            entry = (key, "Files")
         count = totals.setdefault(entry, [0, 0])
         count[0] += 1
         count[1] += rf.size

@@ -27,6 +27,7 @@ from dscache.layouts.molmospaces import (
     MOLMO_REMOTE_MANIFEST,
     molmo_size_mb,
 )
+from dscache.store.filetypes import file_type
 from dscache.store.paths import COMPLETE_RECORD, INVENTORY, ITEMS
 
 ARCHIVE_SUFFIX = ".tar.zst"
@@ -132,7 +133,7 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
                     continue
                 entries.append(TreeEntry(rel, "file", st.st_size, bool(st.st_mode & 0o111)))
             else:
-                raise BadInputError(f"{root / rel}: {_kind_name(st.st_mode)} cannot be published")
+                raise BadInputError(f"{root / rel}: {file_type(st.st_mode)} cannot be published")
 
     walk(root, "")
     if all(e.kind == "dir" for e in entries):
@@ -152,18 +153,6 @@ def _check_name(rel: str, root: Path) -> None:
         raise BadInputError(f"{root}: file name {rel!r} is not valid UTF-8") from None
     if "\n" in rel or "\r" in rel:
         raise BadInputError(f"{root}: file name {rel!r} contains a line break")
-
-
-def _kind_name(mode: int) -> str:
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
 
 
 # -------------------------------------------------------------------------------------- planning

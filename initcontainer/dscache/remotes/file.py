@@ -28,6 +28,7 @@ from pathlib import Path
 from dscache.remotes.base import CHUNK, Identity, NotFoundError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import check_rel_path
 from dscache.store.atomic import fsync_dir, tmp_name
+from dscache.store.filetypes import file_type
 
 
 def stat_identity(st: os.stat_result) -> Identity:
@@ -35,21 +36,6 @@ def stat_identity(st: os.stat_result) -> Identity:
     a file replaced, rewritten or touched is told from the one a partial copy started from."""
     token = f"{st.st_dev:x}:{st.st_ino:x}:{st.st_mtime_ns:x}:{st.st_ctime_ns:x}"
     return Identity(size=st.st_size, etag=token, last_modified=int(st.st_mtime))
-
-
-def _kind(mode: int) -> str:
-    """Pure: what a file type is called in messages."""
-    for test, name in (
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISFIFO, "FIFO"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISLNK, "symlink"),
-    ):
-        if test(mode):
-            return name
-    return "regular file" if stat.S_ISREG(mode) else "special file"
 
 
 class FileRemote:
@@ -98,7 +84,7 @@ class FileRemote:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             os.close(fd)
-            raise RemoteError(f"{what}: {_kind(mode)}, not a regular file")
+            raise RemoteError(f"{what}: {file_type(mode)}, not a regular file")
         return fd
 
     def read_bytes(self, path: str) -> bytes:
@@ -178,7 +164,7 @@ class FileRemote:
                 if stat.S_ISLNK(st.st_mode):
                     st = self._link_target(full)
                 elif not stat.S_ISREG(st.st_mode):
-                    raise RemoteError(f"{self._rel_what(full)}: {_kind(st.st_mode)}, not a regular file")
+                    raise RemoteError(f"{self._rel_what(full)}: {file_type(st.st_mode)}, not a regular file")
                 rel = full.relative_to(self._root).as_posix()
                 executable = bool(st.st_mode & 0o111)
                 out.append(RemoteFile(rel, st.st_size, identity=stat_identity(st), executable=executable))
@@ -201,7 +187,7 @@ class FileRemote:
         if not self._inside(real):
             raise RemoteError(f"{what}: symlink to {real}, outside {self._root}; not followed")
         if not stat.S_ISREG(st.st_mode):
-            raise RemoteError(f"{what}: symlink to a {_kind(st.st_mode)}; only links to files are followed")
+            raise RemoteError(f"{what}: symlink to {file_type(st.st_mode)}; only links to files are followed")
         return st
 
     def put_file(self, path: str, local: Path) -> None:

@@ -108,9 +108,9 @@ ODD: dict[str, tuple[Callable[[Path], None], str]] = {
     "directory symlink": (_link("sub"), "symlink to a directory"),
     "dangling symlink": (_link("nowhere.txt"), "dangling symlink"),
     "symlink loop": (_link("odd"), "symlink cannot be resolved"),
-    "fifo": (_fifo, "FIFO, not a regular file"),
-    "socket": (_socket, "socket, not a regular file"),
-    "device": (_device, "character device, not a regular file"),
+    "fifo": (_fifo, "a FIFO, not a regular file"),
+    "socket": (_socket, "a socket, not a regular file"),
+    "device": (_device, "a character device, not a regular file"),
 }
 
 

@@ -42,11 +42,11 @@ def _row(dt: str, src: str, ver: str, layout: str, files: int, size: int, **more
 
 
 EXPECTED = [
-    _row("models", "bert", "v1", "files", 2, 4098),
-    _row("models", "bert", "v2", "files", 1, 8),
-    _row("objects", "objaverse/part1", "v7", "archives", 2, 84),
-    _row("objects", "thor", "v1", "archives", 2, 1020),
-    _row("objects", "thor", "v2", "archives", 3, 3520),
+    _row("models", "bert", "v1", "Files", 2, 4098),
+    _row("models", "bert", "v2", "Files", 1, 8),
+    _row("objects", "objaverse/part1", "v7", "Archives", 2, 84),
+    _row("objects", "thor", "v1", "Archives", 2, 1020),
+    _row("objects", "thor", "v2", "Archives", 3, 3520),
 ]
 
 
@@ -95,8 +95,8 @@ def test_the_table_names_each_version_with_a_readable_size(s3_mirror: str, tmp_p
     assert result.code == 0, result.err
     assert result.out.splitlines() == [
         "DATA TYPE  SOURCE  VERSION  LAYOUT    FILES  SIZE     INSTALLED",
-        "objects    thor    v1       archives  2      1020 B   no",
-        "objects    thor    v2       archives  3      3.4 KiB  no",
+        "objects    thor    v1       Archives  2      1020 B   no",
+        "objects    thor    v2       Archives  3      3.4 KiB  no",
     ]
     empty = run("ls-remote", s3_mirror, "nothing")
     assert (empty.code, empty.out) == (0, f"no versions under {s3_mirror}/nothing\n")
@@ -111,7 +111,7 @@ def test_a_local_directory_as_a_path_or_a_file_url(tmp_path: Path, monkeypatch: 
     assert (
         run("install", "--cache", str(cache), "--source", f"file://{remote}", "--version", str(key)).code == 0
     )
-    expected = [_row("objects", "toys", "v1", "archives", len(stored), sum(p.stat().st_size for p in stored))]
+    expected = [_row("objects", "toys", "v1", "Archives", len(stored), sum(p.stat().st_size for p in stored))]
     assert _listed(f"file://{remote}")["versions"] == expected
     monkeypatch.chdir(tmp_path)  # a relative path, as a user types it
     listed = _listed("remote", "--cache", "cache")
@@ -148,9 +148,9 @@ def test_hf_revisions_are_the_branches_and_tags_with_their_commits(
     manifest = _manifest(tmp_path, hub, "v1")
     assert run("install", "-f", str(manifest), "--cache", str(cache)).code == 0
     revisions = [
-        _row("models", "bert", "main", "files", 3, 70_051, revision=bert["v2"], refType="branch"),
-        _row("models", "bert", "v1", "files", 3, 70_050, revision=bert["v1"], refType="tag"),
-        _row("models", "bert", "v2", "files", 3, 70_051, revision=bert["v2"], refType="tag"),
+        _row("models", "bert", "main", "Files", 3, 70_051, revision=bert["v2"], refType="branch"),
+        _row("models", "bert", "v1", "Files", 3, 70_050, revision=bert["v1"], refType="tag"),
+        _row("models", "bert", "v2", "Files", 3, 70_051, revision=bert["v2"], refType="tag"),
     ]
     installed = [
         {"installed": False},
@@ -170,7 +170,7 @@ def test_hf_revisions_are_the_branches_and_tags_with_their_commits(
         (None, None, "v2"),
     ]
     table = run("ls-remote", "-f", str(manifest), "--cache", str(cache)).out.splitlines()
-    row = ["models", "bert", "v1", "files", "3", "68.4", "KiB", bert["v1"][:12], "(tag)", "yes"]
+    row = ["models", "bert", "v1", "Files", "3", "68.4", "KiB", bert["v1"][:12], "(tag)", "yes"]
     assert table[2].split() == row
 
 
@@ -223,9 +223,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
 def test_a_files_source_with_an_inner_slash_is_cut_where_it_is_named(tmp_path: Path) -> None:
     remote = make_tree(tmp_path / "remote", {"data/team/set/v3/x.bin": 10, "data/team/set/v3/y/z.bin": 5})
     named = _listed(str(remote), "data/team/set")["versions"]
-    assert named == [_row("data", "team/set", "v3", "files", 2, 15)]
+    assert named == [_row("data", "team/set", "v3", "Files", 2, 15)]
     # Unnamed, a files path is <dt>/<src>/<ver>/...: the listing cannot tell an inner '/' apart.
-    assert _listed(str(remote))["versions"] == [_row("data", "team", "set", "files", 2, 15)]
+    assert _listed(str(remote))["versions"] == [_row("data", "team", "set", "Files", 2, 15)]
 
 
 def test_a_branch_that_moved_since_its_install_shows_the_installed_commit(

@@ -68,11 +68,12 @@ def install(
     *,
     layout: str = "archives",
     umask: int = -1,
+    extra: tuple[str, ...] = (),
 ) -> Run:
-    """Install `key` from `remote` (a local directory, or a URL)."""
+    """Install `key` from `remote` (a local directory, or a URL), with `extra` arguments."""
     source = remote if isinstance(remote, str) else f"file://{remote}"
     args = ["install", "--cache", str(cache), "--source", source, "--layout", layout, "--version", str(key)]
-    return cli(args, env, umask)
+    return cli([*args, *extra], env, umask)
 
 
 def verify(cache: Path, env: dict[str, str] | None = None) -> Run:

@@ -16,24 +16,12 @@ import pytest
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
-from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import content_for, dataset_snapshot, publish_tree_versions, tree_snapshot
 from tests.servers.files import FileServer
 from tests.servers.s3 import S3Env
 
 V1 = VersionKey("objects", "thor", "v1")
 V2 = VersionKey("scenes", "ithor", "v1")
-
-
-def publish_two_versions(tmp_path: Path, server: FileServer) -> dict[VersionKey, Path]:
-    trees = {}
-    for key in (V1, V2):
-        tree = make_tree(
-            tmp_path / f"tree-{key.data_type}",
-            {f"d{i}/f{j}.txt": 2000 + i * j for i in range(10) for j in range(5)},
-        )
-        publish_archives(tree, server.root, key, archive_size=8192)
-        trees[key] = tree
-    return trees
 
 
 def start_install(cache: Path, url: str) -> subprocess.Popen[str]:
@@ -121,7 +109,7 @@ def done_archives(cache: Path) -> set[str]:
 
 
 def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileServer) -> None:
-    trees = publish_two_versions(tmp_path, http_server)
+    trees = publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=10)
     http_server.faults.delay(0.15, times=None, path="*.tar.zst")
     cache = tmp_path / "cache"
     for point in ("start", "progress"):
@@ -145,7 +133,7 @@ def test_kill_at_several_points_then_resume(tmp_path: Path, http_server: FileSer
 
 
 def test_random_kills_never_expose_a_partial_version(tmp_path: Path, http_server: FileServer) -> None:
-    publish_two_versions(tmp_path, http_server)
+    publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=10)
     http_server.faults.delay(0.02, times=None, path="*.tar.zst")
     cache = tmp_path / "cache"
     stop = threading.Event()
@@ -176,7 +164,7 @@ def test_random_kills_never_expose_a_partial_version(tmp_path: Path, http_server
 
 
 def test_two_concurrent_installs_publish_once(tmp_path: Path, http_server: FileServer) -> None:
-    publish_two_versions(tmp_path, http_server)
+    publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=10)
     cache = tmp_path / "cache"
     procs = [start_install(cache, http_server.url) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]

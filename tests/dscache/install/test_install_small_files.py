@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,38 @@ def test_small_files_are_fetched_many_at_once_over_reused_connections(
     assert len(gets) == FILES
     assert most_at_once(gets) >= 6  # one worker, 8 files in flight (not one after the other)
     assert len({r.peer for r in gets}) <= 8  # each connection carried several files
+
+
+def test_a_team_fetches_its_small_files_many_at_once_too(
+    tmp_path: Path, s3: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--workers 2`: each worker batches its share of small files as a single install does."""
+    for n in range(FILES):
+        s3.put(f"models/{KEY.rel}/f{n:02}.txt", content_for(str(n), 1000), checksum=None)
+    s3.server.faults.delay(0.2, times=None, path="*/f*.txt")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("DSCACHE_STREAMS", "4")  # small files: eight in flight per worker
+    cache = tmp_path / "cache"
+    args = ["--cache", str(cache), "--source", f"s3://{s3.bucket}/models", "--layout", "files"]
+    cmd = [sys.executable, "-m", "dscache.cli.app", "install", *args, "--version", str(KEY), "--jobs", "1"]
+    workers = [
+        subprocess.Popen(
+            [*cmd, "--workers", "2", "--worker-index", str(i)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for i in range(2)
+    ]
+    errors = [w.communicate(timeout=120)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], errors
+    version = CachePaths(cache).version_dir(KEY)
+    assert all((version / f"f{n:02}.txt").read_bytes() == content_for(str(n), 1000) for n in range(FILES))
+    gets = s3.server.log.find("*/f*.txt", method="GET")
+    assert len(gets) == FILES
+    assert most_at_once(gets) >= 6  # one process each, files in flight at once (not one after the other)
+    assert len({r.peer for r in gets}) <= 16  # each connection carried several files
 
 
 def test_small_files_of_one_version_are_batched_and_archives_and_large_files_go_alone() -> None:

@@ -21,24 +21,12 @@ from dscache.install.shares import assign
 from dscache.store.lock import LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.team import TeamHeartbeat, TeamRecord, write_team
-from tests.factories import dataset_snapshot, make_tree, publish_archives, tree_snapshot
+from tests.factories import dataset_snapshot, publish_tree_versions, tree_snapshot
 from tests.servers.files import FileServer
 
 V1 = VersionKey("objects", "thor", "v1")
 V2 = VersionKey("scenes", "ithor", "v1")
 WORKERS = 3
-
-
-def publish_two_versions(tmp_path: Path, server: FileServer) -> dict[VersionKey, Path]:
-    trees = {}
-    for key in (V1, V2):
-        tree = make_tree(
-            tmp_path / f"tree-{key.data_type}",
-            {f"d{i}/f{j}.txt": 2000 + i * j for i in range(12) for j in range(5)},
-        )
-        publish_archives(tree, server.root, key, archive_size=8192)
-        trees[key] = tree
-    return trees
 
 
 def worker_cmd(cache: Path, url: str, index: int) -> list[str]:
@@ -80,7 +68,7 @@ def events(out: str) -> list[dict[str, object]]:
 
 
 def test_three_workers_one_killed_and_restarted_publish_once(tmp_path: Path, http_server: FileServer) -> None:
-    trees = publish_two_versions(tmp_path, http_server)
+    trees = publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=12)
     archives = {r for r in os.listdir(http_server.root / V1.rel) if r.endswith(".tar.zst")}
     assert len(archives) >= 6, "each worker needs several archives for a kill mid-way"
     http_server.faults.delay(0.3, times=None, path="*.tar.zst")
@@ -182,7 +170,7 @@ def test_the_last_worker_out_fetches_what_no_running_worker_holds(
 ) -> None:
     """Workers 1 and 2 never run (their pods never started): worker 0 finishes its share, finds no other
     worker's lease, fetches the rest itself and publishes; nothing is fetched twice."""
-    trees = publish_two_versions(tmp_path, http_server)
+    trees = publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=12)
     cache = tmp_path / "cache"
     out, err = start_worker(cache, http_server.url, 0).communicate(timeout=180)
     assert [e["event"] for e in events(out) if e["event"] in ("done", "share_done")] == ["done"], err

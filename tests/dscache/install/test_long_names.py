@@ -14,6 +14,7 @@ from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.install.staging import StagingPaths
 from dscache.store.paths import CachePaths
+from tests.dscache.install.roundtrip import install
 from tests.factories import _info, content_for, dataset_snapshot, make_tree, publish_raw_archives, tar_zst
 
 KEY = VersionKey("d", "s", "v1")
@@ -21,22 +22,6 @@ LONG = "n" * 255
 LONG_UTF8 = "é" * 127 + "x"  # 255 bytes in UTF-8
 LONGEST_ARCHIVE = "a" * (255 - len("._complete_extract") - len(".tar.zst")) + ".tar.zst"
 """237 bytes: the longest whose molmospaces flag (`.<archive>_complete_extract`) is a legal name."""
-
-
-def _install(cache: Path, remote: Path, layout: str) -> int:
-    return main(
-        [
-            "install",
-            "--cache",
-            str(cache),
-            "--source",
-            f"file://{remote}",
-            "--layout",
-            layout,
-            "--version",
-            "d/s=v1",
-        ]
-    )
 
 
 def test_files_with_255_byte_names_install_and_verify(
@@ -47,7 +32,7 @@ def test_files_with_255_byte_names_install_and_verify(
     remote = make_tree(tmp_path / "R", {f"d/s/v1/{LONG}": big, f"d/s/v1/sub/{LONG_UTF8}": "small"})
     cache = tmp_path / "C"
 
-    assert _install(cache, remote, "files") == 0, capsys.readouterr().err
+    assert install(cache, remote, KEY, layout="files").code == 0, capsys.readouterr().err
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {
         LONG: big,
         "sub": None,
@@ -64,7 +49,7 @@ def test_an_archive_with_the_longest_name_its_flag_allows_installs_and_verifies(
     publish_raw_archives(remote, KEY, {LONGEST_ARCHIVE: archive})
     cache = tmp_path / "C"
 
-    assert _install(cache, remote, "archives") == 0, capsys.readouterr().err
+    assert install(cache, remote, KEY, layout="archives").code == 0, capsys.readouterr().err
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {"a.txt": b"hello"}
     assert main(["verify", "--cache", str(cache)]) == 0
 
@@ -78,7 +63,7 @@ def test_an_archive_whose_molmospaces_flag_would_be_too_long_is_refused_naming_i
     )
     cache = tmp_path / "C"
 
-    assert _install(cache, tmp_path / "R", "archives") == 1
+    assert install(cache, tmp_path / "R", KEY, layout="archives").code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dscache: error: ")
     assert f"archive name {name!r} is too long" in err[-1]

@@ -11,6 +11,7 @@ import pytest
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.store.paths import CachePaths
+from tests.dscache.install.roundtrip import install
 from tests.factories import (
     _info,
     content_for,
@@ -25,23 +26,6 @@ from tests.factories import (
 KEY = VersionKey("d", "s", "v1")
 
 
-def _install(cache: Path, remote: Path, layout: str, *extra: str) -> int:
-    return main(
-        [
-            "install",
-            "--cache",
-            str(cache),
-            "--source",
-            f"file://{remote}",
-            "--layout",
-            layout,
-            "--version",
-            "d/s=v1",
-            *extra,
-        ]
-    )
-
-
 @pytest.mark.parametrize("team", [(), ("--workers", "2", "--worker-index", "0")], ids=["single", "team"])
 def test_a_file_staged_by_a_failed_run_and_deleted_from_the_remote_is_not_published(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], team: tuple[str, ...]
@@ -52,7 +36,7 @@ def test_a_file_staged_by_a_failed_run_and_deleted_from_the_remote_is_not_publis
     staged = CachePaths(cache).staging_dir(KEY) / "files"
     make_tree(staged, {"a.txt": "a", "b.txt": "gone", "old/b2.txt": "gone", "empty": None})
 
-    assert _install(cache, remote, "files", *team) == 0
+    assert install(cache, remote, KEY, layout="files", extra=team).code == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {"a.txt": b"a", "c.txt": b"fixed"}
     capsys.readouterr()
     assert main(["verify", "--cache", str(cache)]) == 0
@@ -68,7 +52,7 @@ def test_a_tree_left_by_a_run_that_died_while_assembling_is_not_published(
     cache = tmp_path / "C"
     make_tree(CachePaths(cache).staging_dir(KEY) / "tree", {"stale.txt": "old", "sub/stale2.txt": "old"})
 
-    assert _install(cache, remote, "archives") == 0
+    assert install(cache, remote, KEY, layout="archives").code == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {
         "a.txt": b"a",
         "sub": None,
@@ -91,12 +75,12 @@ def test_an_archive_staged_by_a_failed_run_and_replaced_on_the_remote_since_is_f
     )
     publish_raw_archives(remote, KEY, {"a.tar.zst": old, "b.tar.zst": corrupt_archive("garbage")})
     # One at a time, largest first: a.tar.zst is extracted and stays staged, done; b.tar.zst fails.
-    assert _install(cache, remote, "archives", "--jobs", "1") == 1
+    assert install(cache, remote, KEY, layout="archives", extra=("--jobs", "1")).code == 1
     new = tar_zst([(_info("a.txt", tarfile.REGTYPE, size=5), b"newer")])
     good_b = tar_zst([(_info("b.txt", tarfile.REGTYPE, size=1), b"b")])
     publish_raw_archives(remote, KEY, {"a.tar.zst": new, "b.tar.zst": good_b})
 
-    assert _install(cache, remote, "archives") == 0
+    assert install(cache, remote, KEY, layout="archives").code == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {
         "a.txt": b"newer",
         "b.txt": b"b",

@@ -21,13 +21,13 @@ def test_what_lies_below_an_archives_version_is_neither_counted_nor_a_files_vers
         ("objects/thor/v2/a.tar.zst", 5),  # no manifest: a files version in auto mode
     )
     assert offered_versions(listing) == [
-        Offered(VersionKey("objects", "thor", "v1"), "v1", "archives", files=2, bytes=120),
-        Offered(VersionKey("objects", "thor", "v2"), "v2", "files", files=1, bytes=5),
+        Offered(VersionKey("objects", "thor", "v1"), "v1", "Archives", files=2, bytes=120),
+        Offered(VersionKey("objects", "thor", "v2"), "v2", "Files", files=1, bytes=5),
     ]
-    assert offered_versions(listing, layout="archives") == offered_versions(listing)[:1]
-    assert offered_versions(listing, layout="files") == [
-        Offered(VersionKey("objects", "thor", "v1"), "v1", "files", files=3, bytes=127),
-        Offered(VersionKey("objects", "thor", "v2"), "v2", "files", files=1, bytes=5),
+    assert offered_versions(listing, layout="Archives") == offered_versions(listing)[:1]
+    assert offered_versions(listing, layout="Files") == [
+        Offered(VersionKey("objects", "thor", "v1"), "v1", "Files", files=3, bytes=127),
+        Offered(VersionKey("objects", "thor", "v2"), "v2", "Files", files=1, bytes=5),
     ]
 
 

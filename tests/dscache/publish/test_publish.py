@@ -384,13 +384,13 @@ def test_a_link_escaping_through_another_link_is_rejected(tmp_path: Path) -> Non
 def test_special_files_are_rejected(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "tree", {"ok.txt": "ok"})
     os.mkfifo(tree / "pipe")
-    with pytest.raises(BadInputError, match=r"pipe: fifo cannot be published"):
+    with pytest.raises(BadInputError, match=r"pipe: a FIFO cannot be published"):
         publish(tree, FileRemote(tmp_path / "remote"), KEY)
     (tree / "pipe").unlink()
     sock = socket.socket(socket.AF_UNIX)
     try:
         sock.bind(str(tree / "sock"))
-        with pytest.raises(BadInputError, match=r"sock: socket cannot be published"):
+        with pytest.raises(BadInputError, match=r"sock: a socket cannot be published"):
             publish(tree, FileRemote(tmp_path / "remote"), KEY)
     finally:
         sock.close()
@@ -402,7 +402,7 @@ def test_a_device_is_rejected(tmp_path: Path) -> None:
         os.mknod(tree / "null", 0o600 | 0o020000, os.makedev(1, 3))
     except PermissionError:
         pytest.skip("creating a device node needs CAP_MKNOD")
-    with pytest.raises(BadInputError, match=r"null: character device cannot be published"):
+    with pytest.raises(BadInputError, match=r"null: a character device cannot be published"):
         publish(tree, FileRemote(tmp_path / "remote"), KEY)
 
 

@@ -53,5 +53,5 @@ def test_reads_never_leave_the_root_even_through_a_symlink_retargeted_after_the_
 
 def test_a_fifo_is_refused_by_a_read_instead_of_blocking_it(remote: FileRemote, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "remote/dt/pipe")
-    with pytest.raises(RemoteError, match="dt/pipe: FIFO, not a regular file"):
+    with pytest.raises(RemoteError, match="dt/pipe: a FIFO, not a regular file"):
         remote.read_bytes("dt/pipe")
