@@ -25,6 +25,7 @@ from tests.factories import version_items
 from tests.servers.s3 import S3Env
 
 pytestmark = pytest.mark.cluster
+WAIT = "240s"  # helm --wait: the operator Ready (38 s on a quiet machine, 122 s at load average 7-18)
 crds = opf.crds
 
 # Kinds whose CRDs (cert-manager, prometheus-operator) the bed does not have: the API server cannot
@@ -159,6 +160,7 @@ def _pod(name: str, cache: str) -> str:
     )
 
 
+@pytest.mark.timeout(600)  # two `helm --wait`s of up to WAIT each, on a machine that may be loaded
 def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
     testbed: Testbed,
     crds: None,
@@ -190,7 +192,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
     testbed.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     try:
         install = helm(
-            "install", release, str(CHART), "-n", namespace, *set_args(values), "--wait", "--timeout", "120s"
+            "install", release, str(CHART), "-n", namespace, *set_args(values), "--wait", "--timeout", WAIT
         )
         notes = install.stdout.split("NOTES:", 1)[1]
         assert f"helm test {release} -n {namespace}" in notes and "dscache.io/cache" in notes
@@ -260,7 +262,7 @@ def test_helm_install_operator_and_webhooks_work_with_chart_rbac(
         # An upgrade keeps the generated certificate (looked up), so the webhooks keep working.
         secret_path = f"/api/v1/namespaces/{namespace}/secrets/{release}-webhook-tls"
         before = testbed.kube.get(secret_path)["data"]
-        helm("upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--wait", "--timeout", "120s")
+        helm("upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--wait", "--timeout", WAIT)
         assert testbed.kube.get(secret_path)["data"] == before
         hooks = testbed.kube.get(
             f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release}"
