@@ -117,7 +117,7 @@ class _PartFile:
                 if end <= self.hashed:
                     return  # stopping, and everything finished is hashed
             if self.hashes is None:  # after the first answer: the pin says what the remote vouches for
-                self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
+                self.hashes = Hashes(wanted(self.pin, self.item.sha256) if self.item.verify else ())
             while self.hashed < end:
                 block = os.pread(self.fd, min(1 << 20, end - self.hashed), self.hashed)
                 if not block:
@@ -140,7 +140,7 @@ class _PartFile:
         if self.error is not None:
             raise self.error
         if self.hashes is None:  # nothing was left to fetch or hash
-            self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
+            self.hashes = Hashes(wanted(self.pin, self.item.sha256) if self.item.verify else ())
         return self.hashes.hexdigests()
 
 
