@@ -202,7 +202,7 @@ def _stream_extract(
         try:
             for chunk in source:
                 if hashes is None:  # the first answer has told what the remote vouches for
-                    hashes = Hashes(wanted(pin) if item.verify else ())
+                    hashes = Hashes(wanted(pin, item.sha256) if item.verify else ())
                 hashes.update(chunk)
                 counted += len(chunk)
                 tally.add(len(chunk))
@@ -281,7 +281,7 @@ def _copy(
         if item.size is None or item.size > RESUMABLE:
             record.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(record, pin.to_json(), pretty=False, durable=False)
-        started = Hashes(wanted(pin) if item.verify else ())
+        started = Hashes(wanted(pin, item.sha256) if item.verify else ())
         if have:
             started.update_from(part, have)
         return started

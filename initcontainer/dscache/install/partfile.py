@@ -9,6 +9,11 @@ the hashing does not wait for the disk. No fetching thread ever waits for the di
 `fdatasync` flushes the whole file, and one per part in each fetching thread held the connections
 idle while the disk caught up (4 x 512 MB over S3 through the network model: 32 s; 18 s with the
 flushes on a thread of their own; rclone 10 s, on a machine shared with other work).
+
+The part threads write one at a time (a lock per file): ext4 takes the inode's lock for every
+buffered write, and writers of one file that meet there spin in the kernel before they sleep. 8
+threads writing 2 GiB of fresh 256 KiB buffers into one file, two rounds each on the 2-core machine:
+1.8-2.1 s of system CPU (4.2-5.3 s wall) without the lock, 1.5-1.7 s (2.5-3.0 s wall) with it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class _PartFile:
         self.stopping = False
         self.unreported: list[int] = []
         self.report_lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self.to_record: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.hashes: Hashes | None = None
         self.hashed = 0
@@ -71,9 +77,10 @@ class _PartFile:
 
     def chunk(self, index: int, offset: int, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view, offset = view[written:], offset + written
+        with self.write_lock:  # see the module docstring
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
         self.unreported[index] += len(data)  # one thread per part
         if self.unreported[index] >= _REPORT:
             self._report(index)
@@ -117,7 +124,7 @@ class _PartFile:
                 if end <= self.hashed:
                     return  # stopping, and everything finished is hashed
             if self.hashes is None:  # after the first answer: the pin says what the remote vouches for
-                self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
+                self.hashes = Hashes(wanted(self.pin, self.item.sha256) if self.item.verify else ())
             while self.hashed < end:
                 block = os.pread(self.fd, min(1 << 20, end - self.hashed), self.hashed)
                 if not block:
@@ -140,7 +147,7 @@ class _PartFile:
         if self.error is not None:
             raise self.error
         if self.hashes is None:  # nothing was left to fetch or hash
-            self.hashes = Hashes(wanted(self.pin) if self.item.verify else ())
+            self.hashes = Hashes(wanted(self.pin, self.item.sha256) if self.item.verify else ())
         return self.hashes.hexdigests()
 
 

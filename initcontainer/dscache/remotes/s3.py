@@ -15,6 +15,14 @@ ETag proves nothing: S3 does not send them with ranged GETs). Outside AWS a 32-h
 encrypted object is only a hint (MinIO encrypts ETags), as it is on directory buckets; GCS states its
 digests in x-goog-hash. Objects encrypted with a customer key (SSE-C) are read with the key in
 DSCACHE_S3_SSE_C_KEY (base64).
+
+Bytes go through botocore too (StreamingBody over its urllib3 pool), not through a signed request of
+our own on a urllib3 PoolManager reading into preallocated buffers: measured on the benchmark machine
+(2026-11-30, a 512 MB object as 16 ranged GETs through bench/netmodel.py, two rounds each, client CPU
+user+sys), botocore's `iter_chunks(256 KiB)` took 0.33 and 0.24 s, urllib3 `stream(256 KiB)` 0.33 and
+0.23 s, urllib3 `readinto` a reused 1 MiB buffer 0.33 and 0.25 s: the same, since the kernel's socket
+copy dominates either way. Where an S3 install's CPU goes instead (perf, 4 x 512 MB): writing into the
+page cache ~25%, md5 and sha256 ~33% (see `install.digests.wanted`), the interpreter ~16%.
 """
 
 from __future__ import annotations
@@ -205,7 +213,7 @@ class S3Remote:
         )
         from botocore.exceptions import BotoCoreError
 
-        session = boto3.session.Session(region_name=region)
+        session = boto3.session.Session(botocore_session=_botocore_session(), region_name=region)
         try:
             self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
         except BotoCoreError as exc:  # credentials configured but unusable (a web identity without a role)
@@ -408,6 +416,26 @@ class S3Remote:
 
     def close(self) -> None:
         self._client.close()
+
+
+_LOADER: list[Any] = []
+"""The botocore data loader of the first S3Remote of this process (and of the workers forked from it)."""
+
+
+def _botocore_session() -> Any:
+    """A new botocore session (its own credentials, config and connections) that reads botocore's
+    service models through one loader per process: the loader caches what it parsed, and the
+    installer's worker processes, forked after the parent opened its remote, inherit it. Without it
+    each worker parsed endpoints.json and the S3 model again and listed every service's directory:
+    0.23 s from fork to the first GET on the benchmark machine (4 workers on 2 cores)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
+    return session
 
 
 def _code(exc: BaseException) -> str:

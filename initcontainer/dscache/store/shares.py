@@ -15,9 +15,10 @@ bytes that are not what a record says. Shape (schema 1):
 
 NAME is a file's path in the version (`files` layout) or an archive's name (`archives` layout). The
 digests are those of the bytes that were transferred, computed while they streamed (sha256 always,
-md5 when the remote vouched for one), never what a listing claimed. `extracted` (archives only) is
-what the archive put into the version; it is left out when a later archive replaced one of its files
-or symlinks, since the version then no longer holds the whole archive's tree.
+md5 when the remote vouched for one and no sha256 was published or vouched, see
+`install.digests.wanted`), never what a listing claimed. `extracted` (archives only) is what the
+archive put into the version; it is left out when a later archive replaced one of its files or
+symlinks, since the version then no longer holds the whole archive's tree.
 """
 
 from __future__ import annotations

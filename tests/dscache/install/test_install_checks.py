@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dscache.api.names import VersionKey
-from dscache.install.digests import Hashes, Verdict, judge, next_step
+from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.layouts.files import build_files_plan, file_and_directory
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Identity, Pin, RemoteFile
@@ -150,3 +150,11 @@ def test_times_count_only_where_no_etag_settles_it() -> None:
     listed = Identity(etag='"e"', last_modified=100)
     assert listed.conflict(Identity(etag='"e"', last_modified=101)) is None  # e.g. another CDN edge
     assert listed.conflict(Identity(last_modified=101)) == "last modified 100 -> 101"
+
+
+def test_no_other_digest_is_computed_where_a_sha256_proves_the_bytes() -> None:
+    vouched = Pin(Identity(size=1), {"md5": "1" * 32, "crc32": "0000abcd"}, {})
+    assert wanted(vouched) == {"md5", "crc32"}
+    assert wanted(vouched, "ab" * 32) == set()  # a manifest's or an LFS pointer's sha256
+    assert wanted(Pin(Identity(size=1), {"sha256": "ab" * 32, "md5": "1" * 32})) == set()
+    assert wanted(Pin(Identity(size=1), {}, {"md5": "1" * 32})) == {"md5"}

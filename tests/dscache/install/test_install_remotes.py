@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
 
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
-from dscache.store.paths import CachePaths
+from dscache.store.paths import ITEMS, CachePaths
 from dscache.store.records import read_complete
 from tests.conftest import S3Env
 from tests.factories import content_for, dataset_snapshot, make_tree, publish_archives, tree_snapshot
@@ -50,6 +51,25 @@ def test_s3_archives_with_custom_endpoint_in_the_spec(tmp_path: Path, s3: S3Env)
     assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(tree)
     assert s3.server.log.find("*.tar.zst")
+
+
+def test_s3_archives_with_a_published_sha256_are_hashed_by_it_alone(tmp_path: Path, s3: S3Env) -> None:
+    # The manifest's sha256 proves the bytes: the ETag's md5 would hash every byte a second time for
+    # nothing, so none is computed (nor recorded).
+    tree = make_tree(tmp_path / "tree", TREE)
+    publish_archives(tree, tmp_path / "remote", KEY, archive_size=2048)
+    upload_dir(s3, tmp_path / "remote", "mujoco")
+    published = json.loads((tmp_path / "remote" / KEY.rel / "dscache-manifest.json").read_text())
+    source = f'{{s3: {{bucket: {s3.bucket}, prefix: mujoco, endpoint: "{s3.endpoint}"}}}}'
+    cache = tmp_path / "cache"
+    assert main(["install", "-f", str(manifest(tmp_path, source)), "--cache", str(cache)]) == 0
+    version = CachePaths(cache).version_dir(KEY)
+    assert dataset_snapshot(version) == tree_snapshot(tree)
+    items = json.loads((version / ITEMS).read_text())["items"]
+    want = {name: entry["sha256"] for name, entry in published["archives"].items()}
+    assert {name: (item["sha256"], item["md5"]) for name, item in items.items()} == {
+        name: (sha, None) for name, sha in want.items()
+    }
 
 
 def test_s3_files_layout_with_aws_endpoint_url(
