@@ -225,6 +225,12 @@ def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, mount
 
 
+# The container fields the API server defaults when it decodes a patched pod (before any later
+# webhook or policy sees it), given here as it would: a reinvocation (reinvocationPolicy IfNeeded)
+# then finds dscache's init containers unchanged and answers no patch.
+TERMINATION_MESSAGE = {"terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+
+
 def init_security(settings: Settings, pod_security: dict[str, Any]) -> dict[str, Any]:
     """The init container's securityContext: hardened, running as the operator's user.
 
@@ -263,6 +269,7 @@ def build_init_container(
         "args": args,
         "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
         "securityContext": init_security(settings, pod_security),
+        **TERMINATION_MESSAGE,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return apply_to_container(container, prepare_settings(settings, prepare))
@@ -303,6 +310,7 @@ def build_scratch_setup(settings: Settings) -> dict[str, Any]:
         "command": ["python3", "-I", "-c", SCRATCH_SETUP_SCRIPT, SCRATCH_PATH],
         "volumeMounts": [{"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH}, token_guard()[1]],
         "securityContext": {**CONTAINER_SECURITY, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+        **TERMINATION_MESSAGE,
     }
 
 
