@@ -31,8 +31,9 @@ it patched; the bed's own admission policy touches every pod); a replay of dscac
 trivial server in another process that returns, for every pod, the patch and warnings dscache gave
 the first such pod, and for a reinvocation what dscache answered to one), at IfNeeded and Never: the
 patch's cost in the API server without dscache's server; and an allow-all webhook that patches nothing
-(the cost of any webhook on this API server). Each line: the ratio, the bursts' seconds and the API
-server's p50 / p99 for the webhook.
+(the cost of any webhook on this API server) or adds one label (the cost of any patch: the API server
+decodes the pod again and runs the plugins after the webhooks again, here the bed's admission
+policy). Each line: the ratio, the bursts' seconds and the API server's p50 / p99 for the webhook.
 
 The targets of issue 17 are printed next to the numbers; they are not asserted (nothing here is a test).
 """
@@ -194,13 +195,20 @@ def parse_histograms(metrics: str, metric: str, label: str, suffix: str = "") ->
     return out
 
 
-def allow_all(port: int, cert: str, key: str) -> None:
-    """An admission webhook that allows everything and patches nothing, on 127.0.0.1:port."""
+# One label: the smallest change to a pod (bench pods have labels); the API server then re-decodes
+# the pod and runs the plugins that come after the webhooks again, as for any patch.
+ONE_LABEL = [{"op": "add", "path": "/metadata/labels/dscache-bench-floor", "value": "x"}]
+
+
+def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
+    """An admission webhook that allows everything on 127.0.0.1:port, with `patch` (JSON) if given."""
     from aiohttp import web
+
+    extra = {"patchType": "JSONPatch", "patch": base64.b64encode(patch.encode()).decode()} if patch else {}
 
     async def allow(request: web.Request) -> web.Response:
         review = await request.json()
-        response = {"uid": review["request"]["uid"], "allowed": True}
+        response = {"uid": review["request"]["uid"], "allowed": True, **extra}
         return web.json_response(
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
         )
@@ -544,7 +552,8 @@ class Bench:
     def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, Any]]:
         """Burst ratios with the pod webhook changed, each a server in another process or dscache's:
         dscache's without reinvocation; a replay of dscache's answers (its patch without its server),
-        with reinvocation IfNeeded and Never; an allow-all webhook (no patch): any webhook's floor."""
+        with reinvocation IfNeeded and Never; an allow-all webhook with no patch (any webhook's floor) and
+        with a one-label patch (any patch's floor)."""
         path = f"{HOOKS}/mutatingwebhookconfigurations/{self.ns}.dscache.io"
         hook = self.kube.get(path)["webhooks"][0]
         ours = hook["clientConfig"]
@@ -584,11 +593,12 @@ class Bench:
                 )
             finally:
                 proc.kill()
-        proc, client = server(allow_all)
-        try:
-            measure("allow-all webhook, no patch", hook["reinvocationPolicy"], client)
-        finally:
-            proc.kill()
+        for label, patch in (("no patch", ""), ("a one-label patch", json.dumps(ONE_LABEL))):
+            proc, client = server(allow_all, patch)
+            try:
+                measure(f"allow-all webhook, {label}", "Never", client)
+            finally:
+                proc.kill()
         return ratios
 
     def teardown(self) -> None:
