@@ -25,9 +25,15 @@ with its dev-mode webhooks (`--webhook-dev`), in a fresh namespace:
    `apiserver_admission_webhook_admission_duration_seconds` for dscache's webhooks (percentiles
    interpolated within its buckets, as Prometheus' histogram_quantile does: 5, 25, 100, 500 ms...).
 
-With `--floors`, the bursts again: with dscache's pod webhook at reinvocationPolicy Never (the chart's
-is IfNeeded: the API server calls it a second time once other plugins touch the pod it patched), and
-with an allow-all webhook that patches nothing (the cost of any webhook on this API server).
+With `--floors`, the bursts again with the pod webhook changed: dscache's at the other
+reinvocationPolicy (IfNeeded: the API server calls it a second time once other plugins touch the pod
+it patched; the bed's own admission policy touches every pod); a replay of dscache's answers (a
+trivial server in another process that returns, for every pod, the patch and warnings dscache gave
+the first such pod, and for a reinvocation what dscache answered to one), at IfNeeded and Never: the
+patch's cost in the API server without dscache's server; and an allow-all webhook that patches nothing
+(the cost of any webhook on this API server) or adds one label (the cost of any patch: the API server
+decodes the pod again and runs the plugins after the webhooks again, here the bed's admission
+policy). Each line: the ratio, the bursts' seconds and the API server's p50 / p99 for the webhook.
 
 The targets of issue 17 are printed next to the numbers; they are not asserted (nothing here is a test).
 """
@@ -180,13 +186,20 @@ def parse_histograms(metrics: str, metric: str, label: str, suffix: str = "") ->
     return out
 
 
-def allow_all(port: int, cert: str, key: str) -> None:
-    """An admission webhook that allows everything and patches nothing, on 127.0.0.1:port."""
+# One label: the smallest change to a pod (bench pods have labels); the API server then re-decodes
+# the pod and runs the plugins that come after the webhooks again, as for any patch.
+ONE_LABEL = [{"op": "add", "path": "/metadata/labels/dscache-bench-floor", "value": "x"}]
+
+
+def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
+    """An admission webhook that allows everything on 127.0.0.1:port, with `patch` (JSON) if given."""
     from aiohttp import web
+
+    extra = {"patchType": "JSONPatch", "patch": base64.b64encode(patch.encode()).decode()} if patch else {}
 
     async def allow(request: web.Request) -> web.Response:
         review = await request.json()
-        response = {"uid": review["request"]["uid"], "allowed": True}
+        response = {"uid": review["request"]["uid"], "allowed": True, **extra}
         return web.json_response(
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
         )
@@ -196,6 +209,50 @@ def allow_all(port: int, cert: str, key: str) -> None:
         context.load_cert_chain(cert, key)
         app = web.Application()
         app.router.add_post("/{hook}", allow)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> None:
+    """A webhook on 127.0.0.1:port that answers each pod with the response dscache gave such a pod.
+
+    Until it holds one, a review is forwarded to dscache's webhook at `upstream` (CA `upstream_ca`)
+    and its answer (patch, patchType, warnings) kept: one for a first call and one for a reinvocation
+    (the pod already has dscache's init container). Later reviews get the kept answer with their own
+    uid, and nothing else is done: dscache's patch without dscache's server.
+    """
+    import aiohttp
+    from aiohttp import web
+
+    kept: dict[bool, dict[str, Any]] = {}
+    client_ctx = ssl.create_default_context(cafile=upstream_ca)
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.read()
+        review = json.loads(body)
+        pod = review["request"].get("object") or {}
+        again = any(c.get("name") == "dscache-prepare" for c in pod["spec"].get("initContainers") or [])
+        if again not in kept:
+            async with aiohttp.ClientSession() as session:
+                headers = {"Content-Type": "application/json"}
+                async with session.post(upstream, data=body, headers=headers, ssl=client_ctx) as r:
+                    got = await r.json()
+            kept.setdefault(again, {k: v for k, v in got["response"].items() if k != "uid"})
+            return web.json_response(got)
+        response = {"uid": review["request"]["uid"], **kept[again]}
+        return web.json_response(
+            {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
+        )
+
+    async def serve() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_post("/{hook}", answer)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
@@ -483,33 +540,56 @@ class Bench:
             "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
         }
 
-    def floors(self, pid: int, workdir: Path) -> dict[str, float]:
-        """Burst ratios with the pod webhook changed: dscache's without reinvocation, and an allow-all
-        webhook (no patch, a trivial aiohttp server in another process): the floor of any webhook."""
+    def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, Any]]:
+        """Burst ratios with the pod webhook changed, each a server in another process or dscache's:
+        dscache's without reinvocation; a replay of dscache's answers (its patch without its server),
+        with reinvocation IfNeeded and Never; an allow-all webhook with no patch (any webhook's floor) and
+        with a one-label patch (any patch's floor)."""
         path = f"{HOOKS}/mutatingwebhookconfigurations/{self.ns}.dscache.io"
-        config = self.kube.get(path)
-        ratios = {}
-        config["webhooks"][0]["reinvocationPolicy"] = "Never"
-        self.kube.request("PUT", path, config)
-        time.sleep(3)  # configurations apply asynchronously
-        ratios["dscache, reinvocationPolicy Never"] = self.bursts(pid)["ratio"]
-        port = free_port()
+        hook = self.kube.get(path)["webhooks"][0]
+        ours = hook["clientConfig"]
         certs = devcerts.generate(workdir, "127.0.0.1")
-        server = multiprocessing.get_context("spawn").Process(
-            target=allow_all, args=(port, str(certs.cert), str(certs.key)), daemon=True
-        )
-        server.start()
-        try:
+        ours_ca = workdir / "dscache-ca.pem"
+        ours_ca.write_bytes(base64.b64decode(ours["caBundle"]))
+        spawn = multiprocessing.get_context("spawn")
+        ratios: dict[str, dict[str, Any]] = {}
+
+        def measure(label: str, reinvocation: str, client: dict[str, Any]) -> None:
             config = self.kube.get(path)
-            config["webhooks"][0]["clientConfig"] = {
-                "url": f"https://127.0.0.1:{port}/allow",
+            config["webhooks"][0]["reinvocationPolicy"] = reinvocation
+            config["webhooks"][0]["clientConfig"] = client
+            self.kube.request("PUT", path, config)
+            time.sleep(3)  # configurations apply asynchronously
+            ratios[label] = self.bursts(pid)
+
+        def server(target: Callable[..., None], *extra: str) -> tuple[Any, dict[str, Any]]:
+            port = free_port()
+            proc = spawn.Process(
+                target=target, args=(port, str(certs.cert), str(certs.key), *extra), daemon=True
+            )
+            proc.start()
+            client = {
+                "url": f"https://127.0.0.1:{port}/{ours['url'].rsplit('/', 1)[1]}",
                 "caBundle": base64.b64encode(certs.ca.read_bytes()).decode(),
             }
-            self.kube.request("PUT", path, config)
-            time.sleep(3)
-            ratios["allow-all webhook, no patch"] = self.bursts(pid)["ratio"]
-        finally:
-            server.kill()
+            return proc, client
+
+        measure(f"dscache, reinvocationPolicy {_flip(hook['reinvocationPolicy'])}",
+                _flip(hook["reinvocationPolicy"]), ours)  # fmt: skip
+        for reinvocation in ("IfNeeded", "Never"):
+            proc, client = server(replay, ours["url"], str(ours_ca))
+            try:
+                measure(
+                    f"replay of dscache's answers, reinvocationPolicy {reinvocation}", reinvocation, client
+                )
+            finally:
+                proc.kill()
+        for label, patch in (("no patch", ""), ("a one-label patch", json.dumps(ONE_LABEL))):
+            proc, client = server(allow_all, patch)
+            try:
+                measure(f"allow-all webhook, {label}", "Never", client)
+            finally:
+                proc.kill()
         return ratios
 
     def teardown(self) -> None:
@@ -529,6 +609,10 @@ class Bench:
             wait("the caches to be finalized", no_caches, 300, every=1)
         with suppress(ApiError):
             self.kube.delete(f"/api/v1/namespaces/{self.ns}")
+
+
+def _flip(policy: str) -> str:
+    return "Never" if policy == "IfNeeded" else "IfNeeded"
 
 
 def table(caches: dict[str, Any], pods: dict[str, Any]) -> str:
@@ -626,8 +710,10 @@ def main() -> int:
     load = {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
     print(json.dumps({"caches": caches, "pods": pods, "load_average": load}, indent=2))
     print(table(caches, pods))
-    for label, ratio in floors.items():
-        print(f"| labelled / unlabelled burst, {label} | {ratio:.2f}x | | |")
+    for label, got in floors.items():
+        burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
+        hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
+        print(f"| labelled / unlabelled burst, {label} | {got['ratio']:.2f}x ({burst}; {hook}) | | |")
     return 0
 
 

@@ -225,6 +225,12 @@ def token_guard() -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, mount
 
 
+# The container fields the API server defaults when it decodes a patched pod (before any later
+# webhook or policy sees it), given here as it would: a reinvocation (reinvocationPolicy IfNeeded)
+# then finds dscache's init containers unchanged and answers no patch.
+TERMINATION_MESSAGE = {"terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+
+
 def init_security(settings: Settings, pod_security: dict[str, Any]) -> dict[str, Any]:
     """The init container's securityContext: hardened, running as the operator's user.
 
@@ -263,6 +269,7 @@ def build_init_container(
         "args": args,
         "volumeMounts": [*build_mounts(mount_path, scratch), token_guard()[1]],
         "securityContext": init_security(settings, pod_security),
+        **TERMINATION_MESSAGE,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return apply_to_container(container, prepare_settings(settings, prepare))
@@ -303,6 +310,7 @@ def build_scratch_setup(settings: Settings) -> dict[str, Any]:
         "command": ["python3", "-I", "-c", SCRATCH_SETUP_SCRIPT, SCRATCH_PATH],
         "volumeMounts": [{"name": VOLUME_SCRATCH, "mountPath": SCRATCH_PATH}, token_guard()[1]],
         "securityContext": {**CONTAINER_SECURITY, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+        **TERMINATION_MESSAGE,
     }
 
 
@@ -328,7 +336,12 @@ def _merge(items: list[dict[str, Any]], ours: list[dict[str, Any]], key: str) ->
 def desired_pod(
     pod: dict[str, Any], cache: dict[str, Any], spec: DatasetCacheSpec, settings: Settings
 ) -> dict[str, Any]:
-    """The pod with dscache injected (raises Denied); a pure, idempotent function of its inputs."""
+    """The pod with dscache injected (raises Denied); a pure, idempotent function of its inputs.
+
+    The input is not modified; the result shares with it what injection leaves unchanged (the other
+    volumes, init containers, mounts, env and fields), so treat both as read-only. A deep copy of the
+    pod was half of a review's time (0.65 ms on the 2-core machine).
+    """
     annotations = pod.get("metadata", {}).get("annotations") or {}
     scratch = parse_scratch(annotations.get(names.ANNOTATION_SCRATCH), spec.scratch)
     scratch = allowed_host_scratch(
@@ -336,9 +349,11 @@ def desired_pod(
     )
     resolution = resolve(cache, spec, parse_pins(annotations.get(names.ANNOTATION_VERSIONS)))
     mount_path = spec.mount_path.rstrip("/") or "/"
-    new = copy.deepcopy(pod)
-    pod_spec = new.setdefault("spec", {})
-    containers = pod_spec.get("containers") or []
+    pod_spec = dict(pod.get("spec") or {})
+    new = {**pod, "spec": pod_spec, "metadata": dict(pod.get("metadata") or {})}
+    containers = [dict(c) for c in pod_spec.get("containers") or []]
+    if "containers" in pod_spec:
+        pod_spec["containers"] = containers
     _check_mount_path(mount_path, containers)
     claim = get_claim_name(cache["metadata"]["name"], spec)
     volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in OUR_VOLUMES]
@@ -356,8 +371,7 @@ def desired_pod(
         kept = [m for m in c.get("volumeMounts") or [] if m.get("name") not in OUR_VOLUMES]
         c["volumeMounts"] = kept + mounts
         c["env"] = _merge(c.get("env") or [], env, "name")
-    meta = new.setdefault("metadata", {})
-    meta["annotations"] = {
+    new["metadata"]["annotations"] = {
         **annotations,
         names.ANNOTATION_RESOLVED_VERSIONS: ",".join(str(k) for k in resolution.resolved),
     }

@@ -18,6 +18,7 @@ from dscache_operator import names
 
 ADMISSION_API = "admissionregistration.k8s.io/v1"
 TIMEOUT_SECONDS = 10  # the API server's default, and the chart's
+REINVOCATION = "Never"  # the chart's default (values.yaml `webhook.reinvocationPolicy` says why)
 SPEC_CHANGED = "request.operation != 'UPDATE' || object.spec != oldObject.spec"
 
 
@@ -59,7 +60,7 @@ def build_configurations(
             {
                 **_common(base_url, ca_pem, names.WEBHOOK_MUTATE_PODS, namespaces),
                 "name": f"{names.WEBHOOK_MUTATE_PODS}.{name}",
-                "reinvocationPolicy": "IfNeeded",
+                "reinvocationPolicy": REINVOCATION,
                 "rules": [
                     {
                         "apiGroups": [""],

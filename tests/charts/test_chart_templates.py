@@ -368,6 +368,15 @@ def test_failure_policy_and_extra_namespace_selector_are_values() -> None:
         assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", NS]
 
 
+def test_pod_webhook_is_called_once_unless_reinvocation_is_asked_for() -> None:
+    """A second call per pod, on clusters where another mutator touches every pod, is opt-in."""
+    [pods] = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    assert pods["reinvocationPolicy"] == "Never"
+    objects = render({"webhook.reinvocationPolicy": "IfNeeded"})
+    [pods] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert pods["reinvocationPolicy"] == "IfNeeded"
+
+
 def test_generated_certificate_serves_the_webhook_service_and_matches_the_ca_bundle() -> None:
     objects = render()
     secret = one(objects, "Secret", "dscache-webhook-tls")
@@ -645,6 +654,10 @@ def test_namespaced_install_gets_roles_only_in_watched_namespaces() -> None:
         (
             {"webhook.failurePolicy": "Sometimes"},
             "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'",
+        ),
+        (
+            {"webhook.reinvocationPolicy": "Always"},
+            "at '/webhook/reinvocationPolicy': value must be one of 'Never', 'IfNeeded'",
         ),
         ({"operator.watchNamespaces[0]": "Team_A"}, "at '/operator/watchNamespaces/0'"),
         ({"webhook.port": "70000"}, "at '/webhook/port': maximum"),

@@ -123,6 +123,7 @@ def test_dev_mode_registers_both_webhooks_at_its_own_url(running: Running) -> No
     assert pods["name"] == "mutate-pods.test.dscache.io"
     assert pods["clientConfig"]["url"] == f"https://127.0.0.1:{running.server.port}/mutate-pods"
     assert pods["rules"][0]["resources"] == ["pods"] and pods["failurePolicy"] == "Fail"
+    assert pods["reinvocationPolicy"] == "Never"  # as the chart's default: one call per pod
     assert {e["key"]: e["operator"] for e in pods["objectSelector"]["matchExpressions"]} == {
         "dscache.io/cache": "Exists",
         "dscache.io/component": "DoesNotExist",

@@ -137,6 +137,29 @@ def test_injection_is_idempotent(p: dict[str, Any]) -> None:
     assert inject(once, c) == once
 
 
+def api_server_defaults(p: dict[str, Any]) -> dict[str, Any]:
+    """What the API server's defaulting sets on a pod's containers when it decodes a patched pod."""
+    out = copy.deepcopy(p)
+    for kind in ("initContainers", "containers"):
+        for c in out["spec"].get(kind) or []:
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("imagePullPolicy", "IfNotPresent")
+    return out
+
+
+@pytest.mark.parametrize(
+    "p",
+    [pod(), pod({"dscache.io/scratch": "hostPath:/mnt/fast"})],
+    ids=["plain", "host-scratch"],
+)
+def test_a_reinvocation_after_the_api_servers_defaulting_gets_no_patch(p: dict[str, Any]) -> None:
+    """At reinvocationPolicy IfNeeded the webhook sees its own injection as the API server stored it."""
+    c = cache()
+    stored = api_server_defaults(inject(p, c))
+    assert build_patch(stored, c, parse_spec(c["spec"]), SETTINGS) == []
+
+
 def test_reinjection_with_another_scratch_replaces_ours_only() -> None:
     once = inject(pod({"dscache.io/scratch": "emptyDir:1Gi"}))
     changed = copy.deepcopy(once)
