@@ -15,10 +15,14 @@ published. Each worker:
    verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
    (or a retry of one that died) commits. Each check runs under the lock after the worker's own
    items were renamed into place, so the last one to check finds them all. A worker that finds items
-   missing while no other worker holds its lease (one whose index never ran, or workers that planned
-   a changed listing differently) fetches them itself, so the last one out publishes or fails: a
-   team never ends with every worker done and nothing published. A dead worker's lease marker stays
-   until its retry takes it over, so the others leave its items to that retry.
+   missing takes, without waiting, the member lease of every other index that no live worker holds
+   (one whose pod has not started yet or never will, one that left) and fetches the missing items
+   of those indexes while it holds their leases, so the last one out publishes or fails: a team
+   never ends with every worker done and nothing published. An item is only ever fetched by a
+   holder of its owner's lease: a worker that starts late, or the retry of one that died, waits for
+   its lease until the worker covering it has committed (or left), then finds its items done. A dead
+   worker's lease marker stays until its retry takes it over (at once on the same host, after a
+   lease on another one), so meanwhile the others leave its items to that retry.
 
 Every step that changes staging is fenced by the member lease and the team record (`_MemberFence`):
 a worker whose team was taken over, or whose lease a successor took, stops before its next rename.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +57,7 @@ from dscache.install.workers import RemoteFactory
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
-from dscache.store.lock import Fence, LockError, LockLostError, WriterLock
+from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published
 
@@ -114,7 +119,12 @@ class _Share:
     """One worker's part of the install: its items transferred, all workers' progress reported."""
 
     def __init__(
-        self, run: InstallRun, worker: Worker, plans: list[VersionPlan], *, everything: bool = False
+        self,
+        run: InstallRun,
+        worker: Worker,
+        plans: list[VersionPlan],
+        *,
+        covering: frozenset[int] = frozenset(),
     ) -> None:
         self.run, self.worker, self.plans = run, worker, plans
         self.control = run.cache.control
@@ -128,7 +138,7 @@ class _Share:
             if done is not None:
                 self.base_bytes[owner] += done.size
                 self.base_items[owner] += 1
-            elif owner == worker.index or everything:
+            elif owner == worker.index or owner in covering:
                 self.todo.append((plan, item))
         self.items_done = self.base_items[worker.index]
         self.share_total = self.items_done + len(self.todo)
@@ -217,10 +227,21 @@ def _commit(
         return published
 
 
-def _others_active(cache: CachePaths, worker: Worker) -> bool:
-    """Whether another worker holds (or held, until a successor takes it over) its member lease."""
-    indexes = (i for i in range(worker.workers) if i != worker.index)
-    return any(teams.member_lock_path(cache.control, i).exists() for i in indexes)
+def _take_vacant_leases(cache: CachePaths, worker: Worker, stack: ExitStack) -> frozenset[int]:
+    """The other indexes whose member lease no live worker holds, each lease now held by this worker
+    (released when `stack` closes): taken without waiting, a dead holder's only when the lock's rules
+    allow it at once (same host). A worker that starts later under one of these indexes waits for it."""
+    taken = set()
+    for index in range(worker.workers):
+        if index == worker.index:
+            continue
+        lease = WriterLock(teams.member_lock_path(cache.control, index), timeout=0.0, guard_team=False)
+        try:
+            stack.enter_context(lease)
+        except LockTimeoutError:
+            continue
+        taken.add(index)
+    return frozenset(taken)
 
 
 def install_share(
@@ -276,14 +297,17 @@ def install_share(
             share = _Share(run, worker, plans)
             share.transfer()
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
-            if published is None and not _others_active(cache, worker):
-                share = _Share(run, worker, plans, everything=True)  # the last one out: what is left
-                share.transfer()
-                published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
-                if published is None:
-                    raise InstallError(
-                        "items are still missing after this worker, the last one, fetched them"
-                    )
+            if published is None:
+                with ExitStack() as leases:
+                    covering = _take_vacant_leases(cache, worker, leases)
+                    if covering:  # the items of indexes no live worker holds: what is left of them
+                        share = _Share(run, worker, plans, covering=covering)
+                        share.transfer()
+                        published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+                    if published is None and len(covering) == worker.workers - 1:
+                        raise InstallError(
+                            "items are still missing after this worker, the last one, fetched them"
+                        )
     except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
         raise InstallError(str(err)) from None
     except OSError as err:

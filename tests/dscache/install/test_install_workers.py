@@ -178,3 +178,32 @@ def test_the_last_worker_out_fetches_what_no_running_worker_holds(
         assert dataset_snapshot(CachePaths(cache).version_dir(key)) == tree_snapshot(tree)
     gets = collections.Counter(r.path for r in http_server.log.find("*.tar.zst", method="GET"))
     assert set(gets.values()) == {1}
+
+
+def test_a_worker_that_starts_late_leaves_its_items_to_the_one_covering_it(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    """Worker 1's pod starts late (a loaded node): worker 0 finished its share, found no other worker's
+    lease and is fetching the rest when worker 1 joins. Worker 1 waits for its lease, which worker 0
+    holds while it fetches worker 1's items, so no archive is fetched twice and one worker publishes."""
+    trees = publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=12)
+    http_server.faults.delay(0.3, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    first = start_worker(cache, http_server.url, 0)
+    assert first.stdout is not None
+    starts = 0
+    for line in first.stdout:  # its second start: the rest of the team's items, after its own share
+        starts += json.loads(line)["event"] == "start"
+        if starts == 2:
+            break
+    assert starts == 2, "worker 0 went on to fetch the other workers' items"
+    late = start_worker(cache, http_server.url, 1)
+    out0, err0 = first.communicate(timeout=180)
+    out1, err1 = late.communicate(timeout=180)
+    assert [first.returncode, late.returncode] == [0, 0], [err0, err1]
+    published = [e["published"] for out in (out0, out1) for e in events(out) if e["event"] == "done"]
+    assert sorted(p for ps in published for p in ps) == sorted([str(V1), str(V2)])  # type: ignore[attr-defined]
+    for key, tree in trees.items():
+        assert dataset_snapshot(CachePaths(cache).version_dir(key)) == tree_snapshot(tree)
+    gets = collections.Counter(r.path for r in http_server.log.find("*.tar.zst", method="GET"))
+    assert [path for path, n in gets.items() if n > 1] == [], "no archive fetched twice"
