@@ -55,7 +55,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -191,6 +191,23 @@ def parse_histograms(metrics: str, metric: str, label: str, suffix: str = "") ->
 ONE_LABEL = [{"op": "add", "path": "/metadata/labels/dscache-bench-floor", "value": "x"}]
 
 
+def _serve_https(handler: Callable[[Any], Awaitable[Any]], port: int, cert: str, key: str) -> None:
+    """Serve `handler` for POST /<any webhook path> over HTTPS on 127.0.0.1:port, forever."""
+    from aiohttp import web
+
+    async def serve() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_post("/{hook}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
 def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
     """An admission webhook that allows everything on 127.0.0.1:port, with `patch` (JSON) if given."""
     from aiohttp import web
@@ -204,17 +221,7 @@ def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
         )
 
-    async def serve() -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        app = web.Application()
-        app.router.add_post("/{hook}", allow)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    _serve_https(allow, port, cert, key)
 
 
 def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> None:
@@ -248,17 +255,7 @@ def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> N
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
         )
 
-    async def serve() -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        app = web.Application()
-        app.router.add_post("/{hook}", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    _serve_https(answer, port, cert, key)
 
 
 def delta(after: dict[str, Histogram], before: dict[str, Histogram], name: str) -> Histogram:

@@ -7,11 +7,36 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 FROZEN_DIR_MODE = 0o555
+
+
+def regular_files(
+    roots: Iterable[Path], skip: tuple[type[OSError], ...] = (OSError,)
+) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, lstat) of every regular file below `roots`, symlinks not followed, in no set order; a
+    directory or entry that raises one of `skip` (gone, unreadable) is passed over, others propagate."""
+    stack = [os.fspath(root) for root in roots]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = list(it)
+        except skip:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except skip:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
+            elif stat.S_ISREG(st.st_mode):
+                yield entry.path, st
 
 
 def rmtree_readonly(path: Path) -> None:

@@ -13,10 +13,10 @@ Costs one `lstat` per staged file.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from dscache.store.fsops import regular_files
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
 
 MARKERS = frozenset({"archives", "files", "parts", "pins", "tree"})
@@ -47,32 +47,17 @@ def _tally(root: Path) -> tuple[int, int, int]:
     """(bytes of the staged data below `root`: every regular file but pin and done records, finished
     items, partial files)."""
     total = items = partial = 0
-    stack = [os.fspath(root)]
-    while stack:
-        here = stack.pop()
-        try:
-            with os.scandir(here) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        top = os.path.relpath(here, root).split(os.sep)[0]
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
-            elif stat.S_ISREG(st.st_mode):
-                done_record = top == "archives" and entry.name.endswith(".done.json")
-                if top != "pins" and not done_record:
-                    total += st.st_size
-                if top == "files":
-                    items += 1
-                elif top == "parts":
-                    partial += 1
-                elif done_record:
-                    items += 1
+    for path, st in regular_files([root]):
+        top = os.path.relpath(path, root).split(os.sep)[0]
+        done_record = top == "archives" and path.endswith(".done.json")
+        if top != "pins" and not done_record:
+            total += st.st_size
+        if top == "files":
+            items += 1
+        elif top == "parts":
+            partial += 1
+        elif done_record:
+            items += 1
     return total, items, partial
 
 

@@ -11,14 +11,13 @@ the files, not allocated blocks). Costs one `lstat` per file, as `verify` does.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from dscache.store.deletion import Leftover, delete_tree
+from dscache.store.fsops import regular_files
 
 Inode = tuple[int, int]
 """(st_dev, st_ino)"""
@@ -46,25 +45,10 @@ class Usage:
 def scan_inodes(roots: Iterable[Path]) -> dict[Inode, FileLinks]:
     """Every regular file below `roots` (symlinks not followed; a missing root is empty), by inode."""
     found: dict[Inode, FileLinks] = {}
-    stack = [os.fspath(root) for root in roots]
-    while stack:
-        here = stack.pop()
-        try:
-            with os.scandir(here) as it:
-                entries = list(it)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                seen = found.get(key)
-                found[key] = FileLinks(st.st_size, st.st_nlink, 1 + (seen.found if seen else 0))
+    for _path, st in regular_files(roots, skip=(FileNotFoundError, NotADirectoryError)):
+        key = (st.st_dev, st.st_ino)
+        seen = found.get(key)
+        found[key] = FileLinks(st.st_size, st.st_nlink, 1 + (seen.found if seen else 0))
     return found
 
 
