@@ -217,6 +217,30 @@ def _wait(what: str, check: Any, state: State, timeout: float) -> None:
     raise TimeoutError(f"test bed: timed out after {timeout:.0f}s waiting for {what}")
 
 
+API_SERVICE = ("127.200.0.1", 443)
+"""Where the service proxy serves `default/kubernetes` (the first address of SERVICE_CIDR)."""
+
+
+def _wait_for_service_range(timeout: float = 90.0) -> None:
+    """Wait until no other bed's service proxy listens on API_SERVICE (one being taken down lets go
+    within seconds). Two beds on one machine share the loopback service range: the second one's proxy
+    could not bind, and its pods' in-cluster clients would reach the first bed's API server (a TLS
+    failure at best). Raises RuntimeError naming the address when it stays taken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(API_SERVICE) != 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"test bed: {API_SERVICE[0]}:{API_SERVICE[1]} is served by another process, most "
+                "likely another bed's service proxy (beds share the service range): take that bed "
+                "down (hack/testbed down --dir DIR) first"
+            )
+        time.sleep(1.0)
+
+
 def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
     """Start a bed in the background (or return the one already running there) once it is ready."""
     root = root.resolve()
@@ -225,6 +249,7 @@ def up(root: Path = DEFAULT_DIR, *, timeout: float = 120.0) -> State:
         return existing
     if existing:
         down(root)
+    _wait_for_service_range()
     build.ensure_all()
     built = images.ensure_images()
     if root.exists():
