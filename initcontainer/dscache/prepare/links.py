@@ -191,6 +191,39 @@ def _replaces(path: Path, spec: LinkSpec, entry: dict[str, str], old: dict[str, 
     return old != entry or path.is_symlink() or not path.is_dir()
 
 
+def _symlinked_ancestor(links: Path, slot: str) -> Path | None:
+    """The first directory between `links` and the slot's path that is a symlink (it leads out of
+    `links`, e.g. into the cache), or None."""
+    parts = slot.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        path = links.joinpath(*parts[:depth])
+        if path.is_symlink():
+            return path
+    return None
+
+
+def _check_free(
+    links: Path,
+    spec: LinkSpec,
+    *,
+    entry: dict[str, str],
+    recorded: dict[str, str] | None,
+    roots: tuple[str, ...],
+    stale: list[str],
+) -> None:
+    """Raise `LinkPathInUseError` unless `spec` can be linked without touching what others made."""
+    path = link_path(links, spec.key)
+    ancestor = _symlinked_ancestor(links, spec.key.slot)
+    if ancestor is not None and str(ancestor.relative_to(links)) not in stale:
+        problem: str | None = f"{ancestor} is a symlink, so {path} would be made outside --links"
+    elif _replaces(path, spec, entry, recorded):
+        problem = foreign_entry(path, recorded, roots)
+    else:
+        problem = None
+    if problem is not None:
+        raise LinkPathInUseError(f"--links: {problem}; remove it or choose another --links directory")
+
+
 def _remove_stale(links: Path, slot: str) -> Path | None:
     """Take a stale link or tree out of sight; returns a renamed-away tree to delete later."""
     path = links / slot
@@ -225,19 +258,17 @@ def apply_links(links: Path, specs: list[LinkSpec], owned_roots: tuple[Path, ...
             "strategy": spec.strategy,
             "target": os.path.relpath(spec.target, path.parent),
         }
-    for spec in specs:
-        path = link_path(links, spec.key)
-        recorded = old_state.get(spec.key.slot)
-        if _replaces(path, spec, new_state[spec.key.slot], recorded):
-            problem = foreign_entry(path, recorded, roots)
-            if problem is not None:
-                raise LinkPathInUseError(f"--links: {problem}; remove it or choose another --links directory")
-    links.mkdir(parents=True, exist_ok=True)
     stale = [
         slot
         for slot in old_state.keys() - new_state.keys()
-        if _is_slot(slot) and foreign_entry(links / slot, old_state[slot], roots) is None
+        if _is_slot(slot)
+        and _symlinked_ancestor(links, slot) is None
+        and foreign_entry(links / slot, old_state[slot], roots) is None
     ]
+    for spec in specs:
+        recorded = old_state.get(spec.key.slot)
+        _check_free(links, spec, entry=new_state[spec.key.slot], recorded=recorded, roots=roots, stale=stale)
+    links.mkdir(parents=True, exist_ok=True)
     if stale:
         _sweep_leftovers(links)
     garbage = [_remove_stale(links, slot) for slot in stale]

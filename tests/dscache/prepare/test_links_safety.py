@@ -167,3 +167,34 @@ def test_a_user_file_where_a_link_parent_belongs_is_kept(dirs: Dirs) -> None:
     assert result.code == 2
     assert f"a parent directory of {dirs.links / 'objects' / 'thor'} is a file" in result.err
     assert (dirs.links / "objects").read_text() == "mine\n"
+
+
+def test_a_version_nested_in_another_ones_link_is_refused_and_the_cache_kept(dirs: Dirs) -> None:
+    outer = publish_version(dirs.cache, "objects/a=v1", {"x.txt": b"x"})
+    publish_version(dirs.cache, "objects/a/b=v1", {"y.txt": b"y"})
+    result = run_cli(*dirs.args("--version", "objects/a=v1", "--version", "objects/a/b=v1", scratch=False))
+    assert result.code == 2
+    assert "objects/a/b=v1 would be linked inside the link of objects/a=v1" in result.err
+    assert sorted(os.listdir(outer)) == [".dscache-complete.json", ".dscache-inventory.json", "x.txt"]
+
+
+def test_switching_to_a_nested_version_replaces_the_outer_link_not_the_cache(dirs: Dirs) -> None:
+    outer = publish_version(dirs.cache, "objects/a=v1", {"x.txt": b"x"})
+    publish_version(dirs.cache, "objects/a/b=v1", {"y.txt": b"y"})
+    assert run_cli(*dirs.args("--version", "objects/a=v1", scratch=False)).code == 0
+    assert run_cli(*dirs.args("--version", "objects/a/b=v1", scratch=False)).code == 0
+    assert (dirs.links / "objects" / "a" / "b" / "y.txt").read_bytes() == b"y"
+    assert not (dirs.links / "objects" / "a").is_symlink()
+    assert sorted(os.listdir(outer)) == [".dscache-complete.json", ".dscache-inventory.json", "x.txt"]
+
+
+def test_a_user_symlink_above_the_link_path_is_not_followed(dirs: Dirs, tmp_path: Path) -> None:
+    _published(dirs)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "thor").mkdir(parents=True)
+    dirs.links.mkdir()
+    os.symlink(elsewhere, dirs.links / "objects")
+    result = run_cli(*dirs.args("--version", "objects/thor=v1", scratch=False))
+    assert result.code == 2
+    assert f"{dirs.links / 'objects'} is a symlink" in result.err
+    assert os.listdir(elsewhere) == ["thor"] and os.listdir(elsewhere / "thor") == []
