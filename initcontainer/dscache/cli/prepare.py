@@ -31,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache", required=True, type=path_arg, metavar="DIR", help="the cache volume (read only here)"
     )
     parser.add_argument(
-        "--links", required=True, type=path_arg, metavar="DIR", help="where <dt>/<src> links are made"
+        "--links",
+        required=True,
+        type=path_arg,
+        metavar="DIR",
+        help="where <dt>/<src> links are made (apart from --cache and --scratch; "
+        "entries prepare did not create are never replaced)",
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--ref", help="prepare what this ref (a DatasetCache) points at")

@@ -9,26 +9,38 @@ reader sees the old version or the new one, never nothing; replaced trees are de
 link is in place, giving path lookups already inside them time to finish.
 `<links>/.dscache-links.json` records what was linked, so links to versions no longer requested can be
 removed without walking per-file trees.
+
+Only what dscache made is ever replaced or removed: a symlink it recorded or one pointing into the
+cache or scratch, an empty directory, or a per-file tree (directories and such symlinks only). Any
+other entry at a link path (a user's file, directory or symlink) stops `apply_links` before it changes
+anything (`LinkPathInUseError`); a recorded stale slot now holding such an entry is left alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.names import NameError_, VersionKey, check_segment, check_source
+from dscache.errors import InvalidInputError
 from dscache.prepare.rmtree import remove_tree
 from dscache.prepare.treewalk import read_listing
 from dscache.store import swap
 from dscache.store.atomic import write_json_atomic
+from dscache.store.filetypes import file_type
 from dscache.store.liveness import left_by_dead_process
 
 STATE_FILE = ".dscache-links.json"
 DIRECTORY = "directory"
 PER_FILE = "perFile"
 STRATEGIES = (DIRECTORY, PER_FILE)
+
+
+class LinkPathInUseError(InvalidInputError):
+    """A link path holds something dscache did not create; the message names it and what to do."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,94 @@ def _is_slot(slot: str) -> bool:
     return True
 
 
+def _points_into(link: str, roots: tuple[str, ...]) -> bool:
+    """Whether the symlink `link` resolves (even dangling) to a root or below it."""
+    real = os.path.realpath(os.path.join(os.path.dirname(link), os.readlink(link)))
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _foreign_in_tree(root: Path, recorded: bool, roots: tuple[str, ...]) -> str | None:
+    """The first entry below `root` that a per-file tree never holds, or None."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
+            entry = os.path.join(dirpath, name)
+            if not os.path.islink(entry) or not (recorded or _points_into(entry, roots)):
+                return entry
+    return None
+
+
+def foreign_entry(path: Path, recorded: dict[str, str] | None, roots: tuple[str, ...]) -> str | None:
+    """Why the entry at `path` is not dscache's to replace, or None (absent, or made by dscache).
+
+    `recorded` is the slot's entry in the state file (None: not recorded); `roots` are the real paths
+    (cache, scratch) that dscache's own links point into."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return f"a parent directory of {path} is a file that dscache did not create"
+    if stat.S_ISLNK(mode):
+        if recorded is not None or _points_into(str(path), roots):
+            return None
+        return f"{path} is a symlink to {os.readlink(path)} that dscache did not create"
+    if stat.S_ISDIR(mode):
+        with os.scandir(path) as entries:
+            if next(entries, None) is None:
+                return None
+        per_file = isinstance(recorded, dict) and recorded.get("strategy") == PER_FILE
+        inside = _foreign_in_tree(path, per_file, roots)
+        if inside is None:
+            return None
+        return f"{path} is a directory that dscache did not create (it holds {inside})"
+    return f"{path} is {file_type(mode)} that dscache did not create"
+
+
+def _replaces(path: Path, spec: LinkSpec, entry: dict[str, str], old: dict[str, str] | None) -> bool:
+    """Whether linking `spec` replaces what is at `path` (the warm path replaces nothing)."""
+    if spec.strategy == DIRECTORY:
+        try:
+            return os.readlink(path) != entry["target"]
+        except FileNotFoundError:
+            return False
+        except OSError:  # not a symlink, or a parent is not a directory
+            return True
+    return old != entry or path.is_symlink() or not path.is_dir()
+
+
+def _symlinked_ancestor(links: Path, slot: str) -> Path | None:
+    """The first directory between `links` and the slot's path that is a symlink (it leads out of
+    `links`, e.g. into the cache), or None."""
+    parts = slot.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        path = links.joinpath(*parts[:depth])
+        if path.is_symlink():
+            return path
+    return None
+
+
+def _check_free(
+    links: Path,
+    spec: LinkSpec,
+    *,
+    entry: dict[str, str],
+    recorded: dict[str, str] | None,
+    roots: tuple[str, ...],
+    stale: list[str],
+) -> None:
+    """Raise `LinkPathInUseError` unless `spec` can be linked without touching what others made."""
+    path = link_path(links, spec.key)
+    ancestor = _symlinked_ancestor(links, spec.key.slot)
+    if ancestor is not None and str(ancestor.relative_to(links)) not in stale:
+        problem: str | None = f"{ancestor} is a symlink, so {path} would be made outside --links"
+    elif _replaces(path, spec, entry, recorded):
+        problem = foreign_entry(path, recorded, roots)
+    else:
+        problem = None
+    if problem is not None:
+        raise LinkPathInUseError(f"--links: {problem}; remove it or choose another --links directory")
+
+
 def _remove_stale(links: Path, slot: str) -> Path | None:
     """Take a stale link or tree out of sight; returns a renamed-away tree to delete later."""
     path = links / slot
@@ -143,9 +243,13 @@ def _remove_stale(links: Path, slot: str) -> Path | None:
     return aside
 
 
-def apply_links(links: Path, specs: list[LinkSpec]) -> None:
-    """Make `<links>` show exactly `specs`: create or re-point each link, remove the stale ones."""
-    links.mkdir(parents=True, exist_ok=True)
+def apply_links(links: Path, specs: list[LinkSpec], owned_roots: tuple[Path, ...] = ()) -> None:
+    """Make `<links>` show exactly `specs`: create or re-point each link, remove the stale ones.
+
+    `owned_roots` (the cache and scratch dirs) tell dscache's links from others. Raises
+    `LinkPathInUseError` before changing anything if a link path holds an entry dscache did not create.
+    """
+    roots = tuple(os.path.realpath(r) for r in owned_roots)
     old_state = read_state(links)
     new_state: dict[str, dict[str, str]] = {}
     for spec in specs:
@@ -154,7 +258,17 @@ def apply_links(links: Path, specs: list[LinkSpec]) -> None:
             "strategy": spec.strategy,
             "target": os.path.relpath(spec.target, path.parent),
         }
-    stale = [slot for slot in old_state.keys() - new_state.keys() if _is_slot(slot)]
+    stale = [
+        slot
+        for slot in old_state.keys() - new_state.keys()
+        if _is_slot(slot)
+        and _symlinked_ancestor(links, slot) is None
+        and foreign_entry(links / slot, old_state[slot], roots) is None
+    ]
+    for spec in specs:
+        recorded = old_state.get(spec.key.slot)
+        _check_free(links, spec, entry=new_state[spec.key.slot], recorded=recorded, roots=roots, stale=stale)
+    links.mkdir(parents=True, exist_ok=True)
     if stale:
         _sweep_leftovers(links)
     garbage = [_remove_stale(links, slot) for slot in stale]

@@ -24,7 +24,7 @@ class Wanted:
 
 
 def check_request(wanted: list[Wanted]) -> list[Wanted]:
-    """Reject two versions for one slot and unknown link strategies."""
+    """Reject two versions for one slot, a slot nested in another one's link, unknown strategies."""
     seen: dict[str, VersionKey] = {}
     for w in wanted:
         if w.strategy not in STRATEGIES:
@@ -34,6 +34,14 @@ def check_request(wanted: list[Wanted]) -> list[Wanted]:
         if other != w.key:
             both = f"{other.version} and {w.key.version}"
             raise RequestError(f"{w.key.slot} is requested at two versions: {both}")
+    for inner, key in seen.items():
+        parts = inner.split("/")
+        outer = next((p for p in ("/".join(parts[:n]) for n in range(2, len(parts))) if p in seen), None)
+        if outer is not None:
+            raise RequestError(
+                f"{key} would be linked inside the link of {seen[outer]}; "
+                "prepare them with separate --links directories"
+            )
     return wanted
 
 

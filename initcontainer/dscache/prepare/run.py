@@ -3,6 +3,8 @@
 `prepare(PrepareRequest(...))` is what `dscache prepare` runs (its argparse adapter is
 `dscache.cli.prepare`); it needs no argparse namespace. Standard library only, no network I/O, no
 lock. Errors: `RequestError`/`NameError_` (a usage error: bad versions, names or env variables),
+`PathOverlapError`/`LinkPathInUseError` (a usage error: links or scratch overlap the cache, or a link
+path holds something dscache did not create),
 `PrepareTimeoutError` (not published within `wait` seconds), `OSError` (the volume).
 """
 
@@ -17,6 +19,7 @@ from dscache.api.names import VersionKey
 from dscache.errors import WaitTimeoutError
 from dscache.prepare.envfile import build_env, render_exports
 from dscache.prepare.links import LinkSpec, apply_links
+from dscache.prepare.overlap import check_apart
 from dscache.prepare.request import Wanted, from_ref, from_versions
 from dscache.prepare.scratch import Placement, place_on_scratch
 from dscache.prepare.scratchpaths import ScratchPaths
@@ -133,6 +136,7 @@ def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> Pr
     `log` gets a line when the wait begins and every 30 s while it lasts (`waiting_message`), the
     scratch copies' progress (every 30 s) and scratch warnings (prefixed `warning: `).
     """
+    check_apart(request.cache, request.links, request.scratch, request.env_file)
     cache = CachePaths(request.cache.absolute())
     links = request.links.absolute()
     waited = wait_published(
@@ -163,7 +167,9 @@ def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> Pr
         )
     else:
         placements = [Placement(w.key, cache.version_dir(w.key), on_scratch=False) for w in wanted]
-    apply_links(links, [LinkSpec(w.key, w.strategy, p.path) for w, p in zip(wanted, placements, strict=True)])
+    specs = [LinkSpec(w.key, w.strategy, p.path) for w, p in zip(wanted, placements, strict=True)]
+    roots = (cache.root,) if request.scratch is None else (cache.root, request.scratch.absolute())
+    apply_links(links, specs, owned_roots=roots)
     result = PrepareResult(env, wanted, placements)
     if request.env_file is not None:
         _write_if_changed(request.env_file.absolute(), result.exports.encode())

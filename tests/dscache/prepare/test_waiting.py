@@ -18,14 +18,14 @@ def test_timeout_exits_3_naming_each_missing_version(dirs: Dirs) -> None:
         "--version",
         "objects/thor=v1",
         "--version",
-        "objects/thor/extra=v9",
+        "objects/extra=v9",
         "--version",
         "scenes/ithor=v3",
     ]
     result = run_proc(*dirs.args(*args, "--wait", "0.3"))
     assert result.code == 3
     assert "timed out after 0.3s waiting for 2 version(s)" in result.err
-    assert "objects/thor/extra=v9" in result.err and "scenes/ithor=v3" in result.err
+    assert "objects/extra=v9" in result.err and "scenes/ithor=v3" in result.err
     assert "objects/thor=v1" not in result.err
     assert not dirs.links.exists()
 
