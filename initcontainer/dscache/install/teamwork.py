@@ -58,6 +58,7 @@ from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
 from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
+from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published
 
@@ -293,6 +294,7 @@ def install_share(
                 worker_fence=_MemberFence(member.worker_fence(), cache.control, worker.team),
             )
             missing = [k for k in keys if not is_published(cache, k)]
+            check_ours(cache, missing)
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
@@ -308,7 +310,14 @@ def install_share(
                         raise InstallError(
                             "items are still missing after this worker, the last one, fetched them"
                         )
-    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+    except (
+        RemoteError,
+        LayoutError,
+        ArchiveRejectedError,
+        VerificationError,
+        LockError,
+        NotOursError,
+    ) as err:
         raise InstallError(str(err)) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None

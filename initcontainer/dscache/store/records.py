@@ -72,8 +72,10 @@ def read_complete(path: Path) -> CompleteRecord | None:
 
 
 def is_published(cache: CachePaths, key: VersionKey) -> bool:
-    """A version is published iff its directory holds a completion record (renamed in whole)."""
-    return cache.complete_record(key).is_file()
+    """A version is published iff its directory holds a readable completion record of that version
+    (renamed in whole); one with an unreadable record is damaged (`catalog.scan`) and installed afresh."""
+    record = read_complete(cache.complete_record(key))
+    return record is not None and record.key == key
 
 
 @dataclass
