@@ -291,12 +291,12 @@ def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey
     record is unreadable (their intact items are reused all the same)."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
-    from dscache.store.records import is_published
+    from dscache.store.records import is_installed
 
     cache = CachePaths(cache_dir)
     damaged: dict[VersionKey, frozenset[str] | None] = {}
     for key in spec.version_keys():
-        published = is_published(cache, key)
+        published = is_installed(cache, key)
         if published or cache.complete_record(key).is_file():
             check = verify_version(cache, key)
             if not check.ok or not published:

@@ -39,7 +39,7 @@ from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
 from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import Ref, RefEntry, is_published, read_ref
+from dscache.store.records import Ref, RefEntry, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
 
 TICK = 0.5
@@ -420,14 +420,14 @@ def install(
     if cache.root.exists():
         made = [] if cache.control.exists() else [cache.control]
     cache.root.mkdir(parents=True, exist_ok=True)
-    missing = [k for k in keys if k in repair or not is_published(cache, k)]
+    missing = [k for k in keys if k in repair or not is_installed(cache, k)]
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
-                missing = [k for k in missing if k in repair or not is_published(cache, k)]
+                missing = [k for k in missing if k in repair or not is_installed(cache, k)]
                 if missing:
                     check_ours(cache, missing)
                     jobs = jobs or spec.install.parallelism
