@@ -140,3 +140,14 @@ def test_a_failed_install_leaves_no_control_dir_in_an_existing_dir(tmp_path: Pat
     code, _out, _err = _install(cache, tmp_path / "no-such-remote")
     assert code != 0
     assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
+
+
+def test_a_team_worker_refuses_a_user_directory_at_the_version_path(tmp_path: Path) -> None:
+    remote, cache = _remote(tmp_path), tmp_path / "cache"
+    mine = cache / "objects" / "other" / "v1"
+    mine.mkdir(parents=True)
+    (mine / "mine.txt").write_text("precious\n")
+    code, _out, err = _install(cache, remote, "--workers", "2", "--worker-index", "0")
+    assert code == 1, err
+    assert f"{mine}: a directory dscache did not create" in err
+    assert _files(mine) == {"mine.txt": b"precious\n"}
