@@ -35,7 +35,7 @@ from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
-from dscache.store.records import is_published, read_ref
+from dscache.store.records import is_installed, read_ref
 from dscache.store.shares import ShareIndex
 
 
@@ -169,7 +169,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str) -> Dry
     """What `install(spec, cache_root, ref_name)` would do now. Raises RemoteError or LayoutError."""
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
-    missing = [k for k in keys if not is_published(cache, k)]
+    missing = [k for k in keys if not is_installed(cache, k)]
     fetched: dict[VersionKey, VersionFetch] = {}
     if missing and revision_per_version(spec):
         for key in missing:

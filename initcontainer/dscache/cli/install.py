@@ -286,18 +286,20 @@ def _install(
 
 
 def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey, frozenset[str] | None]:
-    """The published versions of `spec` that fail `verify`, each with the paths found missing or
-    changed (None: its inventory is unreadable, so all of it is suspect)."""
+    """The versions of `spec` that fail `verify`, each with the paths found missing or changed (None:
+    its inventory is unreadable, so all of it is suspect): published ones, and those whose completion
+    record is unreadable (their intact items are reused all the same)."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
-    from dscache.store.records import is_published
+    from dscache.store.records import is_installed
 
     cache = CachePaths(cache_dir)
     damaged: dict[VersionKey, frozenset[str] | None] = {}
     for key in spec.version_keys():
-        if is_published(cache, key):
+        published = is_installed(cache, key)
+        if published or cache.complete_record(key).is_file():
             check = verify_version(cache, key)
-            if not check.ok:
+            if not check.ok or not published:
                 damaged[key] = None if check.error else frozenset(check.missing + check.changed)
     return damaged
 

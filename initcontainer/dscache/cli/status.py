@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_scratch_status(args.scratch, args.json)
     from dscache.api.sizes import format_size
-    from dscache.store.catalog import catalog, scan
+    from dscache.store.catalog import catalog, damaged_note, scan
     from dscache.store.paths import CachePaths
     from dscache.store.staged import find_stages
     from dscache.store.usage import versions_usage
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     stages = find_stages(paths)
     now = time.time()
     note_foreign(found.foreign)
+    for where in found.damaged:
+        output.warning(f"damaged: {damaged_note(where)}")
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -89,7 +92,13 @@ def run(args: argparse.Namespace) -> int:
             }
             for s in stages
         ]
-        report = {"cache": str(args.cache), "versions": rows, "staging": staging, "ignored": ignored}
+        report = {
+            "cache": str(args.cache),
+            "versions": rows,
+            "staging": staging,
+            "ignored": ignored,
+            "damaged": [str(d) for d in found.damaged],
+        }
         print(json.dumps(report, indent=2))
         return EXIT_OK
     from rich.table import Table

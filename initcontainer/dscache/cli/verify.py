@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dscache.maintain.verify import verify_version
-    from dscache.store.catalog import scan
+    from dscache.store.catalog import damaged_note, scan
     from dscache.store.paths import CachePaths
 
     problem = cache_dir_problem("--cache", args.cache)
@@ -39,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
     checks = [verify_version(cache, record.key) for record in found.records]
     note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
+    damaged = [str(d) for d in found.damaged]
     if args.json:
         print(
             json.dumps(
                 {
-                    "ok": not bad,
+                    "ok": not bad and not damaged,
                     "versions": [
                         {
                             "version": str(c.key),
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                         }
                         for c in checks
                     ],
+                    "damaged": damaged,
                 },
                 indent=2,
             )
@@ -72,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {label}: {path}", file=sys.stderr)
                 if len(paths) > SHOWN:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
-        print(f"{len(checks) - len(bad)} of {len(checks)} version(s) intact")
+        for where in found.damaged:
+            print(f"DAMAGED  {damaged_note(where)}", file=sys.stderr)
+        total = len(checks) + len(damaged)
+        print(f"{len(checks) - len(bad)} of {total} version(s) intact")
         if bad:
             print(REPAIR_HINT, file=sys.stderr)
-    return EXIT_FAILURE if bad else EXIT_OK
+    return EXIT_FAILURE if bad or damaged else EXIT_OK

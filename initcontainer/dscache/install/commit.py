@@ -45,6 +45,7 @@ from dscache.store.atomic import fsync_dir, write_bytes_atomic, write_json_atomi
 from dscache.store.deletion import delete_tree
 from dscache.store.fsops import FROZEN_DIR_MODE, freeze_dirs, merge_into, rmtree_readonly, sync_filesystem
 from dscache.store.modes import READ_ONLY
+from dscache.store.ownership import NotOursError, occupant_problem
 from dscache.store.paths import INVENTORY, ITEMS, CachePaths
 from dscache.store.records import ArchiveRecord, CompleteRecord
 from dscache.store.shares import items_record
@@ -129,9 +130,11 @@ def promote(
     """Assemble the staged version, write its records, and rename it into place.
 
     `fence` (the writer lock's) is called before the staging dir is touched and before the rename; it
-    raises when another writer took the lock over, leaving staging to that writer. Whatever is at the
-    version's path already (the version a repair replaces, or a directory that lost its completion
-    record) is swapped out (`replace_published`), never modified.
+    raises when another writer took the lock over, leaving staging to that writer. What is at the
+    version's path already is swapped out (`replace_published`), never modified, when dscache can
+    prove it its own (`store.ownership`: the version a repair replaces, one whose completion record
+    is unreadable, an empty directory); anything else raises NotOursError, naming it, and the staged
+    version is kept for the next run.
     """
     fence()
     staging = StagingPaths(cache.staging_dir(plan.key))
@@ -184,6 +187,9 @@ def promote(
     )
     sync_filesystem(tree)
     record.write(tree)
+    problem = occupant_problem(cache, plan.key)
+    if problem is not None:
+        raise NotOursError(problem)
     final = cache.version_dir(plan.key)
     final.parent.mkdir(parents=True, exist_ok=True)
     fence()
@@ -198,13 +204,13 @@ def promote(
 
 
 def replace_published(cache: CachePaths, tree: Path, final: Path) -> None:
-    """Put the complete version `tree` at `final`, where a version is published already (or whatever
-    else is there), without ever changing that version's files: one `renameat2(RENAME_EXCHANGE)`
-    swaps the two trees, so a reader sees the old version or the new one, whole, and never no version
-    (where the filesystem refuses the exchange, the old one is renamed away first: a moment with no
-    version at `final`). The old tree is then renamed into the trash and deleted; what cannot be
-    deleted yet (a file a pod still holds open on NFS) stays there for the next gc or release, as a
-    gc's removal does. Readers that opened files of the old version keep reading them."""
+    """Put the complete version `tree` at `final`, where a version of dscache's is already (checked by the
+    caller, `store.ownership`), without ever changing that version's files: one
+    `renameat2(RENAME_EXCHANGE)` swaps the two trees, so a reader sees the old version or the new one,
+    whole, and never no version (where the filesystem refuses the exchange, the old one is renamed away
+    first: a moment with no version at `final`). The old tree is then renamed into the trash and deleted;
+    what cannot be deleted yet (a file a pod still holds open on NFS) stays there for the next gc or
+    release, as a gc's removal does. Readers that opened files of the old version keep reading them."""
     if final.is_dir() and not final.is_symlink():
         os.chmod(final, 0o755)  # moving a directory to another parent rewrites its '..'
     old = swap.replace(tree, final)

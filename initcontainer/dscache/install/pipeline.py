@@ -10,6 +10,7 @@ last.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -36,8 +37,9 @@ from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
+from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import Ref, RefEntry, is_published, read_ref
+from dscache.store.records import Ref, RefEntry, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
 
 TICK = 0.5
@@ -379,6 +381,18 @@ class InstallRun:
         return plan.key
 
 
+def remove_empty_dirs(made: list[Path]) -> None:
+    """Remove the directories a failed install created (`made`, deepest first) as long as they hold
+    nothing but empty directories: a run that failed before staging anything leaves no trace (its lock
+    marker is gone once released). Only `rmdir`, so nothing anyone wrote meanwhile is deleted."""
+    for top in made:
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                return
+
+
 def install(
     spec: DatasetCacheSpec,
     cache_root: Path,
@@ -402,16 +416,20 @@ def install(
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
     ref = build_ref(spec, ref_name)
+    made = [d for d in (cache.root, *cache.root.parents) if not d.exists()]
+    if cache.root.exists():
+        made = [] if cache.control.exists() else [cache.control]
     cache.root.mkdir(parents=True, exist_ok=True)
-    missing = [k for k in keys if k in repair or not is_published(cache, k)]
+    missing = [k for k in keys if k in repair or not is_installed(cache, k)]
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
     try:
         if missing or not _same_ref(read_ref(cache, ref_name), ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
-                missing = [k for k in missing if k in repair or not is_published(cache, k)]
+                missing = [k for k in missing if k in repair or not is_installed(cache, k)]
                 if missing:
+                    check_ours(cache, missing)
                     jobs = jobs or spec.install.parallelism
                     run = InstallRun(
                         cache,
@@ -427,9 +445,18 @@ def install(
                     shared, downloaded = run.shared, run.downloaded
                 lock.fence()
                 ref.write(cache)
-    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+    except (
+        RemoteError,
+        LayoutError,
+        ArchiveRejectedError,
+        VerificationError,
+        LockError,
+        NotOursError,
+    ) as err:
+        remove_empty_dirs(made)
         raise InstallError(str(err)) from None
     except OSError as err:
+        remove_empty_dirs(made)
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
     result = InstallResult(
         ref=ref_name,

@@ -58,8 +58,9 @@ from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
 from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
+from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import is_published
+from dscache.store.records import is_installed
 
 MAX_WORKERS = 64
 
@@ -106,7 +107,7 @@ def _join(cache: CachePaths, worker: Worker, keys: list[VersionKey], lock_timeou
     """Write the team record unless it is there; False (and nothing written) when nothing is missing."""
     with WriterLock(cache.lock_path, timeout=lock_timeout, team=worker.team):
         record = teams.read_team(cache.control)
-        if all(is_published(cache, k) for k in keys):
+        if all(is_installed(cache, k) for k in keys):
             if record is not None:  # its own team's, left by a committer that died before ending it
                 teams.end_team(cache.control)
             return False
@@ -211,7 +212,7 @@ def _commit(
             raise LockLostError(f"install team {worker.team} was taken over by another writer")
         results: dict[VersionKey, list[ItemResult]] = {}
         for plan in plans:
-            if is_published(cache, plan.key):
+            if is_installed(cache, plan.key):
                 continue
             staging = StagingPaths(cache.staging_dir(plan.key))
             done = [item_done(staging, item) for item in plan.items]
@@ -265,7 +266,7 @@ def install_share(
     keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
-        published_all = all(is_published(cache, k) for k in keys)
+        published_all = all(is_installed(cache, k) for k in keys)
         if (published_all and teams.read_team(cache.control) is None) or not _join(
             cache, worker, keys, lock_timeout
         ):
@@ -292,7 +293,8 @@ def install_share(
                 fence=_MemberFence(member.fence, cache.control, worker.team),
                 worker_fence=_MemberFence(member.worker_fence(), cache.control, worker.team),
             )
-            missing = [k for k in keys if not is_published(cache, k)]
+            missing = [k for k in keys if not is_installed(cache, k)]
+            check_ours(cache, missing)
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
@@ -308,7 +310,14 @@ def install_share(
                         raise InstallError(
                             "items are still missing after this worker, the last one, fetched them"
                         )
-    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+    except (
+        RemoteError,
+        LayoutError,
+        ArchiveRejectedError,
+        VerificationError,
+        LockError,
+        NotOursError,
+    ) as err:
         raise InstallError(str(err)) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None

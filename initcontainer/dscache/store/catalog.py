@@ -46,10 +46,22 @@ class Foreign:
 
 @dataclass
 class CacheScan:
-    """What `scan` found: this cache's published versions, and what it ignored (`Foreign`)."""
+    """What `scan` found: this cache's published versions, what it ignored (`Foreign`), and the
+    directories whose completion record is unreadable (`damaged`: a version dscache published whose
+    record was truncated or overwritten since; not published, installed afresh by the next install)."""
 
     records: list[CompleteRecord] = field(default_factory=list)
     foreign: list[Foreign] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
+
+
+def damaged_note(version_dir: Path) -> str:
+    """Pure: one line naming a version dir whose completion record is unreadable, and the fix."""
+    return (
+        f"{version_dir / COMPLETE_RECORD}: unreadable completion record, so this version counts as not "
+        "installed; run its install again (dscache install ...) to publish it afresh (the damaged copy "
+        "is moved to the trash, never modified)"
+    )
 
 
 def _foreign(where: Path, key: VersionKey) -> Foreign:
@@ -84,6 +96,7 @@ def scan(cache: CachePaths) -> CacheScan:
             if os.path.exists(os.path.join(entry.path, COMPLETE_RECORD)):
                 record = read_complete(where / COMPLETE_RECORD)
                 if record is None:
+                    found.damaged.append(where)
                     continue
                 if where == cache.version_dir(record.key):
                     found.records.append(record)
@@ -94,6 +107,7 @@ def scan(cache: CachePaths) -> CacheScan:
             else:
                 stack.append(entry.path)
     found.records.sort(key=lambda r: r.key)
+    found.damaged.sort()
     found.foreign = _merge_foreign(found.foreign)
     return found
 

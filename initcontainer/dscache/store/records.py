@@ -72,8 +72,17 @@ def read_complete(path: Path) -> CompleteRecord | None:
 
 
 def is_published(cache: CachePaths, key: VersionKey) -> bool:
-    """A version is published iff its directory holds a completion record (renamed in whole)."""
+    """A version is published iff its directory holds a completion record (renamed in whole). One
+    stat: readers (`prepare`) then read the record and fail, naming it, when it is unreadable."""
     return cache.complete_record(key).is_file()
+
+
+def is_installed(cache: CachePaths, key: VersionKey) -> bool:
+    """Published with a readable completion record of that very version: what an install leaves
+    alone. One whose record is unreadable is damaged (`catalog.scan`), and an install publishes it
+    afresh (`install.commit.replace_published`)."""
+    record = read_complete(cache.complete_record(key))
+    return record is not None and record.key == key
 
 
 @dataclass
