@@ -298,8 +298,8 @@ def damaged_versions(
     spec: DatasetCacheSpec, cache_dir: Path, *, content: bool = False
 ) -> dict[VersionKey, frozenset[str] | None]:
     """The published versions of `spec` that fail `verify` (with `content`: `verify --content`), each
-    with the paths found missing, changed, re-moded or unreadable (None: its inventory is unreadable,
-    so all of it is suspect)."""
+    with the paths to fetch again (`VersionCheck.damaged`; None: its inventory is unreadable, so all
+    of it is suspect)."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
     from dscache.store.records import is_published

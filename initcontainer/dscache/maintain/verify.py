@@ -83,10 +83,12 @@ class VersionCheck:
         return not (self.missing or self.extra or self.changed or self.modes or self.unreadable or self.error)
 
     def damaged(self) -> frozenset[str] | None:
-        """The paths a repair must not reuse (None: the records are unreadable, all of it is suspect)."""
+        """The paths a repair must fetch again (None: the records are unreadable, all of it is suspect).
+        A file whose only damage is its mode is not among them: a repair hashes it and copies it with
+        dscache's mode (`install.share.place`), and directories are made anew in any fresh copy."""
         if self.error:
             return None
-        return frozenset([*self.missing, *self.changed, *(m.path for m in self.modes), *self.unreadable])
+        return frozenset([*self.missing, *self.changed, *self.unreadable])
 
 
 @dataclass

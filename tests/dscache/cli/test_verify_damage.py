@@ -57,7 +57,10 @@ def test_verify_reports_changed_modes_and_repair_publishes_a_copy_with_dscache_m
     assert "  mode: sub dir (0700, want 0555: not readable by all, writable)" in text.err
     assert "  mode: weights.bin (0777, want 0444: writable)" in text.err
 
-    assert run("install", *argv, "--repair").code == 0
+    repair = run("install", *argv, "--repair", "--json")
+    assert repair.code == 0
+    [done] = [e for e in map(json.loads, repair.out.splitlines()) if e.get("event") == "done"]
+    assert done["downloadedBytes"] == 0  # the bytes were intact: copied with dscache's modes
     assert run("verify", *argv[:2]).code == 0
     assert {p: _mode(version / p) for p in FILES} == dict.fromkeys(FILES, 0o444)
     assert _mode(version / "sub dir") == 0o555 and _mode(version) == 0o555
