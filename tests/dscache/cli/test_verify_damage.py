@@ -13,7 +13,7 @@ from pathlib import Path
 from dscache.api.names import VersionKey
 from dscache.store.paths import CachePaths
 from tests.dscache.cli.cli_helpers import as_nobody, run, world_traversable_dir
-from tests.factories import make_tree
+from tests.factories import make_tree, publish_archives
 
 KEY = VersionKey("models", "llm", "v1")
 FILES = {"weights.bin": 70_000, "config.json": 300, "sub dir/tok.txt": 900}
@@ -96,3 +96,18 @@ def test_verify_as_another_user_names_the_version_of_a_directory_it_cannot_list(
         assert "  unreadable: sub dir (Permission denied)" in result.err
         assert "missing" not in result.err  # what it could not list is not reported gone
         assert "Traceback" not in result.err
+
+
+def test_verify_content_says_which_files_it_could_only_check_by_size(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    publish_archives(make_tree(tmp_path / "data", {"a.txt": 300, "b/c.bin": 5000}), remote, KEY, 4096)
+    cache = tmp_path / "cache"
+    source = ["--source", f"file://{remote}", "--version", str(KEY)]
+    assert run("install", "--cache", str(cache), *source).code == 0
+
+    result = run("verify", "--cache", str(cache), "--content")
+    assert result.code == 0
+    # a.txt, b/c.bin, two extraction flags, the manifest and the two molmospaces metadata files
+    assert result.out.splitlines()[-1] == (
+        "1 of 1 version(s) intact (0 file(s) hashed; 7 file(s) without a digest of their own checked by size)"
+    )
