@@ -83,7 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--repair",
         action="store_true",
         help="publish a fresh copy of each version that fails `dscache verify`: its intact items are "
-        "linked, the damaged ones fetched again, and the copy replaces the version atomically",
+        "linked (files checked against their recorded digest first), the damaged ones fetched again, "
+        "and the copy replaces the version atomically",
+    )
+    p.add_argument(
+        "--content",
+        action="store_true",
+        help="with --repair: pick the versions to repair as `dscache verify --content` does, hashing "
+        "every file (finds bytes changed in place; reads every byte)",
     )
     p.add_argument(
         "--source",
@@ -195,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
     problem = dir_problem(args.cache, create=True, write=not args.dry_run)
     if problem is not None:
         return fail(f"--cache {problem}", EXIT_USAGE)
+    if args.content and not args.repair:
+        return fail("--content chooses what --repair fetches again: use it with --repair", EXIT_USAGE)
     if args.repair and (args.dry_run or worker_index is not None):
         return fail("--repair runs as one installer: not with --dry-run or --workers", EXIT_USAGE)
     if args.dry_run:
@@ -258,7 +267,7 @@ def _install(
     code = EXIT_OK
     try:
         if worker_index is None:
-            repair = damaged_versions(spec, args.cache) if args.repair else None
+            repair = damaged_versions(spec, args.cache, content=args.content) if args.repair else None
             if repair == {}:
                 output.info("nothing to repair: no published version of the spec fails verify")
             result = install(
@@ -285,10 +294,13 @@ def _install(
     return code
 
 
-def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey, frozenset[str] | None]:
-    """The versions of `spec` that fail `verify`, each with the paths found missing or changed (None:
-    its inventory is unreadable, so all of it is suspect): published ones, and those whose completion
-    record is unreadable (their intact items are reused all the same)."""
+def damaged_versions(
+    spec: DatasetCacheSpec, cache_dir: Path, *, content: bool = False
+) -> dict[VersionKey, frozenset[str] | None]:
+    """The versions of `spec` that fail `verify` (with `content`: `verify --content`), each with the
+    paths to fetch again (`VersionCheck.damaged`; None: its inventory is unreadable, so all of it is
+    suspect): published ones, and those whose completion record is unreadable (their intact items
+    are reused all the same)."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
     from dscache.store.records import is_installed
@@ -298,9 +310,9 @@ def damaged_versions(spec: DatasetCacheSpec, cache_dir: Path) -> dict[VersionKey
     for key in spec.version_keys():
         published = is_installed(cache, key)
         if published or cache.complete_record(key).is_file():
-            check = verify_version(cache, key)
+            check = verify_version(cache, key, content=content)
             if not check.ok or not published:
-                damaged[key] = None if check.error else frozenset(check.missing + check.changed)
+                damaged[key] = check.damaged()
     return damaged
 
 
@@ -316,7 +328,8 @@ def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:
         if check.ok:
             continue
         what = check.error or (
-            f"{len(check.missing)} missing, {len(check.changed)} changed, {len(check.extra)} extra path(s)"
+            f"{len(check.missing)} missing, {len(check.changed)} changed, {len(check.extra)} extra, "
+            f"{len(check.modes)} re-moded, {len(check.unreadable)} unreadable path(s)"
         )
         output.warning(
             f"{key} is present but differs from what was installed ({what}; see dscache verify --cache "

@@ -28,6 +28,7 @@ carry it (If-Match).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,9 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
         st = target.stat()
         if item.size is not None and st.st_size != item.size:
             return None  # not what the listing names now: copied again, and replaced
+        mode = file_mode(is_executable(st.st_mode))
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(target, mode)  # still private to this install: published with dscache's mode
         return ItemResult(
             item,
             st.st_size,

@@ -209,6 +209,51 @@ def test_a_published_file_that_no_longer_fits_its_record_is_downloaded(
     assert inode(cache, V1, "a/one.bin") == inode(cache, V2, "a/one.bin")
 
 
+def _overwrite_in_place(path: Path, offset: int, data: bytes) -> None:
+    """Change bytes of a published file without changing its size, inode or mode (as root can)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+
+
+def test_a_published_file_whose_bytes_changed_in_place_is_downloaded_not_linked(
+    tmp_path: Path, s3: S3Env, s3_source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    assert install(cache, s3_source, V1) == 0
+    damaged = CachePaths(cache).version_dir(V1) / "a/one.bin"
+    os.chmod(damaged, 0o644)
+    _overwrite_in_place(damaged, 1000, b"XXXX")
+    os.chmod(damaged, 0o444)
+    s3.server.log.clear()
+    capsys.readouterr()
+    assert install(cache, s3_source, V2) == 0
+    fetched = sorted(r.path.rsplit(f"{V2.rel}/", 1)[1] for r in s3.server.log.find(f"*{V2.rel}/*", "GET"))
+    assert fetched == ["a/one.bin", CHANGED]
+    v2 = CachePaths(cache).version_dir(V2)
+    assert {p: (v2 / p).read_bytes() for p in SIZES} == version_files(V2)
+    assert inode(cache, V1, "a/one.bin") != inode(cache, V2, "a/one.bin")
+    assert inode(cache, V1, "a/two.bin") == inode(cache, V2, "a/two.bin")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert str(damaged) in warnings[0] and "--repair" in warnings[0]
+
+
+def test_a_published_file_whose_mode_changed_is_copied_with_the_cache_mode(
+    tmp_path: Path, s3: S3Env, s3_source: str
+) -> None:
+    cache = tmp_path / "cache"
+    assert install(cache, s3_source, V1) == 0
+    os.chmod(CachePaths(cache).version_dir(V1) / "a/one.bin", 0o666)
+    s3.server.log.clear()
+    assert install(cache, s3_source, V2) == 0
+    assert [r.path.rsplit("/", 1)[1] for r in s3.server.log.find(f"*{V2.rel}/*", "GET")] == ["three.bin"]
+    assert inode(cache, V1, "a/one.bin") != inode(cache, V2, "a/one.bin")
+    assert stat.S_IMODE(os.stat(CachePaths(cache).version_dir(V2) / "a/one.bin").st_mode) == 0o444
+
+
 def test_across_filesystems_a_shared_file_is_copied(tmp_path: Path) -> None:
     other = Path(tempfile.mkdtemp(dir="/dev/shm"))  # tmpfs: another filesystem than tmp_path's
     try:
