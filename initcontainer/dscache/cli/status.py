@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE
@@ -47,15 +48,19 @@ def run(args: argparse.Namespace) -> int:
     from dscache.api.sizes import format_size
     from dscache.store.catalog import catalog, scan
     from dscache.store.paths import CachePaths
+    from dscache.store.records import scan_refs
     from dscache.store.staged import find_stages
     from dscache.store.usage import versions_usage
 
     paths = CachePaths(args.cache)
     found = scan(paths)
-    infos = catalog(paths, found)
+    refs = scan_refs(paths)
+    infos = catalog(paths, found, refs)
     stages = find_stages(paths)
     now = time.time()
     note_foreign(found.foreign)
+    for err in refs.unreadable:
+        output.warning(f"{err}; gc and release refuse until then")
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -89,7 +94,14 @@ def run(args: argparse.Namespace) -> int:
             }
             for s in stages
         ]
-        report = {"cache": str(args.cache), "versions": rows, "staging": staging, "ignored": ignored}
+        unreadable = [{"path": str(e.path), "reason": e.reason} for e in refs.unreadable]
+        report = {
+            "cache": str(args.cache),
+            "versions": rows,
+            "staging": staging,
+            "ignored": ignored,
+            "unreadableRefs": unreadable,
+        }
         print(json.dumps(report, indent=2))
         return EXIT_OK
     from rich.table import Table
@@ -109,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             format_size(r.bytes),
             format_size(usage[i.key].shared) if usage[i.key].shared else "-",
             r.installed_at,
-            ", ".join(i.refs) or "-",
+            ", ".join(i.refs) or ("?" if refs.unreadable else "-"),
         )
     print(f"dscache: {args.cache}")  # not the table's title: rich wraps that to the table's width
     report_console().print(table)
