@@ -82,12 +82,12 @@ def add_protect_argument(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="DT/SRC=VER",
-        help="also keep this version (e.g. in use by a running pod); an error if it is not installed; repeatable",
+        help="also keep this version (e.g. a running pod's); an error if not installed; repeatable",
     )
     p.add_argument(
         "--in-use",
         action="append",
         default=[],
         metavar="DT/SRC=VER",
-        help="as --protect, but ignored if not installed (the operator's Jobs: versions pods link); repeatable",
+        help="as --protect, but ignored if not installed (the operator: versions pods link); repeatable",
     )

@@ -111,7 +111,9 @@ def find_published(cache: CachePaths) -> list[CompleteRecord]:
     return scan(cache).records
 
 
-def catalog(cache: CachePaths, found: CacheScan | None = None, refs: RefScan | None = None) -> list[VersionInfo]:
+def catalog(
+    cache: CachePaths, found: CacheScan | None = None, refs: RefScan | None = None
+) -> list[VersionInfo]:
     """Published versions (of `found`, else of a new `scan`) with the names of the refs pointing at
     each: the readable refs of `refs`; without `refs`, of a new `scan_refs`, and RefError if a ref is
     unreadable (what it names is unknown)."""

@@ -1,0 +1,132 @@
+"""Refs guard what gc and release remove: an unreadable ref stops them, a mistyped --protect too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.dscache.cli.cli_helpers import run
+
+MANY = "objects/many=v1"
+OTHER = "objects/other=v1"
+BROKEN_REFS = {
+    "bad JSON": '{"name":\n',
+    "wrong shape": '["objects/many=v1"]',
+    "versions not a list": '{"name": "b", "versions": "objects/many=v1"}',
+    "an entry without a version": '{"name": "b", "versions": [{"data_type": "objects", "source": "many"}]}',
+}
+
+
+def _files_remote(tmp_path: Path) -> str:
+    for source in ("many", "other"):
+        version = tmp_path / "remote" / "objects" / source / "v1"
+        version.mkdir(parents=True)
+        (version / "data.txt").write_text(source)
+    return f"file://{tmp_path / 'remote'}"
+
+
+def _install(cache: Path, src: str, version: str, *more: str) -> None:
+    args = ("install", "--cache", str(cache), "--source", src, "--layout", "Files", "--version", version)
+    result = run(*args, *more)
+    assert result.code == 0, result
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    """MANY named by ref `a` and ref `b`, OTHER by ref `a` only."""
+    src = _files_remote(tmp_path)
+    cache = tmp_path / "cache"
+    _install(cache, src, MANY, "--ref", "b")
+    _install(cache, src, MANY, "--ref", "a", "--version", OTHER)
+    return cache
+
+
+def _published(cache: Path) -> list[str]:
+    return sorted(f"objects/{p.parent.name}={p.name}" for p in cache.glob("objects/*/*") if p.is_dir())
+
+
+@pytest.mark.parametrize("content", BROKEN_REFS.values(), ids=BROKEN_REFS.keys())
+def test_gc_refuses_while_a_ref_is_unreadable_and_removes_nothing(cache: Path, content: str) -> None:
+    ref = cache / ".dscache/refs/b.json"
+    ref.write_text(content)
+    (cache / ".dscache/refs/a.json").unlink()
+    result = run("gc", "--cache", str(cache), "--keep", "0")
+    assert result.code == 1
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"dscache: error: {ref}: unreadable ref (")
+    assert line.endswith("fix or delete it (dscache release --ref b drops it and removes nothing)")
+    assert _published(cache) == [MANY, OTHER]
+
+
+def test_gc_refuses_when_a_ref_is_a_directory(cache: Path) -> None:
+    (cache / ".dscache/refs/a.json").unlink()
+    (cache / ".dscache/refs/b.json").unlink()
+    (cache / ".dscache/refs/b.json").mkdir()
+    result = run("gc", "--cache", str(cache), "--keep", "0")
+    assert result.code == 1
+    assert f"{cache / '.dscache/refs/b.json'}: unreadable ref (a directory, not a file)" in result.err
+    assert _published(cache) == [MANY, OTHER]
+
+
+def test_release_keeps_what_an_unreadable_ref_may_name(cache: Path) -> None:
+    (cache / ".dscache/refs/b.json").write_text('{"name":\n')
+    result = run("release", "--cache", str(cache), "--ref", "a")
+    assert result.code == 1
+    assert f"{cache / '.dscache/refs/b.json'}: unreadable ref" in result.err
+    assert _published(cache) == [MANY, OTHER]
+    assert (cache / ".dscache/refs/a.json").is_file()
+
+
+def test_release_of_the_unreadable_ref_itself_drops_only_its_file(cache: Path) -> None:
+    (cache / ".dscache/refs/b.json").write_text('{"name":\n')
+    result = run("release", "--cache", str(cache), "--ref", "b")
+    assert result.code == 0, result
+    assert not (cache / ".dscache/refs/b.json").exists()
+    assert _published(cache) == [MANY, OTHER]
+    assert run("gc", "--cache", str(cache), "--keep", "0").code == 0
+
+
+def test_status_lists_an_unreadable_ref(cache: Path) -> None:
+    ref = cache / ".dscache/refs/b.json"
+    ref.write_text('{"name":\n')
+    result = run("status", "--cache", str(cache), "--json")
+    assert result.code == 0
+    unreadable = json.loads(result.out)["unreadableRefs"]
+    assert unreadable == [{"path": str(ref), "reason": "not JSON: Expecting value: line 2 column 1 (char 9)"}]
+    text = run("status", "--cache", str(cache))
+    assert f"dscache: warning: {ref}: unreadable ref" in text.err
+
+
+def test_prepare_names_the_unreadable_ref(cache: Path, tmp_path: Path) -> None:
+    ref = cache / ".dscache/refs/b.json"
+    ref.write_text('{"name":\n')
+    result = run("prepare", "--cache", str(cache), "--ref", "b", "--links", str(tmp_path / "links"))
+    assert result.code != 0
+    assert f"{ref}: unreadable ref" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("typo", ["objects/many=V1", "object/many=v1"])
+@pytest.mark.parametrize("command", ["gc", "release"])
+def test_a_protect_that_matches_no_version_is_an_error(cache: Path, typo: str, command: str) -> None:
+    (cache / ".dscache/refs/b.json").unlink()
+    args = ["--keep", "0"] if command == "gc" else ["--ref", "a"]
+    result = run(command, "--cache", str(cache), *args, "--protect", typo)
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"dscache: error: --protect {typo}: no such version in {cache}; nothing removed "
+        "(dscache status lists the versions)"
+    ]
+    assert _published(cache) == [MANY, OTHER]
+    assert (cache / ".dscache/refs/a.json").is_file()
+
+
+def test_in_use_versions_not_on_this_volume_are_ignored(cache: Path) -> None:
+    """The operator's Jobs pass every version a pod in the namespace links, wherever it lives."""
+    (cache / ".dscache/refs/a.json").unlink()
+    (cache / ".dscache/refs/b.json").unlink()
+    result = run("gc", "--cache", str(cache), "--keep", "0", "--in-use", MANY, "--in-use", "objects/gone=v9")
+    assert result.code == 0, result
+    assert _published(cache) == [MANY]
