@@ -130,3 +130,65 @@ def test_in_use_versions_not_on_this_volume_are_ignored(cache: Path) -> None:
     result = run("gc", "--cache", str(cache), "--keep", "0", "--in-use", MANY, "--in-use", "objects/gone=v9")
     assert result.code == 0, result
     assert _published(cache) == [MANY]
+
+
+def _ref_versions(cache: Path, name: str) -> list[str]:
+    data = json.loads((cache / f".dscache/refs/{name}.json").read_text())
+    return [f"{e['data_type']}/{e['source']}={e['version']}" for e in data["versions"]]
+
+
+def test_installs_by_flags_add_to_the_default_ref_so_gc_keeps_both(tmp_path: Path) -> None:
+    src, cache = _files_remote(tmp_path), tmp_path / "cache"
+    _install(cache, src, MANY)
+    _install(cache, src, OTHER)
+    assert _ref_versions(cache, "default") == [MANY, OTHER]
+    result = run("gc", "--cache", str(cache), "--keep", "0")
+    assert result.code == 0, result
+    assert _published(cache) == [MANY, OTHER]
+
+
+def test_a_new_version_of_a_source_replaces_the_old_one_in_the_ref_and_the_install_says_so(
+    tmp_path: Path,
+) -> None:
+    src, cache = _files_remote(tmp_path), tmp_path / "cache"
+    (tmp_path / "remote/objects/many/v2").mkdir()
+    (tmp_path / "remote/objects/many/v2/data.txt").write_text("many 2")
+    _install(cache, src, MANY)
+    _install(cache, src, OTHER)
+    args = (
+        "install",
+        "--cache",
+        str(cache),
+        "--source",
+        src,
+        "--layout",
+        "Files",
+        "--version",
+        "objects/many=v2",
+    )
+    result = run(*args)
+    assert result.code == 0, result
+    assert (
+        result.err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "; ref default no longer names objects/many=v1 (gc may remove it; --ref NAME keeps separate refs)"
+        )
+    )
+    assert _ref_versions(cache, "default") == ["objects/many=v2", OTHER]
+    assert json.loads(run(*args, "--json").out.strip().splitlines()[-1])["unreferenced"] == []
+
+
+def test_an_install_from_a_manifest_sets_the_ref_and_names_what_it_no_longer_names(tmp_path: Path) -> None:
+    src, cache = _files_remote(tmp_path), tmp_path / "cache"
+    _install(cache, src, MANY, "--ref", "ml.objs", "--version", OTHER)
+    manifest = tmp_path / "objs.yaml"
+    manifest.write_text(
+        "apiVersion: dscache.io/v1alpha1\nkind: DatasetCache\nmetadata: {name: objs, namespace: ml}\n"
+        f"spec:\n  source: {{file: {{path: {tmp_path / 'remote'}}}}}\n  layout: Files\n"
+        "  versions: [{dataType: objects, source: other, version: v1}]\n"
+    )
+    result = run("install", "-f", str(manifest), "--cache", str(cache))
+    assert result.code == 0, result
+    assert "; ref ml.objs no longer names objects/many=v1 (gc may remove it" in result.err
+    assert _ref_versions(cache, "ml.objs") == [OTHER]
