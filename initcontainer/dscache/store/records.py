@@ -115,6 +115,9 @@ class Ref:
         write_json_atomic(cache.ref_path(self.name), self.to_json())
 
 
+DIRECTORY = "a directory, not a file"
+
+
 class RefError(DscacheError):
     """A ref file that cannot be read or is not a ref: bad JSON, wrong shape, no permission, a dir.
 
@@ -123,10 +126,12 @@ class RefError(DscacheError):
     """
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"{path}: unreadable ref ({reason}); fix or delete it "
-            f"(dscache release --ref {ref_name_of(path)} drops it and removes nothing)"
+        how = (
+            "delete it (dscache never makes a directory there)"
+            if reason == DIRECTORY
+            else f"fix or delete it (dscache release --ref {ref_name_of(path)} drops it and removes nothing)"
         )
+        super().__init__(f"{path}: unreadable ref ({reason}); {how}")
         self.path = path
         self.reason = reason
 
@@ -144,7 +149,7 @@ def _load_ref(path: Path) -> Ref:
     except FileNotFoundError:
         raise
     except IsADirectoryError:
-        raise RefError(path, "a directory, not a file") from None
+        raise RefError(path, DIRECTORY) from None
     except OSError as err:
         raise RefError(path, err.strerror or type(err).__name__) from None
     except ValueError as err:  # JSON syntax, or bytes that are not UTF-8

@@ -66,8 +66,13 @@ def test_gc_refuses_when_a_ref_is_a_directory(cache: Path) -> None:
     (cache / ".dscache/refs/b.json").mkdir()
     result = run("gc", "--cache", str(cache), "--keep", "0")
     assert result.code == 1
-    assert f"{cache / '.dscache/refs/b.json'}: unreadable ref (a directory, not a file)" in result.err
+    assert result.err.strip() == (
+        f"dscache: error: {cache / '.dscache/refs/b.json'}: unreadable ref (a directory, not a file); "
+        "delete it (dscache never makes a directory there)"
+    )
     assert _published(cache) == [MANY, OTHER]
+    assert run("release", "--cache", str(cache), "--ref", "b").code == 1
+    assert (cache / ".dscache/refs/b.json").is_dir()
 
 
 def test_release_keeps_what_an_unreadable_ref_may_name(cache: Path) -> None:
@@ -97,6 +102,9 @@ def test_status_lists_an_unreadable_ref(cache: Path) -> None:
     assert unreadable == [{"path": str(ref), "reason": "not JSON: Expecting value: line 2 column 1 (char 9)"}]
     text = run("status", "--cache", str(cache))
     assert f"dscache: warning: {ref}: unreadable ref" in text.err
+    (cache / ".dscache/refs/a.json").unlink()
+    rows = [line for line in run("status", "--cache", str(cache)).out.splitlines() if "objects" in line]
+    assert [row.split("│")[-2].strip() for row in rows] == ["?", "?"]  # not "-": a ref may name them
 
 
 def test_prepare_names_the_unreadable_ref(cache: Path, tmp_path: Path) -> None:
