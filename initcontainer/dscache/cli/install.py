@@ -279,7 +279,16 @@ def _install(
 
             team = args.team or default_team(spec, ref, args.workers)
             worker = Worker(args.workers, worker_index, team)
-            install_share(spec, args.cache, ref, sink, worker, jobs=args.jobs, lock_timeout=args.lock_timeout)
+            install_share(
+                spec,
+                args.cache,
+                ref,
+                sink,
+                worker,
+                jobs=args.jobs,
+                lock_timeout=args.lock_timeout,
+                merge=manifest is None,
+            )
     except InstallError as err:
         code = exit_code(err)
         sink.emit("error", {"message": str(err), "exitCode": code})  # the sink prints it, once

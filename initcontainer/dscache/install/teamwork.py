@@ -45,10 +45,10 @@ from dscache.install.pipeline import (
     InstallError,
     InstallResult,
     InstallRun,
-    build_ref,
     check_space,
     default_remote_factory,
     install,
+    target_ref,
 )
 from dscache.install.progress import Sink
 from dscache.install.shares import assign
@@ -59,7 +59,7 @@ from dscache.remotes.base import RemoteError
 from dscache.store import team as teams
 from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
 from dscache.store.paths import CachePaths
-from dscache.store.records import is_published
+from dscache.store.records import RefError, is_published
 
 MAX_WORKERS = 64
 
@@ -200,7 +200,13 @@ class _Share:
 
 
 def _commit(
-    run: InstallRun, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
+    run: InstallRun,
+    plans: list[VersionPlan],
+    worker: Worker,
+    ref_name: str,
+    *,
+    lock_timeout: float,
+    merge: bool = False,
 ) -> list[VersionKey] | None:
     """Under the writer lock: publish every version whose items are all done, if they all are; write
     the ref and end the team. None when some item is still missing (another worker's)."""
@@ -222,7 +228,7 @@ def _commit(
             run.commit(plan, results[plan.key], fence=lock.fence) for plan in plans if plan.key in results
         ]
         lock.fence()
-        build_ref(spec, ref_name).write(cache)
+        target_ref(cache, spec, ref_name, merge)[1].write(cache)
         teams.end_team(cache.control)
         return published
 
@@ -254,11 +260,13 @@ def install_share(
     jobs: int | None = None,
     lock_timeout: float = 600.0,
     remote_factory: RemoteFactory = default_remote_factory,
+    merge: bool = False,
 ) -> InstallResult | None:
     """Run worker `worker.index`'s share of the install of `spec` into `cache_root` (module docstring).
 
     Returns the install's result when this worker published the versions (or found nothing to do),
-    None when it did its share and left the commit to another worker. Raises `InstallError`.
+    None when it did its share and left the commit to another worker. `merge`: as `install`'s (the
+    committing worker adds the versions to the ref). Raises `InstallError`.
     """
     started = time.monotonic()
     cache = CachePaths(cache_root)
@@ -277,6 +285,7 @@ def install_share(
                 jobs=jobs,
                 lock_timeout=lock_timeout,
                 remote_factory=remote_factory,
+                merge=merge,
             )
         member_path = teams.member_lock_path(cache.control, worker.index)
         with (
@@ -296,19 +305,21 @@ def install_share(
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
-            published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+            published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge)
             if published is None:
                 with ExitStack() as leases:
                     covering = _take_vacant_leases(cache, worker, leases)
                     if covering:  # the items of indexes no live worker holds: what is left of them
                         share = _Share(run, worker, plans, covering=covering)
                         share.transfer()
-                        published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+                        published = _commit(
+                            run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge
+                        )
                     if published is None and len(covering) == worker.workers - 1:
                         raise InstallError(
                             "items are still missing after this worker, the last one, fetched them"
                         )
-    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError) as err:
+    except (RemoteError, LayoutError, ArchiveRejectedError, VerificationError, LockError, RefError) as err:
         raise InstallError(str(err)) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None

@@ -200,3 +200,11 @@ def test_an_install_from_a_manifest_sets_the_ref_and_names_what_it_no_longer_nam
     assert result.code == 0, result
     assert "; ref ml.objs no longer names objects/many=v1 (gc may remove it" in result.err
     assert _ref_versions(cache, "ml.objs") == [OTHER]
+
+
+def test_an_install_by_a_team_of_workers_adds_to_the_ref_too(tmp_path: Path) -> None:
+    src, cache = _files_remote(tmp_path), tmp_path / "cache"
+    _install(cache, src, MANY)
+    for index in ("0", "1"):
+        _install(cache, src, OTHER, "--workers", "2", "--worker-index", index)
+    assert _ref_versions(cache, "default") == [MANY, OTHER]
