@@ -18,7 +18,7 @@ ANNOTATION_CLAIM = f"{PREFIX}/claim"
 # reconcile.fluxcd.io/requestedAt): retry a Failed install at once instead of after the backoff.
 ANNOTATION_RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
 # On workload pods: the versions the pod links, comma-separated `DT/SRC=VER` (the syntax of
-# `dscache gc --protect`). Written by the webhook (issue 6); the gc of installer Jobs protects them.
+# `dscache gc --in-use`). Written by the webhook (issue 6); the gc of installer Jobs protects them.
 ANNOTATION_RESOLVED_VERSIONS = f"{PREFIX}/resolved-versions"
 # On workload pods, set by their author: the scratch mode and pinned versions (see podpatch.py).
 ANNOTATION_SCRATCH = f"{PREFIX}/scratch"

@@ -71,4 +71,4 @@ def container(settings: Settings, name: str, args: list[str], **extra: Any) -> d
 
 
 def protect_args(versions: list[str]) -> list[str]:
-    return [arg for v in sorted(set(versions)) for arg in ("--protect", v)]
+    return [arg for v in sorted(set(versions)) for arg in ("--in-use", v)]

@@ -167,7 +167,7 @@ def test_update_installs_only_the_new_versions_and_gc_spares_versions_in_use(
     [job] = opf.installer_jobs(testbed, namespace, "objs")  # the superseded Job is gone
     assert job["metadata"]["name"] == body["status"]["installJob"]
     gc_args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert gc_args[-2:] == ["--protect", "objects/thor=v1"]
+    assert gc_args[-2:] == ["--in-use", "objects/thor=v1"]
 
 
 def test_second_resource_on_a_claim_is_queued_until_the_first_finishes(

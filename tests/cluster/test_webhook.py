@@ -327,7 +327,7 @@ def test_versions_in_use_are_protected_from_gc(
     assert (root / "objects/thor/v2").is_dir()
     assert (root / "objects/thor/v1/dir/b.txt").read_text() == "hello", "gc removed a version in use"
     [job] = opf.installer_jobs(testbed, namespace, "objs")
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--protect", "objects/thor=v1"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--in-use", "objects/thor=v1"]
 
 
 def test_certificate_mode_with_configurations_registered_like_the_chart(

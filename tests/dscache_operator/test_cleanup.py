@@ -19,7 +19,7 @@ def test_cleanup_job_releases_the_ref_without_credentials() -> None:
         "--ref",
         "ml.objs",
         "--json",
-        "--protect",
+        "--in-use",
         "a/b=c",
     ]
     assert job["metadata"]["labels"][names.LABEL_CLAIM] == "shared"

@@ -67,7 +67,7 @@ def test_installer_job_runs_install_then_gc_with_the_spec_settings() -> None:
         "optional": True,
     }
     [gc] = pod["containers"]
-    assert gc["args"] == ["gc", "--cache", "/cache", "--keep", "1", "--json", "--protect", "objects/thor=v0"]
+    assert gc["args"] == ["gc", "--cache", "/cache", "--keep", "1", "--json", "--in-use", "objects/thor=v0"]
     assert not any("valueFrom" in e for e in gc["env"]), "credentials reach the install container only"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["cache"]["persistentVolumeClaim"]["claimName"] == "objs-dscache"

@@ -206,7 +206,7 @@ def test_first_reconcile_starts_one_installer_with_its_rbac_and_manifest() -> No
     assert job["metadata"]["labels"]["dscache.io/claim"] == "shared"
     assert job["metadata"]["annotations"]["dscache.io/generation"] == "1"
     [gc] = job["spec"]["template"]["spec"]["containers"]
-    assert gc["args"][-2:] == ["--protect", "objects/thor=v0"]  # a running pod's version; not done's
+    assert gc["args"][-2:] == ["--in-use", "objects/thor=v0"]  # a running pod's version; not done's
     assert status["phase"] == "Installing"
     assert status["message"] == f"installer Job {job_name} installs 1 version(s)"
     assert status["observedGeneration"] == 1 and status["claimName"] == "shared"
@@ -753,7 +753,7 @@ def test_delete_runs_the_cleanup_job_before_the_finalizer_goes(
     assert cleanup["metadata"]["labels"]["dscache.io/component"] == "cleanup"
     [release] = cleanup["spec"]["template"]["spec"]["containers"]
     assert release["args"] == [
-        "release", "--cache", "/cache", "--ref", "ml.objs", "--json", "--protect", "objects/thor=v1",
+        "release", "--cache", "/cache", "--ref", "ml.objs", "--json", "--in-use", "objects/thor=v1",
     ]  # fmt: skip
     assert world.kube.events[-1] == Event(
         "ml/objs",

@@ -47,6 +47,7 @@ def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePath
     cache directory (a file, a foreign directory, no permission) is refused first, so nothing (not even
     the lock file) is written into it.
     """
+    from dscache.errors import DscacheError
     from dscache.store.lock import LockError, WriterLock
     from dscache.store.paths import CachePaths
 
@@ -57,7 +58,7 @@ def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePath
     try:
         with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
             return action(cache, lock.fence)
-    except LockError as err:
+    except (LockError, DscacheError) as err:  # e.g. an unreadable ref, an unknown --protect
         return fail(str(err), exit_code(err))
     except OSError as err:  # e.g. a read-only volume: the version or staging dir cannot be moved
         return fail(f"{err.filename or cache_dir}: {err.strerror}")
@@ -81,5 +82,12 @@ def add_protect_argument(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="DT/SRC=VER",
-        help="also keep this version (e.g. in use by a running pod); repeatable",
+        help="also keep this version (e.g. a running pod's); an error if not installed; repeatable",
+    )
+    p.add_argument(
+        "--in-use",
+        action="append",
+        default=[],
+        metavar="DT/SRC=VER",
+        help="as --protect, but ignored if not installed (the operator: versions pods link); repeatable",
     )

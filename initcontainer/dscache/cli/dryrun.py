@@ -25,17 +25,17 @@ from dscache.cli import output
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
-    build_ref,
     default_remote_factory,
     plan_version,
     revision_per_version,
+    target_ref,
     with_hf_revision,
 )
 from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
-from dscache.store.records import is_installed, read_ref
+from dscache.store.records import is_installed
 from dscache.store.shares import ShareIndex
 
 
@@ -165,8 +165,9 @@ def _fetch(
     )
 
 
-def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str) -> DryRun:
-    """What `install(spec, cache_root, ref_name)` would do now. Raises RemoteError or LayoutError."""
+def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge: bool = False) -> DryRun:
+    """What `install(spec, cache_root, ref_name, merge=merge)` would do now. Raises RemoteError,
+    LayoutError or RefError (merging into an unreadable ref)."""
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
     missing = [k for k in keys if not is_installed(cache, k)]
@@ -186,8 +187,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str) -> Dry
                 fetched[key] = _fetch(cache, remote, spec, key, revision)
         finally:
             _close(remote)
-    old = read_ref(cache, ref_name)
-    new = build_ref(spec, ref_name)
+    old, new = target_ref(cache, spec, ref_name, merge)
     change = (
         "create"
         if old is None
@@ -229,10 +229,12 @@ def render_text(result: DryRun) -> list[str]:
     return lines
 
 
-def run_dry(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, *, as_json: bool) -> int:
+def run_dry(
+    spec: DatasetCacheSpec, cache_root: Path, ref_name: str, *, as_json: bool, merge: bool = False
+) -> int:
     """The `--dry-run` command: print the plan (one JSON document with --json); exit code."""
     try:
-        result = plan_dry_run(spec, cache_root, ref_name)
+        result = plan_dry_run(spec, cache_root, ref_name, merge)
     except (RemoteError, LayoutError) as err:
         return output.error(str(err), EXIT_FAILURE)
     if as_json:

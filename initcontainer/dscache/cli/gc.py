@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         protect = [parse_version_arg(v, "--protect") for v in args.protect]
+        in_use = [parse_version_arg(v, "--in-use") for v in args.in_use]
     except NameError_ as err:
         return fail(str(err), exit_code(err))
     plan = run_locked(
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             args.keep,
             fence,
             protect=protect,
+            in_use=in_use,
             dry_run=args.dry_run,
             staging_max_age=args.staging_max_age,
         ),

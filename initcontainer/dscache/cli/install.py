@@ -46,7 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cache", type=path_arg, required=True, metavar="DIR", help="the cache directory (the shared volume)"
     )
     p.add_argument(
-        "--ref", help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default')"
+        "--ref",
+        help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default'); "
+        "-f sets the ref to the file's versions, --version adds to it (replacing a source's older version)",
     )
     p.add_argument(
         "--jobs",
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             return fail("--dry-run changes nothing, so it has no status to report", EXIT_USAGE)
         from dscache.cli.dryrun import run_dry
 
-        return run_dry(spec, args.cache, ref, as_json=args.json)
+        return run_dry(spec, args.cache, ref, as_json=args.json, merge=manifest is None)
     return _install(args, spec, ref, manifest, worker_index)
 
 
@@ -271,7 +273,14 @@ def _install(
             if repair == {}:
                 output.info("nothing to repair: no published version of the spec fails verify")
             result = install(
-                spec, args.cache, ref, sink, jobs=args.jobs, lock_timeout=args.lock_timeout, repair=repair
+                spec,
+                args.cache,
+                ref,
+                sink,
+                jobs=args.jobs,
+                lock_timeout=args.lock_timeout,
+                repair=repair,
+                merge=manifest is None,
             )
             hint_repair(result.present, args.cache)
         else:
@@ -279,7 +288,16 @@ def _install(
 
             team = args.team or default_team(spec, ref, args.workers)
             worker = Worker(args.workers, worker_index, team)
-            install_share(spec, args.cache, ref, sink, worker, jobs=args.jobs, lock_timeout=args.lock_timeout)
+            install_share(
+                spec,
+                args.cache,
+                ref,
+                sink,
+                worker,
+                jobs=args.jobs,
+                lock_timeout=args.lock_timeout,
+                merge=manifest is None,
+            )
     except InstallError as err:
         code = exit_code(err)
         sink.emit("error", {"message": str(err), "exitCode": code})  # the sink prints it, once

@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_segment(args.ref, "--ref")
         protect = {parse_version_arg(v, "--protect") for v in args.protect}
+        in_use = {parse_version_arg(v, "--in-use") for v in args.in_use}
     except NameError_ as err:
         return fail(str(err), exit_code(err))
     plan = run_locked(
-        args.cache, args.lock_timeout, lambda cache, fence: release(cache, args.ref, fence, protect)
+        args.cache, args.lock_timeout, lambda cache, fence: release(cache, args.ref, fence, protect, in_use)
     )
     if isinstance(plan, int):
         return plan

@@ -60,6 +60,18 @@ class QuietSink:
         pass
 
 
+def unreferenced_note(fields: dict[str, Any]) -> str:
+    """Pure: the end of a `done` line naming the versions the ref no longer names ('' if none)."""
+    gone = fields.get("unreferenced") or []
+    if not gone:
+        return ""
+    them = "it" if len(gone) == 1 else "them"
+    return (
+        f"; ref {fields['ref']} no longer names {', '.join(gone)} "
+        f"(gc may remove {them}; --ref NAME keeps separate refs)"
+    )
+
+
 def share_done_line(fields: dict[str, Any]) -> str:
     """The `share_done` event (a worker of `install --workers K` fetched its share, another publishes)."""
     return (
@@ -111,7 +123,7 @@ class PlainSink(_Lines):
             line = (
                 f"done: {len(fields['published'])} published, {len(fields['present'])} already present, "
                 f"ref {fields['ref']} ({fields['seconds']:.1f}s)"
-            )
+            ) + unreferenced_note(fields)
         elif event == "error":
             line = f"error: {fields['message']}"
         elif event == "share_done":
@@ -169,7 +181,8 @@ class RichSink:
             self.progress.stop()
             self.console.print(
                 f"done: {len(fields['published'])} published, {len(fields['present'])} already present "
-                f"({fields['seconds']:.1f}s)"
+                f"({fields['seconds']:.1f}s)" + unreferenced_note(fields),
+                highlight=False,
             )
 
     def close(self) -> None:

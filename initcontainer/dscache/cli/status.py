@@ -48,17 +48,21 @@ def run(args: argparse.Namespace) -> int:
     from dscache.api.sizes import format_size
     from dscache.store.catalog import catalog, damaged_note, scan
     from dscache.store.paths import CachePaths
+    from dscache.store.records import scan_refs
     from dscache.store.staged import find_stages
     from dscache.store.usage import versions_usage
 
     paths = CachePaths(args.cache)
     found = scan(paths)
-    infos = catalog(paths, found)
+    refs = scan_refs(paths)
+    infos = catalog(paths, found, refs)
     stages = find_stages(paths)
     now = time.time()
     note_foreign(found.foreign)
     for where in found.damaged:
         output.warning(f"damaged: {damaged_note(where)}")
+    for err in refs.unreadable:
+        output.warning(f"{err}; gc and release refuse until then")
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -92,12 +96,14 @@ def run(args: argparse.Namespace) -> int:
             }
             for s in stages
         ]
+        unreadable = [{"path": str(e.path), "reason": e.reason} for e in refs.unreadable]
         report = {
             "cache": str(args.cache),
             "versions": rows,
             "staging": staging,
             "ignored": ignored,
             "damaged": [str(d) for d in found.damaged],
+            "unreadableRefs": unreadable,
         }
         print(json.dumps(report, indent=2))
         return EXIT_OK
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             format_size(r.bytes),
             format_size(usage[i.key].shared) if usage[i.key].shared else "-",
             r.installed_at,
-            ", ".join(i.refs) or "-",
+            ", ".join(i.refs) or ("?" if refs.unreadable else "-"),
         )
     print(f"dscache: {args.cache}")  # not the table's title: rich wraps that to the table's width
     report_console().print(table)

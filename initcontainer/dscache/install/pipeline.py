@@ -39,7 +39,7 @@ from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
 from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import Ref, RefEntry, is_installed, read_ref
+from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
 
 TICK = 0.5
@@ -70,6 +70,8 @@ class InstallResult:
     downloaded_bytes: int = 0
     """Bytes the transfers streamed into the version (a resumed partial file's earlier bytes included;
     retried attempts not)."""
+    unreferenced: list[VersionKey] = field(default_factory=list)
+    """Versions the ref named before and no longer names (gc may remove them)."""
 
 
 def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
@@ -85,6 +87,36 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
         for item in sorted(spec.versions, key=lambda i: i.key)
     ]
     return Ref(name=name, versions=entries, remote=spec.source.display_url(), updated_at=now_iso())
+
+
+def merge_ref(old: Ref | None, new: Ref) -> Ref:
+    """Pure: `new` plus the entries of `old` for data types and sources `new` does not name (a ref
+    names one version per source: a new version of a source replaces the old one)."""
+    if old is None:
+        return new
+    slots = {(e.data_type, e.source) for e in new.versions}
+    kept = [e for e in old.versions if (e.data_type, e.source) not in slots]
+    entries = sorted([*kept, *new.versions], key=lambda e: e.key)
+    return Ref(name=new.name, versions=entries, remote=new.remote, updated_at=new.updated_at)
+
+
+def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
+    """Pure: the versions `old` names and `new` does not, sorted."""
+    named = {e.key for e in new.versions}
+    return sorted({e.key for e in old.versions if e.key not in named}) if old is not None else []
+
+
+def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool) -> tuple[Ref | None, Ref]:
+    """(the ref now, the ref the install writes). Merging needs the ref now: RefError if unreadable;
+    replacing does not: an unreadable ref is replaced."""
+    new = build_ref(spec, name)
+    try:
+        old = read_ref(cache, name)
+    except RefError:
+        if merge:
+            raise
+        old = None
+    return old, merge_ref(old, new) if merge else new
 
 
 def _same_ref(a: Ref | None, b: Ref) -> bool:
@@ -403,8 +435,13 @@ def install(
     lock_timeout: float = 600.0,
     remote_factory: RemoteFactory = default_remote_factory,
     repair: Mapping[VersionKey, frozenset[str] | None] | None = None,
+    merge: bool = False,
 ) -> InstallResult:
     """Make every version of `spec` published in `cache_root` and point ref `ref_name` at them.
+
+    `merge`: add them to the ref (`merge_ref`; the command line's `--source` installs), else the ref
+    names exactly them (a manifest, the operator). What the ref no longer names is `unreferenced`.
+    Raises InstallError (an unreadable ref to merge into among them).
 
     `repair`: published versions of `spec` to publish afresh, each with the paths `verify` found
     missing or changed (None: all of it suspect): their intact items are linked from the published
@@ -415,7 +452,6 @@ def install(
     started = time.monotonic()
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
-    ref = build_ref(spec, ref_name)
     made = [d for d in (cache.root, *cache.root.parents) if not d.exists()]
     if cache.root.exists():
         made = [] if cache.control.exists() else [cache.control]
@@ -424,9 +460,12 @@ def install(
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
+    dropped: list[VersionKey] = []
     try:
-        if missing or not _same_ref(read_ref(cache, ref_name), ref):
+        old, ref = target_ref(cache, spec, ref_name, merge)
+        if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
+                old, ref = target_ref(cache, spec, ref_name, merge)
                 missing = [k for k in missing if k in repair or not is_installed(cache, k)]
                 if missing:
                     check_ours(cache, missing)
@@ -445,6 +484,7 @@ def install(
                     shared, downloaded = run.shared, run.downloaded
                 lock.fence()
                 ref.write(cache)
+                dropped = unreferenced(old, ref)
     except (
         RemoteError,
         LayoutError,
@@ -452,6 +492,7 @@ def install(
         VerificationError,
         LockError,
         NotOursError,
+        RefError,
     ) as err:
         remove_empty_dirs(made)
         raise InstallError(str(err)) from None
@@ -466,6 +507,7 @@ def install(
         shared_items=len(shared),
         shared_bytes=sum(r.size for r in shared),
         downloaded_bytes=downloaded,
+        unreferenced=dropped,
     )
     sink.emit(
         "done",
@@ -476,6 +518,7 @@ def install(
             "shared": {"items": result.shared_items, "bytes": result.shared_bytes},
             "downloadedBytes": result.downloaded_bytes,
             "seconds": round(result.seconds, 3),
+            "unreferenced": [str(k) for k in result.unreferenced],
         },
     )
     return result

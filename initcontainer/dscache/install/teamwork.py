@@ -45,10 +45,10 @@ from dscache.install.pipeline import (
     InstallError,
     InstallResult,
     InstallRun,
-    build_ref,
     check_space,
     default_remote_factory,
     install,
+    target_ref,
 )
 from dscache.install.progress import Sink
 from dscache.install.shares import assign
@@ -60,7 +60,7 @@ from dscache.store import team as teams
 from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
 from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import is_installed
+from dscache.store.records import RefError, is_installed
 
 MAX_WORKERS = 64
 
@@ -201,7 +201,13 @@ class _Share:
 
 
 def _commit(
-    run: InstallRun, plans: list[VersionPlan], worker: Worker, ref_name: str, *, lock_timeout: float
+    run: InstallRun,
+    plans: list[VersionPlan],
+    worker: Worker,
+    ref_name: str,
+    *,
+    lock_timeout: float,
+    merge: bool = False,
 ) -> list[VersionKey] | None:
     """Under the writer lock: publish every version whose items are all done, if they all are; write
     the ref and end the team. None when some item is still missing (another worker's)."""
@@ -223,7 +229,7 @@ def _commit(
             run.commit(plan, results[plan.key], fence=lock.fence) for plan in plans if plan.key in results
         ]
         lock.fence()
-        build_ref(spec, ref_name).write(cache)
+        target_ref(cache, spec, ref_name, merge)[1].write(cache)
         teams.end_team(cache.control)
         return published
 
@@ -255,11 +261,13 @@ def install_share(
     jobs: int | None = None,
     lock_timeout: float = 600.0,
     remote_factory: RemoteFactory = default_remote_factory,
+    merge: bool = False,
 ) -> InstallResult | None:
     """Run worker `worker.index`'s share of the install of `spec` into `cache_root` (module docstring).
 
     Returns the install's result when this worker published the versions (or found nothing to do),
-    None when it did its share and left the commit to another worker. Raises `InstallError`.
+    None when it did its share and left the commit to another worker. `merge`: as `install`'s (the
+    committing worker adds the versions to the ref). Raises `InstallError`.
     """
     started = time.monotonic()
     cache = CachePaths(cache_root)
@@ -278,6 +286,7 @@ def install_share(
                 jobs=jobs,
                 lock_timeout=lock_timeout,
                 remote_factory=remote_factory,
+                merge=merge,
             )
         member_path = teams.member_lock_path(cache.control, worker.index)
         with (
@@ -298,14 +307,16 @@ def install_share(
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
-            published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+            published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge)
             if published is None:
                 with ExitStack() as leases:
                     covering = _take_vacant_leases(cache, worker, leases)
                     if covering:  # the items of indexes no live worker holds: what is left of them
                         share = _Share(run, worker, plans, covering=covering)
                         share.transfer()
-                        published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout)
+                        published = _commit(
+                            run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge
+                        )
                     if published is None and len(covering) == worker.workers - 1:
                         raise InstallError(
                             "items are still missing after this worker, the last one, fetched them"
@@ -317,6 +328,7 @@ def install_share(
         VerificationError,
         LockError,
         NotOursError,
+        RefError,
     ) as err:
         raise InstallError(str(err)) from None
     except OSError as err:

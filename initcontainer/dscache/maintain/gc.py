@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.api.names import VersionKey
+from dscache.errors import InvalidInputError
 from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
 from dscache.store.deletion import Leftover
 from dscache.store.lock import Fence
 from dscache.store.paths import CachePaths
-from dscache.store.records import CompleteRecord
+from dscache.store.records import CompleteRecord, is_published
 from dscache.store.staged import find_stages
 from dscache.store.usage import delete_counted, freeable, scan_inodes
 
@@ -103,19 +104,40 @@ def stale_staging(cache: CachePaths, max_age: float, now: float) -> list[Path]:
     return [s.path for s in find_stages(cache) if s.published or s.age(now) > max_age]
 
 
+class UnknownProtectError(InvalidInputError):
+    """A `--protect` version that is not published in the cache: a typo would protect nothing."""
+
+
+def check_protected(cache: CachePaths, protect: Iterable[VersionKey]) -> None:
+    """Raises UnknownProtectError naming the first of `protect` not published in `cache`."""
+    for key in sorted(set(protect)):
+        if not is_published(cache, key):
+            raise UnknownProtectError(
+                f"--protect {key}: no such version in {cache.root}; nothing removed "
+                "(dscache status lists the versions)"
+            )
+
+
 def collect(
     cache: CachePaths,
     keep: int,
     fence: Fence,
     *,
     protect: Iterable[VersionKey] = (),
+    in_use: Iterable[VersionKey] = (),
     dry_run: bool = False,
     staging_max_age: float = 7 * 24 * 3600,
 ) -> GcPlan:
-    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock; `fence` is its fence."""
+    """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock; `fence` is its fence.
+
+    Raises RefError if a ref is unreadable and UnknownProtectError if a `protect` version is not
+    published (nothing is removed then). `in_use`: versions pods link, kept if present (a pod may
+    link versions of another volume).
+    """
+    check_protected(cache, protect)
     infos = catalog(cache)
-    in_use = {i.key for i in infos if i.refs} | set(protect)
-    plan = plan_gc((i.record for i in infos), in_use, keep)
+    used = {i.key for i in infos if i.refs} | set(protect) | set(in_use)
+    plan = plan_gc((i.record for i in infos), used, keep)
     plan.stale_staging = stale_staging(cache, staging_max_age, time.time())
     if dry_run:
         plan.freed = freeable(scan_inodes([*map(cache.version_dir, plan.remove), *plan.stale_staging]))

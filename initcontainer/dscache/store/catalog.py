@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.store.paths import COMPLETE_RECORD, CONTROL_DIR, CachePaths
-from dscache.store.records import CompleteRecord, list_refs, read_complete
+from dscache.store.records import CompleteRecord, RefScan, read_complete, scan_refs
 
 
 @dataclass
@@ -125,11 +125,15 @@ def find_published(cache: CachePaths) -> list[CompleteRecord]:
     return scan(cache).records
 
 
-def catalog(cache: CachePaths, found: CacheScan | None = None) -> list[VersionInfo]:
+def catalog(
+    cache: CachePaths, found: CacheScan | None = None, refs: RefScan | None = None
+) -> list[VersionInfo]:
     """Published versions (of `found`, else of a new `scan`) with the names of the refs pointing at
-    each."""
+    each: the readable refs of `refs`; without `refs`, of a new `scan_refs`, and RefError if a ref is
+    unreadable (what it names is unknown)."""
     users: dict[VersionKey, list[str]] = {}
-    for ref in list_refs(cache):
+    readable = scan_refs(cache).check() if refs is None else refs.refs
+    for ref in readable:
         for entry in ref.versions:
             users.setdefault(entry.key, []).append(ref.name)
     records = (found or scan(cache)).records

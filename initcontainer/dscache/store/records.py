@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dscache.api.names import VersionKey
+from dscache.errors import DscacheError
 from dscache.store.atomic import write_json_atomic
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
 
@@ -123,24 +124,96 @@ class Ref:
         write_json_atomic(cache.ref_path(self.name), self.to_json())
 
 
-def read_ref(cache: CachePaths, name: str) -> Ref | None:
-    """The ref called `name`, or None if it does not exist yet."""
+DIRECTORY = "a directory, not a file"
+
+
+class RefError(DscacheError):
+    """A ref file that cannot be read or is not a ref: bad JSON, wrong shape, no permission, a dir.
+
+    gc and release refuse while one exists (what it names is unknown, so removing anything could
+    remove what it names); `status` lists it; `prepare` fails naming it.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        how = (
+            "delete it (dscache never makes a directory there)"
+            if reason == DIRECTORY
+            else f"fix or delete it (dscache release --ref {ref_name_of(path)} drops it and removes nothing)"
+        )
+        super().__init__(f"{path}: unreadable ref ({reason}); {how}")
+        self.path = path
+        self.reason = reason
+
+
+def ref_name_of(path: Path) -> str:
+    """Pure: the ref name of the file `<refs>/<name>.json`."""
+    return path.name.removesuffix(".json")
+
+
+def _load_ref(path: Path) -> Ref:
+    """The ref in file `path`; raises FileNotFoundError if it is absent, RefError if unreadable."""
     try:
-        with open(cache.ref_path(name), "rb") as fh:
-            return Ref.from_json(json.loads(fh.read()))
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise RefError(path, DIRECTORY) from None
+    except OSError as err:
+        raise RefError(path, err.strerror or type(err).__name__) from None
+    except ValueError as err:  # JSON syntax, or bytes that are not UTF-8
+        raise RefError(path, f"not JSON: {err}") from None
+    try:
+        if not isinstance(data.get("versions"), list):
+            raise TypeError("versions")
+        ref = Ref.from_json(data)
+    except (AttributeError, TypeError, ValueError):
+        raise RefError(path, "not a ref: expected an object with a list of versions") from None
+    if not isinstance(ref.name, str) or not all(
+        isinstance(v, str) for e in ref.versions for v in (e.data_type, e.source, e.version)
+    ):
+        raise RefError(path, "not a ref: name, data_type, source and version must be strings")
+    return ref
+
+
+def read_ref(cache: CachePaths, name: str) -> Ref | None:
+    """The ref called `name`, or None if it does not exist yet; raises RefError if it is unreadable."""
+    try:
+        return _load_ref(cache.ref_path(name))
     except FileNotFoundError:
         return None
 
 
-def list_refs(cache: CachePaths) -> list[Ref]:
-    """All refs on the volume (unreadable ones are skipped: they are being replaced atomically)."""
-    refs: list[Ref] = []
+@dataclass
+class RefScan:
+    """What `scan_refs` found: the readable refs, and the unreadable ones (`RefError`s)."""
+
+    refs: list[Ref] = field(default_factory=list)
+    unreadable: list[RefError] = field(default_factory=list)
+
+    def check(self) -> list[Ref]:
+        """The refs; raises the first RefError if any ref is unreadable (gc and release refuse)."""
+        if self.unreadable:
+            raise self.unreadable[0]
+        return self.refs
+
+
+def scan_refs(cache: CachePaths) -> RefScan:
+    """All refs on the volume, sorted by file name. Refs are replaced by rename (`write_json_atomic`),
+    so a reader never sees half a ref: one that does not parse is broken, not in flight."""
+    found = RefScan()
     if not cache.refs_dir.is_dir():
-        return refs
+        return found
     for path in sorted(cache.refs_dir.glob("*.json")):
         try:
-            with open(path, "rb") as fh:
-                refs.append(Ref.from_json(json.loads(fh.read())))
-        except (OSError, ValueError, TypeError):
+            found.refs.append(_load_ref(path))
+        except FileNotFoundError:  # released between listing and reading
             continue
-    return refs
+        except RefError as err:
+            found.unreadable.append(err)
+    return found
+
+
+def list_refs(cache: CachePaths) -> list[Ref]:
+    """All refs on the volume; raises RefError if one is unreadable (`scan_refs` lists those)."""
+    return scan_refs(cache).check()

@@ -53,7 +53,7 @@ def test_bash_completes_commands_flags_choices_and_paths(scripts: dict[str, Path
     assert _bash(script, "-v", "install", "--ca") == ["--cache"]
     assert _bash(script, "prepare", "--scratch-") == ["--scratch-keep-recent", "--scratch-max-bytes"]
     assert _bash(script, "gc", "--") == sorted(
-        ["--help", "--cache", "--keep", "--protect", "--dry-run", "--staging-max-age", "--json",
+        ["--help", "--cache", "--keep", "--protect", "--in-use", "--dry-run", "--staging-max-age", "--json",
          "--lock-timeout", "--quiet", "--verbose"]
     )  # fmt: skip
     assert _bash(script, "install", "--layout", "") == ["Archives", "Files"]
