@@ -4,8 +4,9 @@ It reads the remote's metadata exactly as the installer plans (`install.plan_ver
 code, same revision pinning) and the cache only through reads: which versions are published, which
 items an interrupted install already finished in staging (`ingest.item_done`) and the bytes of the files
 it began that a rerun resumes (`staging.best_partial`: partials of the very object the remote names
-now), which items a published version holds the bytes of (`store.shares`: linked, not fetched), what
-the ref holds.
+now; beside them, what the staging dir holds on disk as `dscache status` counts it, `store.staged`,
+so the two numbers are told apart), which items a published version holds the bytes of
+(`store.shares`: linked, not fetched), what the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_published, read_ref
 from dscache.store.shares import ShareIndex
+from dscache.store.staged import Tally, tally
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class VersionFetch:
     items_shared: int = 0
     """Items a published version holds (linked, not fetched)."""
     bytes_shared: int = 0
+    in_staging: Tally = field(default_factory=Tally)
+    """What the version's staging dir holds, on disk, as `dscache status` counts it (`store.staged`):
+    more than `bytes_staged` by what a rerun does not reuse."""
 
     @property
     def items_to_fetch(self) -> int:
@@ -103,6 +108,8 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
         "itemsStaged": v.items_staged,
         "bytesStaged": v.bytes_staged,
         "partialFiles": v.partial_files,
+        "bytesInStaging": v.in_staging.bytes,
+        "partialFilesInStaging": v.in_staging.partial,
         "itemsShared": v.items_shared,
         "bytesShared": v.bytes_shared,
         "itemsToFetch": v.items_to_fetch,
@@ -162,6 +169,7 @@ def _fetch(
         space_needed=max(plan.space_needed - done_bytes - sum(partial) - shared_bytes, 0),
         items_shared=len(shared),
         bytes_shared=shared_bytes,
+        in_staging=tally(staging.root),
     )
 
 
@@ -209,6 +217,7 @@ def render_text(result: DryRun) -> list[str]:
         kept = [f"{v.items_staged} item(s) finished"] if v.items_staged else []
         kept += [f"{v.partial_files} partial file(s) to resume"] if v.partial_files else []
         staged = f" ({format_size(v.bytes_staged)} already in staging: {', '.join(kept)})" if kept else ""
+        staged += _not_reused(v)
         if v.items_shared:
             staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""
@@ -227,6 +236,20 @@ def render_text(result: DryRun) -> list[str]:
         + {"create": "would be created", "update": "would be updated"}.get(result.ref_change, "unchanged")
     )
     return lines
+
+
+def _not_reused(v: VersionFetch) -> str:
+    """Pure: why staging holds more than a rerun reuses (`dscache status` shows the larger number)."""
+    unused = v.in_staging.bytes - v.bytes_staged
+    if unused <= 0:
+        return ""
+    partials = v.in_staging.partial - v.partial_files
+    what = [f"{partials} partial file(s) without a resume record or of another object"] if partials else []
+    what += ["unfinished extractions or items the remote now lists differently"]
+    return (
+        f" ({format_size(v.in_staging.bytes)} on disk in staging, as `dscache status` counts it: "
+        f"{format_size(unused)} of it is not reused: {', '.join(what)})"
+    )
 
 
 def run_dry(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, *, as_json: bool) -> int:

@@ -1,0 +1,89 @@
+"""`dscache status` and `install --dry-run` count an interrupted install's staging the same way
+(`store.staged.tally`): status shows the bytes on disk and how much a rerun can reuse; dry-run shows what
+a rerun reuses (checked against the remote) beside that same on-disk number, and says why they differ."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dscache.api.names import VersionKey
+from dscache.api.sizes import format_size
+from dscache.api.spec import DatasetCacheSpec
+from dscache.cli.render import JsonSink
+from dscache.install.pipeline import InstallError, install
+from dscache.remotes.base import Pin, RemoteError
+from dscache.remotes.file import FileRemote
+from dscache.store.paths import CachePaths
+from tests.dscache.cli.cli_helpers import run
+from tests.factories import content_for, make_tree, version_items
+
+KEY = VersionKey("objects", "many", "v1")
+SMALL = 4000
+CUT = 100_000  # at most 256 KiB: a file fetched again whole, with no resume record
+
+
+class _CutTheLast(FileRemote):
+    """A local remote whose download of `z.bin` breaks after its first chunk, every time: the install
+    fails with the small files finished and a partial copy of `z.bin` in staging."""
+
+    def stream(
+        self, path: str, offset: int = 0, length: int | None = None, pin: Pin | None = None
+    ) -> Iterator[bytes]:
+        for chunk in super().stream(path, offset, length, pin):
+            yield chunk
+            if path.endswith("z.bin"):
+                raise RemoteError(f"{path}: connection lost (test)")
+
+
+def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    files = {f"a{i}.bin": content_for(f"a{i}", SMALL) for i in range(5)}
+    make_tree(remote / KEY.rel, {**files, "z.bin": content_for("z", CUT)})
+    spec = DatasetCacheSpec.model_validate(
+        {"source": {"file": {"path": str(remote)}}, "layout": "Files", "versions": version_items(str(KEY))}
+    )
+    cache, cut = tmp_path / "cache", _CutTheLast(remote)
+    with pytest.raises(InstallError, match="connection lost"):
+        install(spec, cache, "default", JsonSink(io.StringIO()), jobs=1, remote_factory=lambda _s: cut)
+    staging = CachePaths(cache).staging_dir(KEY)
+    done = len(list((staging / "files").iterdir()))  # small files finished before the install gave up
+    assert [p.stat().st_size for p in (staging / "parts").iterdir()] == [CUT]
+
+    [stage] = json.loads(run("status", "--cache", str(cache), "--json").out)["staging"]
+    assert {k: stage[k] for k in stage if k not in ("ageSeconds", "published", "version")} == {
+        "bytes": done * SMALL + CUT,
+        "items": done,
+        "itemBytes": done * SMALL,
+        "partialFiles": 1,
+        "partialBytes": CUT,
+        "resumableFiles": 0,
+        "resumableBytes": 0,
+        "leftoverBytes": CUT,
+    }
+    text = run("status", "--cache", str(cache)).out
+    assert (
+        f"  {KEY.rel}: {format_size(done * SMALL + CUT)}: {done} finished item(s), 1 partial file(s) "
+        f"(0 resumable); a rerun reuses up to {format_size(done * SMALL)}, 97.7 KiB fetched again; "
+        "last touched"
+    ) in text, text
+
+    argv = ["--cache", str(cache), "--source", f"file://{remote}", "--layout", "Files", "--version", str(KEY)]
+    [version] = json.loads(run("install", "--dry-run", "--json", *argv).out)["versions"]
+    assert {k: version[k] for k in ("itemsStaged", "bytesStaged", "partialFiles", "bytesToFetch")} == {
+        "itemsStaged": done,
+        "bytesStaged": done * SMALL,
+        "partialFiles": 0,
+        "bytesToFetch": (5 - done) * SMALL + CUT,
+    }
+    assert (version["bytesInStaging"], version["partialFilesInStaging"]) == (done * SMALL + CUT, 1)
+    dry = run("install", "--dry-run", *argv).out
+    assert (
+        f"{format_size(done * SMALL + CUT)} on disk in staging, as "
+        "`dscache status` counts it: 97.7 KiB of it is not reused: 1 partial file(s) without a resume "
+        "record or of another object"
+    ) in dry, dry
