@@ -60,9 +60,12 @@ class VersionFetch:
     items_shared: int = 0
     """Items a published version holds (linked, not fetched)."""
     bytes_shared: int = 0
+    bytes_resumed: int = 0
+    """Of `bytes_staged`, those in the partial files a rerun resumes."""
     in_staging: Tally = field(default_factory=Tally)
     """What the version's staging dir holds, on disk, as `dscache status` counts it (`store.staged`):
-    more than `bytes_staged` by what a rerun does not reuse."""
+    it differs from `bytes_staged` (download bytes) by what a rerun does not reuse, and because an
+    archive is counted there at its extracted size."""
 
     @property
     def items_to_fetch(self) -> int:
@@ -166,6 +169,7 @@ def _fetch(
         items_staged=len(staged),
         bytes_staged=done_bytes + sum(partial),
         partial_files=len(partial),
+        bytes_resumed=sum(partial),
         space_needed=max(plan.space_needed - done_bytes - sum(partial) - shared_bytes, 0),
         items_shared=len(shared),
         bytes_shared=shared_bytes,
@@ -239,16 +243,20 @@ def render_text(result: DryRun) -> list[str]:
 
 
 def _not_reused(v: VersionFetch) -> str:
-    """Pure: why staging holds more than a rerun reuses (`dscache status` shows the larger number)."""
-    unused = v.in_staging.bytes - v.bytes_staged
-    if unused <= 0:
+    """Pure: what staging holds on disk beside what a rerun reuses, and why it is more (`dscache
+    status` shows the on-disk number); "" when staging holds nothing a rerun leaves unused."""
+    t = v.in_staging
+    unused = t.leftover_bytes + max(t.resumable_bytes - v.bytes_resumed, 0)
+    if not t.bytes or not unused:
         return ""
-    partials = v.in_staging.partial - v.partial_files
+    partials = t.partial - v.partial_files
     what = [f"{partials} partial file(s) without a resume record or of another object"] if partials else []
-    what += ["unfinished extractions or items the remote now lists differently"]
+    what += (
+        ["unfinished archive extractions"] if t.leftover_bytes > t.partial_bytes - t.resumable_bytes else []
+    )
     return (
-        f" ({format_size(v.in_staging.bytes)} on disk in staging, as `dscache status` counts it: "
-        f"{format_size(unused)} of it is not reused: {', '.join(what)})"
+        f" ({format_size(t.bytes)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"extracted size: {format_size(unused)} of it is not reused: {', '.join(what) or 'stale data'})"
     )
 
 

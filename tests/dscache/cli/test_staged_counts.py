@@ -85,6 +85,7 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
     assert (version["bytesInStaging"], version["partialFilesInStaging"]) == (disk, len(parts))
     dry = run("install", "--dry-run", *argv).out
     assert (
-        f"{format_size(disk)} on disk in staging, as `dscache status` counts it: {format_size(left)} of it "
-        f"is not reused: {len(parts)} partial file(s) without a resume record or of another object"
+        f"{format_size(disk)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"extracted size: {format_size(left)} of it is not reused: {len(parts)} partial file(s) without a "
+        "resume record or of another object)"
     ) in dry, dry
