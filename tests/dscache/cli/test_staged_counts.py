@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +25,8 @@ from dscache.remotes.base import Pin, RemoteError
 from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
 from tests.dscache.cli.cli_helpers import run
-from tests.factories import content_for, make_tree, version_items
+from tests.factories import content_for, make_tree, publish_archives, version_items
+from tests.servers.files import FileServer
 
 KEY = VersionKey("objects", "many", "v1")
 SMALL = 4000
@@ -89,3 +95,52 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
         f"extracted size: {format_size(left)} of it is not reused: {len(parts)} partial file(s) without a "
         "resume record or of another object)"
     ) in dry, dry
+
+
+def test_after_kill_9_in_an_extraction_both_say_the_extracted_bytes_are_not_reused(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    """The newcomer's case: status showed 113 KiB staged, dry-run 0 bytes staged, with no reason."""
+    tree = make_tree(tmp_path / "t", {f"big/{i:02}.bin": content_for(f"b{i}", 50_000) for i in range(40)})
+    publish_archives(tree, http_server.root, KEY, 4 << 20)
+    [archive] = (http_server.root / KEY.rel).glob("*.tar.zst")
+    http_server.faults.stall(seconds=60, after=1 << 20, path=f"*/{archive.name}")
+    cache = tmp_path / "cache"
+    argv = ["--cache", str(cache), "--source", http_server.url, "--version", str(KEY)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dscache", "install", *argv, "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes its workers too
+    )
+    archives = CachePaths(cache).staging_dir(KEY) / "archives"
+
+    def extracted() -> list[int]:
+        return [p.stat().st_size for p in archives.glob("*.d.*/**/*.bin") if p.is_file()]
+
+    deadline = time.monotonic() + 60
+    while sum(extracted()) < 100_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    disk = sum(extracted())
+    assert disk >= 100_000
+
+    [stage] = json.loads(run("status", "--cache", str(cache), "--json").out)["staging"]
+    assert {k: stage[k] for k in ("bytes", "items", "itemBytes", "leftoverBytes")} == {
+        "bytes": disk,
+        "items": 0,
+        "itemBytes": 0,
+        "leftoverBytes": disk,
+    }
+    assert (
+        f"a rerun reuses up to 0 B, {format_size(disk)} fetched again"
+        in run("status", "--cache", str(cache)).out
+    )
+    http_server.faults.clear()
+    [version] = json.loads(run("install", "--dry-run", "--json", *argv).out)["versions"]
+    assert (version["bytesStaged"], version["bytesInStaging"]) == (0, disk)
+    assert (
+        f"({format_size(disk)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"extracted size: {format_size(disk)} of it is not reused: unfinished archive extractions)"
+    ) in run("install", "--dry-run", *argv).out
