@@ -6,6 +6,7 @@ are `SpecError`s naming the file and the field.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -272,6 +273,26 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
     )
 
 
+_SCHEMES = ("s3", "gs", "gcs", "az", "hf", "http", "https", "file")
+
+
+def source_from_arg(text: str, flag: str = "--source") -> Source:
+    """The source a command-line argument names, the same for `install --source` and `ls-remote
+    SOURCE`: a URL as `source_from_url` takes it (`file:///dir` and `file:/dir` included), or a path
+    of an existing local directory (`./remote`, `/tmp/remote`), made absolute. Raises SpecError
+    naming the flag: a path that is no directory says to give `file:///absolute/path` or the path of
+    a directory; other errors as `source_from_url`."""
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in _SCHEMES or "://" in text:
+        return source_from_url(text, flag)
+    if text and os.path.isdir(text):
+        return Source(file=FileSource(path=os.path.abspath(text).rstrip("/") or "/"))
+    raise SpecError(
+        f"{flag} {_shown(text)!r}: not a URL (s3://, gs://, az://, hf://, http(s)://, file:///absolute/path) "
+        "nor an existing directory; use file:///absolute/path or a directory path"
+    )
+
+
 FLAG_LAYOUTS = {"archives": "Archives", "files": "Files"}
 """`--layout` values, lower-cased (the flag takes any case), and the spec's layout each stands for."""
 
@@ -296,7 +317,7 @@ def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> Datase
         raise SpecError(str(err)) from None
     if not by_slot:
         raise SpecError("at least one --version DT/SRC=VER is required")
-    source = source_from_url(source_url)
+    source = source_from_arg(source_url)
     items = [{"dataType": k.data_type, "source": k.source, "version": k.version} for k in by_slot.values()]
     return parse_spec(
         {

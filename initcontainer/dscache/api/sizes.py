@@ -74,6 +74,29 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+def parse_positive_size(text: str) -> int:
+    """`parse_size` of a size that must be at least one byte (an environment variable's part size).
+    Raises ValueError saying why not."""
+    value = parse_size(text)
+    if value < 1:
+        raise ValueError(f"size {text!r} must be at least 1 byte")
+    return value
+
+
+def parse_count(text: str) -> int:
+    """A count of things (streams, attempts) as a whole number >= 1: `32`. Not a size: `8Mi` or `1e3`
+    is refused, saying that the value is a count. Raises ValueError saying why not."""
+    stripped = text.strip()
+    if not stripped.isdigit():
+        size = _QUANTITY.fullmatch(stripped)
+        note = " (a count, not a size)" if size is not None and size.group("number") != stripped else ""
+        raise ValueError(f"must be a whole number >= 1{note}")
+    value = int(stripped)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
 def format_size(n: float) -> str:
     """Human-readable binary size for messages and tables: `1023 B`, `1.5 KiB`, `3.0 GiB`."""
     units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

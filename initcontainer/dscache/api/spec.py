@@ -510,6 +510,23 @@ def format_path(parts: tuple[str | int, ...]) -> str:
     return out
 
 
+def unquoted_hint(value: object) -> str | None:
+    """Pure: why a number or boolean stands where a string belongs, as YAML read it, or None for
+    other values. YAML reads an unquoted `1` as an int, `2025.10` as the float 2025.1 (its trailing
+    zero gone) and `yes`/`on`/`true` as booleans: the message shows the value YAML read and says to
+    quote it."""
+    if isinstance(value, bool):
+        return f"YAML read the boolean {str(value).lower()}, not a string: write the value in quotes"
+    if isinstance(value, float):
+        return (
+            f"YAML read the number {value!r}, not a string: write the value in quotes, e.g. "
+            f'"{value!r}0" if you meant {value!r}0 (unquoted, YAML drops trailing zeros)'
+        )
+    if isinstance(value, int):
+        return f'YAML read the number {value}, not a string: write it in quotes ("{value}")'
+    return None
+
+
 def format_errors(err: ValidationError, root: str) -> str:
     """One line per error, `<field path>: <message>` joined by '; '. A message that names its own
     path (`spec.linkStrategy is now ...`) is not prefixed again."""
@@ -517,6 +534,8 @@ def format_errors(err: ValidationError, root: str) -> str:
     for e in err.errors():
         loc = format_path((root, *e["loc"]))
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "string_type":
+            msg = unquoted_hint(e["input"]) or msg
         names_itself = bool(loc) and msg.startswith((f"{loc}.", f"{loc} "))
         lines.append(msg if names_itself else f"{loc}: {msg}")
     return "; ".join(lines)

@@ -4,8 +4,9 @@ It reads the remote's metadata exactly as the installer plans (`install.plan_ver
 code, same revision pinning) and the cache only through reads: which versions are published, which
 items an interrupted install already finished in staging (`ingest.item_done`) and the bytes of the files
 it began that a rerun resumes (`staging.best_partial`: partials of the very object the remote names
-now), which items a published version holds the bytes of (`store.shares`: linked, not fetched), what
-the ref holds.
+now; beside them, what the staging dir holds on disk as `dscache status` counts it, `store.staged`,
+so the two numbers are told apart), which items a published version holds the bytes of
+(`store.shares`: linked, not fetched), what the ref holds.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from dscache.remotes.base import Remote, RemoteError
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_installed
 from dscache.store.shares import ShareIndex
+from dscache.store.staged import Tally, tally
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class VersionFetch:
     items_shared: int = 0
     """Items a published version holds (linked, not fetched)."""
     bytes_shared: int = 0
+    bytes_resumed: int = 0
+    """Of `bytes_staged`, those in the partial files a rerun resumes."""
+    in_staging: Tally = field(default_factory=Tally)
+    """What the version's staging dir holds, on disk, as `dscache status` counts it (`store.staged`):
+    it differs from `bytes_staged` (download bytes) by what a rerun does not reuse, and because an
+    archive is counted there at its extracted size."""
 
     @property
     def items_to_fetch(self) -> int:
@@ -103,6 +111,8 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
         "itemsStaged": v.items_staged,
         "bytesStaged": v.bytes_staged,
         "partialFiles": v.partial_files,
+        "bytesInStaging": v.in_staging.bytes,
+        "partialFilesInStaging": v.in_staging.partial,
         "itemsShared": v.items_shared,
         "bytesShared": v.bytes_shared,
         "itemsToFetch": v.items_to_fetch,
@@ -159,9 +169,11 @@ def _fetch(
         items_staged=len(staged),
         bytes_staged=done_bytes + sum(partial),
         partial_files=len(partial),
+        bytes_resumed=sum(partial),
         space_needed=max(plan.space_needed - done_bytes - sum(partial) - shared_bytes, 0),
         items_shared=len(shared),
         bytes_shared=shared_bytes,
+        in_staging=tally(staging.root),
     )
 
 
@@ -209,6 +221,7 @@ def render_text(result: DryRun) -> list[str]:
         kept = [f"{v.items_staged} item(s) finished"] if v.items_staged else []
         kept += [f"{v.partial_files} partial file(s) to resume"] if v.partial_files else []
         staged = f" ({format_size(v.bytes_staged)} already in staging: {', '.join(kept)})" if kept else ""
+        staged += _not_reused(v)
         if v.items_shared:
             staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""
@@ -227,6 +240,24 @@ def render_text(result: DryRun) -> list[str]:
         + {"create": "would be created", "update": "would be updated"}.get(result.ref_change, "unchanged")
     )
     return lines
+
+
+def _not_reused(v: VersionFetch) -> str:
+    """Pure: what staging holds on disk beside what a rerun reuses, and why it is more (`dscache
+    status` shows the on-disk number); "" when staging holds nothing a rerun leaves unused."""
+    t = v.in_staging
+    unused = t.leftover_bytes + max(t.resumable_bytes - v.bytes_resumed, 0)
+    if not t.bytes or not unused:
+        return ""
+    partials = t.partial - v.partial_files
+    what = [f"{partials} partial file(s) without a resume record or of another object"] if partials else []
+    what += (
+        ["unfinished archive extractions"] if t.leftover_bytes > t.partial_bytes - t.resumable_bytes else []
+    )
+    return (
+        f" ({format_size(t.bytes)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"extracted size: {format_size(unused)} of it is not reused: {', '.join(what) or 'stale data'})"
+    )
 
 
 def run_dry(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_zstd_window
+from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_positive_size, parse_zstd_window
 
 
 def _float(raw: str) -> float:
@@ -33,12 +33,11 @@ def _attempts(raw: str) -> None:
 
 
 def _count(raw: str) -> None:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError("must be a whole number >= 1") from None
-    if value < 1:
-        raise ValueError("must be a whole number >= 1")
+    parse_count(raw)
+
+
+def _size(raw: str) -> None:
+    parse_positive_size(raw)
 
 
 def _delay(raw: str) -> None:
@@ -85,7 +84,11 @@ class EnvVar:
 
 
 RETRY = (
-    EnvVar("DSCACHE_RETRY_ATTEMPTS", "tries per remote operation without progress (default 8)", _attempts),
+    EnvVar(
+        "DSCACHE_RETRY_ATTEMPTS",
+        "tries per remote operation without progress, a count (default 8)",
+        _attempts,
+    ),
     EnvVar("DSCACHE_RETRY_BASE_DELAY", "first retry backoff cap, seconds (default 0.5)", _delay),
     EnvVar("DSCACHE_RETRY_MAX_DELAY", "largest retry backoff, seconds (default 30)", _delay),
     EnvVar(
@@ -101,12 +104,10 @@ RETRY = (
 STREAMS = (
     EnvVar(
         "DSCACHE_STREAMS",
-        "streams an install reads large objects over, all jobs together (default 32)",
+        "streams an install reads large objects over, all jobs together, a count (default 32)",
         _count,
     ),
-    EnvVar(
-        "DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, bytes (default 8388608)", _count
-    ),
+    EnvVar("DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, a size (default 8Mi)", _size),
 )
 REMOTES = (
     EnvVar(

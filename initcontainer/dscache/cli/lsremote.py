@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,17 +83,6 @@ class _Query:
         return "/".join(p for p in (self.data_type, self.src) if p)
 
 
-def _local_source(arg: str) -> Source:
-    from dscache.api.spec import FileSource, Source, SpecError
-
-    path = Path(arg)
-    if not path.is_dir():
-        raise SpecError(
-            f"SOURCE {arg!r}: not a URL (s3://, gs://, az://, hf://, file://) nor an existing directory"
-        )
-    return Source(file=FileSource(path=os.path.abspath(path)))
-
-
 def _spec_parts(spec: DatasetCacheSpec) -> tuple[Layout, bool, tuple[tuple[str, str], ...]]:
     """The spec's layout, whether its versions are HF revisions, and its (data type, source) slots."""
     from dscache.install.pipeline import revision_per_version
@@ -105,7 +93,7 @@ def _spec_parts(spec: DatasetCacheSpec) -> tuple[Layout, bool, tuple[tuple[str, 
 
 def _query(args: argparse.Namespace) -> _Query:
     """Raises SpecError/NameError_ (usage) naming the argument."""
-    from dscache.api.manifest import load_manifest, source_from_url
+    from dscache.api.manifest import load_manifest, source_from_arg
     from dscache.api.names import check_segment, check_source
     from dscache.api.spec import SpecError
 
@@ -126,7 +114,7 @@ def _query(args: argparse.Namespace) -> _Query:
         if not where or len(where) > 2:
             raise SpecError("give SOURCE [DT[/SRC]] or -f DATASETCACHE.yaml [DT[/SRC]]")
         url = where[0]
-        source = source_from_url(url, "SOURCE") if "://" in url else _local_source(url)
+        source = source_from_arg(url, "SOURCE")
         layout = args.layout
         revisions, slots = args.revisions, ()
         if revisions and source.hugging_face is None:

@@ -88,9 +88,14 @@ def run(args: argparse.Namespace) -> int:
         staging = [
             {
                 "version": s.rel,
-                "bytes": s.bytes,
-                "items": s.items,
-                "partialFiles": s.partial,
+                "bytes": s.tally.bytes,
+                "items": s.tally.items,
+                "itemBytes": s.tally.item_bytes,
+                "partialFiles": s.tally.partial,
+                "partialBytes": s.tally.partial_bytes,
+                "resumableFiles": s.tally.resumable,
+                "resumableBytes": s.tally.resumable_bytes,
+                "leftoverBytes": s.tally.leftover_bytes,
                 "ageSeconds": round(s.age(now), 1),
                 "published": s.published,
             }
@@ -150,14 +155,19 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
     if not stages:
         return []
     lines = [
-        "staged by interrupted installs (`dscache install` of the version resumes it; `dscache gc` "
-        "removes it once untouched for --staging-max-age, default 7 days):"
+        "staged by interrupted installs, bytes on disk (`dscache install` of the version keeps the "
+        "finished items and resumes partial files with a resume record, the rest it fetches again; "
+        "`install --dry-run` checks that against the remote; `dscache gc` removes staging once "
+        "untouched for --staging-max-age, default 7 days):"
     ]
     for s in stages:
-        partial = f", {s.partial} partial file(s)" if s.partial else ""
+        t = s.tally
+        partial = f", {t.partial} partial file(s) ({t.resumable} resumable)" if t.partial else ""
+        again = f", {format_size(t.leftover_bytes)} fetched again" if t.leftover_bytes else ""
         fate = "; its version is published since: the next gc removes it" if s.published else ""
         lines.append(
-            f"  {s.rel}: {format_size(s.bytes)}, {s.items} finished item(s){partial}, "
+            f"  {s.rel}: {format_size(t.bytes)}: {t.items} finished item(s){partial}; a rerun reuses "
+            f"up to {format_size(t.item_bytes + t.resumable_bytes)}{again}; "
             f"last touched {ago(s.age(now))} ago{fate}"
         )
     return lines

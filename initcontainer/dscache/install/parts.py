@@ -31,11 +31,12 @@ import math
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
+from dscache.api.sizes import parse_count, parse_positive_size
 from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
 from dscache.remotes.retry import SharedBudget, sharing
 
@@ -57,17 +58,14 @@ READ_AHEAD = 4 * MIB
 _POLL = 0.1
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_value(name: str, default: int, parse: Callable[[str], int]) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise RemoteError(f"{name}={raw!r} is not a whole number") from None
-    if value < 1:
-        raise RemoteError(f"{name}={raw!r} must be at least 1")
-    return value
+        return parse(raw)
+    except ValueError as err:
+        raise RemoteError(f"{name}={raw!r}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -80,10 +78,11 @@ class PartPolicy:
 
     @classmethod
     def from_env(cls) -> PartPolicy:
-        """Defaults overridden by DSCACHE_STREAMS and DSCACHE_PART_SIZE (the smallest part, bytes).
-        Raises RemoteError naming the variable when one is not a positive whole number."""
-        min_part = _env_int("DSCACHE_PART_SIZE", MIN_PART)
-        return cls(_env_int("DSCACHE_STREAMS", STREAMS), min_part, max(MAX_PART, min_part))
+        """Defaults overridden by DSCACHE_STREAMS (a count) and DSCACHE_PART_SIZE (the smallest part,
+        a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteError naming the variable
+        when one is not a positive count or size."""
+        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_positive_size)
+        return cls(_env_value("DSCACHE_STREAMS", STREAMS, parse_count), min_part, max(MAX_PART, min_part))
 
 
 def streams_per_item(budget: int, jobs: int, items: int) -> int:

@@ -1,5 +1,7 @@
 """What installs left in staging (`<cache>/.dscache/staging/<dt>/<src...>/<ver>/`): per version, its
-bytes, finished items, partial files and when it was last touched.
+bytes, finished items, partial files (and which a rerun can resume) and when it was last touched.
+`dscache status` shows it; `install --dry-run` shows the same count for the versions it would install
+beside what a rerun reuses, checked against the remote.
 
 A version's staging dir is recognised by what the installer keeps in it (`install/staging.py`):
 `archives/` (extractions and their `.done.json` records), `files/` (finished files), `parts/` and
@@ -25,40 +27,83 @@ MIN_DEPTH = 3
 
 
 @dataclass(frozen=True)
+class Tally:
+    """What one version's staging dir holds, in apparent bytes of data (pin and done records not
+    counted), by what a rerun of its install does with it:
+
+    - `items` finished (a file in `files/`, an archive's extraction with its done record), of
+      `item_bytes`: kept, not fetched again (if the remote still lists them at that size);
+    - `partial` files in `parts/`, of `partial_bytes`; `resumable` of them, of `resumable_bytes`,
+      have a pin record: a rerun continues the one holding most of an object, if the remote still
+      names that very object. A partial without a pin record (a file of at most 256 KiB, fetched
+      again whole) is not resumed;
+    - the rest (`leftover_bytes`: unfinished archive extractions, a tree being assembled, partials
+      without a record) is not reused: a rerun fetches it again and `gc` removes it.
+
+    `install --dry-run` reports `bytes` as well, beside what it checked against the remote."""
+
+    bytes: int = 0
+    items: int = 0
+    item_bytes: int = 0
+    partial: int = 0
+    partial_bytes: int = 0
+    resumable: int = 0
+    resumable_bytes: int = 0
+
+    @property
+    def leftover_bytes(self) -> int:
+        return self.bytes - self.item_bytes - self.resumable_bytes
+
+
+@dataclass(frozen=True)
 class Stage:
-    """One version's staging dir: `rel` (`<dt>/<src...>/<ver>`), the apparent `bytes` of its data (not
-    of its pin and done records), `items` finished (archives with their done record, files in
-    `files/`), `partial` files in `parts/`, `touched` (newest mtime of its top-level entries, seconds
-    since the epoch), and whether its version is `published` already (then nothing resumes it)."""
+    """One version's staging dir: `rel` (`<dt>/<src...>/<ver>`), what it holds (`tally`), `touched`
+    (newest mtime of its top-level entries, seconds since the epoch), and whether its version is
+    `published` already (then nothing resumes it)."""
 
     path: Path
     rel: str
-    bytes: int
-    items: int
-    partial: int
+    tally: Tally
     touched: float
     published: bool
+
+    @property
+    def bytes(self) -> int:
+        return self.tally.bytes
 
     def age(self, now: float) -> float:
         return max(now - self.touched, 0.0)
 
 
-def _tally(root: Path) -> tuple[int, int, int]:
-    """(bytes of the staged data below `root`: every regular file but pin and done records, finished
-    items, partial files)."""
-    total = items = partial = 0
-    for path, st in regular_files([root]):
-        top = os.path.relpath(path, root).split(os.sep)[0]
-        done_record = top == "archives" and path.endswith(".done.json")
-        if top != "pins" and not done_record:
-            total += st.st_size
+def tally(root: Path) -> Tally:
+    """Pure but for the reads: what the staging dir `root` of one version holds (see `Tally`); an
+    empty Tally for a missing dir. One `lstat` per file."""
+    files = [(os.path.relpath(path, root).split(os.sep), st.st_size) for path, st in regular_files([root])]
+    pins = {"/".join(parts[1:]).removesuffix(".json") for parts, _ in files if parts[0] == "pins"}
+    done_dirs = {
+        "/".join(parts[1:]).removesuffix(".done.json") + ".d"
+        for parts, _ in files
+        if parts[0] == "archives" and parts[-1].endswith(".done.json")
+    }
+    total = items = item_bytes = partial = partial_bytes = resumable = resumable_bytes = 0
+    for parts, size in files:
+        top, rel = parts[0], "/".join(parts[1:])
+        if top == "pins" or (top == "archives" and rel.endswith(".done.json")):
+            items += top == "archives"
+            continue
+        total += size
         if top == "files":
             items += 1
+            item_bytes += size
         elif top == "parts":
             partial += 1
-        elif done_record:
-            items += 1
-    return total, items, partial
+            partial_bytes += size
+            if rel in pins:
+                resumable += 1
+                resumable_bytes += size
+        elif top == "archives" and any("/".join(parts[1:n]) in done_dirs for n in range(2, len(parts))):
+            item_bytes += size
+    return Tally(total, items, item_bytes, partial, partial_bytes, resumable, resumable_bytes)
 
 
 def _touched(stage: Path) -> float:
@@ -83,9 +128,8 @@ def find_stages(cache: CachePaths) -> list[Stage]:
             continue
         if depth >= MIN_DEPTH and any(d.name in MARKERS for d in subdirs):
             rel = here.relative_to(root).as_posix()
-            total, items, partial = _tally(here)
             published = (cache.root / rel / COMPLETE_RECORD).is_file()
-            stages.append(Stage(here, rel, total, items, partial, _touched(here), published))
+            stages.append(Stage(here, rel, tally(here), _touched(here), published))
             continue
         stack.extend((d, depth + 1) for d in subdirs)
     return sorted(stages, key=lambda s: s.rel)

@@ -132,9 +132,12 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     }  # fmt: skip
     assert 0 <= stage["ageSeconds"] < 60
     text = run("status", "--cache", str(cache))
-    assert "`dscache install` of the version resumes it" in text.out and "--staging-max-age" in text.out
+    assert "`dscache install` of the version keeps the finished items and resumes" in text.out
+    assert "--staging-max-age" in text.out
     assert re.search(
-        rf"  {BIG.rel}: 1\.0 MiB, 0 finished item\(s\), 1 partial file\(s\), last touched \d+s ago", text.out
+        rf"  {BIG.rel}: 1\.0 MiB: 0 finished item\(s\), 1 partial file\(s\) \(1 resumable\); "
+        rf"a rerun reuses up to 1\.0 MiB; last touched \d+s ago",
+        text.out,
     ), text.out
 
     assert json.loads(run("gc", "--cache", str(cache), "--keep", "0", "--json").out)["staleStaging"] == []
