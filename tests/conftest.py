@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,24 @@ _CLOUD_VARS = (
     "AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_AUTHORITY_HOST",
 )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n N --dist loadgroup` (the test command in README.md): every test below tests/cluster/
+    goes to one worker, with the one test bed (two beds on one machine share the 127.200.0.0/16
+    service range), while the other workers take the rest of the suite, test by test.
+
+    xdist's own loadgroup reads `xdist_group` marks by renaming each item's nodeid, which pytest 9 no
+    longer lets it do (every test became its own group); this scheduler groups by path instead."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneBedScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/cluster" if nodeid.startswith("tests/cluster/") else nodeid
+
+    return OneBedScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -32,17 +32,9 @@ from dscache_testbed.fixtures import Testbed  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
 
 SKIP_ENV = "DSCACHE_SKIP_CLUSTER_TESTS"
-CLUSTER_GROUP = "cluster"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Under `pytest -n N --dist loadgroup` every cluster test runs in one worker with one bed (two beds
-    # on one machine share 127.200.0.1), while the other workers take the rest of the suite.
-    group = pytest.mark.xdist_group(CLUSTER_GROUP)
-    for item in items:
-        if "cluster" in item.keywords:
-            item.add_marker(group)
     if os.environ.get(SKIP_ENV) != "1":
         return
     if os.environ.get("CI"):
