@@ -43,6 +43,16 @@ from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_re
 from dscache.store.shares import ShareIndex, read_items
 
 TICK = 0.5
+INSTALL_FAILURES = (
+    RemoteError,
+    LayoutError,
+    ArchiveRejectedError,
+    VerificationError,
+    LockError,
+    NotOursError,
+    RefError,
+)
+"""What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
 """Items of at most this many bytes are fetched in batches, several at a time per worker."""
 SMALL_BATCH = 64
@@ -485,15 +495,7 @@ def install(
                 lock.fence()
                 ref.write(cache)
                 dropped = unreferenced(old, ref)
-    except (
-        RemoteError,
-        LayoutError,
-        ArchiveRejectedError,
-        VerificationError,
-        LockError,
-        NotOursError,
-        RefError,
-    ) as err:
+    except INSTALL_FAILURES as err:
         remove_empty_dirs(made)
         raise InstallError(str(err)) from None
     except OSError as err:

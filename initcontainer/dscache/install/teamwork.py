@@ -39,9 +39,9 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
-from dscache.install.extract import ArchiveRejectedError
-from dscache.install.ingest import ItemResult, VerificationError, item_done
+from dscache.install.ingest import ItemResult, item_done
 from dscache.install.pipeline import (
+    INSTALL_FAILURES,
     InstallError,
     InstallResult,
     InstallRun,
@@ -54,13 +54,12 @@ from dscache.install.progress import Sink
 from dscache.install.shares import assign
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory
-from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
-from dscache.remotes.base import RemoteError
+from dscache.layouts.plan import VersionPlan, WorkItem
 from dscache.store import team as teams
-from dscache.store.lock import Fence, LockError, LockLostError, LockTimeoutError, WriterLock
-from dscache.store.ownership import NotOursError, check_ours
+from dscache.store.lock import Fence, LockLostError, LockTimeoutError, WriterLock
+from dscache.store.ownership import check_ours
 from dscache.store.paths import CachePaths
-from dscache.store.records import RefError, is_installed
+from dscache.store.records import is_installed
 
 MAX_WORKERS = 64
 
@@ -321,15 +320,7 @@ def install_share(
                         raise InstallError(
                             "items are still missing after this worker, the last one, fetched them"
                         )
-    except (
-        RemoteError,
-        LayoutError,
-        ArchiveRejectedError,
-        VerificationError,
-        LockError,
-        NotOursError,
-        RefError,
-    ) as err:
+    except INSTALL_FAILURES as err:
         raise InstallError(str(err)) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
