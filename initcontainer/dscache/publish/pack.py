@@ -103,7 +103,8 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
     """Walk `root` without following links: (entries in walk order, skipped bookkeeping files).
 
     Rejects what no consumer could safely extract: symlinks leaving the tree (absolute targets,
-    `..` past the root, or resolving outside it), devices, fifos, sockets, names that are not UTF-8.
+    `..` past the root, or resolving outside it), devices, fifos, sockets, names with line breaks.
+    Names that are not UTF-8 are kept (as `os.fsdecode` gives them), as `install` keeps them.
     """
     if not root.is_dir():
         raise BadInputError(f"{root}: not a directory")
@@ -147,10 +148,8 @@ def _resolves_inside(link: Path, real_root: Path) -> bool:
 
 
 def _check_name(rel: str, root: Path) -> None:
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInputError(f"{root}: file name {rel!r} is not valid UTF-8") from None
+    """Names are bytes, as on the consumer side: one that is not UTF-8 (a surrogate escape here) is
+    archived as is (a PAX `hdrcharset=BINARY` record) and installed byte for byte."""
     if "\n" in rel or "\r" in rel:
         raise BadInputError(f"{root}: file name {rel!r} contains a line break")
 
@@ -177,7 +176,7 @@ class ArchivePlan:
 
 def tar_size(entry: TreeEntry) -> int:
     """Approximate bytes `entry` takes in an uncompressed tar (header, PAX name record, data)."""
-    extra = 3 * BLOCK if len(entry.path.encode()) > 100 or not entry.path.isascii() else 0
+    extra = 3 * BLOCK if len(os.fsencode(entry.path)) > 100 or not entry.path.isascii() else 0
     return BLOCK + extra + -(-entry.size // BLOCK) * BLOCK
 
 

@@ -7,6 +7,7 @@ start-up time is a product metric.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,8 @@ class RefError(DscacheError):
         how = (
             "delete it (dscache never makes a directory there)"
             if reason == DIRECTORY
-            else f"fix or delete it (dscache release --ref {ref_name_of(path)} drops it and removes nothing)"
+            else f"fix or delete it (dscache release --ref {shlex.quote(ref_name_of(path))} drops it and "
+            "removes nothing)"
         )
         super().__init__(f"{path}: unreadable ref ({reason}); {how}")
         self.path = path
