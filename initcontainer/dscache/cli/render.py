@@ -101,12 +101,12 @@ class PlainSink(_Lines):
                 f"progress {100 * fields['bytesDone'] / total:5.1f}% "
                 f"{format_size(fields['bytesDone'])}/{format_size(fields['bytesTotal'])} "
                 f"{format_rate(fields['bytesPerSecond'])} "
-                f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}"
+                f"{self.items} {fields['itemsDone']}/{fields['itemsTotal']}"
             )
         elif event == "start":
             line = (
                 f"installing {len(fields['versions'])} version(s) from {fields['remote']}: "
-                f"{format_size(fields['bytesTotal'])} in {fields['archivesTotal']} item(s)"
+                f"{format_size(fields['bytesTotal'])} in {fields['itemsTotal']} item(s)"
             )
             shared = fields.get("shared") or {}
             if shared.get("items"):
@@ -168,9 +168,11 @@ class RichSink:
             self.progress.update(
                 self.task,
                 completed=fields["bytesDone"],
-                items=f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}",
+                items=f"{self.items} {fields['itemsDone']}/{fields['itemsTotal']}",
             )
         elif event == "version_published":
+            if self.progress.tasks[0].finished:  # every byte is in: the bar ends above `published`
+                self.progress.stop()
             self.console.print(f"published [bold]{fields['version']}[/]: {fields['files']} files")
         elif event == "error":
             self.console.print(f"[red]dscache: error:[/] {fields['message']}", highlight=False)

@@ -175,3 +175,82 @@ def test_the_damaged_version_warning_quotes_the_cache(tmp_path: Path) -> None:
     result = run(*argv)
     [warning] = [line for line in result.err.splitlines() if "differs from what was installed" in line]
     assert _hinted_cache(warning) == str(cache), warning
+
+
+# ------------------------------------------- 5. progress ends before `published` and the done line
+
+
+def _files_remote(tmp_path: Path) -> Path:
+    remote = tmp_path / "files-remote"
+    make_tree(remote / "objects/many/v1", {f"f{i}.txt": 100 + i for i in range(6)})
+    make_tree(remote / "objects/other/v1", {f"g{i}.txt": 200 + i for i in range(3)})
+    return remote
+
+
+FILES_INSTALL = ("--layout", "Files", "--version", "objects/many=v1", "--version", "objects/other=v1")
+
+
+def test_json_progress_reaches_its_end_before_the_last_version_is_published(tmp_path: Path) -> None:
+    remote, cache = _files_remote(tmp_path), tmp_path / "cache"
+    cache.mkdir()
+    result = run("install", "--cache", str(cache), "--source", str(remote), *FILES_INSTALL, "--json")
+    assert result.code == 0, result
+    events = [json.loads(line) for line in result.out.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[-1] == "done"
+    last_progress = max(i for i, name in enumerate(names) if name == "progress")
+    last_published = max(i for i, name in enumerate(names) if name == "version_published")
+    assert last_progress < last_published, names
+    final = events[last_progress]
+    assert (final["bytesDone"], final["itemsDone"]) == (final["bytesTotal"], 9)
+
+
+def test_plain_progress_lines_come_before_published(tmp_path: Path) -> None:
+    remote, cache = tmp_path / "files-remote", tmp_path / "cache"
+    make_tree(remote / "objects/many/v1", {f"f{i}.txt": 100 + i for i in range(6)})
+    cache.mkdir()
+    result = run("install", "--cache", str(cache), "--source", str(remote), *FILES_INSTALL[:4])
+    assert result.code == 0, result
+    lines = result.err.splitlines()
+    published = next(i for i, line in enumerate(lines) if line.startswith("dscache: published "))
+    assert not [line for line in lines[published:] if line.startswith("dscache: progress")], lines
+    assert lines[-1].startswith("dscache: done: 1 published"), lines
+
+
+def test_the_rich_bar_ends_above_published_and_done() -> None:
+    import io
+
+    from rich.console import Console
+
+    from dscache.cli.render import RichSink
+
+    screen = io.StringIO()
+    sink = RichSink(Console(file=screen, force_terminal=True, width=160, color_system=None), items="files")
+    sink.emit("start", {"bytesTotal": 600, "itemsTotal": 6})
+    sink.emit("progress", {"bytesDone": 600, "bytesTotal": 600, "itemsDone": 6, "itemsTotal": 6})
+    sink.emit("version_published", {"version": "objects/many=v1", "files": 6})
+    sink.emit("done", {"published": ["objects/many=v1"], "present": [], "seconds": 0.1})
+    sink.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    after = text[text.index("published objects/many=v1") :]
+    assert "files 6/6" in text and "files 6/6" not in after, after
+
+
+# ---------------------------------------------------- 6. JSON counts items, in either layout
+
+
+def test_files_layout_progress_counts_items_in_events_and_in_the_resource_status(tmp_path: Path) -> None:
+    from dscache.install.kubestatus import progress_status
+
+    remote, cache = _files_remote(tmp_path), tmp_path / "cache"
+    cache.mkdir()
+    result = run("install", "--cache", str(cache), "--source", str(remote), *FILES_INSTALL, "--json")
+    events = [json.loads(line) for line in result.out.splitlines()]
+    start = next(e for e in events if e["event"] == "start")
+    assert (start["itemsDone"], start["itemsTotal"]) == (0, 9)
+    last = [e for e in events if e["event"] == "progress"][-1]
+    assert (last["itemsDone"], last["itemsTotal"]) == (9, 9)
+    status = progress_status(last).patch()
+    assert (status["itemsDone"], status["itemsTotal"]) == (9, 9)
+    # the earlier names stay, with the same values, for readers written against them (README)
+    assert (last["archivesDone"], status["archivesDone"]) == (9, 9)
