@@ -8,7 +8,10 @@ import json
 import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
+
+import pytest
 
 from tests.dscache.cli.cli_helpers import assert_one_clean_line, run
 from tests.factories import make_tree
@@ -254,3 +257,85 @@ def test_files_layout_progress_counts_items_in_events_and_in_the_resource_status
     assert (status["itemsDone"], status["itemsTotal"]) == (9, 9)
     # the earlier names stay, with the same values, for readers written against them (README)
     assert (last["archivesDone"], status["archivesDone"]) == (9, 9)
+
+
+# ------------------------------------- 8. `python -m dscache` from the parent of a checkout
+
+
+def _copy_checkout(dest: Path) -> None:
+    import shutil
+
+    root = Path(__file__).parents[3]
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(root / name, dest / name)
+    for name in ("initcontainer", "operator"):
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+
+def test_python_m_dscache_runs_from_the_directory_that_holds_the_checkout(tmp_path: Path) -> None:
+    """README's `pip install -e .` of a checkout named `dscache`, then `python -m dscache` from its parent:
+    the checkout (no `__init__.py`) must not shadow the package as a namespace package."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    checkout, prefix = tmp_path / "dscache", tmp_path / "prefix"
+    _copy_checkout(checkout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    installed = subprocess.run(
+        [*pip, "--prefix", str(prefix), "-e", str(checkout)],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr  # setuptools>=77 (pyproject) must be installed
+    site_dir = sysconfig.get_path("purelib", vars={"base": str(prefix)})
+    # `-S`: only this install's .pth, not the test environment's; `-c` puts the cwd first on sys.path,
+    # as `python -m` does
+    program = (
+        f"import runpy, site, sys; site.addsitedir({site_dir!r}); sys.argv = ['dscache', '--version']; "
+        "runpy.run_module('dscache', run_name='__main__', alter_sys=True)"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-S", "-c", program],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    version = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["version"]
+    assert (ran.returncode, ran.stdout.strip()) == (0, f"dscache {version}"), ran.stderr
+
+
+# ---------------------------------------------------------------- 7. README covers every command
+
+
+README = Path(__file__).parents[3] / "README.md"
+
+
+def test_readme_lists_every_command_dscache_help_shows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line per command in argparse's help
+    helped = run("--help")
+    assert helped.code == 0
+    section = helped.out.split("positional arguments:")[1].split("options:")[0]
+    commands = dict(re.findall(r"^    ([a-z-]+) +(.+)$", section, re.MULTILINE))
+    assert {"release", "ls-remote", "publish", "completion"} <= set(commands), section
+    text = README.read_text()
+    for command, help_text in commands.items():
+        row = f"| `dscache {command}` | {help_text.strip()} |"
+        assert row in text, f"README's command table lacks: {row}"
+        used = re.search(rf"dscache {re.escape(command)}(?![-\w])", text.replace(row, ""))
+        assert used is not None, f"README shows no use of dscache {command}"
+
+
+def test_readme_states_the_ls_remote_json_fields_of_a_remote_without_revisions(tmp_path: Path) -> None:
+    tree, remote, cache = _tree(tmp_path), tmp_path / "remote", tmp_path / "cache"
+    cache.mkdir()
+    assert run(*_publish(tree, remote)).code == 0
+    assert run("install", "--cache", str(cache), "--source", str(remote), "--version", V1).code == 0
+    text = " ".join(README.read_text().split())
+    stated = re.search(r"a version is thus `\{([^}]*)\}`, plus `(\w+)` with `--cache`", text)
+    assert stated is not None, "README's ls-remote --json paragraph changed: keep it checked here"
+    fields = [f.strip().strip('"') for f in stated.group(1).split(",")]
+    for argv, extra in (([str(remote)], []), ([str(remote), "--cache", str(cache)], [stated.group(2)])):
+        listing = json.loads(run("ls-remote", *argv, "--json").out)
+        assert [list(v) for v in listing["versions"]] == [fields + extra], listing
