@@ -103,8 +103,10 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
     """Walk `root` without following links: (entries in walk order, skipped bookkeeping files).
 
     Rejects what no consumer could safely extract: symlinks leaving the tree (absolute targets,
-    `..` past the root, or resolving outside it), devices, fifos, sockets, names with line breaks.
-    Names that are not UTF-8 are kept (as `os.fsdecode` gives them), as `install` keeps them.
+    `..` past the root, or resolving outside it), devices, fifos, sockets. Names are bytes, as on the
+    consumer side: any name the filesystem holds is archived as is, one that is not UTF-8 (a surrogate
+    escape here, as `os.fsdecode` gives it) in a pax `hdrcharset=BINARY` record, and `install` writes
+    it back byte for byte.
     """
     if not root.is_dir():
         raise BadInputError(f"{root}: not a directory")
@@ -119,7 +121,6 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
             entries.append(TreeEntry(prefix.rstrip("/"), "dir"))
         for child in children:
             rel = prefix + child.name
-            _check_name(rel, root)
             st = child.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(child.path)
@@ -145,13 +146,6 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
 def _resolves_inside(link: Path, real_root: Path) -> bool:
     resolved = Path(os.path.realpath(link))
     return resolved == real_root or resolved.is_relative_to(real_root)
-
-
-def _check_name(rel: str, root: Path) -> None:
-    """Names are bytes, as on the consumer side: one that is not UTF-8 (a surrogate escape here) is
-    archived as is (a PAX `hdrcharset=BINARY` record) and installed byte for byte."""
-    if "\n" in rel or "\r" in rel:
-        raise BadInputError(f"{root}: file name {rel!r} contains a line break")
 
 
 # -------------------------------------------------------------------------------------- planning

@@ -66,7 +66,7 @@ def test_publish_completes_what_an_interrupted_publish_left(tmp_path: Path) -> N
 # ---------------------------------------------------- 2. names that are not UTF-8 round-trip
 
 
-def test_a_tree_with_names_that_are_not_utf8_round_trips_through_publish_and_install(
+def test_names_that_are_not_utf8_or_hold_a_line_break_round_trip_through_publish_and_install(
     tmp_path: Path,
 ) -> None:
     tree = tmp_path / "tree"
@@ -74,6 +74,7 @@ def test_a_tree_with_names_that_are_not_utf8_round_trips_through_publish_and_ins
     (tree / "ok.txt").write_bytes(b"plain")
     Path(os.fsdecode(b"%s/d/caf\xe9.txt" % bytes(tree))).write_bytes(b"latin-1 name")
     os.symlink(b"caf\xe9.txt", b"%s/d/l\xe9nk" % bytes(tree))
+    (tree / "d" / "two\nlines.txt").write_bytes(b"a line break in the name")
     remote, cache = tmp_path / "remote", tmp_path / "cache"
     published = run(*_publish(tree, remote, version="objects/names=v1"))
     assert published.code == 0, published
@@ -83,7 +84,7 @@ def test_a_tree_with_names_that_are_not_utf8_round_trips_through_publish_and_ins
     )
     assert installed.code == 0, installed
     version = bytes(cache / "objects/names/v1")
-    assert sorted(os.listdir(version + b"/d")) == [b"caf\xe9.txt", b"l\xe9nk"]
+    assert sorted(os.listdir(version + b"/d")) == [b"caf\xe9.txt", b"l\xe9nk", b"two\nlines.txt"]
     with open(version + b"/d/caf\xe9.txt", "rb") as fh:
         assert fh.read() == b"latin-1 name"
     assert os.readlink(version + b"/d/l\xe9nk") == b"caf\xe9.txt"
