@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.tree import Tree
 
     from dscache.cli.console import report_console
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     console = report_console()
     if not quiet:
         console.print(
-            f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
+            f"[bold]dscache demo[/] in {escape(str(root))}: publishing 2 versions to a local remote, "
+            "then installing\n"
         )
     # a rich bar on a terminal; else a line a second (the demo lasts a few); nothing with -q
     sink = make_sink(False, -1 if quiet else 1)
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if quiet:
         return EXIT_OK
     cache = CachePaths(result.cache)
-    tree = Tree(f"[bold]{result.cache}[/]")
+    tree = Tree(f"[bold]{escape(str(result.cache))}[/]")  # a path is text, not rich markup
     for key in DEMO_VERSIONS:
         version = cache.version_dir(key)
         record = read_complete(version)

@@ -160,6 +160,8 @@ class RichSink:
         self.task = self.progress.add_task("install", total=None, items="", start=False)
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
+        from rich.markup import escape  # names and messages are text, not markup
+
         if event == "start":
             self.progress.start()
             self.progress.start_task(self.task)
@@ -173,18 +175,19 @@ class RichSink:
         elif event == "version_published":
             if self.progress.tasks[0].finished:  # every byte is in: the bar ends above `published`
                 self.progress.stop()
-            self.console.print(f"published [bold]{fields['version']}[/]: {fields['files']} files")
+            self.console.print(f"published [bold]{escape(fields['version'])}[/]: {fields['files']} files")
         elif event == "error":
-            self.console.print(f"[red]dscache: error:[/] {fields['message']}", highlight=False)
+            self.console.print(f"[red]dscache: error:[/] {escape(fields['message'])}", highlight=False)
         elif event == "share_done":
             self.progress.stop()
-            self.console.print(share_done_line(fields), highlight=False)
+            self.console.print(share_done_line(fields), highlight=False, markup=False)
         elif event == "done":
             self.progress.stop()
             self.console.print(
                 f"done: {len(fields['published'])} published, {len(fields['present'])} already present "
                 f"({fields['seconds']:.1f}s)" + unreferenced_note(fields),
                 highlight=False,
+                markup=False,
             )
 
     def close(self) -> None:

@@ -138,9 +138,11 @@ def _hinted_cache(line: str) -> str:
 
 
 def test_the_demo_s_next_steps_run_as_printed_from_a_directory_with_spaces(tmp_path: Path) -> None:
-    work = tmp_path / "my demo; $HOME"
+    work = tmp_path / "my [bold] demo; $HOME"
     result = run("demo", "--dir", str(work))
     assert result.code == 0, result
+    assert f"dscache demo in {work}: " in result.out  # a path is shown as is, not read as rich markup
+    assert f"\n{(work / 'cache').resolve()}\n" in result.out
     next_steps = result.out.split("Try next:")[1]
     steps = [line.strip() for line in next_steps.splitlines() if line.strip()]
     assert len(steps) == 5, steps
@@ -238,6 +240,20 @@ def test_the_rich_bar_ends_above_published_and_done() -> None:
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
     after = text[text.index("published objects/many=v1") :]
     assert "files 6/6" in text and "files 6/6" not in after, after
+
+
+def test_the_rich_sink_shows_messages_as_text_not_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    from dscache.cli.render import RichSink
+
+    screen = io.StringIO()
+    sink = RichSink(Console(file=screen, force_terminal=True, width=160, color_system=None))
+    sink.emit("error", {"message": "/data/[red] cache/x: No space left on device"})
+    sink.close()
+    assert "dscache: error: /data/[red] cache/x: No space left on device" in screen.getvalue()
 
 
 # ---------------------------------------------------- 6. JSON counts items, in either layout
