@@ -183,6 +183,26 @@ def test_the_damaged_version_warning_quotes_the_cache(tmp_path: Path) -> None:
     assert _hinted_cache(warning) == str(cache), warning
 
 
+def test_a_broken_ref_s_hint_offers_only_a_command_that_works(tmp_path: Path) -> None:
+    tree, remote, cache = _tree(tmp_path), tmp_path / "remote", tmp_path / "cache"
+    cache.mkdir()
+    assert run(*_publish(tree, remote)).code == 0
+    assert run("install", "--cache", str(cache), "--source", str(remote), "--version", V1).code == 0
+    refs = cache / ".dscache" / "refs"
+    (refs / "my ref.json").write_text("{not json")  # a name release --ref refuses
+    refused = run("gc", "--cache", str(cache), "--keep", "0")
+    assert_one_clean_line(refused, 1, "my ref.json", "fix or delete it")
+    assert "dscache release" not in refused.err, refused.err
+    (refs / "my ref.json").unlink()
+    (refs / "team.a.json").write_text("{not json")
+    refused = run("gc", "--cache", str(cache), "--keep", "0")
+    hint = re.search(r"\((dscache release [^)]*) drops it", refused.err)
+    assert hint is not None, refused.err
+    released = run(*shlex.split(hint.group(1))[1:], "--cache", str(cache))
+    assert released.code == 0, released
+    assert not (refs / "team.a.json").exists()
+
+
 # ------------------------------------------- 5. progress ends before `published` and the done line
 
 
