@@ -236,6 +236,8 @@ class Reconciler:
             progress={
                 "bytesDone": 0,
                 "bytesTotal": 0,
+                "itemsDone": 0,
+                "itemsTotal": 0,
                 "archivesDone": 0,
                 "archivesTotal": 0,
                 "percent": "0%",

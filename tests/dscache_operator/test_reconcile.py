@@ -211,7 +211,8 @@ def test_first_reconcile_starts_one_installer_with_its_rbac_and_manifest() -> No
     assert status["message"] == f"installer Job {job_name} installs 1 version(s)"
     assert status["observedGeneration"] == 1 and status["claimName"] == "shared"
     assert status["progress"] == {
-        "bytesDone": 0, "bytesTotal": 0, "archivesDone": 0, "archivesTotal": 0, "percent": "0%",
+        "bytesDone": 0, "bytesTotal": 0, "itemsDone": 0, "itemsTotal": 0, "archivesDone": 0,
+        "archivesTotal": 0, "percent": "0%",
     }  # fmt: skip
     assert condition(status, "Ready") == ("False", "InstallStarted")
     assert condition(status, "Installing") == ("True", "InstallStarted")

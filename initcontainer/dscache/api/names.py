@@ -24,9 +24,14 @@ class NameError_(InvalidInputError):
     """A data type, source or version is not a safe path component."""
 
 
+def is_safe_segment(value: str) -> bool:
+    """Pure: whether `value` is a safe single path component (`check_segment` accepts it)."""
+    return _SEGMENT.match(value) is not None
+
+
 def check_segment(value: str, what: str) -> str:
     """Return `value` if it is a safe single path component, else raise naming `what`."""
-    if not _SEGMENT.match(value):
+    if not is_safe_segment(value):
         raise NameError_(
             f"{what} {value!r} is not a safe name: use letters, digits and ._+=@- "
             f"(not starting with '.' or '-', at most {MAX_SEGMENT} characters, no '/')"

@@ -88,8 +88,14 @@ class Progress(_Model):
 
     bytes_done: int | None = _count("Bytes transferred so far (including resumed work).")
     bytes_total: int | None = _count("Bytes to transfer.")
-    archives_done: int | None = _count("Archives (or files) done.")
-    archives_total: int | None = _count("Archives (or files) to install.")
+    items_done: int | None = _count("Items done: archives (layout Archives) or files (layout Files).")
+    items_total: int | None = _count("Items to install: archives (layout Archives) or files (layout Files).")
+    archives_done: int | None = _count(
+        "Deprecated: the same as itemsDone (its earlier name, kept for readers)."
+    )
+    archives_total: int | None = _count(
+        "Deprecated: the same as itemsTotal (its earlier name, kept for readers)."
+    )
     percent: str | None = Field(None, description="bytesDone/bytesTotal as a percentage, for kubectl get.")
     bytes_per_second: int | None = _count(
         "Transfer rate since the previous progress report, bytes per second (absent until known)."
@@ -103,8 +109,8 @@ class Progress(_Model):
         cls,
         bytes_done: int,
         bytes_total: int,
-        archives_done: int,
-        archives_total: int,
+        items_done: int,
+        items_total: int,
         bytes_per_second: float | None = None,
     ) -> Progress:
         """Pure: the progress for these counts; `percent` is 100% when there is nothing to transfer.
@@ -117,8 +123,10 @@ class Progress(_Model):
         return cls(
             bytes_done=bytes_done,
             bytes_total=bytes_total,
-            archives_done=archives_done,
-            archives_total=archives_total,
+            items_done=items_done,
+            items_total=items_total,
+            archives_done=items_done,
+            archives_total=items_total,
             percent=f"{percent:.0f}%",
             bytes_per_second=rate,
             eta=format_duration(left / rate) if rate else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.tree import Tree
 
     from dscache.cli.console import report_console
@@ -39,18 +41,23 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--dir {problem}", EXIT_USAGE)
     root = args.dir or Path(tempfile.mkdtemp(prefix="dscache-demo-"))
     root.mkdir(parents=True, exist_ok=True)
+    quiet = output.MODE.verbosity < 0  # -q: the demo runs and says nothing unless it fails
     console = report_console()
-    console.print(
-        f"[bold]dscache demo[/] in {root}: publishing 2 versions to a local remote, then installing\n"
-    )
+    if not quiet:
+        console.print(
+            f"[bold]dscache demo[/] in {escape(str(root))}: publishing 2 versions to a local remote, "
+            "then installing\n"
+        )
     # a rich bar on a terminal; else a line a second (the demo lasts a few); nothing with -q
-    sink = make_sink(False, -1 if output.MODE.verbosity < 0 else 1)
+    sink = make_sink(False, -1 if quiet else 1)
     try:
         result = run_demo(root.resolve(), sink)
     except InstallError as err:
         return fail(str(err))
+    if quiet:
+        return EXIT_OK
     cache = CachePaths(result.cache)
-    tree = Tree(f"[bold]{result.cache}[/]")
+    tree = Tree(f"[bold]{escape(str(result.cache))}[/]")  # a path is text, not rich markup
     for key in DEMO_VERSIONS:
         version = cache.version_dir(key)
         record = read_complete(version)
@@ -68,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
     links = root / "links"
     console.print("\n[bold]Try next:[/]")
     versions = " ".join(f"--version {k}" for k in DEMO_VERSIONS)
+    cache_arg, links_arg = shlex.quote(str(result.cache)), shlex.quote(str(links))
+    env_arg, source_arg = shlex.quote(str(root / "env.sh")), shlex.quote(Path(result.remote).as_uri())
     for command in (
-        f"dscache status --cache {result.cache}",
-        f"dscache verify --cache {result.cache}",
-        f"dscache prepare --cache {result.cache} --links {links} --ref demo --env-file {root}/env.sh",
-        f"dscache install --cache {result.cache} --source file://{result.remote} {versions} --json",
-        f"dscache gc --cache {result.cache} --keep 0 --dry-run",
+        f"dscache status --cache {cache_arg}",
+        f"dscache verify --cache {cache_arg}",
+        f"dscache prepare --cache {cache_arg} --links {links_arg} --ref demo --env-file {env_arg}",
+        f"dscache install --cache {cache_arg} --source {source_arg} {versions} --json",
+        f"dscache gc --cache {cache_arg} --keep 0 --dry-run",
     ):
         print(f"  {command}")
     return EXIT_OK

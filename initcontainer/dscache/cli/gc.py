@@ -105,13 +105,14 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         verb = "would remove" if args.dry_run else "removed"
+        say = print if args.dry_run else output.summary  # a dry run's plan is what was asked for
         for key in plan.remove:
-            print(f"{verb} {key}")
+            say(f"{verb} {key}")
         for stage in plan.stale_staging:
-            print(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
+            say(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
         from dscache.api.sizes import format_size
 
         left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""
         freed = f"{'would free' if args.dry_run else 'freed'} {format_size(plan.freed)}"
-        print(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}, {freed}{left}")
+        say(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}, {freed}{left}")
     return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -351,6 +352,6 @@ def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:
         )
         output.warning(
             f"{key} is present but differs from what was installed ({what}; see dscache verify --cache "
-            f"{cache_dir}): run this install again with --repair to fetch its damaged items and publish "
-            "a fresh copy"
+            f"{shlex.quote(str(cache_dir))}): run this install again with --repair to fetch its damaged "
+            "items and publish a fresh copy"
         )

@@ -1,6 +1,9 @@
 """What the CLI says besides its results: one prefix (`dscache: error: ...`, `dscache: warning: ...`),
 `-q`/`-v`, errors as JSON in `--json` mode, and a reader that went away (closed stdout).
 
+`-q` keeps warnings, errors and what a command was asked to show (tables, plans, JSON, exports); it
+drops progress, `dscache: ...` notes and the summary lines of commands that change something.
+
 Standard library only, and no `logging`: `dscache prepare` starts in every training pod and uses this
 module; the commands that talk to remotes route `logging` records here with `dscache.cli.logsetup`.
 
@@ -74,6 +77,15 @@ def info(message: str) -> None:
     """`dscache: ...` on stderr, unless -q."""
     if MODE.verbosity >= 0:
         _say("", message)
+
+
+def summary(text: str) -> None:
+    """A line saying what a command did (`published ...`, `removed ...`) on stdout, unless -q.
+
+    Not for what a command was asked to show (a status table, a dry run's plan, `--json` documents,
+    prepare's exports): those are its result and are printed whatever the verbosity."""
+    if MODE.verbosity >= 0:
+        write_line(sys.stdout, text)
 
 
 def debug(message: str) -> None:

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for name in result.skipped:
             output.info(f"skipped installer bookkeeping file {name}")
-        print(
+        output.summary(
             f"published {key} to {remote.url}/{result.version_dir}: {len(result.archives)} archives, "
             f"{result.files} files, {format_size(result.bytes)} "
             f"({format_size(result.compressed)} compressed) in {seconds:.1f}s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
@@ -61,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     elif plan is None:
-        print(f"no ref {args.ref}: nothing to release")
+        output.summary(f"no ref {args.ref}: nothing to release")
     else:
         for key in removed:
-            print(f"removed {key}")
+            output.summary(f"removed {key}")
         for key in kept:
-            print(f"kept {key} (still used)")
-        print(f"released ref {args.ref}: removed {len(removed)} version(s), kept {len(kept)}")
+            output.summary(f"kept {key} (still used)")
+        output.summary(f"released ref {args.ref}: removed {len(removed)} version(s), kept {len(kept)}")
     return EXIT_OK

@@ -101,12 +101,12 @@ class PlainSink(_Lines):
                 f"progress {100 * fields['bytesDone'] / total:5.1f}% "
                 f"{format_size(fields['bytesDone'])}/{format_size(fields['bytesTotal'])} "
                 f"{format_rate(fields['bytesPerSecond'])} "
-                f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}"
+                f"{self.items} {fields['itemsDone']}/{fields['itemsTotal']}"
             )
         elif event == "start":
             line = (
                 f"installing {len(fields['versions'])} version(s) from {fields['remote']}: "
-                f"{format_size(fields['bytesTotal'])} in {fields['archivesTotal']} item(s)"
+                f"{format_size(fields['bytesTotal'])} in {fields['itemsTotal']} item(s)"
             )
             shared = fields.get("shared") or {}
             if shared.get("items"):
@@ -160,6 +160,8 @@ class RichSink:
         self.task = self.progress.add_task("install", total=None, items="", start=False)
 
     def emit(self, event: str, fields: dict[str, Any]) -> None:
+        from rich.markup import escape  # names and messages are text, not markup
+
         if event == "start":
             self.progress.start()
             self.progress.start_task(self.task)
@@ -168,21 +170,24 @@ class RichSink:
             self.progress.update(
                 self.task,
                 completed=fields["bytesDone"],
-                items=f"{self.items} {fields['archivesDone']}/{fields['archivesTotal']}",
+                items=f"{self.items} {fields['itemsDone']}/{fields['itemsTotal']}",
             )
         elif event == "version_published":
-            self.console.print(f"published [bold]{fields['version']}[/]: {fields['files']} files")
+            if self.progress.tasks[0].finished:  # every byte is in: the bar ends above `published`
+                self.progress.stop()
+            self.console.print(f"published [bold]{escape(fields['version'])}[/]: {fields['files']} files")
         elif event == "error":
-            self.console.print(f"[red]dscache: error:[/] {fields['message']}", highlight=False)
+            self.console.print(f"[red]dscache: error:[/] {escape(fields['message'])}", highlight=False)
         elif event == "share_done":
             self.progress.stop()
-            self.console.print(share_done_line(fields), highlight=False)
+            self.console.print(share_done_line(fields), highlight=False, markup=False)
         elif event == "done":
             self.progress.stop()
             self.console.print(
                 f"done: {len(fields['published'])} published, {len(fields['present'])} already present "
                 f"({fields['seconds']:.1f}s)" + unreferenced_note(fields),
                 highlight=False,
+                markup=False,
             )
 
     def close(self) -> None:

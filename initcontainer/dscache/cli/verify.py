@@ -9,6 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             if c.ok:
-                print(f"ok       {c.key}")
+                output.summary(f"ok       {c.key}")
                 continue
             print(f"DIFFERS  {c.key}", file=sys.stderr)
             if c.error:
@@ -104,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         for where in found.damaged:
             print(f"DAMAGED  {damaged_note(where)}", file=sys.stderr)
         total = len(checks) + len(damaged)
-        print(f"{len(checks) - len(bad)} of {total} version(s) intact{_hashed(checks, args.content)}")
+        hashed = _hashed(checks, args.content)
+        output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}")
         if bad:
             print(REPAIR_HINT, file=sys.stderr)
     return EXIT_FAILURE if bad or damaged else EXIT_OK

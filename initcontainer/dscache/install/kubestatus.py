@@ -88,8 +88,8 @@ def progress_status(fields: Mapping[str, Any], bytes_per_second: float | None = 
     return Progress.of(
         bytes_done=int(fields.get("bytesDone", 0)),
         bytes_total=int(fields.get("bytesTotal", 0)),
-        archives_done=int(fields.get("archivesDone", 0)),
-        archives_total=int(fields.get("archivesTotal", 0)),
+        items_done=int(fields.get("itemsDone", 0)),
+        items_total=int(fields.get("itemsTotal", 0)),
         bytes_per_second=bytes_per_second,
     )
 

@@ -305,8 +305,7 @@ class InstallRun:
             self.counters.set_items(done_items + finished)  # files of a batch as each lands
             self.sink.emit("progress", self.counters.snapshot())
 
-        self.downloaded = self.ingest(todo, ingested, tick)
-        self.sink.emit("progress", self.counters.snapshot())
+        self.downloaded = self.ingest(todo, ingested, tick)  # its last tick came before the last commit
         return published
 
     def ingest(
@@ -318,10 +317,10 @@ class InstallRun:
         """Transfer and verify the items of `todo` into their versions' staging dirs through one pool
         of `jobs` worker processes: largest first, a large item over several streams, small files of
         one version in batches fetched several at a time (`batched`). `done(plan, results)` gets each
-        finished task's results (one item, or a batch of small files of `plan`); `tick(bytes, items)` follows
-        every TICK seconds and the last task, with the bytes transferred and the items finished so far
-        (a batch's files counted as each lands). The fence is checked
-        every tick. Returns the bytes transferred. Raises what `fetch_item` raises."""
+        finished task's results (one item, or a batch of small files of `plan`); `tick(bytes, items)` comes
+        every TICK seconds and before the `done` calls of the tasks that finished, the last one included,
+        with the bytes transferred and the items finished so far (a batch's files counted as each lands).
+        The fence is checked every tick. Returns the bytes transferred. Raises what `fetch_item` raises."""
         # Largest first: the long transfers start at once instead of trailing behind the pool.
         todo = sorted(todo, key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
@@ -345,12 +344,13 @@ class InstallRun:
             while futures:
                 finished, _ = wait(futures, timeout=TICK, return_when=FIRST_COMPLETED)
                 self.fence()  # a holder that lost the lock stops its workers within a tick
+                # progress first: a version's `published` (from `done`) follows its last bytes
+                tick(pool.transferred, pool.finished)
                 for fut in finished:
                     plan = futures.pop(fut)
                     batch = fut.result()
                     flush.request()
                     done(plan, batch)
-                tick(pool.transferred, pool.finished)
             return pool.transferred
 
     def _reuse(

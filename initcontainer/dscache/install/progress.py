@@ -21,6 +21,13 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def deprecated_item_names(done: int, total: int) -> dict[str, int]:
+    """`archivesDone`/`archivesTotal`: the names `itemsDone`/`itemsTotal` had before they fitted both
+    layouts (an item is an archive, or a file in layout Files), kept with the same values for readers
+    of earlier builds (README: "Progress"); to be dropped with the v1beta1 API."""
+    return {"archivesDone": done, "archivesTotal": total}
+
+
 class Counters:
     """Thread-safe byte and item counters."""
 
@@ -50,7 +57,8 @@ class Counters:
             return {
                 "bytesDone": self.bytes_done,
                 "bytesTotal": self.bytes_total,
-                "archivesDone": self.items_done,
-                "archivesTotal": self.items_total,
+                "itemsDone": self.items_done,
+                "itemsTotal": self.items_total,
+                **deprecated_item_names(self.items_done, self.items_total),
                 "bytesPerSecond": int(self.bytes_done / elapsed),
             }

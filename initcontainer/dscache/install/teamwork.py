@@ -144,7 +144,7 @@ class _Share:
         self.share_total = self.items_done + len(self.todo)
 
     def report(self, transferred: int, event: str = "progress") -> None:
-        """Write this worker's progress and emit the sum over all workers (`bytesDone`, `archivesDone`
+        """Write this worker's progress and emit the sum over all workers (`bytesDone`, `itemsDone`
         ...), with this worker's own items as `shareDone` of `shareTotal`."""
         me = self.worker.index
         mine = self.base_bytes[me] + transferred

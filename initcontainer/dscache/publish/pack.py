@@ -103,7 +103,10 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
     """Walk `root` without following links: (entries in walk order, skipped bookkeeping files).
 
     Rejects what no consumer could safely extract: symlinks leaving the tree (absolute targets,
-    `..` past the root, or resolving outside it), devices, fifos, sockets, names that are not UTF-8.
+    `..` past the root, or resolving outside it), devices, fifos, sockets. Names are bytes, as on the
+    consumer side: any name the filesystem holds is archived as is, one that is not UTF-8 (a surrogate
+    escape here, as `os.fsdecode` gives it) in a pax `hdrcharset=BINARY` record, and `install` writes
+    it back byte for byte.
     """
     if not root.is_dir():
         raise BadInputError(f"{root}: not a directory")
@@ -118,7 +121,6 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
             entries.append(TreeEntry(prefix.rstrip("/"), "dir"))
         for child in children:
             rel = prefix + child.name
-            _check_name(rel, root)
             st = child.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(child.path)
@@ -146,15 +148,6 @@ def _resolves_inside(link: Path, real_root: Path) -> bool:
     return resolved == real_root or resolved.is_relative_to(real_root)
 
 
-def _check_name(rel: str, root: Path) -> None:
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInputError(f"{root}: file name {rel!r} is not valid UTF-8") from None
-    if "\n" in rel or "\r" in rel:
-        raise BadInputError(f"{root}: file name {rel!r} contains a line break")
-
-
 # -------------------------------------------------------------------------------------- planning
 
 
@@ -177,7 +170,7 @@ class ArchivePlan:
 
 def tar_size(entry: TreeEntry) -> int:
     """Approximate bytes `entry` takes in an uncompressed tar (header, PAX name record, data)."""
-    extra = 3 * BLOCK if len(entry.path.encode()) > 100 or not entry.path.isascii() else 0
+    extra = 3 * BLOCK if len(os.fsencode(entry.path)) > 100 or not entry.path.isascii() else 0
     return BLOCK + extra + -(-entry.size // BLOCK) * BLOCK
 
 

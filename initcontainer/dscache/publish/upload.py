@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,7 @@ from dscache.publish.hfshards import (
     shard_name,
 )
 from dscache.publish.pack import (
+    ARCHIVE_SUFFIX,
     DEFAULT_ARCHIVE_SIZE,
     DEFAULT_LEVEL,
     BadInputError,
@@ -144,18 +146,24 @@ def publish(
 ) -> PublishResult:
     """Pack `tree` and upload it as version `key` (see `upload_version` for the order of uploads).
 
-    Refuses to replace a version the remote already has complete (its last manifest exists) unless
-    `options.overwrite`, since caches that installed it would silently differ from the remote.
+    The remote is checked first, before the tree is read or anything packed (`remote_version_problem`):
+    a version the remote already has complete (its last manifest exists) is refused unless
+    `options.overwrite`, since caches that installed it would silently differ from the remote; files
+    publish does not write (another layout's version) are refused always. Raises PublishError,
+    BadInputError (the tree), RemoteError.
     """
     if options.archive_size <= 0 or options.shard_size <= 0:
         raise BadInputError("archive and shard sizes must be positive")
-    entries, skipped = scan_tree(tree)
     vdir = _join(options.repo_prefix, key.rel)
     last = DSCACHE_MANIFEST if options.dscache_manifest else MOLMO_REMOTE_MANIFEST
-    if not options.overwrite and _exists(remote, f"{vdir}/{last}"):
-        raise PublishError(
-            f"{key} is already published at {remote.url}/{vdir} (use --overwrite to replace it)"
-        )
+    try:
+        present = [f.path for f in remote.list_files(vdir)]
+    except NotFoundError:  # e.g. an HF repo that does not exist yet
+        present = []
+    problem = remote_version_problem(present, vdir, last, options.overwrite)
+    if problem is not None:
+        raise PublishError(f"{key} at {remote.url}/{vdir}: {problem}")
+    entries, skipped = scan_tree(tree)
     plans = plan_archives(entries, options.archive_size)
     log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
     with _work_dir(options.work_dir) as work:
@@ -217,17 +225,44 @@ def upload_version(
     return result
 
 
+_SHARD = re.compile(r"shards/[0-9]+\.tar")
+_METADATA = frozenset({MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST})
+
+
+def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwrite: bool) -> str | None:
+    """Pure: why a version cannot be published at `vdir` of a remote whose files under `vdir/` are
+    `present` (paths relative to the remote's base), or None. Checked before anything is packed.
+
+    - files `publish` never writes there (a `Files`-layout version, anyone's tree) are refused even
+      with `overwrite`: uploading archives beside them would mix two versions in one directory;
+    - `last` (the manifest uploaded last) present means the version is published: refused unless
+      `overwrite`;
+    - archives, shards and metadata without `last` are what an interrupted publish left: replaced.
+    """
+    names = [p[len(vdir) + 1 :] if p.startswith(vdir + "/") else p for p in present]
+    foreign = sorted(n for n in names if not _written_by_publish(n))
+    if foreign:
+        return (
+            f"the remote already holds {len(foreign)} file(s) that publish does not write, e.g. "
+            f"{foreign[0]!r} (a Files-layout version?); publish another version, or remove them first"
+        )
+    if last in names and not overwrite:
+        return "already published (use --overwrite to replace it)"
+    return None
+
+
+def _written_by_publish(name: str) -> bool:
+    """A version-relative path `upload_version` may upload: an archive, an HF shard, metadata."""
+    if name in _METADATA:
+        return True
+    if "/" not in name and name.endswith(ARCHIVE_SUFFIX):
+        return True
+    return _SHARD.fullmatch(name) is not None
+
+
 def _join(prefix: str, rel: str) -> str:
     prefix = prefix.strip("/")
     return f"{prefix}/{rel}" if prefix else rel
-
-
-def _exists(remote: Remote, path: str) -> bool:
-    try:
-        remote.read_bytes(path)
-    except NotFoundError:
-        return False
-    return True
 
 
 def _read_text(remote: Remote, path: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class Foreign:
         what = "its own .dscache control dir" if self.key is None else f"version {self.key}, for one"
         return (
             f"ignored {self.root}: a cache nested in this one ({what}); "
-            f"see dscache status --cache {self.root}"
+            f"see dscache status --cache {shlex.quote(str(self.root))}"
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dscache.api.names import VersionKey
+from dscache.api.names import VersionKey, is_safe_segment
 from dscache.errors import DscacheError
 from dscache.store.atomic import write_json_atomic
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
@@ -135,11 +135,13 @@ class RefError(DscacheError):
     """
 
     def __init__(self, path: Path, reason: str) -> None:
-        how = (
-            "delete it (dscache never makes a directory there)"
-            if reason == DIRECTORY
-            else f"fix or delete it (dscache release --ref {ref_name_of(path)} drops it and removes nothing)"
-        )
+        name = ref_name_of(path)
+        if reason == DIRECTORY:
+            how = "delete it (dscache never makes a directory there)"
+        elif not is_safe_segment(name):  # a name `release --ref` refuses: no command to offer
+            how = "fix or delete it (dscache never writes a ref of that name)"
+        else:  # a safe name needs no shell quoting
+            how = f"fix or delete it (dscache release --ref {name} drops it and removes nothing)"
         super().__init__(f"{path}: unreadable ref ({reason}); {how}")
         self.path = path
         self.reason = reason

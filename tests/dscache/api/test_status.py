@@ -12,6 +12,8 @@ def test_progress_of_counts() -> None:
     assert Progress.of(1, 3, 0, 2).patch() == {
         "bytesDone": 1,
         "bytesTotal": 3,
+        "itemsDone": 0,
+        "itemsTotal": 2,
         "archivesDone": 0,
         "archivesTotal": 2,
         "percent": "33%",

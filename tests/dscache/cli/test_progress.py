@@ -31,12 +31,12 @@ MIB = 1 << 20
 def test_the_rich_bar_counts_bytes_and_rates_in_binary_units() -> None:
     screen = io.StringIO()
     sink = RichSink(Console(file=screen, force_terminal=True, width=160, color_system=None))
-    sink.emit("start", {"bytesTotal": 10 * MIB, "archivesTotal": 4})
+    sink.emit("start", {"bytesTotal": 10 * MIB, "itemsTotal": 4})
     for done in (1, 2, 3, 4):
         time.sleep(0.05)
         sink.emit(
             "progress",
-            {"bytesDone": done * 2 * MIB, "bytesTotal": 10 * MIB, "archivesDone": done, "archivesTotal": 4},
+            {"bytesDone": done * 2 * MIB, "bytesTotal": 10 * MIB, "itemsDone": done, "itemsTotal": 4},
         )
     sink.close()
     text = ANSI.sub("", screen.getvalue())
@@ -48,7 +48,7 @@ def test_the_rich_bar_counts_bytes_and_rates_in_binary_units() -> None:
 def test_plain_lines_use_the_same_units() -> None:
     out = io.StringIO()
     PlainSink(out, every=0).emit(
-        "progress", {"bytesDone": 3 * MIB, "bytesTotal": 12 * MIB, "archivesDone": 1, "archivesTotal": 4,
+        "progress", {"bytesDone": 3 * MIB, "bytesTotal": 12 * MIB, "itemsDone": 1, "itemsTotal": 4,
                      "bytesPerSecond": MIB + MIB // 2}
     )  # fmt: skip
     assert out.getvalue() == "dscache: progress  25.0% 3.0 MiB/12.0 MiB 1.5 MiB/s archives 1/4\n"
