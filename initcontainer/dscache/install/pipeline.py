@@ -41,6 +41,7 @@ from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
+from dscache.store.writable import NotWritableError, check_writable
 
 TICK = 0.5
 INSTALL_FAILURES = (
@@ -51,6 +52,7 @@ INSTALL_FAILURES = (
     LockError,
     NotOursError,
     RefError,
+    NotWritableError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -472,6 +474,7 @@ def install(
     downloaded = 0
     dropped: list[VersionKey] = []
     try:
+        check_writable(cache, missing, repair=bool(repair))
         old, ref = target_ref(cache, spec, ref_name, merge)
         if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
