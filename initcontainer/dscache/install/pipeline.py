@@ -24,6 +24,7 @@ from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
+from dscache.install.failures import ItemFailedError, item_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
@@ -53,6 +54,7 @@ INSTALL_FAILURES = (
     NotOursError,
     RefError,
     NotWritableError,
+    ItemFailedError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -256,7 +258,16 @@ class InstallRun:
             revision = remote.resolve_revision()
             shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
             self.origins = dict.fromkeys(missing, shared)
-        return [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
+        return [self._plan_one(k) for k in missing]
+
+    def _plan_one(self, key: VersionKey) -> VersionPlan:
+        """`plan_version` of `key`; a failure's message names the version (LayoutError, RemoteError)."""
+        try:
+            return plan_version(self.origins[key].remote, self.spec, key)
+        except (LayoutError, RemoteError) as err:
+            if str(key) in str(err):
+                raise
+            raise LayoutError(f"{key}: {err}") from None
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
         """Plan, dedupe, ingest and commit the `missing` versions; the keys published, in order."""
@@ -408,7 +419,13 @@ class InstallRun:
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        try:
+            record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        except ArchiveRejectedError as err:  # archives that cannot make one version: name it
+            item = next((i for i in plan.items if i.name == err.archive), None)
+            if item is None:
+                raise
+            raise item_failure(plan.key, item, err) from None
         fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(

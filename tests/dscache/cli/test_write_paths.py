@@ -132,8 +132,8 @@ def test_a_control_dir_the_user_cannot_write_stops_the_install_before_any_transf
     assert_one_clean_line(
         result,
         1,
-        f"{control / locked}: not writable by user id {NOBODY}, and dscache writes {purpose} there; fix that, "
-        "then install again (nothing was installed)",
+        f"{control / locked}: not writable by user id {NOBODY}, and dscache writes {purpose} there; "
+        "fix that, then install again (nothing was installed)",
     )
     _nothing_installed(cache)
 
