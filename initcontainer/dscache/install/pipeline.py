@@ -159,7 +159,17 @@ def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCac
 
 
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
-    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
+    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off).
+    Raises LayoutError or RemoteError, whose message names the version."""
+    try:
+        return _plan_version(remote, spec, key)
+    except (LayoutError, RemoteError) as err:
+        if str(key) in str(err):
+            raise
+        raise LayoutError(f"{key}: {err}") from None
+
+
+def _plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
     if spec.layout == "Files":
         hf = spec.source.hugging_face
         plan = plan_files(
@@ -258,16 +268,7 @@ class InstallRun:
             revision = remote.resolve_revision()
             shared = _Origin(remote, revision, with_hf_revision(self.spec, revision))
             self.origins = dict.fromkeys(missing, shared)
-        return [self._plan_one(k) for k in missing]
-
-    def _plan_one(self, key: VersionKey) -> VersionPlan:
-        """`plan_version` of `key`; a failure's message names the version (LayoutError, RemoteError)."""
-        try:
-            return plan_version(self.origins[key].remote, self.spec, key)
-        except (LayoutError, RemoteError) as err:
-            if str(key) in str(err):
-                raise
-            raise LayoutError(f"{key}: {err}") from None
+        return [plan_version(self.origins[k].remote, self.spec, k) for k in missing]
 
     def run(self, missing: list[VersionKey]) -> list[VersionKey]:
         """Plan, dedupe, ingest and commit the `missing` versions; the keys published, in order."""

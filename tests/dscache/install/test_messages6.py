@@ -276,3 +276,26 @@ def test_failures_a_retry_can_cure_say_to_install_again(err: DscacheError, hint:
     assert line.startswith(f"{KEY}: file sub/w.bin: ")
     assert line.endswith(f"; {hint}")
     assert "sub/w.bin: sub/w.bin" not in line
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["install", "dry-run"])
+def test_a_gzip_archive_in_the_manifest_is_refused_naming_the_version(tmp_path: Path, dry_run: bool) -> None:
+    """Only `.tar.zst` archives are installed; a manifest naming another kind fails while planning."""
+    version = _published(tmp_path)
+    (version / "mjthor_resource_file_to_size_mb.json").write_text(json.dumps({"a.tar.gz": 1.0}))
+    result = run(
+        "install",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--source",
+        f"file://{tmp_path / 'remote'}",
+        "--version",
+        str(KEY),
+        *(["--dry-run"] if dry_run else []),
+    )
+    _refused(
+        result,
+        tmp_path / "cache",
+        f"{KEY}: file://{version}/mjthor_resource_file_to_size_mb.json: archive name 'a.tar.gz' is not a "
+        "plain <name>.tar.zst",
+    )
