@@ -36,6 +36,12 @@ ITEM_FAILURES = (ArchiveRejectedError, VerificationError, RemoteError)
 """What `fetch_item` raises about an item (not the lock's or the disk's failures)."""
 
 
+GAVE_UP = (
+    "a network or server error that did not clear on retries: install again later (finished items are "
+    "kept; DSCACHE_RETRY_* set the retry budget)"
+)
+
+
 class ItemFailedError(DscacheError):
     """An item of a version failed; the message names the version and the item and says what helps."""
 
@@ -139,14 +145,7 @@ def describe(item: WorkItem, err: DscacheError) -> tuple[str, str, str]:
             (f"the remote does not hold a file {_stated_by(item)} names: {_fix_remote(item)}"),
         )
     if isinstance(err, GaveUpError):
-        return (
-            what,
-            str(err),
-            (
-                "a network or server error that did not clear on retries: install again later (finished "
-                "items are kept; DSCACHE_RETRY_* set the retry budget)"
-            ),
-        )
+        return what, str(err), GAVE_UP
     return what, str(err), ""
 
 
@@ -154,3 +153,10 @@ def item_failure(key: VersionKey, item: WorkItem, err: DscacheError) -> ItemFail
     """Pure: `err` (raised fetching `item` of version `key`) as one line naming both (`describe`)."""
     what, reason, hint = describe(item, err)
     return ItemFailedError(str(key), what, reason, hint)
+
+
+def plan_failure(key: VersionKey, err: DscacheError) -> str:
+    """Pure: the line for `err`, raised while planning version `key` (reading its manifest or
+    listing): named with the version, and with what helps where a retry can (`GaveUpError`)."""
+    text = str(err) if str(key) in str(err) else f"{key}: {err}"
+    return f"{text}; {GAVE_UP}" if isinstance(err, GaveUpError) else text

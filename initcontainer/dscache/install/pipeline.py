@@ -24,7 +24,7 @@ from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
-from dscache.install.failures import ItemFailedError, item_failure
+from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
@@ -164,9 +164,10 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
     try:
         return _plan_version(remote, spec, key)
     except (LayoutError, RemoteError) as err:
-        if str(key) in str(err):
+        text = plan_failure(key, err)
+        if text == str(err):
             raise
-        raise LayoutError(f"{key}: {err}") from None
+        raise LayoutError(text) from None
 
 
 def _plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:

@@ -299,3 +299,22 @@ def test_a_gzip_archive_in_the_manifest_is_refused_naming_the_version(tmp_path: 
         f"{KEY}: file://{version}/mjthor_resource_file_to_size_mb.json: archive name 'a.tar.gz' is not a "
         "plain <name>.tar.zst",
     )
+
+
+def test_a_manifest_the_server_keeps_failing_names_the_version_and_says_to_install_again_later(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    publish_archives(
+        make_tree(tmp_path / "tree", {"a/f1": 3000}), http_server.root, KEY, archive_size=1 << 20
+    )
+    http_server.faults.status(503, times=None, path="*.json")
+    result = _install(tmp_path / "cache", http_server.url)
+    _says(
+        result,
+        tmp_path / "cache",
+        f"{KEY}: {http_server.url}/{KEY.rel}/",
+        "HTTP 503",
+        "gave up after 5 attempt(s)",
+        "; a network or server error that did not clear on retries: install again later (finished items "
+        "are kept; DSCACHE_RETRY_* set the retry budget)",
+    )
