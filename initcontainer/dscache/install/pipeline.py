@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
-from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec
+from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
@@ -45,6 +45,12 @@ from dscache.store.shares import ShareIndex, read_items
 from dscache.store.writable import NotWritableError, check_writable
 
 TICK = 0.5
+
+
+class RefClashError(DscacheError):
+    """The ref the install would write names versions pods could not link together (`ref_clash`)."""
+
+
 INSTALL_FAILURES = (
     RemoteError,
     LayoutError,
@@ -55,6 +61,7 @@ INSTALL_FAILURES = (
     RefError,
     NotWritableError,
     ItemFailedError,
+    RefClashError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -112,6 +119,23 @@ def merge_ref(old: Ref | None, new: Ref) -> Ref:
     kept = [e for e in old.versions if (e.data_type, e.source) not in slots]
     entries = sorted([*kept, *new.versions], key=lambda e: e.key)
     return Ref(name=new.name, versions=entries, remote=new.remote, updated_at=new.updated_at)
+
+
+def ref_clash(ref: Ref) -> str | None:
+    """Pure: why pods could not link every version `ref` names (two sources of one data type that nest
+    or differ only in case, `api.spec.slot_clash`: a spec refuses them, but installs by flags add to a
+    ref one source at a time), or None."""
+    keys = [e.key for e in ref.versions]
+    for i, key in enumerate(keys):
+        for other in keys[:i]:
+            clash = slot_clash(other.slot, key.slot)
+            if clash is not None:
+                return (
+                    f"ref {ref.name} would name {key} and {other}, and {key.slot} {clash} {other.slot}: "
+                    f"pods could not link both; install it under another --ref (or give ref {ref.name} "
+                    "exactly the versions it should name with install -f) (nothing was installed)"
+                )
+    return None
 
 
 def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
@@ -495,6 +519,9 @@ def install(
     try:
         check_writable(cache, missing, repair=bool(repair))
         old, ref = target_ref(cache, spec, ref_name, merge)
+        clash = ref_clash(ref)
+        if clash is not None:
+            raise RefClashError(clash)
         if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
                 old, ref = target_ref(cache, spec, ref_name, merge)
