@@ -35,10 +35,17 @@ from dscache.remotes.retry import GaveUpError
 ITEM_FAILURES = (ArchiveRejectedError, VerificationError, RemoteError)
 """What `fetch_item` raises about an item (not the lock's or the disk's failures)."""
 
-
 GAVE_UP = (
     "a network or server error that did not clear on retries: install again later (finished items are "
     "kept; DSCACHE_RETRY_* set the retry budget)"
+)
+UNSETTLED = (
+    "no two downloads gave the same bytes: the remote serves changing bytes under this name; install "
+    "again later, or ask the remote's owner"
+)
+UNPINNED = (
+    "install again (the item starts over), or serve the file with an ETag or Last-Modified so a cut "
+    "download can resume"
 )
 
 
@@ -96,54 +103,27 @@ def describe(item: WorkItem, err: DscacheError) -> tuple[str, str, str]:
     """Pure: (the item as a message names it, what happened, what helps) for `err`, one of
     `ITEM_FAILURES` raised while fetching `item`."""
     what = f"{item.kind} {item.name}"
+    stated, fix = _stated_by(item), _fix_remote(item)
     if isinstance(err, ArchiveRejectedError):
         if err.member is not None and err.member != err.archive:
             what = f"member {err.member!r} of archive {err.archive}"
         return what, err.reason, _archive_hint(item, err)
     if isinstance(err, UnsettledError):
-        return (
-            what,
-            _without(item.name, str(err)),
-            (
-                "no two downloads gave the same bytes: the remote serves changing bytes under this name; "
-                "install again later, or ask the remote's owner"
-            ),
-        )
+        return what, _without(item.name, str(err)), UNSETTLED
     if isinstance(err, VerificationError):
         reason = f"{_without(item.name, str(err))} (on {DIGEST_ATTEMPTS} downloads)"
-        return (
-            what,
-            reason,
-            (
-                f"the remote serves other bytes than {_stated_by(item)} states for them, and a retry gets "
-                f"the same bytes: {_fix_remote(item)}"
-            ),
-        )
+        hint = f"the remote serves other bytes than {stated} states for them, and a retry gets the same bytes"
+        return what, reason, f"{hint}: {fix}"
     if isinstance(err, UnpinnedResumeError):
-        return (
-            what,
-            str(err),
-            (
-                "install again (the item starts over), or serve the file with an ETag or Last-Modified so a "
-                "cut download can resume"
-            ),
-        )
+        return what, str(err), UNPINNED
     if isinstance(err, ObjectChangedError):
-        return (
-            what,
-            str(err),
-            (
-                f"the remote holds another object than {_stated_by(item)} states, on every try: if the "
-                f"version is being published right now, install again once that is done; otherwise "
-                f"{_fix_remote(item)}"
-            ),
+        hint = (
+            f"the remote holds another object than {stated} states, on every try: if the version is being "
+            "published right now, install again once that is done; otherwise"
         )
+        return what, str(err), f"{hint} {fix}"
     if isinstance(err, NotFoundError):
-        return (
-            what,
-            str(err),
-            (f"the remote does not hold a file {_stated_by(item)} names: {_fix_remote(item)}"),
-        )
+        return what, str(err), f"the remote does not hold a file {stated} names: {fix}"
     if isinstance(err, GaveUpError):
         return what, str(err), GAVE_UP
     return what, str(err), ""
