@@ -382,6 +382,32 @@ class VersionItem(_Model):
         return f"{self.data_type}/{self.source}"
 
 
+_APART = {
+    "differs only in case from": ": on a case-insensitive volume (SMB, Azure Files, macOS) both are one "
+    "directory, mixing two datasets; name them apart by more than case",
+    "lies inside": ": pods link each source at <mountPath>/<dataType>/<source>, so its link would sit "
+    "inside the other's published version; give one of them a source that is not a prefix of the other",
+    "holds inside it": ": pods link each source at <mountPath>/<dataType>/<source>, so the other's link "
+    "would sit inside this one's published version; give one of them a source that is not a prefix of the "
+    "other",
+}
+
+
+def slot_clash(first: str, second: str) -> str | None:
+    """Pure: how slot `second` (`<dataType>/<source>`) clashes with `first` listed before it, as the
+    words between the two in a message, or None. Compared without case (a case-insensitive volume
+    makes `objects/Thor` and `objects/thor` one directory) and by whole segments (`objects/a` holds
+    `objects/a/b`, not `objects/ab`); two equal slots are `DatasetCacheSpec._unique`'s to refuse."""
+    a, b = first.casefold().split("/"), second.casefold().split("/")
+    if a == b:
+        return "differs only in case from" if first != second else None
+    if b[: len(a)] == a:
+        return "lies inside"
+    if a[: len(b)] == b:
+        return "holds inside it"
+    return None
+
+
 OLD_SHAPE = {
     "linkStrategy": "spec.linkStrategy is now spec.versions[].link (Directory or PerFile) on each version",
     "envNames": "spec.envNames is now spec.versions[].envName on each version",
@@ -437,6 +463,20 @@ class DatasetCacheSpec(_Model):
                 raise ValueError(
                     f"versions[{i}] repeats dataType/source {item.slot} of versions[{first}]: list each once"
                 )
+        return v
+
+    @field_validator("versions")
+    @classmethod
+    def _apart(cls, v: list[VersionItem]) -> list[VersionItem]:
+        """Refuse two items whose `<dataType>/<source>` paths are one path but for case, or one of
+        which lies inside the other (see `slot_clash`), naming both items."""
+        for i, item in enumerate(v):
+            for j in range(i):
+                clash = slot_clash(v[j].slot, item.slot)
+                if clash is not None:
+                    raise ValueError(
+                        f"versions[{i}] ({item.slot}) {clash} versions[{j}] ({v[j].slot}){_APART[clash]}"
+                    )
         return v
 
     @field_validator("versions")

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                             "error": c.error,
                             "hashedFiles": c.hashed,
                             "unhashedFiles": c.unhashed,
+                            "content": _content_json(c),
                         }
                         for c in checks
                     ],
@@ -86,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             if c.ok:
-                output.summary(f"ok       {c.key}")
+                output.summary(f"ok       {c.key}{_checked(c)}")
                 continue
-            print(f"DIFFERS  {c.key}", file=sys.stderr)
+            print(f"DIFFERS  {c.key}{_checked(c)}", file=sys.stderr)
             if c.error:
                 print(f"  {c.error}", file=sys.stderr)
             for label, paths in (
@@ -119,3 +120,33 @@ def _hashed(checks: list[VersionCheck], content: bool) -> str:
     hashed, unhashed = sum(c.hashed for c in checks), sum(c.unhashed for c in checks)
     by_size = f"; {unhashed} file(s) without a digest of their own checked by size" if unhashed else ""
     return f" ({hashed} file(s) hashed{by_size})"
+
+
+def _checked(c: VersionCheck) -> str:
+    """Pure: what --content checked of one version, after its key ("" without --content), e.g.
+    "  (content: 0 file(s) hashed; by size only: 2 archive member(s), 5 other file(s))"."""
+    if not c.content:
+        return ""
+    parts = [f"{c.hashed} file(s) hashed"]
+    if c.not_read:
+        parts.append(f"{c.not_read} already reported, not read")
+    by_size = [
+        f"{n} {what}" for n, what in ((c.members, "archive member(s)"), (c.others, "other file(s)")) if n
+    ]
+    if by_size:
+        parts.append(f"by size only: {', '.join(by_size)}")
+    return f"  (content: {'; '.join(parts)})"
+
+
+def _content_json(c: VersionCheck) -> dict[str, int] | None:
+    """Pure: what --content checked of one version (None without --content): files hashed against the
+    digest recorded at install, files with a digest not read (already reported), and files checked by
+    size only: archive members (no digest of their own) and the others (dscache's manifests and flags)."""
+    if not c.content:
+        return None
+    return {
+        "hashedFiles": c.hashed,
+        "notReadFiles": c.not_read,
+        "archiveMembersBySize": c.members,
+        "otherFilesBySize": c.others,
+    }

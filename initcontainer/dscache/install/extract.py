@@ -50,7 +50,7 @@ from ctypes import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 try:
     from libarchive import ffi
@@ -67,7 +67,7 @@ from libarchive.read import NO_CLOSE_CB, NO_OPEN_CB, READ_CALLBACK, new_archive_
 
 from dscache.errors import DscacheError
 from dscache.install.pathkinds import DIRECTORY, FILE, SYMLINK, PathKinds
-from dscache.install.zstdstream import ZstdReader, ZstdStreamError, max_window
+from dscache.install.zstdstream import WindowLimitError, ZstdReader, ZstdStreamError, max_window
 from dscache.store.members import check_member, normalize_member
 from dscache.store.modes import READ_ONLY, file_mode, is_executable
 
@@ -81,18 +81,35 @@ _BUFFER = 1 << 20  # decompressed bytes handed to libarchive per read
 _KINDS = {"file": FILE, "hardlink": FILE, "dir": DIRECTORY, "symlink": SYMLINK}
 
 
+RejectCause = Literal["unsafe", "corrupt", "limit"]
+"""Why an archive is rejected: a member dscache refuses to extract, bytes that are no valid `.tar.zst`,
+or a zstd window above the bound (`DSCACHE_ZSTD_MAX_WINDOW`)."""
+
+
 class ArchiveRejectedError(DscacheError):
     """An archive is unsafe or corrupt; the message names the archive and the member."""
 
-    def __init__(self, archive: str, member: str | None, reason: str) -> None:
+    def __init__(
+        self, archive: str, member: str | None, reason: str, *, cause: RejectCause = "unsafe"
+    ) -> None:
         where = f"member {member!r} of {archive}" if member is not None else archive
         super().__init__(f"{where}: {reason}")
         self.archive = archive
         self.member = member
         self.reason = reason
+        self.cause: RejectCause = cause
 
-    def __reduce__(self) -> tuple[type[ArchiveRejectedError], tuple[str, str | None, str]]:
-        return (type(self), (self.archive, self.member, self.reason))  # raised in worker processes
+    def __reduce__(self) -> tuple[Any, ...]:
+        # raised in worker processes: pickled with its keyword
+        return (_rejected, (self.archive, self.member, self.reason, self.cause))
+
+
+def _rejected(archive: str, member: str | None, reason: str, cause: RejectCause) -> ArchiveRejectedError:
+    return ArchiveRejectedError(archive, member, reason, cause=cause)
+
+
+def _zstd_cause(err: ZstdStreamError) -> RejectCause:
+    return "limit" if isinstance(err, WindowLimitError) else "corrupt"
 
 
 @dataclass
@@ -236,7 +253,7 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
     try:
         decoded = ZstdReader(chunks, max_window())
     except ZstdStreamError as err:
-        raise ArchiveRejectedError(archive, None, str(err)) from None
+        raise ArchiveRejectedError(archive, None, str(err), cause=_zstd_cause(err)) from None
     buffer = create_string_buffer(_BUFFER)
     view = memoryview(buffer).cast("B")
     address = c_void_p(addressof(buffer))
@@ -258,16 +275,20 @@ def extract_stream(chunks: Iterable[bytes], dest: Path, archive: str) -> Extract
             while decoded.readinto(view):  # the zstd stream after tar's end: checksums, truncation
                 pass
     except ZstdStreamError as err:
-        raise ArchiveRejectedError(archive, None, str(err)) from None
+        raise ArchiveRejectedError(archive, None, str(err), cause=_zstd_cause(err)) from None
     except ArchiveError as err:
         member = current[0] if current else None
         if pending:
             if isinstance(pending[0], ZstdStreamError):
-                raise ArchiveRejectedError(archive, member, str(pending[0])) from None
+                raise ArchiveRejectedError(
+                    archive, member, str(pending[0]), cause=_zstd_cause(pending[0])
+                ) from None
             raise pending[0] from None
         if err.errno in _DISK_ERRNOS:
             raise OSError(err.errno, os.strerror(err.errno), str(dest)) from None
-        raise ArchiveRejectedError(archive, member, f"corrupt or unreadable archive: {err.msg}") from None
+        raise ArchiveRejectedError(
+            archive, member, f"corrupt or unreadable archive: {err.msg}", cause="corrupt"
+        ) from None
     return result
 
 

@@ -70,6 +70,10 @@ class VerificationError(DscacheError):
     """Transferred bytes do not match the size or digest the remote published."""
 
 
+class UnsettledError(VerificationError):
+    """Only a hint (an ETag that may be no MD5) disagreed with the bytes, and no two downloads agreed."""
+
+
 @dataclass(frozen=True)
 class ItemResult:
     """A finished item: what it transferred and (archives) what it extracted."""
@@ -158,14 +162,16 @@ class _Attempts:
         """Start over after `err`, or raise if the object already changed once."""
         self.restarts += 1
         if self.restarts > RESTARTS:
-            raise ObjectChangedError(f"{err} (again after starting over; try again later)") from None
+            raise ObjectChangedError(f"{err} (again after starting over)") from None
 
     def judged(self, verdict: Verdict, sha256: str) -> bool:
         """True to accept the bytes, False to download again; raises VerificationError when done."""
         self.downloads += 1
         step = next_step(verdict, sha256, self.doubted, self.downloads)
         if step == "fail":
-            raise VerificationError(f"{self.where}: {verdict.problem or verdict.doubt}")
+            if verdict.problem is None:
+                raise UnsettledError(f"{self.where}: {verdict.doubt}")
+            raise VerificationError(f"{self.where}: {verdict.problem}")
         return step == "accept"
 
 

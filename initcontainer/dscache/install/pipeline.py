@@ -20,10 +20,11 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
-from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec
+from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
 from dscache.errors import DscacheError
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
+from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
@@ -41,8 +42,15 @@ from dscache.store.ownership import NotOursError, check_ours
 from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
+from dscache.store.writable import NotWritableError, check_writable
 
 TICK = 0.5
+
+
+class RefClashError(DscacheError):
+    """The ref the install would write names versions pods could not link together (`ref_clash`)."""
+
+
 INSTALL_FAILURES = (
     RemoteError,
     LayoutError,
@@ -51,6 +59,9 @@ INSTALL_FAILURES = (
     LockError,
     NotOursError,
     RefError,
+    NotWritableError,
+    ItemFailedError,
+    RefClashError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -110,6 +121,23 @@ def merge_ref(old: Ref | None, new: Ref) -> Ref:
     return Ref(name=new.name, versions=entries, remote=new.remote, updated_at=new.updated_at)
 
 
+def ref_clash(ref: Ref) -> str | None:
+    """Pure: why pods could not link every version `ref` names (two sources of one data type that nest
+    or differ only in case, `api.spec.slot_clash`: a spec refuses them, but installs by flags add to a
+    ref one source at a time), or None."""
+    keys = [e.key for e in ref.versions]
+    for i, key in enumerate(keys):
+        for other in keys[:i]:
+            clash = slot_clash(other.slot, key.slot)
+            if clash is not None:
+                return (
+                    f"ref {ref.name} would name {key} and {other}, and {key.slot} {clash} {other.slot}: "
+                    f"pods could not link both; install it under another --ref (or give ref {ref.name} "
+                    "exactly the versions it should name with install -f) (nothing was installed)"
+                )
+    return None
+
+
 def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
     """Pure: the versions `old` names and `new` does not, sorted."""
     named = {e.key for e in new.versions}
@@ -155,7 +183,18 @@ def with_hf_revision(spec: DatasetCacheSpec, revision: str | None) -> DatasetCac
 
 
 def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
-    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off)."""
+    """Fetch the metadata of one version and plan its transfer (digests dropped if `verify` is off).
+    Raises LayoutError or RemoteError, whose message names the version."""
+    try:
+        return _plan_version(remote, spec, key)
+    except (LayoutError, RemoteError) as err:
+        text = plan_failure(key, err)
+        if text == str(err):
+            raise
+        raise LayoutError(text) from None
+
+
+def _plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> VersionPlan:
     if spec.layout == "Files":
         hf = spec.source.hugging_face
         plan = plan_files(
@@ -406,7 +445,13 @@ class InstallRun:
         started = time.monotonic()
         origin = self.origins[plan.key]
         revision = origin.revision
-        record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        try:
+            record = promote(self.cache, plan, results, origin.remote.url, revision, fence=fence)
+        except ArchiveRejectedError as err:  # archives that cannot make one version: name it
+            item = next((i for i in plan.items if i.name == err.archive), None)
+            if item is None:
+                raise
+            raise item_failure(plan.key, item, err) from None
         fence()
         record_molmo_version(self.cache, plan.key)
         self.sink.emit(
@@ -472,7 +517,11 @@ def install(
     downloaded = 0
     dropped: list[VersionKey] = []
     try:
+        check_writable(cache, missing, repair=bool(repair))
         old, ref = target_ref(cache, spec, ref_name, merge)
+        clash = ref_clash(ref)
+        if clash is not None:
+            raise RefClashError(clash)
         if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
                 old, ref = target_ref(cache, spec, ref_name, merge)

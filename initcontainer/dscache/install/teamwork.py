@@ -60,6 +60,7 @@ from dscache.store.lock import Fence, LockLostError, LockTimeoutError, WriterLoc
 from dscache.store.ownership import check_ours
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_installed
+from dscache.store.writable import check_writable
 
 MAX_WORKERS = 64
 
@@ -273,6 +274,7 @@ def install_share(
     keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
+        check_writable(cache, [k for k in keys if not is_installed(cache, k)])
         published_all = all(is_installed(cache, k) for k in keys)
         if (published_all and teams.read_team(cache.control) is None) or not _join(
             cache, worker, keys, lock_timeout

@@ -30,6 +30,7 @@ from types import TracebackType
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
+from dscache.install.failures import ITEM_FAILURES, item_failure
 from dscache.install.ingest import ItemResult, fetch_item
 from dscache.install.staging import StagingPaths
 from dscache.layouts.plan import WorkItem
@@ -63,9 +64,15 @@ class _Worker:
         with self.transferred.get_lock():
             self.transferred.value += n
 
-    def fetch(self, remote: Remote, item: WorkItem, staging: StagingPaths, streams: int = 1) -> ItemResult:
-        """`fetch_item`, counted in `finished` once the item's result is in place."""
-        result = fetch_item(remote, item, staging, self.progress, fence=self.fence, streams=streams)
+    def fetch(
+        self, key: VersionKey, remote: Remote, item: WorkItem, staging: StagingPaths, streams: int = 1
+    ) -> ItemResult:
+        """`fetch_item`, counted in `finished` once the item's result is in place. An item's failure
+        becomes an `ItemFailedError` naming version `key` and the item (`failures.py`)."""
+        try:
+            result = fetch_item(remote, item, staging, self.progress, fence=self.fence, streams=streams)
+        except ITEM_FAILURES as err:
+            raise item_failure(key, item, err) from None
         with self.finished.get_lock():
             self.finished.value += 1
         return result
@@ -96,7 +103,7 @@ def _init(
 def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
     worker = _STATE[0]
     staging = StagingPaths(staging_root)
-    return worker.fetch(worker.remote(key), item, staging, streams)
+    return worker.fetch(key, worker.remote(key), item, staging, streams)
 
 
 def _fetch_batch(
@@ -108,7 +115,7 @@ def _fetch_batch(
     staging = StagingPaths(staging_root)
     remote = worker.remote(key)
     pool = worker.pool(streams)
-    futures = [pool.submit(worker.fetch, remote, item, staging) for item in items]
+    futures = [pool.submit(worker.fetch, key, remote, item, staging) for item in items]
     return [future.result() for future in futures]
 
 

@@ -42,6 +42,10 @@ class ZstdStreamError(Exception):
     """The bytes are not one complete zstd stream, or need a larger window than allowed."""
 
 
+class WindowLimitError(ZstdStreamError):
+    """The stream is valid as far as read but needs a larger window than allowed (or the bound is bad)."""
+
+
 def max_window(environ: Mapping[str, str] = os.environ) -> int:
     """The window bound in bytes: `DSCACHE_ZSTD_MAX_WINDOW`, else 2 GiB. Raises ZstdStreamError if bad."""
     text = environ.get(ZSTD_WINDOW_ENV, "").strip()
@@ -50,7 +54,7 @@ def max_window(environ: Mapping[str, str] = os.environ) -> int:
     try:
         return parse_zstd_window(text)
     except ValueError as err:
-        raise ZstdStreamError(f"{ZSTD_WINDOW_ENV}={text!r}: {err}") from None
+        raise WindowLimitError(f"{ZSTD_WINDOW_ENV}={text!r}: {err}") from None
 
 
 def frame_window(header: bytes) -> int:
@@ -167,7 +171,7 @@ class FrameWalker:
         except zstandard.ZstdError as err:
             raise ZstdStreamError(f"corrupt zstd frame header at byte {at}: {err}") from None
         if window > self.bound:
-            raise ZstdStreamError(
+            raise WindowLimitError(
                 f"zstd window of {format_size(window)} ({window} bytes) is above the bound of "
                 f"{format_size(self.bound)} ({ZSTD_WINDOW_ENV}, at most 2Gi)"
             )

@@ -8,7 +8,9 @@ verify --content`): sha256 runs at 0.07-0.09 s per 100 MB in the page cache (`st
 a cache of several TB takes hours, bound by the disk's read rate. Hence sizes and modes by default,
 content on request. Only the `files` layout has a digest per file (the items record,
 `store/shares.py`); the files an archive put into a version have none of their own (the record's
-digest is the archive's), so they are checked by size only and counted as such.
+digest is the archive's), so they are checked by size only, and so are the files dscache wrote beside
+the items (the remote's manifests, extraction flags). A check counts each kind (`VersionCheck`), so
+`verify --content` states per version what it hashed and what it checked by size only.
 
 A file is "changed" when its size or type differs from the inventory, or when the inventory lists it
 executable and no execute bit is left on disk (scripts would fail with "Permission denied"). A path
@@ -73,10 +75,21 @@ class VersionCheck:
     unreadable: dict[str, str] = field(default_factory=dict)
     """Path -> why it could not be read (a directory not listed, a file not hashed)."""
     error: str | None = None
+    content: bool = False
+    """Whether bytes were checked (`content=True`); the counts below are 0 otherwise."""
     hashed: int = 0
     """Files whose bytes were checked against a digest (`content=True`)."""
     unhashed: int = 0
-    """Files that have no digest of their own (archives layout): checked by size only."""
+    """Files that have no digest of their own: checked by size only (`members` + `others`)."""
+    members: int = 0
+    """Of `unhashed`, the files archives put into the version (the record's digest is the archive's)."""
+    others: int = 0
+    """Of `unhashed`, the rest: files dscache wrote beside the items (the remote's manifests, extraction
+    flags), members of an archive whose tree the items record does not keep (a later archive replaced
+    part of it), files whose item recorded no digest."""
+    not_read: int = 0
+    """Files with a digest that were not hashed because they are already reported (missing, changed,
+    unreadable)."""
 
     @property
     def ok(self) -> bool:
@@ -190,13 +203,20 @@ def check_content(root: Path, check: VersionCheck, files: dict[str, int]) -> Non
     digests = (
         {item.name: expected_digest(item.sha256, item.md5) for item in items} if layout == "files" else {}
     )
+    members = {path for item in items if item.extracted for path in item.extracted.get("files", {})}
     reported = {*check.missing, *check.changed, *check.unreadable}
+    check.content = True
     for path in sorted(files):
         digest = digests.get(path)
         if digest is None:
             check.unhashed += 1
+            if path in members:
+                check.members += 1
+            else:
+                check.others += 1
             continue
         if path in reported or _below(path, check.unreadable):
+            check.not_read += 1
             continue
         try:
             same = holds(root / path, digest)

@@ -126,8 +126,8 @@ class Pin:
         diff = self.identity.conflict(got)
         if diff is not None:
             raise ObjectChangedError(
-                f"{what}: the remote object is not the one being downloaded ({diff}); "
-                "it changed since it was listed or first read"
+                f"{what}: the remote object is not the one being downloaded ({diff}); it changed since "
+                "it was listed or first read, or a manifest states another one"
             )
         self.identity = self.identity.merged(got)
 

@@ -31,6 +31,11 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 
 """HTTP statuses worth retrying: timeouts, throttling and server-side failures."""
 
 
+class GaveUpError(RemoteError):
+    """Transient errors outlived the retry budget: the message ends with how many tries took how long;
+    a later run may succeed."""
+
+
 class TransientError(RemoteError):
     """A failure worth retrying (the remote may succeed next time)."""
 
@@ -139,7 +144,7 @@ class _Budget:
         elapsed = time.monotonic() - self.since
         delay = self.policy.backoff(self.failures, err.retry_after)
         if self.failures >= self.policy.attempts or elapsed + delay > self.policy.deadline:
-            raise RemoteError(
+            raise GaveUpError(
                 f"{self.what}: {err} (gave up after {self.failures} attempt(s) in {elapsed:.1f}s)"
             ) from None
         log.warning("%s: %s; retry %d in %.2fs", self.what, err, self.failures, delay)

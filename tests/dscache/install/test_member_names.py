@@ -125,6 +125,11 @@ def test_a_refused_name_that_is_not_utf8_is_named_cleanly(tmp_path: Path) -> Non
     run = install(tmp_path / "cache", remote, KEY, env=child_env(LC_ALL="C.UTF-8"))
     assert run.code == 1
     assert run.stderr.splitlines()[-1] == (
-        "dscache: error: member '../caf\\udce9.txt' of evil.tar.zst: path contains '..'"
+        f"dscache: error: {KEY}: member '../caf\\udce9.txt' of archive evil.tar.zst: path contains '..'; the "
+        "archive as published holds a member dscache never extracts, and nothing of the version was "
+        "installed: "
+        "rebuild the archive (dscache publish packs only files, directories and symlinks inside the tree) "
+        "and "
+        "publish the version again"
     )
     assert "Traceback" not in run.stderr

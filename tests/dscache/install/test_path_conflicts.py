@@ -38,88 +38,102 @@ def hardlink(name: str, target: str) -> Member:
     return (_info(name, tarfile.LNKTYPE, link=target), None)
 
 
-# archives of one version -> the one line the install must fail with
+REBUILD = (
+    "the archive as published holds a member dscache never extracts, and nothing of the version was "
+    "installed: rebuild the archive (dscache publish packs only files, directories and symlinks inside "
+    "the tree) and publish the version again"
+)
+# archives of one version -> the one line the install must fail with (after the version, before REBUILD)
 REFUSED: dict[str, tuple[dict[str, list[Member]], str]] = {
     "file then dir": (
         {"a.tar.zst": [file("p")], "b.tar.zst": [file("p/q")]},
-        "member 'p/q' of b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q') in b.tar.zst",
+        "member 'p/q' of archive b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q') in "
+        "b.tar.zst",
     ),
     "dir then file": (
         {"a.tar.zst": [file("p/q")], "b.tar.zst": [file("p")]},
-        "member 'p' of b.tar.zst: 'p' is a directory (of 'p/q') in a.tar.zst and a file in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a directory (of 'p/q') in a.tar.zst and a file in b.tar.zst",
     ),
     "explicit dir then file": (
         {"a.tar.zst": [directory("p/")], "b.tar.zst": [file("p")]},
-        "member 'p' of b.tar.zst: 'p' is a directory in a.tar.zst and a file in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a directory in a.tar.zst and a file in b.tar.zst",
     ),
     "path below a file of another archive": (
         {"a.tar.zst": [file("p")], "b.tar.zst": [file("p/q/r")]},
-        "member 'p/q/r' of b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q/r') in b.tar.zst",
+        "member 'p/q/r' of archive b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q/r') in "
+        "b.tar.zst",
     ),
     "symlink then dir": (
         {"a.tar.zst": [directory("x/"), symlink("p", "x")], "b.tar.zst": [directory("p/")]},
-        "member 'p' of b.tar.zst: 'p' is a symlink in a.tar.zst and a directory in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a symlink in a.tar.zst and a directory in b.tar.zst",
     ),
     "symlink then a path below it": (
         {"a.tar.zst": [directory("x/"), symlink("p", "x")], "b.tar.zst": [file("p/q")]},
-        "member 'p/q' of b.tar.zst: 'p' is a symlink in a.tar.zst and a directory (of 'p/q') in b.tar.zst",
+        "member 'p/q' of archive b.tar.zst: 'p' is a symlink in a.tar.zst and a directory (of 'p/q') in "
+        "b.tar.zst",
     ),
     "dir then symlink": (
         {"a.tar.zst": [file("p/q")], "b.tar.zst": [file("x"), symlink("p", "x")]},
-        "member 'p' of b.tar.zst: 'p' is a directory (of 'p/q') in a.tar.zst and a symlink in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a directory (of 'p/q') in a.tar.zst and a symlink in "
+        "b.tar.zst",
     ),
     "file then symlink": (
         {"a.tar.zst": [file("p")], "b.tar.zst": [file("x"), symlink("p", "x")]},
-        "member 'p' of b.tar.zst: 'p' is a file in a.tar.zst and a symlink in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a file in a.tar.zst and a symlink in b.tar.zst",
     ),
     "symlink then file": (
         {"a.tar.zst": [file("x"), symlink("p", "x")], "b.tar.zst": [file("p")]},
-        "member 'p' of b.tar.zst: 'p' is a symlink in a.tar.zst and a file in b.tar.zst",
+        "member 'p' of archive b.tar.zst: 'p' is a symlink in a.tar.zst and a file in b.tar.zst",
     ),
     "hardlink then dir": (
         {"a.tar.zst": [file("x"), hardlink("p", "x")], "b.tar.zst": [file("p/q")]},
-        "member 'p/q' of b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q') in b.tar.zst",
+        "member 'p/q' of archive b.tar.zst: 'p' is a file in a.tar.zst and a directory (of 'p/q') in "
+        "b.tar.zst",
     ),
     "one archive: file then dir": (
         {"a.tar.zst": [file("p"), file("p/q")]},
-        "member 'p/q' of a.tar.zst: 'p' is a file and, later in the same archive, a directory (of 'p/q')",
+        "member 'p/q' of archive a.tar.zst: 'p' is a file and, later in the same archive, a directory (of "
+        "'p/q')",
     ),
     "one archive: dir then file": (
         {"a.tar.zst": [file("p/q"), file("p")]},
-        "member 'p' of a.tar.zst: 'p' is a directory (of 'p/q') and, later in the same archive, a file",
+        "member 'p' of archive a.tar.zst: 'p' is a directory (of 'p/q') and, later in the same archive, a "
+        "file",
     ),
     "one archive: empty dir then symlink": (
         {"a.tar.zst": [file("x"), directory("p/"), symlink("p", "x")]},
-        "member 'p' of a.tar.zst: 'p' is a directory and, later in the same archive, a symlink",
+        "member 'p' of archive a.tar.zst: 'p' is a directory and, later in the same archive, a symlink",
     ),
     "one archive: file then symlink": (
         {"a.tar.zst": [file("x"), file("p"), symlink("p", "x")]},
-        "member 'p' of a.tar.zst: 'p' is a file and, later in the same archive, a symlink",
+        "member 'p' of archive a.tar.zst: 'p' is a file and, later in the same archive, a symlink",
     ),
     "one archive: hardlink where a dir is": (
         {"a.tar.zst": [file("x"), file("p/q"), hardlink("p", "x")]},
-        "member 'p' of a.tar.zst: 'p' is a directory (of 'p/q') and, later in the same archive, a file",
+        "member 'p' of archive a.tar.zst: 'p' is a directory (of 'p/q') and, later in the same archive, a "
+        "file",
     ),
     "one archive: hardlink to a directory": (
         {"a.tar.zst": [file("d/x"), hardlink("h", "d")]},
-        "member 'h' of a.tar.zst: hardlink to a directory ('d')",
+        "member 'h' of archive a.tar.zst: hardlink to a directory ('d')",
     ),
     "one archive: hardlink to a later member": (
         {"a.tar.zst": [hardlink("h", "x"), file("x")]},
-        "member 'h' of a.tar.zst: hardlink target 'x' is not an earlier member of this archive",
+        "member 'h' of archive a.tar.zst: hardlink target 'x' is not an earlier member of this archive",
     ),
     "one archive: hardlink to itself": (
         {"a.tar.zst": [file("h"), hardlink("h", "h")]},
-        "member 'h' of a.tar.zst: hardlink to itself",
+        "member 'h' of archive a.tar.zst: hardlink to itself",
     ),
     "a member where dscache writes its flag": (
         {"a.tar.zst": [file(".a.tar.zst_complete_extract")]},
-        "member '.a.tar.zst_complete_extract' of a.tar.zst: '.a.tar.zst_complete_extract' is a file dscache "
+        "member '.a.tar.zst_complete_extract' of archive a.tar.zst: '.a.tar.zst_complete_extract' is a file "
+        "dscache "
         "writes into the version (molmospaces flag or manifest)",
     ),
     "a directory where dscache writes a manifest": (
         {"a.tar.zst": [file("mjthor_resource_file_to_size_mb.json/x")]},
-        "member 'mjthor_resource_file_to_size_mb.json/x' of a.tar.zst: "
+        "member 'mjthor_resource_file_to_size_mb.json/x' of archive a.tar.zst: "
         "'mjthor_resource_file_to_size_mb.json' is a file dscache writes into the version "
         "(molmospaces flag or manifest)",
     ),
@@ -133,7 +147,7 @@ def test_kind_conflicts_are_refused_before_publishing(tmp_path: Path, case: str)
     publish_raw_archives(remote, KEY, {name: tar_zst(members) for name, members in archives.items()})
     trip = journey(tmp_path, remote, KEY, env=child_env())
     assert trip.install.code == 1
-    assert trip.install.stderr.splitlines()[-1] == f"dscache: error: {message}"
+    assert trip.install.stderr.splitlines()[-1] == f"dscache: error: {KEY}: {message}; {REBUILD}"
     assert "Traceback" not in trip.install.stderr
     cache = CachePaths(tmp_path / "cache")
     assert not cache.version_dir(KEY).exists()

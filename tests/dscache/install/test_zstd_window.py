@@ -80,8 +80,12 @@ def test_a_window_above_the_configured_bound_is_refused_naming_both(
     monkeypatch.setenv("DSCACHE_ZSTD_MAX_WINDOW", "256Mi")
     assert install(tmp_path / "cache", tmp_path / "remote", KEY).code == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "dscache: error: long.tar.zst: zstd window of 1.0 GiB (1073741824 bytes) is above the bound of "
-        "256.0 MiB (DSCACHE_ZSTD_MAX_WINDOW, at most 2Gi)"
+        f"dscache: error: {KEY}: archive long.tar.zst: zstd window of 1.0 GiB (1073741824 bytes) is above "
+        "the "
+        "bound of 256.0 MiB (DSCACHE_ZSTD_MAX_WINDOW, at most 2Gi); set DSCACHE_ZSTD_MAX_WINDOW (the memory "
+        "one "
+        "extraction may take) to a size between the window the archive needs and 2Gi, or publish the archive "
+        "with a smaller window"
     )
     assert not CachePaths(tmp_path / "cache").version_dir(KEY).exists()
 
