@@ -51,6 +51,7 @@ from dscache.publish.pack import (
     scan_tree,
     write_archive,
 )
+from dscache.publish.placement import made_dirs
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -239,9 +240,10 @@ def _read_text(remote: Remote, path: str) -> str | None:
 
 @contextlib.contextmanager
 def _work_dir(parent: Path | None) -> Iterator[Path]:
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dscache-publish-", dir=parent) as tmp:
+    with contextlib.ExitStack() as stack:
+        if parent is not None:
+            stack.enter_context(made_dirs(parent))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dscache-publish-", dir=parent))
         yield Path(tmp)
 
 
