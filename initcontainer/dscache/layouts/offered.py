@@ -11,7 +11,9 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   path's second segment (a files remote whose sources hold '/' needs them named);
 - `layout` (the spec's spelling) None (auto) takes archive versions where their manifest is and
   files versions from the other files; `Archives` only the former, `Files` every file as a files
-  version. Paths that are not
+  version; a directory holding what `dscache publish` writes (archives, shards, a trie, a dscache
+  manifest) but no molmospaces manifest is an `archives` version marked `incomplete` (a publish that
+  did not finish), never a files version. Paths that are not
   safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
+from dscache.publish.stale import incomplete_dirs
 from dscache.remotes.base import RemoteFile
 
 
@@ -39,6 +42,9 @@ class Offered:
     bytes: int
     revision: str | None = None
     ref_type: str | None = None
+    incomplete: bool = False
+    """An archives version whose publish did not finish (archives without the molmospaces manifest):
+    not installable until the publish is run again (see `dscache.publish.stale`)."""
 
 
 def _key(data_type: str, source: str, version: str) -> VersionKey | None:
@@ -63,11 +69,7 @@ def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, VersionKey]:
 
 def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
     """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
-    while folder:
-        if folder in dirs:
-            return True
-        folder = folder.rpartition("/")[0]
-    return False
+    return _within(folder, dirs) is not None
 
 
 def _files_key(path: str, known: dict[str, list[str]]) -> VersionKey | None:
@@ -91,10 +93,11 @@ def offered_versions(
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)
     archive_dirs = _archive_dirs(files) if layout != "Files" else {}
+    unfinished = _unfinished_dirs(files) if layout != "Files" else {}
     totals: dict[tuple[VersionKey, Layout], list[int]] = {}
     for rf in files:
         folder = rf.path.rpartition("/")[0]
-        archived = archive_dirs.get(folder)
+        archived = archive_dirs.get(folder) or _within(folder, unfinished)
         entry: tuple[VersionKey, Layout]
         if archived is not None:
             entry = (archived, "Archives")
@@ -102,13 +105,34 @@ def offered_versions(
             continue
         else:
             key = _files_key(rf.path, known)
-            if key is None or _inside(folder, archive_dirs):
+            if key is None or _inside(folder, archive_dirs) or _inside(folder, unfinished):
                 continue
             entry = (key, "Files")
         count = totals.setdefault(entry, [0, 0])
         count[0] += 1
         count[1] += rf.size
+    broken = set(unfinished.values())
     return [
-        Offered(key, key.version, kind, files=n, bytes=size)
+        Offered(key, key.version, kind, files=n, bytes=size, incomplete=key in broken)
         for (key, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
     ]
+
+
+def _unfinished_dirs(listing: list[RemoteFile]) -> dict[str, VersionKey]:
+    """Directory -> key of every publish that did not finish (see `dscache.publish.stale`)."""
+    found: dict[str, VersionKey] = {}
+    for folder in incomplete_dirs(rf.path for rf in listing):
+        segs = folder.split("/")
+        key = _key(segs[0], "/".join(segs[1:-1]), segs[-1])
+        if key is not None:
+            found[folder] = key
+    return found
+
+
+def _within(folder: str, dirs: dict[str, VersionKey]) -> VersionKey | None:
+    """The key of the one of `dirs` that `folder` is or is below, else None."""
+    while folder:
+        if folder in dirs:
+            return dirs[folder]
+        folder = folder.rpartition("/")[0]
+    return None

@@ -52,6 +52,7 @@ from dscache.publish.pack import (
     write_archive,
 )
 from dscache.publish.placement import made_dirs
+from dscache.publish.stale import remove_stale
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -122,6 +123,7 @@ class PublishResult:
     compressed: int = 0
     uploaded: list[str] = field(default_factory=list)  # remote paths in upload order
     skipped: list[str] = field(default_factory=list)  # bookkeeping files not published
+    removed: list[str] = field(default_factory=list)  # objects of an earlier publish the manifest drops
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +135,7 @@ class PublishResult:
             "compressedBytes": self.compressed,
             "uploaded": self.uploaded,
             "skipped": self.skipped,
+            "removed": self.removed,
         }
 
 
@@ -146,7 +149,9 @@ def publish(
     """Pack `tree` and upload it as version `key` (see `upload_version` for the order of uploads).
 
     Refuses to replace a version the remote already has complete (its last manifest exists) unless
-    `options.overwrite`, since caches that installed it would silently differ from the remote.
+    `options.overwrite`, since caches that installed it would silently differ from the remote. Once
+    the new manifest is in place, removes what an earlier publish of the version left that it does
+    not name (`dscache.publish.stale`).
     """
     if options.archive_size <= 0 or options.shard_size <= 0:
         raise BadInputError("archive and shard sizes must be positive")
@@ -166,6 +171,7 @@ def publish(
             for plan in plans
         )
         result = upload_version(remote, key, archives, work, options=options, log=log)
+    result.removed = remove_stale(remote, vdir, set(result.uploaded), log)
     result.skipped = skipped
     return result
 

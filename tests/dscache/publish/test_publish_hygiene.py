@@ -4,6 +4,8 @@ every remote kind publish writes to); `ls-remote` tells an interrupted publish f
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,12 @@ from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.offered import offered_versions
+from dscache.publish.stale import stale_paths
+from dscache.publish.upload import PublishOptions, publish
+from dscache.remotes.base import Remote
+from dscache.remotes.file import FileRemote
+from tests.dscache.remotes.conformance import BACKENDS, Backend
 from tests.factories import TreeSpec, make_tree, tree_snapshot
 
 KEY = VersionKey("objects", "w", "v1")
@@ -89,3 +97,95 @@ def test_the_work_dir_publish_made_is_gone_after_success_and_failure(
     assert main(publish_argv(tree, "--to", f"file://{tmp_path / 'ok2'}", "--work-dir", str(kept))) == 0
     assert entries_under(kept) == ["notes.txt"]
     assert tree_snapshot(tree) == tree_snapshot(make_tree(tmp_path / "again", TREE))
+
+
+# ------------------------------------------------- item 2: the remote holds what the manifest names
+
+WRITABLE = [b for b in BACKENDS if "write" in b.capabilities]
+
+
+@pytest.fixture(params=[b.name for b in WRITABLE])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    (chosen,) = [b for b in WRITABLE if b.name == request.param]
+    return chosen.fixture(request)
+
+
+def version_files(remote: Remote, key: VersionKey = KEY) -> list[str]:
+    return sorted(f.path.removeprefix(f"{key.rel}/") for f in remote.list_files(key.rel))
+
+
+def named_by_manifest(remote: Remote, key: VersionKey = KEY) -> list[str]:
+    manifest = json.loads(remote.read_bytes(f"{key.rel}/{DSCACHE_MANIFEST}"))
+    return sorted([*manifest["archives"], *METADATA])
+
+
+def test_overwrite_leaves_only_what_the_new_manifest_names(backend: Backend, tmp_path: Path) -> None:
+    backend.put(f"{KEY.rel}/notes.txt", b"the user's, not dscache's")
+    remote = backend.open()
+    options = PublishOptions(archive_size=4 << 10)
+    publish(make_tree(tmp_path / "big", TREE), remote, KEY, options)
+    assert len(version_files(remote)) == 4 + 3 + 1
+
+    result = publish(make_tree(tmp_path / "small", SMALL), remote, KEY, replace(options, overwrite=True))
+    assert version_files(remote) == sorted([*named_by_manifest(remote), "notes.txt"])
+    assert len(result.removed) == 3  # the three archives the small tree no longer has
+    offered = offered_versions(remote.list_files(""))
+    assert [(o.key, o.files, o.incomplete) for o in offered] == [(KEY, 5, False)]
+
+
+class KilledAfter(FileRemote):
+    """A file remote whose process dies (here: raises) on the `puts`-th upload."""
+
+    def __init__(self, root: Path, puts: int) -> None:
+        super().__init__(root)
+        self.left = puts
+
+    def put_file(self, path: str, local: Path) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        super().put_file(path, local)
+
+
+def test_a_killed_publish_is_shown_incomplete_and_a_rerun_finishes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
+    root = tmp_path / "remote"
+    with pytest.raises(KeyboardInterrupt):
+        publish(tree, KilledAfter(root, 3), KEY, PublishOptions(archive_size=4 << 10))
+    assert sorted(p.name for p in (root / KEY.rel).iterdir()) == ["a_0000.tar.zst", "b_0001.tar.zst"]
+
+    assert main(["ls-remote", f"file://{root}", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["versions"]
+    assert [(v["version"], v["layout"], v.get("incomplete")) for v in listed] == [("v1", "Archives", True)]
+    assert main(["ls-remote", f"file://{root}"]) == 0
+    out, err = capsys.readouterr()
+    assert "Archives (incomplete publish)" in out and "Files" not in out
+    assert "objects/w=v1: incomplete publish" in err and "run the same `dscache publish` again" in err
+
+    # the rerun (of a tree that changed meanwhile) needs no --overwrite and leaves no stray archive
+    smaller = make_tree(tmp_path / "smaller", SMALL)
+    assert main(publish_argv(smaller, "--to", f"file://{root}")) == 0
+    remote = FileRemote(root)
+    assert version_files(remote) == named_by_manifest(remote) == sorted(["a_0000.tar.zst", *METADATA])
+    capsys.readouterr()
+    assert main(["ls-remote", f"file://{root}"]) == 0
+    assert "incomplete" not in capsys.readouterr().out
+
+
+def test_stale_paths_are_only_what_publish_writes() -> None:
+    listing = [
+        "objects/w/v1/a_0000.tar.zst",
+        "objects/w/v1/b_0001.tar.zst",
+        "objects/w/v1/shards/00003.tar",
+        "objects/w/v1/mine.tar.zst",
+        "objects/w/v1/notes/c_0002.tar.zst",
+        "objects/w/v10/a_0000.tar.zst",
+        f"objects/w/v1/{DSCACHE_MANIFEST}",
+    ]
+    kept = {"objects/w/v1/a_0000.tar.zst", f"objects/w/v1/{DSCACHE_MANIFEST}"}
+    assert stale_paths(listing, "objects/w/v1", kept) == [
+        "objects/w/v1/b_0001.tar.zst",
+        "objects/w/v1/shards/00003.tar",
+    ]

@@ -1,0 +1,82 @@
+"""A version on a remote is what its manifest names: what publish leaves of an earlier publish goes.
+
+Order of writes (see `upload.upload_version`): the archives (or HF shards), then the metadata, the
+molmospaces manifest `mjthor_resource_file_to_size_mb.json` that makes the directory a version, the
+dscache manifest last; only then are the objects of the version directory that an earlier publish
+wrote and the new manifest does not name removed. So a reader never sees a manifest without its
+archives, and a publish killed on the way is recognisable: a version directory holding what publish
+writes (archives, shards, a trie or a dscache manifest) but no molmospaces manifest, which
+`dscache ls-remote` shows as an incomplete publish (`is_publish_output`, `incomplete_dirs`).
+Running the same publish again finishes it (the "already published" check looks for the dscache
+manifest) and removes what the interrupted run left that the new manifest does not name.
+
+Only names publish writes are ever removed (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar`
+and the three metadata files): anything else in the directory was not put there by dscache and stays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable
+from typing import Protocol, runtime_checkable
+
+from dscache.layouts.manifest import DSCACHE_MANIFEST
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.remotes.base import Remote
+
+_ARCHIVE = re.compile(r"^[A-Za-z0-9_-]*_[0-9]{4,}\.tar\.zst$")
+_SHARD = re.compile(r"^shards/[0-9]{5,}\.tar$")
+_METADATA = frozenset({MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST})
+
+
+def is_publish_output(rel: str) -> bool:
+    """Pure: whether `rel` (a path inside a version directory) has a name `dscache publish` writes."""
+    return rel in _METADATA or _ARCHIVE.match(rel) is not None or _SHARD.match(rel) is not None
+
+
+def stale_paths(listing: Iterable[str], vdir: str, kept: Collection[str]) -> list[str]:
+    """Pure: the paths of `listing` (relative to the remote base) inside `vdir` that publish wrote and
+    that are not in `kept` (what the new publish uploaded), sorted."""
+    base = f"{vdir.strip('/')}/"
+    return sorted(
+        p for p in listing if p.startswith(base) and p not in kept and is_publish_output(p[len(base) :])
+    )
+
+
+def incomplete_dirs(listing: Iterable[str]) -> set[str]:
+    """Pure: the directories of `listing` that hold what publish writes but no molmospaces manifest
+    (a publish that did not finish). A version directory is `<dt>/<src...>/<ver>`, 3 segments or more."""
+    outputs: set[str] = set()
+    versions: set[str] = set()
+    for path in listing:
+        folder, _, name = path.rpartition("/")
+        if folder.endswith("/shards") or folder == "shards":
+            folder, name = folder.rpartition("/")[0], f"shards/{name}"
+        if name == MOLMO_REMOTE_MANIFEST:
+            versions.add(folder)
+        elif is_publish_output(name) and folder.count("/") >= 2:
+            outputs.add(folder)
+    return outputs - versions
+
+
+@runtime_checkable
+class DeletingRemote(Protocol):
+    """A remote publish can remove files from (every remote it writes to)."""
+
+    def delete_files(self, paths: list[str], message: str | None = None) -> None: ...
+
+
+def remove_stale(
+    remote: Remote, vdir: str, kept: Collection[str], log: Callable[[str], None] = lambda _msg: None
+) -> list[str]:
+    """Remove from `remote` what publish wrote in `vdir` that `kept` does not hold; the removed paths.
+
+    Call it after the new manifest is in place. Raises RemoteError.
+    """
+    if not isinstance(remote, DeletingRemote):
+        return []
+    stale = stale_paths((f.path for f in remote.list_files(vdir)), vdir, kept)
+    if stale:
+        log(f"removing {len(stale)} objects of {remote.url}/{vdir} the new manifest does not name")
+        remote.delete_files(stale, f"dscache publish: remove {len(stale)} stale objects of {vdir}")
+    return stale
