@@ -10,19 +10,22 @@ writes (archives, shards, a trie or a dscache manifest) but no molmospaces manif
 Running the same publish again finishes it (the "already published" check looks for the dscache
 manifest) and removes what the interrupted run left that the new manifest does not name.
 
-Only names publish writes are ever removed (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar`
+A publish that fails (an error, not a kill) where the remote had no version yet removes what it
+uploaded (`undone_on_failure`), so a failed publish leaves nothing half written. Only names publish
+writes are ever removed (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar`
 and the three metadata files): anything else in the directory was not put there by dscache and stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
-from dscache.remotes.base import Remote
+from dscache.remotes.base import NotFoundError, Remote, RemoteError
 
 _ARCHIVE = re.compile(r"^[A-Za-z0-9_-]*_[0-9]{4,}\.tar\.zst$")
 _SHARD = re.compile(r"^shards/[0-9]{5,}\.tar$")
@@ -80,3 +83,35 @@ def remove_stale(
         log(f"removing {len(stale)} objects of {remote.url}/{vdir} the new manifest does not name")
         remote.delete_files(stale, f"dscache publish: remove {len(stale)} stale objects of {vdir}")
     return stale
+
+
+def _has_version(remote: Remote, vdir: str) -> bool:
+    """Whether `vdir` holds a manifest (a version, complete or from another producer)."""
+    for name in (MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST):
+        try:
+            remote.read_bytes(f"{vdir}/{name}")
+        except NotFoundError:
+            continue
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def undone_on_failure(
+    remote: Remote, vdir: str, log: Callable[[str], None] = lambda _msg: None
+) -> Iterator[None]:
+    """Run the block (the uploads of a publish into `vdir`); if it raises and `vdir` held no version
+    before, remove what publish wrote there (best effort: the block's error is what is raised)."""
+    fresh = not _has_version(remote, vdir)
+    try:
+        yield
+    except Exception:
+        if fresh and isinstance(remote, DeletingRemote):
+            with contextlib.suppress(RemoteError, OSError):
+                written = stale_paths((f.path for f in remote.list_files(vdir)), vdir, ())
+                if written:
+                    remote.delete_files(
+                        written, f"dscache publish: remove what a failed publish of {vdir} wrote"
+                    )
+                    log(f"removed the {len(written)} objects the failed publish had uploaded to {vdir}")
+        raise

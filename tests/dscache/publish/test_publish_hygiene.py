@@ -17,7 +17,7 @@ from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIF
 from dscache.layouts.offered import offered_versions
 from dscache.publish.stale import stale_paths
 from dscache.publish.upload import PublishOptions, publish
-from dscache.remotes.base import Remote
+from dscache.remotes.base import Remote, RemoteError
 from dscache.remotes.file import FileRemote
 from tests.dscache.remotes.conformance import BACKENDS, Backend
 from tests.factories import TreeSpec, make_tree, tree_snapshot
@@ -189,3 +189,20 @@ def test_stale_paths_are_only_what_publish_writes() -> None:
         "objects/w/v1/b_0001.tar.zst",
         "objects/w/v1/shards/00003.tar",
     ]
+
+
+def test_a_failed_publish_of_a_new_version_leaves_nothing_on_the_remote(tmp_path: Path) -> None:
+    class FailsOnThirdUpload(FileRemote):
+        calls = 0
+
+        def put_file(self, path: str, local: Path) -> None:
+            self.calls += 1
+            if self.calls == 3:
+                raise RemoteError("disk full")
+            super().put_file(path, local)
+
+    root = tmp_path / "remote"
+    root.mkdir()
+    with pytest.raises(RemoteError, match="disk full"):
+        publish(make_tree(tmp_path / "tree", TREE), FailsOnThirdUpload(root), KEY, PublishOptions(4 << 10))
+    assert entries_under(root) == []
