@@ -11,9 +11,9 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   path's second segment (a files remote whose sources hold '/' needs them named);
 - `layout` (the spec's spelling) None (auto) takes archive versions where their manifest is and
   files versions from the other files; `Archives` only the former, `Files` every file as a files
-  version; a directory holding what `dscache publish` writes (archives, shards, a trie, a dscache
-  manifest) but no molmospaces manifest is an `archives` version marked `incomplete` (a publish that
-  did not finish), never a files version. Paths that are not
+  version; a files version holding `dscache publish` archives and nothing else publish does not write
+  (no molmospaces manifest) is an `archives` version marked `incomplete` (a publish that did not
+  finish, `dscache.publish.stale.unfinished_publish`), never a files version. Paths that are not
   safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
-from dscache.publish.stale import incomplete_dirs
+from dscache.publish.stale import unfinished_publish
 from dscache.remotes.base import RemoteFile
 
 
@@ -69,7 +69,11 @@ def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, VersionKey]:
 
 def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
     """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
-    return _within(folder, dirs) is not None
+    while folder:
+        if folder in dirs:
+            return True
+        folder = folder.rpartition("/")[0]
+    return False
 
 
 def _files_key(path: str, known: dict[str, list[str]]) -> VersionKey | None:
@@ -93,46 +97,26 @@ def offered_versions(
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)
     archive_dirs = _archive_dirs(files) if layout != "Files" else {}
-    unfinished = _unfinished_dirs(files) if layout != "Files" else {}
     totals: dict[tuple[VersionKey, Layout], list[int]] = {}
+    names: dict[VersionKey, list[str]] = {}  # files versions: paths inside the version
     for rf in files:
         folder = rf.path.rpartition("/")[0]
-        archived = archive_dirs.get(folder) or _within(folder, unfinished)
+        archived = archive_dirs.get(folder)
         entry: tuple[VersionKey, Layout]
         if archived is not None:
             entry = (archived, "Archives")
-        elif layout == "Archives":
-            continue
         else:
             key = _files_key(rf.path, known)
-            if key is None or _inside(folder, archive_dirs) or _inside(folder, unfinished):
+            if key is None or _inside(folder, archive_dirs):
                 continue
             entry = (key, "Files")
+            names.setdefault(key, []).append(rf.path[len(key.rel) + 1 :])
         count = totals.setdefault(entry, [0, 0])
         count[0] += 1
         count[1] += rf.size
-    broken = set(unfinished.values())
+    broken = {k for k, inside in names.items() if layout != "Files" and unfinished_publish(inside)}
     return [
-        Offered(key, key.version, kind, files=n, bytes=size, incomplete=key in broken)
+        Offered(key, key.version, "Archives" if key in broken else kind, n, size, incomplete=key in broken)
         for (key, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
+        if layout != "Archives" or kind == "Archives" or key in broken
     ]
-
-
-def _unfinished_dirs(listing: list[RemoteFile]) -> dict[str, VersionKey]:
-    """Directory -> key of every publish that did not finish (see `dscache.publish.stale`)."""
-    found: dict[str, VersionKey] = {}
-    for folder in incomplete_dirs(rf.path for rf in listing):
-        segs = folder.split("/")
-        key = _key(segs[0], "/".join(segs[1:-1]), segs[-1])
-        if key is not None:
-            found[folder] = key
-    return found
-
-
-def _within(folder: str, dirs: dict[str, VersionKey]) -> VersionKey | None:
-    """The key of the one of `dirs` that `folder` is or is below, else None."""
-    while folder:
-        if folder in dirs:
-            return dirs[folder]
-        folder = folder.rpartition("/")[0]
-    return None

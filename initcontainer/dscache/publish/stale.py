@@ -4,9 +4,9 @@ Order of writes (see `upload.upload_version`): the archives (or HF shards), then
 molmospaces manifest `mjthor_resource_file_to_size_mb.json` that makes the directory a version, the
 dscache manifest last; only then are the objects of the version directory that an earlier publish
 wrote and the new manifest does not name removed. So a reader never sees a manifest without its
-archives, and a publish killed on the way is recognisable: a version directory holding what publish
-writes (archives, shards, a trie or a dscache manifest) but no molmospaces manifest, which
-`dscache ls-remote` shows as an incomplete publish (`is_publish_output`, `incomplete_dirs`).
+archives, and a publish killed on the way is recognisable: a version directory holding archives
+and nothing else but what publish writes (a trie, a dscache manifest), no molmospaces manifest,
+which `dscache ls-remote` shows as an incomplete publish (`unfinished_publish`).
 Running the same publish again finishes it (the "already published" check looks for the dscache
 manifest) and removes what the interrupted run left that the new manifest does not name.
 
@@ -46,20 +46,16 @@ def stale_paths(listing: Iterable[str], vdir: str, kept: Collection[str]) -> lis
     )
 
 
-def incomplete_dirs(listing: Iterable[str]) -> set[str]:
-    """Pure: the directories of `listing` that hold what publish writes but no molmospaces manifest
-    (a publish that did not finish). A version directory is `<dt>/<src...>/<ver>`, 3 segments or more."""
-    outputs: set[str] = set()
-    versions: set[str] = set()
-    for path in listing:
-        folder, _, name = path.rpartition("/")
-        if folder.endswith("/shards") or folder == "shards":
-            folder, name = folder.rpartition("/")[0], f"shards/{name}"
-        if name == MOLMO_REMOTE_MANIFEST:
-            versions.add(folder)
-        elif is_publish_output(name) and folder.count("/") >= 2:
-            outputs.add(folder)
-    return outputs - versions
+def unfinished_publish(names: Iterable[str]) -> bool:
+    """Pure: whether a directory holding `names` (paths inside it) and no molmospaces manifest is a
+    publish that did not finish: archives, and nothing but what publish writes before that manifest
+    (archives, the trie, a dscache manifest of an earlier publish). A killed publish of HF shards shows
+    as a files version (a tree of `shards/NNNNN.tar` is also a plausible plain dataset)."""
+    listed = list(names)
+    early = _METADATA - {MOLMO_REMOTE_MANIFEST}
+    return any(_ARCHIVE.match(n) for n in listed) and all(
+        _ARCHIVE.match(n) is not None or n in early for n in listed
+    )
 
 
 @runtime_checkable

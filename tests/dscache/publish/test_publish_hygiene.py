@@ -17,7 +17,7 @@ from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIF
 from dscache.layouts.offered import offered_versions
 from dscache.publish.stale import stale_paths
 from dscache.publish.upload import PublishOptions, publish
-from dscache.remotes.base import Remote, RemoteError
+from dscache.remotes.base import Remote, RemoteError, RemoteFile
 from dscache.remotes.file import FileRemote
 from tests.dscache.remotes.conformance import BACKENDS, Backend
 from tests.factories import TreeSpec, make_tree, tree_snapshot
@@ -206,3 +206,26 @@ def test_a_failed_publish_of_a_new_version_leaves_nothing_on_the_remote(tmp_path
     with pytest.raises(RemoteError, match="disk full"):
         publish(make_tree(tmp_path / "tree", TREE), FailsOnThirdUpload(root), KEY, PublishOptions(4 << 10))
     assert entries_under(root) == []
+
+
+def test_plain_trees_of_tarballs_stay_files_versions() -> None:
+    def listing(*paths: str) -> list[RemoteFile]:
+        return [RemoteFile(p, 10) for p in paths]
+
+    plain = listing(
+        "objects/web/v1/shards/00001.tar",  # a webdataset-like tree
+        "objects/mix/v1/part_0001.tar.zst",
+        "objects/mix/v1/README.md",
+        "objects/deep/v1/data/part_0001.tar.zst",
+    )
+    offered = offered_versions(plain)
+    assert [(str(o.key), o.layout, o.incomplete) for o in offered] == [
+        ("objects/deep=v1", "Files", False),
+        ("objects/mix=v1", "Files", False),
+        ("objects/web=v1", "Files", False),
+    ]
+    killed = listing("objects/k/v4/a_0000.tar.zst", f"objects/k/v4/{MOLMO_COMBINED_TRIES}")
+    assert [(str(o.key), o.layout, o.incomplete) for o in offered_versions(killed)] == [
+        ("objects/k=v4", "Archives", True)
+    ]
+    assert offered_versions(killed, layout="Files")[0].incomplete is False
