@@ -52,7 +52,7 @@ from dscache.publish.pack import (
     write_archive,
 )
 from dscache.publish.placement import made_dirs
-from dscache.publish.stale import remove_stale, undone_on_failure
+from dscache.publish.stale import publishing_into, remove_stale
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -164,14 +164,14 @@ def publish(
         )
     plans = plan_archives(entries, options.archive_size)
     log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
-    with _work_dir(options.work_dir) as work, undone_on_failure(remote, vdir, log):
+    with _work_dir(options.work_dir) as work, publishing_into(remote, vdir, log) as replaced:
         # a generator: the next archive is packed while the previous one uploads
         archives = (
             write_archive(tree, plan, work / plan.name, level=options.level, threads=options.threads)
             for plan in plans
         )
         result = upload_version(remote, key, archives, work, options=options, log=log)
-    result.removed = remove_stale(remote, vdir, set(result.uploaded), log)
+    result.removed = remove_stale(remote, vdir, set(result.uploaded), log, replaced)
     result.skipped = skipped
     return result
 

@@ -229,3 +229,16 @@ def test_plain_trees_of_tarballs_stay_files_versions() -> None:
         ("objects/k=v4", "Archives", True)
     ]
     assert offered_versions(killed, layout="Files")[0].incomplete is False
+
+
+def test_overwrite_removes_the_archives_the_replaced_version_named(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    vdir = root / KEY.rel
+    vdir.mkdir(parents=True)
+    (vdir / "thor-upstream.tar.zst").write_bytes(b"an archive another producer published")
+    (vdir / MOLMO_REMOTE_MANIFEST).write_text(json.dumps({"thor-upstream.tar.zst": 1}))
+    (vdir / "LICENSE").write_text("not part of the version")
+    options = PublishOptions(archive_size=4 << 10, overwrite=True)
+    result = publish(make_tree(tmp_path / "tree", SMALL), FileRemote(root), KEY, options)
+    assert result.removed == [f"{KEY.rel}/thor-upstream.tar.zst"]
+    assert files_under(vdir) == sorted(["LICENSE", "a_0000.tar.zst", *METADATA])
