@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         worker_index = _worker_index(args, os.environ)
     except (SpecError, NameError_) as err:
         return fail(str(err), EXIT_USAGE)
-    problem = dir_problem(args.cache, create=True, write=not args.dry_run)
+    problem = dir_problem(args.cache, create=True, write=not args.dry_run) or _own_link_problem(args)
     if problem is not None:
         return fail(f"--cache {problem}", EXIT_USAGE)
     if args.content and not args.repair:
@@ -216,6 +216,16 @@ def run(args: argparse.Namespace) -> int:
 
         return run_dry(spec, args.cache, ref, as_json=args.json, merge=manifest is None)
     return _install(args, spec, ref, manifest, worker_index)
+
+
+def _own_link_problem(args: argparse.Namespace) -> str | None:
+    """A symlink where dscache keeps its own directory (its control dir, the versions refs name).
+    A symlink at the path of a version no ref names yet is the publish step's `occupant_problem`."""
+    from dscache.store.ownlinks import own_link_problem, ref_keys
+    from dscache.store.paths import CachePaths
+
+    cache = CachePaths(args.cache)
+    return own_link_problem(cache, ref_keys(cache))
 
 
 def _worker_index(args: argparse.Namespace, env: Mapping[str, str]) -> int | None:

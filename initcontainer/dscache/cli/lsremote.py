@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dscache.cli import output
 from dscache.cli.argtypes import layout_arg, path_arg
 from dscache.cli.common import cache_dir_problem, fail
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
@@ -185,6 +186,8 @@ def _row(offered: Offered, cache: Path | None) -> dict[str, Any]:
     }
     if offered.revision is not None:
         row.update(revision=offered.revision, refType=offered.ref_type)
+    if offered.incomplete:
+        row["incomplete"] = True
     if cache is not None:
         record = read_complete(CachePaths(cache).version_dir(key)) if key else None
         row["installed"] = record is not None
@@ -199,6 +202,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
     value = row.get(column)
     if column == "bytes":
         return format_size(int(value or 0))
+    if column == "layout" and row.get("incomplete"):
+        return f"{value} (incomplete publish)"
     if column == "revision":
         return str(value)[:12] + (f" ({row['refType']})" if row.get("refType") else "")
     if column == "installed":
@@ -223,6 +228,18 @@ def _table(rows: list[dict[str, Any]], cache: Path | None) -> str:
     )
 
 
+def _incomplete_hint(row: dict[str, Any], remote: str) -> str:
+    """How to finish or clean a version whose publish did not finish, in one line."""
+    from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
+
+    rel = f"{row['dataType']}/{row['source']}/{row['version']}"
+    return (
+        f"{row['dataType']}/{row['source']}={row['version']}: incomplete publish at {remote}/{rel} "
+        f"(archives but no {MOLMO_REMOTE_MANIFEST}), not installable: run the same `dscache publish` "
+        "again to finish it, or delete that directory"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_
     from dscache.api.spec import SpecError
@@ -244,6 +261,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"remote": remote, "versions": rows}, indent=2))
     elif rows:
         print(_table(rows, args.cache))
+        for row in rows:
+            if row.get("incomplete"):
+                output.warning(_incomplete_hint(row, remote))
     else:
         where = f"{remote}/{query.prefix}".rstrip("/")
         print(f"no versions under {where}")

@@ -16,6 +16,8 @@ from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem
 from dscache.errors import DscacheError
 from dscache.prepare.run import PrepareRequest, prepare
+from dscache.store.ownlinks import own_link_problem, ref_keys
+from dscache.store.paths import CachePaths
 
 EXAMPLES = """\
   # an init container: wait up to an hour for what ref team.train points at, copy it to scratch
@@ -93,7 +95,21 @@ def _path_problem(args: argparse.Namespace) -> str | None:
     ]
     if args.env_file is not None:
         checks.append(("--env-file", file_problem(args.env_file, write=True)))
+    if checks[0][1] is None:
+        checks.append(("--cache", _own_link_problem(args)))
     return next((f"{flag} {problem}" for flag, problem in checks if problem is not None), None)
+
+
+def _own_link_problem(args: argparse.Namespace) -> str | None:
+    """A symlink where dscache keeps its own directory for the versions asked for (or the ref's)."""
+    cache = CachePaths(args.cache)
+    keys = ref_keys(cache, [args.ref] if args.ref else [])
+    for text in args.versions or ():
+        try:
+            keys.append(parse_version_arg(text))
+        except ValueError:
+            continue  # reported when the request is built
+    return own_link_problem(cache, keys)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -149,6 +149,9 @@ def _path_problem(args: argparse.Namespace, source: Source) -> str | None:
     problem = dir_problem(args.dir)
     if problem is not None:
         return f"DIR {problem}"
+    problem = _overlap(args, source)
+    if problem is not None:
+        return problem
     if args.work_dir is not None:
         problem = dir_problem(args.work_dir, create=True, write=True)
         if problem is not None:
@@ -158,3 +161,13 @@ def _path_problem(args: argparse.Namespace, source: Source) -> str | None:
         if problem is not None:
             return f"--to {problem}"
     return None
+
+
+def _overlap(args: argparse.Namespace, source: Source) -> str | None:
+    """Why `--work-dir` or a file:// `--to` overlaps DIR, in one line (or None)."""
+    from dscache.publish.placement import overlap_problem
+
+    places = [("--work-dir", args.work_dir)] if args.work_dir is not None else []
+    if source.file is not None:
+        places.append(("--to", Path(source.file.path)))
+    return next((p for flag, place in places if (p := overlap_problem(args.dir, flag, place))), None)

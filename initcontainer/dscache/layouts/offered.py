@@ -11,7 +11,9 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   path's second segment (a files remote whose sources hold '/' needs them named);
 - `layout` (the spec's spelling) None (auto) takes archive versions where their manifest is and
   files versions from the other files; `Archives` only the former, `Files` every file as a files
-  version. Paths that are not
+  version; a files version holding `dscache publish` archives and nothing else publish does not write
+  (no molmospaces manifest) is an `archives` version marked `incomplete` (a publish that did not
+  finish, `dscache.publish.stale.unfinished_publish`), never a files version. Paths that are not
   safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
+from dscache.publish.stale import unfinished_publish
 from dscache.remotes.base import RemoteFile
 
 
@@ -39,6 +42,9 @@ class Offered:
     bytes: int
     revision: str | None = None
     ref_type: str | None = None
+    incomplete: bool = False
+    """An archives version whose publish did not finish (archives without the molmospaces manifest):
+    not installable until the publish is run again (see `dscache.publish.stale`)."""
 
 
 def _key(data_type: str, source: str, version: str) -> VersionKey | None:
@@ -92,23 +98,25 @@ def offered_versions(
         known.setdefault(data_type, []).append(source)
     archive_dirs = _archive_dirs(files) if layout != "Files" else {}
     totals: dict[tuple[VersionKey, Layout], list[int]] = {}
+    names: dict[VersionKey, list[str]] = {}  # files versions: paths inside the version
     for rf in files:
         folder = rf.path.rpartition("/")[0]
         archived = archive_dirs.get(folder)
         entry: tuple[VersionKey, Layout]
         if archived is not None:
             entry = (archived, "Archives")
-        elif layout == "Archives":
-            continue
         else:
             key = _files_key(rf.path, known)
             if key is None or _inside(folder, archive_dirs):
                 continue
             entry = (key, "Files")
+            names.setdefault(key, []).append(rf.path[len(key.rel) + 1 :])
         count = totals.setdefault(entry, [0, 0])
         count[0] += 1
         count[1] += rf.size
+    broken = {k for k, inside in names.items() if layout != "Files" and unfinished_publish(inside)}
     return [
-        Offered(key, key.version, kind, files=n, bytes=size)
+        Offered(key, key.version, "Archives" if key in broken else kind, n, size, incomplete=key in broken)
         for (key, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
+        if layout != "Archives" or kind == "Archives" or key in broken
     ]

@@ -53,6 +53,8 @@ from dscache.publish.pack import (
     scan_tree,
     write_archive,
 )
+from dscache.publish.placement import made_dirs
+from dscache.publish.stale import publishing_into, remove_stale
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -123,6 +125,7 @@ class PublishResult:
     compressed: int = 0
     uploaded: list[str] = field(default_factory=list)  # remote paths in upload order
     skipped: list[str] = field(default_factory=list)  # bookkeeping files not published
+    removed: list[str] = field(default_factory=list)  # objects of an earlier publish the manifest drops
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +137,7 @@ class PublishResult:
             "compressedBytes": self.compressed,
             "uploaded": self.uploaded,
             "skipped": self.skipped,
+            "removed": self.removed,
         }
 
 
@@ -149,8 +153,9 @@ def publish(
     The remote is checked first, before the tree is read or anything packed (`remote_version_problem`):
     a version the remote already has complete (its last manifest exists) is refused unless
     `options.overwrite`, since caches that installed it would silently differ from the remote; files
-    publish does not write (another layout's version) are refused always. Raises PublishError,
-    BadInputError (the tree), RemoteError.
+    publish does not write (another layout's version) are refused always. Once the new manifest is in
+    place, removes what an earlier publish of the version left that it does not name
+    (`dscache.publish.stale`). Raises PublishError, BadInputError (the tree), RemoteError.
     """
     if options.archive_size <= 0 or options.shard_size <= 0:
         raise BadInputError("archive and shard sizes must be positive")
@@ -166,13 +171,14 @@ def publish(
     entries, skipped = scan_tree(tree)
     plans = plan_archives(entries, options.archive_size)
     log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
-    with _work_dir(options.work_dir) as work:
+    with _work_dir(options.work_dir) as work, publishing_into(remote, vdir, log) as replaced:
         # a generator: the next archive is packed while the previous one uploads
         archives = (
             write_archive(tree, plan, work / plan.name, level=options.level, threads=options.threads)
             for plan in plans
         )
         result = upload_version(remote, key, archives, work, options=options, log=log)
+    result.removed = remove_stale(remote, vdir, set(result.uploaded), log, replaced)
     result.skipped = skipped
     return result
 
@@ -274,9 +280,10 @@ def _read_text(remote: Remote, path: str) -> str | None:
 
 @contextlib.contextmanager
 def _work_dir(parent: Path | None) -> Iterator[Path]:
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dscache-publish-", dir=parent) as tmp:
+    with contextlib.ExitStack() as stack:
+        if parent is not None:
+            stack.enter_context(made_dirs(parent))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dscache-publish-", dir=parent))
         yield Path(tmp)
 
 

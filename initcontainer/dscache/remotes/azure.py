@@ -388,6 +388,18 @@ class AzureRemote:
 
         self._call(upload, what)
 
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` (a missing one is fine), one request each."""
+        for path in paths:
+            key = self._key(path)
+            what = f"az://{self.account}/{self.container}/{key}"
+            try:
+                self._call(
+                    lambda key=key: self._client.delete_blob(key, timeout=int(self.policy.read_timeout)), what
+                )
+            except NotFoundError:
+                continue
+
     def close(self) -> None:
         self._fetch.close()
         self._client.close()

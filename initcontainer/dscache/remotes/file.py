@@ -212,5 +212,18 @@ class FileRemote:
             self.put_file(path, local)
         return None
 
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` (a missing one is fine), then the directories this empties, up to the root."""
+        for path in paths:
+            dest = self._path(path)
+            try:
+                dest.unlink(missing_ok=True)
+                for parent in dest.parents:
+                    if parent == self._root or not parent.is_relative_to(self._root) or any(parent.iterdir()):
+                        break
+                    parent.rmdir()
+            except OSError as err:
+                raise RemoteError(f"{self._what(path)}: cannot remove: {err.strerror}") from None
+
     def close(self) -> None:
         return None

@@ -340,6 +340,20 @@ class GcsRemote:
             lambda: blob.upload_from_filename(str(local), retry=None, checksum="md5", timeout=timeout), what
         )
 
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` (a missing one is fine), one request each."""
+        bucket = self._client.bucket(self.bucket)
+        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+        for path in paths:
+            key = self._key(path)
+            try:
+                self._call(
+                    lambda key=key: bucket.delete_blob(key, retry=None, timeout=timeout),
+                    f"gs://{self.bucket}/{key}",
+                )
+            except NotFoundError:
+                continue
+
     def close(self) -> None:
         self._fetch.close()
         self._client.close()

@@ -266,5 +266,22 @@ class HfRemote:
                 r.commit = None  # the branch moved: the next read pins the new head
         return str(info.oid)
 
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` in ONE commit to the branch."""
+        from huggingface_hub import CommitOperationDelete
+
+        r = self._repo
+        ops = [CommitOperationDelete(path_in_repo=self._in_repo(p)) for p in paths]
+        msg = message or f"dscache: remove {len(ops)} file(s)"
+        r.call(
+            lambda: r.api.create_commit(
+                r.repo, ops, commit_message=msg, repo_type=r.repo_type, revision=r.revision
+            ),
+            f"{r.display}@{r.revision}: commit",
+        )
+        with r.lock:
+            if not _COMMIT.match(r.revision):
+                r.commit = None  # the branch moved: the next read pins the new head
+
     def close(self) -> None:
         self._repo.fetch.close()

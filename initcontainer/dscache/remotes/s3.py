@@ -414,6 +414,22 @@ class S3Remote:
             self.put_file(path, local)
         return None
 
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` (a missing one is fine), up to 1000 per DeleteObjects request."""
+        for start in range(0, len(paths), 1000):
+            keys = [{"Key": self._key(p)} for p in paths[start : start + 1000]]
+            what = f"s3://{self.bucket}/{keys[0]['Key']}"
+            answer = self._call(
+                lambda keys=keys: self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                ),
+                what,
+            )
+            for failed in answer.get("Errors", ()):
+                raise RemoteError(
+                    f"s3://{self.bucket}/{failed.get('Key')}: cannot remove: {failed.get('Code')}"
+                )
+
     def close(self) -> None:
         self._client.close()
 

@@ -1,0 +1,135 @@
+"""A version on a remote is what its manifest names: what publish leaves of an earlier publish goes.
+
+Order of writes (see `upload.upload_version`): the archives (or HF shards), then the metadata, the
+molmospaces manifest `mjthor_resource_file_to_size_mb.json` that makes the directory a version, the
+dscache manifest last. Only then are the objects of the version directory removed that an earlier
+publish wrote, or the replaced version's molmospaces manifest named, and the new manifest does not
+name. So a reader never sees a manifest without its archives, and a publish killed on the way is
+recognisable: a version directory holding archives and nothing else but what publish writes (a
+trie, a dscache manifest), no molmospaces manifest, which `dscache ls-remote` shows as an
+incomplete publish (`unfinished_publish`). Running the same publish again finishes it (the "already
+published" check looks for the dscache manifest) and removes what the interrupted run left that the
+new manifest does not name.
+
+A publish that fails (an error, not a kill) where the remote had no version yet removes what it
+uploaded (`publishing_into`), so a failed publish leaves nothing half written. Only names publish
+writes (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar` and the three metadata files) and the
+archives the replaced version named are ever removed: anything else in the directory is not part of
+a version and stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import Protocol, runtime_checkable
+
+from dscache.layouts.manifest import DSCACHE_MANIFEST
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.remotes.base import NotFoundError, Remote, RemoteError
+
+_ARCHIVE = re.compile(r"^[A-Za-z0-9_-]*_[0-9]{4,}\.tar\.zst$")
+_SHARD = re.compile(r"^shards/[0-9]{5,}\.tar$")
+_METADATA = frozenset({MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST})
+
+
+def is_publish_output(rel: str) -> bool:
+    """Pure: whether `rel` (a path inside a version directory) has a name `dscache publish` writes."""
+    return rel in _METADATA or _ARCHIVE.match(rel) is not None or _SHARD.match(rel) is not None
+
+
+def stale_paths(
+    listing: Iterable[str], vdir: str, kept: Collection[str], replaced: Collection[str] = ()
+) -> list[str]:
+    """Pure: the paths of `listing` (relative to the remote base) inside `vdir` that publish wrote, or
+    that the replaced version's manifest named (`replaced`: names inside `vdir`), and that are not in
+    `kept` (what the new publish uploaded), sorted."""
+    base = f"{vdir.strip('/')}/"
+    return sorted(
+        p
+        for p in listing
+        if p.startswith(base)
+        and p not in kept
+        and (is_publish_output(p[len(base) :]) or p[len(base) :] in replaced)
+    )
+
+
+def unfinished_publish(names: Iterable[str]) -> bool:
+    """Pure: whether a directory holding `names` (paths inside it) and no molmospaces manifest is a
+    publish that did not finish: archives, and nothing but what publish writes before that manifest
+    (archives, the trie, a dscache manifest of an earlier publish). A killed publish of HF shards shows
+    as a files version (a tree of `shards/NNNNN.tar` is also a plausible plain dataset)."""
+    listed = list(names)
+    early = _METADATA - {MOLMO_REMOTE_MANIFEST}
+    return any(_ARCHIVE.match(n) for n in listed) and all(
+        _ARCHIVE.match(n) is not None or n in early for n in listed
+    )
+
+
+@runtime_checkable
+class DeletingRemote(Protocol):
+    """A remote publish can remove files from (every remote it writes to)."""
+
+    def delete_files(self, paths: list[str], message: str | None = None) -> None: ...
+
+
+def remove_stale(
+    remote: Remote,
+    vdir: str,
+    kept: Collection[str],
+    log: Callable[[str], None] = lambda _msg: None,
+    replaced: Collection[str] = (),
+) -> list[str]:
+    """Remove from `remote` what publish wrote in `vdir`, or the replaced version named (`replaced`,
+    from `publishing_into`), that `kept` does not hold; the removed paths.
+
+    Call it after the new manifest is in place. Raises RemoteError.
+    """
+    if not isinstance(remote, DeletingRemote):
+        return []
+    stale = stale_paths((f.path for f in remote.list_files(vdir)), vdir, kept, replaced)
+    if stale:
+        log(f"removing {len(stale)} objects of {remote.url}/{vdir} the new manifest does not name")
+        remote.delete_files(stale, f"dscache publish: remove {len(stale)} stale objects of {vdir}")
+    return stale
+
+
+def _previous(remote: Remote, vdir: str) -> tuple[bool, frozenset[str]]:
+    """Whether `vdir` holds a version (a manifest, complete or another producer's), and the archives
+    its molmospaces manifest names (none if it is unreadable)."""
+    try:
+        named = json.loads(remote.read_bytes(f"{vdir}/{MOLMO_REMOTE_MANIFEST}"))
+    except NotFoundError:
+        try:
+            remote.read_bytes(f"{vdir}/{DSCACHE_MANIFEST}")
+        except NotFoundError:
+            return False, frozenset()
+        return True, frozenset()
+    except ValueError:
+        return True, frozenset()
+    names = named if isinstance(named, dict) else {}
+    return True, frozenset(n for n in names if isinstance(n, str) and "/" not in n)
+
+
+@contextlib.contextmanager
+def publishing_into(
+    remote: Remote, vdir: str, log: Callable[[str], None] = lambda _msg: None
+) -> Iterator[frozenset[str]]:
+    """Run the block (the uploads of a publish into `vdir`), giving it the archives the version there
+    named before (for `remove_stale`). If the block raises and `vdir` held no version before, remove
+    what publish wrote there (best effort: the block's error is what is raised)."""
+    existed, replaced = _previous(remote, vdir)
+    try:
+        yield replaced
+    except Exception:
+        if not existed and isinstance(remote, DeletingRemote):
+            with contextlib.suppress(RemoteError, OSError):
+                written = stale_paths((f.path for f in remote.list_files(vdir)), vdir, ())
+                if written:
+                    remote.delete_files(
+                        written, f"dscache publish: remove what a failed publish of {vdir} wrote"
+                    )
+                    log(f"removed the {len(written)} objects the failed publish had uploaded to {vdir}")
+        raise
