@@ -239,15 +239,18 @@ def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwri
     """Pure: why a version cannot be published at `vdir` of a remote whose files under `vdir/` are
     `present` (paths relative to the remote's base), or None. Checked before anything is packed.
 
-    - files `publish` never writes there (a `Files`-layout version, anyone's tree) are refused even
-      with `overwrite`: uploading archives beside them would mix two versions in one directory;
+    - files `publish` never writes there, in a directory without an archive manifest (a
+      `Files`-layout version, anyone's tree), are refused even with `overwrite`: uploading archives
+      beside them would mix two versions in one directory. Beside an archive manifest they are a
+      user's additions to an archive version (a LICENSE, notes): kept, and never a reason to refuse;
     - `last` (the manifest uploaded last) present means the version is published: refused unless
       `overwrite`;
     - archives, shards and metadata without `last` are what an interrupted publish left: replaced.
     """
     names = [p[len(vdir) + 1 :] if p.startswith(vdir + "/") else p for p in present]
     foreign = sorted(n for n in names if not _written_by_publish(n))
-    if foreign:
+    archive_version = MOLMO_REMOTE_MANIFEST in names or DSCACHE_MANIFEST in names
+    if foreign and not archive_version:
         return (
             f"the remote already holds {len(foreign)} file(s) that publish does not write, e.g. "
             f"{foreign[0]!r} (a Files-layout version?); publish another version, or remove them first"

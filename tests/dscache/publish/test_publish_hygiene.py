@@ -120,10 +120,12 @@ def named_by_manifest(remote: Remote, key: VersionKey = KEY) -> list[str]:
 
 
 def test_overwrite_leaves_only_what_the_new_manifest_names(backend: Backend, tmp_path: Path) -> None:
-    backend.put(f"{KEY.rel}/notes.txt", b"the user's, not dscache's")
+    backend.put("README.md", b"the remote exists (an HF repo is not created by publish)")
     remote = backend.open()
     options = PublishOptions(archive_size=4 << 10)
     publish(make_tree(tmp_path / "big", TREE), remote, KEY, options)
+    backend.put(f"{KEY.rel}/notes.txt", b"the user's, not dscache's")  # added beside the version
+    remote = backend.open()  # an HF remote reads the revision it resolved when opened
     assert len(version_files(remote)) == 4 + 3 + 1
 
     result = publish(make_tree(tmp_path / "small", SMALL), remote, KEY, replace(options, overwrite=True))
