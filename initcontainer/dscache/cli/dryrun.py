@@ -24,6 +24,7 @@ from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+from dscache.install import digestlog
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
     default_remote_factory,
@@ -138,7 +139,8 @@ def _fetch(
 ) -> VersionFetch:
     plan = plan_version(remote, spec, key)
     staging = StagingPaths(cache.staging_dir(key))
-    staged = [done for done in (item_done(staging, item) for item in plan.items) if done is not None]
+    logged = digestlog.load(staging.root)
+    staged = [d for d in (item_done(staging, item, logged, rehash=False) for item in plan.items) if d]
     done_bytes = sum(r.size for r in staged)
     rest = [item for item in plan.items if item.name not in {r.item.name for r in staged}]
     index = ShareIndex.load(cache) if any(item.stated for item in rest) else ShareIndex()

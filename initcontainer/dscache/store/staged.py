@@ -5,7 +5,8 @@ beside what a rerun reuses, checked against the remote.
 
 A version's staging dir is recognised by what the installer keeps in it (`install/staging.py`):
 `archives/` (extractions and their `.done.json` records), `files/` (finished files), `parts/` and
-`pins/` (partial files and what they are of), `tree/` (a version being assembled). It sits at least
+`pins/` (partial files and what they are of), `digests/` (the digests of finished files), `tree/` (a
+version being assembled). It sits at least
 three levels below the staging root (`<dt>/<src>/<ver>`, a source may hold more segments). A rerun of
 the install resumes it (finished items are not fetched again, a partial file continues from its
 bytes); `gc` removes it once untouched for `--staging-max-age` or once its version is published.
@@ -21,7 +22,7 @@ from pathlib import Path
 from dscache.store.fsops import regular_files
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
 
-MARKERS = frozenset({"archives", "files", "parts", "pins", "tree"})
+MARKERS = frozenset({"archives", "digests", "files", "parts", "pins", "tree"})
 """Subdirs the installer makes in a version's staging dir."""
 MIN_DEPTH = 3
 
@@ -88,7 +89,7 @@ def tally(root: Path) -> Tally:
     total = items = item_bytes = partial = partial_bytes = resumable = resumable_bytes = 0
     for parts, size in files:
         top, rel = parts[0], "/".join(parts[1:])
-        if top == "pins" or (top == "archives" and rel.endswith(".done.json")):
+        if top in ("pins", "digests") or (top == "archives" and rel.endswith(".done.json")):
             items += top == "archives"
             continue
         total += size
