@@ -11,6 +11,7 @@ last.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -27,6 +28,7 @@ from dscache.install.extract import ArchiveRejectedError
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
+from dscache.install.provenance import differences, ref_remote
 from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.space import Need, mount_point, room, shortage, version_need
 from dscache.install.staging import StagingPaths
@@ -43,6 +45,7 @@ from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
 
+log = logging.getLogger("dscache.install.pipeline")
 TICK = 0.5
 INSTALL_FAILURES = (
     RemoteError,
@@ -119,7 +122,8 @@ def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
 
 def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool) -> tuple[Ref | None, Ref]:
     """(the ref now, the ref the install writes). Merging needs the ref now: RefError if unreadable;
-    replacing does not: an unreadable ref is replaced."""
+    replacing does not: an unreadable ref is replaced. The ref's remote is where its versions came
+    from (`provenance.ref_remote`)."""
     new = build_ref(spec, name)
     try:
         old = read_ref(cache, name)
@@ -127,7 +131,9 @@ def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool
         if merge:
             raise
         old = None
-    return old, merge_ref(old, new) if merge else new
+    ref = merge_ref(old, new) if merge else new
+    ref.remote = ref_remote(cache, (e.key for e in ref.versions), new.remote)  # where they came from
+    return old, ref
 
 
 def _same_ref(a: Ref | None, b: Ref) -> bool:
@@ -486,6 +492,8 @@ def install(
         made = [] if cache.control.exists() else [cache.control]
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if k in repair or not is_installed(cache, k)]
+    for note in differences(cache, spec, [k for k in keys if k not in missing]):
+        log.warning("%s", note)
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
@@ -512,6 +520,7 @@ def install(
                     published = run.run(missing)
                     shared, downloaded = run.shared, run.downloaded
                 lock.fence()
+                ref.remote = ref_remote(cache, (e.key for e in ref.versions), spec.source.display_url())
                 ref.write(cache)
                 dropped = unreferenced(old, ref)
     except INSTALL_FAILURES as err:
