@@ -135,3 +135,23 @@ def test_a_team_install_records_every_workers_digests(tmp_path: Path, request: p
     argv += ["--layout", "Files", "--version", str(KEY), "--workers", "2"]
     assert main([*argv, "--worker-index", "0"]) == 0  # covers the vacant index 1 as well
     assert _recorded(cache) == SHA256
+
+
+def test_a_staged_file_replaced_since_its_digest_was_logged_is_hashed_again(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    spec, cache = _spec(_source("file", tmp_path, request)), tmp_path / "cache"
+    with pytest.raises(Exception, match="connection lost"):
+        _install(spec, cache, _failing("last.txt"))
+    staging = CachePaths(cache).staging_dir(KEY)
+    other = b"9" * len(FILES["a/one.dat"])  # same size, other bytes, another inode
+    (staging / "files" / "a" / "new.tmp").write_bytes(other)
+    (staging / "files" / "a" / "new.tmp").replace(staging / "files" / "a" / "one.dat")
+    logs = sorted((staging / "digests").iterdir())
+    with open(logs[0], "ab") as log:
+        log.write(b'{"name": "b/three.dat", "ino": 1')  # cut short by a crash
+    _install(spec, cache, default_remote_factory)
+    published = CachePaths(cache).version_dir(KEY) / "a" / "one.dat"
+    assert _recorded(cache) == {**SHA256, "a/one.dat": hashlib.sha256(other).hexdigest()}
+    assert published.read_bytes() == other  # staging is dscache's own: published with its bytes' digest
+    assert main(["verify", "--cache", str(cache), "--content"]) == 0
