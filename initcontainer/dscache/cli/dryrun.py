@@ -14,7 +14,6 @@ concurrent installer may change it.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+from dscache.install import digestlog
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
     default_remote_factory,
@@ -32,6 +32,7 @@ from dscache.install.pipeline import (
     target_ref,
     with_hf_revision,
 )
+from dscache.install.space import Need, Room, allocated, room, shortage, version_need
 from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
@@ -57,6 +58,10 @@ class VersionFetch:
     partial_files: int = 0
     """Files an interrupted install began: a rerun fetches only what they lack."""
     space_needed: int = 0
+    """Bytes the version would still take on disk, in the file system's whole blocks (`install.space`)."""
+    content_needed: int = 0
+    """Of those, bytes of file content."""
+    inodes_needed: int = 0
     items_shared: int = 0
     """Items a published version holds (linked, not fetched)."""
     bytes_shared: int = 0
@@ -82,7 +87,11 @@ class DryRun:
     ref: str
     ref_change: str  # "create", "update" or "none"
     versions: list[VersionFetch]
-    free_bytes: int | None  # on the cache's file system (of its nearest existing parent)
+    room: Room | None  # the cache's file system (of its nearest existing parent)
+
+    @property
+    def free_bytes(self) -> int | None:
+        return None if self.room is None else self.room.free
 
     def to_json(self) -> dict[str, Any]:
         missing = [v for v in self.versions if not v.published]
@@ -95,7 +104,11 @@ class DryRun:
             "itemsToFetch": sum(v.items_to_fetch for v in missing),
             "bytesToFetch": sum(v.bytes_to_fetch for v in missing),
             "spaceNeeded": sum(v.space_needed for v in missing),
+            "contentBytesNeeded": sum(v.content_needed for v in missing),
+            "inodesNeeded": sum(v.inodes_needed for v in missing),
             "freeBytes": self.free_bytes,
+            "freeInodes": None if self.room is None else self.room.inodes,
+            "blockSize": None if self.room is None else self.room.block,
         }
 
 
@@ -120,13 +133,6 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
     }
 
 
-def _free_bytes(path: Path) -> int | None:
-    for candidate in (path, *path.absolute().parents):
-        if candidate.is_dir():
-            return shutil.disk_usage(candidate).free
-    return None
-
-
 def _close(remote: Remote) -> None:
     close = getattr(remote, "close", None)
     if close is not None:
@@ -134,11 +140,18 @@ def _close(remote: Remote) -> None:
 
 
 def _fetch(
-    cache: CachePaths, remote: Remote, spec: DatasetCacheSpec, key: VersionKey, revision: str | None
+    cache: CachePaths,
+    remote: Remote,
+    spec: DatasetCacheSpec,
+    key: VersionKey,
+    revision: str | None,
+    *,
+    block: int,
 ) -> VersionFetch:
     plan = plan_version(remote, spec, key)
     staging = StagingPaths(cache.staging_dir(key))
-    staged = [done for done in (item_done(staging, item) for item in plan.items) if done is not None]
+    logged = digestlog.load(staging.root)
+    staged = [d for d in (item_done(staging, item, logged, rehash=False) for item in plan.items) if d]
     done_bytes = sum(r.size for r in staged)
     rest = [item for item in plan.items if item.name not in {r.item.name for r in staged}]
     index = ShareIndex.load(cache) if any(item.stated for item in rest) else ShareIndex()
@@ -160,6 +173,7 @@ def _fetch(
         )
         if found is not None
     ]
+    need = version_need(plan, block, {r.item.name for r in staged} | {item.name for item in shared})
     return VersionFetch(
         key,
         published=False,
@@ -170,7 +184,9 @@ def _fetch(
         bytes_staged=done_bytes + sum(partial),
         partial_files=len(partial),
         bytes_resumed=sum(partial),
-        space_needed=max(plan.space_needed - done_bytes - sum(partial) - shared_bytes, 0),
+        space_needed=max(need.disk - sum(allocated(n, block) for n in partial), 0),
+        content_needed=max(need.content - sum(partial), 0),
+        inodes_needed=need.inodes,
         items_shared=len(shared),
         bytes_shared=shared_bytes,
         in_staging=tally(staging.root),
@@ -184,11 +200,13 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
     keys = spec.version_keys()
     missing = [k for k in keys if not is_installed(cache, k)]
     fetched: dict[VersionKey, VersionFetch] = {}
+    space = room(cache_root)
+    block = 4096 if space is None else space.block
     if missing and revision_per_version(spec):
         for key in missing:
             remote = default_remote_factory(with_hf_revision(spec, key.version))
             try:
-                fetched[key] = _fetch(cache, remote, spec, key, remote.resolve_revision())
+                fetched[key] = _fetch(cache, remote, spec, key, remote.resolve_revision(), block=block)
             finally:
                 _close(remote)
     elif missing:
@@ -196,7 +214,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         try:
             revision = remote.resolve_revision()
             for key in missing:
-                fetched[key] = _fetch(cache, remote, spec, key, revision)
+                fetched[key] = _fetch(cache, remote, spec, key, revision, block=block)
         finally:
             _close(remote)
     old, new = target_ref(cache, spec, ref_name, merge)
@@ -208,7 +226,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         else "update"
     )
     versions = [fetched.get(k, VersionFetch(k, published=True)) for k in keys]
-    return DryRun(spec.source.display_url(), ref_name, change, versions, _free_bytes(cache_root))
+    return DryRun(spec.source.display_url(), ref_name, change, versions, space)
 
 
 def render_text(result: DryRun) -> list[str]:
@@ -230,11 +248,19 @@ def render_text(result: DryRun) -> list[str]:
             f"{format_size(v.bytes_to_fetch)} to fetch{staged}"
         )
     summary = result.to_json()
-    free = "" if result.free_bytes is None else f", {format_size(result.free_bytes)} free"
+    space = result.room
+    free = "" if space is None else f", {format_size(space.free)} free"
+    if space is not None and space.inodes is not None:
+        free += f" and {space.inodes} inodes"
+    disk, content = format_size(summary["spaceNeeded"]), format_size(summary["contentBytesNeeded"])
     lines.append(
         f"would fetch {summary['itemsToFetch']} item(s), {format_size(summary['bytesToFetch'])}; "
-        f"needs about {format_size(summary['spaceNeeded'])}{free}"
+        f"needs about {disk} on disk ({content} of content, {summary['inodesNeeded']} files and "
+        f"directories){free}"
     )
+    problem = None if space is None else shortage(_total_need(result), space)
+    if problem is not None:
+        lines.append(f"the install would fail: {problem}")
     lines.append(
         f"ref {result.ref}: "
         + {"create": "would be created", "update": "would be updated"}.get(result.ref_change, "unchanged")
@@ -242,8 +268,18 @@ def render_text(result: DryRun) -> list[str]:
     return lines
 
 
+def _total_need(result: DryRun) -> Need:
+    """Pure: what the missing versions of `result` still take."""
+    missing = [v for v in result.versions if not v.published]
+    return Need(
+        sum(v.space_needed for v in missing),
+        sum(v.content_needed for v in missing),
+        sum(v.inodes_needed for v in missing),
+    )
+
+
 def _not_reused(v: VersionFetch) -> str:
-    """Pure: what staging holds on disk beside what a rerun reuses, and why it is more (`dscache
+    """Pure: what staging holds (file content) beside what a rerun reuses, and why it is more (`dscache
     status` shows the on-disk number); "" when staging holds nothing a rerun leaves unused."""
     t = v.in_staging
     unused = t.leftover_bytes + max(t.resumable_bytes - v.bytes_resumed, 0)
@@ -255,8 +291,8 @@ def _not_reused(v: VersionFetch) -> str:
         ["unfinished archive extractions"] if t.leftover_bytes > t.partial_bytes - t.resumable_bytes else []
     )
     return (
-        f" ({format_size(t.bytes)} on disk in staging, as `dscache status` counts it, archives at their "
-        f"extracted size: {format_size(unused)} of it is not reused: {', '.join(what) or 'stale data'})"
+        f" ({format_size(t.bytes)} of file content in staging, as `dscache status` counts it, archives at "
+        f"their extracted size: {format_size(unused)} of it is not reused: {', '.join(what) or 'stale data'})"
     )
 
 

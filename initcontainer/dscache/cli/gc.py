@@ -5,9 +5,10 @@ warning per entry and listed under `left` in `--json`; the exit code stays 0, si
 release) finishes them once the file is released, and a failed gc would fail the installer Job it
 runs in.
 
-`freedBytes` (and the last line of the text output) is what the removals freed on the volume: the
-bytes of the files whose last link went, not the versions' apparent sizes, since versions share
-files (a dry run: what removing them would free).
+`freedBytes` is the content of the files whose last link the removals took (not the versions'
+apparent sizes, since versions share files), `freedDiskBytes` the space those files took on disk
+(allocated blocks, as `du` counts: what the file system got back); the last line of the text output
+gives both, labelled (a dry run: what removing them would free).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                     "kept": [str(k) for k in plan.keep],
                     "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
                     "left": [leftover.as_json(paths.root) for leftover in plan.left],
-                    "freedBytes": plan.freed,
+                    "freedBytes": plan.freed.content,
+                    "freedDiskBytes": plan.freed.disk,
                 },
                 indent=2,
             )
@@ -113,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         from dscache.api.sizes import format_size
 
         left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""
-        freed = f"{'would free' if args.dry_run else 'freed'} {format_size(plan.freed)}"
+        freed = (
+            f"{'would free' if args.dry_run else 'freed'} {format_size(plan.freed.disk)} on disk "
+            f"({format_size(plan.freed.content)} of file content)"
+        )
         say(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}, {freed}{left}")
     return EXIT_OK

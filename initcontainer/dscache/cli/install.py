@@ -14,7 +14,7 @@ from dscache.cli import output
 from dscache.cli.argtypes import integer, layout_arg, path_arg
 from dscache.cli.common import add_lock_timeout_argument, fail
 from dscache.cli.exits import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, exit_code
-from dscache.cli.pathcheck import dir_problem, file_problem
+from dscache.cli.pathcheck import dir_problem, file_problem, nesting_problem
 
 if TYPE_CHECKING:
     from dscache.api.manifest import DatasetCache
@@ -202,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
         worker_index = _worker_index(args, os.environ)
     except (SpecError, NameError_) as err:
         return fail(str(err), EXIT_USAGE)
-    problem = dir_problem(args.cache, create=True, write=not args.dry_run) or _own_link_problem(args)
+    problem = (
+        dir_problem(args.cache, create=True, write=not args.dry_run)
+        or nesting_problem(args.cache)
+        or _own_link_problem(args)
+    )
     if problem is not None:
         return fail(f"--cache {problem}", EXIT_USAGE)
     if args.content and not args.repair:

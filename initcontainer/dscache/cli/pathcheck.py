@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from dscache.store.filetypes import file_type
-from dscache.store.paths import CONTROL_DIR
+from dscache.store.paths import COMPLETE_RECORD, CONTROL_DIR
 
 IGNORED_IN_EMPTY_VOLUME = frozenset({"lost+found"})
 """Entries a freshly formatted volume holds: such a directory is an empty cache, not a foreign one."""
@@ -122,3 +122,50 @@ def cache_problem(path: Path, what: str = "cache") -> str | None:
     return (
         f"{path}: not a dscache {what} (it holds {foreign!r} but no {CONTROL_DIR}/ directory); check the path"
     )
+
+
+def _resolved(path: Path) -> Path:
+    """`path` absolute, with the symlinks of its existing part resolved (the rest as written)."""
+    here, rest = Path(os.path.abspath(path)), []
+    while not os.path.lexists(here) and here != here.parent:
+        rest.append(here.name)
+        here = here.parent
+    return Path(os.path.realpath(here)).joinpath(*reversed(rest))
+
+
+def _versions_below(root: Path) -> str | None:
+    """The first published version (a directory holding a completion record) at or below `root`,
+    not looking into versions or into other caches; None if none."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        if COMPLETE_RECORD in filenames:
+            return dirpath
+        dirnames[:] = [d for d in dirnames if d != CONTROL_DIR]
+    return None
+
+
+def nesting_problem(path: Path) -> str | None:
+    """Why `path` cannot be made a cache: it lies in another cache's (or scratch directory's) control
+    directory `.dscache/` or in one of its published versions (which never change), or it lies in
+    another cache and holds some of that cache's published versions (its own `.dscache/` would hide
+    them from that cache's status, verify and gc). A cache may lie elsewhere in another one (that
+    one's status, verify and gc skip it) and may hold other caches. None when usable."""
+    here = _resolved(path)
+    for level in (here, *here.parents):
+        if level.name == CONTROL_DIR:
+            return (
+                f"{path}: inside {level}, the control directory of the cache {level.parent}; use a "
+                "directory outside it"
+            )
+        if os.path.isfile(level / COMPLETE_RECORD):
+            return (
+                f"{path}: inside {level}, a published version (its files never change); use a directory "
+                "outside it"
+            )
+        if level != here and os.path.isdir(level / CONTROL_DIR) and os.path.isdir(here):
+            held = _versions_below(here)
+            if held is not None:
+                return (
+                    f"{path}: inside the cache {level} and around its published version {held}, which a "
+                    f"cache here would hide from it; use a directory outside {level}"
+                )
+    return None

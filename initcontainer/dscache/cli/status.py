@@ -1,9 +1,11 @@
 """`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds).
 
-Per version, `bytes` is the apparent size (the sum of its files); `storedBytes` the bytes of its
-distinct files on the volume (inodes) and `sharedBytes` those of them that another version links too
-(versions share unchanged files, see `install/share.py`): deleting the version frees at most
-`storedBytes - sharedBytes`. Counting inodes costs one `lstat` per file.
+Per version, `bytes` is the apparent size (the sum of its files); `storedBytes` the bytes of content
+of its distinct files on the volume (inodes), `storedDiskBytes` the space they take on disk (allocated
+blocks, as `du` counts), and `sharedBytes` those of them that another version links too (versions
+share unchanged files, see `install/share.py`): deleting the version frees at most `storedBytes -
+sharedBytes` of content. The table's `size` is content, `on disk` the allocated space. Staging is
+shown both ways too (`bytes`: content, `diskBytes`). Counting inodes costs one `lstat` per file.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 "files": i.record.files,
                 "bytes": i.record.bytes,
                 "storedBytes": usage[i.key].stored,
+                "storedDiskBytes": usage[i.key].stored_disk,
                 "sharedBytes": usage[i.key].shared,
                 "revision": i.record.revision,
                 "installedAt": i.record.installed_at,
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "version": s.rel,
                 "bytes": s.tally.bytes,
+                "diskBytes": s.tally.disk,
                 "items": s.tally.items,
                 "itemBytes": s.tally.item_bytes,
                 "partialFiles": s.tally.partial,
@@ -117,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from dscache.cli.console import report_console
 
     table = Table()
-    for col in ("data type", "source", "version", "files", "size", "shared", "installed at", "refs"):
-        table.add_column(col, justify="right" if col in ("files", "size", "shared") else "left")
+    cols = ("data type", "source", "version", "files", "size", "on disk", "shared", "installed at", "refs")
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("files", "size", "on disk", "shared") else "left")
     for i in infos:
         r = i.record
         table.add_row(
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             r.version,
             str(r.files),
             format_size(r.bytes),
+            format_size(usage[i.key].stored_disk),
             format_size(usage[i.key].shared) if usage[i.key].shared else "-",
             r.installed_at,
             ", ".join(i.refs) or ("?" if refs.unreadable else "-"),
@@ -155,8 +161,8 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
     if not stages:
         return []
     lines = [
-        "staged by interrupted installs, bytes on disk (`dscache install` of the version keeps the "
-        "finished items and resumes partial files with a resume record, the rest it fetches again; "
+        "staged by interrupted installs (`dscache install` of the version keeps the finished items"
+        " and resumes partial files with a resume record, the rest it fetches again; "
         "`install --dry-run` checks that against the remote; `dscache gc` removes staging once "
         "untouched for --staging-max-age, default 7 days):"
     ]
@@ -166,7 +172,8 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
         again = f", {format_size(t.leftover_bytes)} fetched again" if t.leftover_bytes else ""
         fate = "; its version is published since: the next gc removes it" if s.published else ""
         lines.append(
-            f"  {s.rel}: {format_size(t.bytes)}: {t.items} finished item(s){partial}; a rerun reuses "
+            f"  {s.rel}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
+            f"{t.items} finished item(s){partial}; a rerun reuses "
             f"up to {format_size(t.item_bytes + t.resumable_bytes)}{again}; "
             f"last touched {ago(s.age(now))} ago{fate}"
         )

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.errors import DscacheError
+from dscache.install import digestlog
+from dscache.install.digestlog import StagedDigests
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
 from dscache.install.extract import Extracted, extract_stream
 from dscache.install.partfile import copy_in_parts
@@ -56,6 +58,7 @@ from dscache.install.staging import (
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import Identity, ObjectChangedError, Pin, Remote
 from dscache.store.atomic import read_json, write_json_atomic
+from dscache.store.content import file_digest
 from dscache.store.lock import Fence
 from dscache.store.modes import file_mode, is_executable
 
@@ -88,9 +91,16 @@ class ItemResult:
     """The published version (`dt/src/ver`) whose bytes the item links to instead of a download."""
 
 
-def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
+def item_done(
+    staging: StagingPaths, item: WorkItem, logged: StagedDigests | None = None, *, rehash: bool = True
+) -> ItemResult | None:
     """The result of an item finished by an earlier (possibly crashed) run, or None: also when that
-    result is not of the object the plan names now (another size, or another sha256 of an archive)."""
+    result is not of the object the plan names now (another size, or another sha256 of an archive).
+
+    A finished file's digests are those its transfer logged (`digestlog`; `logged`: the version's
+    logs, read here when not given). A file no entry describes (staged by an older dscache) is
+    hashed again when `rehash`, and fetched again (None) if that sha256 is not the one the remote
+    publishes; without `rehash` (a dry run, which only counts) its result has the published sha256."""
     if item.kind == "archive":
         try:
             done = read_json(staging.archive_done(item.name))
@@ -102,20 +112,48 @@ def item_done(staging: StagingPaths, item: WorkItem) -> ItemResult | None:
             return None  # another archive than the listing names now: extracted again, and replaced
         return ItemResult(item, done["size"], done["sha256"], Extracted.from_json(done), md5=done.get("md5"))
     target = staging.files / item.name
-    if target.is_file():
-        st = target.stat()
-        if item.size is not None and st.st_size != item.size:
-            return None  # not what the listing names now: copied again, and replaced
-        mode = file_mode(is_executable(st.st_mode))
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(target, mode)  # still private to this install: published with dscache's mode
-        return ItemResult(
-            item,
-            st.st_size,
-            item.sha256,
-            Extracted.single_file(item.name, st.st_size, is_executable(st.st_mode)),
-        )
-    return None
+    if not target.is_file():
+        return None
+    st = target.stat()
+    if item.size is not None and st.st_size != item.size:
+        return None  # not what the listing names now: copied again, and replaced
+    sha256, md5 = item.sha256, None
+    entry = (logged if logged is not None else digestlog.load(staging.root)).find(item.name, st)
+    if entry is not None:
+        sha256, md5 = entry.sha256, entry.md5
+    elif rehash:
+        try:
+            sha256 = file_digest(target, "sha256")
+            md5 = file_digest(target, "md5") if _stated(item, "md5") and item.sha256 is None else None
+        except OSError:
+            return None
+    if (entry is not None or rehash) and not _fits(item, sha256, md5):
+        return None  # not the bytes the remote states now: copied again, and replaced
+    mode = file_mode(is_executable(st.st_mode))
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(target, mode)  # still private to this install: published with dscache's mode
+    return ItemResult(
+        item,
+        st.st_size,
+        sha256,
+        Extracted.single_file(item.name, st.st_size, is_executable(st.st_mode)),
+        md5=md5,
+    )
+
+
+def _stated(item: WorkItem, algorithm: str) -> str | None:
+    """Pure: the hex digest of `algorithm` the remote states for `item`, if it states one."""
+    return next((hexdigest for name, hexdigest in item.stated if name == algorithm), None)
+
+
+def _fits(item: WorkItem, sha256: str | None, md5: str | None) -> bool:
+    """Pure: whether staged bytes with these digests are the ones the remote states for `item` (a
+    digest the remote states and the bytes lack cannot tell)."""
+    for algorithm, have in (("sha256", sha256), ("md5", md5)):
+        want = item.sha256 if algorithm == "sha256" and item.sha256 else _stated(item, algorithm)
+        if want is not None and have is not None and have != want.lower():
+            return False
+    return True
 
 
 def _whole(item: WorkItem) -> bool:
@@ -373,6 +411,7 @@ def fetch_file(
             continue
         fence()
         os.chmod(part, file_mode(item.executable))
+        digestlog.note(staging.root, item.name, part, digests["sha256"], digests.get("md5"))
         target = staging.files / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)

@@ -10,25 +10,28 @@ last.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dscache.api.names import VersionKey
-from dscache.api.sizes import format_size
 from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
 from dscache.errors import DscacheError
+from dscache.install import digestlog
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
 from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
+from dscache.install.provenance import differences, ref_remote
 from dscache.install.share import intact, reuse_item, share_item
+from dscache.install.space import Need, mount_point, room, shortage, version_need
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
@@ -44,6 +47,7 @@ from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_re
 from dscache.store.shares import ShareIndex, read_items
 from dscache.store.writable import NotWritableError, check_writable
 
+log = logging.getLogger("dscache.install.pipeline")
 TICK = 0.5
 
 
@@ -146,7 +150,8 @@ def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
 
 def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool) -> tuple[Ref | None, Ref]:
     """(the ref now, the ref the install writes). Merging needs the ref now: RefError if unreadable;
-    replacing does not: an unreadable ref is replaced."""
+    replacing does not: an unreadable ref is replaced. The ref's remote is where its versions came
+    from (`provenance.ref_remote`)."""
     new = build_ref(spec, name)
     try:
         old = read_ref(cache, name)
@@ -154,7 +159,9 @@ def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool
         if merge:
             raise
         old = None
-    return old, merge_ref(old, new) if merge else new
+    ref = merge_ref(old, new) if merge else new
+    ref.remote = ref_remote(cache, (e.key for e in ref.versions), new.remote)  # where they came from
+    return old, ref
 
 
 def _same_ref(a: Ref | None, b: Ref) -> bool:
@@ -236,15 +243,32 @@ def batched(
     return tasks
 
 
-def check_space(cache_root: Path, plans: list[VersionPlan], done_bytes: int) -> None:
-    """Fail early when the volume cannot hold the versions."""
-    need = sum(p.space_needed for p in plans) - done_bytes
-    free = shutil.disk_usage(cache_root).free
-    if need > free:
+def check_space(
+    cache_root: Path, plans: list[VersionPlan], done: Mapping[VersionKey, Collection[str]]
+) -> None:
+    """Fail early when the volume cannot hold the versions, counted as the file system allocates them
+    (`space.py`); `done`: per version, the items already in staging or linked."""
+    have = room(cache_root)
+    if have is None:
+        return
+    need = sum((version_need(p, have.block, done.get(p.key, ())) for p in plans), Need())
+    problem = shortage(need, have)
+    if problem is not None:
         raise InstallError(
-            f"not enough free space on {cache_root}: the versions need {format_size(need)}, "
-            f"{format_size(free)} is free"
+            f"not enough free space on {cache_root} (the file system mounted at {mount_point(cache_root)}): "
+            f"{problem}; free space there or remove versions no ref uses (dscache gc --cache {cache_root})"
         )
+
+
+def no_space_message(cache_root: Path, err: OSError) -> str:
+    """Pure but for finding the mount point: the one line for an install that ran out of room (ENOSPC)
+    or quota (EDQUOT) on the cache's file system."""
+    what = "its quota for this user is used up" if err.errno == errno.EDQUOT else "it is full"
+    return (
+        f"{err.filename or cache_root}: {err.strerror} (the file system of {cache_root}, mounted at "
+        f"{mount_point(cache_root)}: {what}); free space there or remove versions no ref uses (dscache gc "
+        f"--cache {cache_root}), then run the install again: it resumes from what it finished"
+    )
 
 
 @dataclass(frozen=True)
@@ -302,8 +326,9 @@ class InstallRun:
         todo: list[tuple[VersionPlan, WorkItem]] = []
         for plan in plans:
             staging = StagingPaths(self.cache.staging_dir(plan.key))
+            logged = digestlog.load(staging.root)
             for item in plan.items:
-                done = item_done(staging, item)
+                done = item_done(staging, item, logged)
                 if done is None:
                     todo.append((plan, item))
                 else:
@@ -311,7 +336,7 @@ class InstallRun:
         todo = self._reuse(todo, results)
         todo = self.dedupe(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
-        check_space(self.cache.root, plans, done_bytes)
+        check_space(self.cache.root, plans, {k: {r.item.name for r in rs} for k, rs in results.items()})
         self.counters.bytes_total = sum(p.download_bytes for p in plans)
         self.counters.items_total = sum(len(p.items) for p in plans)
         self.counters.set_bytes(done_bytes)
@@ -512,6 +537,8 @@ def install(
         made = [] if cache.control.exists() else [cache.control]
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if k in repair or not is_installed(cache, k)]
+    for note in differences(cache, spec, [k for k in keys if k not in missing]):
+        log.warning("%s", note)
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0
@@ -542,6 +569,7 @@ def install(
                     published = run.run(missing)
                     shared, downloaded = run.shared, run.downloaded
                 lock.fence()
+                ref.remote = ref_remote(cache, (e.key for e in ref.versions), spec.source.display_url())
                 ref.write(cache)
                 dropped = unreferenced(old, ref)
     except INSTALL_FAILURES as err:
@@ -549,6 +577,8 @@ def install(
         raise InstallError(str(err)) from None
     except OSError as err:
         remove_empty_dirs(made)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InstallError(no_space_message(cache_root, err)) from None
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
     result = InstallResult(
         ref=ref_name,

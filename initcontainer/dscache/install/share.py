@@ -38,12 +38,13 @@ import shutil
 import stat
 from pathlib import Path
 
+from dscache.install import digestlog
 from dscache.install.extract import DIR_MODE, Extracted
 from dscache.install.ingest import ItemResult
 from dscache.install.staging import StagingPaths, new_token, remove_quietly, settle_dir
 from dscache.layouts.plan import WorkItem
 from dscache.store.atomic import write_json_atomic
-from dscache.store.content import expected_digest, holds
+from dscache.store.content import expected_digest, file_digest, holds
 from dscache.store.lock import Fence
 from dscache.store.modes import file_mode
 from dscache.store.shares import PublishedItem, ShareIndex
@@ -101,14 +102,25 @@ def _share_file(found: PublishedItem, item: WorkItem, staging: StagingPaths, fen
     try:
         digest = expected_digest(found.sha256, found.md5)
         place(found.root / found.name, part, size=item.size, executable=item.executable, digest=digest)
+        sha256 = found.sha256 or _digest_of(part)
         fence()
+        digestlog.note(staging.root, item.name, part, sha256, found.md5)
         target = staging.files / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)  # renamed away on success
     extracted = Extracted.single_file(item.name, item.size, item.executable)
-    return ItemResult(item, item.size, found.sha256, extracted, md5=found.md5, shared_from=found.version.rel)
+    return ItemResult(item, item.size, sha256, extracted, md5=found.md5, shared_from=found.version.rel)
+
+
+def _digest_of(path: Path) -> str:
+    """The sha256 of a file a repair reuses from a version recorded without one (installed by an older
+    dscache), so that the fresh copy's record has it. Raises `_Unusable` when it cannot be read."""
+    try:
+        return file_digest(path, "sha256")
+    except OSError as err:
+        raise _Unusable(f"{path}: {err.strerror}") from None
 
 
 def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence) -> ItemResult:

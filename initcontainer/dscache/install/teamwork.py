@@ -30,6 +30,7 @@ a worker whose team was taken over, or whose lease a successor took, stops befor
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import time
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
+from dscache.install import digestlog
 from dscache.install.ingest import ItemResult, item_done
 from dscache.install.pipeline import (
     INSTALL_FAILURES,
@@ -48,6 +50,7 @@ from dscache.install.pipeline import (
     check_space,
     default_remote_factory,
     install,
+    no_space_message,
     target_ref,
 )
 from dscache.install.progress import Sink
@@ -134,9 +137,12 @@ class _Share:
         self.base_bytes = [0] * worker.workers  # done per worker when this one started
         self.base_items = [0] * worker.workers
         self.todo: list[tuple[VersionPlan, WorkItem]] = []
+        self.done: dict[VersionKey, set[str]] = {}  # items in staging when this worker started
+        logged = {p.key: digestlog.load(run.cache.staging_dir(p.key)) for p in plans}
         for (plan, item), owner in zip(flat, owners, strict=True):
-            done = item_done(StagingPaths(run.cache.staging_dir(plan.key)), item)
+            done = item_done(StagingPaths(run.cache.staging_dir(plan.key)), item, logged[plan.key])
             if done is not None:
+                self.done.setdefault(plan.key, set()).add(item.name)
                 self.base_bytes[owner] += done.size
                 self.base_items[owner] += 1
             elif owner == worker.index or owner in covering:
@@ -179,11 +185,13 @@ class _Share:
 
     def transfer(self) -> None:
         run = self.run
-        check_space(run.cache.root, self.plans, sum(self.base_bytes))
         run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
         run.counters.items_total = sum(len(p.items) for p in self.plans)
         shared: dict[VersionKey, list[ItemResult]] = {p.key: [] for p in self.plans}
         self.todo = run.dedupe(self.todo, shared)  # what published versions hold: linked, not fetched
+        for key, results in shared.items():
+            self.done.setdefault(key, set()).update(r.item.name for r in results)
+        check_space(run.cache.root, self.plans, self.done)
         for results in shared.values():
             self.base_bytes[self.worker.index] += sum(r.size for r in results)
             self.items_done += len(results)
@@ -221,7 +229,8 @@ def _commit(
             if is_installed(cache, plan.key):
                 continue
             staging = StagingPaths(cache.staging_dir(plan.key))
-            done = [item_done(staging, item) for item in plan.items]
+            logged = digestlog.load(staging.root)  # every worker's
+            done = [item_done(staging, item, logged) for item in plan.items]
             if any(r is None for r in done):
                 return None
             results[plan.key] = [r for r in done if r is not None]
@@ -325,6 +334,8 @@ def install_share(
     except INSTALL_FAILURES as err:
         raise InstallError(str(err)) from None
     except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InstallError(no_space_message(cache_root, err)) from None
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
     seconds = round(time.monotonic() - started, 3)
     if published is None:

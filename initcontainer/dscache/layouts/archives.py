@@ -82,6 +82,7 @@ def build_archive_plan(
         items=items,
         metadata=metadata,
         extracted_bytes=exact.bytes if exact else None,
+        extracted_files=exact.files if exact else None,
     )
 
 

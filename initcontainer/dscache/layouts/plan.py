@@ -56,6 +56,7 @@ class VersionPlan:
     items: list[WorkItem]
     metadata: dict[str, bytes] = field(default_factory=dict)
     extracted_bytes: int | None = None  # known from dscache-manifest.json
+    extracted_files: int | None = None  # known from dscache-manifest.json
 
     @property
     def download_bytes(self) -> int:

@@ -31,7 +31,7 @@ from dscache.store.lock import Fence
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, is_published
 from dscache.store.staged import find_stages
-from dscache.store.usage import delete_counted, freeable, scan_inodes
+from dscache.store.usage import Amount, delete_counted, freeable, scan_inodes
 
 
 @dataclass
@@ -40,8 +40,8 @@ class GcPlan:
     keep: list[VersionKey] = field(default_factory=list)
     stale_staging: list[Path] = field(default_factory=list)
     left: list[Leftover] = field(default_factory=list)
-    freed: int = 0
-    """Bytes whose last link was removed (a dry run: would be removed)."""
+    freed: Amount = field(default_factory=Amount)
+    """Bytes (content and on disk) of the files whose last link was removed (a dry run: would be)."""
 
 
 def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
@@ -60,14 +60,14 @@ def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: in
     return plan
 
 
-def empty_trash(cache: CachePaths, fence: Fence) -> tuple[list[Leftover], int]:
+def empty_trash(cache: CachePaths, fence: Fence) -> tuple[list[Leftover], Amount]:
     """Finish deletions an earlier gc or release started: (what still refuses, bytes freed)."""
     try:
         names = sorted(os.listdir(cache.trash_dir))
     except FileNotFoundError:
-        return [], 0
+        return [], Amount()
     left: list[Leftover] = []
-    freed = 0
+    freed = Amount()
     for name in names:
         fence()
         leftover, count = delete_counted(cache.trash_dir / name)
@@ -85,7 +85,7 @@ def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
     return grave
 
 
-def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> tuple[Leftover | None, int]:
+def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> tuple[Leftover | None, Amount]:
     """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left and
     the bytes freed (of the files whose last link it held)."""
     fence()
@@ -152,7 +152,7 @@ def collect(
     return plan
 
 
-def note_leftover(plan: GcPlan, removal: tuple[Leftover | None, int]) -> None:
+def note_leftover(plan: GcPlan, removal: tuple[Leftover | None, Amount]) -> None:
     """Count a removal's freed bytes into `plan`, and note what it left for a later run, if anything."""
     leftover, freed = removal
     plan.freed += freed

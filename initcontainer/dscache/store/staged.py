@@ -5,7 +5,8 @@ beside what a rerun reuses, checked against the remote.
 
 A version's staging dir is recognised by what the installer keeps in it (`install/staging.py`):
 `archives/` (extractions and their `.done.json` records), `files/` (finished files), `parts/` and
-`pins/` (partial files and what they are of), `tree/` (a version being assembled). It sits at least
+`pins/` (partial files and what they are of), `digests/` (the digests of finished files), `tree/` (a
+version being assembled). It sits at least
 three levels below the staging root (`<dt>/<src>/<ver>`, a source may hold more segments). A rerun of
 the install resumes it (finished items are not fetched again, a partial file continues from its
 bytes); `gc` removes it once untouched for `--staging-max-age` or once its version is published.
@@ -21,15 +22,15 @@ from pathlib import Path
 from dscache.store.fsops import regular_files
 from dscache.store.paths import COMPLETE_RECORD, CachePaths
 
-MARKERS = frozenset({"archives", "files", "parts", "pins", "tree"})
+MARKERS = frozenset({"archives", "digests", "files", "parts", "pins", "tree"})
 """Subdirs the installer makes in a version's staging dir."""
 MIN_DEPTH = 3
 
 
 @dataclass(frozen=True)
 class Tally:
-    """What one version's staging dir holds, in apparent bytes of data (pin and done records not
-    counted), by what a rerun of its install does with it:
+    """What one version's staging dir holds, in bytes of file content (pin, digest and done records
+    not counted; `disk`: what all of it takes on disk), by what a rerun of its install does with it:
 
     - `items` finished (a file in `files/`, an archive's extraction with its done record), of
       `item_bytes`: kept, not fetched again (if the remote still lists them at that size);
@@ -49,6 +50,8 @@ class Tally:
     partial_bytes: int = 0
     resumable: int = 0
     resumable_bytes: int = 0
+    disk: int = 0
+    """What the staging dir's files take on disk (allocated blocks, as `du` counts, records too)."""
 
     @property
     def leftover_bytes(self) -> int:
@@ -78,7 +81,8 @@ class Stage:
 def tally(root: Path) -> Tally:
     """Pure but for the reads: what the staging dir `root` of one version holds (see `Tally`); an
     empty Tally for a missing dir. One `lstat` per file."""
-    files = [(os.path.relpath(path, root).split(os.sep), st.st_size) for path, st in regular_files([root])]
+    found = list(regular_files([root]))
+    files = [(os.path.relpath(path, root).split(os.sep), st.st_size) for path, st in found]
     pins = {"/".join(parts[1:]).removesuffix(".json") for parts, _ in files if parts[0] == "pins"}
     done_dirs = {
         "/".join(parts[1:]).removesuffix(".done.json") + ".d"
@@ -88,7 +92,7 @@ def tally(root: Path) -> Tally:
     total = items = item_bytes = partial = partial_bytes = resumable = resumable_bytes = 0
     for parts, size in files:
         top, rel = parts[0], "/".join(parts[1:])
-        if top == "pins" or (top == "archives" and rel.endswith(".done.json")):
+        if top in ("pins", "digests") or (top == "archives" and rel.endswith(".done.json")):
             items += top == "archives"
             continue
         total += size
@@ -103,7 +107,8 @@ def tally(root: Path) -> Tally:
                 resumable_bytes += size
         elif top == "archives" and any("/".join(parts[1:n]) in done_dirs for n in range(2, len(parts))):
             item_bytes += size
-    return Tally(total, items, item_bytes, partial, partial_bytes, resumable, resumable_bytes)
+    disk = sum(st.st_blocks * 512 for _path, st in found)
+    return Tally(total, items, item_bytes, partial, partial_bytes, resumable, resumable_bytes, disk)
 
 
 def _touched(stage: Path) -> float:

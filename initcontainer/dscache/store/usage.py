@@ -5,8 +5,10 @@ Versions that share bytes hold hard links to one inode (`install/share.py`), so 
 size (the sum of its files) says neither what it takes on disk alone nor what deleting it frees. Here
 every regular file is counted once per inode: `stored` is the bytes of the distinct inodes below a
 version, `shared` those of its inodes that another version also links, and a deletion frees the
-bytes of the inodes whose every link (`st_nlink`) it removes. Sizes are `st_size` (apparent bytes of
-the files, not allocated blocks). Costs one `lstat` per file, as `verify` does.
+bytes of the inodes whose every link (`st_nlink`) it removes. Each figure comes twice: `content`, the
+files' sizes (`st_size`), and `disk`, the blocks the file system allocated to them (`st_blocks` * 512,
+what `du` counts): 8000 files of 10 bytes are 78 KiB of content and take 31 MiB of a file system of
+4 KiB blocks. Costs one `lstat` per file, as `verify` does.
 """
 
 from __future__ import annotations
@@ -25,21 +27,39 @@ K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
+class Amount:
+    """Bytes of file `content` (sizes) and on `disk` (allocated blocks) of some files."""
+
+    content: int = 0
+    disk: int = 0
+
+    def __add__(self, other: Amount) -> Amount:
+        return Amount(self.content + other.content, self.disk + other.disk)
+
+
+@dataclass(frozen=True)
 class FileLinks:
-    """One inode as seen below some trees: its size, its link count, and the links found there."""
+    """One inode as seen below some trees: its size, its allocated bytes (`st_blocks` * 512), its link
+    count, and the links found there."""
 
     size: int
     nlink: int
     found: int
+    disk: int = 0
+
+    @property
+    def amount(self) -> Amount:
+        return Amount(self.size, self.disk)
 
 
 @dataclass(frozen=True)
 class Usage:
-    """What one version takes: `stored` bytes (distinct inodes), of which `shared` are linked from
-    another version too."""
+    """What one version takes: `stored` bytes of content (distinct inodes), of which `shared` are
+    linked from another version too; `stored_disk`: the bytes its distinct inodes take on disk."""
 
     stored: int
     shared: int
+    stored_disk: int = 0
 
 
 def scan_inodes(roots: Iterable[Path]) -> dict[Inode, FileLinks]:
@@ -48,13 +68,13 @@ def scan_inodes(roots: Iterable[Path]) -> dict[Inode, FileLinks]:
     for _path, st in regular_files(roots, skip=(FileNotFoundError, NotADirectoryError)):
         key = (st.st_dev, st.st_ino)
         seen = found.get(key)
-        found[key] = FileLinks(st.st_size, st.st_nlink, 1 + (seen.found if seen else 0))
+        found[key] = FileLinks(st.st_size, st.st_nlink, 1 + (seen.found if seen else 0), st.st_blocks * 512)
     return found
 
 
-def freeable(inodes: Mapping[Inode, FileLinks]) -> int:
-    """Pure: bytes of the inodes whose every link is among those found."""
-    return sum(f.size for f in inodes.values() if f.found >= f.nlink)
+def freeable(inodes: Mapping[Inode, FileLinks]) -> Amount:
+    """Pure: bytes (content and disk) of the inodes whose every link is among those found."""
+    return sum((f.amount for f in inodes.values() if f.found >= f.nlink), Amount())
 
 
 def versions_usage(roots: Mapping[K, Path]) -> dict[K, Usage]:
@@ -68,12 +88,13 @@ def versions_usage(roots: Mapping[K, Path]) -> dict[K, Usage]:
         key: Usage(
             stored=sum(f.size for f in inodes.values()),
             shared=sum(f.size for inode, f in inodes.items() if owners[inode] > 1),
+            stored_disk=sum(f.disk for f in inodes.values()),
         )
         for key, inodes in scans.items()
     }
 
 
-def delete_counted(path: Path) -> tuple[Leftover | None, int]:
+def delete_counted(path: Path) -> tuple[Leftover | None, Amount]:
     """`delete_tree(path)` and the bytes it freed: those of the inodes whose last link was below
     `path` and is gone (an inode still linked elsewhere, or left behind by a refusal, freed nothing).
     """
@@ -82,4 +103,4 @@ def delete_counted(path: Path) -> tuple[Leftover | None, int]:
     if leftover is not None:
         for inode in scan_inodes([path]):
             last.pop(inode, None)
-    return leftover, sum(f.size for f in last.values())
+    return leftover, sum((f.amount for f in last.values()), Amount())

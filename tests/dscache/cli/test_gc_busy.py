@@ -86,7 +86,10 @@ def test_busy_file_in_a_version_being_removed(cache: Path, capsys: pytest.Captur
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert lines[:2] == ["removed objects/thor=v1", "removed objects/thor=v2"] and len(lines) == 3
-    summary = r"removed 2 version\(s\), kept 1, freed [0-9.]+ KiB; 1 deletion\(s\) left for a later run"
+    summary = (
+        r"removed 2 version\(s\), kept 1, freed [0-9.]+ KiB on disk \([0-9.]+ KiB of file content\); "
+        r"1 deletion\(s\) left for a later run"
+    )
     assert re.fullmatch(summary, lines[2]), lines[2]
     (warning,) = err.splitlines()
     (grave,) = trash(cache)

@@ -135,7 +135,8 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     assert "`dscache install` of the version keeps the finished items and resumes" in text.out
     assert "--staging-max-age" in text.out
     assert re.search(
-        rf"  {BIG.rel}: 1\.0 MiB: 0 finished item\(s\), 1 partial file\(s\) \(1 resumable\); "
+        rf"  {BIG.rel}: [0-9.]+ MiB on disk \(1\.0 MiB of file content\): 0 finished item\(s\), "
+        rf"1 partial file\(s\) \(1 resumable\); "
         rf"a rerun reuses up to 1\.0 MiB; last touched \d+s ago",
         text.out,
     ), text.out

@@ -62,9 +62,11 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
     assert CUT in parts
     left, disk = sum(parts), done * SMALL + sum(parts)
 
+    allocated = sum(p.lstat().st_blocks * 512 for p in staging.rglob("*") if p.is_file())  # as du
     [stage] = json.loads(run("status", "--cache", str(cache), "--json").out)["staging"]
     assert {k: stage[k] for k in stage if k not in ("ageSeconds", "published", "version")} == {
         "bytes": disk,
+        "diskBytes": allocated,
         "items": done,
         "itemBytes": done * SMALL,
         "partialFiles": len(parts),
@@ -75,7 +77,8 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
     }
     text = run("status", "--cache", str(cache)).out
     assert (
-        f"  {KEY.rel}: {format_size(disk)}: {done} finished item(s), {len(parts)} partial file(s) "
+        f"  {KEY.rel}: {format_size(allocated)} on disk ({format_size(disk)} of file content): "
+        f"{done} finished item(s), {len(parts)} partial file(s) "
         f"(0 resumable); a rerun reuses up to {format_size(done * SMALL)}, {format_size(left)} fetched "
         "again; last touched"
     ) in text, text
@@ -91,7 +94,7 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
     assert (version["bytesInStaging"], version["partialFilesInStaging"]) == (disk, len(parts))
     dry = run("install", "--dry-run", *argv).out
     assert (
-        f"{format_size(disk)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"{format_size(disk)} of file content in staging, as `dscache status` counts it, archives at their "
         f"extracted size: {format_size(left)} of it is not reused: {len(parts)} partial file(s) without a "
         "resume record or of another object)"
     ) in dry, dry
@@ -143,6 +146,6 @@ def test_after_kill_9_in_an_extraction_both_say_the_extracted_bytes_are_not_reus
     [version] = json.loads(run("install", "--dry-run", "--json", *argv).out)["versions"]
     assert (version["bytesStaged"], version["bytesInStaging"]) == (0, disk)
     assert (
-        f"({format_size(disk)} on disk in staging, as `dscache status` counts it, archives at their "
+        f"({format_size(disk)} of file content in staging, as `dscache status` counts it, archives at their "
         f"extracted size: {format_size(disk)} of it is not reused: unfinished archive extractions)"
     ) in run("install", "--dry-run", *argv).out
