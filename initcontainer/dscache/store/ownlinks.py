@@ -85,6 +85,11 @@ def own_link_problem(cache: CachePaths, keys: Iterable[VersionKey]) -> str | Non
         except OSError:
             target = "?"
         moved = os.path.normpath(os.path.join(path.parent, target))
+        if not os.path.isdir(moved):  # dangling, or not to a directory: nothing to move back
+            return (
+                f"{path}: a dangling symlink (to {target}) is where dscache keeps {role}; dscache does not "
+                f"follow it: remove it (rm {shlex.quote(str(path))}), then run this again"
+            )
         fix = f"rm {shlex.quote(str(path))} && mv {shlex.quote(moved)} {shlex.quote(str(path))}"
         return (
             f"{path}: a symlink (to {target}) is where dscache keeps {role}; dscache does not follow it "

@@ -121,7 +121,7 @@ def test_quiet_still_reports_errors_and_prints_what_was_asked_for(tmp_path: Path
     assert run("install", "--cache", str(cache), "--source", str(remote), "--version", V1, "-q").code == 0
     assert "objects" in run("status", "--cache", str(cache), "-q").out
     plan = run("gc", "--cache", str(cache), "--keep", "0", "--dry-run", "-q")
-    assert plan.out == "would remove 0 version(s), kept 1, would free 0 B\n"
+    assert plan.out == "would remove 0 version(s), kept 1, would free 0 B on disk (0 B of file content)\n"
     as_json = run(*_publish(tree, remote, "-q", "--json", version="objects/toys=v2"))
     assert json.loads(as_json.out)["version"] == "objects/toys=v2"
 
