@@ -13,7 +13,7 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   files versions from the other files; `Archives` only the former, `Files` every file as a files
   version; a files version holding `dscache publish` archives and nothing else publish does not write
   (no molmospaces manifest) is an `archives` version marked `incomplete` (a publish that did not
-  finish, `dscache.publish.stale.unfinished_publish`), never a files version. Paths that are not
+  finish, `dscache.layouts.published.unfinished_publish`), never a files version. Paths that are not
   safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
-from dscache.publish.stale import unfinished_publish
+from dscache.layouts.published import unfinished_publish
 from dscache.remotes.base import RemoteFile
 
 

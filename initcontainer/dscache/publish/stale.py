@@ -22,22 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from dscache.layouts.manifest import DSCACHE_MANIFEST
-from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
+from dscache.layouts.published import is_publish_output
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
-
-_ARCHIVE = re.compile(r"^[A-Za-z0-9_-]*_[0-9]{4,}\.tar\.zst$")
-_SHARD = re.compile(r"^shards/[0-9]{5,}\.tar$")
-_METADATA = frozenset({MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST})
-
-
-def is_publish_output(rel: str) -> bool:
-    """Pure: whether `rel` (a path inside a version directory) has a name `dscache publish` writes."""
-    return rel in _METADATA or _ARCHIVE.match(rel) is not None or _SHARD.match(rel) is not None
 
 
 def stale_paths(
@@ -53,18 +44,6 @@ def stale_paths(
         if p.startswith(base)
         and p not in kept
         and (is_publish_output(p[len(base) :]) or p[len(base) :] in replaced)
-    )
-
-
-def unfinished_publish(names: Iterable[str]) -> bool:
-    """Pure: whether a directory holding `names` (paths inside it) and no molmospaces manifest is a
-    publish that did not finish: archives, and nothing but what publish writes before that manifest
-    (archives, the trie, a dscache manifest of an earlier publish). A killed publish of HF shards shows
-    as a files version (a tree of `shards/NNNNN.tar` is also a plausible plain dataset)."""
-    listed = list(names)
-    early = _METADATA - {MOLMO_REMOTE_MANIFEST}
-    return any(_ARCHIVE.match(n) for n in listed) and all(
-        _ARCHIVE.match(n) is not None or n in early for n in listed
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +31,7 @@ from dscache.api import sizes
 from dscache.api.names import VersionKey
 from dscache.layouts.manifest import DSCACHE_MANIFEST, ArchiveInfo, DscacheManifest
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, molmo_size_mb
+from dscache.layouts.published import is_publish_output
 from dscache.publish.hfshards import (
     DEFAULT_SHARD_SIZE,
     ShardWriter,
@@ -42,7 +42,6 @@ from dscache.publish.hfshards import (
     shard_name,
 )
 from dscache.publish.pack import (
-    ARCHIVE_SUFFIX,
     DEFAULT_ARCHIVE_SIZE,
     DEFAULT_LEVEL,
     BadInputError,
@@ -231,10 +230,6 @@ def upload_version(
     return result
 
 
-_SHARD = re.compile(r"shards/[0-9]+\.tar")
-_METADATA = frozenset({MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST})
-
-
 def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwrite: bool) -> str | None:
     """Pure: why a version cannot be published at `vdir` of a remote whose files under `vdir/` are
     `present` (paths relative to the remote's base), or None. Checked before anything is packed.
@@ -248,7 +243,7 @@ def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwri
     - archives, shards and metadata without `last` are what an interrupted publish left: replaced.
     """
     names = [p[len(vdir) + 1 :] if p.startswith(vdir + "/") else p for p in present]
-    foreign = sorted(n for n in names if not _written_by_publish(n))
+    foreign = sorted(n for n in names if not is_publish_output(n))
     archive_version = MOLMO_REMOTE_MANIFEST in names or DSCACHE_MANIFEST in names
     if foreign and not archive_version:
         return (
@@ -258,15 +253,6 @@ def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwri
     if last in names and not overwrite:
         return "already published (use --overwrite to replace it)"
     return None
-
-
-def _written_by_publish(name: str) -> bool:
-    """A version-relative path `upload_version` may upload: an archive, an HF shard, metadata."""
-    if name in _METADATA:
-        return True
-    if "/" not in name and name.endswith(ARCHIVE_SUFFIX):
-        return True
-    return _SHARD.fullmatch(name) is not None
 
 
 def _join(prefix: str, rel: str) -> str:
