@@ -48,6 +48,7 @@ from dscache.install.pipeline import (
     check_space,
     default_remote_factory,
     install,
+    install_error,
     target_ref,
 )
 from dscache.install.progress import Sink
@@ -321,7 +322,7 @@ def install_share(
                             "items are still missing after this worker, the last one, fetched them"
                         )
     except INSTALL_FAILURES as err:
-        raise InstallError(str(err)) from None
+        raise install_error(err) from None
     except OSError as err:
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
     seconds = round(time.monotonic() - started, 3)

@@ -18,13 +18,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from dscache.errors import DscacheError
+from dscache.errors import DscacheError, InvalidInputError
 
 CHUNK = 1 << 20
 
 
 class RemoteError(DscacheError):
     """A remote operation failed for good (after retries); the message is safe to show."""
+
+
+class RemoteSettingError(RemoteError, InvalidInputError):
+    """A remote's setting from the environment cannot be used (exit code 2); the message names it."""
 
 
 class NotFoundError(RemoteError):
