@@ -31,7 +31,7 @@ from dscache.api.spec import (
     format_errors,
     parse_spec,
 )
-from dscache.api.urls import endpoint_refusal, hide_userinfo
+from dscache.api.urls import HTTP_FILES, endpoint_refusal, hide_userinfo
 
 _K8S_NAME = re.compile(K8S_NAME_PATTERN)
 _AZURE_HOST = re.compile(r"^([a-z0-9]{3,24})\.blob\.core\.windows\.net$")
@@ -314,6 +314,8 @@ def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> Datase
     if not by_slot:
         raise SpecError("at least one --version DT/SRC=VER is required")
     source = source_from_arg(source_url)
+    if source.http is not None and FLAG_LAYOUTS.get(layout.lower(), layout) == "Files":
+        raise SpecError(f"--layout Files with --source {source.display_url()}: {HTTP_FILES}")
     items = [{"dataType": k.data_type, "source": k.source, "version": k.version} for k in by_slot.values()]
     return parse_spec(
         {

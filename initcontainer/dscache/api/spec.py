@@ -32,7 +32,7 @@ from dscache.api.podsettings import (
 )
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
-from dscache.api.urls import ENDPOINT_EXAMPLE, display_url, endpoint_refusal, hide_userinfo
+from dscache.api.urls import ENDPOINT_EXAMPLE, HTTP_FILES, display_url, endpoint_refusal, hide_userinfo
 from dscache.errors import InvalidInputError
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
@@ -539,6 +539,12 @@ class DatasetCacheSpec(_Model):
         hf = self.source.hugging_face
         if hf is not None and hf.revision_from_version and self.layout != "Files":
             raise ValueError("source.huggingFace.revisionFromVersion requires layout: Files")
+        return self
+
+    @model_validator(mode="after")
+    def _files_need_a_listing(self) -> DatasetCacheSpec:
+        if self.source.http is not None and self.layout == "Files":
+            raise ValueError(f"spec.layout: Files with spec.source.http: {HTTP_FILES}")
         return self
 
     @model_validator(mode="after")

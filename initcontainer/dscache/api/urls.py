@@ -11,6 +11,14 @@ _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _LOOSE_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # docker/compose service names have '_'
 ENDPOINT_EXAMPLE = "https://storage.example.com or http://127.0.0.1:9000"
 
+HTTP_FILES = (
+    "plain http(s) cannot list a directory, so it serves the Archives layout only (each version's "
+    "`mjthor_resource_file_to_size_mb.json`, `dscache-manifest.json` and the archives they name, as "
+    "`dscache publish` writes them to another remote and any web server can then serve them); for a plain "
+    "file tree (layout Files) use an s3, gcs, azure, huggingFace or file source"
+)
+"""Why an http source cannot have layout Files: the spec refuses the pair, the remote's listing says so."""
+
 
 def display_url(url: str) -> str:
     """`url` without userinfo, query or fragment: safe to log."""
