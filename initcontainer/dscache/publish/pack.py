@@ -28,6 +28,7 @@ from dscache.layouts.molmospaces import (
     molmo_size_mb,
 )
 from dscache.store.filetypes import file_type
+from dscache.store.members import CONTROL_RULE, control_character
 from dscache.store.paths import COMPLETE_RECORD, INVENTORY, ITEMS
 
 ARCHIVE_SUFFIX = ".tar.zst"
@@ -151,8 +152,11 @@ def _check_name(rel: str, root: Path) -> None:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         raise BadInputError(f"{root}: file name {rel!r} is not valid UTF-8") from None
-    if "\n" in rel or "\r" in rel:
-        raise BadInputError(f"{root}: file name {rel!r} contains a line break")
+    control = control_character(rel)
+    if control is not None:
+        raise BadInputError(
+            f"{root}: file name {rel!r} holds the control character {control}: {CONTROL_RULE}"
+        )
 
 
 # -------------------------------------------------------------------------------------- planning

@@ -284,8 +284,11 @@ class WriterLock:
             raise self._lost()
 
     def release(self) -> None:
-        """Let go; a successor's marker is never removed."""
+        """Let go; a successor's marker (or holder record) is never removed."""
         if self._lease.is_locked:
+            if self.guard_team and self._still_ours():
+                with contextlib.suppress(OSError):
+                    self._holder_path.unlink(missing_ok=True)
             self._lease.release()
 
     def __enter__(self) -> WriterLock:
