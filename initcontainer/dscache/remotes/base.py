@@ -119,6 +119,9 @@ class Pin:
     hints: dict[str, str] = field(default_factory=dict)
     """Digests that may not be digests at all (a 32-hex ETag from a store that does not say whether
     it is an MD5): a mismatch alone does not prove the bytes wrong."""
+    whole_bodies: bool = False
+    """The server answered a ranged request with the whole object (HTTP 200): it ignores Range, so
+    every further part would be a full body too (`dscache.install.parts` then takes one stream)."""
     want_checksums: bool = False
     """Ask for the object's stored checksums before the first byte when the first answer vouches for
     no digest (S3: one HEAD in checksum mode); set by a caller that downloads the whole object and

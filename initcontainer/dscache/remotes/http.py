@@ -240,6 +240,8 @@ class HttpFetcher:
             if total != "*":
                 identity = replace(identity, size=int(total))
             return Body(_chunks(resp), first, last + 1, lambda: _release(resp), identity)
+        if ranged and resp.status == 200:
+            pin.whole_bodies = True
         length = resp.headers.get("content-length")
         body_stop = int(length) if length is not None else None
         identity = replace(identity, size=body_stop)  # a whole body: its length is the object's
