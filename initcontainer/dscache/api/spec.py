@@ -621,8 +621,21 @@ PATTERN_WORDS: dict[str, str] = {
 tests/dscache/api/test_input_words.py checks that each pattern of the spec's schema is here)."""
 
 
+_BOUNDS = (
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_too_short",
+    "string_too_long",
+)
+
+
 def _in_words(e: Any) -> str | None:
-    """The message for a pattern error, in words, or None for other errors."""
+    """The message for a pattern error, in words (a bound's message with the value given), or None
+    for other errors."""
+    if e["type"] in _BOUNDS:
+        return f"{e['msg']} (got {e['input']!r})"
     if e["type"] != "string_pattern_mismatch":
         return None
     words = PATTERN_WORDS.get(e["ctx"]["pattern"], "does not have the form this field takes")

@@ -69,11 +69,9 @@ def _interval(raw: str) -> None:
 
 
 def _api_url(raw: str) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s)://HOST[:PORT] URL of the Kubernetes API server")
+    refused = endpoint_refusal(raw)
+    if refused is not None:
+        raise ValueError(f"must be an http(s)://HOST[:PORT] URL of the Kubernetes API server: {refused}")
 
 
 def _s3_endpoint(raw: str) -> None:

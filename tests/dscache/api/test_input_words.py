@@ -108,3 +108,9 @@ def test_the_shipped_s3_example_validates_and_says_what_to_replace() -> None:
     path = ROOT / "examples" / "datasetcache-s3.yaml"
     load_manifest(path)
     assert "YOUR-ACCOUNT-ID" in path.read_text() and "Placeholders to replace" in path.read_text()
+
+
+def test_a_bound_says_the_value_given() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"source": {"file": {"path": "/r"}}, "versions": VERSIONS, "install": {"parallelism": 0}})
+    assert str(caught.value) == "spec.install.parallelism: Input should be greater than or equal to 1 (got 0)"
