@@ -31,6 +31,7 @@ from dscache.api.spec import (
     format_errors,
     parse_spec,
 )
+from dscache.api.urls import HTTP_FILES, endpoint_refusal, hide_userinfo
 
 _K8S_NAME = re.compile(K8S_NAME_PATTERN)
 _AZURE_HOST = re.compile(r"^([a-z0-9]{3,24})\.blob\.core\.windows\.net$")
@@ -200,14 +201,6 @@ def _azure(where: str, account: str, path: str) -> Source:
     return Source(azure=AzureSource(account=account, container=container, prefix=prefix.strip("/")))
 
 
-def _shown(url: str) -> str:
-    """`url` for an error message: userinfo (credentials) replaced by `***`."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
-
-
 def source_from_url(url: str, flag: str = "--source") -> Source:
     """Parse a source URL given as `flag`: s3://bucket/prefix, gs:// (or gcs://) bucket/prefix,
     az://account/container/prefix (or https://ACCOUNT.blob.core.windows.net/container/prefix),
@@ -217,8 +210,11 @@ def source_from_url(url: str, flag: str = "--source") -> Source:
     or host, a host in a file URL (`file://host/path`: only local directories), a relative file path,
     credentials in an s3/gs/az/hf URL, a query string or fragment where it would be silently dropped.
     """
-    parts = urlsplit(url)
-    where = f"{flag} {_shown(url)!r}"
+    where = f"{flag} {hide_userinfo(url)!r}"
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed '[' ("Invalid IPv6 URL")
+        raise SpecError(f"{where}: not a URL: {endpoint_refusal(url) or err}") from None
     try:
         if parts.scheme in ("s3", "gs", "gcs", "az", "hf", "file") and (parts.query or parts.fragment):
             raise SpecError(f"{where}: a query string or fragment has no meaning in a {parts.scheme}: URL")
@@ -282,14 +278,14 @@ def source_from_arg(text: str, flag: str = "--source") -> Source:
     of an existing local directory (`./remote`, `/tmp/remote`), made absolute. Raises SpecError
     naming the flag: a path that is no directory says to give `file:///absolute/path` or the path of
     a directory; other errors as `source_from_url`."""
-    scheme = urlsplit(text).scheme.lower()
+    scheme = text.partition(":")[0].lower() if ":" in text else ""
     if scheme in _SCHEMES or "://" in text:
         return source_from_url(text, flag)
     if text and os.path.isdir(text):
         return Source(file=FileSource(path=os.path.abspath(text).rstrip("/") or "/"))
     raise SpecError(
-        f"{flag} {_shown(text)!r}: not a URL (s3://, gs://, az://, hf://, http(s)://, file:///absolute/path) "
-        "nor an existing directory; use file:///absolute/path or a directory path"
+        f"{flag} {hide_userinfo(text)!r}: not a URL (s3://, gs://, az://, hf://, http(s)://, "
+        "file:///absolute/path) nor an existing directory; use file:///absolute/path or a directory path"
     )
 
 
@@ -318,6 +314,8 @@ def spec_from_flags(source_url: str, layout: str, versions: list[str]) -> Datase
     if not by_slot:
         raise SpecError("at least one --version DT/SRC=VER is required")
     source = source_from_arg(source_url)
+    if source.http is not None and FLAG_LAYOUTS.get(layout.lower(), layout) == "Files":
+        raise SpecError(f"--layout Files with --source {source.display_url()}: {HTTP_FILES}")
     items = [{"dataType": k.data_type, "source": k.source, "version": k.version} for k in by_slot.values()]
     return parse_spec(
         {

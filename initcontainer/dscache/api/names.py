@@ -18,6 +18,8 @@ SEGMENT_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,127}"
 SOURCE_PATTERN = rf"{SEGMENT_PATTERN}(/{SEGMENT_PATTERN})*"
 _SEGMENT = re.compile(rf"^{SEGMENT_PATTERN}$")
 _SOURCE = re.compile(rf"^{SOURCE_PATTERN}$")
+ALLOWED = "ASCII letters and digits (A-Z, a-z, 0-9) and the characters . _ + = @ -"
+"""The characters of a safe name, in words: no spaces, no letters outside ASCII (`ü`), no '/'."""
 
 
 class NameError_(InvalidInputError):
@@ -33,7 +35,7 @@ def check_segment(value: str, what: str) -> str:
     """Return `value` if it is a safe single path component, else raise naming `what`."""
     if not is_safe_segment(value):
         raise NameError_(
-            f"{what} {value!r} is not a safe name: use letters, digits and ._+=@- "
+            f"{what} {value!r} is not a safe name: use only {ALLOWED} "
             f"(not starting with '.' or '-', at most {MAX_SEGMENT} characters, no '/')"
         )
     return value
@@ -43,9 +45,8 @@ def check_source(value: str, what: str = "source") -> str:
     """Return `value` if it is a safe source (segments joined by inner '/'), else raise."""
     if len(value) > MAX_SOURCE or not _SOURCE.match(value):
         raise NameError_(
-            f"{what} {value!r} is not a safe name: '/'-separated segments of letters, digits and "
-            f"._+=@- (no segment starting with '.' or '-', no '/' at the ends, at most {MAX_SOURCE} "
-            "characters)"
+            f"{what} {value!r} is not a safe name: '/'-separated segments of only {ALLOWED} (no "
+            f"segment starting with '.' or '-', no '/' at the ends, at most {MAX_SOURCE} characters)"
         )
     return value
 

@@ -24,10 +24,15 @@ from pydantic.alias_generators import to_camel
 
 from dscache.api.envnames import ENV_NAME_PATTERN, ROOT_VAR, derived_name
 from dscache.api.names import VersionKey, check_segment, check_source
-from dscache.api.podsettings import PodSettings, PrepareSettings
+from dscache.api.podsettings import (
+    DNS_SUBDOMAIN_PATTERN,
+    RESOURCE_QUANTITY_PATTERN,
+    PodSettings,
+    PrepareSettings,
+)
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
-from dscache.api.urls import display_url
+from dscache.api.urls import ENDPOINT_EXAMPLE, HTTP_FILES, display_url, endpoint_refusal, hide_userinfo
 from dscache.errors import InvalidInputError
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
@@ -39,6 +44,37 @@ _K8S_NAME = re.compile(K8S_NAME_PATTERN)
 
 class SpecError(InvalidInputError):
     """The spec is invalid; the message names the field (e.g. `spec.source.s3.bucket`)."""
+
+
+def _endpoint(value: str | None, dns: bool = False) -> str | None:
+    """An endpoint or base URL as `endpoint_refusal` takes it; raises ValueError saying why not."""
+    if value is None:
+        return value
+    refused = endpoint_refusal(value, dns=dns)
+    if refused is not None:
+        raise ValueError(f"{hide_userinfo(value)!r} is not a usable URL: {refused}")
+    return value
+
+
+_S3_BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+S3_BUCKET_RULE = (
+    "S3 bucket names are 3-63 characters: lowercase ASCII letters, digits, '.' and '-', starting and "
+    "ending with a letter or digit (buckets made before 2018 in us-east-1 may also have uppercase "
+    "letters and '_', up to 255 characters), e.g. my-datasets"
+)
+
+
+def s3_bucket_refusal(name: str) -> str | None:
+    """Pure: why `name` cannot be an S3 bucket name, or None. Refuses what botocore would refuse later
+    with a multi-line ParamValidationError (characters other than ASCII letters, digits, '.', '_' and
+    '-'; more than 255), and says S3's rule; names S3 itself refuses for other reasons (too short,
+    uppercase in a new bucket) are left to S3, whose answer names the bucket. Access point ARNs
+    (`arn:...`) pass to botocore, which checks them."""
+    if name.startswith("arn:") or _S3_BUCKET.match(name):
+        return None
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "._-"))})
+    which = f" ({', '.join(repr(c) for c in bad)} not allowed)" if bad else " (more than 255 characters)"
+    return f"{name!r} is not an S3 bucket name{which}: {S3_BUCKET_RULE}"
 
 
 class _Model(BaseModel):
@@ -84,6 +120,19 @@ class S3Source(_Model):
         None, description="Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)."
     )
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        refused = s3_bucket_refusal(v)
+        if refused is not None:
+            raise ValueError(refused)
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _usable_url(cls, v: str | None) -> str | None:
+        return _endpoint(v, dns=True)  # botocore takes DNS host names only
+
 
 class GcsSource(_Model):
     """A Google Cloud Storage bucket (or an endpoint that speaks its JSON API: fake-gcs-server)."""
@@ -103,6 +152,11 @@ class GcsSource(_Model):
         "document itself). Without it: GKE Workload Identity (the metadata server) or other application "
         "default credentials.",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _usable_url(cls, v: str | None) -> str | None:
+        return _endpoint(v)
 
 
 class AzureSource(_Model):
@@ -126,6 +180,11 @@ class AzureSource(_Model):
         "AZURE_STORAGE_SAS_TOKEN. Without it: Azure Workload Identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, "
         "AZURE_FEDERATED_TOKEN_FILE).",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _usable_url(cls, v: str | None) -> str | None:
+        return _endpoint(v)
 
 
 class HuggingFaceSource(_Model):
@@ -154,6 +213,11 @@ class HuggingFaceSource(_Model):
         "globs (applied after allowPatterns, as snapshot_download does).",
     )
 
+    @field_validator("endpoint")
+    @classmethod
+    def _usable_url(cls, v: str | None) -> str | None:
+        return _endpoint(v)
+
 
 HTTP_CREDENTIALS_IN_CLUSTER = (
     "spec.source.http.url: no user:password@ in the URL in a cluster (it would be stored in the spec and "
@@ -175,6 +239,11 @@ class HttpSource(_Model):
     def has_userinfo(self) -> bool:
         """Credentials written into the URL (`user:password@host`)."""
         return "@" in urlsplit(self.url).netloc
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, v: str) -> str:
+        return _endpoint(v) or v
 
 
 # A cluster refuses `file` sources (the CRD, the validating webhook and the operator; `dscache install`
@@ -513,6 +582,12 @@ class DatasetCacheSpec(_Model):
         return self
 
     @model_validator(mode="after")
+    def _files_need_a_listing(self) -> DatasetCacheSpec:
+        if self.source.http is not None and self.layout == "Files":
+            raise ValueError(f"spec.layout: Files with spec.source.http: {HTTP_FILES}")
+        return self
+
+    @model_validator(mode="after")
     def _patterns_need_files(self) -> DatasetCacheSpec:
         hf = self.source.hugging_face
         if hf is not None and (hf.allow_patterns or hf.ignore_patterns) and self.layout != "Files":
@@ -567,13 +642,53 @@ def unquoted_hint(value: object) -> str | None:
     return None
 
 
+PATTERN_WORDS: dict[str, str] = {
+    r"^https?://": f"must be an http:// or https:// URL, e.g. {ENDPOINT_EXAMPLE}",
+    r"^/": "must be an absolute path (starting with '/'), e.g. /data/remote",
+    r"^[a-z0-9]{3,24}$": "must be 3-24 lowercase ASCII letters and digits, e.g. mystorageaccount",
+    r"^(\$root|\$web|[a-z0-9][a-z0-9-]{1,61}[a-z0-9])$": (
+        "must be 3-63 lowercase ASCII letters, digits and '-', starting and ending with a letter or digit "
+        "(or $root, $web), e.g. datasets"
+    ),
+    r"^[\w.-]+/[\w.-]+$": "must be OWNER/NAME (letters, digits, '_', '.' and '-'), e.g. allenai/molmospaces",
+    DNS_SUBDOMAIN_PATTERN: (
+        "must be a DNS subdomain name: lowercase ASCII letters, digits, '-' and '.', starting and ending "
+        "with a letter or digit, at most 253 characters, e.g. high-priority"
+    ),
+    RESOURCE_QUANTITY_PATTERN: "must be a Kubernetes quantity, e.g. 500m, 2, 1.5, 4Gi or 100M",
+}
+"""Every `pattern` a user can hit in the spec, in words with an example (errors never show a regex;
+tests/dscache/api/test_input_words.py checks that each pattern of the spec's schema is here)."""
+
+
+_BOUNDS = (
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_too_short",
+    "string_too_long",
+)
+
+
+def _in_words(e: Any) -> str | None:
+    """The message for a pattern error, in words (a bound's message with the value given), or None
+    for other errors."""
+    if e["type"] in _BOUNDS:
+        return f"{e['msg']} (got {e['input']!r})"
+    if e["type"] != "string_pattern_mismatch":
+        return None
+    words = PATTERN_WORDS.get(e["ctx"]["pattern"], "does not have the form this field takes")
+    return f"{e['input']!r} {words}"
+
+
 def format_errors(err: ValidationError, root: str) -> str:
     """One line per error, `<field path>: <message>` joined by '; '. A message that names its own
     path (`spec.linkStrategy is now ...`) is not prefixed again."""
     lines = []
     for e in err.errors():
         loc = format_path((root, *e["loc"]))
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = _in_words(e) or e["msg"].removeprefix("Value error, ")
         if e["type"] == "string_type":
             msg = unquoted_hint(e["input"]) or msg
         names_itself = bool(loc) and msg.startswith((f"{loc}.", f"{loc} "))

@@ -22,7 +22,7 @@ from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
 from dscache.api.spec import DatasetCacheSpec
 from dscache.cli import output
-from dscache.cli.exits import EXIT_FAILURE, EXIT_OK
+from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.install import digestlog
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
@@ -303,7 +303,7 @@ def run_dry(
     try:
         result = plan_dry_run(spec, cache_root, ref_name, merge)
     except (RemoteError, LayoutError) as err:
-        return output.error(str(err), EXIT_FAILURE)
+        return output.error(str(err), exit_code(err))
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:

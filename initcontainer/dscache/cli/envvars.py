@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_positive_size, parse_zstd_window
+from dscache.api.urls import endpoint_refusal, hide_userinfo
 
 
 def _float(raw: str) -> float:
@@ -68,11 +69,27 @@ def _interval(raw: str) -> None:
 
 
 def _api_url(raw: str) -> None:
-    from urllib.parse import urlsplit
+    refused = endpoint_refusal(raw)
+    if refused is not None:
+        raise ValueError(f"must be an http(s)://HOST[:PORT] URL of the Kubernetes API server: {refused}")
 
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s)://HOST[:PORT] URL of the Kubernetes API server")
+
+def _s3_endpoint(raw: str) -> None:
+    refused = endpoint_refusal(raw, dns=True)  # botocore takes DNS host names only
+    if refused is not None:
+        raise ValueError(f"not a usable endpoint URL: {refused}")
+
+
+def _endpoint(raw: str) -> None:
+    refused = endpoint_refusal(raw)
+    if refused is not None:
+        raise ValueError(f"not a usable endpoint URL: {refused}")
+
+
+def _emulator_host(raw: str) -> None:
+    refused = endpoint_refusal(raw if "://" in raw else f"http://{raw}")
+    if refused is not None:
+        raise ValueError(f"not HOST:PORT nor an http(s):// URL: {refused}")
 
 
 @dataclass(frozen=True)
@@ -116,11 +133,18 @@ REMOTES = (
     EnvVar(
         "AWS_ENDPOINT_URL",
         "S3 endpoint for R2/MinIO (AWS_ENDPOINT_URL_S3 wins; the spec's endpoint over both)",
+        _s3_endpoint,
     ),
+    EnvVar("AWS_ENDPOINT_URL_S3", "S3 endpoint, over AWS_ENDPOINT_URL", _s3_endpoint),
     EnvVar("AWS_REGION", "S3 region (also AWS_DEFAULT_REGION)"),
     EnvVar("DSCACHE_S3_SSE_C_KEY", "base64 of the key of S3 objects encrypted with SSE-C (never shown)"),
     EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
-    EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)"),
+    EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)", _endpoint),
+    EnvVar(
+        "STORAGE_EMULATOR_HOST",
+        "gs:// sources: a GCS emulator's HOST:PORT or URL (the spec's endpoint wins)",
+        _emulator_host,
+    ),
     EnvVar("DSCACHE_HTTP_TOKEN", "http remotes: bearer token (never shown)"),
     EnvVar("DSCACHE_HTTP_USERNAME", "http remotes: Basic auth user, without DSCACHE_HTTP_TOKEN"),
     EnvVar("DSCACHE_HTTP_PASSWORD", "http remotes: Basic auth password (never shown)"),
@@ -155,7 +179,8 @@ BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
 
 
 def problems(command: str, env: Mapping[str, str]) -> list[str]:
-    """One line per unusable `DSCACHE_*` value `command` would read: `NAME='value': reason`."""
+    """One line per unusable value `command` would read (`DSCACHE_*`, endpoints): `NAME='value':
+    reason` (credentials in a URL shown as `***`)."""
     found = []
     for var in BY_COMMAND.get(command, ()):
         raw = env.get(var.name)
@@ -164,7 +189,7 @@ def problems(command: str, env: Mapping[str, str]) -> list[str]:
         try:
             var.check(raw.strip())
         except ValueError as err:
-            found.append(f"environment variable {var.name}={raw!r}: {err}")
+            found.append(f"environment variable {var.name}={hide_userinfo(raw)!r}: {err}")
     return found
 
 

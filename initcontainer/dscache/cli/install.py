@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 DEFAULT_FLAGS_REF = "default"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+REPAIR_SHOWN = 5
+"""Extra files `--repair` names per version before `and N more`."""
 EXAMPLES = """\
   dscache install -f datasetcache.yaml --cache /data/cache
   dscache install -f manifests.yaml --name molmo-assets --cache /data/cache --dry-run
@@ -346,7 +348,22 @@ def damaged_versions(
             check = verify_version(cache, key, content=content)
             if not check.ok or not published:
                 damaged[key] = check.damaged()
+            if check.extra:
+                say_extras(key, check.extra)
     return damaged
+
+
+def say_extras(key: VersionKey, extra: list[str]) -> None:
+    """One warning naming the files `--repair` removes from `key`: a version is dscache's, and the
+    fresh copy holds only what the remote has, so what was put into it goes with the damaged copy."""
+    from dscache.store.members import shown_name
+
+    names = ", ".join(shown_name(name) for name in extra[:REPAIR_SHOWN])
+    more = f" and {len(extra) - REPAIR_SHOWN} more" if len(extra) > REPAIR_SHOWN else ""
+    output.warning(
+        f"--repair replaces {key} with a fresh copy of what the remote has: the {len(extra)} file(s) in "
+        f"it that dscache did not install are removed with the damaged copy ({names}{more})"
+    )
 
 
 def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:

@@ -143,9 +143,13 @@ def _listed(query: _Query) -> list[Offered]:
         return _revisions(query, remote)
     found = offered_versions(remote.list_files(query.prefix), layout=query.layout, sources=query.slots)
     src = query.src
-    return [
-        o for o in found if o.key is not None and (src is None or f"{o.key.source}/".startswith(f"{src}/"))
-    ]
+    return [o for o in found if (slot := _slot(o)) and (src is None or f"{slot[1]}/".startswith(f"{src}/"))]
+
+
+def _slot(offered: Offered) -> tuple[str, str] | None:
+    """(data type, source) of a version, also of one whose names dscache refuses."""
+    key = offered.key
+    return (key.data_type, key.source) if key is not None else offered.names
 
 
 def _revisions(query: _Query, remote: Any) -> list[Offered]:
@@ -176,14 +180,17 @@ def _row(offered: Offered, cache: Path | None) -> dict[str, Any]:
     from dscache.store.records import read_complete
 
     key = offered.key
+    data_type, source = _slot(offered) or (None, None)
     row: dict[str, Any] = {
-        "dataType": key.data_type if key else None,
-        "source": key.source if key else None,
+        "dataType": data_type,
+        "source": source,
         "version": offered.version,
         "layout": offered.layout,
         "files": offered.files,
         "bytes": offered.bytes,
     }
+    if offered.refused is not None:  # absent: installable (rows kept as before for existing readers)
+        row.update(installable=False, notInstallableBecause=offered.refused)
     if offered.revision is not None:
         row.update(revision=offered.revision, refType=offered.ref_type)
     if offered.incomplete:
@@ -206,6 +213,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
         return f"{value} (incomplete publish)"
     if column == "revision":
         return str(value)[:12] + (f" ({row['refType']})" if row.get("refType") else "")
+    if column == "installable":
+        return "NO (below)" if value is False else "yes"
     if column == "installed":
         if not value:
             return "no"
@@ -220,6 +229,7 @@ def _table(rows: list[dict[str, Any]], cache: Path | None) -> str:
     columns = ["dataType", "source", "version", "layout", "files", "bytes"]
     columns += ["revision"] if any("revision" in r for r in rows) else []
     columns += ["installed"] if cache is not None else []
+    columns += ["installable"] if any("installable" in r for r in rows) else []
     titles = {"dataType": "DATA TYPE", "bytes": "SIZE"}
     cells = [[titles.get(c, c.upper()) for c in columns], *[[_cell(r, c) for c in columns] for r in rows]]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
@@ -257,14 +267,23 @@ def run(args: argparse.Namespace) -> int:
     except DscacheError as err:
         return fail(str(err), exit_code(err))
     remote = query.source.display_url()
+    refused = [r for r in rows if "installable" in r]
     if args.json:
-        print(json.dumps({"remote": remote, "versions": rows}, indent=2))
-    elif rows:
+        print(json.dumps({"remote": remote, "versions": rows, "notInstallable": len(refused)}, indent=2))
+        return EXIT_OK
+    if rows:
         print(_table(rows, args.cache))
         for row in rows:
             if row.get("incomplete"):
                 output.warning(_incomplete_hint(row, remote))
-    else:
-        where = f"{remote}/{query.prefix}".rstrip("/")
+    for row in refused:
+        version = f"{row['dataType']}/{row['source']}/{row['version']}"
+        print(f"not installable: {version}: {row['notInstallableBecause']}")
+    where = f"{remote}/{query.prefix}".rstrip("/")
+    if not rows:
         print(f"no versions under {where}")
+    elif len(refused) == len(rows):
+        print(f"no installable versions under {where}: the {len(rows)} found have names dscache refuses")
+    elif refused:
+        print(f"{len(refused)} of {len(rows)} versions are not installable: dscache refuses their names")
     return EXIT_OK

@@ -13,6 +13,7 @@ from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail, note_foreign
 from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from dscache.store.members import shown_name
 
 if TYPE_CHECKING:
     from dscache.maintain.verify import VersionCheck
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 ("unreadable", [f"{path} ({why})" for path, why in sorted(c.unreadable.items())]),
             ):
                 for path in paths[:SHOWN]:
-                    print(f"  {label}: {path}", file=sys.stderr)
+                    print(f"  {label}: {shown_name(path)}", file=sys.stderr)
                 if len(paths) > SHOWN:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
         for where in found.damaged:

@@ -11,7 +11,10 @@ fixed budget of ranged GETs per object); the sizes here adapt to the object and 
 The first part goes alone until its first bytes arrive: its answer completes the pin (ETag, size,
 the digests the remote vouches for), and every later part carries a copy of it, so every part's
 requests are conditional on the same object and a replaced object fails a part with
-`ObjectChangedError` (the caller restarts the item whole, as for one stream).
+`ObjectChangedError` (the caller restarts the item whole, as for one stream). A server that answers
+the first part's Range with the whole object (HTTP 200, e.g. `python -m http.server`) would send
+every part as a full body: the other parts are then fetched as ONE stream, its bytes cut into the
+parts (two GETs for the item instead of one per part).
 
 Two consumers:
 - `fetch_parts` hands each part's chunks to a `PartSink` as they arrive, in any order (files: written
@@ -207,6 +210,41 @@ def fetch_parts(
         finally:
             started.set()
 
+    def run_rest(first: int) -> None:
+        """Parts `first`.. as one stream (the server ignores Range): bytes between them (parts fetched
+        before) are dropped, each part is done as the stream passes its end."""
+        try:
+            if cancel.is_set():
+                raise _Cancelled
+            start, stop = parts[first][0], parts[-1][1]
+            chunks = remote.stream(path, start, stop - start, pin=pins[first])
+            with sharing(budget):
+                _deliver_spans(first, start, chunks)
+        except BaseException:
+            cancel.set()
+            raise
+
+    def _deliver_spans(index: int, pos: int, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                data = chunk
+                while data and index < len(parts):
+                    if cancel.is_set():
+                        raise _Cancelled
+                    start, stop = parts[index]
+                    cut = min(len(data), max(start - pos, 0))  # a gap: a part fetched before
+                    take = min(len(data) - cut, stop - pos - cut)
+                    if take:
+                        sink.chunk(index, pos + cut, data[cut : cut + take])
+                    data, pos = data[cut + take :], pos + cut + take
+                    if pos >= stop:
+                        sink.done(index)
+                        index += 1
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
     def _deliver(index: int, pos: int, chunks: Iterator[bytes]) -> None:
         try:
             for data in chunks:
@@ -224,7 +262,11 @@ def fetch_parts(
         futures: list[Future[None]] = [pool.submit(run, 0)]
         try:
             started.wait()
-            if not (futures[0].done() and futures[0].exception() is not None):
+            first_failed = futures[0].done() and futures[0].exception() is not None
+            if not first_failed and pin.whole_bodies and len(parts) > 1:  # Range ignored: one stream
+                pins[1] = _pin_copy(pin)
+                futures.append(pool.submit(run_rest, 1))
+            elif not first_failed:
                 for index in range(1, len(parts)):
                     pins[index] = _pin_copy(pin)  # now with the identity the first answer gave
                     futures.append(pool.submit(run, index))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
-from dscache.errors import DscacheError
+from dscache.errors import DscacheError, InvalidInputError
 from dscache.install import digestlog
 from dscache.install.commit import now_iso, promote
 from dscache.install.extract import ArchiveRejectedError
@@ -81,6 +81,17 @@ SMALL_THREADS = 32
 
 class InstallError(DscacheError):
     """The install failed; the message is safe to show (no credentials) and says what to fix."""
+
+
+class InstallInputError(InstallError, InvalidInputError):
+    """The install failed on bad input (a setting, a name): exit code 2."""
+
+
+def install_error(err: BaseException) -> InstallError:
+    """`err` (one of INSTALL_FAILURES) as the one line an install reports, keeping its kind: bad input
+    stays bad input (exit code 2)."""
+    kind = InstallInputError if isinstance(err, InvalidInputError) else InstallError
+    return kind(str(err))
 
 
 @dataclass
@@ -574,7 +585,7 @@ def install(
                 dropped = unreferenced(old, ref)
     except INSTALL_FAILURES as err:
         remove_empty_dirs(made)
-        raise InstallError(str(err)) from None
+        raise install_error(err) from None
     except OSError as err:
         remove_empty_dirs(made)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -50,6 +50,7 @@ from dscache.install.pipeline import (
     check_space,
     default_remote_factory,
     install,
+    install_error,
     no_space_message,
     target_ref,
 )
@@ -332,7 +333,7 @@ def install_share(
                             "items are still missing after this worker, the last one, fetched them"
                         )
     except INSTALL_FAILURES as err:
-        raise InstallError(str(err)) from None
+        raise install_error(err) from None
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InstallError(no_space_message(cache_root, err)) from None

@@ -13,8 +13,11 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   files versions from the other files; `Archives` only the former, `Files` every file as a files
   version; a files version holding `dscache publish` archives and nothing else publish does not write
   (no molmospaces manifest) is an `archives` version marked `incomplete` (a publish that did not
-  finish, `dscache.layouts.published.unfinished_publish`), never a files version. Paths that are not
-  safe names (a README at the root, `.gitattributes`) belong to no version and are left out.
+  finish, `dscache.layouts.published.unfinished_publish`), never a files version. Paths too short to
+  be a version (a README at the root) and hidden ones (a data type,
+  source or version starting with '.': `.gitattributes`, `.git/`) belong to no version and are left
+  out; a version whose names dscache refuses (`has space`, `ünï`) is offered with `refused`, the
+  reason, so that `ls-remote` shows it as not installable instead of hiding it.
 """
 
 from __future__ import annotations
@@ -42,32 +45,39 @@ class Offered:
     bytes: int
     revision: str | None = None
     ref_type: str | None = None
+    names: tuple[str, str] | None = None
+    """(data type, source) as the remote spells them, for a version whose names are `refused`."""
+    refused: str | None = None
+    """Why dscache cannot install this version (a name it refuses), or None."""
     incomplete: bool = False
     """An archives version whose publish did not finish (archives without the molmospaces manifest):
     not installable until the publish is run again (see `dscache.publish.stale`)."""
 
 
-def _key(data_type: str, source: str, version: str) -> VersionKey | None:
-    try:
-        return VersionKey(data_type, source, version)
-    except NameError_:
-        return None
+Triple = tuple[str, str, str]
+"""(data type, source, version) as the remote spells them, not yet checked."""
 
 
-def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, VersionKey]:
-    """Directory -> key of every archives version (a directory holding the molmospaces manifest)."""
-    found: dict[str, VersionKey] = {}
+def _triple(data_type: str, source: str, version: str) -> Triple | None:
+    """The names, unless one is empty or hidden (starts with '.'): those belong to no version."""
+    names = (data_type, *source.split("/"), version)
+    return None if any(not n or n.startswith(".") for n in names) else (data_type, source, version)
+
+
+def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, Triple]:
+    """Directory -> names of every archives version (a directory holding the molmospaces manifest)."""
+    found: dict[str, Triple] = {}
     for rf in listing:
         folder, _, name = rf.path.rpartition("/")
         segs = folder.split("/")
         if name == MOLMO_REMOTE_MANIFEST and len(segs) >= 3:
-            key = _key(segs[0], "/".join(segs[1:-1]), segs[-1])
-            if key is not None:
-                found[folder] = key
+            triple = _triple(segs[0], "/".join(segs[1:-1]), segs[-1])
+            if triple is not None:
+                found[folder] = triple
     return found
 
 
-def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
+def _inside(folder: str, dirs: dict[str, Triple]) -> bool:
     """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
     while folder:
         if folder in dirs:
@@ -76,33 +86,44 @@ def _inside(folder: str, dirs: dict[str, VersionKey]) -> bool:
     return False
 
 
-def _files_key(path: str, known: dict[str, list[str]]) -> VersionKey | None:
+def _files_key(path: str, known: dict[str, list[str]]) -> Triple | None:
     """The files version `path` belongs to, by the longest known source of its data type."""
     data_type, _, rest = path.partition("/")
     for source in sorted(known.get(data_type, ()), key=len, reverse=True):
         if rest.startswith(f"{source}/"):
             version, slash, _file = rest[len(source) + 1 :].partition("/")
-            return _key(data_type, source, version) if slash else None
+            return _triple(data_type, source, version) if slash else None
     segs = path.split("/")
-    return _key(segs[0], segs[1], segs[2]) if len(segs) >= 4 else None
+    return _triple(segs[0], segs[1], segs[2]) if len(segs) >= 4 else None
+
+
+def _offered(triple: Triple, layout: Layout, files: int, size: int, *, incomplete: bool) -> Offered:
+    """The version `triple` names, or, when dscache refuses a name, the same marked `refused`."""
+    try:
+        key = VersionKey(*triple)
+    except NameError_ as err:
+        return Offered(
+            None, triple[2], layout, files, size, names=triple[:2], refused=str(err), incomplete=incomplete
+        )
+    return Offered(key, key.version, layout, files=files, bytes=size, incomplete=incomplete)
 
 
 def offered_versions(
     listing: Iterable[RemoteFile], *, layout: Layout | None = None, sources: Iterable[tuple[str, str]] = ()
 ) -> list[Offered]:
     """Pure: the versions in a recursive `listing` (paths relative to the remote's base), sorted by
-    key. `sources`: (data type, source) pairs known to exist, to cut paths whose sources hold '/'."""
+    names. `sources`: (data type, source) pairs known to exist, to cut paths whose sources hold '/'."""
     files = list(listing)
     known: dict[str, list[str]] = {}
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)
     archive_dirs = _archive_dirs(files) if layout != "Files" else {}
-    totals: dict[tuple[VersionKey, Layout], list[int]] = {}
-    names: dict[VersionKey, list[str]] = {}  # files versions: paths inside the version
+    totals: dict[tuple[Triple, Layout], list[int]] = {}
+    names: dict[Triple, list[str]] = {}  # files versions: paths inside the version
     for rf in files:
         folder = rf.path.rpartition("/")[0]
         archived = archive_dirs.get(folder)
-        entry: tuple[VersionKey, Layout]
+        entry: tuple[Triple, Layout]
         if archived is not None:
             entry = (archived, "Archives")
         else:
@@ -110,13 +131,13 @@ def offered_versions(
             if key is None or _inside(folder, archive_dirs):
                 continue
             entry = (key, "Files")
-            names.setdefault(key, []).append(rf.path[len(key.rel) + 1 :])
+            names.setdefault(key, []).append(rf.path[len("/".join(key)) + 1 :])
         count = totals.setdefault(entry, [0, 0])
         count[0] += 1
         count[1] += rf.size
     broken = {k for k, inside in names.items() if layout != "Files" and unfinished_publish(inside)}
     return [
-        Offered(key, key.version, "Archives" if key in broken else kind, n, size, incomplete=key in broken)
-        for (key, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
-        if layout != "Archives" or kind == "Archives" or key in broken
+        _offered(triple, "Archives" if triple in broken else kind, n, size, incomplete=triple in broken)
+        for (triple, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
+        if layout != "Archives" or kind == "Archives" or triple in broken
     ]

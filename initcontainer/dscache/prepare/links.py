@@ -175,7 +175,12 @@ def foreign_entry(path: Path, recorded: dict[str, str] | None, roots: tuple[str,
         inside = _foreign_in_tree(path, per_file, roots)
         if inside is None:
             return None
-        return f"{path} is a directory that dscache did not create (it holds {inside})"
+        if per_file:  # the tree is dscache's (recorded); only what was put into it is not
+            return (
+                f"{path} is a per-file tree dscache made, but it now holds {inside}, which dscache did "
+                "not create"
+            )
+        return f"{path} is a directory holding {inside}, which dscache did not create"
     return f"{path} is {file_type(mode)} that dscache did not create"
 
 

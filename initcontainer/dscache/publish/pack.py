@@ -28,6 +28,7 @@ from dscache.layouts.molmospaces import (
     molmo_size_mb,
 )
 from dscache.store.filetypes import file_type
+from dscache.store.members import CONTROL_RULE, control_character
 from dscache.store.paths import COMPLETE_RECORD, INVENTORY, ITEMS
 
 ARCHIVE_SUFFIX = ".tar.zst"
@@ -103,7 +104,8 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
     """Walk `root` without following links: (entries in walk order, skipped bookkeeping files).
 
     Rejects what no consumer could safely extract: symlinks leaving the tree (absolute targets,
-    `..` past the root, or resolving outside it), devices, fifos, sockets. Names are bytes, as on the
+    `..` past the root, or resolving outside it), devices, fifos, sockets, names holding control
+    characters. Names are bytes, as on the
     consumer side: any name the filesystem holds is archived as is, one that is not UTF-8 (a surrogate
     escape here, as `os.fsdecode` gives it) in a pax `hdrcharset=BINARY` record, and `install` writes
     it back byte for byte.
@@ -121,6 +123,7 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
             entries.append(TreeEntry(prefix.rstrip("/"), "dir"))
         for child in children:
             rel = prefix + child.name
+            _check_name(rel, root)
             st = child.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(child.path)
@@ -146,6 +149,16 @@ def scan_tree(root: Path) -> tuple[list[TreeEntry], list[str]]:
 def _resolves_inside(link: Path, real_root: Path) -> bool:
     resolved = Path(os.path.realpath(link))
     return resolved == real_root or resolved.is_relative_to(real_root)
+
+
+def _check_name(rel: str, root: Path) -> None:
+    """Names that are not UTF-8 are archived as bytes (see `scan_tree`); control characters are
+    refused, as `install` refuses them (`dscache.store.members.CONTROL_RULE`)."""
+    control = control_character(rel)
+    if control is not None:
+        raise BadInputError(
+            f"{root}: file name {rel!r} holds the control character {control}: {CONTROL_RULE}"
+        )
 
 
 # -------------------------------------------------------------------------------------- planning

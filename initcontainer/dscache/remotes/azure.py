@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from dscache.remotes.base import Identity, NotFoundError, Pin, RemoteError, RemoteFile
+from dscache.api.urls import endpoint_refusal
+from dscache.remotes.base import Identity, NotFoundError, Pin, RemoteError, RemoteFile, RemoteSettingError
 from dscache.remotes.http import HttpFetcher
 from dscache.remotes.retry import (
     RetryPolicy,
@@ -128,6 +129,11 @@ def resolve_access(account: str, endpoint: str | None, anonymous: bool, env: Map
             )
         else:
             url = default_url
+        refused = None if endpoint else endpoint_refusal(url)
+        if refused is not None:  # the connection string is a secret: name its part, never show it
+            raise RemoteSettingError(
+                f"{CONNECTION_STRING_ENV}: its BlobEndpoint is not a usable URL: {refused}"
+            )
         url = (endpoint or url).rstrip("/")
         if parts.get("accountkey"):
             return Access(url, "key", key=parts["accountkey"])

@@ -18,13 +18,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from dscache.errors import DscacheError
+from dscache.errors import DscacheError, InvalidInputError
 
 CHUNK = 1 << 20
 
 
 class RemoteError(DscacheError):
     """A remote operation failed for good (after retries); the message is safe to show."""
+
+
+class RemoteSettingError(RemoteError, InvalidInputError):
+    """A remote's setting from the environment cannot be used (exit code 2); the message names it."""
 
 
 class NotFoundError(RemoteError):
@@ -115,6 +119,9 @@ class Pin:
     hints: dict[str, str] = field(default_factory=dict)
     """Digests that may not be digests at all (a 32-hex ETag from a store that does not say whether
     it is an MD5): a mismatch alone does not prove the bytes wrong."""
+    whole_bodies: bool = False
+    """The server answered a ranged request with the whole object (HTTP 200): it ignores Range, so
+    every further part would be a full body too (`dscache.install.parts` then takes one stream)."""
     want_checksums: bool = False
     """Ask for the object's stored checksums before the first byte when the first answer vouches for
     no digest (S3: one HEAD in checksum mode); set by a caller that downloads the whole object and

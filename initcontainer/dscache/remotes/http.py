@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
-from dscache.api.urls import display_url
+from dscache.api.urls import HTTP_FILES, display_url
 from dscache.remotes.base import Identity, NotFoundError, ObjectChangedError, Pin, RemoteError, RemoteFile
 from dscache.remotes.retry import (
     TRANSIENT_STATUS,
@@ -240,6 +240,8 @@ class HttpFetcher:
             if total != "*":
                 identity = replace(identity, size=int(total))
             return Body(_chunks(resp), first, last + 1, lambda: _release(resp), identity)
+        if ranged and resp.status == 200:
+            pin.whole_bodies = True
         length = resp.headers.get("content-length")
         body_stop = int(length) if length is not None else None
         identity = replace(identity, size=body_stop)  # a whole body: its length is the object's
@@ -343,7 +345,7 @@ class HttpRemote:
         return self._fetch.stream(url, offset, length, what, pin)
 
     def list_files(self, prefix: str) -> list[RemoteFile]:
-        raise RemoteError(f"{self._display}: plain HTTP cannot list files; use a manifest or another remote")
+        raise RemoteError(f"{self._display}: plain HTTP cannot list files: {HTTP_FILES}")
 
     def put_file(self, path: str, local: Path) -> None:
         raise RemoteError(f"{self._display}: plain HTTP remotes are read-only")

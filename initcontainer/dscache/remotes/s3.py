@@ -43,6 +43,7 @@ from dscache.remotes.base import (
     Pin,
     RemoteError,
     RemoteFile,
+    RemoteSettingError,
 )
 from dscache.remotes.retry import (
     Body,
@@ -237,8 +238,11 @@ class S3Remote:
 
     def _error(self, exc: Exception, what: str) -> RemoteError:
         """Map a non-transient botocore error to a safe RemoteError."""
-        from botocore.exceptions import ClientError, NoCredentialsError
+        from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
+        if isinstance(exc, ParamValidationError):  # several lines, each a reason: all of them, on one
+            reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            return RemoteSettingError(f"{what}: botocore refused the request: {'; '.join(reasons) or exc}")
         if isinstance(exc, NoCredentialsError):
             return RemoteError(
                 f"{what}: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "

@@ -57,16 +57,22 @@ over after 2 s unchanged: do not run older installers against the same volume. R
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from dscache.api.urls import hide_userinfo
 from dscache.errors import DscacheError
 from dscache.store import team as teams
+from dscache.store.atomic import write_json_atomic
 
 Fence = Callable[[], None]
 """Called by a writer before each irreversible step; raises `LockLostError` once the lock was lost."""
@@ -74,6 +80,10 @@ Fence = Callable[[], None]
 LEASE = 60.0
 HEARTBEAT = 5.0
 POLL = 0.5
+WAIT_NOTICE = 1.0
+"""Seconds a writer waits silently for the lock; then one line says who holds it (info: not with -q)."""
+HOLDER_SUFFIX = ".holder"
+"""`writer.lock.holder`: what the marker does not record (the command, since when), for that line."""
 
 
 class LockError(DscacheError):
@@ -130,28 +140,71 @@ class WriterLock:
         )
 
     def describe_holder(self) -> str:
-        """`host=H pid=P` of the marker's holder, as far as it can be read."""
+        """`host=H pid=P` of the marker's holder, as far as it can be read, and the command and the
+        time it took the lock when its holder record (`writer.lock.holder`) is that holder's."""
         owner = self._lease.owner
         if owner is None:
             return "holder unknown: the lock file is missing or unreadable"
-        return f"host={owner.hostname} pid={owner.pid}"
+        shown = f"host={owner.hostname} pid={owner.pid}"
+        record = holder_record(self._holder_path)
+        if record is None or (record.get("pid"), record.get("host")) != (owner.pid, owner.hostname):
+            return shown
+        age = time.time() - float(record.get("sinceEpoch") or 0)
+        ago = f", {age:.0f}s ago" if 0 <= age < 10 * 365 * 86400 else ""
+        return f"{shown} command={record.get('command')!r}, since {record.get('since')}{ago}"
+
+    @property
+    def _holder_path(self) -> Path:
+        return self.path.with_name(self.path.name + HOLDER_SUFFIX)
+
+    def _record_holder(self) -> None:
+        """Write `writer.lock.holder` for the writers that will wait on this one (best effort: the
+        lock itself does not depend on it)."""
+        owner = self._lease.owner
+        if owner is None or not self.guard_team:
+            return
+        record = {
+            "pid": owner.pid,
+            "host": owner.hostname,
+            "command": command_line(sys.argv),
+            "since": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "sinceEpoch": round(time.time(), 3),
+        }
+        with contextlib.suppress(OSError):
+            write_json_atomic(self._holder_path, record, durable=False)
+
+    def _notice(self, message: str) -> None:
+        import logging
+
+        logging.getLogger(__name__).info(message)
 
     def acquire(self) -> None:
         """Take the lock, then wait while another live install team owns the volume (see `team.py`)."""
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
         watch = teams.TeamWatch(self.stale_after)
         control = self.path.parent
+        told = False
         while True:
             self._acquire_lease(max(deadline - time.monotonic(), 0.0))
             if not self.guard_team:
                 return
             record = teams.read_team(control)
             if record is None or record.team == self.team:
+                self._record_holder()
                 return
             if watch.dead(teams.signature(control), time.monotonic()):
                 teams.end_team(control)  # its workers are gone: the volume is free again
+                self._record_holder()
                 return
             self.release()
+            if not told and time.monotonic() - started >= WAIT_NOTICE:
+                told = True
+                self._notice(
+                    f"waiting: cache {control.parent} is being installed by the workers of another install "
+                    f"(team {record.team}, {record.workers} workers); it is taken over when all of them "
+                    f"stop for {self.stale_after:.0f}s; giving up after {self.timeout:.0f}s (--lock-timeout)"
+                )
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(
                     f"cache {control.parent} is being installed by the workers of another install "
@@ -164,8 +217,15 @@ class WriterLock:
         from filelock import LeaseSettingsMismatch, Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         try:
-            self._lease.acquire(timeout=timeout)
+            if self.guard_team and timeout > WAIT_NOTICE:
+                try:
+                    self._lease.acquire(timeout=WAIT_NOTICE)
+                    return
+                except Timeout:
+                    self._notice(self._waiting())
+            self._lease.acquire(timeout=max(timeout - (time.monotonic() - started), 0.0))
         except Timeout:
             raise LockTimeoutError(
                 f"cache writer lock {self.path} is held by another writer ({self.describe_holder()}); "
@@ -174,6 +234,15 @@ class WriterLock:
             ) from None
         except LeaseSettingsMismatch as err:
             raise LockError(str(err)) from None
+
+    def _waiting(self) -> str:
+        """The line a waiting writer shows: the lock, its holder, and when it is taken over."""
+        return (
+            f"waiting for the cache writer lock {self.path}, held by another writer "
+            f"({self.describe_holder()}); it is taken over when its holder's heartbeat stops for "
+            f"{self.stale_after:.0f}s (at once when the holder was on this host and its process is gone); "
+            f"giving up after {self.timeout:.0f}s (--lock-timeout)"
+        )
 
     def _still_ours(self) -> bool:
         if self._lease.compromise is not None:
@@ -215,8 +284,11 @@ class WriterLock:
             raise self._lost()
 
     def release(self) -> None:
-        """Let go; a successor's marker is never removed."""
+        """Let go; a successor's marker (or holder record) is never removed."""
         if self._lease.is_locked:
+            if self.guard_team and self._still_ours():
+                with contextlib.suppress(OSError):
+                    self._holder_path.unlink(missing_ok=True)
             self._lease.release()
 
     def __enter__(self) -> WriterLock:
@@ -232,6 +304,22 @@ class WriterLock:
         self.release()
         if lost is not None:
             raise lost from exc
+
+
+def command_line(argv: list[str]) -> str:
+    """Pure: the command as a holder record shows it (`dscache install --cache ...`), credentials in
+    URLs hidden, at most 200 characters."""
+    shown = " ".join(["dscache", *(hide_userinfo(a) for a in argv[1:])])
+    return shown if len(shown) <= 200 else shown[:199] + "…"
+
+
+def holder_record(path: Path) -> dict[str, Any] | None:
+    """The holder record at `path`, or None when there is none or it cannot be read."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 @dataclass
