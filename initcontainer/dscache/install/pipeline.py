@@ -87,6 +87,10 @@ class InstallInputError(InstallError, InvalidInputError):
     """The install failed on bad input (a setting, a name): exit code 2."""
 
 
+class PlanInputError(LayoutError, InvalidInputError):
+    """Planning a version failed on bad input (a setting the remote refused): exit code 2."""
+
+
 def install_error(err: BaseException) -> InstallError:
     """`err` (one of INSTALL_FAILURES) as the one line an install reports, keeping its kind: bad input
     stays bad input (exit code 2)."""
@@ -209,6 +213,8 @@ def plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ver
         text = plan_failure(key, err)
         if text == str(err):
             raise
+        if isinstance(err, InvalidInputError):
+            raise PlanInputError(text) from None
         raise LayoutError(text) from None
 
 
