@@ -249,15 +249,25 @@ class HfRemote:
         """Upload several files in ONE commit to the branch (the Hub rate-limits commits); returns it."""
         from huggingface_hub import CommitOperationAdd
 
-        r = self._repo
         ops = [
             CommitOperationAdd(path_in_repo=self._in_repo(p), path_or_fileobj=str(local))
             for p, local in files
         ]
-        msg = message or f"dscache: upload {len(ops)} file(s)"
+        return self._commit(ops, message or f"dscache: upload {len(ops)} file(s)")
+
+    def delete_files(self, paths: list[str], message: str | None = None) -> None:
+        """Remove `paths` in ONE commit to the branch."""
+        from huggingface_hub import CommitOperationDelete
+
+        ops = [CommitOperationDelete(path_in_repo=self._in_repo(p)) for p in paths]
+        self._commit(ops, message or f"dscache: remove {len(ops)} file(s)")
+
+    def _commit(self, ops: list[Any], message: str) -> str:
+        """One commit of `ops` (huggingface_hub CommitOperation*) to the branch; returns its id."""
+        r = self._repo
         info: Any = r.call(
             lambda: r.api.create_commit(
-                r.repo, ops, commit_message=msg, repo_type=r.repo_type, revision=r.revision
+                r.repo, ops, commit_message=message, repo_type=r.repo_type, revision=r.revision
             ),
             f"{r.display}@{r.revision}: commit",
         )
@@ -265,23 +275,6 @@ class HfRemote:
             if not _COMMIT.match(r.revision):
                 r.commit = None  # the branch moved: the next read pins the new head
         return str(info.oid)
-
-    def delete_files(self, paths: list[str], message: str | None = None) -> None:
-        """Remove `paths` in ONE commit to the branch."""
-        from huggingface_hub import CommitOperationDelete
-
-        r = self._repo
-        ops = [CommitOperationDelete(path_in_repo=self._in_repo(p)) for p in paths]
-        msg = message or f"dscache: remove {len(ops)} file(s)"
-        r.call(
-            lambda: r.api.create_commit(
-                r.repo, ops, commit_message=msg, repo_type=r.repo_type, revision=r.revision
-            ),
-            f"{r.display}@{r.revision}: commit",
-        )
-        with r.lock:
-            if not _COMMIT.match(r.revision):
-                r.commit = None  # the branch moved: the next read pins the new head
 
     def close(self) -> None:
         self._repo.fetch.close()

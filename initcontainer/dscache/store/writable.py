@@ -16,21 +16,12 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.errors import DscacheError
+from dscache.store.filetypes import file_type
 from dscache.store.paths import CachePaths
 
 
 class NotWritableError(DscacheError):
     """A path the install must write is the wrong kind or not writable; the message names it."""
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISREG(mode):
-        return "a file"
-    return "a special file"
 
 
 def _why_not_writable(path: Path) -> str:
@@ -66,7 +57,7 @@ def _dir_problem(path: Path, purpose: str, *, access: bool, kinds: bool = True) 
                 return None
             where = "" if at == path else f" on the way to {path}"
             return (
-                f"{at}: {_kind(os.lstat(at).st_mode)}{where}, but dscache keeps {purpose} in a directory "
+                f"{at}: {file_type(os.lstat(at).st_mode)}{where}, but dscache keeps {purpose} in a directory "
                 "there; move it away, then install again (nothing was installed)"
             )
         if access and not os.access(at, os.W_OK | os.X_OK):
@@ -88,7 +79,7 @@ def _lock_problem(cache: CachePaths) -> str | None:
     if stat.S_ISREG(st.st_mode):
         return None
     return (
-        f"{cache.lock_path}: {_kind(st.st_mode)}, but dscache keeps its writer lock in a file there; "
+        f"{cache.lock_path}: {file_type(st.st_mode)}, but dscache keeps its writer lock in a file there; "
         "move it away, then install again (nothing was installed)"
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
 from dscache.cli.app import main
 from dscache.store.paths import CachePaths
-from tests.factories import make_tree, publish_archives
+from tests.factories import make_tree, publish_archives, tmpfs
 
 KEY = VersionKey("objects", "many", "v1")
 SMALL = 400  # files of 10 bytes: 4000 bytes of content, 400 blocks of 4 KiB on tmpfs
@@ -28,13 +27,8 @@ SMALL = 400  # files of 10 bytes: 4000 bytes of content, 400 blocks of 4 KiB on 
 
 @pytest.fixture
 def one_mib(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "small", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def _many(tmp_path: Path) -> Path:

@@ -67,14 +67,22 @@ THEN = "move it away, then install again (nothing was installed)"
 @pytest.mark.parametrize(
     ("make", "where", "says"),
     [
-        ("refs", "refs", "a file, but dscache keeps its refs in a directory there"),
-        ("staging", "staging", "a file, but dscache keeps the staging of installs in a directory there"),
-        ("trash", "trash", "a file, but dscache keeps what it removes (its trash) in a directory there"),
+        ("refs", "refs", "a regular file, but dscache keeps its refs in a directory there"),
+        (
+            "staging",
+            "staging",
+            ("a regular file, but dscache keeps the staging of installs in a directory there"),
+        ),
+        (
+            "trash",
+            "trash",
+            ("a regular file, but dscache keeps what it removes (its trash) in a directory there"),
+        ),
         (
             "staging/objects/thor",
             "staging/objects/thor",
-            "a file on the way to {control}/staging/objects/thor/v1, but dscache keeps the staging of "
-            "objects/thor=v1 in a directory there",
+            "a regular file on the way to {control}/staging/objects/thor/v1, but dscache keeps the "
+            "staging of objects/thor=v1 in a directory there",
         ),
     ],
 )
@@ -156,6 +164,6 @@ def test_a_worker_of_a_team_install_checks_too(tmp_path: Path) -> None:
     argv = ["--cache", str(cache), "--source", f"file://{remote}", "--version", VERSION]
     result = run("install", *argv, "--workers", "2", "--worker-index", "0", "--team", "t1")
     assert_one_clean_line(
-        result, 1, f"{control}/refs: a file, but dscache keeps its refs in a directory there"
+        result, 1, f"{control}/refs: a regular file, but dscache keeps its refs in a directory there"
     )
     _nothing_installed(cache)

@@ -14,7 +14,7 @@ import pytest
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.store.paths import CachePaths
-from tests.factories import publish_archives
+from tests.factories import publish_archives, tmpfs
 from tests.servers.files import FileServer
 
 KEY = VersionKey("objects", "thor", "v1")
@@ -22,13 +22,8 @@ KEY = VersionKey("objects", "thor", "v1")
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "small", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def compressible_tree(tmp_path: Path) -> Path:
