@@ -68,7 +68,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator"), str(REPO / "initcontainer")]
 
 import yaml  # noqa: E402
-from dscache_testbed import bed, build  # noqa: E402
+from dscache_testbed import bed, build, objects  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
 from dscache_testbed.polling import wait  # noqa: E402
 
@@ -83,6 +83,9 @@ NO_SCHEDULER = "dscache-bench-unscheduled"
 METRIC = "apiserver_admission_webhook_admission_duration_seconds"
 OPERATOR_METRIC = "dscache_admission_seconds"  # the operator's own time per review (after issue 17)
 BUSY = 20.0  # seconds of admission probes from the creation of the caches
+BINDING = f"{HOOKS}/mutatingadmissionpolicybindings/{objects.POLICY}"
+# --bed-policy: the states of the bed's admission policy the bursts are measured in.
+POLICY_STATES = {"with": ("with",), "without": ("without",), "both": ("with", "without")}
 TARGETS = {"ratio": 1.2, "p50": 0.1, "p99": 0.5, "current_s": 30.0, "rss_mb": 300.0}
 
 
@@ -146,6 +149,10 @@ class Histogram:
 
     def minus(self, before: Histogram) -> Histogram:
         return Histogram({le: n - before.buckets.get(le, 0.0) for le, n in self.buckets.items()})
+
+    def plus(self, other: Histogram) -> Histogram:
+        keys = self.buckets.keys() | other.buckets.keys()
+        return Histogram({le: self.buckets.get(le, 0.0) + other.buckets.get(le, 0.0) for le in keys})
 
     @property
     def count(self) -> int:
@@ -224,13 +231,41 @@ def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
     _serve_https(allow, port, cert, key)
 
 
-def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> None:
+# Parts of dscache's patch, replayed alone to find which part the API server pays for: the ops whose
+# path matches, and whether the init container goes without its volume mounts (they name volumes that
+# a part without the volumes lacks; the pod would be invalid).
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "the annotation only": (r"^/metadata/annotations", False),
+    "the workload env only": (r"^/spec/containers/\d+/env$", False),
+    "the volumes only": (r"^/spec/volumes$", False),
+    "the volumes and workload mounts": (r"^/spec/(volumes|containers/\d+/volumeMounts)$", False),
+    "the init container only, without its mounts": (r"^/spec/initContainers$", True),
+    "the volumes and the init container": (r"^/spec/(volumes|initContainers)$", False),
+}
+
+
+def patch_variant(response: dict[str, Any], variant: str) -> dict[str, Any]:
+    """`response` (an AdmissionResponse with a base64 JSON patch) with only the ops of `variant`."""
+    keep, no_mounts = VARIANTS[variant]
+    ops = [op for op in json.loads(base64.b64decode(response["patch"])) if re.match(keep, op["path"])]
+    if no_mounts:
+        ops = [
+            {**op, "value": [{k: v for k, v in c.items() if k != "volumeMounts"} for c in op["value"]]}
+            if op["path"] == "/spec/initContainers"
+            else op
+            for op in ops
+        ]
+    return {**response, "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+
+
+def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str, *, variant: str = "") -> None:
     """A webhook on 127.0.0.1:port that answers each pod with the response dscache gave such a pod.
 
     Until it holds one, a review is forwarded to dscache's webhook at `upstream` (CA `upstream_ca`)
     and its answer (patch, patchType, warnings) kept: one for a first call and one for a reinvocation
     (the pod already has dscache's init container). Later reviews get the kept answer with their own
-    uid, and nothing else is done: dscache's patch without dscache's server.
+    uid, and nothing else is done: dscache's patch without dscache's server. With `variant` (a key of
+    VARIANTS), a first call's kept answer has only that part of the patch.
     """
     import aiohttp
     from aiohttp import web
@@ -248,8 +283,10 @@ def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> N
                 headers = {"Content-Type": "application/json"}
                 async with session.post(upstream, data=body, headers=headers, ssl=client_ctx) as r:
                     got = await r.json()
-            kept.setdefault(again, {k: v for k, v in got["response"].items() if k != "uid"})
-            return web.json_response(got)
+            got_answer = {k: v for k, v in got["response"].items() if k != "uid"}
+            if variant and not again and "patch" in got_answer:
+                got_answer = patch_variant(got_answer, variant)
+            kept.setdefault(again, got_answer)
         response = {"uid": review["request"]["uid"], **kept[again]}
         return web.json_response(
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
@@ -305,6 +342,7 @@ class Bench:
         self.ns = f"dscache-load-{uuid.uuid4().hex[:6]}"
         self.server = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.policy_on, self.binding_spec = True, dict[str, Any]()
         self.metrics_port = free_port()
 
     def kubectl(self, *args: str) -> None:
@@ -497,51 +535,104 @@ class Bench:
         self.kube.request("DELETE", self.pods(), params={"labelSelector": f"bench-burst={tag}"})
         return result
 
-    def bursts(self, pid: int) -> dict[str, Any]:
-        n, conc = self.args.pods, self.args.concurrency
-        for kind in ("unlabelled", "labelled"):
-            self.burst(kind, conc, f"warm-{kind}")
-        walls: dict[str, list[float]] = {"unlabelled": [], "labelled": []}
-        lat: dict[str, list[float]] = {"unlabelled": [], "labelled": []}
-        refused: list[str] = []
-        hist0, cpu0 = self.histograms(), cpu_seconds(pid)
-        for r in range(self.args.rounds):
-            order = ("unlabelled", "labelled") if r % 2 == 0 else ("labelled", "unlabelled")
-            for kind in order:
-                wall, each, no = self.burst(kind, n, f"{kind[0]}{r}")
-                walls[kind].append(wall)
-                lat[kind] += each
-                refused += no
-        hist = self.histograms()
-        mutate, own = delta(hist, hist0, "mutate-pods"), delta(hist, hist0, "operator:mutate-pods")
-        unl, lab = sum(walls["unlabelled"]), sum(walls["labelled"])
-        return {
-            "pods": n,
-            "concurrency": conc,
-            "rounds": self.args.rounds,
-            "unlabelled_burst_seconds": round(unl / self.args.rounds, 2),
-            "labelled_burst_seconds": round(lab / self.args.rounds, 2),
-            "ratio": round(lab / unl, 2),
-            "client_unlabelled_p50_ms": round(pct(lat["unlabelled"], 0.5) * 1000, 1),
-            "client_unlabelled_p99_ms": round(pct(lat["unlabelled"], 0.99) * 1000, 1),
-            "client_labelled_p50_ms": round(pct(lat["labelled"], 0.5) * 1000, 1),
-            "client_labelled_p99_ms": round(pct(lat["labelled"], 0.99) * 1000, 1),
-            "webhook_p50_ms": round(mutate.quantile(0.5) * 1000, 1),
-            "webhook_p99_ms": round(mutate.quantile(0.99) * 1000, 1),
-            "webhook_count": mutate.count,
-            "operator_webhook_p50_ms": round(own.quantile(0.5) * 1000, 1),
-            "operator_webhook_p99_ms": round(own.quantile(0.99) * 1000, 1),
-            "refused": refused[:5],
-            "refused_count": len(refused),
-            "operator_cpu_seconds": round(cpu_seconds(pid) - cpu0, 1),
-            "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
-        }
+    def bed_policy(self, on: bool) -> None:
+        """Apply the bed's admission policy to the bench's namespace (`on`) or not.
 
-    def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, Any]]:
+        Off: the policy's binding gets a namespaceSelector that excludes this namespace (the original
+        binding is kept and put back by `on`, and by `restore_bed_policy`). Returns once a created pod
+        shows the state (the policy sets hostNetwork; configurations apply asynchronously).
+        """
+        if self.policy_on == on:
+            return
+        binding = self.kube.get(BINDING)
+        if not self.binding_spec:
+            self.binding_spec = binding["spec"]
+        spec = dict(self.binding_spec)
+        if not on:
+            spec["matchResources"] = {
+                **(spec.get("matchResources") or {}),
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [self.ns]}
+                    ]
+                },
+            }
+        self.kube.request("PUT", BINDING, {**binding, "spec": spec})
+        self.policy_on = on
+
+        def in_force() -> bool:
+            name = f"policy-check-{uuid.uuid4().hex[:6]}"
+            pod = self.kube.post(self.pods(), self.pod(name, None))
+            self.kube.delete(f"{self.pods()}/{name}")
+            return bool(pod["spec"].get("hostNetwork")) == on
+
+        wait(f"the bed's policy {'on' if on else 'off'}", in_force, 60, every=0.5)
+
+    def restore_bed_policy(self) -> None:
+        if self.binding_spec and not self.policy_on:
+            binding = self.kube.get(BINDING)
+            self.kube.request("PUT", BINDING, {**binding, "spec": self.binding_spec})
+            self.policy_on = True
+
+    def bursts(self, pid: int) -> dict[str, dict[str, Any]]:
+        """Burst measures per state of the bed's policy (`--bed-policy`), the states alternating by
+        round as the kinds do within one."""
+        n, conc, rounds = self.args.pods, self.args.concurrency, self.args.rounds
+        states = POLICY_STATES[self.args.bed_policy]
+        walls = {s: {"unlabelled": 0.0, "labelled": 0.0} for s in states}
+        lat: dict[str, dict[str, list[float]]] = {s: {"unlabelled": [], "labelled": []} for s in states}
+        refused: dict[str, list[str]] = {s: [] for s in states}
+        hooks = {s: {"mutate-pods": Histogram(), "operator:mutate-pods": Histogram()} for s in states}
+        cpu = dict.fromkeys(states, 0.0)
+        for r in range(rounds):
+            for state in states if r % 2 == 0 else states[::-1]:
+                self.bed_policy(state == "with")
+                for kind in ("unlabelled", "labelled"):
+                    self.burst(kind, conc, f"warm-{kind}")
+                hist0, cpu0 = self.histograms(), cpu_seconds(pid)
+                for kind in ("unlabelled", "labelled") if r % 2 == 0 else ("labelled", "unlabelled"):
+                    wall, each, no = self.burst(kind, n, f"{kind[0]}{r}")
+                    walls[state][kind] += wall
+                    lat[state][kind] += each
+                    refused[state] += no
+                hist = self.histograms()
+                cpu[state] += cpu_seconds(pid) - cpu0
+                for name in hooks[state]:
+                    hooks[state][name] = hooks[state][name].plus(delta(hist, hist0, name))
+        out = {}
+        for state in states:
+            mutate, own = hooks[state]["mutate-pods"], hooks[state]["operator:mutate-pods"]
+            unl, lab = walls[state]["unlabelled"], walls[state]["labelled"]
+            out[state] = {
+                "bed_policy": state,
+                "pods": n,
+                "concurrency": conc,
+                "rounds": rounds,
+                "unlabelled_burst_seconds": round(unl / rounds, 2),
+                "labelled_burst_seconds": round(lab / rounds, 2),
+                "ratio": round(lab / unl, 2),
+                "client_unlabelled_p50_ms": round(pct(lat[state]["unlabelled"], 0.5) * 1000, 1),
+                "client_unlabelled_p99_ms": round(pct(lat[state]["unlabelled"], 0.99) * 1000, 1),
+                "client_labelled_p50_ms": round(pct(lat[state]["labelled"], 0.5) * 1000, 1),
+                "client_labelled_p99_ms": round(pct(lat[state]["labelled"], 0.99) * 1000, 1),
+                "webhook_p50_ms": round(mutate.quantile(0.5) * 1000, 1),
+                "webhook_p99_ms": round(mutate.quantile(0.99) * 1000, 1),
+                "webhook_count": mutate.count,
+                "operator_webhook_p50_ms": round(own.quantile(0.5) * 1000, 1),
+                "operator_webhook_p99_ms": round(own.quantile(0.99) * 1000, 1),
+                "refused": refused[state][:5],
+                "refused_count": len(refused[state]),
+                "operator_cpu_seconds": round(cpu[state], 1),
+                "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
+            }
+        return out
+
+    def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
         """Burst ratios with the pod webhook changed, each a server in another process or dscache's:
         dscache's without reinvocation; a replay of dscache's answers (its patch without its server),
         with reinvocation IfNeeded and Never; an allow-all webhook with no patch (any webhook's floor) and
-        with a one-label patch (any patch's floor)."""
+        with a one-label patch (any patch's floor); replays of parts of dscache's patch (VARIANTS). Only
+        the configurations whose label matches `--floor`; each per state of the bed's policy."""
         path = f"{HOOKS}/mutatingwebhookconfigurations/{self.ns}.dscache.io"
         hook = self.kube.get(path)["webhooks"][0]
         ours = hook["clientConfig"]
@@ -549,7 +640,7 @@ class Bench:
         ours_ca = workdir / "dscache-ca.pem"
         ours_ca.write_bytes(base64.b64decode(ours["caBundle"]))
         spawn = multiprocessing.get_context("spawn")
-        ratios: dict[str, dict[str, Any]] = {}
+        ratios: dict[str, dict[str, dict[str, Any]]] = {}
 
         def measure(label: str, reinvocation: str, client: dict[str, Any]) -> None:
             config = self.kube.get(path)
@@ -559,11 +650,12 @@ class Bench:
             time.sleep(3)  # configurations apply asynchronously
             ratios[label] = self.bursts(pid)
 
-        def server(target: Callable[..., None], *extra: str) -> tuple[Any, dict[str, Any]]:
+        def server(
+            target: Callable[..., None], extra: tuple[str, ...], kwargs: dict[str, str]
+        ) -> tuple[Any, dict[str, Any]]:
             port = free_port()
-            proc = spawn.Process(
-                target=target, args=(port, str(certs.cert), str(certs.key), *extra), daemon=True
-            )
+            args = (port, str(certs.cert), str(certs.key), *extra)
+            proc = spawn.Process(target=target, args=args, kwargs=kwargs, daemon=True)
             proc.start()
             client = {
                 "url": f"https://127.0.0.1:{port}/{ours['url'].rsplit('/', 1)[1]}",
@@ -571,20 +663,27 @@ class Bench:
             }
             return proc, client
 
-        measure(f"dscache, reinvocationPolicy {_flip(hook['reinvocationPolicy'])}",
-                _flip(hook["reinvocationPolicy"]), ours)  # fmt: skip
-        for reinvocation in ("IfNeeded", "Never"):
-            proc, client = server(replay, ours["url"], str(ours_ca))
+        flip = _flip(hook["reinvocationPolicy"])
+        upstream = (ours["url"], str(ours_ca))
+        Server = tuple[Callable[..., None], tuple[str, ...], dict[str, str]]
+        configs: list[tuple[str, str, Server | None]] = [
+            (f"dscache, reinvocationPolicy {flip}", flip, None),
+            *((f"replay of dscache's answers, reinvocationPolicy {r}", r, (replay, upstream, {}))
+              for r in ("IfNeeded", "Never")),
+            *((f"replay of dscache's answers, {v}", "Never", (replay, upstream, {"variant": v}))
+              for v in VARIANTS),
+            ("allow-all webhook, no patch", "Never", (allow_all, (), {})),
+            ("allow-all webhook, a one-label patch", "Never", (allow_all, (json.dumps(ONE_LABEL),), {})),
+        ]  # fmt: skip
+        for label, reinvocation, spec in configs:
+            if not re.search(self.args.floor, label):
+                continue
+            if spec is None:
+                measure(label, reinvocation, ours)
+                continue
+            proc, client = server(*spec)
             try:
-                measure(
-                    f"replay of dscache's answers, reinvocationPolicy {reinvocation}", reinvocation, client
-                )
-            finally:
-                proc.kill()
-        for label, patch in (("no patch", ""), ("a one-label patch", json.dumps(ONE_LABEL))):
-            proc, client = server(allow_all, patch)
-            try:
-                measure(f"allow-all webhook, {label}", "Never", client)
+                measure(label, reinvocation, client)
             finally:
                 proc.kill()
         return ratios
@@ -686,6 +785,16 @@ def main() -> int:
         action="store_true",
         help="then the bursts again: dscache's webhook without reinvocation, an allow-all webhook",
     )
+    parser.add_argument(
+        "--floor", default="", help="with --floors: only the configurations whose label matches this regex"
+    )
+    parser.add_argument(
+        "--bed-policy",
+        choices=sorted(POLICY_STATES),
+        default="both",
+        help="bursts with the bed's admission policy on the bench's pods, without it (the namespace "
+        "excluded from its binding for the run), or both, alternating by round",
+    )
     args = parser.parse_args()
     root = args.bed.resolve()
     if not bed.status(root).get("apiserver_ready"):
@@ -700,17 +809,26 @@ def main() -> int:
                 caches = bench.create_caches(pid)
                 pods = bench.bursts(pid)
                 floors = bench.floors(pid, Path(tmp)) if args.floors else {}
+                bench.restore_bed_policy()
                 bench.teardown()
         except BaseException:
             print(f"operator log: {(Path(tmp) / 'operator.log').read_text()[-3000:]}", file=sys.stderr)
             raise
+        finally:
+            bench.restore_bed_policy()
     load = {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
-    print(json.dumps({"caches": caches, "pods": pods, "load_average": load}, indent=2))
-    print(table(caches, pods))
-    for label, got in floors.items():
-        burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
-        hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
-        print(f"| labelled / unlabelled burst, {label} | {got['ratio']:.2f}x ({burst}; {hook}) | | |")
+    print(json.dumps({"caches": caches, "pods": pods, "floors": floors, "load_average": load}, indent=2))
+    states = POLICY_STATES[args.bed_policy]
+    print(f"(bed's admission policy: {states[0]})")
+    print(table(caches, pods[states[0]]))
+    for label, by_state in [("dscache", pods), *floors.items()]:
+        for state, got in by_state.items():
+            burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
+            hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
+            print(
+                f"| labelled / unlabelled burst, {label}, {state} the bed's policy | "
+                f"{got['ratio']:.2f}x ({burst}; {hook}) | | |"
+            )
     return 0
 
 
