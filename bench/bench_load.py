@@ -310,20 +310,20 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live and reaped children."""
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU of processes and their live and reaped children."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for p in process_tree(pid):
+    for p in (t for pid in pids for t in process_tree(pid)):
         with suppress(OSError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
     return total
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Sum of the peak RSS (VmHWM) of the process and its children, MiB."""
+def peak_rss_mb(pids: tuple[int, ...]) -> float:
+    """Sum of the peak RSS (VmHWM) of processes and their children, MiB."""
     total = 0
-    for p in process_tree(pid):
+    for p in (t for pid in pids for t in process_tree(pid)):
         with suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -350,29 +350,43 @@ class Bench:
         subprocess.run(cmd, text=True, check=True, capture_output=True)
 
     @contextmanager
-    def operator(self) -> Iterator[int]:
+    def operator(self) -> Iterator[tuple[int, ...]]:
+        """The operator's process ids: one, or with `--admission process` the operator without webhooks
+        and `admission_alone.py` (the admission server) next to it."""
         paths = [self.src / "operator", self.src / "initcontainer", self.src]
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "PYTHONPATH": os.pathsep.join(map(str, paths)),
         }
-        args = [
-            sys.executable, "-m", "dscache_operator.cli", "run", "--namespace", self.ns, "--image", IMAGE,
-            "--installer-api-url", self.server, "--peering", self.ns, "--liveness", "",
-            "--metrics-port", str(self.metrics_port), "--webhook-dev", "--webhook-port", str(free_port()),
+        common = [
+            "--namespace", self.ns, "--image", IMAGE, "--installer-api-url", self.server,
+            "--peering", self.ns, "--liveness", "",
         ]  # fmt: skip
+        webhooks = ["--webhook-dev", "--webhook-port", str(free_port())]
         log = (self.work / "operator.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        cli = ["-m", "dscache_operator.cli", "run", *common]
+        ours = ["--metrics-port", str(self.metrics_port), *webhooks]
+        if self.args.admission == "thread":
+            commands = [[*cli, *ours]]
+        else:
+            alone = str(HERE / "admission_alone.py")
+            commands = [[*cli, "--metrics-port", str(free_port())], [alone, *common, *ours]]
+        procs = [
+            subprocess.Popen([sys.executable, *c], stdout=log, stderr=subprocess.STDOUT, env=env)
+            for c in commands
+        ]
+        self.proc = procs[0]
         try:
-            yield self.proc.pid
+            yield tuple(p.pid for p in procs)
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            for proc in procs:
+                proc.terminate()
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             for kind in ("mutating", "validating"):
                 with suppress(ApiError):
                     self.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/{self.ns}.dscache.io")
@@ -464,7 +478,7 @@ class Bench:
         refused = [f"{status} {message}" for _, status, message in results if status >= 300]
         return wall, [r[0] for r in results], refused
 
-    def create_caches(self, pid: int) -> dict[str, Any]:
+    def create_caches(self, pid: tuple[int, ...]) -> dict[str, Any]:
         m = self.args.caches
         hist0, cpu0 = self.histograms(), cpu_seconds(pid)
         bodies = [self.cache(f"c-{i}") for i in range(1, m)]  # c-0 exists (the webhook probe)
@@ -574,7 +588,7 @@ class Bench:
             self.kube.request("PUT", BINDING, {**binding, "spec": self.binding_spec})
             self.policy_on = True
 
-    def bursts(self, pid: int) -> dict[str, dict[str, Any]]:
+    def bursts(self, pid: tuple[int, ...]) -> dict[str, dict[str, Any]]:
         """Burst measures per state of the bed's policy (`--bed-policy`), the states alternating by
         round as the kinds do within one."""
         n, conc, rounds = self.args.pods, self.args.concurrency, self.args.rounds
@@ -627,7 +641,7 @@ class Bench:
             }
         return out
 
-    def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    def floors(self, pid: tuple[int, ...], workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
         """Burst ratios with the pod webhook changed, each a server in another process or dscache's:
         dscache's without reinvocation; a replay of dscache's answers (its patch without its server),
         with reinvocation IfNeeded and Never; an allow-all webhook with no patch (any webhook's floor) and
@@ -787,6 +801,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--floor", default="", help="with --floors: only the configurations whose label matches this regex"
+    )
+    parser.add_argument(
+        "--admission",
+        choices=("thread", "process"),
+        default="thread",
+        help="the operator's own admission thread, or the admission server in a process of its own "
+        "(admission_alone.py) next to the operator without webhooks",
     )
     parser.add_argument(
         "--bed-policy",
