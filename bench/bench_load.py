@@ -48,6 +48,7 @@ import multiprocessing
 import os
 import re
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -598,17 +599,21 @@ class Bench:
         refused: dict[str, list[str]] = {s: [] for s in states}
         hooks = {s: {"mutate-pods": Histogram(), "operator:mutate-pods": Histogram()} for s in states}
         cpu = dict.fromkeys(states, 0.0)
+        per_round: dict[str, list[float]] = {s: [] for s in states}
         for r in range(rounds):
             for state in states if r % 2 == 0 else states[::-1]:
                 self.bed_policy(state == "with")
                 for kind in ("unlabelled", "labelled"):
                     self.burst(kind, conc, f"warm-{kind}")
                 hist0, cpu0 = self.histograms(), cpu_seconds(pid)
+                this: dict[str, float] = {}
                 for kind in ("unlabelled", "labelled") if r % 2 == 0 else ("labelled", "unlabelled"):
                     wall, each, no = self.burst(kind, n, f"{kind[0]}{r}")
+                    this[kind] = wall
                     walls[state][kind] += wall
                     lat[state][kind] += each
                     refused[state] += no
+                per_round[state].append(this["labelled"] / this["unlabelled"])
                 hist = self.histograms()
                 cpu[state] += cpu_seconds(pid) - cpu0
                 for name in hooks[state]:
@@ -625,6 +630,8 @@ class Bench:
                 "unlabelled_burst_seconds": round(unl / rounds, 2),
                 "labelled_burst_seconds": round(lab / rounds, 2),
                 "ratio": round(lab / unl, 2),
+                "round_ratios": [round(x, 2) for x in per_round[state]],
+                "ratio_median": round(statistics.median(per_round[state]), 2),
                 "client_unlabelled_p50_ms": round(pct(lat[state]["unlabelled"], 0.5) * 1000, 1),
                 "client_unlabelled_p99_ms": round(pct(lat[state]["unlabelled"], 0.99) * 1000, 1),
                 "client_labelled_p50_ms": round(pct(lat[state]["labelled"], 0.5) * 1000, 1),
@@ -846,9 +853,11 @@ def main() -> int:
         for state, got in by_state.items():
             burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
             hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
+            rounds = ", ".join(f"{x:.2f}" for x in got["round_ratios"])
+            rounds += f"; median {got['ratio_median']:.2f}x"
             print(
                 f"| labelled / unlabelled burst, {label}, {state} the bed's policy | "
-                f"{got['ratio']:.2f}x ({burst}; {hook}) | | |"
+                f"{got['ratio']:.2f}x ({burst}; {hook}; rounds {rounds}) | | |"
             )
     return 0
 
