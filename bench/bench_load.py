@@ -35,6 +35,24 @@ patch's cost in the API server without dscache's server; and an allow-all webhoo
 decodes the pod again and runs the plugins after the webhooks again, here the bed's admission
 policy). Each line: the ratio, the bursts' seconds and the API server's p50 / p99 for the webhook.
 
+The bed's own MutatingAdmissionPolicy (hack/dscache_testbed/objects.py: host network for every pod,
+since the bed has no pod network) runs on every pod a burst creates, and again after a webhook's patch
+(its reinvocationPolicy is IfNeeded); a platform team's cluster does not run it. `--bed-policy both`
+(the default) measures every burst line with it and without it (the binding gets a namespaceSelector
+that excludes the bench's namespace, put back afterwards), the two alternating by round; `with` or
+`without` measures one. The floors also replay parts of dscache's patch alone (VARIANTS: the
+annotation, the workload env, the volumes, the volumes and workload mounts, the init container without
+its mounts, the volumes and the init container), to find which part the API server pays for;
+`--floor REGEX` picks floors by label.
+
+`--admission process` runs the admission server in a process of its own (`admission_alone.py`) next
+to the operator without webhooks, against the operator's own admission thread (`thread`, the default):
+does admission still compete with kopf for the interpreter?
+
+Each burst line also gives the ratio of each round (its two bursts are adjacent) and their median:
+on a shared machine a burst's time moves with the other processes, and the median of adjacent pairs
+is steadier than the pooled sums.
+
 The targets of issue 17 are printed next to the numbers; they are not asserted (nothing here is a test).
 """
 
