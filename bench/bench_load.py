@@ -267,6 +267,19 @@ def patch_variant(response: dict[str, Any], variant: str) -> dict[str, Any]:
     """`response` (an AdmissionResponse with a base64 JSON patch) with only the ops of `variant`."""
     keep, no_mounts = VARIANTS[variant]
     ops = [op for op in json.loads(base64.b64decode(response["patch"])) if re.match(keep, op["path"])]
+    if not any(re.match(r"^/spec/containers/\d+/volumeMounts$", op["path"]) for op in ops):
+        # The pod's own volumes (its token's, named per pod) stay: dscache's are appended instead of
+        # the whole list of the pod dscache answered, whose token volume this pod's mounts do not name.
+        ops = [
+            a
+            for op in ops
+            for a in (
+                [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in op["value"]
+                 if v["name"].startswith("dscache-")]
+                if op["path"] == "/spec/volumes"
+                else [op]
+            )
+        ]  # fmt: skip
     if no_mounts:
         ops = [
             {**op, "value": [{k: v for k, v in c.items() if k != "volumeMounts"} for c in op["value"]]}
@@ -873,6 +886,8 @@ def main() -> int:
             hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
             rounds = ", ".join(f"{x:.2f}" for x in got["round_ratios"])
             rounds += f"; median {got['ratio_median']:.2f}x"
+            if got["refused_count"]:
+                rounds += f"; REFUSED {got['refused_count']}: {got['refused'][0]}"
             print(
                 f"| labelled / unlabelled burst, {label}, {state} the bed's policy | "
                 f"{got['ratio']:.2f}x ({burst}; {hook}; rounds {rounds}) | | |"
