@@ -35,6 +35,24 @@ patch's cost in the API server without dscache's server; and an allow-all webhoo
 decodes the pod again and runs the plugins after the webhooks again, here the bed's admission
 policy). Each line: the ratio, the bursts' seconds and the API server's p50 / p99 for the webhook.
 
+The bed's own MutatingAdmissionPolicy (hack/dscache_testbed/objects.py: host network for every pod,
+since the bed has no pod network) runs on every pod a burst creates, and again after a webhook's patch
+(its reinvocationPolicy is IfNeeded); a platform team's cluster does not run it. `--bed-policy both`
+(the default) measures every burst line with it and without it (the binding gets a namespaceSelector
+that excludes the bench's namespace, put back afterwards), the two alternating by round; `with` or
+`without` measures one. The floors also replay parts of dscache's patch alone (VARIANTS: the
+annotation, the workload env, the volumes, the volumes and workload mounts, the init container without
+its mounts, the volumes and the init container), to find which part the API server pays for;
+`--floor REGEX` picks floors by label.
+
+`--admission process` runs the admission server in a process of its own (`admission_alone.py`) next
+to the operator without webhooks, against the operator's own admission thread (`thread`, the default):
+does admission still compete with kopf for the interpreter?
+
+Each burst line also gives the ratio of each round (its two bursts are adjacent) and their median:
+on a shared machine a burst's time moves with the other processes, and the median of adjacent pairs
+is steadier than the pooled sums.
+
 The targets of issue 17 are printed next to the numbers; they are not asserted (nothing here is a test).
 """
 
@@ -48,6 +66,7 @@ import multiprocessing
 import os
 import re
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +87,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator"), str(REPO / "initcontainer")]
 
 import yaml  # noqa: E402
-from dscache_testbed import bed, build  # noqa: E402
+from dscache_testbed import bed, build, objects  # noqa: E402
 from dscache_testbed.kube import ApiError, Kube  # noqa: E402
 from dscache_testbed.polling import wait  # noqa: E402
 
@@ -83,6 +102,9 @@ NO_SCHEDULER = "dscache-bench-unscheduled"
 METRIC = "apiserver_admission_webhook_admission_duration_seconds"
 OPERATOR_METRIC = "dscache_admission_seconds"  # the operator's own time per review (after issue 17)
 BUSY = 20.0  # seconds of admission probes from the creation of the caches
+BINDING = f"{HOOKS}/mutatingadmissionpolicybindings/{objects.POLICY}"
+# --bed-policy: the states of the bed's admission policy the bursts are measured in.
+POLICY_STATES = {"with": ("with",), "without": ("without",), "both": ("with", "without")}
 TARGETS = {"ratio": 1.2, "p50": 0.1, "p99": 0.5, "current_s": 30.0, "rss_mb": 300.0}
 
 
@@ -146,6 +168,10 @@ class Histogram:
 
     def minus(self, before: Histogram) -> Histogram:
         return Histogram({le: n - before.buckets.get(le, 0.0) for le, n in self.buckets.items()})
+
+    def plus(self, other: Histogram) -> Histogram:
+        keys = self.buckets.keys() | other.buckets.keys()
+        return Histogram({le: self.buckets.get(le, 0.0) + other.buckets.get(le, 0.0) for le in keys})
 
     @property
     def count(self) -> int:
@@ -224,13 +250,54 @@ def allow_all(port: int, cert: str, key: str, patch: str = "") -> None:
     _serve_https(allow, port, cert, key)
 
 
-def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> None:
+# Parts of dscache's patch, replayed alone to find which part the API server pays for: the ops whose
+# path matches, and whether the init container goes without its volume mounts (they name volumes that
+# a part without the volumes lacks; the pod would be invalid).
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "the annotation only": (r"^/metadata/annotations", False),
+    "the workload env only": (r"^/spec/containers/\d+/env$", False),
+    "the volumes only": (r"^/spec/volumes$", False),
+    "the volumes and workload mounts": (r"^/spec/(volumes|containers/\d+/volumeMounts)$", False),
+    "the init container only, without its mounts": (r"^/spec/initContainers$", True),
+    "the volumes and the init container": (r"^/spec/(volumes|initContainers)$", False),
+}
+
+
+def patch_variant(response: dict[str, Any], variant: str) -> dict[str, Any]:
+    """`response` (an AdmissionResponse with a base64 JSON patch) with only the ops of `variant`."""
+    keep, no_mounts = VARIANTS[variant]
+    ops = [op for op in json.loads(base64.b64decode(response["patch"])) if re.match(keep, op["path"])]
+    if not any(re.match(r"^/spec/containers/\d+/volumeMounts$", op["path"]) for op in ops):
+        # The pod's own volumes (its token's, named per pod) stay: dscache's are appended instead of
+        # the whole list of the pod dscache answered, whose token volume this pod's mounts do not name.
+        ops = [
+            a
+            for op in ops
+            for a in (
+                [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in op["value"]
+                 if v["name"].startswith("dscache-")]
+                if op["path"] == "/spec/volumes"
+                else [op]
+            )
+        ]  # fmt: skip
+    if no_mounts:
+        ops = [
+            {**op, "value": [{k: v for k, v in c.items() if k != "volumeMounts"} for c in op["value"]]}
+            if op["path"] == "/spec/initContainers"
+            else op
+            for op in ops
+        ]
+    return {**response, "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+
+
+def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str, *, variant: str = "") -> None:
     """A webhook on 127.0.0.1:port that answers each pod with the response dscache gave such a pod.
 
     Until it holds one, a review is forwarded to dscache's webhook at `upstream` (CA `upstream_ca`)
     and its answer (patch, patchType, warnings) kept: one for a first call and one for a reinvocation
     (the pod already has dscache's init container). Later reviews get the kept answer with their own
-    uid, and nothing else is done: dscache's patch without dscache's server.
+    uid, and nothing else is done: dscache's patch without dscache's server. With `variant` (a key of
+    VARIANTS), a first call's kept answer has only that part of the patch.
     """
     import aiohttp
     from aiohttp import web
@@ -248,8 +315,10 @@ def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str) -> N
                 headers = {"Content-Type": "application/json"}
                 async with session.post(upstream, data=body, headers=headers, ssl=client_ctx) as r:
                     got = await r.json()
-            kept.setdefault(again, {k: v for k, v in got["response"].items() if k != "uid"})
-            return web.json_response(got)
+            got_answer = {k: v for k, v in got["response"].items() if k != "uid"}
+            if variant and not again and "patch" in got_answer:
+                got_answer = patch_variant(got_answer, variant)
+            kept.setdefault(again, got_answer)
         response = {"uid": review["request"]["uid"], **kept[again]}
         return web.json_response(
             {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
@@ -273,20 +342,20 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live and reaped children."""
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU of processes and their live and reaped children."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for p in process_tree(pid):
+    for p in (t for pid in pids for t in process_tree(pid)):
         with suppress(OSError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
     return total
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Sum of the peak RSS (VmHWM) of the process and its children, MiB."""
+def peak_rss_mb(pids: tuple[int, ...]) -> float:
+    """Sum of the peak RSS (VmHWM) of processes and their children, MiB."""
     total = 0
-    for p in process_tree(pid):
+    for p in (t for pid in pids for t in process_tree(pid)):
         with suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -305,6 +374,7 @@ class Bench:
         self.ns = f"dscache-load-{uuid.uuid4().hex[:6]}"
         self.server = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.policy_on, self.binding_spec = True, dict[str, Any]()
         self.metrics_port = free_port()
 
     def kubectl(self, *args: str) -> None:
@@ -312,29 +382,43 @@ class Bench:
         subprocess.run(cmd, text=True, check=True, capture_output=True)
 
     @contextmanager
-    def operator(self) -> Iterator[int]:
+    def operator(self) -> Iterator[tuple[int, ...]]:
+        """The operator's process ids: one, or with `--admission process` the operator without webhooks
+        and `admission_alone.py` (the admission server) next to it."""
         paths = [self.src / "operator", self.src / "initcontainer", self.src]
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "PYTHONPATH": os.pathsep.join(map(str, paths)),
         }
-        args = [
-            sys.executable, "-m", "dscache_operator.cli", "run", "--namespace", self.ns, "--image", IMAGE,
-            "--installer-api-url", self.server, "--peering", self.ns, "--liveness", "",
-            "--metrics-port", str(self.metrics_port), "--webhook-dev", "--webhook-port", str(free_port()),
+        common = [
+            "--namespace", self.ns, "--image", IMAGE, "--installer-api-url", self.server,
+            "--peering", self.ns, "--liveness", "",
         ]  # fmt: skip
+        webhooks = ["--webhook-dev", "--webhook-port", str(free_port())]
         log = (self.work / "operator.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        cli = ["-m", "dscache_operator.cli", "run", *common]
+        ours = ["--metrics-port", str(self.metrics_port), *webhooks]
+        if self.args.admission == "thread":
+            commands = [[*cli, *ours]]
+        else:
+            alone = str(HERE / "admission_alone.py")
+            commands = [[*cli, "--metrics-port", str(free_port())], [alone, *common, *ours]]
+        procs = [
+            subprocess.Popen([sys.executable, *c], stdout=log, stderr=subprocess.STDOUT, env=env)
+            for c in commands
+        ]
+        self.proc = procs[0]
         try:
-            yield self.proc.pid
+            yield tuple(p.pid for p in procs)
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            for proc in procs:
+                proc.terminate()
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             for kind in ("mutating", "validating"):
                 with suppress(ApiError):
                     self.kube.delete(f"{HOOKS}/{kind}webhookconfigurations/{self.ns}.dscache.io")
@@ -426,7 +510,7 @@ class Bench:
         refused = [f"{status} {message}" for _, status, message in results if status >= 300]
         return wall, [r[0] for r in results], refused
 
-    def create_caches(self, pid: int) -> dict[str, Any]:
+    def create_caches(self, pid: tuple[int, ...]) -> dict[str, Any]:
         m = self.args.caches
         hist0, cpu0 = self.histograms(), cpu_seconds(pid)
         bodies = [self.cache(f"c-{i}") for i in range(1, m)]  # c-0 exists (the webhook probe)
@@ -497,51 +581,110 @@ class Bench:
         self.kube.request("DELETE", self.pods(), params={"labelSelector": f"bench-burst={tag}"})
         return result
 
-    def bursts(self, pid: int) -> dict[str, Any]:
-        n, conc = self.args.pods, self.args.concurrency
-        for kind in ("unlabelled", "labelled"):
-            self.burst(kind, conc, f"warm-{kind}")
-        walls: dict[str, list[float]] = {"unlabelled": [], "labelled": []}
-        lat: dict[str, list[float]] = {"unlabelled": [], "labelled": []}
-        refused: list[str] = []
-        hist0, cpu0 = self.histograms(), cpu_seconds(pid)
-        for r in range(self.args.rounds):
-            order = ("unlabelled", "labelled") if r % 2 == 0 else ("labelled", "unlabelled")
-            for kind in order:
-                wall, each, no = self.burst(kind, n, f"{kind[0]}{r}")
-                walls[kind].append(wall)
-                lat[kind] += each
-                refused += no
-        hist = self.histograms()
-        mutate, own = delta(hist, hist0, "mutate-pods"), delta(hist, hist0, "operator:mutate-pods")
-        unl, lab = sum(walls["unlabelled"]), sum(walls["labelled"])
-        return {
-            "pods": n,
-            "concurrency": conc,
-            "rounds": self.args.rounds,
-            "unlabelled_burst_seconds": round(unl / self.args.rounds, 2),
-            "labelled_burst_seconds": round(lab / self.args.rounds, 2),
-            "ratio": round(lab / unl, 2),
-            "client_unlabelled_p50_ms": round(pct(lat["unlabelled"], 0.5) * 1000, 1),
-            "client_unlabelled_p99_ms": round(pct(lat["unlabelled"], 0.99) * 1000, 1),
-            "client_labelled_p50_ms": round(pct(lat["labelled"], 0.5) * 1000, 1),
-            "client_labelled_p99_ms": round(pct(lat["labelled"], 0.99) * 1000, 1),
-            "webhook_p50_ms": round(mutate.quantile(0.5) * 1000, 1),
-            "webhook_p99_ms": round(mutate.quantile(0.99) * 1000, 1),
-            "webhook_count": mutate.count,
-            "operator_webhook_p50_ms": round(own.quantile(0.5) * 1000, 1),
-            "operator_webhook_p99_ms": round(own.quantile(0.99) * 1000, 1),
-            "refused": refused[:5],
-            "refused_count": len(refused),
-            "operator_cpu_seconds": round(cpu_seconds(pid) - cpu0, 1),
-            "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
-        }
+    def bed_policy(self, on: bool) -> None:
+        """Apply the bed's admission policy to the bench's namespace (`on`) or not.
 
-    def floors(self, pid: int, workdir: Path) -> dict[str, dict[str, Any]]:
+        Off: the policy's binding gets a namespaceSelector that excludes this namespace (the original
+        binding is kept and put back by `on`, and by `restore_bed_policy`). Returns once a created pod
+        shows the state (the policy sets hostNetwork; configurations apply asynchronously).
+        """
+        if self.policy_on == on:
+            return
+        binding = self.kube.get(BINDING)
+        if not self.binding_spec:
+            self.binding_spec = binding["spec"]
+        spec = dict(self.binding_spec)
+        if not on:
+            spec["matchResources"] = {
+                **(spec.get("matchResources") or {}),
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [self.ns]}
+                    ]
+                },
+            }
+        self.kube.request("PUT", BINDING, {**binding, "spec": spec})
+        self.policy_on = on
+
+        def in_force() -> bool:
+            name = f"policy-check-{uuid.uuid4().hex[:6]}"
+            pod = self.kube.post(self.pods(), self.pod(name, None))
+            self.kube.delete(f"{self.pods()}/{name}")
+            return bool(pod["spec"].get("hostNetwork")) == on
+
+        wait(f"the bed's policy {'on' if on else 'off'}", in_force, 60, every=0.5)
+
+    def restore_bed_policy(self) -> None:
+        if self.binding_spec and not self.policy_on:
+            binding = self.kube.get(BINDING)
+            self.kube.request("PUT", BINDING, {**binding, "spec": self.binding_spec})
+            self.policy_on = True
+
+    def bursts(self, pid: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+        """Burst measures per state of the bed's policy (`--bed-policy`), the states alternating by
+        round as the kinds do within one."""
+        n, conc, rounds = self.args.pods, self.args.concurrency, self.args.rounds
+        states = POLICY_STATES[self.args.bed_policy]
+        walls = {s: {"unlabelled": 0.0, "labelled": 0.0} for s in states}
+        lat: dict[str, dict[str, list[float]]] = {s: {"unlabelled": [], "labelled": []} for s in states}
+        refused: dict[str, list[str]] = {s: [] for s in states}
+        hooks = {s: {"mutate-pods": Histogram(), "operator:mutate-pods": Histogram()} for s in states}
+        cpu = dict.fromkeys(states, 0.0)
+        per_round: dict[str, list[float]] = {s: [] for s in states}
+        for r in range(rounds):
+            for state in states if r % 2 == 0 else states[::-1]:
+                self.bed_policy(state == "with")
+                for kind in ("unlabelled", "labelled"):
+                    self.burst(kind, conc, f"warm-{kind}")
+                hist0, cpu0 = self.histograms(), cpu_seconds(pid)
+                this: dict[str, float] = {}
+                for kind in ("unlabelled", "labelled") if r % 2 == 0 else ("labelled", "unlabelled"):
+                    wall, each, no = self.burst(kind, n, f"{kind[0]}{r}")
+                    this[kind] = wall
+                    walls[state][kind] += wall
+                    lat[state][kind] += each
+                    refused[state] += no
+                per_round[state].append(this["labelled"] / this["unlabelled"])
+                hist = self.histograms()
+                cpu[state] += cpu_seconds(pid) - cpu0
+                for name in hooks[state]:
+                    hooks[state][name] = hooks[state][name].plus(delta(hist, hist0, name))
+        out = {}
+        for state in states:
+            mutate, own = hooks[state]["mutate-pods"], hooks[state]["operator:mutate-pods"]
+            unl, lab = walls[state]["unlabelled"], walls[state]["labelled"]
+            out[state] = {
+                "bed_policy": state,
+                "pods": n,
+                "concurrency": conc,
+                "rounds": rounds,
+                "unlabelled_burst_seconds": round(unl / rounds, 2),
+                "labelled_burst_seconds": round(lab / rounds, 2),
+                "ratio": round(lab / unl, 2),
+                "round_ratios": [round(x, 2) for x in per_round[state]],
+                "ratio_median": round(statistics.median(per_round[state]), 2),
+                "client_unlabelled_p50_ms": round(pct(lat[state]["unlabelled"], 0.5) * 1000, 1),
+                "client_unlabelled_p99_ms": round(pct(lat[state]["unlabelled"], 0.99) * 1000, 1),
+                "client_labelled_p50_ms": round(pct(lat[state]["labelled"], 0.5) * 1000, 1),
+                "client_labelled_p99_ms": round(pct(lat[state]["labelled"], 0.99) * 1000, 1),
+                "webhook_p50_ms": round(mutate.quantile(0.5) * 1000, 1),
+                "webhook_p99_ms": round(mutate.quantile(0.99) * 1000, 1),
+                "webhook_count": mutate.count,
+                "operator_webhook_p50_ms": round(own.quantile(0.5) * 1000, 1),
+                "operator_webhook_p99_ms": round(own.quantile(0.99) * 1000, 1),
+                "refused": refused[state][:5],
+                "refused_count": len(refused[state]),
+                "operator_cpu_seconds": round(cpu[state], 1),
+                "operator_peak_rss_mb": round(peak_rss_mb(pid), 1),
+            }
+        return out
+
+    def floors(self, pid: tuple[int, ...], workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
         """Burst ratios with the pod webhook changed, each a server in another process or dscache's:
         dscache's without reinvocation; a replay of dscache's answers (its patch without its server),
         with reinvocation IfNeeded and Never; an allow-all webhook with no patch (any webhook's floor) and
-        with a one-label patch (any patch's floor)."""
+        with a one-label patch (any patch's floor); replays of parts of dscache's patch (VARIANTS). Only
+        the configurations whose label matches `--floor`; each per state of the bed's policy."""
         path = f"{HOOKS}/mutatingwebhookconfigurations/{self.ns}.dscache.io"
         hook = self.kube.get(path)["webhooks"][0]
         ours = hook["clientConfig"]
@@ -549,7 +692,7 @@ class Bench:
         ours_ca = workdir / "dscache-ca.pem"
         ours_ca.write_bytes(base64.b64decode(ours["caBundle"]))
         spawn = multiprocessing.get_context("spawn")
-        ratios: dict[str, dict[str, Any]] = {}
+        ratios: dict[str, dict[str, dict[str, Any]]] = {}
 
         def measure(label: str, reinvocation: str, client: dict[str, Any]) -> None:
             config = self.kube.get(path)
@@ -559,11 +702,12 @@ class Bench:
             time.sleep(3)  # configurations apply asynchronously
             ratios[label] = self.bursts(pid)
 
-        def server(target: Callable[..., None], *extra: str) -> tuple[Any, dict[str, Any]]:
+        def server(
+            target: Callable[..., None], extra: tuple[str, ...], kwargs: dict[str, str]
+        ) -> tuple[Any, dict[str, Any]]:
             port = free_port()
-            proc = spawn.Process(
-                target=target, args=(port, str(certs.cert), str(certs.key), *extra), daemon=True
-            )
+            args = (port, str(certs.cert), str(certs.key), *extra)
+            proc = spawn.Process(target=target, args=args, kwargs=kwargs, daemon=True)
             proc.start()
             client = {
                 "url": f"https://127.0.0.1:{port}/{ours['url'].rsplit('/', 1)[1]}",
@@ -571,20 +715,27 @@ class Bench:
             }
             return proc, client
 
-        measure(f"dscache, reinvocationPolicy {_flip(hook['reinvocationPolicy'])}",
-                _flip(hook["reinvocationPolicy"]), ours)  # fmt: skip
-        for reinvocation in ("IfNeeded", "Never"):
-            proc, client = server(replay, ours["url"], str(ours_ca))
+        flip = _flip(hook["reinvocationPolicy"])
+        upstream = (ours["url"], str(ours_ca))
+        Server = tuple[Callable[..., None], tuple[str, ...], dict[str, str]]
+        configs: list[tuple[str, str, Server | None]] = [
+            (f"dscache, reinvocationPolicy {flip}", flip, None),
+            *((f"replay of dscache's answers, reinvocationPolicy {r}", r, (replay, upstream, {}))
+              for r in ("IfNeeded", "Never")),
+            *((f"replay of dscache's answers, {v}", "Never", (replay, upstream, {"variant": v}))
+              for v in VARIANTS),
+            ("allow-all webhook, no patch", "Never", (allow_all, (), {})),
+            ("allow-all webhook, a one-label patch", "Never", (allow_all, (json.dumps(ONE_LABEL),), {})),
+        ]  # fmt: skip
+        for label, reinvocation, spec in configs:
+            if not re.search(self.args.floor, label):
+                continue
+            if spec is None:
+                measure(label, reinvocation, ours)
+                continue
+            proc, client = server(*spec)
             try:
-                measure(
-                    f"replay of dscache's answers, reinvocationPolicy {reinvocation}", reinvocation, client
-                )
-            finally:
-                proc.kill()
-        for label, patch in (("no patch", ""), ("a one-label patch", json.dumps(ONE_LABEL))):
-            proc, client = server(allow_all, patch)
-            try:
-                measure(f"allow-all webhook, {label}", "Never", client)
+                measure(label, reinvocation, client)
             finally:
                 proc.kill()
         return ratios
@@ -686,6 +837,23 @@ def main() -> int:
         action="store_true",
         help="then the bursts again: dscache's webhook without reinvocation, an allow-all webhook",
     )
+    parser.add_argument(
+        "--floor", default="", help="with --floors: only the configurations whose label matches this regex"
+    )
+    parser.add_argument(
+        "--admission",
+        choices=("thread", "process"),
+        default="thread",
+        help="the operator's own admission thread, or the admission server in a process of its own "
+        "(admission_alone.py) next to the operator without webhooks",
+    )
+    parser.add_argument(
+        "--bed-policy",
+        choices=sorted(POLICY_STATES),
+        default="both",
+        help="bursts with the bed's admission policy on the bench's pods, without it (the namespace "
+        "excluded from its binding for the run), or both, alternating by round",
+    )
     args = parser.parse_args()
     root = args.bed.resolve()
     if not bed.status(root).get("apiserver_ready"):
@@ -700,17 +868,30 @@ def main() -> int:
                 caches = bench.create_caches(pid)
                 pods = bench.bursts(pid)
                 floors = bench.floors(pid, Path(tmp)) if args.floors else {}
+                bench.restore_bed_policy()
                 bench.teardown()
         except BaseException:
             print(f"operator log: {(Path(tmp) / 'operator.log').read_text()[-3000:]}", file=sys.stderr)
             raise
+        finally:
+            bench.restore_bed_policy()
     load = {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
-    print(json.dumps({"caches": caches, "pods": pods, "load_average": load}, indent=2))
-    print(table(caches, pods))
-    for label, got in floors.items():
-        burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
-        hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
-        print(f"| labelled / unlabelled burst, {label} | {got['ratio']:.2f}x ({burst}; {hook}) | | |")
+    print(json.dumps({"caches": caches, "pods": pods, "floors": floors, "load_average": load}, indent=2))
+    states = POLICY_STATES[args.bed_policy]
+    print(f"(bed's admission policy: {states[0]})")
+    print(table(caches, pods[states[0]]))
+    for label, by_state in [("dscache", pods), *floors.items()]:
+        for state, got in by_state.items():
+            burst = f"{got['labelled_burst_seconds']:.2f} s / {got['unlabelled_burst_seconds']:.2f} s"
+            hook = f"webhook {got['webhook_p50_ms']:.0f} / {got['webhook_p99_ms']:.0f} ms"
+            rounds = ", ".join(f"{x:.2f}" for x in got["round_ratios"])
+            rounds += f"; median {got['ratio_median']:.2f}x"
+            if got["refused_count"]:
+                rounds += f"; REFUSED {got['refused_count']}: {got['refused'][0]}"
+            print(
+                f"| labelled / unlabelled burst, {label}, {state} the bed's policy | "
+                f"{got['ratio']:.2f}x ({burst}; {hook}; rounds {rounds}) | | |"
+            )
     return 0
 
 
