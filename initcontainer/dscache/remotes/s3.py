@@ -1,7 +1,12 @@
-"""S3-compatible remotes (AWS S3, Cloudflare R2, MinIO) through boto3.
+"""S3-compatible remotes (AWS S3, Cloudflare R2, MinIO) through botocore (boto3's transfer manager
+for uploads).
 
 Credentials come the standard AWS ways (env, profile, web identity, instance role); the endpoint
-from the spec or `AWS_ENDPOINT_URL[_S3]` (which boto3 reads itself). botocore's own retries are
+from the spec or `AWS_ENDPOINT_URL[_S3]` (which botocore reads itself). The client is botocore's own,
+as boto3 would make it without boto3's additions (its resource model paths and injected transfer
+methods, which `put_file` gets from `boto3.s3.transfer` directly): importing boto3 (and s3transfer)
+cost an install 35-95 ms of CPU before its first request, of ~160 ms for botocore (measured on the
+benchmark machine, 2026-11-30). botocore's own retries are
 off: one budget (`RetryPolicy`) covers requests and body resumes, and tests can make it instant.
 Every GET of a download carries If-Match on the pinned ETag, and each answer's ETag, version id,
 Last-Modified and size are checked, so an object replaced mid-download fails instead of being spliced
@@ -188,7 +193,6 @@ class S3Remote:
         anonymous: bool = False,
         policy: RetryPolicy | None = None,
     ) -> None:
-        import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
 
@@ -213,9 +217,10 @@ class S3Remote:
         )
         from botocore.exceptions import BotoCoreError
 
-        session = boto3.session.Session(botocore_session=_botocore_session(), region_name=region)
         try:
-            self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
+            self._client: Any = _botocore_session().create_client(
+                "s3", region_name=region, endpoint_url=endpoint or None, config=config
+            )
         except BotoCoreError as exc:  # credentials configured but unusable (a web identity without a role)
             raise RemoteError(f"{self.url}: the AWS credential configuration is unusable: {exc}") from None
         self._sse_c = _sse_c_params()
@@ -399,14 +404,17 @@ class S3Remote:
         return result
 
     def put_file(self, path: str, local: Path) -> None:
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import S3Transfer, TransferConfig  # boto3 only where it uploads
 
         key = self._key(path)
         what = f"s3://{self.bucket}/{key}"
-        transfer = TransferConfig(
-            multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4
-        )
-        self._call(lambda: self._client.upload_file(str(local), self.bucket, key, Config=transfer), what)
+        config = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4)
+
+        def upload() -> None:
+            with S3Transfer(self._client, config) as transfer:  # what boto3's client.upload_file does
+                transfer.upload_file(str(local), self.bucket, key)
+
+        self._call(upload, what)
 
     def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
         """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""
