@@ -21,13 +21,16 @@ encrypted object is only a hint (MinIO encrypts ETags), as it is on directory bu
 digests in x-goog-hash. Objects encrypted with a customer key (SSE-C) are read with the key in
 DSCACHE_S3_SSE_C_KEY (base64).
 
-Bytes go through botocore too (StreamingBody over its urllib3 pool), not through a signed request of
-our own on a urllib3 PoolManager reading into preallocated buffers: measured on the benchmark machine
-(2026-11-30, a 512 MB object as 16 ranged GETs through bench/netmodel.py, two rounds each, client CPU
-user+sys), botocore's `iter_chunks(256 KiB)` took 0.33 and 0.24 s, urllib3 `stream(256 KiB)` 0.33 and
-0.23 s, urllib3 `readinto` a reused 1 MiB buffer 0.33 and 0.25 s: the same, since the kernel's socket
-copy dominates either way. Where an S3 install's CPU goes instead (perf, 4 x 512 MB): writing into the
-page cache ~25%, md5 and sha256 ~33% (see `install.digests.wanted`), the interpreter ~16%.
+Bytes go through botocore's urllib3 pool too, but are read as they arrive (`read1`, as the HTTP
+remote reads them), not through botocore's `StreamingBody.iter_chunks`, which joins reads until each
+chunk is full. What that cost is paid where the chunks are written into the page cache: 4 x 512 MB
+through bench/netmodel.py (default model), two rounds each, install CPU user/sys on the shared 2-core
+machine (2026-11-30): `iter_chunks(256 KiB)` 5.7/4.4 and 6.4/4.5 s, `read1(256 KiB)` 5.5/1.8 and
+5.7/2.1 s, the same install over the Hub 2.5-2.9/1.7-2.0 s; perf put the difference in the kernel's
+copy of the written chunks (`copy_folio_from_iter_atomic`: 2.0 s against 0.4 s). A signed request of
+our own on a urllib3 PoolManager, reading into preallocated buffers, cost the same as botocore's
+(measured earlier: 0.33 s per 512 MB object either way). Where an S3 install's CPU goes besides: md5
+and sha256 (see `install.digests.wanted`), the interpreter.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from dscache.remotes.retry import (
     resumable_stream,
 )
 
-_READ = 256 << 10  # urllib3 fills a whole read before returning it: small reads lose little on a drop
+_READ = 256 << 10  # most bytes one read returns
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"})
@@ -327,7 +330,7 @@ class S3Remote:
                     except BaseException:
                         body.close()
                         raise
-            return Body(body.iter_chunks(_READ), first, stop_at, body.close, identity)
+            return Body(_arriving(body), first, stop_at, body.close, identity)
 
         return self._resumable(open_at, offset, length, what, pinned)
 
@@ -444,6 +447,15 @@ def _botocore_session() -> Any:
     else:
         _LOADER.append(session.get_component("data_loader"))
     return session
+
+
+def _arriving(body: Any) -> Iterator[bytes]:
+    """The bytes of a GetObject `body` (botocore's StreamingBody) as they arrive, at most `_READ` at
+    a time, read from the urllib3 response it wraps (see the module docstring). Errors are urllib3's
+    (`retry.is_transient` knows them); a body cut short ends early, which `resumable_stream` resumes."""
+    raw = body._raw_stream  # StreamingBody has no read1 of its own, nor a public accessor for this
+    while chunk := raw.read1(_READ):
+        yield chunk
 
 
 def _code(exc: BaseException) -> str:
