@@ -1,5 +1,6 @@
 """Start-up cost of `dscache install`: a download from S3 loads botocore, which it reads with, and not
-boto3 (with s3transfer, 35-95 ms of CPU before the first request), which only uploads need."""
+boto3 (with s3transfer, 35-95 ms of CPU before the first request), which only uploads need; the
+workers of a Hub install do not ask the Hub again for the commit the installer pinned."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dscache.api.names import VersionKey
+from dscache.cli.app import main
 from dscache.store.paths import CachePaths
 from tests.conftest import S3Env
 from tests.factories import dataset_snapshot
+from tests.servers.hub import FakeHub
 
 KEY = VersionKey("objects", "thor", "v1")
 PROBE = """
@@ -40,3 +45,19 @@ def test_an_s3_install_reads_with_botocore_and_never_imports_boto3(tmp_path: Pat
     loaded = {m.split(".")[0] for m in result["modules"]}
     assert "botocore" in loaded
     assert loaded & {"boto3", "s3transfer", "huggingface_hub"} == set()
+
+
+def test_hub_workers_reuse_the_commit_the_installer_pinned(
+    tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"{KEY.rel}/{name}.bin": name.encode() * 1000 for name in ("a", "b", "c", "d")}
+    hub.commit("org/data", files)
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    cache = tmp_path / "cache"
+    args = ["install", "--cache", str(cache), "--source", "hf://datasets/org/data", "--layout", "files"]
+    assert main([*args, "--version", str(KEY), "--jobs", "4"]) == 0
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == {
+        f"{name}.bin": name.encode() * 1000 for name in ("a", "b", "c", "d")
+    }
+    lookups = hub.log.find("/api/datasets/org/data/revision/*")
+    assert [r.path.rsplit("/", 1)[1] for r in lookups] == ["main"]
