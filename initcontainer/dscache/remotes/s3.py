@@ -24,13 +24,15 @@ DSCACHE_S3_SSE_C_KEY (base64).
 Bytes go through botocore's urllib3 pool too, but are read as they arrive (`read1`, as the HTTP
 remote reads them), not through botocore's `StreamingBody.iter_chunks`, which joins reads until each
 chunk is full. What that cost is paid where the chunks are written into the page cache: 4 x 512 MB
-through bench/netmodel.py (default model), two rounds each, install CPU user/sys on the shared 2-core
-machine (2026-11-30): `iter_chunks(256 KiB)` 5.7/4.4 and 6.4/4.5 s, `read1(256 KiB)` 5.5/1.8 and
-5.7/2.1 s, the same install over the Hub 2.5-2.9/1.7-2.0 s; perf put the difference in the kernel's
-copy of the written chunks (`copy_folio_from_iter_atomic`: 2.0 s against 0.4 s). A signed request of
-our own on a urllib3 PoolManager, reading into preallocated buffers, cost the same as botocore's
-(measured earlier: 0.33 s per 512 MB object either way). Where an S3 install's CPU goes besides: md5
-and sha256 (see `install.digests.wanted`), the interpreter.
+through bench/netmodel.py (default model), base and this alternated, install CPU user/sys on the
+shared 2-core machine under load 14-19 (2026-11-30): `iter_chunks(256 KiB)` 5.7/4.4 and 6.4/4.5 s,
+`read1(256 KiB)` 5.5/1.8 and 5.7/2.1 s; perf put the difference in the kernel's copy of the written
+chunks (`copy_folio_from_iter_atomic`: 2.0 s against 0.4 s). On the quieter machine (load 4-8) both
+took 1.5-2.3 s of system CPU: the joined chunks cost more only when other work competes for the CPU
+(and its caches). A signed request of our own on a urllib3 PoolManager, reading into preallocated
+buffers, cost the same as botocore's (measured earlier: 0.33 s per 512 MB object either way). The
+rest of an S3 install's CPU beyond a Hub install's is the md5 the ETag asks for (see
+`install.digests.wanted`).
 """
 
 from __future__ import annotations
