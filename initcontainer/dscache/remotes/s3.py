@@ -6,8 +6,8 @@ from the spec or `AWS_ENDPOINT_URL[_S3]` (which botocore reads itself). The clie
 as boto3 would make it without boto3's additions (its resource model paths and injected transfer
 methods, which `put_file` gets from `boto3.s3.transfer` directly): importing boto3 (and s3transfer)
 cost an install 35-95 ms of CPU before its first request, of ~160 ms for botocore (measured on the
-benchmark machine, 2026-11-30). botocore's own retries are
-off: one budget (`RetryPolicy`) covers requests and body resumes, and tests can make it instant.
+benchmark machine, 2026-11-30). botocore's own retries are off: one budget (`RetryPolicy`) covers
+requests and body resumes, and tests can make it instant.
 Every GET of a download carries If-Match on the pinned ETag, and each answer's ETag, version id,
 Last-Modified and size are checked, so an object replaced mid-download fails instead of being spliced
 from two versions.
