@@ -60,6 +60,7 @@ from bench.contenders import (  # noqa: E402
     aws_binary,
     hf_python,
     rclone_binary,
+    with_sources,
 )
 from bench.netdata import Dataset, Workload, prepare  # noqa: E402
 from bench.netmodel import MB, Caps, Ceiling, NetModel, ceiling, proxy_binary  # noqa: E402
@@ -204,7 +205,8 @@ def run_workload(
         for n, contender in enumerate(chosen):
             out = runs / data.workload.name / f"{n:02d}-{_slug(contender)}"
             out.mkdir(parents=True)
-            run = Run(data, bed.endpoints.of(contender.via), out, args.floor_streams, args.dscache_jobs)
+            endpoint = bed.endpoints.of(contender.via)
+            run = Run(data, endpoint, out, args.floor_streams, args.dscache_jobs, contender.src or REPO)
             cmd = contender.build(run)
             for log in bed.logs:
                 log.clear()
@@ -285,6 +287,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--small-count", type=int, default=20_000)
     p.add_argument("--small-kb", type=int, default=8)
     p.add_argument("--floor-streams", type=int, default=16, help="downloads the curl floor runs at once")
+    p.add_argument("--src", type=Path, action="append", default=[], metavar="DIR",
+                   help="run dscache from this checkout (repeatable: one row per checkout, named by its "
+                        "directory; default: this one), e.g. a `git archive` of a base commit")  # fmt: skip
     p.add_argument("--dscache-jobs", type=int, default=None, help="dscache --jobs (default: its own)")
     p.add_argument("--ceiling-streams", type=int, default=16)
     p.add_argument("--ceiling-mb", type=int, default=256, help="size of each ceiling download")
@@ -308,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     caps = Caps(args.conn_mbps * MB, args.latency_ms / 1000, args.aggregate_mbps * MB)
     workloads = _workloads(args)
     wanted = [w.strip().lower() for w in args.contenders.split(",") if w.strip()]
-    contenders = [c for c in CONTENDERS if not wanted or any(w in c.name.lower() for w in wanted)]
+    every = with_sources(CONTENDERS, [s.resolve() for s in args.src])
+    contenders = [c for c in every if not wanted or any(w in c.name.lower() for w in wanted)]
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     proxy_binary()

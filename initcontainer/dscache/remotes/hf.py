@@ -31,6 +31,13 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
+_FOUND: set[tuple[str, str, str, str]] = set()
+"""(endpoint, repo type, repo, commit) this process has found on the Hub: a remote opened at such a
+commit needs no check of its own. The installer's workers, forked once the parent pinned the
+revision, inherit it, so none of them asks the Hub for the commit again before its first GET (one
+request per worker and install, each a first-byte latency on the way to the first bytes)."""
+
+
 @dataclass(frozen=True)
 class HfRef:
     """A branch or tag of a Hub repo and the commit it names."""
@@ -65,7 +72,8 @@ class _Repo:
         )
         headers = build_hf_headers(token=token or False, library_name=name, library_version=version)
         self.fetch = HttpFetcher(policy, headers=headers, secrets=(token,), if_match=False)
-        self.commit: str | None = None  # even a commit id is checked once against the Hub
+        # Even a commit id is checked once against the Hub, once per process (see `_FOUND`).
+        self.commit: str | None = revision if (endpoint, repo_type, repo, revision) in _FOUND else None
         self.lock = threading.Lock()
         self.display = f"hf://{repo_type}s/{repo}"
 
@@ -111,6 +119,7 @@ class _Repo:
                         f"{self.display}@{self.revision}: the Hub returned no commit for the revision"
                     )
                 self.commit = sha
+                _FOUND.add((self.endpoint, self.repo_type, self.repo, sha))
             return self.commit
 
 

@@ -1,8 +1,13 @@
-"""S3-compatible remotes (AWS S3, Cloudflare R2, MinIO) through boto3.
+"""S3-compatible remotes (AWS S3, Cloudflare R2, MinIO) through botocore (boto3's transfer manager
+for uploads).
 
 Credentials come the standard AWS ways (env, profile, web identity, instance role); the endpoint
-from the spec or `AWS_ENDPOINT_URL[_S3]` (which boto3 reads itself). botocore's own retries are
-off: one budget (`RetryPolicy`) covers requests and body resumes, and tests can make it instant.
+from the spec or `AWS_ENDPOINT_URL[_S3]` (which botocore reads itself). The client is botocore's own,
+as boto3 would make it without boto3's additions (its resource model paths and injected transfer
+methods, which `put_file` gets from `boto3.s3.transfer` directly): importing boto3 (and s3transfer)
+cost an install 35-95 ms of CPU before its first request, of ~160 ms for botocore (measured on the
+benchmark machine, 2026-11-30). botocore's own retries are off: one budget (`RetryPolicy`) covers
+requests and body resumes, and tests can make it instant.
 Every GET of a download carries If-Match on the pinned ETag, and each answer's ETag, version id,
 Last-Modified and size are checked, so an object replaced mid-download fails instead of being spliced
 from two versions.
@@ -16,13 +21,18 @@ encrypted object is only a hint (MinIO encrypts ETags), as it is on directory bu
 digests in x-goog-hash. Objects encrypted with a customer key (SSE-C) are read with the key in
 DSCACHE_S3_SSE_C_KEY (base64).
 
-Bytes go through botocore too (StreamingBody over its urllib3 pool), not through a signed request of
-our own on a urllib3 PoolManager reading into preallocated buffers: measured on the benchmark machine
-(2026-11-30, a 512 MB object as 16 ranged GETs through bench/netmodel.py, two rounds each, client CPU
-user+sys), botocore's `iter_chunks(256 KiB)` took 0.33 and 0.24 s, urllib3 `stream(256 KiB)` 0.33 and
-0.23 s, urllib3 `readinto` a reused 1 MiB buffer 0.33 and 0.25 s: the same, since the kernel's socket
-copy dominates either way. Where an S3 install's CPU goes instead (perf, 4 x 512 MB): writing into the
-page cache ~25%, md5 and sha256 ~33% (see `install.digests.wanted`), the interpreter ~16%.
+Bytes go through botocore's urllib3 pool too, but are read as they arrive (`read1`, as the HTTP
+remote reads them), not through botocore's `StreamingBody.iter_chunks`, which joins reads until each
+chunk is full. What that cost is paid where the chunks are written into the page cache: 4 x 512 MB
+through bench/netmodel.py (default model), base and this alternated, install CPU user/sys on the
+shared 2-core machine under load 14-19 (2026-11-30): `iter_chunks(256 KiB)` 5.7/4.4 and 6.4/4.5 s,
+`read1(256 KiB)` 5.5/1.8 and 5.7/2.1 s; perf put the difference in the kernel's copy of the written
+chunks (`copy_folio_from_iter_atomic`: 2.0 s against 0.4 s). On the quieter machine (load 4-8) both
+took 1.5-2.3 s of system CPU: the joined chunks cost more only when other work competes for the CPU
+(and its caches). A signed request of our own on a urllib3 PoolManager, reading into preallocated
+buffers, cost the same as botocore's (measured earlier: 0.33 s per 512 MB object either way). The
+rest of an S3 install's CPU beyond a Hub install's is the md5 the ETag asks for (see
+`install.digests.wanted`).
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ from dscache.remotes.retry import (
     resumable_stream,
 )
 
-_READ = 256 << 10  # urllib3 fills a whole read before returning it: small reads lose little on a drop
+_READ = 256 << 10  # most bytes one read returns
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"})
@@ -189,7 +199,6 @@ class S3Remote:
         anonymous: bool = False,
         policy: RetryPolicy | None = None,
     ) -> None:
-        import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
 
@@ -214,9 +223,10 @@ class S3Remote:
         )
         from botocore.exceptions import BotoCoreError
 
-        session = boto3.session.Session(botocore_session=_botocore_session(), region_name=region)
         try:
-            self._client: Any = session.client("s3", endpoint_url=endpoint or None, config=config)
+            self._client: Any = _botocore_session().create_client(
+                "s3", region_name=region, endpoint_url=endpoint or None, config=config
+            )
         except BotoCoreError as exc:  # credentials configured but unusable (a web identity without a role)
             raise RemoteError(f"{self.url}: the AWS credential configuration is unusable: {exc}") from None
         self._sse_c = _sse_c_params()
@@ -326,7 +336,7 @@ class S3Remote:
                     except BaseException:
                         body.close()
                         raise
-            return Body(body.iter_chunks(_READ), first, stop_at, body.close, identity)
+            return Body(_arriving(body), first, stop_at, body.close, identity)
 
         return self._resumable(open_at, offset, length, what, pinned)
 
@@ -403,14 +413,17 @@ class S3Remote:
         return result
 
     def put_file(self, path: str, local: Path) -> None:
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import S3Transfer, TransferConfig  # boto3 only where it uploads
 
         key = self._key(path)
         what = f"s3://{self.bucket}/{key}"
-        transfer = TransferConfig(
-            multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4
-        )
-        self._call(lambda: self._client.upload_file(str(local), self.bucket, key, Config=transfer), what)
+        config = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4)
+
+        def upload() -> None:
+            with S3Transfer(self._client, config) as transfer:  # what boto3's client.upload_file does
+                transfer.upload_file(str(local), self.bucket, key)
+
+        self._call(upload, what)
 
     def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
         """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""
@@ -456,6 +469,15 @@ def _botocore_session() -> Any:
     else:
         _LOADER.append(session.get_component("data_loader"))
     return session
+
+
+def _arriving(body: Any) -> Iterator[bytes]:
+    """The bytes of a GetObject `body` (botocore's StreamingBody) as they arrive, at most `_READ` at
+    a time, read from the urllib3 response it wraps (see the module docstring). Errors are urllib3's
+    (`retry.is_transient` knows them); a body cut short ends early, which `resumable_stream` resumes."""
+    raw = body._raw_stream  # StreamingBody has no read1 of its own, nor a public accessor for this
+    while chunk := raw.read1(_READ):
+        yield chunk
 
 
 def _code(exc: BaseException) -> str:
