@@ -320,25 +320,30 @@ def _copy_checkout(dest: Path) -> None:
 
 def test_python_m_dscache_runs_from_the_directory_that_holds_the_checkout(tmp_path: Path) -> None:
     """README's `pip install -e .` of a checkout named `dscache`, then `python -m dscache` from its parent:
-    the checkout (no `__init__.py`) must not shadow the package as a namespace package."""
+    the checkout (no `__init__.py`) must not shadow the package as a namespace package.
+
+    The editable wheel is built by the build backend itself and unpacked into a directory of its own,
+    which is what pip installs: pip itself is not run, since `pip install --prefix` uninstalls the
+    test environment's own dscache first (seen in CI: every later test lost the package)."""
     import subprocess
     import sys
-    import sysconfig
+    import zipfile
 
-    checkout, prefix = tmp_path / "dscache", tmp_path / "prefix"
+    checkout, site_dir, wheels = tmp_path / "dscache", tmp_path / "site", tmp_path / "wheels"
     _copy_checkout(checkout)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
-    installed = subprocess.run(
-        [*pip, "--prefix", str(prefix), "-e", str(checkout)],
-        capture_output=True, text=True, timeout=300, check=False, env=env,
+    build = "import sys; from setuptools import build_meta; print(build_meta.build_editable(sys.argv[1]))"
+    built = subprocess.run(
+        [sys.executable, "-c", build, str(wheels)],
+        cwd=checkout, capture_output=True, text=True, timeout=300, check=False, env=env,
     )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr  # setuptools>=77 (pyproject) must be installed
-    site_dir = sysconfig.get_path("purelib", vars={"base": str(prefix)})
+    assert built.returncode == 0, built.stderr  # setuptools>=77 (the dev extra) must be installed
+    with zipfile.ZipFile(wheels / built.stdout.strip().splitlines()[-1]) as wheel:
+        wheel.extractall(site_dir)
     # `-S`: only this install's .pth, not the test environment's; `-c` puts the cwd first on sys.path,
     # as `python -m` does
     program = (
-        f"import runpy, site, sys; site.addsitedir({site_dir!r}); sys.argv = ['dscache', '--version']; "
+        f"import runpy, site, sys; site.addsitedir({str(site_dir)!r}); sys.argv = ['dscache', '--version']; "
         "runpy.run_module('dscache', run_name='__main__', alter_sys=True)"
     )
     ran = subprocess.run(
