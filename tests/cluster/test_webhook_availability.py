@@ -208,7 +208,19 @@ def test_deleting_a_replica_during_a_burst_of_pods_fails_no_admission(
             d for d, p in pods.items() if PAUSED in testbed.logs(namespace, p["metadata"]["name"], "operator")
         ]
 
-    [idle] = testbed.wait_for("peering settled: the older replica pauses", paused, 120)
+    try:  # at a load average of 10-18 a replica's kopf may start minutes after its admission is Ready
+        [idle] = testbed.wait_for("peering settled: the older replica pauses", paused, 240)
+    except AssertionError as err:
+        peerings = testbed.get(f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings") or {}
+        logs = {
+            p["metadata"]["name"]: testbed.logs(namespace, p["metadata"]["name"], "operator")
+            for p in pods.values()
+        }
+        seen = {
+            "peerings": [o.get("status") for o in peerings.get("items", [])],
+            "logs": {k: v[-3000:] for k, v in logs.items()},
+        }
+        raise AssertionError(f"{err}\n{json.dumps(seen, indent=1)}") from None
 
     # One reconciler: exactly one installer Job, started by one replica while the other waits.
     opf.Remote(s3, "data").publish(tmp_path, VersionKey("objects", "thor", "v1"), {"a.bin": 10_000})
