@@ -13,6 +13,7 @@ from dscache.cli.exits import EXIT_FAILURE, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import cache_problem, dir_problem
 
 if TYPE_CHECKING:
+    from dscache.api.spec import Source
     from dscache.store.catalog import Foreign
     from dscache.store.lock import Fence
     from dscache.store.paths import CachePaths
@@ -37,6 +38,19 @@ def cache_dir_problem(flag: str, path: Path, *, write: bool = False) -> str | No
         cache = CachePaths(path)
         problem = own_link_problem(cache, ref_keys(cache))
     return None if problem is None else f"{flag} {problem}"
+
+
+def source_env_problem(command: str, source: Source) -> str | None:
+    """The first unusable environment variable that `command`'s remote, `source`, reads (an endpoint
+    only that kind of remote reads: `dscache.cli.envvars`), as one line; else None."""
+    import os
+
+    from dscache.api.spec import SOURCE_KINDS
+    from dscache.cli.envvars import source_problems
+
+    kind = next(k for k in SOURCE_KINDS if getattr(source, k) is not None)
+    found = source_problems(command, kind, os.environ)
+    return found[0] if found else None
 
 
 def note_foreign(foreign: Sequence[Foreign]) -> None:

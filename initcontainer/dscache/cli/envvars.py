@@ -1,6 +1,11 @@
 """The environment variables the data-plane commands read: one table that feeds each command's help
 (epilog) and the up-front check of the `DSCACHE_*` values, which names the variable to fix.
 
+A variable only one kind of remote reads (`AWS_ENDPOINT_URL` for s3://, `HF_ENDPOINT` for hf://,
+`STORAGE_EMULATOR_HOST` for gs://) is checked only when the command uses a remote of that kind
+(`source_problems`, called once the command knows its source): a stale endpoint left in the shell
+does not stop a file:// install.
+
 The `DSCACHE_RETRY_*`/`DSCACHE_*_TIMEOUT` values are parsed by `dscache.remotes.retry.RetryPolicy`;
 this check runs first (before any lock, remote or worker) and also refuses what that parser would let
 through or crash on: NaN, infinities where they make no sense, negative delays, a fractional or
@@ -10,7 +15,7 @@ non-positive attempt count. Standard library only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_positive_size, parse_zstd_window
@@ -98,6 +103,9 @@ class EnvVar:
     meaning: str
     check: Callable[[str], None] | None = None
     """Raises ValueError (the reason) for a value that cannot be used; None: not checked here."""
+    kind: str | None = None
+    """The `Source` field (`dscache.api.spec.SOURCE_KINDS`) of the one kind of remote that reads it;
+    None: the command reads it whatever its remote."""
 
 
 RETRY = (
@@ -134,16 +142,20 @@ REMOTES = (
         "AWS_ENDPOINT_URL",
         "S3 endpoint for R2/MinIO (AWS_ENDPOINT_URL_S3 wins; the spec's endpoint over both)",
         _s3_endpoint,
+        "s3",
     ),
-    EnvVar("AWS_ENDPOINT_URL_S3", "S3 endpoint, over AWS_ENDPOINT_URL", _s3_endpoint),
+    EnvVar("AWS_ENDPOINT_URL_S3", "S3 endpoint, over AWS_ENDPOINT_URL", _s3_endpoint, "s3"),
     EnvVar("AWS_REGION", "S3 region (also AWS_DEFAULT_REGION)"),
     EnvVar("DSCACHE_S3_SSE_C_KEY", "base64 of the key of S3 objects encrypted with SSE-C (never shown)"),
     EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
-    EnvVar("HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)", _endpoint),
+    EnvVar(
+        "HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)", _endpoint, "hugging_face"
+    ),
     EnvVar(
         "STORAGE_EMULATOR_HOST",
         "gs:// sources: a GCS emulator's HOST:PORT or URL (the spec's endpoint wins)",
         _emulator_host,
+        "gcs",
     ),
     EnvVar("DSCACHE_HTTP_TOKEN", "http remotes: bearer token (never shown)"),
     EnvVar("DSCACHE_HTTP_USERNAME", "http remotes: Basic auth user, without DSCACHE_HTTP_TOKEN"),
@@ -178,11 +190,9 @@ BY_COMMAND: dict[str, tuple[EnvVar, ...]] = {
 """The variables each command reads (commands not listed read none)."""
 
 
-def problems(command: str, env: Mapping[str, str]) -> list[str]:
-    """One line per unusable value `command` would read (`DSCACHE_*`, endpoints): `NAME='value':
-    reason` (credentials in a URL shown as `***`)."""
+def _problems(variables: Iterable[EnvVar], env: Mapping[str, str]) -> list[str]:
     found = []
-    for var in BY_COMMAND.get(command, ()):
+    for var in variables:
         raw = env.get(var.name)
         if var.check is None or raw is None or raw.strip() == "":
             continue
@@ -191,6 +201,19 @@ def problems(command: str, env: Mapping[str, str]) -> list[str]:
         except ValueError as err:
             found.append(f"environment variable {var.name}={hide_userinfo(raw)!r}: {err}")
     return found
+
+
+def problems(command: str, env: Mapping[str, str]) -> list[str]:
+    """One line per unusable value `command` reads whatever its remote (`DSCACHE_*`): `NAME='value':
+    reason` (credentials in a URL shown as `***`). The variables of one kind of remote are
+    `source_problems`'."""
+    return _problems((v for v in BY_COMMAND.get(command, ()) if v.kind is None), env)
+
+
+def source_problems(command: str, kind: str, env: Mapping[str, str]) -> list[str]:
+    """As `problems`, for the variables only a remote of `kind` (a `Source` field: "s3", "gcs",
+    "hugging_face", ...) reads, when `command` uses one."""
+    return _problems((v for v in BY_COMMAND.get(command, ()) if v.kind == kind), env)
 
 
 def epilog_lines(command: str) -> list[str]:

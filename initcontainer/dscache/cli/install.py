@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from dscache.api.names import NameError_, VersionKey, check_segment
 from dscache.cli import output
 from dscache.cli.argtypes import integer, layout_arg, path_arg
-from dscache.cli.common import add_lock_timeout_argument, fail
+from dscache.cli.common import add_lock_timeout_argument, fail, source_env_problem
 from dscache.cli.exits import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem, nesting_problem
 
@@ -200,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         check_segment(ref, "--ref")
     except (SpecError, NameError_) as err:
         return fail(str(err), exit_code(err))
+    problem = source_env_problem("install", spec.source)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     try:
         worker_index = _worker_index(args, os.environ)
     except (SpecError, NameError_) as err:

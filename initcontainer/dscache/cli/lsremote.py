@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dscache.cli import output
 from dscache.cli.argtypes import layout_arg, path_arg
-from dscache.cli.common import cache_dir_problem, fail
+from dscache.cli.common import cache_dir_problem, fail, source_env_problem
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.errors import DscacheError
 
@@ -258,6 +258,9 @@ def run(args: argparse.Namespace) -> int:
         query = _query(args)
     except (SpecError, NameError_) as err:
         return fail(str(err), exit_code(err))
+    problem = source_env_problem("ls-remote", query.source)
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     if args.cache is not None:
         problem = cache_dir_problem("--cache", args.cache)
         if problem is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from dscache.api.sizes import format_size
 from dscache.cli import output
 from dscache.cli.argtypes import integer, path_arg
-from dscache.cli.common import fail
+from dscache.cli.common import fail, source_env_problem
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (NameError_, SpecError, BadInputError) as err:
         return fail(str(err), exit_code(err))
-    problem = _path_problem(args, source)
+    problem = source_env_problem("publish", source) or _path_problem(args, source)
     if problem is not None:
         return fail(problem, EXIT_USAGE)
 
