@@ -29,7 +29,7 @@ from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
-from dscache.install.provenance import differences, ref_remote
+from dscache.install.provenance import ref_remote, warn_differences
 from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.space import Need, mount_point, room, shortage, version_need
 from dscache.install.staging import StagingPaths
@@ -554,8 +554,7 @@ def install(
         made = [] if cache.control.exists() else [cache.control]
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if k in repair or not is_installed(cache, k)]
-    for note in differences(cache, spec, [k for k in keys if k not in missing]):
-        log.warning("%s", note)
+    warn_differences(cache, spec, [k for k in keys if k not in missing])
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0

@@ -4,7 +4,9 @@ A published version is immutable and identified by its key (`DT/SRC=VER`): an in
 present leaves it as it is, whatever remote or layout it names, and does no network I/O for it
 (fetching it again to compare would cost a download per run, and replacing it silently would change
 what running pods read). Presence is therefore right, but a version recorded from another remote or
-layout than the install names is said: one warning line per version naming both (`differences`).
+layout than the install names is said: one warning line per version naming both (`differences`),
+logged once per installing process by `warn_differences`, whether it installs alone or as one worker
+of a team (`install --workers K`: each worker's log says it, once).
 
 A ref's `remote` says where the versions it names came from: the remote of each published version's
 completion record (the install's own for a version it is about to fetch), so an install that finds
@@ -18,6 +20,7 @@ resolved, any other URL as written, trailing `/` aside.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 
@@ -27,6 +30,7 @@ from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete
 
 FILE_SCHEME = "file://"
+log = logging.getLogger("dscache.install.provenance")
 
 
 def _location(url: str) -> str:
@@ -69,6 +73,12 @@ def differences(cache: CachePaths, spec: DatasetCacheSpec, present: Iterable[Ver
             if note is not None:
                 found.append(note)
     return found
+
+
+def warn_differences(cache: CachePaths, spec: DatasetCacheSpec, present: Iterable[VersionKey]) -> None:
+    """Log `differences` as warnings, one per line."""
+    for note in differences(cache, spec, present):
+        log.warning("%s", note)
 
 
 def ref_remote(cache: CachePaths, keys: Iterable[VersionKey], asked: str) -> str:

@@ -55,6 +55,7 @@ from dscache.install.pipeline import (
     target_ref,
 )
 from dscache.install.progress import Sink
+from dscache.install.provenance import warn_differences
 from dscache.install.shares import assign
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory
@@ -299,6 +300,7 @@ def install_share(
                 remote_factory=remote_factory,
                 merge=merge,
             )
+        warn_differences(cache, spec, [k for k in keys if is_installed(cache, k)])
         member_path = teams.member_lock_path(cache.control, worker.index)
         with (
             teams.TeamHeartbeat(cache.control, worker.team),

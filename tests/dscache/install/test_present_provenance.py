@@ -60,3 +60,28 @@ def test_a_ref_merging_versions_of_two_remotes_names_both(tmp_path: Path) -> Non
     assert _install(cache, f"file://{first}", "objects/a=v1", "--layout", "Files") == 0
     assert _install(cache, f"file://{second}", "objects/b=v1", "--layout", "Files") == 0
     assert _ref_remote(cache) == f"file://{first}, file://{second}"
+
+
+@pytest.mark.parametrize("also_missing", [True, False], ids=["one-missing", "all-present"])
+def test_a_team_worker_says_it_once_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], also_missing: bool
+) -> None:
+    """A worker of `install --workers 2` (its partner never starts: it covers the partner's share)
+    warns about the present version as a single install does, once."""
+    remote = _remote(tmp_path / "remote", "objects/odd/v1", "objects/new/v1")
+    cache = tmp_path / "c1"
+    assert _install(cache, f"file://{remote}", "objects/odd=v1", "--layout", "Files") == 0
+    capsys.readouterr()
+    copy = _remote(tmp_path / "copy", "objects/odd/v1", "objects/new/v1")
+    versions = ["objects/odd=v1", "--version", "objects/new=v1"] if also_missing else ["objects/odd=v1"]
+    team = ["--layout", "Files", "--workers", "2", "--worker-index", "0"]
+    assert _install(cache, f"file://{copy}", *versions, *team) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"dscache: warning: objects/odd=v1 is already present, installed from file://{remote} (layout "
+        f"files), not from file://{copy} (layout files) as this install names it: kept as it is "
+        f"(a published version never changes); to install it from file://{copy}, remove it first "
+        "(dscache release, then dscache gc)"
+    ]
+    if also_missing:
+        assert (CachePaths(cache).version_dir(VersionKey("objects", "new", "v1")) / "a.txt").is_file()
