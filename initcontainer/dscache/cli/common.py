@@ -32,7 +32,7 @@ def cache_dir_problem(flag: str, path: Path, *, write: bool = False) -> str | No
     what = "scratch directory" if flag == "--scratch" else "cache"
     problem = dir_problem(path, write=write) or cache_problem(path, what)
     if problem is None and flag == "--cache":
-        from dscache.store.ownlinks import own_link_problem, ref_keys
+        from dscache.store.ownpaths import own_link_problem, ref_keys
         from dscache.store.paths import CachePaths
 
         cache = CachePaths(path)

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
 def _own_link_problem(args: argparse.Namespace) -> str | None:
     """A symlink where dscache keeps its own directory (its control dir, the versions refs name).
     A symlink at the path of a version no ref names yet is the publish step's `occupant_problem`."""
-    from dscache.store.ownlinks import own_link_problem, ref_keys
+    from dscache.store.ownpaths import own_link_problem, ref_keys
     from dscache.store.paths import CachePaths
 
     cache = CachePaths(args.cache)

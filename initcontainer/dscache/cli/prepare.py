@@ -16,7 +16,7 @@ from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem
 from dscache.errors import DscacheError
 from dscache.prepare.run import PrepareRequest, prepare
-from dscache.store.ownlinks import own_link_problem, ref_keys
+from dscache.store.ownpaths import own_link_problem, ref_keys
 from dscache.store.paths import CachePaths
 
 EXAMPLES = """\

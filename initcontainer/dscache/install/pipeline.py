@@ -42,10 +42,10 @@ from dscache.remotes.base import Remote, RemoteError
 from dscache.store.fsops import BackgroundFlush
 from dscache.store.lock import Fence, LockError, WriterLock
 from dscache.store.ownership import NotOursError, check_ours
+from dscache.store.ownpaths import NotWritableError, check_writable, install_writes
 from dscache.store.paths import CachePaths
 from dscache.store.records import Ref, RefEntry, RefError, is_installed, read_ref
 from dscache.store.shares import ShareIndex, read_items
-from dscache.store.writable import NotWritableError, check_writable
 
 log = logging.getLogger("dscache.install.pipeline")
 TICK = 0.5
@@ -560,7 +560,7 @@ def install(
     downloaded = 0
     dropped: list[VersionKey] = []
     try:
-        check_writable(cache, missing, repair=bool(repair))
+        check_writable(cache, install_writes(missing, repair=bool(repair)))
         old, ref = target_ref(cache, spec, ref_name, merge)
         clash = ref_clash(ref)
         if clash is not None:

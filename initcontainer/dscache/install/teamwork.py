@@ -63,9 +63,9 @@ from dscache.layouts.plan import VersionPlan, WorkItem
 from dscache.store import team as teams
 from dscache.store.lock import Fence, LockLostError, LockTimeoutError, WriterLock
 from dscache.store.ownership import check_ours
+from dscache.store.ownpaths import check_writable, install_writes
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_installed
-from dscache.store.writable import check_writable
 
 MAX_WORKERS = 64
 
@@ -285,7 +285,7 @@ def install_share(
     keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
-        check_writable(cache, [k for k in keys if not is_installed(cache, k)])
+        check_writable(cache, install_writes([k for k in keys if not is_installed(cache, k)]))
         published_all = all(is_installed(cache, k) for k in keys)
         if (published_all and teams.read_team(cache.control) is None) or not _join(
             cache, worker, keys, lock_timeout

@@ -167,3 +167,30 @@ def test_a_worker_of_a_team_install_checks_too(tmp_path: Path) -> None:
         result, 1, f"{control}/refs: a regular file, but dscache keeps its refs in a directory there"
     )
     _nothing_installed(cache)
+
+
+@pytest.mark.parametrize("level", ["staging/objects", "staging/objects/thor"])
+def test_a_symlink_in_staging_of_a_version_no_ref_names_yet_is_refused_not_written_through(
+    tmp_path: Path, level: str
+) -> None:
+    """The install stages a new version: the levels of its staging dir are dscache's own, so a symlink
+    there is refused by the one check of own paths (it used to be followed: staged outside the cache)."""
+    cache = tmp_path / "cache"
+    control = cache / ".dscache"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (control / level).parent.mkdir(parents=True)
+    (control / level).symlink_to(elsewhere)
+    result = _install(tmp_path, cache, manifest=False)
+    link = control / level
+    role = "the data type" if level.endswith("objects") else "a source"
+    fix = f"rm {link} && mv {elsewhere} {link}"
+    assert_one_clean_line(
+        result,
+        1,
+        f"{link}: a symlink (to {elsewhere}) is where dscache keeps {role} directory of version "
+        f"objects/thor=v1 in staging; dscache does not follow it (nor delete through it): put the "
+        f"directory itself there ({fix}), then run this again",
+    )
+    _nothing_installed(cache)
+    assert list(elsewhere.iterdir()) == []
