@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dscache.api.spec import Source
     from dscache.store.catalog import Foreign
     from dscache.store.lock import Fence
+    from dscache.store.ownpaths import Writes
     from dscache.store.paths import CachePaths
 
 T = TypeVar("T")
@@ -29,15 +30,27 @@ def fail(message: str, code: int = EXIT_FAILURE) -> int:
 def cache_dir_problem(flag: str, path: Path, *, write: bool = False) -> str | None:
     """Why `path` (given as `flag`: --cache or --scratch) is not an existing cache (or scratch)
     directory to read (or write), else None."""
+    found = cache_dir_problem_code(flag, path, write=write)
+    return None if found is None else found[0]
+
+
+def cache_dir_problem_code(
+    flag: str, path: Path, *, write: bool = False, writes: Writes | None = None
+) -> tuple[str, int] | None:
+    """As `cache_dir_problem`, with the exit code; with `writes` (what a command writes there), also
+    a path of dscache's own there it could not write (`store.ownpaths`: one line naming it, exit 1)."""
     what = "scratch directory" if flag == "--scratch" else "cache"
-    problem = dir_problem(path, write=write) or cache_problem(path, what)
+    problem = dir_problem(path, write=write or writes is not None) or cache_problem(path, what)
     if problem is None and flag == "--cache":
-        from dscache.store.ownpaths import own_link_problem, ref_keys
+        from dscache.store.ownpaths import own_path_problem, ref_keys
         from dscache.store.paths import CachePaths
 
         cache = CachePaths(path)
-        problem = own_link_problem(cache, ref_keys(cache))
-    return None if problem is None else f"{flag} {problem}"
+        found = own_path_problem(cache, ref_keys(cache), writes)
+        if found is not None and not found.usage:
+            return found.line, EXIT_FAILURE
+        problem = None if found is None else found.line
+    return None if problem is None else (f"{flag} {problem}", EXIT_USAGE)
 
 
 def source_env_problem(command: str, source: Source) -> str | None:
@@ -60,20 +73,23 @@ def note_foreign(foreign: Sequence[Foreign]) -> None:
         output.info(item.note())
 
 
-def run_locked(cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths, Fence], T]) -> T | int:
+def run_locked(
+    cache_dir: Path, lock_timeout: float, action: Callable[[CachePaths, Fence], T], writes: Writes
+) -> T | int:
     """`action(cache, fence)` under the writer lock; an int is the exit code of a failure already printed.
 
     `fence` is the lock's: the action calls it before each change to the cache. A path that is not a
-    cache directory (a file, a foreign directory, no permission) is refused first, so nothing (not even
-    the lock file) is written into it.
+    cache directory (a file, a foreign directory, no permission), or where the command cannot write
+    what `writes` says (the lock, the trash, the refs), is refused first, so nothing (not even the lock
+    file) is written into it.
     """
     from dscache.errors import DscacheError
     from dscache.store.lock import LockError, WriterLock
     from dscache.store.paths import CachePaths
 
-    problem = cache_dir_problem("--cache", cache_dir, write=True)
-    if problem is not None:
-        return fail(problem, EXIT_USAGE)
+    found = cache_dir_problem_code("--cache", cache_dir, writes=writes)
+    if found is not None:
+        return fail(*found)
     cache = CachePaths(cache_dir)
     try:
         with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:

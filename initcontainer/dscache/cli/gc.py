@@ -63,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_, parse_version_arg
     from dscache.maintain.gc import GcPlan, collect
+    from dscache.store.ownpaths import removal_writes
 
     try:
         protect = [parse_version_arg(v, "--protect") for v in args.protect]
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             staging_max_age=args.staging_max_age,
         ),
+        removal_writes("gc"),
     )
     if not isinstance(plan, GcPlan):
         return plan

@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_, check_segment, parse_version_arg
     from dscache.maintain.release import release
+    from dscache.store.ownpaths import removal_writes
 
     try:
         check_segment(args.ref, "--ref")
@@ -42,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     except NameError_ as err:
         return fail(str(err), exit_code(err))
     plan = run_locked(
-        args.cache, args.lock_timeout, lambda cache, fence: release(cache, args.ref, fence, protect, in_use)
+        args.cache,
+        args.lock_timeout,
+        lambda cache, fence: release(cache, args.ref, fence, protect, in_use),
+        removal_writes("release", refs=True),
     )
     if isinstance(plan, int):
         return plan

@@ -28,6 +28,7 @@ from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
 from dscache.store.deletion import Leftover
 from dscache.store.lock import Fence
+from dscache.store.ownpaths import check_writable, removal_writes
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, is_published
 from dscache.store.staged import find_stages
@@ -130,8 +131,9 @@ def collect(
 ) -> GcPlan:
     """Plan and (unless `dry_run`) carry out a gc. Caller holds the writer lock; `fence` is its fence.
 
-    Raises RefError if a ref is unreadable and UnknownProtectError if a `protect` version is not
-    published (nothing is removed then). `in_use`: versions pods link, kept if present (a pod may
+    Raises RefError if a ref is unreadable, UnknownProtectError if a `protect` version is not
+    published and NotWritableError if a path it would change is not writable (`store.ownpaths`):
+    nothing is removed then. `in_use`: versions pods link, kept if present (a pod may
     link versions of another volume).
     """
     check_protected(cache, protect)
@@ -142,6 +144,9 @@ def collect(
     if dry_run:
         plan.freed = freeable(scan_inodes([*map(cache.version_dir, plan.remove), *plan.stale_staging]))
         return plan
+    removes = [(cache.version_dir(k), f"version {k}") for k in plan.remove]
+    removes += [(p, f"abandoned staging {p.relative_to(cache.staging_root)}") for p in plan.stale_staging]
+    check_writable(cache, removal_writes("gc", removes))
     plan.left, plan.freed = empty_trash(cache, fence)
     for key in plan.remove:
         note_leftover(plan, remove_version(cache, key, fence))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dscache.api.names import VersionKey
 from dscache.maintain.gc import GcPlan, check_protected, empty_trash, note_leftover, remove_version
 from dscache.store.lock import Fence
+from dscache.store.ownpaths import check_writable, removal_writes
 from dscache.store.paths import CachePaths
 from dscache.store.records import RefError, RefScan, is_published, read_ref, scan_refs
 
@@ -26,7 +27,8 @@ def release(
 
     `in_use`: versions pods link, kept if present. Raises RefError if another ref is unreadable (it
     may name the versions this one uses), UnknownProtectError if a `protect` version is not
-    published. Ref `ref_name` unreadable itself: only its file is dropped (what it named is unknown).
+    published, NotWritableError if a path it would change is not writable (`store.ownpaths`; nothing
+    is removed then). Ref `ref_name` unreadable itself: only its file is dropped (what it named is unknown).
 
     Versions another ref or a protected pod uses are kept. The trash is finished first, versions go
     next and the ref last, so a release that crashes midway is simply run again. Caller holds the
@@ -43,14 +45,16 @@ def release(
     ref = read_ref(cache, ref_name)
     if ref is None:
         return None
+    keep = [e.key for e in ref.versions if e.key in kept]
+    remove = [e.key for e in ref.versions if e.key not in kept and is_published(cache, e.key)]
+    check_writable(
+        cache, removal_writes("release", ((cache.version_dir(k), f"version {k}") for k in remove), refs=True)
+    )
     left, freed = empty_trash(cache, fence)
-    plan = GcPlan(left=left, freed=freed)
-    for entry in ref.versions:
-        if entry.key in kept:
-            plan.keep.append(entry.key)
-        elif is_published(cache, entry.key):
-            note_leftover(plan, remove_version(cache, entry.key, fence))
-            plan.remove.append(entry.key)
+    plan = GcPlan(keep=keep, left=left, freed=freed)
+    for key in remove:
+        note_leftover(plan, remove_version(cache, key, fence))
+        plan.remove.append(key)
     fence()
     cache.ref_path(ref_name).unlink(missing_ok=True)
     return plan

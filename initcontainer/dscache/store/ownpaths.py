@@ -12,7 +12,8 @@ look at nothing, `gc` and `release` delete through it, and `prepare` link pods i
 lock does not cover; such a cache is refused before any work, with one line naming the symlink and
 what to do (`Problem.usage`). Nothing follows it, nothing deletes through it.
 
-The write rule (the commands that write: `install`, `gc`, `release`; `Writes` says what each writes):
+The write rule (the commands that write: `install`, `gc`, `release`; `Writes` says what each writes,
+`install_writes` and `removal_writes` build it):
 a path dscache keeps there that is the wrong kind (`.dscache/refs` as a file, say) or a directory this
 user cannot write used to fail only once the command was under way (an install after the transfer, a
 release after removing versions but not its ref); it is found up front, naming the path in one line.
@@ -80,6 +81,19 @@ def install_writes(keys: Sequence[VersionKey], *, repair: bool = False) -> Write
     nothing to fetch (so then only kinds are checked); the trash only on a `repair`."""
     fetch = bool(keys)
     return Writes(control=fetch, refs=fetch, staging=fetch, trash=fetch and repair, keys=tuple(keys))
+
+
+def removal_writes(command: str, removes: Iterable[tuple[Path, str]] = (), *, refs: bool = False) -> Writes:
+    """What `gc` or `release` (`command`) writes: the writer lock (in the control dir), the trash, the
+    parent dirs of the `removes` ((path, what it is), renamed into the trash) and, for a release, the
+    refs (it drops one)."""
+    return Writes(
+        control=True,
+        refs=refs,
+        trash=True,
+        removes=tuple(removes),
+        again=f"run {command} again (nothing was removed)",
+    )
 
 
 @dataclass
