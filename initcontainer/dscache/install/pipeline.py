@@ -30,6 +30,7 @@ from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
 from dscache.install.provenance import ref_remote, warn_differences
+from dscache.install.republish import RepublishedError, republished, republished_error
 from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.space import Need, mount_point, room, shortage, version_need
 from dscache.install.staging import StagingPaths
@@ -65,6 +66,7 @@ INSTALL_FAILURES = (
     RefError,
     NotWritableError,
     ItemFailedError,
+    RepublishedError,
     RefClashError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
@@ -401,7 +403,8 @@ class InstallRun:
         finished task's results (one item, or a batch of small files of `plan`); `tick(bytes, items)` comes
         every TICK seconds and before the `done` calls of the tasks that finished, the last one included,
         with the bytes transferred and the items finished so far (a batch's files counted as each lands).
-        The fence is checked every tick. Returns the bytes transferred. Raises what `fetch_item` raises."""
+        The fence is checked every tick. Returns the bytes transferred. Raises what `fetch_item` raises,
+        or `RepublishedError` when an item failed because its version was republished meanwhile."""
         # Largest first: the long transfers start at once instead of trailing behind the pool.
         todo = sorted(todo, key=lambda planned: -planned[1].expected_bytes)
         specs = {key: origin.spec for key, origin in self.origins.items()}
@@ -429,7 +432,12 @@ class InstallRun:
                 tick(pool.transferred, pool.finished)
                 for fut in finished:
                     plan = futures.pop(fut)
-                    batch = fut.result()
+                    try:
+                        batch = fut.result()
+                    except ItemFailedError:
+                        if republished(self.origins[plan.key].remote, plan):
+                            raise republished_error(plan) from None
+                        raise
                     flush.request()
                     done(plan, batch)
             return pool.transferred

@@ -11,6 +11,16 @@ incomplete publish (`unfinished_publish`). Running the same publish again finish
 published" check looks for the dscache manifest) and removes what the interrupted run left that the
 new manifest does not name.
 
+Replacing a published version (`--overwrite`) never writes new bytes under a name the live
+version's manifest names: an archive whose name the live version uses for other bytes (another
+sha256, or none stated) is uploaded under a name with its own digest in it (`fresh_name`, still a
+name publish writes), so a reader that read the old manifest before the switch downloads the old
+archives, which stay until the new manifest is in place; only then are they removed. A reader that
+asks for one after that finds it gone, and the install says the remote was republished
+(`dscache.install.republish`). Bytes equal to the live archive's keep its name (a republish of the
+same tree changes nothing). On a remote that pins a revision for its readers (the Hugging Face Hub: a
+commit) every file a reader sees is of one commit, so a republish does not affect it at all.
+
 A publish that fails (an error, not a kill) where the remote had no version yet removes what it
 uploaded (`publishing_into`), so a failed publish leaves nothing half written. Only names publish
 writes (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar` and the three metadata files) and the
@@ -25,10 +35,17 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from dscache.layouts.manifest import DSCACHE_MANIFEST
+from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
 from dscache.layouts.published import is_publish_output
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
+
+
+def fresh_name(name: str, sha256: str) -> str:
+    """Pure: `name` (`<slug>_<NNNN>.tar.zst`, as `publish.pack` plans it) with the first 12 hex digits
+    of its archive's `sha256` after the slug: `<slug>-<hex12>_<NNNN>.tar.zst`."""
+    slug, _, rest = name.rpartition("_")
+    return f"{slug}-{sha256[:12].lower()}_{rest}"
 
 
 def stale_paths(
@@ -73,6 +90,21 @@ def remove_stale(
         log(f"removing {len(stale)} objects of {remote.url}/{vdir} the new manifest does not name")
         remote.delete_files(stale, f"dscache publish: remove {len(stale)} stale objects of {vdir}")
     return stale
+
+
+def live_archives(remote: Remote, vdir: str, named: Collection[str]) -> dict[str, str | None]:
+    """The archives `named` by the version in `vdir` (its molmospaces manifest's, from
+    `publishing_into`), each with its sha256 from the version's dscache manifest (None: not stated
+    there, or no readable dscache manifest)."""
+    digests: dict[str, str | None] = dict.fromkeys(named)
+    try:
+        stated = DscacheManifest.from_json(json.loads(remote.read_bytes(f"{vdir}/{DSCACHE_MANIFEST}")))
+    except (NotFoundError, ValueError, TypeError, KeyError, AttributeError):
+        return digests
+    for name in named:
+        info = stated.archives.get(name)
+        digests[name] = info.sha256.lower() if info is not None and info.sha256 else None
+    return digests
 
 
 def _previous(remote: Remote, vdir: str) -> tuple[bool, frozenset[str]]:

@@ -12,16 +12,18 @@ with `<v> = [<repo_prefix>/]<dt>/<src>/<ver>`.
 Archives are reproducible (sorted members, fixed mtime/uid/gid/owner names, normalised modes, zstd in
 multi-threaded mode whose output does not depend on the thread count), so publishing the same tree again
 gives byte-identical archives and manifests. Everything is uploaded before the metadata that names it,
-so a consumer never sees a manifest naming missing archives.
+so a consumer never sees a manifest naming missing archives; a replaced version's archives are never
+overwritten with other bytes under the same name (`dscache.publish.stale`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,7 @@ from dscache.publish.pack import (
     write_archive,
 )
 from dscache.publish.placement import made_dirs
-from dscache.publish.stale import publishing_into, remove_stale
+from dscache.publish.stale import fresh_name, live_archives, publishing_into, remove_stale
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -176,7 +178,8 @@ def publish(
             write_archive(tree, plan, work / plan.name, level=options.level, threads=options.threads)
             for plan in plans
         )
-        result = upload_version(remote, key, archives, work, options=options, log=log)
+        live = live_archives(remote, vdir, replaced) if replaced else {}
+        result = upload_version(remote, key, archives, work, options=options, log=log, live=live)
     result.removed = remove_stale(remote, vdir, set(result.uploaded), log, replaced)
     result.skipped = skipped
     return result
@@ -190,8 +193,13 @@ def upload_version(
     *,
     options: PublishOptions = PublishOptions(),
     log: Callable[[str], None] = lambda _msg: None,
+    live: Mapping[str, str | None] | None = None,
 ) -> PublishResult:
     """Upload `archives` (local copies are deleted) and then the metadata that names them.
+
+    `live`: the archives the version being replaced names, with their sha256 (`stale.live_archives`):
+    an archive whose name it uses for other bytes goes up under `stale.fresh_name` instead, so no
+    name a reader of the old manifest may fetch changes its bytes.
 
     Order: archives (or HF shards), then the HF index and README, then the trie, the molmospaces
     manifest and the dscache manifest, each after the previous upload, so a consumer that finds a
@@ -203,7 +211,8 @@ def upload_version(
     built: list[BuiltArchive] = []
     with _Uploader(remote, result, options.batch_bytes, f"dscache publish {key}") as up:
         shards = ShardWriter(work, options.shard_size) if options.hf_shards else None
-        for archive in archives:
+        for packed in archives:
+            archive = _unshadowed(packed, live or {})
             built.append(archive)
             log(f"packed {archive.name}: {archive.files} files, {archive.bytes} -> {archive.size} bytes")
             if shards is None:
@@ -228,6 +237,13 @@ def upload_version(
     result.bytes = sum(a.bytes for a in built)
     result.compressed = sum(a.size for a in built)
     return result
+
+
+def _unshadowed(archive: BuiltArchive, live: Mapping[str, str | None]) -> BuiltArchive:
+    """`archive`, renamed (`stale.fresh_name`) when the live version names other bytes by its name."""
+    if archive.name in live and live[archive.name] != archive.sha256.lower():
+        return dataclasses.replace(archive, name=fresh_name(archive.name, archive.sha256))
+    return archive
 
 
 def remote_version_problem(present: Sequence[str], vdir: str, last: str, overwrite: bool) -> str | None:

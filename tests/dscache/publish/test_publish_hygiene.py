@@ -15,7 +15,7 @@ from dscache.cli.app import main
 from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
 from dscache.layouts.offered import offered_versions
-from dscache.publish.stale import stale_paths
+from dscache.publish.stale import fresh_name, stale_paths
 from dscache.publish.upload import PublishOptions, publish
 from dscache.remotes.base import Remote, RemoteError, RemoteFile
 from dscache.remotes.file import FileRemote
@@ -130,7 +130,15 @@ def test_overwrite_leaves_only_what_the_new_manifest_names(backend: Backend, tmp
 
     result = publish(make_tree(tmp_path / "small", SMALL), remote, KEY, replace(options, overwrite=True))
     assert version_files(remote) == sorted([*named_by_manifest(remote), "notes.txt"])
-    assert len(result.removed) == 3  # the three archives the small tree no longer has
+    # the three archives the small tree no longer has, and the old a_0000: the new one holds other
+    # bytes, so it went up under a fresh name (a reader of the old manifest never gets them)
+    assert [p.removeprefix(f"{KEY.rel}/") for p in result.removed] == [
+        "a_0000.tar.zst",
+        "b_0001.tar.zst",
+        "c_0002.tar.zst",
+        "d_0003.tar.zst",
+    ]
+    assert [a.name for a in result.archives] == [fresh_name("a_0000.tar.zst", result.archives[0].sha256)]
     offered = offered_versions(remote.list_files(""))
     assert [(o.key, o.files, o.incomplete) for o in offered] == [(KEY, 5, False)]
 
