@@ -30,14 +30,14 @@ from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
 from dscache.install.provenance import ref_remote, warn_differences
-from dscache.install.republish import RepublishedError, republished, republished_error
+from dscache.install.republish import RepublishedError, republished, republished_error, settled_plan
 from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.space import Need, mount_point, room, shortage, version_need
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory, WorkerPool
 from dscache.layouts.archives import plan_archives
 from dscache.layouts.files import plan_files
-from dscache.layouts.molmospaces import record_molmo_version
+from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST, record_molmo_version
 from dscache.layouts.plan import LayoutError, VersionPlan, WorkItem
 from dscache.remotes.base import Remote, RemoteError
 from dscache.store.fsops import BackgroundFlush
@@ -236,7 +236,9 @@ def _plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ve
             from dscache.layouts.hfindex import shard_locations  # imports yaml: only for HF sources
 
             shard_index = shard_locations(remote, spec.source.hugging_face.prefix, key)
-        plan = plan_archives(remote, key, shard_index)
+        plan = settled_plan(
+            lambda: plan_archives(remote, key, shard_index), remote, f"{key.rel}/{MOLMO_REMOTE_MANIFEST}"
+        )
     if not spec.install.verify:
         plan.items = [replace(item, sha256=None, verify=False) for item in plan.items]
     return plan

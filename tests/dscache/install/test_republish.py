@@ -6,6 +6,7 @@ reads one pinned commit, so a republish does not disturb it at all."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,15 +15,19 @@ import pytest
 
 from dscache.api.manifest import source_from_url
 from dscache.api.names import VersionKey
+from dscache.api.spec import DatasetCacheSpec
 from dscache.cli.app import main
-from dscache.install.pipeline import InstallRun
+from dscache.cli.render import JsonSink
+from dscache.install.pipeline import InstallRun, install
+from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.plan import VersionPlan
 from dscache.layouts.published import is_publish_output
 from dscache.publish.stale import fresh_name
 from dscache.publish.upload import PublishOptions, publish
 from dscache.remotes.factory import open_remote
+from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
-from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
+from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot, version_items
 from tests.servers.hub import FakeHub
 from tests.servers.s3 import S3Env
 
@@ -118,3 +123,35 @@ def test_a_fresh_name_carries_the_digest_and_stays_a_name_publish_writes() -> No
     name = fresh_name("objects_0007.tar.zst", "ABCDEF0123456789" + "0" * 48)
     assert name == "objects-abcdef012345_0007.tar.zst"
     assert is_publish_output(name)
+
+
+class _MidSwitch(FileRemote):
+    """A file remote read while publish switches the metadata: the first read of the dscache manifest
+    gets the replaced version's (the new one lands right after)."""
+
+    def __init__(self, root: Path, old_manifest: bytes) -> None:
+        super().__init__(root)
+        self.old_manifest: bytes | None = old_manifest
+
+    def read_bytes(self, path: str) -> bytes:
+        if path.endswith(DSCACHE_MANIFEST) and self.old_manifest is not None:
+            old, self.old_manifest = self.old_manifest, None
+            return old
+        return super().read_bytes(path)
+
+
+def test_planning_in_the_middle_of_the_metadata_switch_gets_the_new_version(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    remote = FileRemote(root)
+    old, new = make_tree(tmp_path / "old", OLD), make_tree(tmp_path / "new", NEW)
+    publish(old, remote, KEY, OPTIONS)
+    old_manifest = remote.read_bytes(f"{KEY.rel}/{DSCACHE_MANIFEST}")
+    publish(new, remote, KEY, OVERWRITE)
+    spec = DatasetCacheSpec.model_validate(
+        {"source": {"file": {"path": str(root)}}, "versions": version_items(str(KEY))}
+    )
+    cache = tmp_path / "cache"
+    mid_switch = _MidSwitch(root, old_manifest)
+    install(spec, cache, "default", JsonSink(io.StringIO()), jobs=1, remote_factory=lambda _s: mid_switch)
+    assert mid_switch.old_manifest is None  # the stale manifest was read, and planning read again
+    assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(new)
