@@ -31,6 +31,7 @@ a version and stays.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol, runtime_checkable
@@ -92,19 +93,46 @@ def remove_stale(
     return stale
 
 
-def live_archives(remote: Remote, vdir: str, named: Collection[str]) -> dict[str, str | None]:
-    """The archives `named` by the version in `vdir` (its molmospaces manifest's, from
-    `publishing_into`), each with its sha256 from the version's dscache manifest (None: not stated
-    there, or no readable dscache manifest)."""
-    digests: dict[str, str | None] = dict.fromkeys(named)
-    try:
-        stated = DscacheManifest.from_json(json.loads(remote.read_bytes(f"{vdir}/{DSCACHE_MANIFEST}")))
-    except (NotFoundError, ValueError, TypeError, KeyError, AttributeError):
-        return digests
-    for name in named:
-        info = stated.archives.get(name)
-        digests[name] = info.sha256.lower() if info is not None and info.sha256 else None
-    return digests
+class LiveArchives:
+    """The archives the version being replaced names, and whether a new archive would put other
+    bytes under one of their names (`shadows`).
+
+    Their digests come from the version's dscache manifest, else from the listing (an HF LFS oid);
+    an archive of unknown digest (a molmospaces-only version, a publish killed before its dscache
+    manifest) whose listed size is the new archive's is read once and hashed, so an unchanged archive
+    keeps its name; one of another size differs for sure.
+    """
+
+    def __init__(self, remote: Remote, vdir: str, named: Collection[str]) -> None:
+        self.remote, self.vdir = remote, vdir
+        self.digests: dict[str, str | None] = dict.fromkeys(named)
+        if not named:
+            return
+        self.listed = {f.path.removeprefix(f"{vdir}/"): f for f in remote.list_files(vdir)}
+        try:
+            raw = json.loads(remote.read_bytes(f"{vdir}/{DSCACHE_MANIFEST}"))
+            stated = DscacheManifest.from_json(raw).archives
+        except (NotFoundError, ValueError, TypeError, KeyError, AttributeError):
+            stated = {}
+        for name in named:
+            info, listed = stated.get(name), self.listed.get(name)
+            sha = (info.sha256 if info is not None else None) or (listed.sha256 if listed else None)
+            self.digests[name] = sha.lower() if sha else None
+
+    def shadows(self, name: str, sha256: str, size: int) -> bool:
+        """Whether uploading an archive of `sha256` and `size` as `name` would change the bytes a
+        reader of the replaced version gets under `name`. Raises RemoteError (hashing one)."""
+        if name not in self.digests or name not in self.listed:
+            return False  # not named, or named but gone: no reader gets bytes under it
+        known = self.digests[name]
+        if known is None:
+            if self.listed[name].size != size:
+                return True
+            digest = hashlib.sha256()
+            for chunk in self.remote.stream(f"{self.vdir}/{name}"):
+                digest.update(chunk)
+            known = self.digests[name] = digest.hexdigest()
+        return known != sha256.lower()
 
 
 def _previous(remote: Remote, vdir: str) -> tuple[bool, frozenset[str]]:

@@ -23,7 +23,7 @@ import dataclasses
 import gzip
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +55,7 @@ from dscache.publish.pack import (
     write_archive,
 )
 from dscache.publish.placement import made_dirs
-from dscache.publish.stale import fresh_name, live_archives, publishing_into, remove_stale
+from dscache.publish.stale import LiveArchives, fresh_name, publishing_into, remove_stale
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
@@ -178,7 +178,7 @@ def publish(
             write_archive(tree, plan, work / plan.name, level=options.level, threads=options.threads)
             for plan in plans
         )
-        live = live_archives(remote, vdir, replaced) if replaced else {}
+        live = LiveArchives(remote, vdir, replaced)
         result = upload_version(remote, key, archives, work, options=options, log=log, live=live)
     result.removed = remove_stale(remote, vdir, set(result.uploaded), log, replaced)
     result.skipped = skipped
@@ -193,13 +193,13 @@ def upload_version(
     *,
     options: PublishOptions = PublishOptions(),
     log: Callable[[str], None] = lambda _msg: None,
-    live: Mapping[str, str | None] | None = None,
+    live: LiveArchives | None = None,
 ) -> PublishResult:
     """Upload `archives` (local copies are deleted) and then the metadata that names them.
 
-    `live`: the archives the version being replaced names, with their sha256 (`stale.live_archives`):
-    an archive whose name it uses for other bytes goes up under `stale.fresh_name` instead, so no
-    name a reader of the old manifest may fetch changes its bytes.
+    `live`: the archives the version being replaced names (`stale.LiveArchives`): an archive whose
+    name it uses for other bytes goes up under `stale.fresh_name` instead, so no name a reader of
+    the old manifest may fetch changes its bytes.
 
     Order: archives (or HF shards), then the HF index and README, then the trie, the molmospaces
     manifest and the dscache manifest, each after the previous upload, so a consumer that finds a
@@ -212,7 +212,7 @@ def upload_version(
     with _Uploader(remote, result, options.batch_bytes, f"dscache publish {key}") as up:
         shards = ShardWriter(work, options.shard_size) if options.hf_shards else None
         for packed in archives:
-            archive = _unshadowed(packed, live or {})
+            archive = _unshadowed(packed, live)
             built.append(archive)
             log(f"packed {archive.name}: {archive.files} files, {archive.bytes} -> {archive.size} bytes")
             if shards is None:
@@ -239,9 +239,9 @@ def upload_version(
     return result
 
 
-def _unshadowed(archive: BuiltArchive, live: Mapping[str, str | None]) -> BuiltArchive:
+def _unshadowed(archive: BuiltArchive, live: LiveArchives | None) -> BuiltArchive:
     """`archive`, renamed (`stale.fresh_name`) when the live version names other bytes by its name."""
-    if archive.name in live and live[archive.name] != archive.sha256.lower():
+    if live is not None and live.shadows(archive.name, archive.sha256, archive.size):
         return dataclasses.replace(archive, name=fresh_name(archive.name, archive.sha256))
     return archive
 

@@ -155,3 +155,19 @@ def test_planning_in_the_middle_of_the_metadata_switch_gets_the_new_version(tmp_
     install(spec, cache, "default", JsonSink(io.StringIO()), jobs=1, remote_factory=lambda _s: mid_switch)
     assert mid_switch.old_manifest is None  # the stale manifest was read, and planning read again
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(new)
+
+
+def test_a_version_without_digests_is_not_overwritten_in_place_either(tmp_path: Path) -> None:
+    """A molmospaces-only version (no dscache manifest): other bytes go up under fresh names, the
+    same bytes (read back and hashed) keep theirs."""
+    remote = FileRemote(tmp_path / "remote")
+    molmo_only = replace(OPTIONS, dscache_manifest=False)
+    publish(make_tree(tmp_path / "old", OLD), remote, KEY, molmo_only)
+    again = publish(make_tree(tmp_path / "same", OLD), remote, KEY, replace(molmo_only, overwrite=True))
+    assert [a.name for a in again.archives] == ["a_0000.tar.zst", "b_0001.tar.zst"]
+    changed = publish(make_tree(tmp_path / "new", NEW), remote, KEY, replace(molmo_only, overwrite=True))
+    planned = ["a_0000.tar.zst", "b_0001.tar.zst"]
+    assert [a.name for a in changed.archives] == [
+        fresh_name(name, a.sha256) for name, a in zip(planned, changed.archives, strict=True)
+    ]
+    assert changed.removed == [f"{KEY.rel}/a_0000.tar.zst", f"{KEY.rel}/b_0001.tar.zst"]
