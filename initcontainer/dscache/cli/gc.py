@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             staging_max_age=args.staging_max_age,
         ),
-        removal_writes("gc"),
+        removal_writes("gc", dry_run=args.dry_run),
     )
     if not isinstance(plan, GcPlan):
         return plan

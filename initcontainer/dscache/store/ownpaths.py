@@ -83,14 +83,16 @@ def install_writes(keys: Sequence[VersionKey], *, repair: bool = False) -> Write
     return Writes(control=fetch, refs=fetch, staging=fetch, trash=fetch and repair, keys=tuple(keys))
 
 
-def removal_writes(command: str, removes: Iterable[tuple[Path, str]] = (), *, refs: bool = False) -> Writes:
+def removal_writes(
+    command: str, removes: Iterable[tuple[Path, str]] = (), *, refs: bool = False, dry_run: bool = False
+) -> Writes:
     """What `gc` or `release` (`command`) writes: the writer lock (in the control dir), the trash, the
     parent dirs of the `removes` ((path, what it is), renamed into the trash) and, for a release, the
-    refs (it drops one)."""
+    refs (it drops one). A `dry_run` writes the lock alone."""
     return Writes(
         control=True,
-        refs=refs,
-        trash=True,
+        refs=refs and not dry_run,
+        trash=not dry_run,
         removes=tuple(removes),
         again=f"run {command} again (nothing was removed)",
     )

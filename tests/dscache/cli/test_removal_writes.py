@@ -122,3 +122,13 @@ def test_a_control_dir_on_a_read_only_mount_is_named_before_the_lock(cache: Path
         "(nothing was removed)",
     )
     assert snapshot(cache) == before
+
+
+def test_a_dry_run_gc_needs_no_writable_trash(cache: Path) -> None:
+    (cache / ".dscache" / "refs" / "a.json").unlink()
+    before = snapshot(cache)
+    with read_only(cache / ".dscache" / "trash"):
+        result = run("gc", "--cache", str(cache), "--keep", "0", "--dry-run")
+    assert result.code == 0, result.lines
+    assert "would remove objects/t=v1" in result.out
+    assert snapshot(cache) == before
