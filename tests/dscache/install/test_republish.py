@@ -28,6 +28,7 @@ from dscache.remotes.factory import open_remote
 from dscache.remotes.file import FileRemote
 from dscache.store.paths import CachePaths
 from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot, version_items
+from tests.servers.gcs import GcsEnv
 from tests.servers.hub import FakeHub
 from tests.servers.s3 import S3Env
 
@@ -56,7 +57,7 @@ def _install(cache: Path, url: str) -> int:
     return main(["install", "-q", "--cache", str(cache), "--source", url, "--version", str(KEY)])
 
 
-@pytest.mark.parametrize("kind", ["file", "s3"])
+@pytest.mark.parametrize("kind", ["file", "s3", "gcs"])
 def test_an_install_racing_an_overwrite_says_republished_then_installs_the_new_version(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -68,6 +69,10 @@ def test_an_install_racing_an_overwrite_says_republished_then_installs_the_new_v
         s3: S3Env = request.getfixturevalue("s3")
         monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
         url = f"s3://{s3.bucket}/mirror"
+    elif kind == "gcs":
+        gcs: GcsEnv = request.getfixturevalue("gcs")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.endpoint)
+        url = f"gs://{gcs.bucket}/mirror"
     else:
         url = f"file://{tmp_path / 'remote'}"
     remote = open_remote(source_from_url(url, flag="--to"))
