@@ -1,5 +1,11 @@
 """`dscache status --scratch DIR`: what a node's scratch holds, how big, when last used, and whether
-each copy still passes the consistency check (the same one `prepare` applies)."""
+each copy still passes the consistency check (the same one `prepare` applies).
+
+Only copies on scratch are listed: a version prepared here but never copied (too big for the
+budget, scratch full) has a last-use marker and no copy, and is not there to report. `--json`:
+`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed"}], "staging": [{"name",
+"ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.sizes import format_size
@@ -19,13 +25,22 @@ from dscache.store.records import read_complete
 
 @dataclass(frozen=True)
 class CopyStatus:
-    """One version known to scratch. state: ok | damaged (fails the check) | missing (evicted/wiped)."""
+    """One copy on scratch. state: ok | damaged (no readable record, or fails the check)."""
 
     version: str
     state: str
     files: int
     bytes: int
     last_used: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "state": self.state,
+            "files": self.files,
+            "bytes": self.bytes,
+            "lastUsed": self.last_used,
+        }
 
 
 def _iso(ts: float) -> str:
@@ -38,8 +53,8 @@ def copy_statuses(scratch: ScratchPaths) -> list[CopyStatus]:
         path = scratch.version_dir(use.key)
         record = read_complete(path)
         if record is None:
-            state = "damaged" if path.exists() else "missing"
-            statuses.append(CopyStatus(str(use.key), state, 0, 0, _iso(use.last_used)))
+            if path.exists():
+                statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used)))
             continue
         state = "ok" if is_consistent(path, record) else "damaged"
         statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used)))
@@ -52,7 +67,7 @@ def _staging(scratch: ScratchPaths) -> list[dict[str, object]]:
     except FileNotFoundError:
         return []
     now = time.time()
-    return [{"name": e.name, "age_seconds": round(now - e.stat().st_mtime, 1)} for e in entries]
+    return [{"name": e.name, "ageSeconds": round(now - e.stat().st_mtime, 1)} for e in entries]
 
 
 def run_scratch_status(scratch: Path, as_json: bool) -> int:
@@ -64,7 +79,7 @@ def run_scratch_status(scratch: Path, as_json: bool) -> int:
     copies = copy_statuses(paths)
     staging = _staging(paths)
     if as_json:
-        report = {"scratch": str(paths.root), "copies": [asdict(c) for c in copies], "staging": staging}
+        report = {"scratch": str(paths.root), "copies": [c.to_json() for c in copies], "staging": staging}
         print(json.dumps(report))
         return 0
     width = max([len("VERSION"), *(len(c.version) for c in copies)])
