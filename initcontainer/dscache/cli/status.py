@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         ]
         staging = [
             {
-                "version": s.rel,
+                "version": s.version,
+                "path": str(s.path),
                 "bytes": s.tally.bytes,
                 "diskBytes": s.tally.disk,
                 "items": s.tally.items,
@@ -172,7 +173,7 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
         again = f", {format_size(t.leftover_bytes)} fetched again" if t.leftover_bytes else ""
         fate = "; its version is published since: the next gc removes it" if s.published else ""
         lines.append(
-            f"  {s.rel}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
+            f"  {s.version}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
             f"{t.items} finished item(s){partial}; a rerun reuses "
             f"up to {format_size(t.item_bytes + t.resumable_bytes)}{again}; "
             f"last touched {ago(s.age(now))} ago{fate}"
