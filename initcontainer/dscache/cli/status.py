@@ -1,11 +1,14 @@
 """`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds).
 
-Per version, `bytes` is the apparent size (the sum of its files); `storedBytes` the bytes of content
-of its distinct files on the volume (inodes), `storedDiskBytes` the space they take on disk (allocated
-blocks, as `du` counts), and `sharedBytes` those of them that another version links too (versions
-share unchanged files, see `install/share.py`): deleting the version frees at most `storedBytes -
-sharedBytes` of content. The table's `size` is content, `on disk` the allocated space. Staging is
-shown both ways too (`bytes`: content, `diskBytes`). Counting inodes costs one `lstat` per file.
+Per version, `bytes` is the apparent size (the sum of its files, as its completion record counts them:
+dscache's own records not included); `storedBytes` the bytes of content of its distinct files on the
+volume (inodes), dscache's records included since removing the version frees them too (as gc's
+`freedBytes` counts), so an unshared version's `storedBytes` exceeds `bytes` by them;
+`storedDiskBytes` the space they take on disk (allocated blocks, as `du` counts), and `sharedBytes`
+those of them that another version links too (versions share unchanged files, see
+`install/share.py`): deleting the version frees at most `storedBytes - sharedBytes` of content. The
+table's `size` is content, `on disk` the allocated space. Staging is shown both ways too (`bytes`:
+content, `diskBytes`). Counting inodes costs one `lstat` per file.
 """
 
 from __future__ import annotations
