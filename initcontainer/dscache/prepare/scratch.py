@@ -67,6 +67,33 @@ class CopyRejected(Exception):
     """A copy that cannot be used (the message says why); the version falls back to the cache."""
 
 
+class DamagedInCache(CopyRejected):
+    """The cache's copy of the version is damaged (a file missing or unreadable, counts that differ
+    from its record): it is linked from the cache as it is, with a warning saying how to repair it."""
+
+
+def damaged_message(cache_root: Path, problem: str) -> str:
+    """Pure: why a damaged version was not copied, and what repairs it, e.g. `the cache's copy is
+    damaged: f1.bin is missing (/c/objects/thor/v3/f1.bin); `dscache verify --cache /c` lists the
+    damage, `dscache install --repair` replaces it`."""
+    return (
+        f"the cache's copy is damaged: {problem}; `dscache verify --cache {cache_root}` lists the damage, "
+        "`dscache install --repair` replaces it"
+    )
+
+
+def source_problem(source: Path, exc: OSError) -> str | None:
+    """Pure: what an error reading the version at `source` says about a file of it (None: the error is
+    not about a file of `source`, e.g. scratch is full)."""
+    name = exc.filename if isinstance(exc.filename, str) else None
+    if name is None or not name.startswith(f"{source}/"):
+        return None
+    rel = name.removeprefix(f"{source}/")
+    if isinstance(exc, FileNotFoundError):
+        return f"{rel} is missing ({name})"
+    return f"{rel} cannot be read: {exc.strerror} ({name})"
+
+
 def ago(seconds: float) -> str:
     """Pure: a duration for a log line, e.g. `45s`, `61 min`, `5.0 h`, `3.0 d`."""
     if seconds < 60:
@@ -143,24 +170,39 @@ class CopyProgress:
 
 
 def _copy_into_place(
-    scratch: ScratchPaths, source: Path, record: CompleteRecord, log: Callable[[str], None], log_every: float
+    scratch: ScratchPaths,
+    cache: CachePaths,
+    record: CompleteRecord,
+    log: Callable[[str], None],
+    log_every: float,
 ) -> bool:
-    """Copy `source` to scratch; returns False if another process's valid copy won the race."""
+    """Copy the version from `cache` to scratch; returns False if another process's valid copy won the
+    race. Raises DamagedInCache if the cache's copy is damaged, CopyRejected or OSError otherwise."""
+    source = cache.version_dir(record.key)
     final = scratch.version_dir(record.key)
     stage = staging.new_staging(scratch, record.key)
     log(f"{record.key}: copying {format_size(record.bytes)} ({record.files} files) to scratch")
     try:
-        stats = copy_version(
-            source,
-            stage,
-            read_listing(source),
-            heartbeat=CopyProgress(stage, record, log, log_every),
-            heartbeat_every=min(staging.HEARTBEAT_EVERY, log_every),
-        )
+        try:
+            stats = copy_version(
+                source,
+                stage,
+                read_listing(source),
+                heartbeat=CopyProgress(stage, record, log, log_every),
+                heartbeat_every=min(staging.HEARTBEAT_EVERY, log_every),
+            )
+        except OSError as exc:
+            problem = source_problem(source, exc)
+            if problem is None:
+                raise
+            raise DamagedInCache(damaged_message(cache.root, problem)) from None
         if not stats.matches(record):
-            raise CopyRejected(
-                f"the cache copy holds {stats.files} files / {stats.bytes} bytes but its record says "
-                f"{record.files} / {record.bytes} (run `dscache verify`)"
+            raise DamagedInCache(
+                damaged_message(
+                    cache.root,
+                    f"it holds {stats.files} files / {stats.bytes} bytes but its record says "
+                    f"{record.files} / {record.bytes}",
+                )
             )
         make_shared_dirs(final.parent)
         for _ in range(RACE_RETRIES):
@@ -255,7 +297,7 @@ def _copy_or_share(
             protected=_in_use(scratch, requested, in_use_since, hold),
             log=log,
         )
-        return _copy_into_place(scratch, cache.version_dir(record.key), record, log, log_every)
+        return _copy_into_place(scratch, cache, record, log, log_every)
 
 
 def place_on_scratch(
@@ -281,8 +323,8 @@ def place_on_scratch(
     in_use_since = time.time() - keep_recent
     placements: dict[VersionKey, Placement] = {}
 
-    def fall_back(key: VersionKey, why: str) -> None:
-        warning = f"{key}: not copied to scratch ({why}); using the cache volume"
+    def fall_back(key: VersionKey, why: str, using: str = "using the cache volume") -> None:
+        warning = f"{key}: not copied to scratch ({why}); {using}"
         log(f"warning: {warning}")
         placements[key] = Placement(key, cache.version_dir(key), on_scratch=False, warning=warning)
 
@@ -316,6 +358,9 @@ def place_on_scratch(
                 log=log,
                 log_every=log_every,
             )
+        except DamagedInCache as exc:
+            fall_back(key, str(exc), "linked from the cache volume as it is")
+            continue
         except (OSError, CopyRejected, ValueError) as exc:
             fall_back(key, str(exc))
             continue
