@@ -171,15 +171,17 @@ def _links_to(hold: Hold, key: VersionKey, copy: Path) -> bool:
     return link.is_dir()
 
 
-def held_versions(
-    scratch: ScratchPaths, *, max_age: float, now: float, exclude: Path | None = None
-) -> dict[VersionKey, str]:
-    """Versions some live hold keeps on scratch -> a holder's links path (for messages).
+def holders(
+    scratch: ScratchPaths, *, max_age: float, now: float, exclude: Path | None = None, prune: bool = False
+) -> dict[VersionKey, list[str]]:
+    """Versions live holds keep on scratch -> their holders, each `NODE:LINKS` (in a pod, NODE is the
+    pod's name).
 
-    `exclude` is the caller's own record (being replaced). Records of released holds are deleted
-    (best effort: another user's record in the sticky holds directory stays until its owner's turn).
+    `exclude` is the caller's own record (being replaced). With `prune`, records of released holds are
+    deleted (best effort: another user's record in the sticky holds directory stays until its owner's
+    turn).
     """
-    held: dict[VersionKey, str] = {}
+    held: dict[VersionKey, list[str]] = {}
     for path, hold in read_holds(scratch):
         if path == exclude:
             continue
@@ -189,9 +191,9 @@ def held_versions(
             ]
         else:
             live = list(hold.versions) if now - hold.held_at < max_age else []
-        if not live:
+        if not live and prune:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         for key in live:
-            held.setdefault(key, hold.links)
-    return held
+            held.setdefault(key, []).append(f"{hold.node}:{hold.links}")
+    return {key: sorted(names) for key, names in held.items()}

@@ -252,10 +252,8 @@ def _in_use(
     """Copies no eviction may take -> why: asked for now, prepared since `since` (a pod may be about
     to link them), or held by a links directory (a running pod reads them)."""
     now = time.time()
-    in_use = {
-        k: f"linked by {links}"
-        for k, links in holds.held_versions(scratch, max_age=hold.max_age, now=now, exclude=hold.own).items()
-    }
+    held = holds.holders(scratch, max_age=hold.max_age, now=now, exclude=hold.own, prune=True)
+    in_use = {k: f"linked by {', '.join(names)}" for k, names in held.items()}
     for use in lastuse.list_uses(scratch):
         if use.last_used >= since:
             in_use.setdefault(use.key, f"prepared {ago(now - use.last_used)} ago")

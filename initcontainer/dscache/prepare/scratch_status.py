@@ -2,9 +2,11 @@
 each copy still passes the consistency check (the same one `prepare` applies).
 
 Only copies on scratch are listed: a version prepared here but never copied (too big for the
-budget, scratch full) has a last-use marker and no copy, and is not there to report. `--json`:
-`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed"}], "staging": [{"name",
-"ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
+budget, scratch full) has a last-use marker and no copy, and is not there to report. Each copy's
+`heldBy` lists the links directories that keep it from eviction (holds.py: `NODE:LINKS`; another
+pod's for a week after its prepare, as `prepare`'s default `--scratch-hold-max`). `--json`:
+`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed", "heldBy"}], "staging":
+[{"name", "ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from dscache.api.sizes import format_size
 from dscache.prepare.consistency import is_consistent
+from dscache.prepare.holds import DEFAULT_MAX_AGE, holders
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.store.records import read_complete
@@ -32,6 +35,7 @@ class CopyStatus:
     files: int
     bytes: int
     last_used: str
+    held_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -40,6 +44,7 @@ class CopyStatus:
             "files": self.files,
             "bytes": self.bytes,
             "lastUsed": self.last_used,
+            "heldBy": list(self.held_by),
         }
 
 
@@ -48,16 +53,18 @@ def _iso(ts: float) -> str:
 
 
 def copy_statuses(scratch: ScratchPaths) -> list[CopyStatus]:
+    held = holders(scratch, max_age=DEFAULT_MAX_AGE, now=time.time())
     statuses: list[CopyStatus] = []
     for use in sorted(list_uses(scratch), key=lambda u: u.last_used, reverse=True):
         path = scratch.version_dir(use.key)
         record = read_complete(path)
+        by = tuple(held.get(use.key, ()))
         if record is None:
             if path.exists():
-                statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used)))
+                statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used), by))
             continue
         state = "ok" if is_consistent(path, record) else "damaged"
-        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used)))
+        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used), by))
     return statuses
 
 
@@ -83,9 +90,11 @@ def run_scratch_status(scratch: Path, as_json: bool) -> int:
         print(json.dumps(report))
         return 0
     width = max([len("VERSION"), *(len(c.version) for c in copies)])
-    print(f"{'VERSION':<{width}}  {'STATE':<8}{'FILES':>9}  {'SIZE':>11}  LAST USED (UTC)")
+    print(f"{'VERSION':<{width}}  {'STATE':<8}{'FILES':>9}  {'SIZE':>11}  {'LAST USED (UTC)':<20}  HELD BY")
     for c in copies:
-        print(f"{c.version:<{width}}  {c.state:<8}{c.files:>9}  {format_size(c.bytes):>11}  {c.last_used}")
+        held = ", ".join(c.held_by) or "-"
+        size = format_size(c.bytes)
+        print(f"{c.version:<{width}}  {c.state:<8}{c.files:>9}  {size:>11}  {c.last_used:<20}  {held}")
     total = sum(c.bytes for c in copies if c.state == "ok")
     print(f"{len(copies)} version(s), {format_size(total)} in good copies, {len(staging)} copies in progress")
     return 0

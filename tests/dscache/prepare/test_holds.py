@@ -8,10 +8,14 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
+from dscache.prepare.scratch_status import run_scratch_status
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
 
 BUDGET = ["--scratch-max-bytes", "3000"]  # room for one of the 2000-byte versions below
 HOUR_AND_A_MINUTE = 61 * 60
+NODE = os.uname().nodename
 
 
 def _publish_two(dirs: Dirs) -> None:
@@ -35,7 +39,9 @@ def _holds(dirs: Dirs) -> list[Path]:
     return sorted((dirs.scratch / ".dscache" / "holds").glob("*.json"))
 
 
-def test_a_copy_a_running_pod_links_is_kept_after_keep_recent(dirs: Dirs, tmp_path: Path) -> None:
+def test_a_copy_a_running_pod_links_is_kept_after_keep_recent(
+    dirs: Dirs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _publish_two(dirs)
     pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
     _prepare(dirs, pod_a, "objects/thor=v3")
@@ -49,11 +55,14 @@ def test_a_copy_a_running_pod_links_is_kept_after_keep_recent(dirs: Dirs, tmp_pa
     )
     warning = (
         "dscache: warning: scenes/ithor=8: not copied to scratch (needs 2.0 KiB, scratch can hold at "
-        f"most 2.9 KiB without evicting copies in use: objects/thor=v3 (linked by {pod_a})); "
+        f"most 2.9 KiB without evicting copies in use: objects/thor=v3 (linked by {NODE}:{pod_a})); "
         "using the cache volume"
     )
     assert warning in err.splitlines()
     assert "evicted" not in err
+    assert run_scratch_status(dirs.scratch, as_json=True) == 0
+    copies = json.loads(capsys.readouterr().out)["copies"]
+    assert [(c["version"], c["heldBy"]) for c in copies] == [("objects/thor=v3", [f"{NODE}:{pod_a}"])]
 
 
 def test_a_copy_is_evicted_once_its_links_dir_is_gone_with_one_line(dirs: Dirs, tmp_path: Path) -> None:
