@@ -61,10 +61,6 @@ class Hold:
     held_at: float
 
 
-def _root(scratch: ScratchPaths) -> Path:
-    return scratch.control / "holds"
-
-
 def node_name() -> str:
     return os.uname().nodename
 
@@ -79,7 +75,7 @@ def mount_namespace() -> int:
 
 def _hold_path(scratch: ScratchPaths, node: str, links: str, device: int, inode: int) -> Path:
     digest = hashlib.sha256(f"{node}\0{links}\0{device}\0{inode}".encode()).hexdigest()[:32]
-    return _root(scratch) / f"{digest}.json"
+    return scratch.holds_root / f"{digest}.json"
 
 
 def own_hold_path(scratch: ScratchPaths, links: Path) -> Path | None:
@@ -134,7 +130,7 @@ def read_holds(scratch: ScratchPaths) -> list[tuple[Path, Hold]]:
     """Every readable hold record on scratch (unreadable or foreign files are skipped)."""
     holds: list[tuple[Path, Hold]] = []
     try:
-        entries = list(os.scandir(_root(scratch)))
+        entries = list(os.scandir(scratch.holds_root))
     except FileNotFoundError:
         return holds
     for entry in entries:
