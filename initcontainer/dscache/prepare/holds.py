@@ -5,10 +5,12 @@ and a training pod reads its copy for days after its init container exited. Each
 scratch therefore records a hold for its links directory:
 
 ```
-<scratch>/.dscache/holds/<id>.json   {"node", "links", "linksDevice", "linksInode", "versions", "heldAt"}
+<scratch>/.dscache/holds/<id>.json   {"node", "mountNamespace", "links", "linksDevice", "linksInode",
+                                      "versions", "heldAt"}
 ```
 
-`id` hashes the node name, the links directory's path and its inode, so a pod's restarted init
+`node` is the uname node name (in a pod, the pod's name; pods on the host network: the node's), and
+`id` hashes it with the links directory's path and its device and inode, so a pod's restarted init
 container (same emptyDir) replaces its own hold and every other links directory has its own. A hold
 lists the versions whose links point at scratch; a prepare that places none deletes it.
 
@@ -28,6 +30,11 @@ Where it cannot be seen (another pod's links), the hold lasts `max_age` seconds 
 (`--scratch-hold-max`, default 7 days), erring towards keeping data: a copy kept too long only makes
 later versions fall back to the cache volume (slower, with a warning); a copy evicted too early
 breaks a running job. A released hold's record is deleted by whoever finds it released.
+
+Holds matter where pods share scratch (a hostPath, one per node) and for shells; an EmptyDir scratch
+is its pod's alone. Exact release for pods would need a process living as long as the pod (a native
+sidecar holding a flock on its hold, which other pods can test across mount namespaces): an operator
+change, not made here.
 """
 
 from __future__ import annotations
