@@ -40,11 +40,11 @@ change, not made here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.names import NameError_, VersionKey, parse_version_arg
@@ -55,7 +55,7 @@ from dscache.store.atomic import write_bytes_atomic
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Hold:
     """One links directory's hold: where it is and which copies on scratch its links point at."""
 
@@ -97,12 +97,27 @@ def own_hold_path(scratch: ScratchPaths, links: Path) -> Path | None:
 def write_hold(scratch: ScratchPaths, links: Path, versions: list[VersionKey]) -> None:
     """Record that `links` points at the scratch copies of `versions` (none: delete the record).
 
-    Raises OSError (scratch not writable, a record of another user at that name).
+    A record that already says so is left as it is (the warm path reads it, writes nothing): `heldAt`
+    is the first prepare that made the hold. Not fsync'ed: after a crash of the node, every pod's
+    init container runs again and writes its hold anew. Raises OSError (scratch not writable, a
+    record of another user at that name).
     """
     st = os.stat(links)
     path = _hold_path(scratch, node_name(), str(links), st.st_dev, st.st_ino)
     if not versions:
         path.unlink(missing_ok=True)
+        return
+    want = Hold(
+        node_name(), mount_namespace(), str(links), st.st_dev, st.st_ino, tuple(sorted(versions)), 0.0
+    )
+    try:
+        have = _parse(path.read_bytes())
+    except OSError:
+        have = None
+    if (
+        have is not None
+        and dataclasses.replace(have, versions=tuple(sorted(have.versions)), held_at=0.0) == want
+    ):
         return
     record = {
         "node": node_name(),
@@ -114,7 +129,7 @@ def write_hold(scratch: ScratchPaths, links: Path, versions: list[VersionKey]) -
         "heldAt": time.time(),
     }
     make_shared_dirs(path.parent)
-    write_bytes_atomic(path, json.dumps(record).encode(), mode=MARKER_MODE)
+    write_bytes_atomic(path, json.dumps(record).encode(), mode=MARKER_MODE, durable=False)
 
 
 def _parse(data: bytes) -> Hold | None:
