@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=seconds,
         default=3600.0,
         metavar="SECONDS",
-        help="never evict copies used in the last SECONDS: pods may still read them (default 3600)",
+        help="never evict copies prepared in the last SECONDS, beside those links still point at "
+        "(default 3600)",
     )
     parser.add_argument(
         "--scratch-hold-max",
