@@ -24,6 +24,7 @@ from dscache.cli.argtypes import integer, path_arg, seconds
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, note_foreign, run_locked
 from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.store.paths import CachePaths
+from dscache.store.staged import version_of_rel
 
 if TYPE_CHECKING:
     from dscache.store.deletion import Leftover
@@ -58,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_lock_timeout_argument(p)
+
+
+def _stage_version(stage: Path, staging_root: Path) -> str:
+    """A staging dir's version, `DT/SRC=VER` as everywhere else."""
+    return version_of_rel(stage.relative_to(staging_root).as_posix())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
                     "dryRun": args.dry_run,
                     "removed": [str(k) for k in plan.remove],
                     "kept": [str(k) for k in plan.keep],
-                    "staleStaging": [str(p.relative_to(staging_root)) for p in plan.stale_staging],
+                    "staleStaging": [
+                        {"version": _stage_version(p, staging_root), "path": str(p)}
+                        for p in plan.stale_staging
+                    ],
                     "left": [leftover.as_json(paths.root) for leftover in plan.left],
                     "freedBytes": plan.freed.content,
                     "freedDiskBytes": plan.freed.disk,
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         for key in plan.remove:
             say(f"{verb} {key}")
         for stage in plan.stale_staging:
-            say(f"{verb} abandoned staging {stage.relative_to(staging_root)}")
+            say(f"{verb} abandoned staging of {_stage_version(stage, staging_root)}")
         from dscache.api.sizes import format_size
 
         left = f"; {len(plan.left)} deletion(s) left for a later run" if plan.left else ""

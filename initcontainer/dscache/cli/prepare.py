@@ -15,6 +15,7 @@ from dscache.cli.argtypes import path_arg, seconds, size
 from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
 from dscache.cli.pathcheck import dir_problem, file_problem
 from dscache.errors import DscacheError
+from dscache.prepare.holds import DEFAULT_MAX_AGE
 from dscache.prepare.run import PrepareRequest, prepare
 from dscache.store.ownpaths import own_link_problem, ref_keys
 from dscache.store.paths import CachePaths
@@ -63,7 +64,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=seconds,
         default=3600.0,
         metavar="SECONDS",
-        help="never evict copies used in the last SECONDS: pods may still read them (default 3600)",
+        help="never evict copies prepared in the last SECONDS, beside those links still point at "
+        "(default 3600)",
+    )
+    parser.add_argument(
+        "--scratch-hold-max",
+        type=seconds,
+        default=DEFAULT_MAX_AGE,
+        metavar="SECONDS",
+        help="a copy another pod's links point at is kept this long after that pod's prepare "
+        "(its end cannot be seen from here; default 604800, a week)",
     )
     parser.add_argument(
         "--wait",
@@ -125,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             scratch=args.scratch,
             scratch_max_bytes=args.scratch_max_bytes,
             scratch_keep_recent=args.scratch_keep_recent,
+            scratch_hold_max=args.scratch_hold_max,
             wait=args.wait,
             env_file=args.env_file,
         )

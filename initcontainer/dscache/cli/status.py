@@ -1,11 +1,14 @@
 """`dscache status --cache DIR` (versions, sizes, refs) or `--scratch DIR` (what node-local scratch holds).
 
-Per version, `bytes` is the apparent size (the sum of its files); `storedBytes` the bytes of content
-of its distinct files on the volume (inodes), `storedDiskBytes` the space they take on disk (allocated
-blocks, as `du` counts), and `sharedBytes` those of them that another version links too (versions
-share unchanged files, see `install/share.py`): deleting the version frees at most `storedBytes -
-sharedBytes` of content. The table's `size` is content, `on disk` the allocated space. Staging is
-shown both ways too (`bytes`: content, `diskBytes`). Counting inodes costs one `lstat` per file.
+Per version, `bytes` is the apparent size (the sum of its files, as its completion record counts them:
+dscache's own records not included); `storedBytes` the bytes of content of its distinct files on the
+volume (inodes), dscache's records included since removing the version frees them too (as gc's
+`freedBytes` counts), so an unshared version's `storedBytes` exceeds `bytes` by them;
+`storedDiskBytes` the space they take on disk (allocated blocks, as `du` counts), and `sharedBytes`
+those of them that another version links too (versions share unchanged files, see
+`install/share.py`): deleting the version frees at most `storedBytes - sharedBytes` of content. The
+table's `size` is content, `on disk` the allocated space. Staging is shown both ways too (`bytes`:
+content, `diskBytes`). Counting inodes costs one `lstat` per file.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         ]
         staging = [
             {
-                "version": s.rel,
+                "version": s.version,
+                "path": str(s.path),
                 "bytes": s.tally.bytes,
                 "diskBytes": s.tally.disk,
                 "items": s.tally.items,
@@ -172,7 +176,7 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
         again = f", {format_size(t.leftover_bytes)} fetched again" if t.leftover_bytes else ""
         fate = "; its version is published since: the next gc removes it" if s.published else ""
         lines.append(
-            f"  {s.rel}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
+            f"  {s.version}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
             f"{t.items} finished item(s){partial}; a rerun reuses "
             f"up to {format_size(t.item_bytes + t.resumable_bytes)}{again}; "
             f"last touched {ago(s.age(now))} ago{fate}"

@@ -512,7 +512,7 @@ class InstallRun:
                 "version": str(plan.key),
                 "files": record.files,
                 "bytes": record.bytes,
-                "sharedBytes": sum(r.size for r in results if r.shared_from is not None),
+                "sharedItemBytes": sum(r.size for r in results if r.shared_from is not None),
                 "revision": revision,
                 "seconds": round(time.monotonic() - started, 3),
             },

@@ -18,6 +18,7 @@ from typing import Any
 from dscache.api.names import VersionKey
 from dscache.errors import WaitTimeoutError
 from dscache.prepare.envfile import build_env, render_exports
+from dscache.prepare.holds import DEFAULT_MAX_AGE, write_hold
 from dscache.prepare.links import LinkSpec, apply_links
 from dscache.prepare.overlap import check_apart
 from dscache.prepare.request import Wanted, from_ref, from_versions
@@ -37,9 +38,11 @@ class PrepareTimeoutError(WaitTimeoutError):
 class PrepareRequest:
     """What to prepare: the versions a ref points at (`ref`), or explicit `versions` (directory links).
 
-    `scratch_max_bytes` bounds the scratch copies (LRU eviction; None: unbounded), copies used in the
-    last `scratch_keep_recent` seconds are never evicted, and `wait` is how many seconds to wait for
-    the versions to be published. `env_file`, if given, receives the workload's `export` lines.
+    `scratch_max_bytes` bounds the scratch copies (LRU eviction; None: unbounded). Copies used in the
+    last `scratch_keep_recent` seconds, or linked from a links directory that still exists (holds.py;
+    another pod's, which cannot be seen, for `scratch_hold_max` seconds) are never evicted. `wait` is
+    how many seconds to wait for the versions to be published. `env_file`, if given, receives the
+    workload's `export` lines.
     """
 
     cache: Path
@@ -49,6 +52,7 @@ class PrepareRequest:
     scratch: Path | None = None
     scratch_max_bytes: int | None = None
     scratch_keep_recent: float = 3600.0
+    scratch_hold_max: float = DEFAULT_MAX_AGE
     wait: float = 0.0
     env_file: Path | None = None
 
@@ -130,6 +134,21 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     write_bytes_atomic(path, data)
 
 
+def _hold(
+    scratch: ScratchPaths, links: Path, placements: list[Placement], log: Callable[[str], None]
+) -> None:
+    """Record which scratch copies `links` now points at (holds.py), so no other prepare evicts them."""
+    on_scratch = [p.key for p in placements if p.on_scratch]
+    try:
+        write_hold(scratch, links, on_scratch)
+    except OSError as exc:
+        if on_scratch:
+            log(
+                f"warning: could not record that {links} uses its scratch copies ({exc}); another "
+                "prepare may evict them once they were last prepared longer ago than --scratch-keep-recent"
+            )
+
+
 def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> PrepareResult:
     """Wait for, place and link the requested versions; write `env_file`.
 
@@ -164,12 +183,16 @@ def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> Pr
             request.scratch_max_bytes,
             log,
             keep_recent=request.scratch_keep_recent,
+            links=links,
+            hold_max=request.scratch_hold_max,
         )
     else:
         placements = [Placement(w.key, cache.version_dir(w.key), on_scratch=False) for w in wanted]
     specs = [LinkSpec(w.key, w.strategy, p.path) for w, p in zip(wanted, placements, strict=True)]
     roots = (cache.root,) if request.scratch is None else (cache.root, request.scratch.absolute())
     apply_links(links, specs, owned_roots=roots)
+    if request.scratch is not None:
+        _hold(ScratchPaths(request.scratch.absolute()), links, placements, log)
     result = PrepareResult(env, wanted, placements)
     if request.env_file is not None:
         _write_if_changed(request.env_file.absolute(), result.exports.encode())

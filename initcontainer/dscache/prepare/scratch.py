@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
-from dscache.prepare import eviction, lastuse, staging
+from dscache.prepare import eviction, holds, lastuse, staging
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.copyclaim import copy_claim
 from dscache.prepare.copytree import copy_version
@@ -67,19 +67,75 @@ class CopyRejected(Exception):
     """A copy that cannot be used (the message says why); the version falls back to the cache."""
 
 
+class DamagedInCache(CopyRejected):
+    """The cache's copy of the version is damaged (a file missing or unreadable, counts that differ
+    from its record): it is linked from the cache as it is, with a warning saying how to repair it."""
+
+
+def damaged_message(cache_root: Path, problem: str) -> str:
+    """Pure: why a damaged version was not copied, and what repairs it, e.g. `the cache's copy is
+    damaged: f1.bin is missing (/c/objects/thor/v3/f1.bin); `dscache verify --cache /c` lists the
+    damage, `dscache install --repair` replaces it`."""
+    return (
+        f"the cache's copy is damaged: {problem}; `dscache verify --cache {cache_root}` lists the damage, "
+        "`dscache install --repair` replaces it"
+    )
+
+
+def source_problem(source: Path, exc: OSError) -> str | None:
+    """Pure: what an error reading the version at `source` says about a file of it (None: the error is
+    not about a file of `source`, e.g. scratch is full)."""
+    name = exc.filename if isinstance(exc.filename, str) else None
+    if name is None or not name.startswith(f"{source}/"):
+        return None
+    rel = name.removeprefix(f"{source}/")
+    if isinstance(exc, FileNotFoundError):
+        return f"{rel} is missing ({name})"
+    return f"{rel} cannot be read: {exc.strerror} ({name})"
+
+
+def ago(seconds: float) -> str:
+    """Pure: a duration for a log line, e.g. `45s`, `61 min`, `5.0 h`, `3.0 d`."""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f}s"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def _make_room(
-    scratch: ScratchPaths, key: VersionKey, need: int, max_bytes: int | None, protected: set[VersionKey]
+    scratch: ScratchPaths,
+    key: VersionKey,
+    need: int,
+    max_bytes: int | None,
+    *,
+    protected: dict[VersionKey, str],
+    log: Callable[[str], None],
 ) -> None:
+    """Evict least-recently-used copies until `need` bytes fit; `protected` (version -> why it is in
+    use) are never evicted. Logs one line per eviction; raises CopyRejected if it cannot fit."""
     residents = [r for r in eviction.list_residents(scratch) if r.key != key]
     budget = eviction.effective_budget(
         max_bytes, sum(r.bytes for r in residents), eviction.free_bytes(scratch)
     )
-    victims = eviction.plan_eviction(residents, protected, need, budget)
+    victims = eviction.plan_eviction(residents, set(protected), need, budget)
     if victims is None:
-        raise CopyRejected(f"needs {format_size(need)}, scratch can hold at most {format_size(budget)}")
+        kept = [f"{r.key} ({protected[r.key]})" for r in residents if r.key in protected]
+        in_use = f" without evicting copies in use: {', '.join(kept)}" if kept else ""
+        raise CopyRejected(
+            f"needs {format_size(need)}, scratch can hold at most {format_size(budget)}{in_use}"
+        )
+    by_key = {r.key: r for r in residents}
     for victim in victims:
         staging.discard(scratch.version_dir(victim), scratch)
         lastuse.forget(scratch, victim)
+        resident = by_key[victim]
+        log(
+            f"{victim}: evicted from scratch ({format_size(resident.bytes)}, least recently used: last "
+            f"prepared {ago(time.time() - resident.last_used)} ago, no links hold it) to make room for {key}"
+        )
 
 
 def copy_progress_line(key: VersionKey, done: int, total: int, seconds: float) -> str:
@@ -114,24 +170,39 @@ class CopyProgress:
 
 
 def _copy_into_place(
-    scratch: ScratchPaths, source: Path, record: CompleteRecord, log: Callable[[str], None], log_every: float
+    scratch: ScratchPaths,
+    cache: CachePaths,
+    record: CompleteRecord,
+    log: Callable[[str], None],
+    log_every: float,
 ) -> bool:
-    """Copy `source` to scratch; returns False if another process's valid copy won the race."""
+    """Copy the version from `cache` to scratch; returns False if another process's valid copy won the
+    race. Raises DamagedInCache if the cache's copy is damaged, CopyRejected or OSError otherwise."""
+    source = cache.version_dir(record.key)
     final = scratch.version_dir(record.key)
     stage = staging.new_staging(scratch, record.key)
     log(f"{record.key}: copying {format_size(record.bytes)} ({record.files} files) to scratch")
     try:
-        stats = copy_version(
-            source,
-            stage,
-            read_listing(source),
-            heartbeat=CopyProgress(stage, record, log, log_every),
-            heartbeat_every=min(staging.HEARTBEAT_EVERY, log_every),
-        )
+        try:
+            stats = copy_version(
+                source,
+                stage,
+                read_listing(source),
+                heartbeat=CopyProgress(stage, record, log, log_every),
+                heartbeat_every=min(staging.HEARTBEAT_EVERY, log_every),
+            )
+        except OSError as exc:
+            problem = source_problem(source, exc)
+            if problem is None:
+                raise
+            raise DamagedInCache(damaged_message(cache.root, problem)) from None
         if not stats.matches(record):
-            raise CopyRejected(
-                f"the cache copy holds {stats.files} files / {stats.bytes} bytes but its record says "
-                f"{record.files} / {record.bytes} (run `dscache verify`)"
+            raise DamagedInCache(
+                damaged_message(
+                    cache.root,
+                    f"it holds {stats.files} files / {stats.bytes} bytes but its record says "
+                    f"{record.files} / {record.bytes}",
+                )
             )
         make_shared_dirs(final.parent)
         for _ in range(RACE_RETRIES):
@@ -166,6 +237,31 @@ def _peer_copied(
     return waited and is_valid_copy(scratch.version_dir(record.key), record)
 
 
+@dataclass(frozen=True)
+class HoldPolicy:
+    """Whose holds count (holds.py): every one but `own` (the record this prepare replaces), each
+    unseen holder's for `max_age` seconds."""
+
+    own: Path | None
+    max_age: float
+
+
+def _in_use(
+    scratch: ScratchPaths, requested: set[VersionKey], since: float, hold: HoldPolicy
+) -> dict[VersionKey, str]:
+    """Copies no eviction may take -> why: asked for now, prepared since `since` (a pod may be about
+    to link them), or held by a links directory (a running pod reads them)."""
+    now = time.time()
+    held = holds.holders(scratch, max_age=hold.max_age, now=now, exclude=hold.own, prune=True)
+    in_use = {k: f"linked by {', '.join(names)}" for k, names in held.items()}
+    for use in lastuse.list_uses(scratch):
+        if use.last_used >= since:
+            in_use.setdefault(use.key, f"prepared {ago(now - use.last_used)} ago")
+    for key in requested:
+        in_use[key] = "requested by this prepare"
+    return in_use
+
+
 def _copy_or_share(
     scratch: ScratchPaths,
     cache: CachePaths,
@@ -174,6 +270,7 @@ def _copy_or_share(
     max_bytes: int | None,
     requested: set[VersionKey],
     in_use_since: float,
+    hold: HoldPolicy,
     log: Callable[[str], None],
     log_every: float,
 ) -> bool:
@@ -190,10 +287,15 @@ def _copy_or_share(
     with copy_claim(scratch, record.key, waiting, PEER_POLL):
         if is_valid_copy(scratch.version_dir(record.key), record):
             return False  # copied by the lock's holder since our first look
-        # copies prepared since `in_use_since` may still be read by running pods: never evicted
-        in_use = {u.key for u in lastuse.list_uses(scratch) if u.last_used >= in_use_since}
-        _make_room(scratch, record.key, record.bytes, max_bytes, requested | in_use)
-        return _copy_into_place(scratch, cache.version_dir(record.key), record, log, log_every)
+        _make_room(
+            scratch,
+            record.key,
+            record.bytes,
+            max_bytes,
+            protected=_in_use(scratch, requested, in_use_since, hold),
+            log=log,
+        )
+        return _copy_into_place(scratch, cache, record, log, log_every)
 
 
 def place_on_scratch(
@@ -204,19 +306,23 @@ def place_on_scratch(
     log: Callable[[str], None],
     *,
     keep_recent: float = 0.0,
+    links: Path | None = None,
+    hold_max: float = holds.DEFAULT_MAX_AGE,
     log_every: float = LOG_EVERY,
 ) -> list[Placement]:
     """Make each version available on scratch if possible; never raises for scratch trouble.
 
-    Copies used within `keep_recent` seconds before this call (or during it) are not evicted. `log`
+    Copies used within `keep_recent` seconds before this call (or during it), and copies a live hold
+    keeps (holds.py: `links`' own hold is being replaced and does not count; an unseen holder's
+    counts for `hold_max` seconds) are not evicted. `log`
     gets each copy's start, its progress every `log_every` seconds (`copy_progress_line`), its end,
-    and warnings (prefixed `warning: `).
+    each eviction (version, size, why) and warnings (prefixed `warning: `).
     """
     in_use_since = time.time() - keep_recent
     placements: dict[VersionKey, Placement] = {}
 
-    def fall_back(key: VersionKey, why: str) -> None:
-        warning = f"{key}: not copied to scratch ({why}); using the cache volume"
+    def fall_back(key: VersionKey, why: str, using: str = "using the cache volume") -> None:
+        warning = f"{key}: not copied to scratch ({why}); {using}"
         log(f"warning: {warning}")
         placements[key] = Placement(key, cache.version_dir(key), on_scratch=False, warning=warning)
 
@@ -224,6 +330,7 @@ def place_on_scratch(
         for key in records:
             lastuse.touch(scratch.used_marker(key))
         staging.clean_abandoned(scratch)
+        hold = HoldPolicy(holds.own_hold_path(scratch, links) if links is not None else None, hold_max)
     except OSError as exc:
         for key in records:
             fall_back(key, f"scratch {scratch.root} is not usable: {exc}")
@@ -245,9 +352,13 @@ def place_on_scratch(
                 max_bytes=max_bytes,
                 requested=set(records),
                 in_use_since=in_use_since,
+                hold=hold,
                 log=log,
                 log_every=log_every,
             )
+        except DamagedInCache as exc:
+            fall_back(key, str(exc), "linked from the cache volume as it is")
+            continue
         except (OSError, CopyRejected, ValueError) as exc:
             fall_back(key, str(exc))
             continue

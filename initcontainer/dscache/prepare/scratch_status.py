@@ -1,5 +1,13 @@
 """`dscache status --scratch DIR`: what a node's scratch holds, how big, when last used, and whether
-each copy still passes the consistency check (the same one `prepare` applies)."""
+each copy still passes the consistency check (the same one `prepare` applies).
+
+Only copies on scratch are listed: a version prepared here but never copied (too big for the
+budget, scratch full) has a last-use marker and no copy, and is not there to report. Each copy's
+`heldBy` lists the links directories that keep it from eviction (holds.py: `NODE:LINKS`; another
+pod's for a week after its prepare, as `prepare`'s default `--scratch-hold-max`). `--json`:
+`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed", "heldBy"}], "staging":
+[{"name", "ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.sizes import format_size
 from dscache.prepare.consistency import is_consistent
+from dscache.prepare.holds import DEFAULT_MAX_AGE, holders
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.store.records import read_complete
@@ -19,13 +28,24 @@ from dscache.store.records import read_complete
 
 @dataclass(frozen=True)
 class CopyStatus:
-    """One version known to scratch. state: ok | damaged (fails the check) | missing (evicted/wiped)."""
+    """One copy on scratch. state: ok | damaged (no readable record, or fails the check)."""
 
     version: str
     state: str
     files: int
     bytes: int
     last_used: str
+    held_by: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "state": self.state,
+            "files": self.files,
+            "bytes": self.bytes,
+            "lastUsed": self.last_used,
+            "heldBy": list(self.held_by),
+        }
 
 
 def _iso(ts: float) -> str:
@@ -33,16 +53,18 @@ def _iso(ts: float) -> str:
 
 
 def copy_statuses(scratch: ScratchPaths) -> list[CopyStatus]:
+    held = holders(scratch, max_age=DEFAULT_MAX_AGE, now=time.time())
     statuses: list[CopyStatus] = []
     for use in sorted(list_uses(scratch), key=lambda u: u.last_used, reverse=True):
         path = scratch.version_dir(use.key)
         record = read_complete(path)
+        by = tuple(held.get(use.key, ()))
         if record is None:
-            state = "damaged" if path.exists() else "missing"
-            statuses.append(CopyStatus(str(use.key), state, 0, 0, _iso(use.last_used)))
+            if path.exists():
+                statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used), by))
             continue
         state = "ok" if is_consistent(path, record) else "damaged"
-        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used)))
+        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used), by))
     return statuses
 
 
@@ -52,7 +74,7 @@ def _staging(scratch: ScratchPaths) -> list[dict[str, object]]:
     except FileNotFoundError:
         return []
     now = time.time()
-    return [{"name": e.name, "age_seconds": round(now - e.stat().st_mtime, 1)} for e in entries]
+    return [{"name": e.name, "ageSeconds": round(now - e.stat().st_mtime, 1)} for e in entries]
 
 
 def run_scratch_status(scratch: Path, as_json: bool) -> int:
@@ -64,13 +86,15 @@ def run_scratch_status(scratch: Path, as_json: bool) -> int:
     copies = copy_statuses(paths)
     staging = _staging(paths)
     if as_json:
-        report = {"scratch": str(paths.root), "copies": [asdict(c) for c in copies], "staging": staging}
+        report = {"scratch": str(paths.root), "copies": [c.to_json() for c in copies], "staging": staging}
         print(json.dumps(report))
         return 0
     width = max([len("VERSION"), *(len(c.version) for c in copies)])
-    print(f"{'VERSION':<{width}}  {'STATE':<8}{'FILES':>9}  {'SIZE':>11}  LAST USED (UTC)")
+    print(f"{'VERSION':<{width}}  {'STATE':<8}{'FILES':>9}  {'SIZE':>11}  {'LAST USED (UTC)':<20}  HELD BY")
     for c in copies:
-        print(f"{c.version:<{width}}  {c.state:<8}{c.files:>9}  {format_size(c.bytes):>11}  {c.last_used}")
+        held = ", ".join(c.held_by) or "-"
+        size = format_size(c.bytes)
+        print(f"{c.version:<{width}}  {c.state:<8}{c.files:>9}  {size:>11}  {c.last_used:<20}  {held}")
     total = sum(c.bytes for c in copies if c.state == "ok")
     print(f"{len(copies)} version(s), {format_size(total)} in good copies, {len(staging)} copies in progress")
     return 0

@@ -6,6 +6,7 @@
 <scratch>/.dscache/trash/<token>/                a copy being deleted (renamed here first)
 <scratch>/.dscache/locks/<version tag>           empty file; a copier's flock (copyclaim.py)
 <scratch>/.dscache/used/<dt>/<src,with,commas>/<ver>   empty file; its mtime is the version's last use
+<scratch>/.dscache/holds/<id>.json               the copies one links directory points at (holds.py)
 ```
 """
 
@@ -25,6 +26,10 @@ class ScratchPaths(VersionTree):
     @property
     def used_root(self) -> Path:
         return self.control / "used"
+
+    @property
+    def holds_root(self) -> Path:
+        return self.control / "holds"
 
     def used_marker(self, key: VersionKey) -> Path:
         """One flat name per source (',' never occurs in names), so markers never nest into each other."""

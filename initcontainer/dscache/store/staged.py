@@ -58,6 +58,13 @@ class Tally:
         return self.bytes - self.item_bytes - self.resumable_bytes
 
 
+def version_of_rel(rel: str) -> str:
+    """Pure: a staging dir's path below the staging root (`<dt>/<src...>/<ver>`, at least three
+    segments) as a version, `DT/SRC=VER`: `objects/objaverse/part1/v3` -> `objects/objaverse/part1=v3`."""
+    head, _, version = rel.rpartition("/")
+    return f"{head}={version}"
+
+
 @dataclass(frozen=True)
 class Stage:
     """One version's staging dir: `rel` (`<dt>/<src...>/<ver>`), what it holds (`tally`), `touched`
@@ -73,6 +80,11 @@ class Stage:
     @property
     def bytes(self) -> int:
         return self.tally.bytes
+
+    @property
+    def version(self) -> str:
+        """The version it stages, written as everywhere else: `DT/SRC=VER`."""
+        return version_of_rel(self.rel)
 
     def age(self, now: float) -> float:
         return max(now - self.touched, 0.0)

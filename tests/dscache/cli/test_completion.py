@@ -51,7 +51,11 @@ def test_bash_completes_commands_flags_choices_and_paths(scripts: dict[str, Path
     assert _bash(script, "pre") == ["prepare"]
     assert _bash(script, "install", "--dr") == ["--dry-run"]
     assert _bash(script, "-v", "install", "--ca") == ["--cache"]
-    assert _bash(script, "prepare", "--scratch-") == ["--scratch-keep-recent", "--scratch-max-bytes"]
+    assert _bash(script, "prepare", "--scratch-") == [
+        "--scratch-hold-max",
+        "--scratch-keep-recent",
+        "--scratch-max-bytes",
+    ]
     assert _bash(script, "gc", "--") == sorted(
         ["--help", "--cache", "--keep", "--protect", "--in-use", "--dry-run", "--staging-max-age", "--json",
          "--lock-timeout", "--quiet", "--verbose"]

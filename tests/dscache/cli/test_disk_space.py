@@ -101,7 +101,7 @@ def test_status_and_gc_count_the_blocks_files_take(
     assert (staging["diskBytes"], staging["bytes"]) == (staged, 500)
     assert main(["status", "--cache", str(cache)]) == 0
     assert (
-        f"objects/other/v1: {format_size(staged)} on disk (500 B of file content)" in capsys.readouterr().out
+        f"objects/other=v1: {format_size(staged)} on disk (500 B of file content)" in capsys.readouterr().out
     )
     os.utime(stage / "files", (0, 0))
     capsys.readouterr()

@@ -116,7 +116,7 @@ def test_busy_file_in_abandoned_staging(cache: Path, capsys: pytest.CaptureFixtu
     week_ago = time.time() - 8 * 24 * 3600
     os.utime(stage / "archives", (week_ago, week_ago))
     report, err = gc_json(cache, capsys, "--keep", "0")
-    assert report["staleStaging"] == ["objects/thor/crashed"]
+    assert report["staleStaging"] == [{"version": "objects/thor=crashed", "path": str(stage)}]
     assert report["removed"] == [str(V[0]), str(V[1])]  # the gc went on
     assert not stage.exists()  # gone from staging whole: a rerun cannot resume from half of it
     (left,) = report["left"]  # type: ignore[misc]

@@ -128,14 +128,14 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     report = json.loads(run("status", "--cache", str(cache), "--json").out)
     [stage] = report["staging"]
     assert {k: stage[k] for k in ("version", "bytes", "items", "partialFiles", "published")} == {
-        "version": BIG.rel, "bytes": MIB, "items": 0, "partialFiles": 1, "published": False,
+        "version": str(BIG), "bytes": MIB, "items": 0, "partialFiles": 1, "published": False,
     }  # fmt: skip
     assert 0 <= stage["ageSeconds"] < 60
     text = run("status", "--cache", str(cache))
     assert "`dscache install` of the version keeps the finished items and resumes" in text.out
     assert "--staging-max-age" in text.out
     assert re.search(
-        rf"  {BIG.rel}: [0-9.]+ MiB on disk \(1\.0 MiB of file content\): 0 finished item\(s\), "
+        rf"  {re.escape(str(BIG))}: [0-9.]+ MiB on disk \(1\.0 MiB of file content\): 0 finished item\(s\), "
         rf"1 partial file\(s\) \(1 resumable\); "
         rf"a rerun reuses up to 1\.0 MiB; last touched \d+s ago",
         text.out,
@@ -147,7 +147,8 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     for p in (stage_dir, *stage_dir.rglob("*")):
         os.utime(p, (week_ago, week_ago))
     gc = json.loads(run("gc", "--cache", str(cache), "--keep", "0", "--json").out)
-    assert gc["staleStaging"] == [BIG.rel] and gc["freedBytes"] >= MIB  # Files staging too
+    assert gc["staleStaging"] == [{"version": str(BIG), "path": str(stage_dir)}]  # Files staging too
+    assert gc["freedBytes"] >= MIB
     assert not stage_dir.exists()
     assert json.loads(run("status", "--cache", str(cache), "--json").out)["staging"] == []
 

@@ -64,7 +64,8 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
 
     allocated = sum(p.lstat().st_blocks * 512 for p in staging.rglob("*") if p.is_file())  # as du
     [stage] = json.loads(run("status", "--cache", str(cache), "--json").out)["staging"]
-    assert {k: stage[k] for k in stage if k not in ("ageSeconds", "published", "version")} == {
+    assert stage["path"] == str(staging)
+    assert {k: stage[k] for k in stage if k not in ("ageSeconds", "published", "version", "path")} == {
         "bytes": disk,
         "diskBytes": allocated,
         "items": done,
@@ -77,7 +78,7 @@ def test_status_and_dry_run_count_the_same_staging_and_say_why_they_differ(tmp_p
     }
     text = run("status", "--cache", str(cache)).out
     assert (
-        f"  {KEY.rel}: {format_size(allocated)} on disk ({format_size(disk)} of file content): "
+        f"  {KEY}: {format_size(allocated)} on disk ({format_size(disk)} of file content): "
         f"{done} finished item(s), {len(parts)} partial file(s) "
         f"(0 resumable); a rerun reuses up to {format_size(done * SMALL)}, {format_size(left)} fetched "
         "again; last touched"

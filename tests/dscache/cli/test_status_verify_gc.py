@@ -120,5 +120,27 @@ def test_gc_removes_only_abandoned_staging(tmp_path: Path, capsys: pytest.Captur
         os.utime(p, (week_ago, week_ago))
     assert main(["gc", "--cache", str(cache), "--keep", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["staleStaging"] == ["objects/thor/old"]
+    assert report["staleStaging"] == [{"version": "objects/thor=old", "path": str(stages["old"])}]
     assert not stages["old"].exists() and stages["recent"].exists()
+
+
+def test_staging_is_named_by_its_version_as_everywhere_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    stage = CachePaths(cache).staging_dir(VersionKey("objects", "objaverse/part1", "v3"))
+    (stage / "archives").mkdir(parents=True)
+    (stage / "archives" / "a.tar.zst.done.json").write_text("{}")
+    assert main(["status", "--cache", str(cache), "--json"]) == 0
+    [staged] = json.loads(capsys.readouterr().out)["staging"]
+    assert (staged["version"], staged["path"]) == ("objects/objaverse/part1=v3", str(stage))
+    assert main(["status", "--cache", str(cache)]) == 0
+    assert "\n  objects/objaverse/part1=v3: " in capsys.readouterr().out
+    week_ago = time.time() - 8 * 24 * 3600
+    for p in (stage, *stage.rglob("*")):
+        os.utime(p, (week_ago, week_ago))
+    assert main(["gc", "--cache", str(cache), "--keep", "0", "--json", "--dry-run"]) == 0
+    stale = json.loads(capsys.readouterr().out)["staleStaging"]
+    assert stale == [{"version": "objects/objaverse/part1=v3", "path": str(stage)}]
+    assert main(["gc", "--cache", str(cache), "--keep", "0"]) == 0
+    assert "removed abandoned staging of objects/objaverse/part1=v3" in capsys.readouterr().out

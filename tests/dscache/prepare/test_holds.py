@@ -1,0 +1,99 @@
+"""A copy that a live links directory points at is never evicted, however long ago it was prepared."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from dscache.prepare.scratch_status import run_scratch_status
+from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
+
+BUDGET = ["--scratch-max-bytes", "3000"]  # room for one of the 2000-byte versions below
+HOUR_AND_A_MINUTE = 61 * 60
+NODE = os.uname().nodename
+
+
+def _publish_two(dirs: Dirs) -> None:
+    publish_version(dirs.cache, "objects/thor=v3", {"f1.bin": b"t" * 2000})
+    publish_version(dirs.cache, "scenes/ithor=8", {"f1.bin": b"i" * 2000})
+
+
+def _prepare(dirs: Dirs, links: Path, version: str, *extra: str) -> str:
+    result = run_cli(*dirs.args("--version", version, *BUDGET, *extra, links=links))
+    assert result.code == 0, result.err
+    return result.err
+
+
+def _age_marker(dirs: Dirs, seconds: float) -> None:
+    marker = dirs.scratch / ".dscache" / "used" / "objects" / "thor" / "v3"
+    then = time.time() - seconds
+    os.utime(marker, (then, then))
+
+
+def _holds(dirs: Dirs) -> list[Path]:
+    return sorted((dirs.scratch / ".dscache" / "holds").glob("*.json"))
+
+
+def test_a_copy_a_running_pod_links_is_kept_after_keep_recent(
+    dirs: Dirs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _publish_two(dirs)
+    pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
+    _prepare(dirs, pod_a, "objects/thor=v3")
+    _age_marker(dirs, HOUR_AND_A_MINUTE)  # pod A has been training for 61 minutes
+    err = _prepare(dirs, pod_b, "scenes/ithor=8")
+    assert (pod_a / "objects" / "thor" / "f1.bin").read_bytes() == b"t" * 2000
+    assert (dirs.scratch / "objects" / "thor" / "v3" / "f1.bin").is_file()
+    assert (
+        Path(os.path.realpath(pod_b / "scenes" / "ithor"))
+        == (dirs.cache / "scenes" / "ithor" / "8").resolve()
+    )
+    warning = (
+        "dscache: warning: scenes/ithor=8: not copied to scratch (needs 2.0 KiB, scratch can hold at "
+        f"most 2.9 KiB without evicting copies in use: objects/thor=v3 (linked by {NODE}:{pod_a})); "
+        "using the cache volume"
+    )
+    assert warning in err.splitlines()
+    assert "evicted" not in err
+    assert run_scratch_status(dirs.scratch, as_json=True) == 0
+    copies = json.loads(capsys.readouterr().out)["copies"]
+    assert [(c["version"], c["heldBy"]) for c in copies] == [("objects/thor=v3", [f"{NODE}:{pod_a}"])]
+
+
+def test_a_copy_is_evicted_once_its_links_dir_is_gone_with_one_line(dirs: Dirs, tmp_path: Path) -> None:
+    _publish_two(dirs)
+    pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
+    _prepare(dirs, pod_a, "objects/thor=v3")
+    _age_marker(dirs, HOUR_AND_A_MINUTE)
+    shutil.rmtree(pod_a)  # the pod is gone: the kubelet deleted its links emptyDir
+    err = _prepare(dirs, pod_b, "scenes/ithor=8")
+    assert (
+        "dscache: objects/thor=v3: evicted from scratch (2.0 KiB, least recently used: last prepared 61 min "
+        "ago, no links hold it) to make room for scenes/ithor=8"
+    ) in err.splitlines()
+    assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
+    assert (pod_b / "scenes" / "ithor").resolve() == (dirs.scratch / "scenes" / "ithor" / "8").resolve()
+    assert [json.loads(p.read_text())["versions"] for p in _holds(dirs)] == [["scenes/ithor=8"]]
+
+
+def test_another_pods_hold_lasts_scratch_hold_max(dirs: Dirs, tmp_path: Path) -> None:
+    _publish_two(dirs)
+    pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
+    _prepare(dirs, pod_a, "objects/thor=v3")
+    _age_marker(dirs, HOUR_AND_A_MINUTE)
+    (hold,) = _holds(dirs)
+    record = json.loads(hold.read_text())
+    record["mountNamespace"] += 1  # written in another pod's container: its links dir cannot be seen here
+    record["heldAt"] -= HOUR_AND_A_MINUTE
+    hold.write_text(json.dumps(record))
+    shutil.rmtree(pod_a)  # whatever is (not) at that path here says nothing about the other pod
+    _prepare(dirs, pod_b, "scenes/ithor=8", "--scratch-hold-max", "7200")
+    assert (dirs.scratch / "objects" / "thor" / "v3" / "f1.bin").is_file()
+    err = _prepare(dirs, pod_b, "scenes/ithor=8", "--scratch-hold-max", "60")  # held 61 min ago: expired
+    assert "objects/thor=v3: evicted from scratch (2.0 KiB" in err
+    assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
