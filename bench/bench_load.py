@@ -43,7 +43,11 @@ that excludes the bench's namespace, put back afterwards), the two alternating b
 `without` measures one. The floors also replay parts of dscache's patch alone (VARIANTS: the
 annotation, the workload env, the volumes, the volumes and workload mounts, the init container without
 its mounts, the volumes and the init container), to find which part the API server pays for;
-`--floor REGEX` picks floors by label.
+`--floor REGEX` picks floors by label. Two more floors: dscache's webhook against unlabelled pods that
+carry dscache's items by hand (the labelled pod as admitted, minus its label: the admission's cost
+without the bigger pod's), and one MutatingAdmissionPolicy that adds those items to every labelled
+pod in the API server itself, no webhook call (the floor of any design without a call: no lookup, no
+parameters, one policy).
 
 `--admission process` runs the admission server in a process of its own (`admission_alone.py`) next
 to the operator without webhooks, against the operator's own admission thread (`thread`, the default):
@@ -290,6 +294,71 @@ def patch_variant(response: dict[str, Any], variant: str) -> dict[str, Any]:
     return {**response, "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
 
 
+def cel_literal(value: Any) -> str:
+    """A JSON value as a CEL literal: JSON's syntax, every member and element typed `dyn` (CEL's type
+    checker wants one value type per map or list literal)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: dyn({cel_literal(v)})" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(f"dyn({cel_literal(v)})" for v in value) + "]"
+    return json.dumps(value)
+
+
+def injected_items(admitted: dict[str, Any]) -> dict[str, Any]:
+    """What dscache added to a one-container pod it admitted: its annotation, volumes, init
+    containers, and the first container's mounts and env (dscache's items are named `dscache-`)."""
+    spec, container = admitted["spec"], admitted["spec"]["containers"][0]
+    return {
+        "annotations": {
+            k: v
+            for k, v in admitted["metadata"].get("annotations", {}).items()
+            if k.startswith("dscache.io/")
+        },
+        "volumes": [v for v in spec["volumes"] if v["name"].startswith("dscache-")],
+        "initContainers": [c for c in spec["initContainers"] if c["name"].startswith("dscache-")],
+        "volumeMounts": [m for m in container["volumeMounts"] if m["name"].startswith("dscache-")],
+        "env": container.get("env") or [],
+    }
+
+
+def policy_expression(items: dict[str, Any]) -> str:
+    """A MutatingAdmissionPolicy's JSON patch expression adding `items` (injected_items) to any pod:
+    appended to the lists (created when absent), init containers first, as dscache's patch does."""
+
+    def add(path: str, value: str) -> str:
+        return f'JSONPatch{{op: "add", path: {json.dumps(path)}, value: {value}}}'
+
+    def either(field: str, present: list[str], absent: str) -> str:
+        return f"(has({field}) ? [{', '.join(present)}] : [{absent}])"
+
+    annotations = either(
+        "object.metadata.annotations",
+        [
+            add(f"/metadata/annotations/{k.replace('/', '~1')}", json.dumps(v))
+            for k, v in items["annotations"].items()
+        ],
+        add("/metadata/annotations", cel_literal(items["annotations"])),
+    )
+    volumes = either(
+        "object.spec.volumes",
+        [add("/spec/volumes/-", cel_literal(v)) for v in items["volumes"]],
+        add("/spec/volumes", cel_literal(items["volumes"])),
+    )
+    inits = either(
+        "object.spec.initContainers",
+        [add(f"/spec/initContainers/{i}", cel_literal(c)) for i, c in enumerate(items["initContainers"])],
+        add("/spec/initContainers", cel_literal(items["initContainers"])),
+    )
+    per_container = []
+    for name in ("volumeMounts", "env"):
+        at = f'"/spec/containers/" + string(i) + "/{name}"'
+        each = f'{cel_literal(items[name])}.map(x, JSONPatch{{op: "add", path: {at} + "/-", value: x}})'
+        whole = f'[JSONPatch{{op: "add", path: {at}, value: {cel_literal(items[name])}}}]'
+        per_container.append(f"(has(c.{name}) ? {each} : {whole})")
+    containers = f"object.spec.containers.transformList(i, c, {' + '.join(per_container)}).flatten()"
+    return " + ".join((annotations, volumes, inits, containers))
+
+
 def replay(port: int, cert: str, key: str, upstream: str, upstream_ca: str, *, variant: str = "") -> None:
     """A webhook on 127.0.0.1:port that answers each pod with the response dscache gave such a pod.
 
@@ -375,6 +444,7 @@ class Bench:
         self.server = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
         self.proc: subprocess.Popen[bytes] | None = None
         self.policy_on, self.binding_spec = True, dict[str, Any]()
+        self.by_hand: dict[str, Any] | None = None  # unlabelled bursts' pod, when not the plain one
         self.metrics_port = free_port()
 
     def kubectl(self, *args: str) -> None:
@@ -577,6 +647,12 @@ class Bench:
         bodies = [
             self.pod(f"{tag}-{i}", f"c-{i % self.args.caches}" if labelled else None, tag) for i in range(n)
         ]
+        if not labelled and self.by_hand is not None:
+            bodies = [
+                {**self.by_hand, "metadata": {**self.by_hand["metadata"], **b["metadata"]}} for b in bodies
+            ]
+            for b in bodies:
+                b["metadata"]["labels"] = {**self.by_hand["metadata"]["labels"], **b["metadata"]["labels"]}
         result = self.post_all(self.pods(), bodies)
         self.kube.request("DELETE", self.pods(), params={"labelSelector": f"bench-burst={tag}"})
         return result
@@ -727,6 +803,16 @@ class Bench:
             ("allow-all webhook, no patch", "Never", (allow_all, (), {})),
             ("allow-all webhook, a one-label patch", "Never", (allow_all, (json.dumps(ONE_LABEL),), {})),
         ]  # fmt: skip
+        by_hand = "dscache's webhook, against unlabelled pods that carry dscache's items by hand"
+        if re.search(self.args.floor, by_hand):
+            self.by_hand = self.admitted_pod()
+            try:
+                ratios[by_hand] = self.bursts(pid)
+            finally:
+                self.by_hand = None
+        policy = "one MutatingAdmissionPolicy adding dscache's items to every labelled pod, no webhook call"
+        if re.search(self.args.floor, policy):
+            ratios[policy] = self.single_policy(path, pid)
         for label, reinvocation, spec in configs:
             if not re.search(self.args.floor, label):
                 continue
@@ -739,6 +825,67 @@ class Bench:
             finally:
                 proc.kill()
         return ratios
+
+    def admitted_pod(self) -> dict[str, Any]:
+        """A labelled burst pod as dscache's webhook admits it (a server-side dry run), without its
+        cache label and what the API server adds itself (its token volume, ids, status)."""
+        admitted = self.kube.post(f"{self.pods()}?dryRun=All", self.pod("by-hand", "c-0"))
+        meta = admitted["metadata"]
+        labels = {k: v for k, v in meta["labels"].items() if k != "dscache.io/cache"}
+        spec = {k: v for k, v in admitted["spec"].items() if k not in ("priority", "preemptionPolicy")}
+        spec["volumes"] = [v for v in spec["volumes"] if not v["name"].startswith("kube-api-access")]
+        for c in [*spec["containers"], *spec["initContainers"]]:
+            c["volumeMounts"] = [m for m in c["volumeMounts"] if not m["name"].startswith("kube-api-access")]
+        return {"metadata": {"labels": labels, "annotations": meta.get("annotations") or {}}, "spec": spec}
+
+    def single_policy(self, hook_path: str, pid: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+        """The floor of any design that injects without a webhook call: one MutatingAdmissionPolicy
+        and binding (no parameters, no lookup per pod) adding the items dscache's webhook added to a
+        burst pod (`injected_items`) to every labelled pod of the bench's namespace, and the pod
+        webhook skipping pods that already have dscache's init container."""
+        items = injected_items(self.kube.post(f"{self.pods()}?dryRun=All", self.pod("items", "c-0")))
+        name = f"{self.ns}.bench-floor"
+        policy = {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "Never",
+                "matchConstraints": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.ns}},
+                    "objectSelector": {
+                        "matchExpressions": [{"key": "dscache.io/cache", "operator": "Exists"}]
+                    },
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                        }
+                    ],
+                },
+                "mutations": [
+                    {"patchType": "JSONPatch", "jsonPatch": {"expression": policy_expression(items)}}
+                ],
+            },
+        }
+        binding = {"metadata": {"name": name}, "spec": {"policyName": name}}
+        config = self.kube.get(hook_path)
+        original = json.loads(json.dumps(config["webhooks"][0]))
+        skip = "!object.spec.?initContainers.orValue([]).exists(c, c.name == 'dscache-prepare')"
+        config["webhooks"][0]["matchConditions"] = [{"name": "not-injected", "expression": skip}]
+        self.kube.request("PUT", hook_path, config)
+        self.kube.post(f"{HOOKS}/mutatingadmissionpolicies", policy)
+        self.kube.post(f"{HOOKS}/mutatingadmissionpolicybindings", binding)
+        try:
+            time.sleep(3)  # configurations apply asynchronously
+            return self.bursts(pid)
+        finally:
+            self.kube.delete(f"{HOOKS}/mutatingadmissionpolicybindings/{name}")
+            self.kube.delete(f"{HOOKS}/mutatingadmissionpolicies/{name}")
+            config = self.kube.get(hook_path)
+            config["webhooks"][0] = original
+            self.kube.request("PUT", hook_path, config)
 
     def teardown(self) -> None:
         """Delete the caches while the operator runs (it removes their finalizers), then the namespace.
