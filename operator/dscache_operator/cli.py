@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from dscache_operator.preflight import credentials_problem, missing_dependency
+from dscache_operator.preflight import client_problem, credentials_problem, missing_dependency
 from dscache_operator.settings import OPTIONS, Settings, SettingsError, describe, load
 
 # Newer instances win peering (kopf pauses the lower priority): of the chart's replicas (all serving
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         print(f"dscache-operator: {err}", file=sys.stderr)
         return EXIT_USAGE
-    problem = missing_dependency() or credentials_problem(os.environ)
+    problem = missing_dependency() or credentials_problem(os.environ) or client_problem()
     if problem is not None:
         print(f"dscache-operator: {problem}", file=sys.stderr)
         return EXIT_USAGE

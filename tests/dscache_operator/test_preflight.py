@@ -46,6 +46,54 @@ def test_run_without_credentials_exits_at_once_naming_kubeconfig(tmp_path: Path)
     )
 
 
+def test_run_with_a_kubeconfig_without_a_context_exits_at_once_saying_why(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    out = run_operator({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == (
+        f"dscache-operator: KUBECONFIG={kubeconfig} cannot be used: Invalid kube-config file. Expected key "
+        f"current-context in {kubeconfig} (set KUBECONFIG to a working kubeconfig, or run in a pod)\n"
+    )
+
+
+WORKING = """\
+apiVersion: v1
+kind: Config
+current-context: bed
+contexts: [{name: bed, context: {cluster: bed, user: admin}}]
+clusters: [{name: bed, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: admin, user: {token: not-a-secret}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (WORKING, None),
+        ("- a list\n", "is not a kubeconfig (a YAML mapping)"),
+        ("a: [\n", "cannot be read as YAML (ParserError)"),
+    ],
+)
+def test_client_problem_loads_the_kubeconfig_as_the_operator_will(
+    tmp_path: Path, text: str, reason: str | None
+) -> None:
+    """In a fresh process: the client reads KUBECONFIG when it is imported, as the operator's does."""
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(text)
+    code = "from dscache_operator.preflight import client_problem\nprint(client_problem())"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env = clean | {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    expected = (
+        "None"
+        if reason is None
+        else f"KUBECONFIG={kubeconfig} cannot be used: {kubeconfig} {reason} "
+        "(set KUBECONFIG to a working kubeconfig, or run in a pod)"
+    )
+    assert out.stdout == expected + "\n"
+
+
 def test_missing_dependency_names_the_module() -> None:
     assert missing_dependency(("json", "dscache_no_such_module")) == (
         "the operator needs dscache_no_such_module, which cannot be imported "
