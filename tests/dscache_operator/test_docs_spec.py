@@ -63,6 +63,31 @@ def test_readme_spec_reference_lists_every_crd_field_and_no_other() -> None:
     assert not unknown, f"README's spec reference names fields the CRD does not have: {unknown}"
 
 
+def schema_defaults(node: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Path -> default of every schema node that states one."""
+    found = {path: node["default"]} if "default" in node else {}
+    if node.get("type") == "array" and "properties" in node.get("items", {}):
+        found |= schema_defaults(node["items"], path + "[]")
+    for key, sub in node.get("properties", {}).items():
+        found |= schema_defaults(sub, f"{path}.{key}".lstrip("."))
+    return found
+
+
+def value_at(doc: Any, path: str) -> Any:
+    """The value at a dotted path of the README example (`[]`: a list's first item)."""
+    for part in path.split("."):
+        doc = doc[part.removesuffix("[]")][0] if part.endswith("[]") else doc[part]
+    return doc
+
+
+def test_readme_spec_reference_shows_the_crd_defaults() -> None:
+    readme = readme_reference()
+    defaults = schema_defaults(crd_spec())
+    assert defaults, "the CRD states defaults"
+    wrong = {p: (value_at(readme, p), d) for p, d in defaults.items() if value_at(readme, p) != d}
+    assert not wrong, f"README value, CRD default: {wrong}"
+
+
 def test_the_fields_a_newcomer_missed_are_in_the_reference() -> None:
     readme = readme_reference()
     assert readme["install"]["verify"] is True
