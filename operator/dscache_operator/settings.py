@@ -253,6 +253,15 @@ class Settings(_Model):
         "none: the installer's default, 10)",
     )
 
+    @model_validator(mode="after")
+    def _retry_base_within_max(self) -> Settings:
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError(
+                f"--retry-base-seconds ({self.retry_base_seconds}) is more than --retry-max-seconds "
+                f"({self.retry_max_seconds}): the first delay before a retry cannot exceed the longest"
+            )
+        return self
+
     @property
     def init_image(self) -> str:
         """The image of the injected init containers: `prepare_image`, else the full `image`."""
@@ -353,6 +362,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise SettingsError(_explain(err, given)) from None
 
 
+def _flag(path: tuple[str, ...]) -> str:
+    return next(option.flag for option in OPTIONS if option.path == path)
+
+
 def _explain(err: ValidationError, given: Mapping[tuple[str, ...], tuple[str, Any]]) -> str:
     """One line for the first error: the flag or variable, the value given, what is wrong."""
     first = err.errors(include_url=False)[0]
@@ -362,6 +375,8 @@ def _explain(err: ValidationError, given: Mapping[tuple[str, ...], tuple[str, An
     path = next((p for p in given if loc[: len(p)] == p), None)
     if path is None:  # a check across settings (cert and key): name what was set
         names = [where for p, (where, _) in given.items() if p[: len(loc)] == loc]
+        if not loc:  # across top-level settings: those the message names
+            names = [where for p, (where, _) in given.items() if _flag(p) in message]
         return f"{message} (set: {', '.join(names)})" if names else message
     where, value = given[path]
     inner = loc[len(path) :]

@@ -697,3 +697,15 @@ def test_existing_service_account_needs_a_name() -> None:
     )
     assert proc.returncode != 0
     assert "serviceAccount.name is required when serviceAccount.create is false" in proc.stderr
+
+
+def test_a_first_retry_delay_longer_than_the_longest_is_refused_naming_both_values() -> None:
+    values = {"installer.retryBaseSeconds": "100", "installer.retryMaxSeconds": "10"}
+    proc = helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION, *set_args(values), check=False)
+    assert proc.returncode != 0
+    assert (
+        "installer.retryBaseSeconds (100) is more than installer.retryMaxSeconds (10): the first delay "
+        "before a retry cannot exceed the longest"
+    ) in proc.stderr, proc.stderr
+    equal = {"installer.retryBaseSeconds": "60", "installer.retryMaxSeconds": "60"}
+    helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION, *set_args(equal))

@@ -212,6 +212,22 @@ def test_scratch_default_from_the_resource_emptydir_with_size_limit() -> None:
         assert {"name": "dscache-scratch", "mountPath": "/var/lib/dscache/scratch"} in c["volumeMounts"]
 
 
+@pytest.mark.parametrize(("max_bytes", "arg"), [("500Gi", str(500 * 1024**3)), ("2T", str(2 * 10**12))])
+def test_scratch_hostpath_budget_is_a_quantity_like_every_other_size(max_bytes: str, arg: str) -> None:
+    spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": max_bytes}}}
+    args = inject(pod(), cache(spec))["spec"]["initContainers"][1]["args"]
+    assert args[args.index("--scratch-max-bytes") + 1] == arg
+
+
+@pytest.mark.parametrize("max_bytes", ["-1", -1, "500m", "lots", "64MB"])
+def test_scratch_hostpath_budget_that_is_no_size_is_refused_naming_the_field(max_bytes: object) -> None:
+    spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": max_bytes}}}
+    with pytest.raises(
+        SpecError, match=r"spec\.scratch\.hostPath\.maxBytes: .*Kubernetes quantity such as 500Gi"
+    ):
+        parse_spec(spec)
+
+
 def test_scratch_default_hostpath_with_budget() -> None:
     spec = {**SPEC, "scratch": {"mode": "HostPath", "hostPath": {"path": "/mnt/nvme", "maxBytes": 1000}}}
     out = inject(pod(), cache(spec))

@@ -332,6 +332,11 @@ def test_unrelated_variables_are_ignored() -> None:
             {"DSCACHE_OPERATOR_WEBHOOK_CERT": "/certs/tls.crt"},
             "--webhook-cert and --webhook-key go together (set: DSCACHE_OPERATOR_WEBHOOK_CERT)",
         ),
+        (
+            {"DSCACHE_OPERATOR_RETRY_BASE_SECONDS": "3600"},
+            "--retry-base-seconds (3600) is more than --retry-max-seconds (1800): the first delay before "
+            "a retry cannot exceed the longest (set: DSCACHE_OPERATOR_RETRY_BASE_SECONDS)",
+        ),
     ],
 )
 def test_a_bad_variable_is_refused_naming_it(env: dict[str, str], message: str) -> None:
@@ -353,6 +358,19 @@ def test_a_bad_flag_is_refused_naming_it() -> None:
         str(err.value)
         == "--prepare-wait='soon': Input should be a valid number, unable to parse string as a number"
     )
+
+
+def test_a_first_retry_delay_longer_than_the_longest_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError) as err:
+        run_settings(
+            ["--retry-base-seconds", "100"],
+            {"DSCACHE_OPERATOR_RETRY_MAX_SECONDS": "10", "DSCACHE_OPERATOR_VERBOSE": "1"},
+        )
+    assert str(err.value) == (
+        "--retry-base-seconds (100) is more than --retry-max-seconds (10): the first delay before a retry "
+        "cannot exceed the longest (set: --retry-base-seconds, DSCACHE_OPERATOR_RETRY_MAX_SECONDS)"
+    )
+    assert run_settings(["--retry-base-seconds", "10", "--retry-max-seconds", "10"]).retry_base_seconds == 10
 
 
 def test_a_bad_variable_overridden_by_its_flag_does_not_matter() -> None:

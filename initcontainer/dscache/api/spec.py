@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -30,6 +31,7 @@ from dscache.api.podsettings import (
     PodSettings,
     PrepareSettings,
 )
+from dscache.api.sizes import parse_size
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
 from dscache.api.urls import ENDPOINT_EXAMPLE, HTTP_FILES, display_url, endpoint_refusal, hide_userinfo
@@ -357,9 +359,11 @@ class Install(PodSettings):
     )
     verify: bool = Field(
         True,
-        description="Verify digests where the remote publishes them (dscache-manifest sha256, HF LFS "
-        "sha256, S3 single-part ETag); sizes are always checked. Turn off for SSE-KMS buckets, whose ETags "
-        "are not MD5s.",
+        description="Check each downloaded file or archive against the digests its remote states: "
+        "dscache-manifest sha256, HF LFS sha256, GCS and Azure MD5s, S3 ETags that are MD5s (single-part "
+        "uploads, unencrypted or SSE-S3) and S3 stored checksums. SSE-KMS, SSE-C and multipart ETags are "
+        "recognised and never taken for MD5s, so such buckets need no change here. Sizes are always "
+        "checked; false checks sizes only.",
     )
     backoff_limit: int = Field(3, ge=0, le=20, description="Job backoffLimit.")
     active_deadline_seconds: int = Field(
@@ -376,11 +380,47 @@ class Retention(_Model):
     )
 
 
+# A size in bytes as every other size of the spec is written: a quantity (`500Gi`, `2T`), or a number.
+BYTE_QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[kMGTPE]|[eE]\+?[0-9]+)?$"
+_BYTE_QUANTITY = re.compile(BYTE_QUANTITY_PATTERN)
+
+
+def _bytes(value: Any) -> Any:
+    """A quantity text (`500Gi`) as its bytes; a negative number is refused, others pass on to the
+    integer check. Raises ValueError saying why not."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f"{value!r} is negative: use bytes or a Kubernetes quantity such as 500Gi or 2T")
+    if not isinstance(value, str):
+        return value
+    if not _BYTE_QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a size: use bytes or a Kubernetes quantity such as 500Gi or 2T")
+    return parse_size(value)
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(_bytes),
+    WithJsonSchema(  # the API server takes int-or-string only with exactly this anyOf (no minimum)
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": BYTE_QUANTITY_PATTERN,
+        }
+    ),
+]
+"""Bytes, written as a Kubernetes quantity (`500Gi`) or a whole number; a whole number of bytes inside."""
+
+
 class HostPathScratch(_Model):
     """Node-local scratch on a host directory shared by all pods on the node."""
 
     path: str = Field(description="Host directory.", pattern=r"^/")
-    max_bytes: int | None = Field(None, ge=0, description="Byte budget; LRU eviction beyond it.")
+    max_bytes: ByteSize | None = Field(
+        None,
+        description="Most bytes of scratch copies kept in the host directory, a quantity such as 500Gi (or "
+        "a number of bytes); beyond it the least recently used copies are evicted (not those used in the "
+        "last hour). Unset: no limit.",
+    )
 
 
 class Scratch(_Model):
@@ -656,6 +696,7 @@ PATTERN_WORDS: dict[str, str] = {
         "with a letter or digit, at most 253 characters, e.g. high-priority"
     ),
     RESOURCE_QUANTITY_PATTERN: "must be a Kubernetes quantity, e.g. 500m, 2, 1.5, 4Gi or 100M",
+    BYTE_QUANTITY_PATTERN: "must be bytes or a Kubernetes quantity such as 500Gi or 2T",
 }
 """Every `pattern` a user can hit in the spec, in words with an example (errors never show a regex;
 tests/dscache/api/test_input_words.py checks that each pattern of the spec's schema is here)."""

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         f"dscache status --cache {cache_arg}",
         f"dscache verify --cache {cache_arg}",
         f"dscache prepare --cache {cache_arg} --links {links_arg} --ref demo --env-file {env_arg}",
-        f"dscache install --cache {cache_arg} --source {source_arg} {versions} --json",
+        f"dscache install --cache {cache_arg} --source {source_arg} {versions} --ref demo --json",
         f"dscache gc --cache {cache_arg} --keep 0 --dry-run",
     ):
         print(f"  {command}")

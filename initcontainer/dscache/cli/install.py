@@ -107,7 +107,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--layout",
         type=layout_arg,
         choices=["Archives", "Files"],
-        default="Archives",
         help="with --source: Archives (the default) or Files, any case",
     )
     p.add_argument(
@@ -143,19 +142,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+# The flags whose part of the spec -f's file gives instead: (argparse dest, flag, where the file says it).
+FILE_GIVES = (
+    ("source", "--source", "spec.source"),
+    ("versions", "--version", "spec.versions"),
+    ("layout", "--layout", "spec.layout"),
+    ("allow_patterns", "--allow-pattern", "spec.source.huggingFace.allowPatterns"),
+    ("ignore_patterns", "--ignore-pattern", "spec.source.huggingFace.ignorePatterns"),
+)
+
+
+def file_conflict(args: argparse.Namespace) -> str | None:
+    """Pure: the line refusing the flags given with -f that the file's spec would override (each
+    flag with the field of the file to set instead), or None."""
+    given = [f"{flag} (set {field} in the file)" for dest, flag, field in FILE_GIVES if getattr(args, dest)]
+    if not given:
+        return None
+    return f"-f takes the whole spec from its file; drop {', '.join(given)}"
+
+
 def _spec(args: argparse.Namespace) -> tuple[DatasetCacheSpec, str, DatasetCache | None]:
     """The spec, the ref name and the manifest (with -f); raises SpecError/NameError_ for usage errors."""
     from dscache.api.manifest import load_manifest, spec_from_flags
     from dscache.api.spec import SpecError
 
     if args.file is not None:
-        if args.source or args.versions:
-            raise SpecError("use either -f or --source/--version, not both")
-        if args.allow_patterns or args.ignore_patterns:
-            raise SpecError(
-                "--allow-pattern/--ignore-pattern go with --source; with -f, set "
-                "spec.source.huggingFace.allowPatterns/ignorePatterns"
-            )
+        conflict = file_conflict(args)
+        if conflict is not None:
+            raise SpecError(conflict)
         if str(args.file) != "-":
             problem = file_problem(args.file)
             if problem is not None:
@@ -168,7 +182,7 @@ def _spec(args: argparse.Namespace) -> tuple[DatasetCacheSpec, str, DatasetCache
         raise SpecError("--report-status needs -f DATASETCACHE.yaml")
     if not args.source:
         raise SpecError("give -f DATASETCACHE.yaml or --source URL --version DT/SRC=VER")
-    spec = spec_from_flags(args.source, args.layout, args.versions)
+    spec = spec_from_flags(args.source, args.layout or "Archives", args.versions)
     return with_patterns(spec, args.allow_patterns, args.ignore_patterns), args.ref or DEFAULT_FLAGS_REF, None
 
 
