@@ -131,12 +131,21 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
 
 def merge_ref(old: Ref | None, new: Ref) -> Ref:
     """Pure: `new` plus the entries of `old` for data types and sources `new` does not name (a ref
-    names one version per source: a new version of a source replaces the old one)."""
+    names one version per source: a new version of a source replaces the old one). A slot both name
+    keeps `old`'s per-item settings (`envName`, `link`): `new` comes from command-line flags, which
+    cannot express them, and dropping them would change what pods see (their variable, PerFile
+    links) without anyone asking; a `-f` install replaces the ref and sets them as its file says."""
     if old is None:
         return new
+    before = {(e.data_type, e.source): e for e in old.versions}
     slots = {(e.data_type, e.source) for e in new.versions}
     kept = [e for e in old.versions if (e.data_type, e.source) not in slots]
-    entries = sorted([*kept, *new.versions], key=lambda e: e.key)
+    added = [
+        e if (was := before.get((e.data_type, e.source))) is None
+        else replace(e, link_strategy=was.link_strategy, env=was.env)
+        for e in new.versions
+    ]  # fmt: skip
+    entries = sorted([*kept, *added], key=lambda e: e.key)
     return Ref(name=new.name, versions=entries, remote=new.remote, updated_at=new.updated_at)
 
 
