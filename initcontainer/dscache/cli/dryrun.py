@@ -26,8 +26,11 @@ from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.install import digestlog
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
+    EnvClashError,
+    RefClashError,
     default_remote_factory,
     plan_version,
+    refuse_clashes,
     revision_per_version,
     target_ref,
     with_hf_revision,
@@ -218,6 +221,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         finally:
             _close(remote)
     old, new = target_ref(cache, spec, ref_name, merge)
+    refuse_clashes(new)
     change = (
         "create"
         if old is None
@@ -302,7 +306,7 @@ def run_dry(
     """The `--dry-run` command: print the plan (one JSON document with --json); exit code."""
     try:
         result = plan_dry_run(spec, cache_root, ref_name, merge)
-    except (RemoteError, LayoutError) as err:
+    except (RemoteError, LayoutError, RefClashError, EnvClashError) as err:
         return output.error(str(err), exit_code(err))
     if as_json:
         print(json.dumps(result.to_json(), indent=2))

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dscache.api.envnames import derived_name
 from dscache.api.names import VersionKey
 from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
 from dscache.errors import DscacheError, InvalidInputError
@@ -55,6 +56,11 @@ class RefClashError(DscacheError):
     """The ref the install would write names versions pods could not link together (`ref_clash`)."""
 
 
+class EnvClashError(InvalidInputError):
+    """The ref the install would write gives two sources one environment variable (`env_clash`);
+    exit code 2, as `-f` refuses the same pair."""
+
+
 INSTALL_FAILURES = (
     RemoteError,
     LayoutError,
@@ -66,6 +72,7 @@ INSTALL_FAILURES = (
     NotWritableError,
     ItemFailedError,
     RefClashError,
+    EnvClashError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -164,6 +171,34 @@ def ref_clash(ref: Ref) -> str | None:
                     "exactly the versions it should name with install -f) (nothing was installed)"
                 )
     return None
+
+
+def env_clash(ref: Ref) -> str | None:
+    """Pure: why pods could not get one environment variable per source `ref` names (two sources whose
+    `envName`, or derived `DSCACHE_<DT>_<SRC>`, is the same: a spec refuses them, `prepare` would
+    refuse the ref, and nothing on the command line could change it), or None."""
+    seen: dict[str, VersionKey] = {}
+    for entry in ref.versions:
+        name = entry.env or derived_name(entry.key)
+        other = seen.setdefault(name, entry.key)
+        if other != entry.key:
+            return (
+                f"ref {ref.name} would name {entry.key} and {other}, and both get environment variable "
+                f"{name}: give one an envName in a DatasetCache file (install -f), or release one "
+                f"(dscache release --ref {ref.name}) (nothing was installed)"
+            )
+    return None
+
+
+def refuse_clashes(ref: Ref) -> None:
+    """Raise RefClashError (`ref_clash`) or EnvClashError (`env_clash`) when pods could not use every
+    version `ref` names."""
+    clash = ref_clash(ref)
+    if clash is not None:
+        raise RefClashError(clash)
+    same_env = env_clash(ref)
+    if same_env is not None:
+        raise EnvClashError(same_env)
 
 
 def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
@@ -572,9 +607,7 @@ def install(
     try:
         check_writable(cache, missing, repair=bool(repair))
         old, ref = target_ref(cache, spec, ref_name, merge)
-        clash = ref_clash(ref)
-        if clash is not None:
-            raise RefClashError(clash)
+        refuse_clashes(ref)
         if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
                 old, ref = target_ref(cache, spec, ref_name, merge)
