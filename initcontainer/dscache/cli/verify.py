@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from dscache.maintain.verify import verify_version
     from dscache.store.catalog import damaged_note, scan
     from dscache.store.paths import CachePaths
+    from dscache.store.records import scan_refs
+    from dscache.store.refgaps import ref_gaps
 
     problem = cache_dir_problem("--cache", args.cache)
     if problem is not None:
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     cache = CachePaths(args.cache)
     found = scan(cache)
     checks = [verify_version(cache, record.key, content=args.content) for record in found.records]
+    gaps = ref_gaps(cache, scan_refs(cache).refs)
+    stranded = [g for g in gaps if not g.installing]
     note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
     damaged = [str(d) for d in found.damaged]
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "ok": not bad and not damaged,
+                    "ok": not bad and not damaged and not stranded,
                     "versions": [
                         {
                             "version": str(c.key),
@@ -81,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                         for c in checks
                     ],
                     "damaged": damaged,
+                    "refGaps": [
+                        {"ref": g.ref, "version": str(g.key), "installing": g.installing} for g in gaps
+                    ],
                 },
                 indent=2,
             )
@@ -106,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
         for where in found.damaged:
             print(f"DAMAGED  {damaged_note(where)}", file=sys.stderr)
+        for gap in gaps:
+            print(f"{'WAITING' if gap.installing else 'MISSING'}  {gap.message}", file=sys.stderr)
         total = len(checks) + len(damaged)
         hashed = _hashed(checks, args.content)
         output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}")
         if bad:
             print(REPAIR_HINT, file=sys.stderr)
-    return EXIT_FAILURE if bad or damaged else EXIT_OK
+    return EXIT_FAILURE if bad or damaged or stranded else EXIT_OK
 
 
 def _hashed(checks: list[VersionCheck], content: bool) -> str:
