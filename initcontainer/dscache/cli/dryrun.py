@@ -35,6 +35,7 @@ from dscache.install.pipeline import (
     target_ref,
     with_hf_revision,
 )
+from dscache.install.share import checkable
 from dscache.install.space import Need, Room, allocated, room, shortage, version_need
 from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
@@ -161,10 +162,7 @@ def _fetch(
     shared = [
         item
         for item in rest
-        if any(
-            item.kind == "file" or found.extracted is not None
-            for found in index.candidates(plan.layout, item.stated, item.size)
-        )
+        if any(checkable(found, item.kind) for found in index.candidates(plan.layout, item.stated, item.size))
     ]
     shared_bytes = sum(item.expected_bytes for item in shared)
     partial = [

@@ -128,12 +128,19 @@ def _digest_of(path: Path) -> str:
         raise _Unusable(f"{path}: {err.strerror}") from None
 
 
+def checkable(found: PublishedItem, kind: str) -> bool:
+    """Pure: whether the published item `found` may be shared for an item of `kind` ("file" or
+    "archive") as far as its record tells: a file always (its digest is checked before the link), an
+    archive only when the version holds its whole tree and a sha256 for each of its files."""
+    if kind != "archive":
+        return True
+    return found.extracted is not None and not Extracted.from_json(found.extracted).unhashed()
+
+
 def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence) -> ItemResult:
-    if found.extracted is None:
-        raise _Unusable(f"{found.version}: does not hold all of {found.name}")
+    if found.extracted is None or not checkable(found, item.kind):
+        raise _Unusable(f"{found.version}: does not hold all of {found.name}, each file with its sha256")
     extracted = Extracted.from_json(found.extracted)
-    if extracted.unhashed():
-        raise _Unusable(f"{found.version}: no sha256 recorded for the files of {found.name}")
     fence()
     work = staging.archive_attempt(item.name, new_token())
     try:

@@ -110,3 +110,32 @@ def test_repair_content_fetches_a_changed_member_again_in_both_versions(
     assert install(cache, remote, V6, "--repair", "--content") == 0
     assert version_bytes(cache, V6) == FILES and version_bytes(cache, V7) == FILES
     assert main(["verify", "--cache", str(cache), "--content"]) == 0
+
+
+def _strip_member_digests(cache: Path, key: VersionKey) -> None:
+    """Make `key`'s items record look like an older dscache's: no sha256 per archive member."""
+    root = CachePaths(cache).version_dir(key)
+    record = json.loads((root / ITEMS).read_text())
+    for item in record["items"].values():
+        del item["extracted"]["fileSha256"]
+    os.chmod(root, 0o755)
+    os.chmod(root / ITEMS, 0o644)
+    (root / ITEMS).write_text(json.dumps(record))
+    os.chmod(root / ITEMS, 0o444)
+    os.chmod(root, 0o555)
+
+
+def test_an_archive_whose_members_have_no_recorded_digest_is_downloaded_not_linked(
+    tmp_path: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    assert install(cache, remote, V6) == 0
+    _strip_member_digests(cache, V6)
+    capsys.readouterr()
+    assert install(cache, remote, V7, "--dry-run", "--json") == 0
+    (planned,) = json.loads(capsys.readouterr().out)["versions"]
+    assert planned["itemsShared"] == 0
+    assert install(cache, remote, V7) == 0
+    assert version_bytes(cache, V7) == FILES
+    v6, v7 = CachePaths(cache).version_dir(V6), CachePaths(cache).version_dir(V7)
+    assert all(os.stat(v6 / p).st_ino != os.stat(v7 / p).st_ino for p in FILES)
