@@ -77,3 +77,8 @@ def test_verify_json_lists_the_ref_gap(gone: Path) -> None:
     report = json.loads(result.out)
     assert report["ok"] is False
     assert report["refGaps"] == [{"ref": "team.train", "version": "scenes/ithor=7", "installing": False}]
+
+
+def test_status_json_lists_the_ref_gap(gone: Path) -> None:
+    report = json.loads(run("status", "--cache", str(gone), "--json").out)
+    assert report["refGaps"] == [{"ref": "team.train", "version": "scenes/ithor=7", "installing": False}]

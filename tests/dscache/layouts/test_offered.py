@@ -71,3 +71,14 @@ def test_a_files_version_install_would_reject_is_offered_refused_with_installs_r
     )
     assert found[("models", "x")].files == 2
     assert found[("models", "z")].refused is not None and "page" in found[("models", "z")].refused
+
+
+def test_a_manifest_below_an_archives_version_is_not_a_version_of_its_own() -> None:
+    listing = _files(
+        (f"objects/thor/v1/{MOLMO}", 20),
+        ("objects/thor/v1/a.tar.zst", 100),
+        (f"objects/thor/v1/extra/{MOLMO}", 3),
+    )
+    assert offered_versions(listing) == [
+        Offered(VersionKey("objects", "thor", "v1"), "v1", "Archives", files=2, bytes=120),
+    ]
