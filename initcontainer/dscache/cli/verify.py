@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also hash every file against the digest recorded at install (reads every byte: about "
         "1 s per GB from the page cache, the disk's read rate otherwise); files extracted from "
-        "archives have no digest of their own and are checked by size",
+        "archives by a dscache that did not hash them have no digest and are checked by size",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -151,7 +151,8 @@ def _checked(c: VersionCheck) -> str:
 def _content_json(c: VersionCheck) -> dict[str, int] | None:
     """Pure: what --content checked of one version (None without --content): files hashed against the
     digest recorded at install, files with a digest not read (already reported), and files checked by
-    size only: archive members (no digest of their own) and the others (dscache's manifests and flags)."""
+    size only: archive members without a recorded sha256 (an older dscache's) and the others (dscache's
+    manifests and flags)."""
     if not c.content:
         return None
     return {

@@ -83,7 +83,8 @@ class VersionCheck:
     unhashed: int = 0
     """Files that have no digest of their own: checked by size only (`members` + `others`)."""
     members: int = 0
-    """Of `unhashed`, the files archives put into the version (the record's digest is the archive's)."""
+    """Of `unhashed`, the files archives put into the version with no sha256 of their own (extracted by
+    an older dscache, which recorded only the archive's digest)."""
     others: int = 0
     """Of `unhashed`, the rest: files dscache wrote beside the items (the remote's manifests, extraction
     flags), members of an archive whose tree the items record does not keep (a later archive replaced
