@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'WAITING' if gap.installing else 'MISSING'}  {gap.message}", file=sys.stderr)
         total = len(checks) + len(damaged)
         hashed = _hashed(checks, args.content)
-        output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}")
+        gap_note = f"; {len(stranded)} version(s) named by refs not published" if stranded else ""
+        output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}{gap_note}")
         if bad:
             print(REPAIR_HINT, file=sys.stderr)
     return EXIT_FAILURE if bad or damaged or stranded else EXIT_OK

@@ -37,6 +37,9 @@ def test_verify_names_the_ref_and_the_version_that_is_gone(gone: Path) -> None:
     result = run("verify", "--cache", str(gone))
     assert result.code == 1
     assert "ref team.train names scenes/ithor=7: not published" in result.out + result.err
+    assert result.out.splitlines()[-1] == (
+        "1 of 1 version(s) intact; 1 version(s) named by refs not published"
+    )
 
 
 def test_status_shows_the_ref_naming_a_version_that_is_gone(gone: Path) -> None:
