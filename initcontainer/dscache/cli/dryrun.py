@@ -26,12 +26,16 @@ from dscache.cli.exits import EXIT_OK, exit_code
 from dscache.install import digestlog
 from dscache.install.ingest import fresh_pin, item_done
 from dscache.install.pipeline import (
+    EnvClashError,
+    RefClashError,
     default_remote_factory,
     plan_version,
+    refuse_clashes,
     revision_per_version,
     target_ref,
     with_hf_revision,
 )
+from dscache.install.share import checkable
 from dscache.install.space import Need, Room, allocated, room, shortage, version_need
 from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
@@ -158,10 +162,7 @@ def _fetch(
     shared = [
         item
         for item in rest
-        if any(
-            item.kind == "file" or found.extracted is not None
-            for found in index.candidates(plan.layout, item.stated, item.size)
-        )
+        if any(checkable(found, item.kind) for found in index.candidates(plan.layout, item.stated, item.size))
     ]
     shared_bytes = sum(item.expected_bytes for item in shared)
     partial = [
@@ -218,6 +219,7 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         finally:
             _close(remote)
     old, new = target_ref(cache, spec, ref_name, merge)
+    refuse_clashes(new)
     change = (
         "create"
         if old is None
@@ -302,7 +304,7 @@ def run_dry(
     """The `--dry-run` command: print the plan (one JSON document with --json); exit code."""
     try:
         result = plan_dry_run(spec, cache_root, ref_name, merge)
-    except (RemoteError, LayoutError) as err:
+    except (RemoteError, LayoutError, RefClashError, EnvClashError) as err:
         return output.error(str(err), exit_code(err))
     if as_json:
         print(json.dumps(result.to_json(), indent=2))

@@ -266,9 +266,12 @@ def run(args: argparse.Namespace) -> int:
         if problem is not None:
             return fail(problem, EXIT_USAGE)
     try:
-        rows = [_row(o, args.cache) for o in _listed(query)]
+        listed = _listed(query)
+        rows = [_row(o, args.cache) for o in listed]
     except DscacheError as err:
         return fail(str(err), exit_code(err))
+    by_name = all(o.key is None for o in listed if o.refused)
+    why = "dscache refuses their names" if by_name else "see the reasons above"
     remote = query.source.display_url()
     refused = [r for r in rows if "installable" in r]
     if args.json:
@@ -286,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no versions under {where}")
     elif len(refused) == len(rows):
-        print(f"no installable versions under {where}: the {len(rows)} found have names dscache refuses")
+        found = "have names dscache refuses" if by_name else "are not installable (see above)"
+        print(f"no installable versions under {where}: the {len(rows)} found {found}")
     elif refused:
-        print(f"{len(refused)} of {len(rows)} versions are not installable: dscache refuses their names")
+        print(f"{len(refused)} of {len(rows)} versions are not installable: {why}")
     return EXIT_OK

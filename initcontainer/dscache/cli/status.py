@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from dscache.store.catalog import catalog, damaged_note, scan
     from dscache.store.paths import CachePaths
     from dscache.store.records import scan_refs
+    from dscache.store.refgaps import ref_gaps
     from dscache.store.staged import find_stages
     from dscache.store.usage import versions_usage
 
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         output.warning(f"damaged: {damaged_note(where)}")
     for err in refs.unreadable:
         output.warning(f"{err}; gc and release refuse until then")
+    gaps = ref_gaps(paths, refs.refs)
+    for gap in gaps:
+        output.warning(gap.message)
     usage = versions_usage({i.key: paths.version_dir(i.key) for i in infos})
     if args.json:
         rows = [
@@ -117,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             "ignored": ignored,
             "damaged": [str(d) for d in found.damaged],
             "unreadableRefs": unreadable,
+            "refGaps": [{"ref": g.ref, "version": str(g.key), "installing": g.installing} for g in gaps],
         }
         print(json.dumps(report, indent=2))
         return EXIT_OK

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also hash every file against the digest recorded at install (reads every byte: about "
         "1 s per GB from the page cache, the disk's read rate otherwise); files extracted from "
-        "archives have no digest of their own and are checked by size",
+        "archives by a dscache that did not hash them have no digest and are checked by size",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from dscache.maintain.verify import verify_version
     from dscache.store.catalog import damaged_note, scan
     from dscache.store.paths import CachePaths
+    from dscache.store.records import scan_refs
+    from dscache.store.refgaps import ref_gaps
 
     problem = cache_dir_problem("--cache", args.cache)
     if problem is not None:
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     cache = CachePaths(args.cache)
     found = scan(cache)
     checks = [verify_version(cache, record.key, content=args.content) for record in found.records]
+    gaps = ref_gaps(cache, scan_refs(cache).refs)
+    stranded = [g for g in gaps if not g.installing]
     note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
     damaged = [str(d) for d in found.damaged]
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "ok": not bad and not damaged,
+                    "ok": not bad and not damaged and not stranded,
                     "versions": [
                         {
                             "version": str(c.key),
@@ -81,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                         for c in checks
                     ],
                     "damaged": damaged,
+                    "refGaps": [
+                        {"ref": g.ref, "version": str(g.key), "installing": g.installing} for g in gaps
+                    ],
                 },
                 indent=2,
             )
@@ -106,12 +113,15 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  ... and {len(paths) - SHOWN} more {label}", file=sys.stderr)
         for where in found.damaged:
             print(f"DAMAGED  {damaged_note(where)}", file=sys.stderr)
+        for gap in gaps:
+            print(f"{'WAITING' if gap.installing else 'MISSING'}  {gap.message}", file=sys.stderr)
         total = len(checks) + len(damaged)
         hashed = _hashed(checks, args.content)
-        output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}")
+        gap_note = f"; {len(stranded)} version(s) named by refs not published" if stranded else ""
+        output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}{gap_note}")
         if bad:
             print(REPAIR_HINT, file=sys.stderr)
-    return EXIT_FAILURE if bad or damaged else EXIT_OK
+    return EXIT_FAILURE if bad or damaged or stranded else EXIT_OK
 
 
 def _hashed(checks: list[VersionCheck], content: bool) -> str:
@@ -142,7 +152,8 @@ def _checked(c: VersionCheck) -> str:
 def _content_json(c: VersionCheck) -> dict[str, int] | None:
     """Pure: what --content checked of one version (None without --content): files hashed against the
     digest recorded at install, files with a digest not read (already reported), and files checked by
-    size only: archive members (no digest of their own) and the others (dscache's manifests and flags)."""
+    size only: archive members without a recorded sha256 (an older dscache's) and the others (dscache's
+    manifests and flags)."""
     if not c.content:
         return None
     return {

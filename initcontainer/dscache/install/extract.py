@@ -30,6 +30,7 @@ directories are `rwxr-xr-x` until the version is published, then read-only.
 from __future__ import annotations
 
 import errno
+import hashlib
 import locale
 import os
 import stat
@@ -39,6 +40,7 @@ from ctypes import (
     CDLL,
     addressof,
     byref,
+    c_char,
     c_char_p,
     c_int,
     c_longlong,
@@ -115,21 +117,34 @@ def _zstd_cause(err: ZstdStreamError) -> RejectCause:
 @dataclass
 class Extracted:
     """What one archive put on disk: regular files with sizes, symlinks with targets, directories, and
-    the regular files installed executable."""
+    the regular files installed executable, and the sha256 (hex) of each regular file's bytes."""
 
     files: dict[str, int] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
     executable: list[str] = field(default_factory=list)
+    sha256: dict[str, str] = field(default_factory=dict)
+    """Path -> sha256 of the bytes extracted there (archives; empty for plain files, whose item
+    record has the digest, and for archives extracted by a dscache that did not hash members). In
+    JSON `fileSha256`: the markers and records that hold this beside it use `sha256` for the
+    archive's own digest."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "links": self.links, "dirs": self.dirs, "executable": self.executable}
+        data = {"files": self.files, "links": self.links, "dirs": self.dirs, "executable": self.executable}
+        return {**data, "fileSha256": self.sha256} if self.sha256 else data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Extracted:
-        """Read `to_json` output back (markers of older versions have no `dirs` or `executable`)."""
+        """Read `to_json` output back (markers of older versions have no `dirs`, `executable` or
+        `sha256`)."""
         files, links = dict(data["files"]), dict(data["links"])
-        return cls(files, links, list(data.get("dirs", [])), list(data.get("executable", [])))
+        dirs, executable = list(data.get("dirs", [])), list(data.get("executable", []))
+        sums = {str(path): str(hex_) for path, hex_ in data.get("fileSha256", {}).items()}
+        return cls(files, links, dirs, executable, sums)
+
+    def unhashed(self) -> list[str]:
+        """Pure: the regular files without a sha256 (all of them for an older dscache's archive)."""
+        return [path for path in self.files if path not in self.sha256]
 
     @classmethod
     def single_file(cls, name: str, size: int, executable: bool) -> Extracted:
@@ -326,6 +341,7 @@ def _extract(read_fn: Any, dest: Path, archive: str, current: list[str]) -> Extr
                 target = normalize_member(link or "") or ""
                 ffi.entry_copy_link(entry_p, root + b"/" + encode_name(target))
                 result.files[member] = result.files[target]
+                result.sha256[member] = result.sha256[target]
                 _mark(executable, member, target in executable)
             elif kind == "file":
                 runnable = is_executable(ffi.entry_perm(entry_p))
@@ -339,12 +355,28 @@ def _extract(read_fn: Any, dest: Path, archive: str, current: list[str]) -> Extr
                 result.links[member] = link or ""
             ffi.write_header(write_p, entry_p)
             if kind == "file":
+                digest, done = hashlib.sha256(), 0
                 while ffi.read_data_block(read_p, byref(buf), byref(size), byref(offset)) != ffi.ARCHIVE_EOF:
+                    done = _hash_block(digest, done, offset.value, buf.value, size.value)
                     ffi.write_data_block(write_p, buf, size, offset)
+                _hash_block(digest, done, result.files[member], None, 0)
+                result.sha256[member] = digest.hexdigest()
             ffi.write_finish_entry(write_p)
     result.dirs = list(dict.fromkeys(result.dirs))
     result.executable = sorted(executable)
     return result
+
+
+def _hash_block(digest: Any, done: int, offset: int, address: int | None, size: int) -> int:
+    """Add the data block of `size` bytes at `address` (libarchive's buffer, not copied), which belongs
+    at `offset` of the file, to `digest`, after the zeros of a hole since `done`; the new `done`."""
+    while done < offset:  # a sparse member's hole reads back as zeros
+        step = min(offset - done, _BUFFER)
+        digest.update(bytes(step))
+        done += step
+    if size and address:
+        digest.update((c_char * size).from_address(address))
+    return max(done, offset + size)
 
 
 def _mark(executable: set[str], path: str, runnable: bool) -> None:

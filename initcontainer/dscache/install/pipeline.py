@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dscache.api.envnames import derived_name
 from dscache.api.names import VersionKey
 from dscache.api.spec import LINK_STRATEGY_IN_REF, DatasetCacheSpec, slot_clash
 from dscache.errors import DscacheError, InvalidInputError
@@ -56,6 +57,11 @@ class RefClashError(DscacheError):
     """The ref the install would write names versions pods could not link together (`ref_clash`)."""
 
 
+class EnvClashError(InvalidInputError):
+    """The ref the install would write gives two sources one environment variable (`env_clash`);
+    exit code 2, as `-f` refuses the same pair."""
+
+
 INSTALL_FAILURES = (
     RemoteError,
     LayoutError,
@@ -68,6 +74,7 @@ INSTALL_FAILURES = (
     ItemFailedError,
     RepublishedError,
     RefClashError,
+    EnvClashError,
 )
 """What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
 SMALL_ITEM = 1 << 20
@@ -133,12 +140,21 @@ def build_ref(spec: DatasetCacheSpec, name: str) -> Ref:
 
 def merge_ref(old: Ref | None, new: Ref) -> Ref:
     """Pure: `new` plus the entries of `old` for data types and sources `new` does not name (a ref
-    names one version per source: a new version of a source replaces the old one)."""
+    names one version per source: a new version of a source replaces the old one). A slot both name
+    keeps `old`'s per-item settings (`envName`, `link`): `new` comes from command-line flags, which
+    cannot express them, and dropping them would change what pods see (their variable, PerFile
+    links) without anyone asking; a `-f` install replaces the ref and sets them as its file says."""
     if old is None:
         return new
+    before = {(e.data_type, e.source): e for e in old.versions}
     slots = {(e.data_type, e.source) for e in new.versions}
     kept = [e for e in old.versions if (e.data_type, e.source) not in slots]
-    entries = sorted([*kept, *new.versions], key=lambda e: e.key)
+    added = [
+        e if (was := before.get((e.data_type, e.source))) is None
+        else replace(e, link_strategy=was.link_strategy, env=was.env)
+        for e in new.versions
+    ]  # fmt: skip
+    entries = sorted([*kept, *added], key=lambda e: e.key)
     return Ref(name=new.name, versions=entries, remote=new.remote, updated_at=new.updated_at)
 
 
@@ -157,6 +173,34 @@ def ref_clash(ref: Ref) -> str | None:
                     "exactly the versions it should name with install -f) (nothing was installed)"
                 )
     return None
+
+
+def env_clash(ref: Ref) -> str | None:
+    """Pure: why pods could not get one environment variable per source `ref` names (two sources whose
+    `envName`, or derived `DSCACHE_<DT>_<SRC>`, is the same: a spec refuses them, `prepare` would
+    refuse the ref, and nothing on the command line could change it), or None."""
+    seen: dict[str, VersionKey] = {}
+    for entry in ref.versions:
+        name = entry.env or derived_name(entry.key)
+        other = seen.setdefault(name, entry.key)
+        if other != entry.key:
+            return (
+                f"ref {ref.name} would name {entry.key} and {other}, and both get environment variable "
+                f"{name}: give one an envName in a DatasetCache file (install -f), or release one "
+                f"(dscache release --ref {ref.name}) (nothing was installed)"
+            )
+    return None
+
+
+def refuse_clashes(ref: Ref) -> None:
+    """Raise RefClashError (`ref_clash`) or EnvClashError (`env_clash`) when pods could not use every
+    version `ref` names."""
+    clash = ref_clash(ref)
+    if clash is not None:
+        raise RefClashError(clash)
+    same_env = env_clash(ref)
+    if same_env is not None:
+        raise EnvClashError(same_env)
 
 
 def unreferenced(old: Ref | None, new: Ref) -> list[VersionKey]:
@@ -572,9 +616,7 @@ def install(
     try:
         check_writable(cache, install_writes(missing, repair=bool(repair)))
         old, ref = target_ref(cache, spec, ref_name, merge)
-        clash = ref_clash(ref)
-        if clash is not None:
-            raise RefClashError(clash)
+        refuse_clashes(ref)
         if missing or not _same_ref(old, ref):
             with WriterLock(cache.lock_path, timeout=lock_timeout) as lock:
                 old, ref = target_ref(cache, spec, ref_name, merge)

@@ -19,8 +19,13 @@ Since someone may have (root overwriting bytes in place keeps the size), a publi
 `files` layout is hashed against its record's digest before it is linked or copied
 (`store/content.py`: sha256 of 100 MB in the page cache measured at 0.07-0.09 s, against about 1 s to
 download it at 800 Mbit/s): a file whose bytes differ is not shared, the item downloads instead and
-one warning names the damaged file and `install --repair`. The files an archive put into a version
-have no digest of their own (the record's is the archive's), so they are checked by type and size.
+one warning names the damaged file and `install --repair`. The same holds for the files an archive put
+into a version: extraction hashes each member as it writes it (`extract.Extracted.sha256`, kept in the
+items record's `extracted.fileSha256`), and each is hashed against that before the archive's tree is linked
+(measured on this machine, 4,000 files of 16 KiB in the page cache: 0.22 s to link them hashed, 0.10 s
+unhashed; extracting 262 MB, hashing while writing stayed within the noise of a shared machine,
+3.2-3.9 s against 3.4-4.5 s). An archive whose members have no recorded sha256 (extracted by an
+older dscache) cannot be checked and is downloaded, never linked.
 A link is made only when the published file has exactly dscache's mode (`store/modes.py`); a file
 whose mode someone changed is copied with that mode instead, so no version inherits the change. A
 link that the filesystem refuses (another filesystem, EXDEV; a link count at its limit; a hardened
@@ -123,9 +128,18 @@ def _digest_of(path: Path) -> str:
         raise _Unusable(f"{path}: {err.strerror}") from None
 
 
+def checkable(found: PublishedItem, kind: str) -> bool:
+    """Pure: whether the published item `found` may be shared for an item of `kind` ("file" or
+    "archive") as far as its record tells: a file always (its digest is checked before the link), an
+    archive only when the version holds its whole tree and a sha256 for each of its files."""
+    if kind != "archive":
+        return True
+    return found.extracted is not None and not Extracted.from_json(found.extracted).unhashed()
+
+
 def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, fence: Fence) -> ItemResult:
-    if found.extracted is None:
-        raise _Unusable(f"{found.version}: does not hold all of {found.name}")
+    if found.extracted is None or not checkable(found, item.kind):
+        raise _Unusable(f"{found.version}: does not hold all of {found.name}, each file with its sha256")
     extracted = Extracted.from_json(found.extracted)
     fence()
     work = staging.archive_attempt(item.name, new_token())
@@ -136,7 +150,8 @@ def _share_archive(found: PublishedItem, item: WorkItem, staging: StagingPaths, 
         runnable = set(extracted.executable)
         for rel, size in extracted.files.items():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            place(found.root / rel, work / rel, size=size, executable=rel in runnable)
+            digest = ("sha256", extracted.sha256[rel])
+            place(found.root / rel, work / rel, size=size, executable=rel in runnable, digest=digest)
         for rel, target in extracted.links.items():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(target, work / rel)

@@ -52,6 +52,7 @@ from dscache.install.pipeline import (
     install,
     install_error,
     no_space_message,
+    refuse_clashes,
     target_ref,
 )
 from dscache.install.progress import Sink
@@ -286,6 +287,7 @@ def install_share(
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
         check_writable(cache, install_writes([k for k in keys if not is_installed(cache, k)]))
+        refuse_clashes(target_ref(cache, spec, ref_name, merge)[1])
         published_all = all(is_installed(cache, k) for k in keys)
         if (published_all and teams.read_team(cache.control) is None) or not _join(
             cache, worker, keys, lock_timeout

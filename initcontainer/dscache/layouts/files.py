@@ -55,23 +55,42 @@ def file_and_directory(names: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def files_problem(where: str, names: Sequence[str]) -> str | None:
+    """Pure: why the files `names` (paths in a version at `where`, e.g. `s3://b/models/y/v1`) cannot be
+    one version's tree, as one line naming the file, or None. The one rule of `install` (which refuses
+    such a version before any transfer) and `ls-remote` (which offers it as not installable)."""
+    for name in sorted(names):
+        reason = path_problem(name)
+        if reason is None:
+            try:
+                check_rel_path(name)
+            except RemoteError as err:
+                reason = str(err)
+        if reason is not None:
+            return f"{where}: remote file {name!r} rejected: {reason}"
+    clash = file_and_directory(list(names))
+    if clash is not None:
+        file, below = clash
+        return (
+            f"{where}/{file} is a file and also the directory of {where}/{below}: "
+            "a version cannot hold both (rename or remove one of them)"
+        )
+    return None
+
+
 def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, base: str) -> VersionPlan:
-    """Pure: one item per remote file below `base`; refuses (LayoutError) paths that cannot be files
-    of one tree before anything is transferred."""
+    """Pure: one item per remote file below `base`; refuses (LayoutError, `files_problem`) paths that
+    cannot be files of one tree before anything is transferred."""
     prefix = f"{base}/" if base else ""
     items: list[WorkItem] = []
     for rf in sorted(listing, key=lambda f: f.path):
         if not rf.path.startswith(prefix):
             raise LayoutError(f"{where}: listing returned {rf.path!r} outside {prefix}")
+    problem = files_problem(where, [rf.path[len(prefix) :] for rf in listing])
+    if problem is not None:
+        raise LayoutError(problem)
+    for rf in sorted(listing, key=lambda f: f.path):
         name = rf.path[len(prefix) :]
-        reason = path_problem(name)
-        if reason is None:
-            try:
-                check_rel_path(rf.path)
-            except RemoteError as err:
-                reason = str(err)
-        if reason is not None:
-            raise LayoutError(f"{where}: remote file {name!r} rejected: {reason}")
         items.append(
             WorkItem(
                 kind="file",
@@ -84,13 +103,6 @@ def build_files_plan(key: VersionKey, listing: list[RemoteFile], where: str, bas
                 checksums=rf.checksums,
                 stated=stated_digests(sha256=rf.sha256, md5=rf.md5),
             )
-        )
-    clash = file_and_directory([item.name for item in items])
-    if clash is not None:
-        file, below = clash
-        raise LayoutError(
-            f"{where}/{file} is a file and also the directory of {where}/{below}: "
-            "a version cannot hold both (rename or remove one of them)"
         )
     if not items:
         raise LayoutError(f"version {key} not found: no files under {where}/")

@@ -17,16 +17,25 @@ How a listing is cut into versions (`<dataType>/<source>/<version>/...`, a sourc
   be a version (a README at the root) and hidden ones (a data type,
   source or version starting with '.': `.gitattributes`, `.git/`) belong to no version and are left
   out; a version whose names dscache refuses (`has space`, `ünï`) is offered with `refused`, the
-  reason, so that `ls-remote` shows it as not installable instead of hiding it.
+  reason, so that `ls-remote` shows it as not installable instead of hiding it; so is a files
+  version whose files `install` refuses (`layouts.files.files_problem`, one rule for both: a file
+  named like dscache's records, `.dscache-complete.json`, a file that is also a directory);
+- a directory holding the manifest is an archives version only when it is in no other archives
+  version and in no files version (`<dt>/<src>/<ver>`, cut as above, that holds files outside every
+  manifest directory): `models/y/v1/sub/mjthor_resource_file_to_size_mb.json` beside
+  `models/y/v1/a.txt` is one of the two files of `models/y=v1`, not a version `models/y/v1=sub`.
+  Without the sources named, a file directly in `objects/objaverse/part1/` thus makes that a files
+  version (`objects/objaverse=part1`): name the source (`DT/SRC` or `-f`) to cut it right.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
+from dscache.layouts.files import files_problem
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
 from dscache.layouts.published import unfinished_publish
 from dscache.remotes.base import RemoteFile
@@ -77,13 +86,30 @@ def _archive_dirs(listing: Iterable[RemoteFile]) -> dict[str, Triple]:
     return found
 
 
-def _inside(folder: str, dirs: dict[str, Triple]) -> bool:
+def _inside(folder: str, dirs: Mapping[str, object] | set[str]) -> bool:
     """Whether `folder` is one of `dirs` or below one (a lookup per ancestor, not per dir)."""
     while folder:
         if folder in dirs:
             return True
         folder = folder.rpartition("/")[0]
     return False
+
+
+def _outermost(
+    files: list[RemoteFile], candidates: dict[str, Triple], known: dict[str, list[str]]
+) -> dict[str, Triple]:
+    """The archives versions among `candidates`: not those below another one (a manifest inside an
+    archives version is one of its files), nor those inside a files version, a directory
+    `<dt>/<src>/<ver>` (cut as `_files_key` cuts) that holds files outside every candidate (a
+    manifest in `models/y/v1/sub/` beside `models/y/v1/a.txt` is a file of `models/y=v1`)."""
+    top = {d: t for d, t in candidates.items() if not _inside(d.rpartition("/")[0], candidates)}
+    roots: set[str] = set()
+    for rf in files:
+        if not _inside(rf.path.rpartition("/")[0], top):
+            key = _files_key(rf.path, known)
+            if key is not None:
+                roots.add("/".join(key))
+    return {d: t for d, t in top.items() if not _inside(d.rpartition("/")[0], roots)}
 
 
 def _files_key(path: str, known: dict[str, list[str]]) -> Triple | None:
@@ -97,15 +123,18 @@ def _files_key(path: str, known: dict[str, list[str]]) -> Triple | None:
     return _triple(segs[0], segs[1], segs[2]) if len(segs) >= 4 else None
 
 
-def _offered(triple: Triple, layout: Layout, files: int, size: int, *, incomplete: bool) -> Offered:
-    """The version `triple` names, or, when dscache refuses a name, the same marked `refused`."""
+def _offered(
+    triple: Triple, layout: Layout, files: int, size: int, *, incomplete: bool, problem: str | None
+) -> Offered:
+    """The version `triple` names, or, when dscache refuses a name, the same marked `refused`; a files
+    version whose files `install` would refuse (`problem`, `files.files_problem`) is marked too."""
     try:
         key = VersionKey(*triple)
     except NameError_ as err:
         return Offered(
             None, triple[2], layout, files, size, names=triple[:2], refused=str(err), incomplete=incomplete
         )
-    return Offered(key, key.version, layout, files=files, bytes=size, incomplete=incomplete)
+    return Offered(key, key.version, layout, files=files, bytes=size, incomplete=incomplete, refused=problem)
 
 
 def offered_versions(
@@ -117,7 +146,7 @@ def offered_versions(
     known: dict[str, list[str]] = {}
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)
-    archive_dirs = _archive_dirs(files) if layout != "Files" else {}
+    archive_dirs = _outermost(files, _archive_dirs(files), known) if layout != "Files" else {}
     totals: dict[tuple[Triple, Layout], list[int]] = {}
     names: dict[Triple, list[str]] = {}  # files versions: paths inside the version
     for rf in files:
@@ -136,8 +165,16 @@ def offered_versions(
         count[0] += 1
         count[1] += rf.size
     broken = {k for k, inside in names.items() if layout != "Files" and unfinished_publish(inside)}
+    problems = {k: files_problem("/".join(k), inside) for k, inside in names.items() if k not in broken}
     return [
-        _offered(triple, "Archives" if triple in broken else kind, n, size, incomplete=triple in broken)
+        _offered(
+            triple,
+            "Archives" if triple in broken else kind,
+            n,
+            size,
+            incomplete=triple in broken,
+            problem=problems.get(triple) if kind == "Files" else None,
+        )
         for (triple, kind), (n, size) in sorted(totals.items(), key=lambda e: (e[0][0], e[0][1]))
         if layout != "Archives" or kind == "Archives" or triple in broken
     ]

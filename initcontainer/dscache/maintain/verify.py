@@ -6,11 +6,12 @@ is cheap enough to run after every install (`install` warns about damaged presen
 changed in place keep the size; finding them means reading every byte (`content=True`, `dscache
 verify --content`): sha256 runs at 0.07-0.09 s per 100 MB in the page cache (`store/content.py`), so
 a cache of several TB takes hours, bound by the disk's read rate. Hence sizes and modes by default,
-content on request. Only the `files` layout has a digest per file (the items record,
-`store/shares.py`); the files an archive put into a version have none of their own (the record's
-digest is the archive's), so they are checked by size only, and so are the files dscache wrote beside
-the items (the remote's manifests, extraction flags). A check counts each kind (`VersionCheck`), so
-`verify --content` states per version what it hashed and what it checked by size only.
+content on request. The items record (`store/shares.py`) has a digest per file of the `files`
+layout, and the sha256 of each file an archive put into a version (hashed while it was extracted,
+kept for archives whose whole tree the version holds); members without one (extracted by an older
+dscache, or of an archive a later one partly replaced) are checked by size only, and so are the files
+dscache wrote beside the items (the remote's manifests, extraction flags). A check counts each kind
+(`VersionCheck`), so `verify --content` states per version what it hashed and what it checked by size only.
 
 A file is "changed" when its size or type differs from the inventory, or when the inventory lists it
 executable and no execute bit is left on disk (scripts would fail with "Permission denied"). A path
@@ -82,7 +83,8 @@ class VersionCheck:
     unhashed: int = 0
     """Files that have no digest of their own: checked by size only (`members` + `others`)."""
     members: int = 0
-    """Of `unhashed`, the files archives put into the version (the record's digest is the archive's)."""
+    """Of `unhashed`, the files archives put into the version with no sha256 of their own (extracted by
+    an older dscache, which recorded only the archive's digest)."""
     others: int = 0
     """Of `unhashed`, the rest: files dscache wrote beside the items (the remote's manifests, extraction
     flags), members of an archive whose tree the items record does not keep (a later archive replaced
@@ -204,6 +206,10 @@ def check_content(root: Path, check: VersionCheck, files: dict[str, int]) -> Non
         {item.name: expected_digest(item.sha256, item.md5) for item in items} if layout == "files" else {}
     )
     members = {path for item in items if item.extracted for path in item.extracted.get("files", {})}
+    for item in items:
+        if layout == "archives" and item.extracted:
+            sums = dict(item.extracted.get("fileSha256", {}))
+            digests.update({path: ("sha256", str(hex_).lower()) for path, hex_ in sums.items()})
     reported = {*check.missing, *check.changed, *check.unreadable}
     check.content = True
     for path in sorted(files):

@@ -28,6 +28,7 @@ from dscache.prepare.waiting import WaitResult, wait_published
 from dscache.store.atomic import write_bytes_atomic
 from dscache.store.paths import CachePaths
 from dscache.store.records import read_complete, read_ref
+from dscache.store.refgaps import refuse_gaps
 
 
 class PrepareTimeoutError(WaitTimeoutError):
@@ -99,8 +100,10 @@ def _wanted(request: PrepareRequest, cache: CachePaths, links: Path) -> list[Wan
         if ref is None:
             return None
         wanted = from_ref(ref)
-    else:
-        wanted = from_versions(list(request.versions))
+        build_env(links, wanted)
+        refuse_gaps(cache, ref)  # a version nothing will publish: fail now, not after the whole wait
+        return wanted
+    wanted = from_versions(list(request.versions))
     build_env(links, wanted)
     return wanted
 

@@ -10,14 +10,15 @@ bytes that are not what a record says. Shape (schema 1):
 {"schema": 1, "layout": "files" | "archives",
  "items": {NAME: {"size": BYTES, "sha256": HEX | null, "md5": HEX | null,
                   "extracted": {"files": {PATH: BYTES}, "links": {PATH: TARGET}, "dirs": [PATH],
-                                "executable": [PATH]}}}}
+                                "executable": [PATH], "fileSha256": {PATH: HEX}}}}}
 ```
 
 NAME is a file's path in the version (`files` layout) or an archive's name (`archives` layout). The
 digests are those of the bytes that were transferred, computed while they streamed (sha256 always,
 md5 when the remote vouched for one and no sha256 was published or vouched, see
 `install.digests.wanted`), never what a listing claimed. `extracted` (archives only) is what the
-archive put into the version; it is left out when a later archive replaced one of its files or
+archive put into the version, with the sha256 of each file's bytes as extracted (absent in records of
+an older dscache); it is left out when a later archive replaced one of its files or
 symlinks, since the version then no longer holds the whole archive's tree.
 """
 

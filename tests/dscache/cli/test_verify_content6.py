@@ -1,6 +1,7 @@
 """`verify --content` states per version what it checked: files hashed against the digest recorded at
-install, and files it could check by size only (archive members have no digest of their own; nor
-have the manifests and extraction flags dscache writes beside them), in the table and in --json."""
+install (archive members included: extraction records each one's sha256), and files it could check
+by size only (the manifests and extraction flags dscache writes beside them, and the members of an
+archive extracted by a dscache that did not hash them), in the table and in --json."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 from pathlib import Path
 
 from dscache.api.names import VersionKey
-from dscache.store.paths import CachePaths
+from dscache.store.paths import ITEMS, CachePaths
 from tests.dscache.cli.cli_helpers import run
 from tests.factories import make_tree, publish_archives
 
@@ -36,8 +37,7 @@ def test_the_table_says_per_version_what_was_hashed_and_what_only_by_size(tmp_pa
     # and the two molmospaces metadata files
     assert result.out.splitlines()[:2] == [
         f"ok       {FILES}  (content: 3 file(s) hashed)",
-        f"ok       {ARCHIVES}  (content: 0 file(s) hashed; by size only: 2 archive member(s), "
-        "4 other file(s))",
+        f"ok       {ARCHIVES}  (content: 2 file(s) hashed; by size only: 4 other file(s))",
     ]
     assert run("verify", "--cache", str(cache)).out.splitlines()[:2] == [
         f"ok       {FILES}",
@@ -52,9 +52,9 @@ def test_json_says_per_version_what_was_hashed_and_what_only_by_size(tmp_path: P
     assert content == {
         str(FILES): {"hashedFiles": 3, "notReadFiles": 0, "archiveMembersBySize": 0, "otherFilesBySize": 0},
         str(ARCHIVES): {
-            "hashedFiles": 0,
+            "hashedFiles": 2,
             "notReadFiles": 0,
-            "archiveMembersBySize": 2,
+            "archiveMembersBySize": 0,
             "otherFilesBySize": 4,
         },
     }
@@ -71,4 +71,23 @@ def test_a_file_already_reported_is_counted_as_not_read(tmp_path: Path) -> None:
     assert (
         f"DIFFERS  {FILES}  (content: 2 file(s) hashed; 1 already reported, not read)"
         in result.err.splitlines()
+    )
+
+
+def test_members_an_older_dscache_extracted_without_a_sha256_are_checked_by_size(tmp_path: Path) -> None:
+    cache = _cache(tmp_path)
+    root = CachePaths(cache).version_dir(ARCHIVES)
+    record = json.loads((root / ITEMS).read_text())
+    for item in record["items"].values():
+        del item["extracted"]["fileSha256"]  # as an older dscache wrote it
+    os.chmod(root, 0o755)
+    os.chmod(root / ITEMS, 0o644)
+    (root / ITEMS).write_text(json.dumps(record))
+    os.chmod(root / ITEMS, 0o444)
+    os.chmod(root, 0o555)
+    result = run("verify", "--cache", str(cache), "--content")
+    assert result.code == 0
+    assert result.out.splitlines()[1] == (
+        f"ok       {ARCHIVES}  (content: 0 file(s) hashed; by size only: 2 archive member(s), "
+        "4 other file(s))"
     )

@@ -182,3 +182,55 @@ def test_memory_stays_flat_however_big_the_archive(tmp_path: Path) -> None:
     )
     assert (dest / "big.bin").stat().st_size == 64 << 20
     assert int(out.stdout) < 24, f"peak RSS grew by {out.stdout.strip()} MB while extracting"
+
+
+HELLO_SHA256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_each_regular_file_gets_the_sha256_of_its_bytes_hardlinks_included(tmp_path: Path) -> None:
+    import tarfile
+
+    def info(name: str, kind: bytes, size: int = 0, link: str = "") -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.size, ti.linkname, ti.mode = kind, size, link, 0o644
+        return ti
+
+    data = tar_zst(
+        [
+            (info("a/x.txt", tarfile.REGTYPE, 5), b"hello"),
+            (info("a/empty", tarfile.REGTYPE, 0), b""),
+            (info("a/hard", tarfile.LNKTYPE, link="a/x.txt"), None),
+            (info("b/link", tarfile.SYMTYPE, link="../a/x.txt"), None),
+        ]
+    )
+    result = extract_stream(_chunks(data, 7), tmp_path, "good.tar.zst")
+    assert result.sha256 == {"a/x.txt": HELLO_SHA256, "a/empty": EMPTY_SHA256, "a/hard": HELLO_SHA256}
+    assert result.unhashed() == []
+
+
+def test_a_sparse_members_holes_are_hashed_as_the_zeros_they_read_back_as(tmp_path: Path) -> None:
+    import hashlib
+
+    import zstandard
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sparse = src / "holes.bin"
+    with open(sparse, "wb") as fh:
+        fh.write(b"head")
+        fh.seek(3 << 20)
+        fh.write(b"middle")
+        fh.truncate(5 << 20)  # ends in a hole
+    tar = tmp_path / "s.tar"
+    subprocess.run(
+        ["tar", "--sparse", "--format=gnu", "-cf", str(tar), "-C", str(src), "holes.bin"], check=True
+    )
+    data = zstandard.ZstdCompressor().compress(tar.read_bytes())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = extract_stream(_chunks(data, 1 << 16), dest, "sparse.tar.zst")
+    want = hashlib.sha256(sparse.read_bytes()).hexdigest()
+    assert (dest / "holes.bin").read_bytes() == sparse.read_bytes()
+    assert result.files == {"holes.bin": 5 << 20}
+    assert result.sha256 == {"holes.bin": want}

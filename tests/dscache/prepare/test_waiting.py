@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from dscache.api.names import parse_version_arg
 from dscache.prepare.request import from_versions
@@ -36,8 +37,15 @@ def test_missing_ref_times_out_with_its_name(dirs: Dirs) -> None:
     assert "ref 'team.train' does not exist" in result.err
 
 
+def installer_started(cache: Path, version: str) -> None:
+    """What an install leaves while it fetches `version`: its staging dir (a ref naming a version that
+    is neither published nor being installed fails at once, `store/refgaps.py`)."""
+    CachePaths(cache).staging_dir(parse_version_arg(version)).mkdir(parents=True)
+
+
 def test_waits_until_the_installer_publishes(dirs: Dirs) -> None:
     write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v1")])
+    installer_started(dirs.cache, "objects/thor=v1")
     timer = threading.Timer(0.5, lambda: publish_version(dirs.cache, "objects/thor=v1", {"f": b"late"}))
     timer.start()
     try:
@@ -50,6 +58,7 @@ def test_waits_until_the_installer_publishes(dirs: Dirs) -> None:
 
 def test_follows_a_ref_that_moves_while_waiting(dirs: Dirs) -> None:
     write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v-never")])
+    installer_started(dirs.cache, "objects/thor=v-never")
 
     def move() -> None:
         publish_version(dirs.cache, "objects/thor=v2", {"f": b"2"})
@@ -67,6 +76,7 @@ def test_follows_a_ref_that_moves_while_waiting(dirs: Dirs) -> None:
 
 def test_the_wait_is_logged_at_once_and_every_30_s_naming_what_is_missing(dirs: Dirs) -> None:
     write_ref(dirs.cache, "pod", [RefEntry("objects", "thor", "v1")])
+    installer_started(dirs.cache, "objects/thor=v1")
     timer = threading.Timer(0.5, lambda: publish_version(dirs.cache, "objects/thor=v1", {"f": b"late"}))
     timer.start()
     try:
