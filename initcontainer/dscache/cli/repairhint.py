@@ -61,24 +61,31 @@ def _flags_keep(ref: Ref, key: VersionKey, remote: str, layout: str) -> bool:
     return merge_ref(ref, build_ref(spec, ref.name)).versions == ref.versions
 
 
-def _remote_of(record: CompleteRecord | None, refs: list[Ref]) -> tuple[str, str] | None:
-    """(remote, layout) of the version: its record's, else (record unreadable) that of the one ref
-    naming it that lists a single remote, layout archives; None when unknown."""
+def _remote_of(record: CompleteRecord | None, refs: list[Ref], layout: str) -> tuple[str, str] | None:
+    """(remote, layout) of the version: its record's, else (record unreadable) the remote of the refs
+    naming it when they list one single remote, with `layout`; None when unknown."""
     if record is not None:
         return record.remote, record.layout
     remotes = {r.remote for r in refs if r.remote and ", " not in r.remote}
-    return (remotes.pop(), "archives") if len(remotes) == 1 else None
+    return (remotes.pop(), layout) if len(remotes) == 1 else None
 
 
 def repair_hint(
-    cache_root: Path, key: VersionKey, record: CompleteRecord | None, refs: list[Ref], *, content: bool
+    cache_root: Path,
+    key: VersionKey,
+    record: CompleteRecord | None,
+    refs: list[Ref],
+    *,
+    content: bool,
+    layout: str = "archives",
 ) -> RepairHint:
     """Pure but for parsing the remote as the flags would: the command that repairs `key` (its
-    completion `record`, None if unreadable) without creating or changing a ref; `refs`: every
-    readable ref of the cache; `content`: verify hashed the files (the repair must too)."""
+    completion `record`, None if unreadable: then `layout` is the one its items record names) without
+    creating or changing a ref; `refs`: every readable ref of the cache; `content`: verify hashed the
+    files (the repair must too)."""
     tail = ["--repair", *(["--content"] if content else [])]
     naming = [r for r in refs if any(e.key == key for e in r.versions)]
-    origin = _remote_of(record, naming)
+    origin = _remote_of(record, naming, layout)
     for ref in naming:
         if origin is not None and ref.origin != "file" and _flags_keep(ref, key, *origin):
             others = [r.name for r in naming if r is not ref]

@@ -140,19 +140,24 @@ def _hints(
     from dscache.api.names import NameError_
     from dscache.cli.repairhint import repair_hint
     from dscache.store.records import scan_refs
+    from dscache.store.shares import read_items
 
-    keys = list(bad)
+    layouts = dict.fromkeys(bad, "")
     for where in damaged_dirs:
         parts = where.relative_to(cache.root).parts
         try:
-            keys.append(VersionKey(parts[0], "/".join(parts[1:-1]), parts[-1]))
+            key = VersionKey(parts[0], "/".join(parts[1:-1]), parts[-1])
         except (NameError_, IndexError):
             continue
-    if not keys:
+        layouts[key] = read_items(key, where)[0]  # the items record says it (the other record cannot)
+    if not layouts:
         return {}
     refs = scan_refs(cache).refs
     by_key = {r.key: r for r in records}
-    return {k: repair_hint(cache.root, k, by_key.get(k), refs, content=content) for k in keys}
+    return {
+        k: repair_hint(cache.root, k, by_key.get(k), refs, content=content, layout=layout or "archives")
+        for k, layout in layouts.items()
+    }
 
 
 def _hint_json(hint: RepairHint | None) -> dict[str, str] | None:

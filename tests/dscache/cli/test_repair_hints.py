@@ -147,3 +147,39 @@ def test_the_release_an_unreadable_ref_error_suggests_runs_and_drops_only_it(tmp
     _run_suggested(command)
     assert _refs(cache) == {"default.json": _refs(cache)["default.json"]}
     assert CachePaths(cache).version_dir(KEY).is_dir()
+
+
+def test_a_version_whose_record_is_unreadable_gets_a_repair_from_its_ref(tmp_path: Path) -> None:
+    remote, cache = _files_remote(tmp_path), tmp_path / "cache"
+    install = ["install", "--cache", str(cache), "--source", remote.as_uri(), "--layout", "Files"]
+    assert run(*install, "--version", str(KEY), "--ref", "exp").code == 0
+    (CachePaths(cache).version_dir(KEY) / ".dscache-complete.json").write_text("{")
+    refs = _refs(cache)
+    text = run("verify", "--cache", str(cache))
+    assert text.code == 1 and "DAMAGED  " in text.err
+    command = (
+        f"dscache install --cache {cache} --source {remote.as_uri()} --layout Files --version {KEY} "
+        "--ref exp --repair"
+    )
+    assert f"  {KEY}: {command}\n" in text.err
+    report = json.loads(run("verify", "--cache", str(cache), "--json").out)
+    assert report["damagedRepairs"] == [{"version": str(KEY), "command": command, "note": ""}]
+    _run_suggested(command)
+    assert _refs(cache) == refs
+    assert run("verify", "--cache", str(cache)).code == 0
+
+
+def test_the_removal_an_install_from_another_remote_suggests_runs_and_lets_it_install(tmp_path: Path) -> None:
+    first, second, cache = tmp_path / "first", tmp_path / "second", tmp_path / "a cache"
+    for i, remote in enumerate((first, second)):
+        publish_archives(make_tree(tmp_path / f"t{i}", {"a.bin": 500 + i}), remote, KEY, 8192)
+    assert run("install", "--cache", str(cache), "--source", first.as_uri(), "--version", str(KEY)).code == 0
+    again = ["install", "--cache", str(cache), "--source", second.as_uri(), "--version", str(KEY)]
+    warned = run(*again)
+    assert warned.code == 0 and "is already present, installed from" in warned.err
+    command = warned.err.partition("remove it first (")[2].partition(" removes it")[0]
+    _run_suggested(command)
+    assert not CachePaths(cache).version_dir(KEY).exists()
+    assert run(*again).code == 0
+    record = json.loads((CachePaths(cache).version_dir(KEY) / ".dscache-complete.json").read_text())
+    assert record["remote"] == second.as_uri()
