@@ -123,3 +123,16 @@ def test_dry_run_says_the_install_would_fail_on_a_ref_naming_clashing_sources(tm
     [error] = [line.removeprefix("dscache: error: ") for line in real.err.splitlines() if "error" in line]
     assert error.startswith("ref default would name objects/toys=v1 and objects/TOYS=v1")
     assert report["wouldFail"] == [error]
+
+
+def test_repair_dry_run_names_the_files_the_repair_would_remove(tmp_path: Path) -> None:
+    argv, cache = _damaged(tmp_path)
+    (CachePaths(cache).version_dir(KEY) / "mine.txt").write_text("put there by hand")
+    before = _snapshot(cache)
+    dry = run("install", "--repair", "--dry-run", *argv)
+    assert dry.code == 0
+    assert (
+        f"dscache: warning: --repair would replace {KEY} with a fresh copy of what the remote has: the 1 "
+        "file(s) in it that dscache did not install would be removed with the damaged copy (mine.txt)"
+    ) in dry.err
+    assert _snapshot(cache) == before
