@@ -35,6 +35,7 @@ from dscache.api.sizes import parse_size
 from dscache.api.syspaths import mount_path_refusal
 from dscache.api.unsafeenv import refusal as env_name_refusal
 from dscache.api.urls import ENDPOINT_EXAMPLE, HTTP_FILES, display_url, endpoint_refusal, hide_userinfo
+from dscache.api.versionorder import KEEP_RULE
 from dscache.errors import InvalidInputError
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
@@ -374,7 +375,7 @@ class Install(PodSettings):
 class Retention(_Model):
     """What happens to versions no longer referenced."""
 
-    keep: int = Field(2, ge=0, le=1000, description="Unreferenced versions kept per source (newest first).")
+    keep: int = Field(2, ge=0, le=1000, description=f"Unreferenced versions kept per source: {KEEP_RULE}.")
     on_delete: Literal["Retain", "Delete"] = Field(
         "Retain", description="On deletion of the DatasetCache: keep the data, or remove its versions."
     )

@@ -7,6 +7,14 @@ it began that a rerun resumes (`staging.best_partial`: partials of the very obje
 now; beside them, what the staging dir holds on disk as `dscache status` counts it, `store.staged`,
 so the two numbers are told apart), which items a published version holds the bytes of
 (`store.shares`: linked, not fetched), what the ref holds.
+It says what the install would say of the versions it finds present, in the same words: a version
+recorded from another remote or layout (`install.provenance`), a version that fails `verify` (the
+repair hint), and why the install would fail (a ref naming clashing sources, a directory dscache did
+not create at a version's path, too little space).
+With `--repair` (`plan_dry_run(repair=...)`, the versions `install.damaged_versions` picks) it previews
+the repair: per damaged version, the intact items the fresh copy would link from it (`share.intact`;
+the real run also checks each reused file against its recorded digest, and fetches one that fails),
+those shared with other versions, and the items and bytes it would fetch again.
 It takes no lock and creates nothing, not even the cache directory: so its answer is a snapshot, and a
 concurrent installer may change it.
 """
@@ -14,6 +22,7 @@ concurrent installer may change it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,20 +38,23 @@ from dscache.install.pipeline import (
     EnvClashError,
     RefClashError,
     default_remote_factory,
+    env_clash,
     plan_version,
-    refuse_clashes,
+    ref_clash,
     revision_per_version,
     target_ref,
     with_hf_revision,
 )
-from dscache.install.share import checkable
+from dscache.install.provenance import differences
+from dscache.install.share import checkable, intact
 from dscache.install.space import Need, Room, allocated, room, shortage, version_need
 from dscache.install.staging import StagingPaths, best_partial
 from dscache.layouts.plan import LayoutError
 from dscache.remotes.base import Remote, RemoteError
+from dscache.store.ownership import occupant_problem
 from dscache.store.paths import CachePaths
 from dscache.store.records import is_installed
-from dscache.store.shares import ShareIndex
+from dscache.store.shares import ShareIndex, read_items
 from dscache.store.staged import Tally, tally
 
 
@@ -75,14 +87,21 @@ class VersionFetch:
     """What the version's staging dir holds, on disk, as `dscache status` counts it (`store.staged`):
     it differs from `bytes_staged` (download bytes) by what a rerun does not reuse, and because an
     archive is counted there at its extracted size."""
+    repair: bool = False
+    """A published version `--repair` would publish afresh (it fails verify)."""
+    items_reused: int = 0
+    """A repair: intact items the fresh copy links from the damaged one (not fetched)."""
+    bytes_reused: int = 0
+    warnings: tuple[str, ...] = ()
+    """What the install would warn about this present version, word for word."""
 
     @property
     def items_to_fetch(self) -> int:
-        return self.items - self.items_staged - self.items_shared
+        return self.items - self.items_staged - self.items_shared - self.items_reused
 
     @property
     def bytes_to_fetch(self) -> int:
-        return self.bytes - self.bytes_staged - self.bytes_shared
+        return self.bytes - self.bytes_staged - self.bytes_shared - self.bytes_reused
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,8 @@ class DryRun:
     ref_change: str  # "create", "update" or "none"
     versions: list[VersionFetch]
     room: Room | None  # the cache's file system (of its nearest existing parent)
+    failures: list[str] = field(default_factory=list)
+    """Why the install would fail before fetching, in its words (the space check is `room`'s)."""
 
     @property
     def free_bytes(self) -> int | None:
@@ -113,15 +134,27 @@ class DryRun:
             "freeBytes": self.free_bytes,
             "freeInodes": None if self.room is None else self.room.inodes,
             "blockSize": None if self.room is None else self.room.block,
+            "wouldFail": self.would_fail(),
         }
+
+    def would_fail(self) -> list[str]:
+        """Why the install would fail: `failures`, then too little space, if so."""
+        problem = None if self.room is None else shortage(_total_need(self), self.room)
+        return [*self.failures, *([] if problem is None else [problem])]
 
 
 def _version_json(v: VersionFetch) -> dict[str, Any]:
     if v.published:
-        return {"version": str(v.key), "state": "published", "itemsToFetch": 0, "bytesToFetch": 0}
+        return {
+            "version": str(v.key),
+            "state": "published",
+            "itemsToFetch": 0,
+            "bytesToFetch": 0,
+            "warnings": list(v.warnings),
+        }
     return {
         "version": str(v.key),
-        "state": "missing",
+        "state": "repair" if v.repair else "missing",
         "revision": v.revision,
         "items": v.items,
         "bytes": v.bytes,
@@ -132,8 +165,11 @@ def _version_json(v: VersionFetch) -> dict[str, Any]:
         "partialFilesInStaging": v.in_staging.partial,
         "itemsShared": v.items_shared,
         "bytesShared": v.bytes_shared,
+        "itemsReused": v.items_reused,
+        "bytesReused": v.bytes_reused,
         "itemsToFetch": v.items_to_fetch,
         "bytesToFetch": v.bytes_to_fetch,
+        "warnings": list(v.warnings),
     }
 
 
@@ -151,14 +187,26 @@ def _fetch(
     revision: str | None,
     *,
     block: int,
+    repair: Mapping[VersionKey, frozenset[str] | None],
 ) -> VersionFetch:
+    """What installing `key` would transfer; with `key` in `repair` (its damaged paths), what
+    repairing it would (`InstallRun._reuse`: its intact items are linked, not fetched)."""
     plan = plan_version(remote, spec, key)
     staging = StagingPaths(cache.staging_dir(key))
     logged = digestlog.load(staging.root)
     staged = [d for d in (item_done(staging, item, logged, rehash=False) for item in plan.items) if d]
     done_bytes = sum(r.size for r in staged)
     rest = [item for item in plan.items if item.name not in {r.item.name for r in staged}]
-    index = ShareIndex.load(cache) if any(item.stated for item in rest) else ShareIndex()
+    reused = []
+    if key in repair:
+        held = {found.name: found for found in read_items(key, cache.version_dir(key))[1]}
+        reused = [
+            item
+            for item in rest
+            if (found := held.get(item.name)) is not None and intact(found, item, repair[key])
+        ]
+        rest = [item for item in rest if item not in reused]
+    index = ShareIndex.load(cache, exclude=repair) if any(item.stated for item in rest) else ShareIndex()
     shared = [
         item
         for item in rest
@@ -174,7 +222,8 @@ def _fetch(
         )
         if found is not None
     ]
-    need = version_need(plan, block, {r.item.name for r in staged} | {item.name for item in shared})
+    linked = {item.name for item in shared} | {item.name for item in reused}
+    need = version_need(plan, block, {r.item.name for r in staged} | linked)
     return VersionFetch(
         key,
         published=False,
@@ -191,15 +240,27 @@ def _fetch(
         items_shared=len(shared),
         bytes_shared=shared_bytes,
         in_staging=tally(staging.root),
+        repair=key in repair,
+        items_reused=len(reused),
+        bytes_reused=sum(item.expected_bytes for item in reused),
     )
 
 
-def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge: bool = False) -> DryRun:
-    """What `install(spec, cache_root, ref_name, merge=merge)` would do now. Raises RemoteError,
-    LayoutError or RefError (merging into an unreadable ref)."""
+def plan_dry_run(
+    spec: DatasetCacheSpec,
+    cache_root: Path,
+    ref_name: str,
+    merge: bool = False,
+    repair: Mapping[VersionKey, frozenset[str] | None] | None = None,
+) -> DryRun:
+    """What `install(spec, cache_root, ref_name, merge=merge, repair=repair)` would do now. Raises
+    RemoteError, LayoutError or RefError (merging into an unreadable ref)."""
+    from dscache.cli.install import repair_hint
+
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
-    missing = [k for k in keys if not is_installed(cache, k)]
+    repair = {k: v for k, v in (repair or {}).items() if k in keys}
+    missing = [k for k in keys if k in repair or not is_installed(cache, k)]
     fetched: dict[VersionKey, VersionFetch] = {}
     space = room(cache_root)
     block = 4096 if space is None else space.block
@@ -207,7 +268,9 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         for key in missing:
             remote = default_remote_factory(with_hf_revision(spec, key.version))
             try:
-                fetched[key] = _fetch(cache, remote, spec, key, remote.resolve_revision(), block=block)
+                fetched[key] = _fetch(
+                    cache, remote, spec, key, remote.resolve_revision(), block=block, repair=repair
+                )
             finally:
                 _close(remote)
     elif missing:
@@ -215,11 +278,14 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         try:
             revision = remote.resolve_revision()
             for key in missing:
-                fetched[key] = _fetch(cache, remote, spec, key, revision, block=block)
+                fetched[key] = _fetch(cache, remote, spec, key, revision, block=block, repair=repair)
         finally:
             _close(remote)
     old, new = target_ref(cache, spec, ref_name, merge)
-    refuse_clashes(new)
+    clash = ref_clash(new)
+    same_env = env_clash(new) if clash is None else None
+    if same_env is not None:  # refused as the install refuses it; a ref clash is a failure it predicts
+        raise EnvClashError(same_env)
     change = (
         "create"
         if old is None
@@ -227,26 +293,44 @@ def plan_dry_run(spec: DatasetCacheSpec, cache_root: Path, ref_name: str, merge:
         if (old.versions, old.remote) == (new.versions, new.remote)
         else "update"
     )
-    versions = [fetched.get(k, VersionFetch(k, published=True)) for k in keys]
-    return DryRun(spec.source.display_url(), ref_name, change, versions, space)
+    versions = [
+        fetched.get(k)
+        or VersionFetch(
+            k,
+            published=True,
+            warnings=(*differences(cache, spec, [k]), *filter(None, [repair_hint(k, cache_root)])),
+        )
+        for k in keys
+    ]
+    failures = [clash] if clash is not None else []
+    failures += [p for p in (occupant_problem(cache, k) for k in missing) if p is not None]
+    return DryRun(spec.source.display_url(), ref_name, change, versions, space, failures)
 
 
 def render_text(result: DryRun) -> list[str]:
-    """The human report: one line per version, then the totals."""
+    """The human report: one line per version (and the warnings the install would give), then the
+    totals."""
     lines = [f"dry run (nothing written): {result.remote}"]
     for v in result.versions:
         if v.published:
             lines.append(f"  {v.key}: published, nothing to fetch")
+            lines += [f"    the install would warn: {w}" for w in v.warnings]
             continue
         kept = [f"{v.items_staged} item(s) finished"] if v.items_staged else []
         kept += [f"{v.partial_files} partial file(s) to resume"] if v.partial_files else []
         staged = f" ({format_size(v.bytes_staged)} already in staging: {', '.join(kept)})" if kept else ""
         staged += _not_reused(v)
+        if v.items_reused:
+            staged += (
+                f" ({v.items_reused} intact item(s), {format_size(v.bytes_reused)}, linked from the "
+                "damaged copy)"
+            )
         if v.items_shared:
             staged += f" ({v.items_shared} item(s) linked from published versions)"
         revision = f" at {v.revision}" if v.revision else ""
+        action = "repair: " if v.repair else ""
         lines.append(
-            f"  {v.key}{revision}: {v.items_to_fetch} of {v.items} item(s), "
+            f"  {v.key}{revision}: {action}{v.items_to_fetch} of {v.items} item(s), "
             f"{format_size(v.bytes_to_fetch)} to fetch{staged}"
         )
     summary = result.to_json()
@@ -260,9 +344,7 @@ def render_text(result: DryRun) -> list[str]:
         f"needs about {disk} on disk ({content} of content, {summary['inodesNeeded']} files and "
         f"directories){free}"
     )
-    problem = None if space is None else shortage(_total_need(result), space)
-    if problem is not None:
-        lines.append(f"the install would fail: {problem}")
+    lines += [f"the install would fail: {problem}" for problem in result.would_fail()]
     lines.append(
         f"ref {result.ref}: "
         + {"create": "would be created", "update": "would be updated"}.get(result.ref_change, "unchanged")
@@ -299,11 +381,17 @@ def _not_reused(v: VersionFetch) -> str:
 
 
 def run_dry(
-    spec: DatasetCacheSpec, cache_root: Path, ref_name: str, *, as_json: bool, merge: bool = False
+    spec: DatasetCacheSpec,
+    cache_root: Path,
+    ref_name: str,
+    *,
+    as_json: bool,
+    merge: bool = False,
+    repair: Mapping[VersionKey, frozenset[str] | None] | None = None,
 ) -> int:
     """The `--dry-run` command: print the plan (one JSON document with --json); exit code."""
     try:
-        result = plan_dry_run(spec, cache_root, ref_name, merge)
+        result = plan_dry_run(spec, cache_root, ref_name, merge, repair)
     except (RemoteError, LayoutError, RefClashError, EnvClashError) as err:
         return output.error(str(err), exit_code(err))
     if as_json:

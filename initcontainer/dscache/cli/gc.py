@@ -1,4 +1,5 @@
-"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the newest N per source.
+"""`dscache gc --cache DIR --keep N`: remove unreferenced versions beyond the N highest version names
+per source (`api/versionorder.py`).
 
 Entries that cannot be deleted yet (a file a pod still holds open on NFS) are left in the trash with a
 warning per entry and listed under `left` in `--json`; the exit code stays 0, since the next gc (or
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dscache.api.versionorder import KEEP_RULE
 from dscache.cli import output
 from dscache.cli.argtypes import integer, path_arg, seconds
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, note_foreign, run_locked
@@ -46,7 +48,11 @@ def warn_left(left: Sequence[Leftover], root: Path) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=path_arg, required=True, metavar="DIR", help="a cache directory")
     p.add_argument(
-        "--keep", type=integer(0), required=True, metavar="N", help="unreferenced versions kept per source"
+        "--keep",
+        type=integer(0),
+        required=True,
+        metavar="N",
+        help=f"unreferenced versions kept per source: {KEEP_RULE}",
     )
     add_protect_argument(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")

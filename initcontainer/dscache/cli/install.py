@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="only show what would be fetched (versions, items, bytes); write nothing, take no lock",
+        help="only show what would be fetched (versions, items, bytes) and what the install would warn "
+        "about; with --repair, what the repair would fetch again; write nothing, take no lock",
     )
     p.add_argument(
         "--repair",
@@ -230,14 +231,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--cache {problem}", EXIT_USAGE)
     if args.content and not args.repair:
         return fail("--content chooses what --repair fetches again: use it with --repair", EXIT_USAGE)
-    if args.repair and (args.dry_run or worker_index is not None):
-        return fail("--repair runs as one installer: not with --dry-run or --workers", EXIT_USAGE)
+    if args.repair and worker_index is not None:
+        return fail("--repair runs as one installer: not with --workers", EXIT_USAGE)
     if args.dry_run:
         if args.report_status:
             return fail("--dry-run changes nothing, so it has no status to report", EXIT_USAGE)
         from dscache.cli.dryrun import run_dry
 
-        return run_dry(spec, args.cache, ref, as_json=args.json, merge=manifest is None)
+        repair = _repairs(spec, args.cache, content=args.content, dry_run=True) if args.repair else None
+        return run_dry(spec, args.cache, ref, as_json=args.json, merge=manifest is None, repair=repair)
     return _install(args, spec, ref, manifest, worker_index)
 
 
@@ -303,9 +305,7 @@ def _install(
     code = EXIT_OK
     try:
         if worker_index is None:
-            repair = damaged_versions(spec, args.cache, content=args.content) if args.repair else None
-            if repair == {}:
-                output.info("nothing to repair: no published version of the spec fails verify")
+            repair = _repairs(spec, args.cache, content=args.content) if args.repair else None
             result = install(
                 spec,
                 args.cache,
@@ -346,13 +346,23 @@ def _install(
     return code
 
 
+def _repairs(
+    spec: DatasetCacheSpec, cache_dir: Path, *, content: bool, dry_run: bool = False
+) -> dict[VersionKey, frozenset[str] | None]:
+    """`damaged_versions`, saying so when there is nothing to repair."""
+    repair = damaged_versions(spec, cache_dir, content=content, dry_run=dry_run)
+    if not repair:
+        output.info("nothing to repair: no published version of the spec fails verify")
+    return repair
+
+
 def damaged_versions(
-    spec: DatasetCacheSpec, cache_dir: Path, *, content: bool = False
+    spec: DatasetCacheSpec, cache_dir: Path, *, content: bool = False, dry_run: bool = False
 ) -> dict[VersionKey, frozenset[str] | None]:
     """The versions of `spec` that fail `verify` (with `content`: `verify --content`), each with the
     paths to fetch again (`VersionCheck.damaged`; None: its inventory is unreadable, so all of it is
     suspect): published ones, and those whose completion record is unreadable (their intact items
-    are reused all the same)."""
+    are reused all the same). `dry_run`: the warnings say what a repair would remove."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
     from dscache.store.records import is_installed
@@ -366,40 +376,48 @@ def damaged_versions(
             if not check.ok or not published:
                 damaged[key] = check.damaged()
             if check.extra:
-                say_extras(key, check.extra)
+                say_extras(key, check.extra, dry_run=dry_run)
     return damaged
 
 
-def say_extras(key: VersionKey, extra: list[str]) -> None:
+def say_extras(key: VersionKey, extra: list[str], *, dry_run: bool = False) -> None:
     """One warning naming the files `--repair` removes from `key`: a version is dscache's, and the
     fresh copy holds only what the remote has, so what was put into it goes with the damaged copy."""
     from dscache.store.members import shown_name
 
     names = ", ".join(shown_name(name) for name in extra[:REPAIR_SHOWN])
     more = f" and {len(extra) - REPAIR_SHOWN} more" if len(extra) > REPAIR_SHOWN else ""
+    replaces, are = ("would replace", "would be") if dry_run else ("replaces", "are")
     output.warning(
-        f"--repair replaces {key} with a fresh copy of what the remote has: the {len(extra)} file(s) in "
-        f"it that dscache did not install are removed with the damaged copy ({names}{more})"
+        f"--repair {replaces} {key} with a fresh copy of what the remote has: the {len(extra)} file(s) in "
+        f"it that dscache did not install {are} removed with the damaged copy ({names}{more})"
     )
 
 
 def hint_repair(present: list[VersionKey], cache_dir: Path) -> None:
     """A warning per version the install found present that fails `verify`, naming the repair. Costs
     one `lstat` per file of those versions (measured: 0.22-0.30 s per 50,000 files on a local disk)."""
+    for key in present:
+        hint = repair_hint(key, cache_dir)
+        if hint is not None:
+            output.warning(hint)
+
+
+def repair_hint(key: VersionKey, cache_dir: Path) -> str | None:
+    """The warning an install gives for the present version `key` when it fails `verify` (what
+    differs, and the repair), else None; `install --dry-run` predicts it with the same words."""
     from dscache.maintain.verify import verify_version
     from dscache.store.paths import CachePaths
 
-    cache = CachePaths(cache_dir)
-    for key in present:
-        check = verify_version(cache, key)
-        if check.ok:
-            continue
-        what = check.error or (
-            f"{len(check.missing)} missing, {len(check.changed)} changed, {len(check.extra)} extra, "
-            f"{len(check.modes)} re-moded, {len(check.unreadable)} unreadable path(s)"
-        )
-        output.warning(
-            f"{key} is present but differs from what was installed ({what}; see dscache verify --cache "
-            f"{shlex.quote(str(cache_dir))}): run this install again with --repair to fetch its damaged "
-            "items and publish a fresh copy"
-        )
+    check = verify_version(CachePaths(cache_dir), key)
+    if check.ok:
+        return None
+    what = check.error or (
+        f"{len(check.missing)} missing, {len(check.changed)} changed, {len(check.extra)} extra, "
+        f"{len(check.modes)} re-moded, {len(check.unreadable)} unreadable path(s)"
+    )
+    return (
+        f"{key} is present but differs from what was installed ({what}; see dscache verify --cache "
+        f"{shlex.quote(str(cache_dir))}): run this install again with --repair to fetch its damaged "
+        "items and publish a fresh copy"
+    )

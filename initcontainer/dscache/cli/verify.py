@@ -1,6 +1,7 @@
 """`dscache verify --cache DIR [--content]`: exit 1 naming every version and path that differs from its
-record (sizes, types and modes; with --content also bytes), and how to repair it (`dscache install ...
---repair`). Why bytes only on request: see `maintain/verify.py`."""
+record (sizes, types and modes; with --content also bytes), and per damaged version the command that
+repairs it under a ref that already names it (`cli/repairhint.py`). Why bytes only on request: see
+`maintain/verify.py`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from dscache.api.names import VersionKey
 from dscache.cli import output
 from dscache.cli.argtypes import path_arg
 from dscache.cli.common import cache_dir_problem, fail, note_foreign
@@ -16,13 +18,17 @@ from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from dscache.store.members import shown_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dscache.cli.repairhint import RepairHint
     from dscache.maintain.verify import VersionCheck
+    from dscache.store.paths import CachePaths
+    from dscache.store.records import CompleteRecord
 
 SHOWN = 20
-REPAIR_HINT = (
-    "to repair a version, run its install again with --repair (dscache install -f FILE or --source ... "
-    "--repair, and --content if verify needed --content to find it): only its damaged items are "
-    "fetched, and a fresh copy replaces it atomically"
+REPAIR_HEAD = (
+    "to repair, run each install again with --repair (only the damaged items are fetched, and a fresh "
+    "copy replaces the version atomically; the ref stays as it is):"
 )
 EXAMPLES = """\
   dscache verify --cache /data/cache
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     note_foreign(found.foreign)
     bad = [c for c in checks if not c.ok]
     damaged = [str(d) for d in found.damaged]
+    hints = _hints(cache, [c.key for c in bad], found.damaged, found.records, content=args.content)
     if args.json:
         print(
             json.dumps(
@@ -81,10 +88,14 @@ def run(args: argparse.Namespace) -> int:
                             "hashedFiles": c.hashed,
                             "unhashedFiles": c.unhashed,
                             "content": _content_json(c),
+                            "repair": _hint_json(hints.get(c.key)),
                         }
                         for c in checks
                     ],
                     "damaged": damaged,
+                    "damagedRepairs": [
+                        _hint_json(h) for h in hints.values() if h.key not in {c.key for c in bad}
+                    ],
                     "refGaps": [
                         {"ref": g.ref, "version": str(g.key), "installing": g.installing} for g in gaps
                     ],
@@ -119,9 +130,49 @@ def run(args: argparse.Namespace) -> int:
         hashed = _hashed(checks, args.content)
         gap_note = f"; {len(stranded)} version(s) named by refs not published" if stranded else ""
         output.summary(f"{len(checks) - len(bad)} of {total} version(s) intact{hashed}{gap_note}")
-        if bad:
-            print(REPAIR_HINT, file=sys.stderr)
+        if hints:
+            print(REPAIR_HEAD, file=sys.stderr)
+            for hint in hints.values():
+                print(hint.line(), file=sys.stderr)
     return EXIT_FAILURE if bad or damaged or stranded else EXIT_OK
+
+
+def _hints(
+    cache: CachePaths,
+    bad: list[VersionKey],
+    damaged_dirs: list[Path],
+    records: list[CompleteRecord],
+    *,
+    content: bool,
+) -> dict[VersionKey, RepairHint]:
+    """The repair command per version that differs (`bad`) and per version dir whose completion
+    record is unreadable (its key read from its path), in that order."""
+    from dscache.api.names import NameError_
+    from dscache.cli.repairhint import repair_hint
+    from dscache.store.records import scan_refs
+    from dscache.store.shares import read_items
+
+    layouts = dict.fromkeys(bad, "")
+    for where in damaged_dirs:
+        parts = where.relative_to(cache.root).parts
+        try:
+            key = VersionKey(parts[0], "/".join(parts[1:-1]), parts[-1])
+        except (NameError_, IndexError):
+            continue
+        layouts[key] = read_items(key, where)[0]  # the items record says it (the other record cannot)
+    if not layouts:
+        return {}
+    refs = scan_refs(cache).refs
+    by_key = {r.key: r for r in records}
+    return {
+        k: repair_hint(cache.root, k, by_key.get(k), refs, content=content, layout=layout or "archives")
+        for k, layout in layouts.items()
+    }
+
+
+def _hint_json(hint: RepairHint | None) -> dict[str, str] | None:
+    """Pure: a repair hint as JSON (None: nothing to repair)."""
+    return None if hint is None else {"version": str(hint.key), "command": hint.command, "note": hint.note}
 
 
 def _hashed(checks: list[VersionCheck], content: bool) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -222,6 +223,7 @@ def target_ref(cache: CachePaths, spec: DatasetCacheSpec, name: str, merge: bool
         old = None
     ref = merge_ref(old, new) if merge else new
     ref.remote = ref_remote(cache, (e.key for e in ref.versions), new.remote)  # where they came from
+    ref.origin = "file" if not merge else "flags" if old is None or old.origin == "flags" else ""
     return old, ref
 
 
@@ -321,7 +323,7 @@ def check_space(
     if problem is not None:
         raise InstallError(
             f"not enough free space on {cache_root} (the file system mounted at {mount_point(cache_root)}): "
-            f"{problem}; free space there or remove versions no ref uses (dscache gc --cache {cache_root})"
+            f"{problem}; free space there or remove versions no ref uses ({gc_command(cache_root)})"
         )
 
 
@@ -331,9 +333,14 @@ def no_space_message(cache_root: Path, err: OSError) -> str:
     what = "its quota for this user is used up" if err.errno == errno.EDQUOT else "it is full"
     return (
         f"{err.filename or cache_root}: {err.strerror} (the file system of {cache_root}, mounted at "
-        f"{mount_point(cache_root)}: {what}); free space there or remove versions no ref uses (dscache gc "
-        f"--cache {cache_root}), then run the install again: it resumes from what it finished"
+        f"{mount_point(cache_root)}: {what}); free space there or remove versions no ref uses "
+        f"({gc_command(cache_root)}), then run the install again: it resumes from what it finished"
     )
+
+
+def gc_command(cache_root: Path) -> str:
+    """Pure: the gc that removes every version no ref uses from `cache_root`, as a shell command."""
+    return f"dscache gc --cache {shlex.quote(str(cache_root))} --keep 0"
 
 
 @dataclass(frozen=True)

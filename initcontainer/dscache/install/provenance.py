@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Iterable
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.store.paths import CachePaths
-from dscache.store.records import CompleteRecord, read_complete
+from dscache.store.records import CompleteRecord, read_complete, scan_refs
 
 FILE_SCHEME = "file://"
 log = logging.getLogger("dscache.install.provenance")
@@ -48,17 +49,35 @@ def same_remote(recorded: str, asked: str) -> bool:
     return _location(recorded) == _location(asked)
 
 
-def difference(key: VersionKey, record: CompleteRecord, remote: str, layout: str) -> str | None:
-    """Pure but for `same_remote`: the warning for the present version `key` (its `record`) when an
-    install names another `remote` or `layout` for it; None when they agree."""
-    other_remote = not same_remote(record.remote, remote)
-    other_layout = record.layout.lower() != layout.lower()
-    if not (other_remote or other_layout):
-        return None
+def differs(record: CompleteRecord, remote: str, layout: str) -> bool:
+    """Pure but for `same_remote`: whether an install naming `remote` and `layout` names another
+    origin than the version's `record`."""
+    return not same_remote(record.remote, remote) or record.layout.lower() != layout.lower()
+
+
+def difference(key: VersionKey, record: CompleteRecord, remote: str, layout: str, removal: str) -> str:
+    """Pure: the warning for the present version `key` (its `record`) that an install names with
+    another `remote` or `layout` (`differs`), ending with `removal` (`removal_command`)."""
     return (
         f"{key} is already present, installed from {record.remote} (layout {record.layout}), not from "
         f"{remote} (layout {layout.lower()}) as this install names it: kept as it is (a published version "
-        f"never changes); to install it from {remote}, remove it first (dscache release, then dscache gc)"
+        f"never changes); to install it from {remote}, remove it first ({removal})"
+    )
+
+
+def removal_command(cache: CachePaths, refs: list[str]) -> str:
+    """Pure: the commands that remove a version the refs named `refs` point at: their release (the
+    last one removes it, with the versions no other ref names), or without refs a gc."""
+    where = shlex.quote(str(cache.root))
+    if not refs:
+        return f"dscache gc --cache {where} --keep 0 removes it and every other version no ref names"
+    if len(refs) == 1:
+        return (
+            f"dscache release --cache {where} --ref {refs[0]} removes it and the versions only that ref names"
+        )
+    return (
+        f"dscache release --cache {where} --ref R for each ref naming it, R in {', '.join(refs)}: the "
+        "last one removes it and the versions no other ref names"
     )
 
 
@@ -68,10 +87,9 @@ def differences(cache: CachePaths, spec: DatasetCacheSpec, present: Iterable[Ver
     found = []
     for key in present:
         record = read_complete(cache.complete_record(key))
-        if record is not None:
-            note = difference(key, record, remote, spec.layout)
-            if note is not None:
-                found.append(note)
+        if record is not None and differs(record, remote, spec.layout):
+            refs = sorted(r.name for r in scan_refs(cache).refs if any(e.key == key for e in r.versions))
+            found.append(difference(key, record, remote, spec.layout, removal_command(cache, refs)))
     return found
 
 

@@ -176,7 +176,7 @@ def reuse_item(
         return _share_file(found, item, staging, fence)
     except _Damaged as err:
         log.warning(
-            "%s; downloading %s instead (to repair %s: dscache install ... --repair --content)",
+            "%s; downloading %s instead (to repair %s: run this install again with --repair --content)",
             err,
             item.name,
             found.version,

@@ -1,4 +1,5 @@
-"""Remove versions no ref (and no protected pod) uses, beyond the newest `keep` per source.
+"""Remove versions no ref (and no protected pod) uses, beyond the `keep` highest version names per
+source (`api/versionorder.py`: digit runs compare as numbers, `v9 < v10`; install order plays no part).
 
 Removal is rename-then-delete: a version (or an abandoned staging dir) leaves its path in one
 `rename()` into the trash, so a reader sees the whole version or none of it and a resumed install never
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.api.names import VersionKey
+from dscache.api.versionorder import version_order
 from dscache.errors import InvalidInputError
 from dscache.layouts.molmospaces import forget_molmo_version
 from dscache.store.catalog import catalog
@@ -46,13 +48,16 @@ class GcPlan:
 
 
 def plan_gc(records: Iterable[CompleteRecord], in_use: set[VersionKey], keep: int) -> GcPlan:
-    """Pure: per data type and source, keep what is in use plus the newest `keep` others."""
+    """Pure: per data type and source, keep what is in use plus the `keep` others with the highest
+    version names (`version_order`), whenever they were installed."""
     by_slot: dict[tuple[str, str], list[CompleteRecord]] = {}
     for rec in records:
         by_slot.setdefault((rec.data_type, rec.source), []).append(rec)
     plan = GcPlan()
     for recs in by_slot.values():
-        unused = sorted((r for r in recs if r.key not in in_use), key=lambda r: r.installed_at, reverse=True)
+        unused = sorted(
+            (r for r in recs if r.key not in in_use), key=lambda r: version_order(r.version), reverse=True
+        )
         plan.keep.extend(r.key for r in recs if r.key in in_use)
         plan.keep.extend(r.key for r in unused[:keep])
         plan.remove.extend(r.key for r in unused[keep:])

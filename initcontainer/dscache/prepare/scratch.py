@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,10 +76,10 @@ class DamagedInCache(CopyRejected):
 def damaged_message(cache_root: Path, problem: str) -> str:
     """Pure: why a damaged version was not copied, and what repairs it, e.g. `the cache's copy is
     damaged: f1.bin is missing (/c/objects/thor/v3/f1.bin); `dscache verify --cache /c` lists the
-    damage, `dscache install --repair` replaces it`."""
+    damage and the install command that repairs it`."""
     return (
-        f"the cache's copy is damaged: {problem}; `dscache verify --cache {cache_root}` lists the damage, "
-        "`dscache install --repair` replaces it"
+        f"the cache's copy is damaged: {problem}; `dscache verify --cache {shlex.quote(str(cache_root))}` "
+        "lists the damage and the install command that repairs it"
     )
 
 

@@ -60,8 +60,8 @@ def damaged_note(version_dir: Path) -> str:
     """Pure: one line naming a version dir whose completion record is unreadable, and the fix."""
     return (
         f"{version_dir / COMPLETE_RECORD}: unreadable completion record, so this version counts as not "
-        "installed; run its install again (dscache install ...) to publish it afresh (the damaged copy "
-        "is moved to the trash, never modified)"
+        "installed; run its install again to publish it afresh (dscache verify names the command; the "
+        "damaged copy is moved to the trash, never modified)"
     )
 
 

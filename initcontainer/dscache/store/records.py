@@ -7,6 +7,7 @@ start-up time is a product metric.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,10 @@ class Ref:
     remote: str = ""
     updated_at: str = ""
     schema: int = RECORD_SCHEMA
+    origin: str = ""
+    """How it was written, for the commands hints suggest: "file" (`install -f`: it names exactly a
+    manifest's versions), "flags" (`install --source --version`, only ever merged into by flags), ""
+    (both, or written by an older dscache)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,8 +145,9 @@ class RefError(DscacheError):
             how = "delete it (dscache never makes a directory there)"
         elif not is_safe_segment(name):  # a name `release --ref` refuses: no command to offer
             how = "fix or delete it (dscache never writes a ref of that name)"
-        else:  # a safe name needs no shell quoting
-            how = f"fix or delete it (dscache release --ref {name} drops it and removes nothing)"
+        else:  # a safe name needs no shell quoting; the file is `<cache>/.dscache/refs/<name>.json`
+            release = f"dscache release --cache {shlex.quote(str(path.parents[2]))} --ref {name}"
+            how = f"fix or delete it ({release} drops it and removes nothing)"
         super().__init__(f"{path}: unreadable ref ({reason}); {how}")
         self.path = path
         self.reason = reason

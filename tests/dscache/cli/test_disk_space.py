@@ -55,7 +55,7 @@ def test_many_small_files_are_refused_up_front_by_their_blocks(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"dscache: error: not enough free space on {cache}")
     assert f"mounted at {one_mib}" in err and "each taking whole 4.0 KiB blocks" in err
-    assert f"dscache gc --cache {cache}" in err
+    assert f"(dscache gc --cache {cache} --keep 0)" in err
     assert not (CachePaths(cache).staging_root / KEY.rel / "files").exists()  # nothing fetched
 
 
@@ -73,7 +73,7 @@ def test_a_disk_that_fills_during_an_install_names_the_file_system(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err
     assert f"(the file system of {one_mib}, mounted at {one_mib}: it is full)" in err
-    assert f"dscache gc --cache {one_mib}), then run the install again" in err
+    assert f"dscache gc --cache {one_mib} --keep 0), then run the install again" in err
 
 
 def _allocated(root: Path) -> int:

@@ -186,7 +186,8 @@ def test_repair_fetches_only_the_damaged_archives_and_publishes_a_fresh_copy(
     os.chmod(version / "d0", 0o755)
     (version / "d0" / "f.bin").unlink()  # tampered: one file gone
     damaged = run("verify", "--cache", str(cache))
-    assert damaged.code == 1 and "to repair a version, run its install again with --repair" in damaged.err
+    assert damaged.code == 1 and "to repair, run each install again with --repair" in damaged.err
+    assert f"  {OWN}: dscache install {' '.join(argv)} --ref default --repair\n" in damaged.err
 
     again = run("install", *argv)
     assert again.code == 0

@@ -56,7 +56,9 @@ def test_gc_refuses_while_a_ref_is_unreadable_and_removes_nothing(cache: Path, c
     assert result.code == 1
     (line,) = result.err.strip().splitlines()
     assert line.startswith(f"dscache: error: {ref}: unreadable ref (")
-    assert line.endswith("fix or delete it (dscache release --ref b drops it and removes nothing)")
+    assert line.endswith(
+        f"fix or delete it (dscache release --cache {cache} --ref b drops it and removes nothing)"
+    )
     assert _published(cache) == [MANY, OTHER]
 
 

@@ -44,7 +44,7 @@ def test_a_present_version_named_from_another_remote_is_kept_and_said(
         f"dscache: warning: objects/odd=v1 is already present, installed from file://{remote} (layout "
         "files), not from file:///nonexistent (layout archives) as this install names it: kept as it is "
         "(a published version never changes); to install it from file:///nonexistent, remove it first "
-        "(dscache release, then dscache gc)"
+        f"(dscache release --cache {cache} --ref default removes it and the versions only that ref names)"
     ]
     assert _ref_remote(cache) == f"file://{remote}"  # not the remote it did not come from
     assert sorted(p.relative_to(version).as_posix() for p in version.rglob("*")) == before
@@ -81,7 +81,7 @@ def test_a_team_worker_says_it_once_too(
         f"dscache: warning: objects/odd=v1 is already present, installed from file://{remote} (layout "
         f"files), not from file://{copy} (layout files) as this install names it: kept as it is "
         f"(a published version never changes); to install it from file://{copy}, remove it first "
-        "(dscache release, then dscache gc)"
+        f"(dscache release --cache {cache} --ref default removes it and the versions only that ref names)"
     ]
     if also_missing:
         assert (CachePaths(cache).version_dir(VersionKey("objects", "new", "v1")) / "a.txt").is_file()

@@ -17,8 +17,8 @@ def test_a_missing_file_is_named_with_the_commands_that_repair_it(dirs: Dirs) ->
     assert result.err.splitlines() == [
         "dscache: objects/thor=v3: copying 1001 B (2 files) to scratch",
         f"dscache: warning: objects/thor=v3: not copied to scratch (the cache's copy is damaged: f1.bin is "
-        f"missing ({version}/f1.bin); `dscache verify --cache {dirs.cache}` lists the damage, "
-        "`dscache install --repair` replaces it); linked from the cache volume as it is",
+        f"missing ({version}/f1.bin); `dscache verify --cache {dirs.cache}` lists the damage and the "
+        "install command that repairs it); linked from the cache volume as it is",
     ]
     assert Path(os.path.realpath(dirs.links / "objects" / "thor")) == version.resolve()
     assert not (dirs.scratch / "objects").exists()
