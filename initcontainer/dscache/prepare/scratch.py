@@ -349,7 +349,14 @@ def _copy_or_share(
     with copy_claim(scratch, record.key, waiting, PEER_POLL):
         if is_valid_copy(scratch.version_dir(record.key), record):
             return False  # copied by the lock's holder since our first look
-        with space_claim(scratch, waiting, PEER_POLL):  # decide and reserve as one step (space.py)
+        said.clear()
+
+        def waiting_space(seconds: float) -> None:
+            if not said or seconds - said[-1] >= log_every:
+                log(f"{record.key}: waiting {seconds:.0f}s for another process to decide on scratch space")
+                said.append(seconds)
+
+        with space_claim(scratch, waiting_space, PEER_POLL):  # decide and reserve as one step (space.py)
             _make_room(
                 scratch,
                 record.key,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dscache.api.names import parse_version_arg
+from dscache.prepare import scratch as scratch_module
 from dscache.prepare import staging
 from dscache.prepare.run import PrepareRequest, prepare
 from dscache.prepare.scratch_status import run_scratch_status
@@ -265,3 +266,20 @@ def test_status_judges_each_hold_by_the_limit_its_holder_recorded(
     hold.write_text(json.dumps(record))
     assert run_scratch_status(dirs.scratch, as_json=True) == 0
     assert [c["heldBy"] for c in json.loads(capsys.readouterr().out)["copies"]] == [[]]
+
+
+def test_without_an_atomic_swap_a_stale_copy_is_replaced_with_a_warning(
+    dirs: Dirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_version(dirs.cache, "objects/thor=v3", {"f1.bin": b"t" * 2000})
+    pod_a = tmp_path / "podA"
+    _prepare(dirs, pod_a, "--version", "objects/thor=v3")
+    _republish(dirs.cache, "objects/thor=v3", b"n" * 2000, "2026-02-01T00:00:00Z")
+    monkeypatch.setattr(scratch_module, "exchange", lambda a, b: False)  # no renameat2 (not Linux)
+    err = _prepare(dirs, tmp_path / "podB", "--version", "objects/thor=v3")
+    assert (
+        "dscache: warning: objects/thor=v3: replacing its copy on scratch (the cache holds another install "
+        "of it (installed 2026-02-01T00:00:00Z, the copy 2026-01-01T00:00:00Z)) without an atomic swap "
+        "(this system has no renameat2 RENAME_EXCHANGE): a pod reading it may find it missing for a moment"
+    ) in err.splitlines()
+    assert (pod_a / "objects" / "thor" / "f1.bin").read_bytes() == b"n" * 2000
