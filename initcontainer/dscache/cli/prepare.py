@@ -72,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=seconds,
         default=DEFAULT_MAX_AGE,
         metavar="SECONDS",
-        help="a copy another pod's links point at is kept this long after that pod's prepare "
-        "(its end cannot be seen from here; default 604800, a week)",
+        help="this prepare's hold on its scratch copies lasts this long where its links cannot be seen "
+        "(other pods judge it by this recorded limit, not their own; default 604800, a week)",
     )
     parser.add_argument(
         "--wait",

@@ -22,6 +22,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths
@@ -32,17 +33,12 @@ LOCK_MODE = 0o444
 
 
 @contextlib.contextmanager
-def copy_claim(
-    scratch: ScratchPaths, key: VersionKey, on_wait: Callable[[float], None], poll: float
-) -> Iterator[None]:
-    """Hold the copy lock of `key` on `scratch` for the `with` block.
-
-    While another process holds it, `on_wait(seconds waited so far)` is called every `poll` seconds.
-    Raises OSError when the lock file cannot be created or opened (the caller falls back to the cache
-    volume, as for any scratch trouble).
-    """
-    make_shared_dirs(scratch.control / "locks")
-    fd = os.open(scratch.control / "locks" / version_tag(key), os.O_RDONLY | os.O_CREAT, LOCK_MODE)
+def flock_file(path: Path, on_wait: Callable[[float], None], poll: float) -> Iterator[None]:
+    """Hold an exclusive `flock` on the file `path` (created read-only if missing, its directory
+    shared) for the `with` block; while another process holds it, `on_wait(seconds waited so far)`
+    is called every `poll` seconds. Raises OSError when the file cannot be created or opened."""
+    make_shared_dirs(path.parent)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
     try:
         begin = time.monotonic()
         while True:
@@ -57,3 +53,17 @@ def copy_claim(
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def copy_claim(
+    scratch: ScratchPaths, key: VersionKey, on_wait: Callable[[float], None], poll: float
+) -> Iterator[None]:
+    """Hold the copy lock of `key` on `scratch` for the `with` block.
+
+    While another process holds it, `on_wait(seconds waited so far)` is called every `poll` seconds.
+    Raises OSError when the lock file cannot be created or opened (the caller falls back to the cache
+    volume, as for any scratch trouble).
+    """
+    with flock_file(scratch.control / "locks" / version_tag(key), on_wait, poll):
+        yield

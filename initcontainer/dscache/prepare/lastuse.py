@@ -6,7 +6,9 @@ the markers instead of walking the copies.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from dscache.prepare.shared import create_marker
 
 @dataclass(frozen=True)
 class Use:
-    """A version that has been on scratch, and when it was last prepared."""
+    """A version that has been on scratch, and when it was last prepared (epoch s; a marker dated in
+    the future counts as now, and `future` says so)."""
 
     key: VersionKey
     last_used: float
+    future: bool = False
 
 
 def touch(marker: Path) -> None:
@@ -31,8 +35,12 @@ def touch(marker: Path) -> None:
         create_marker(marker)  # shared by every user of the scratch (shared.py)
 
 
-def list_uses(scratch: ScratchPaths) -> list[Use]:
-    """Every marker on scratch (foreign files in the marker tree are ignored)."""
+def list_uses(scratch: ScratchPaths, now: float | None = None, *, fix_future: bool = False) -> list[Use]:
+    """Every marker on scratch (foreign files in the marker tree are ignored). A marker dated after
+    `now` (default: the clock) is clamped to `now`: a clock skew or a hand-set mtime must not protect
+    a copy from eviction until then; `fix_future` also sets such a marker to `now` (best effort), so
+    it ages from now on instead of counting as "now" at every look."""
+    at = time.time() if now is None else now
     uses: list[Use] = []
     root = scratch.used_root
     if not root.is_dir():
@@ -42,7 +50,11 @@ def list_uses(scratch: ScratchPaths) -> list[Use]:
             for ver in os.scandir(src.path) if src.is_dir() else ():
                 try:
                     key = key_from_marker((dt.name, src.name, ver.name))
-                    uses.append(Use(key, ver.stat().st_mtime))
+                    mtime = ver.stat().st_mtime
+                    if mtime > at and fix_future:
+                        with contextlib.suppress(OSError):
+                            os.utime(ver.path, (at, at))
+                    uses.append(Use(key, min(mtime, at), future=mtime > at))
                 except (NameError_, FileNotFoundError):
                     continue
     return uses

@@ -138,12 +138,16 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def _hold(
-    scratch: ScratchPaths, links: Path, placements: list[Placement], log: Callable[[str], None]
+    scratch: ScratchPaths,
+    links: Path,
+    placements: list[Placement],
+    hold_max: float,
+    log: Callable[[str], None],
 ) -> None:
     """Record which scratch copies `links` now points at (holds.py), so no other prepare evicts them."""
     on_scratch = [p.key for p in placements if p.on_scratch]
     try:
-        write_hold(scratch, links, on_scratch)
+        write_hold(scratch, links, on_scratch, hold_max=hold_max)
     except OSError as exc:
         if on_scratch:
             log(
@@ -195,7 +199,7 @@ def prepare(request: PrepareRequest, log: Callable[[str], None] = _no_log) -> Pr
     roots = (cache.root,) if request.scratch is None else (cache.root, request.scratch.absolute())
     apply_links(links, specs, owned_roots=roots)
     if request.scratch is not None:
-        _hold(ScratchPaths(request.scratch.absolute()), links, placements, log)
+        _hold(ScratchPaths(request.scratch.absolute()), links, placements, request.scratch_hold_max, log)
     result = PrepareResult(env, wanted, placements)
     if request.env_file is not None:
         _write_if_changed(request.env_file.absolute(), result.exports.encode())

@@ -16,17 +16,19 @@ import os
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
-from dscache.prepare import eviction, holds, lastuse, staging
+from dscache.prepare import eviction, holds, lastuse, space, staging
 from dscache.prepare.consistency import is_consistent
 from dscache.prepare.copyclaim import copy_claim
 from dscache.prepare.copytree import copy_version
+from dscache.prepare.exchange import exchange
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.shared import make_shared_dirs
+from dscache.prepare.space import space_claim
 from dscache.prepare.treewalk import read_listing
 from dscache.prepare.waiting import LOG_EVERY
 from dscache.store.paths import CachePaths
@@ -113,20 +115,26 @@ def _make_room(
     max_bytes: int | None,
     *,
     protected: dict[VersionKey, str],
+    reserved: int,
     log: Callable[[str], None],
 ) -> None:
     """Evict least-recently-used copies until `need` bytes fit; `protected` (version -> why it is in
-    use) are never evicted. Logs one line per eviction; raises CopyRejected if it cannot fit."""
+    use) are never evicted; `reserved` bytes of `max_bytes` belong to other processes' copies in
+    progress (space.py). Logs one line per eviction; raises CopyRejected if it cannot fit."""
     residents = [r for r in eviction.list_residents(scratch) if r.key != key]
-    budget = eviction.effective_budget(
-        max_bytes, sum(r.bytes for r in residents), eviction.free_bytes(scratch)
-    )
+    left = None if max_bytes is None else max(max_bytes - reserved, 0)
+    budget = eviction.effective_budget(left, sum(r.bytes for r in residents), eviction.free_bytes(scratch))
     victims = eviction.plan_eviction(residents, set(protected), need, budget)
     if victims is None:
         kept = [f"{r.key} ({protected[r.key]})" for r in residents if r.key in protected]
         in_use = f" without evicting copies in use: {', '.join(kept)}" if kept else ""
+        others = (
+            f" beside {format_size(reserved)} other copies in progress will take"
+            if left is not None and reserved
+            else ""
+        )
         raise CopyRejected(
-            f"needs {format_size(need)}, scratch can hold at most {format_size(budget)}{in_use}"
+            f"needs {format_size(need)}, scratch can hold at most {format_size(budget)}{others}{in_use}"
         )
     by_key = {r.key: r for r in residents}
     for victim in victims:
@@ -170,18 +178,52 @@ class CopyProgress:
             self.log(copy_progress_line(self.record.key, done, self.record.bytes, now - self.begin))
 
 
+def stale_reason(copy: CompleteRecord | None, cached: CompleteRecord) -> str:
+    """Pure: why a copy on scratch is not the cache's install, e.g. `the cache holds another install
+    of it (installed 2026-02-01T00:00:00Z, the copy 2026-01-01T00:00:00Z)`."""
+    if copy is None:
+        return "its completion record cannot be read"
+    if not same_install(copy, cached):
+        return (
+            f"the cache holds another install of it (installed {cached.installed_at}, the copy "
+            f"{copy.installed_at})"
+        )
+    return "it fails the consistency check"
+
+
+def _replace(
+    scratch: ScratchPaths, stage: Path, final: Path, record: CompleteRecord, log: Callable[[str], None]
+) -> None:
+    """Put the new copy in `stage` where the stale one at `final` is: swapped atomically where the
+    system can (exchange.py), so links to it never dangle, then the old one is deleted; elsewhere
+    moved away first, with a warning."""
+    why = stale_reason(read_complete(final), record)
+    if exchange(stage, final):
+        log(f"{record.key}: replaced its copy on scratch ({why}); links to it now reach the new copy")
+        staging.discard(stage, scratch)  # now the old copy
+        return
+    log(
+        f"warning: {record.key}: replacing its copy on scratch ({why}) without an atomic swap (this "
+        "system has no renameat2 RENAME_EXCHANGE): a pod reading it may find it missing for a moment"
+    )
+    staging.discard(final, scratch)
+    os.rename(stage, final)
+
+
 def _copy_into_place(
     scratch: ScratchPaths,
     cache: CachePaths,
     record: CompleteRecord,
+    stage: Path,
+    *,
     log: Callable[[str], None],
     log_every: float,
 ) -> bool:
-    """Copy the version from `cache` to scratch; returns False if another process's valid copy won the
-    race. Raises DamagedInCache if the cache's copy is damaged, CopyRejected or OSError otherwise."""
+    """Copy the version from `cache` into `stage` and put it in place on scratch (replacing a stale
+    copy there); returns False if another process's valid copy won the race. Raises DamagedInCache if
+    the cache's copy is damaged, CopyRejected or OSError otherwise."""
     source = cache.version_dir(record.key)
     final = scratch.version_dir(record.key)
-    stage = staging.new_staging(scratch, record.key)
     log(f"{record.key}: copying {format_size(record.bytes)} ({record.files} files) to scratch")
     try:
         try:
@@ -215,7 +257,11 @@ def _copy_into_place(
                     raise
             if is_valid_copy(final, record):
                 return False
-            staging.discard(final, scratch)
+            try:
+                _replace(scratch, stage, final, record, log)
+                return True
+            except FileNotFoundError:
+                continue  # the stale copy went meanwhile
         raise CopyRejected(f"{final} keeps being replaced by other processes")
     finally:
         if stage.exists():
@@ -238,24 +284,39 @@ def _peer_copied(
     return waited and is_valid_copy(scratch.version_dir(record.key), record)
 
 
-@dataclass(frozen=True)
+@dataclass
 class HoldPolicy:
     """Whose holds count (holds.py): every one but `own` (the record this prepare replaces), each
-    unseen holder's for `max_age` seconds."""
+    judged by the limit its holder recorded. `warned`: warnings already logged."""
 
     own: Path | None
-    max_age: float
+    warned: set[str] = field(default_factory=set)
 
 
 def _in_use(
-    scratch: ScratchPaths, requested: set[VersionKey], since: float, hold: HoldPolicy
+    scratch: ScratchPaths,
+    requested: set[VersionKey],
+    since: float,
+    hold: HoldPolicy,
+    log: Callable[[str], None],
 ) -> dict[VersionKey, str]:
     """Copies no eviction may take -> why: asked for now, prepared since `since` (a pod may be about
-    to link them), or held by a links directory (a running pod reads them)."""
+    to link them), or held by a links directory (a running pod reads them; an unreadable hold record
+    holds every copy). Logs each unreadable record's warning once."""
     now = time.time()
-    held = holds.holders(scratch, max_age=hold.max_age, now=now, exclude=hold.own, prune=True)
-    in_use = {k: f"linked by {', '.join(names)}" for k, names in held.items()}
-    for use in lastuse.list_uses(scratch):
+    held = holds.holders(scratch, now=now, exclude=hold.own, prune=True)
+    for warning in held.warnings:
+        if warning not in hold.warned:
+            hold.warned.add(warning)
+            log(f"warning: {warning}")
+    uses = lastuse.list_uses(scratch, now=now, fix_future=True)
+    in_use: dict[VersionKey, str] = {}
+    for key in {*held.by_key, *(u.key for u in uses)}:
+        why = [f"linked by {', '.join(held.by_key[key])}"] if key in held.by_key else []
+        why += [f"held by {name}" for name in held.everything]
+        if why:
+            in_use[key] = "; ".join(why)
+    for use in uses:
         if use.last_used >= since:
             in_use.setdefault(use.key, f"prepared {ago(now - use.last_used)} ago")
     for key in requested:
@@ -288,15 +349,43 @@ def _copy_or_share(
     with copy_claim(scratch, record.key, waiting, PEER_POLL):
         if is_valid_copy(scratch.version_dir(record.key), record):
             return False  # copied by the lock's holder since our first look
-        _make_room(
-            scratch,
-            record.key,
-            record.bytes,
-            max_bytes,
-            protected=_in_use(scratch, requested, in_use_since, hold),
-            log=log,
+        said.clear()
+
+        def waiting_space(seconds: float) -> None:
+            if not said or seconds - said[-1] >= log_every:
+                log(f"{record.key}: waiting {seconds:.0f}s for another process to decide on scratch space")
+                said.append(seconds)
+
+        with space_claim(scratch, waiting_space, PEER_POLL):  # decide and reserve as one step (space.py)
+            _make_room(
+                scratch,
+                record.key,
+                record.bytes,
+                max_bytes,
+                protected=_in_use(scratch, requested, in_use_since, hold, log),
+                reserved=space.reserved_bytes(scratch),
+                log=log,
+            )
+            stage = staging.new_staging(scratch, record.key)
+            reservation = space.reserve(scratch, stage, record.bytes)
+        try:
+            return _copy_into_place(scratch, cache, record, stage, log=log, log_every=log_every)
+        finally:
+            space.release(reservation)
+
+
+def _hold_early(
+    scratch: ScratchPaths, links: Path, keys: list[VersionKey], hold_max: float, log: Callable[[str], None]
+) -> None:
+    """Hold every version this prepare means to link from scratch before evicting or copying any
+    (a pending hold, holds.py): a copy already there must not go while another one is being made."""
+    try:
+        holds.write_hold(scratch, links, keys, hold_max=hold_max, pending=True)
+    except OSError as exc:
+        log(
+            f"warning: could not record that {links} is about to use scratch copies ({exc}); another "
+            "prepare may evict them once they were last prepared longer ago than --scratch-keep-recent"
         )
-        return _copy_into_place(scratch, cache, record, log, log_every)
 
 
 def place_on_scratch(
@@ -314,8 +403,10 @@ def place_on_scratch(
     """Make each version available on scratch if possible; never raises for scratch trouble.
 
     Copies used within `keep_recent` seconds before this call (or during it), and copies a live hold
-    keeps (holds.py: `links`' own hold is being replaced and does not count; an unseen holder's
-    counts for `hold_max` seconds) are not evicted. `log`
+    keeps (holds.py: `links`' own hold is being replaced and does not count; each unseen holder's
+    counts for the `hold_max` it recorded) are not evicted. Before anything is evicted or copied,
+    `links` (created if missing) gets a pending hold on every version in `records`, lasting
+    `hold_max` seconds where it cannot be seen; the caller settles it once linked. `log`
     gets each copy's start, its progress every `log_every` seconds (`copy_progress_line`), its end,
     each eviction (version, size, why) and warnings (prefixed `warning: `).
     """
@@ -331,11 +422,15 @@ def place_on_scratch(
         for key in records:
             lastuse.touch(scratch.used_marker(key))
         staging.clean_abandoned(scratch)
-        hold = HoldPolicy(holds.own_hold_path(scratch, links) if links is not None else None, hold_max)
+        if links is not None:
+            links.mkdir(parents=True, exist_ok=True)  # its hold's name needs its inode
+        hold = HoldPolicy(holds.own_hold_path(scratch, links) if links is not None else None)
     except OSError as exc:
         for key in records:
             fall_back(key, f"scratch {scratch.root} is not usable: {exc}")
         return [placements[key] for key in records]
+    if links is not None:
+        _hold_early(scratch, links, list(records), hold_max, log)
     missing: list[VersionKey] = []
     for key, record in records.items():
         if is_valid_copy(scratch.version_dir(key), record):

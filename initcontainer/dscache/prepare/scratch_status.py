@@ -4,9 +4,11 @@ each copy still passes the consistency check (the same one `prepare` applies).
 Only copies on scratch are listed: a version prepared here but never copied (too big for the
 budget, scratch full) has a last-use marker and no copy, and is not there to report. Each copy's
 `heldBy` lists the links directories that keep it from eviction (holds.py: `NODE:LINKS`; another
-pod's for a week after its prepare, as `prepare`'s default `--scratch-hold-max`). `--json`:
-`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed", "heldBy"}], "staging":
-[{"name", "ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
+pod's for the `--scratch-hold-max` its prepare recorded) and `unreadable PATH` for each hold record
+that cannot be read (it holds every copy; a warning line on stderr names it and what to do). A
+last-use marker dated in the future counts as now, as for `prepare`, with a warning. `--json`:
+`{"scratch", "copies": [{"version", "state", "files", "bytes", "lastUsed", "lastUsedInFuture",
+"heldBy"}], "staging": [{"name", "ageSeconds"}]}`, `lastUsed` in ISO 8601 UTC.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dscache.api.sizes import format_size
 from dscache.prepare.consistency import is_consistent
-from dscache.prepare.holds import DEFAULT_MAX_AGE, holders
+from dscache.prepare.holds import holders
 from dscache.prepare.lastuse import list_uses
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.store.records import read_complete
@@ -36,6 +39,7 @@ class CopyStatus:
     bytes: int
     last_used: str
     held_by: tuple[str, ...] = ()
+    future: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -44,6 +48,7 @@ class CopyStatus:
             "files": self.files,
             "bytes": self.bytes,
             "lastUsed": self.last_used,
+            "lastUsedInFuture": self.future,
             "heldBy": list(self.held_by),
         }
 
@@ -52,20 +57,37 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def copy_statuses(scratch: ScratchPaths) -> list[CopyStatus]:
-    held = holders(scratch, max_age=DEFAULT_MAX_AGE, now=time.time())
+def copy_statuses(scratch: ScratchPaths, warn: Callable[[str], None]) -> list[CopyStatus]:
+    """Every copy on scratch, most recently used first; `warn` gets one line per unreadable hold
+    record and per last-use marker dated in the future."""
+    now = time.time()
+    held = holders(scratch, now=now)
+    for warning in held.warnings:
+        warn(warning)
     statuses: list[CopyStatus] = []
-    for use in sorted(list_uses(scratch), key=lambda u: u.last_used, reverse=True):
+    for use in sorted(list_uses(scratch, now=now), key=lambda u: u.last_used, reverse=True):
         path = scratch.version_dir(use.key)
         record = read_complete(path)
-        by = tuple(held.get(use.key, ()))
+        by = tuple(held.of(use.key))
+        if record is None and not path.exists():
+            continue
+        if use.future:
+            warn(
+                f"{use.key}: its last-use marker {scratch.used_marker(use.key)} is dated in the future; "
+                "counted as used now"
+            )
         if record is None:
-            if path.exists():
-                statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used), by))
+            statuses.append(CopyStatus(str(use.key), "damaged", 0, 0, _iso(use.last_used), by, use.future))
             continue
         state = "ok" if is_consistent(path, record) else "damaged"
-        statuses.append(CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used), by))
+        statuses.append(
+            CopyStatus(str(use.key), state, record.files, record.bytes, _iso(use.last_used), by, use.future)
+        )
     return statuses
+
+
+def _warn(line: str) -> None:
+    print(f"dscache status: warning: {line}", file=sys.stderr)
 
 
 def _staging(scratch: ScratchPaths) -> list[dict[str, object]]:
@@ -83,7 +105,7 @@ def run_scratch_status(scratch: Path, as_json: bool) -> int:
         print(f"dscache status: {scratch} is not a directory", file=sys.stderr)
         return 1
     paths = ScratchPaths(scratch.absolute())
-    copies = copy_statuses(paths)
+    copies = copy_statuses(paths, _warn)
     staging = _staging(paths)
     if as_json:
         report = {"scratch": str(paths.root), "copies": [c.to_json() for c in copies], "staging": staging}

@@ -97,6 +97,11 @@ def copy_in_progress(scratch: ScratchPaths, key: VersionKey) -> bool:
     )
 
 
+def live_staging_names(scratch: ScratchPaths) -> set[str]:
+    """Names of the staging dirs whose copiers are alive."""
+    return {entry.name for entry, _, gone in _staging_entries(scratch) if not gone}
+
+
 def clean_abandoned(scratch: ScratchPaths) -> None:
     """Delete staging dirs of dead processes and anything left in the trash."""
     for entry, _, abandoned in _staging_entries(scratch):

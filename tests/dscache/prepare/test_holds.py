@@ -81,19 +81,24 @@ def test_a_copy_is_evicted_once_its_links_dir_is_gone_with_one_line(dirs: Dirs, 
     assert [json.loads(p.read_text())["versions"] for p in _holds(dirs)] == [["scenes/ithor=8"]]
 
 
-def test_another_pods_hold_lasts_scratch_hold_max(dirs: Dirs, tmp_path: Path) -> None:
+def test_another_pods_hold_lasts_the_hold_max_it_recorded(dirs: Dirs, tmp_path: Path) -> None:
     _publish_two(dirs)
     pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
-    _prepare(dirs, pod_a, "objects/thor=v3")
+    _prepare(dirs, pod_a, "objects/thor=v3", "--scratch-hold-max", "7200")
     _age_marker(dirs, HOUR_AND_A_MINUTE)
     (hold,) = _holds(dirs)
     record = json.loads(hold.read_text())
+    assert record["holdMax"] == 7200
     record["mountNamespace"] += 1  # written in another pod's container: its links dir cannot be seen here
     record["heldAt"] -= HOUR_AND_A_MINUTE
     hold.write_text(json.dumps(record))
     shutil.rmtree(pod_a)  # whatever is (not) at that path here says nothing about the other pod
-    _prepare(dirs, pod_b, "scenes/ithor=8", "--scratch-hold-max", "7200")
+    _prepare(dirs, pod_b, "scenes/ithor=8", "--scratch-hold-max", "60")  # pod B's own limit: not pod A's
     assert (dirs.scratch / "objects" / "thor" / "v3" / "f1.bin").is_file()
-    err = _prepare(dirs, pod_b, "scenes/ithor=8", "--scratch-hold-max", "60")  # held 61 min ago: expired
+    assert hold.is_file()
+    record["heldAt"] -= HOUR_AND_A_MINUTE  # held 122 min ago: past the 7200 s pod A recorded
+    hold.write_text(json.dumps(record))
+    err = _prepare(dirs, pod_b, "scenes/ithor=8")
     assert "objects/thor=v3: evicted from scratch (2.0 KiB" in err
     assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
+    assert not hold.exists()

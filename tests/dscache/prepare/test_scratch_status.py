@@ -26,6 +26,7 @@ def test_status_shows_copies_sizes_last_use_and_damage(
             "files": 1,
             "bytes": 2048,
             "lastUsed": copies[0]["lastUsed"],
+            "lastUsedInFuture": False,
             "heldBy": [f"{os.uname().nodename}:{dirs.links}"],  # the links' last prepare
         },
         {
@@ -34,6 +35,7 @@ def test_status_shows_copies_sizes_last_use_and_damage(
             "files": 1,
             "bytes": 2048,
             "lastUsed": "1970-01-01T00:00:00Z",
+            "lastUsedInFuture": False,
             "heldBy": [],
         },
     ]
@@ -56,7 +58,15 @@ def test_status_lists_only_what_is_on_scratch(dirs: Dirs, capsys: pytest.Capture
     assert [(c["version"], c["state"], c["bytes"]) for c in report["copies"]] == [
         ("objects/thor=small", "ok", 1000)
     ]
-    assert sorted(report["copies"][0]) == ["bytes", "files", "heldBy", "lastUsed", "state", "version"]
+    assert sorted(report["copies"][0]) == [
+        "bytes",
+        "files",
+        "heldBy",
+        "lastUsed",
+        "lastUsedInFuture",
+        "state",
+        "version",
+    ]
     assert run_scratch_status(dirs.scratch, as_json=False) == 0
     table = capsys.readouterr().out
     assert "objects/thor=big" not in table
