@@ -90,7 +90,7 @@ def _manifest(tmp_path: Path, s3: S3Env, *, anonymous: bool = False) -> Path:
 def test_spec_endpoint_makes_aws_endpoint_url_s3_unread(
     s3: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1 ")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://:9000")  # no host: refused when read
     cache = tmp_path / "cache"
     cache.mkdir()
     result = run("install", "-f", str(_manifest(tmp_path, s3)), "--cache", str(cache))
