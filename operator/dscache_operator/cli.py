@@ -8,8 +8,9 @@ A local run against any cluster (credentials from KUBECONFIG; installer Jobs sti
 Every flag of `run` may be set by a DSCACHE_OPERATOR_<FLAG> variable instead (e.g.
 DSCACHE_OPERATOR_IMAGE, DSCACHE_OPERATOR_WEBHOOK_PORT); a flag beats its variable. Both are derived
 from `settings.Settings`, where the defaults live. A bad value is refused with one line naming the
-flag or variable, exit code 2; so is a run without the operator extra (kopf...) or without Kubernetes
-credentials (`preflight`), before kopf starts.
+flag or variable, exit code 2; so is a run without the operator extra (kopf...), without Kubernetes
+credentials, with a port to listen on already taken, or with an API server that does not answer
+(`preflight`), before kopf starts.
 
 The admission webhook (pod injection, DatasetCache validation) is off unless enabled:
 - in a cluster: `--webhook-cert /certs/tls.crt --webhook-key /certs/tls.key` (a mounted Secret) on
@@ -28,7 +29,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from dscache_operator.preflight import client_problem, credentials_problem, missing_dependency
+from dscache_operator.preflight import (
+    api_problem,
+    client_problem,
+    credentials_problem,
+    missing_dependency,
+    ports_problem,
+)
 from dscache_operator.settings import OPTIONS, Settings, SettingsError, describe, load
 
 # Newer instances win peering (kopf pauses the lower priority): of the chart's replicas (all serving
@@ -118,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         print(f"dscache-operator: {err}", file=sys.stderr)
         return EXIT_USAGE
-    problem = missing_dependency() or credentials_problem(os.environ) or client_problem()
+    problem = (
+        missing_dependency()
+        or credentials_problem(os.environ)
+        or client_problem()
+        or ports_problem(ours)
+        or api_problem()
+    )
     if problem is not None:
         print(f"dscache-operator: {problem}", file=sys.stderr)
         return EXIT_USAGE

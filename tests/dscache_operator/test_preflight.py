@@ -4,8 +4,10 @@ kopf starts (it was a ModuleNotFoundError traceback, or a login retried and logg
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,63 @@ def test_credentials_absent() -> None:
     token_only = {TOKEN_PATH}.__contains__  # a token file without the service host is not a pod
     problem = credentials_problem({"KUBECONFIG": f"/a{os.pathsep}/b"}, token_only)
     assert problem is not None and "(KUBECONFIG=/a:/b names no file that exists," in problem
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(WORKING.replace("https://127.0.0.1:6443", server))
+    return kubeconfig
+
+
+def test_run_against_an_api_server_that_does_not_answer_exits_at_once_naming_it(tmp_path: Path) -> None:
+    """It retried for about a minute and printed three tracebacks in 115 lines, exit 1."""
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        server = f"https://127.0.0.1:{closed.getsockname()[1]}"
+        kubeconfig = _kubeconfig(tmp_path, server)
+        started = time.monotonic()
+        out = run_operator({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}, "--liveness", "")
+        took = time.monotonic() - started
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(
+        f"dscache-operator: the API server {server} (KUBECONFIG={kubeconfig}) does not answer: "
+    ), out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert took < 20  # preflight's one request (5 s at most) and start-up, not kopf's minute of retries
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (
+            ("--metrics-port", "{port}"),
+            "--metrics-port {port} (DSCACHE_OPERATOR_METRICS_PORT): cannot listen on 0.0.0.0:{port}",
+        ),
+        (
+            ("--liveness", "http://127.0.0.1:{port}/healthz"),
+            "--liveness http://127.0.0.1:{port}/healthz (DSCACHE_OPERATOR_LIVENESS): "
+            "cannot listen on 127.0.0.1:{port}",
+        ),
+        (
+            ("--webhook-dev", "--webhook-port", "{port}"),
+            "--webhook-port {port} (DSCACHE_OPERATOR_WEBHOOK_PORT): cannot listen on 127.0.0.1:{port}",
+        ),
+    ],
+)
+def test_run_with_a_port_in_use_exits_at_once_naming_the_setting(
+    tmp_path: Path, flags: tuple[str, ...], named: str
+) -> None:
+    """kopf's start-up failed with `Address already in use` as a traceback and retried every minute."""
+    kubeconfig = _kubeconfig(tmp_path, "https://127.0.0.1:1")  # never reached: the ports come first
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = [flag.format(port=port) for flag in flags]
+        env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
+        out = run_operator(env, "--liveness", "", *args)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == (
+        f"dscache-operator: {named.format(port=port)}: Address already in use "
+        "(another process listens there? choose another port)\n"
+    )

@@ -49,11 +49,12 @@ class SpecError(InvalidInputError):
     """The spec is invalid; the message names the field (e.g. `spec.source.s3.bucket`)."""
 
 
-def _endpoint(value: str | None, dns: bool = False) -> str | None:
-    """An endpoint or base URL as `endpoint_refusal` takes it; raises ValueError saying why not."""
+def _endpoint(value: str | None, dns: bool = False, credentials: bool = False) -> str | None:
+    """An endpoint (`credentials`: or a base URL that may hold `user:password@`) as `endpoint_refusal`
+    takes it; raises ValueError saying why not."""
     if value is None:
         return value
-    refused = endpoint_refusal(value, dns=dns)
+    refused = endpoint_refusal(value, dns=dns, credentials=credentials)
     if refused is not None:
         raise ValueError(f"{hide_userinfo(value)!r} is not a usable URL: {refused}")
     return value
@@ -246,7 +247,7 @@ class HttpSource(_Model):
     @field_validator("url")
     @classmethod
     def _usable_url(cls, v: str) -> str:
-        return _endpoint(v) or v
+        return _endpoint(v, credentials=True) or v
 
 
 # A cluster refuses `file` sources (the CRD, the validating webhook and the operator; `dscache install`

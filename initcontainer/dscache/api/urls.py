@@ -31,14 +31,17 @@ def display_url(url: str) -> str:
 
 def hide_userinfo(url: str) -> str:
     """Pure: `url` with any `user:password@` replaced by `***@`; never raises, even on a URL that
-    does not parse (for error messages about such URLs)."""
+    does not parse (for error messages about such URLs). Everything before the last '@' ahead of any
+    '?' or '#' is hidden, also without a scheme (`user:pw@host:9000`) and when the password holds a
+    '/': hiding a path's '@' too is the price of never showing a secret."""
     scheme, sep, rest = url.partition("://")
     if not sep:
+        scheme, rest = "", url
+    head = rest.split("?", 1)[0].split("#", 1)[0]
+    if "@" not in head:
         return url
-    netloc, slash, path = rest.partition("/")
-    if "@" not in netloc:
-        return url
-    return f"{scheme}://***@{netloc.rpartition('@')[2]}{slash}{path}"
+    shown = rest[len(head.rpartition("@")[0]) + 1 :]
+    return f"{scheme}{sep}***@{shown}"
 
 
 def _parse_refusal(err: ValueError) -> str:
@@ -47,7 +50,7 @@ def _parse_refusal(err: ValueError) -> str:
     if "IPv6" in text:
         return "its host is not a valid bracketed IPv6 address (write e.g. http://[::1]:9000)"
     if text.startswith("Port"):
-        return "its port is not a number from 0 to 65535"
+        return "its port is not a number from 1 to 65535"
     return text
 
 
@@ -71,23 +74,33 @@ def _host_refusal(netloc: str, host: str, dns: bool) -> str | None:
     return None
 
 
-def endpoint_refusal(url: str, *, dns: bool = False) -> str | None:
+def endpoint_refusal(url: str, *, dns: bool = False, credentials: bool = True) -> str | None:
     """Pure: why `url` cannot be an endpoint or base URL, `http(s)://HOST[:PORT][/PATH]`, in words
     (no regular expressions, the URL not repeated), or None when it can. Catches what would make
     urllib, botocore or the HTTP clients fail later with a library's message: a scheme other than
     http/https, no host, a host with characters DNS names cannot have (`ACCOUNT_ID.example.com`), an
-    unclosed or invalid IPv6 bracket, a port that is no number, spaces or control characters. `dns`:
-    host names as DNS (and botocore) take them, without the '_' container host names may have."""
+    unclosed or invalid IPv6 bracket, a port that is no number from 1 to 65535, spaces or control
+    characters anywhere (a URL is used as written: a stray space is refused, never stripped). `dns`:
+    host names as DNS (and botocore) take them, without the '_' container host names may have.
+    `credentials`: whether `user:password@` may be written in the URL (an http source's base URL);
+    an endpoint's credentials come from the remote's own settings, so there it is refused."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         return "a URL cannot contain spaces or control characters"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number in range
+        port = parts.port  # raises ValueError for a port that is no number in range
     except ValueError as err:
         return _parse_refusal(err)
+    if port == 0:
+        return "its port is not a number from 1 to 65535"
     if parts.scheme.lower() not in ("http", "https"):
         return f"not an http:// or https:// URL (e.g. {ENDPOINT_EXAMPLE})"
     host = parts.hostname
     if not host:
         return f"no host (e.g. {ENDPOINT_EXAMPLE})"
+    if not credentials and "@" in parts.netloc:
+        return (
+            "an endpoint URL cannot carry credentials (user:password@): give them as the remote's "
+            "credentials (its secretRef, or the environment)"
+        )
     return _host_refusal(parts.netloc, host, dns)

@@ -62,7 +62,14 @@ def source_env_problem(command: str, source: Source) -> str | None:
     from dscache.cli.envvars import source_problems
 
     kind = next(k for k in SOURCE_KINDS if getattr(source, k) is not None)
-    found = source_problems(command, kind, os.environ)
+    s3 = source.s3
+    found = source_problems(
+        command,
+        kind,
+        os.environ,
+        endpoint_set=s3 is not None and s3.endpoint is not None,
+        anonymous=s3 is not None and s3.anonymous,
+    )
     return found[0] if found else None
 
 

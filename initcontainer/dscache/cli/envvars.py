@@ -74,25 +74,25 @@ def _interval(raw: str) -> None:
 
 
 def _api_url(raw: str) -> None:
-    refused = endpoint_refusal(raw)
+    refused = endpoint_refusal(raw, credentials=False)
     if refused is not None:
         raise ValueError(f"must be an http(s)://HOST[:PORT] URL of the Kubernetes API server: {refused}")
 
 
 def _s3_endpoint(raw: str) -> None:
-    refused = endpoint_refusal(raw, dns=True)  # botocore takes DNS host names only
+    refused = endpoint_refusal(raw, dns=True, credentials=False)  # botocore takes DNS host names only
     if refused is not None:
         raise ValueError(f"not a usable endpoint URL: {refused}")
 
 
 def _endpoint(raw: str) -> None:
-    refused = endpoint_refusal(raw)
+    refused = endpoint_refusal(raw, credentials=False)
     if refused is not None:
         raise ValueError(f"not a usable endpoint URL: {refused}")
 
 
 def _emulator_host(raw: str) -> None:
-    refused = endpoint_refusal(raw if "://" in raw else f"http://{raw}")
+    refused = endpoint_refusal(raw if "://" in raw else f"http://{raw}", credentials=False)
     if refused is not None:
         raise ValueError(f"not HOST:PORT nor an http(s):// URL: {refused}")
 
@@ -106,6 +106,9 @@ class EnvVar:
     kind: str | None = None
     """The `Source` field (`dscache.api.spec.SOURCE_KINDS`) of the one kind of remote that reads it;
     None: the command reads it whatever its remote."""
+    exact: bool = False
+    """Its reader uses the value as written (a URL): checked unstripped, so a stray space or newline is
+    refused here rather than failing a request later."""
 
 
 RETRY = (
@@ -143,13 +146,18 @@ REMOTES = (
         "S3 endpoint for R2/MinIO (AWS_ENDPOINT_URL_S3 wins; the spec's endpoint over both)",
         _s3_endpoint,
         "s3",
+        exact=True,
     ),
-    EnvVar("AWS_ENDPOINT_URL_S3", "S3 endpoint, over AWS_ENDPOINT_URL", _s3_endpoint, "s3"),
+    EnvVar("AWS_ENDPOINT_URL_S3", "S3 endpoint, over AWS_ENDPOINT_URL", _s3_endpoint, "s3", exact=True),
     EnvVar("AWS_REGION", "S3 region (also AWS_DEFAULT_REGION)"),
     EnvVar("DSCACHE_S3_SSE_C_KEY", "base64 of the key of S3 objects encrypted with SSE-C (never shown)"),
     EnvVar("HF_TOKEN", "Hugging Face token for private or gated repos"),
     EnvVar(
-        "HF_ENDPOINT", "Hugging Face Hub endpoint (default https://huggingface.co)", _endpoint, "hugging_face"
+        "HF_ENDPOINT",
+        "Hugging Face Hub endpoint (default https://huggingface.co)",
+        _endpoint,
+        "hugging_face",
+        exact=True,
     ),
     EnvVar(
         "STORAGE_EMULATOR_HOST",
@@ -173,6 +181,7 @@ KUBE = (
         "DSCACHE_KUBE_API_URL",
         "with --report-status: the API server (default: KUBERNETES_SERVICE_HOST/PORT)",
         _api_url,
+        exact=True,
     ),
     EnvVar(
         "DSCACHE_STATUS_INTERVAL",
@@ -194,10 +203,10 @@ def _problems(variables: Iterable[EnvVar], env: Mapping[str, str]) -> list[str]:
     found = []
     for var in variables:
         raw = env.get(var.name)
-        if var.check is None or raw is None or raw.strip() == "":
+        if var.check is None or raw is None or raw == "" or (raw.strip() == "" and not var.exact):
             continue
         try:
-            var.check(raw.strip())
+            var.check(raw if var.exact else raw.strip())
         except ValueError as err:
             found.append(f"environment variable {var.name}={hide_userinfo(raw)!r}: {err}")
     return found
@@ -210,10 +219,27 @@ def problems(command: str, env: Mapping[str, str]) -> list[str]:
     return _problems((v for v in BY_COMMAND.get(command, ()) if v.kind is None), env)
 
 
-def source_problems(command: str, kind: str, env: Mapping[str, str]) -> list[str]:
+_STS_REASON = (
+    "spec.source.s3.endpoint is set, so S3 requests do not use it, but botocore also sends the "
+    "requests that fetch credentials (STS: IRSA web identity, assumed roles) there"
+)
+"""Why `AWS_ENDPOINT_URL` is still checked when the spec names the S3 endpoint."""
+
+
+def source_problems(
+    command: str, kind: str, env: Mapping[str, str], *, endpoint_set: bool = False, anonymous: bool = False
+) -> list[str]:
     """As `problems`, for the variables only a remote of `kind` (a `Source` field: "s3", "gcs",
-    "hugging_face", ...) reads, when `command` uses one."""
-    return _problems((v for v in BY_COMMAND.get(command, ()) if v.kind == kind), env)
+    "hugging_face", ...) reads, when `command` uses one. For an s3 source whose spec sets the endpoint
+    (`endpoint_set`), `AWS_ENDPOINT_URL_S3` is not read at all (not checked) and `AWS_ENDPOINT_URL` only
+    for credentials (checked unless `anonymous`: unsigned requests fetch none), the line saying so."""
+    variables = [v for v in BY_COMMAND.get(command, ()) if v.kind == kind]
+    if kind != "s3" or not endpoint_set:
+        return _problems(variables, env)
+    if anonymous:
+        return []
+    sts = [v for v in variables if v.name == "AWS_ENDPOINT_URL"]
+    return [f"{line} ({_STS_REASON})" for line in _problems(sts, env)]
 
 
 def epilog_lines(command: str) -> list[str]:

@@ -10,6 +10,10 @@ runs in.
 apparent sizes, since versions share files), `freedDiskBytes` the space those files took on disk
 (allocated blocks, as `du` counts: what the file system got back); the last line of the text output
 gives both, labelled (a dry run: what removing them would free).
+
+A version or abandoned staging dir that cannot be moved to the trash (a read-only mount, the trash on
+another file system) is left in place, whole: gc removes the others, gives its summary, then one
+`dscache: error:` line per such path with the reason (`--json`: under `notRemoved`), exit 1.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dscache.api.versionorder import KEEP_RULE
 from dscache.cli import output
 from dscache.cli.argtypes import integer, path_arg, seconds
 from dscache.cli.common import add_lock_timeout_argument, add_protect_argument, fail, note_foreign, run_locked
-from dscache.cli.exits import EXIT_OK, exit_code
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, exit_code
 from dscache.store.paths import CachePaths
 from dscache.store.staged import version_of_rel
 
@@ -116,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
                         for p in plan.stale_staging
                     ],
                     "left": [leftover.as_json(paths.root) for leftover in plan.left],
+                    "notRemoved": [
+                        {"path": _rel(item.path, paths.root), "reason": item.reason} for item in plan.failed
+                    ],
                     "freedBytes": plan.freed.content,
                     "freedDiskBytes": plan.freed.disk,
                 },
@@ -137,4 +144,14 @@ def run(args: argparse.Namespace) -> int:
             f"({format_size(plan.freed.content)} of file content)"
         )
         say(f"{verb} {len(plan.remove)} version(s), kept {len(plan.keep)}, {freed}{left}")
-    return EXIT_OK
+        for item in plan.failed:
+            output.error(f"{_rel(item.path, paths.root)}: not removed (left in place, whole): {item.reason}")
+    return EXIT_FAILURE if plan.failed else EXIT_OK
+
+
+def _rel(path: Path, root: Path) -> str:
+    """`path` relative to `root` (the cache), as the other lines of gc name paths."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

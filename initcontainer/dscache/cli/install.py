@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ref",
         help="ref to point at the versions (default: <namespace>.<name> with -f, else 'default'); "
-        "-f sets the ref to the file's versions, --version adds to it (replacing a source's older version)",
+        "-f sets the ref to the file's versions; --source with --version adds to it (replacing a source's "
+        "older version)",
     )
     p.add_argument(
         "--jobs",

@@ -12,10 +12,15 @@ over stops before it.
 Versions share bytes (hard links, `install/share.py`): removing one frees only the files whose last
 link goes with it, and `freed` counts exactly those bytes (`store/usage.py`), measured as they go; a
 dry run counts what removing all planned versions and staging dirs together would free.
+
+A version or staging dir that cannot be moved to the trash (a read-only mount, the trash on another
+file system, no permission) stays where it is, whole, and is reported in `failed` with the reason in
+words; gc goes on with the others.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import time
@@ -37,12 +42,42 @@ from dscache.store.staged import find_stages
 from dscache.store.usage import Amount, delete_counted, freeable, scan_inodes
 
 
+class NotMovedError(OSError):
+    """A version could not be moved to the trash (the OSError's errno, strerror and filename); it is
+    untouched."""
+
+
+@dataclass(frozen=True)
+class NotRemoved:
+    """`path` (a version or staging dir) stays where it was: moving it to the trash failed, `reason`."""
+
+    path: Path
+    reason: str
+
+
+def removal_reason(err: OSError, cache: CachePaths) -> str:
+    """Pure: why moving a directory of `cache` into its trash failed, in words (the library's wording
+    for errors without one of their own)."""
+    if err.errno == errno.EXDEV:
+        return f"the trash is on another file system than the cache: {cache.trash_dir}"
+    if err.errno == errno.EROFS:
+        return "it is on a read-only file system (a read-only mount?)"
+    if err.errno == errno.EBUSY:
+        return "it is busy (a mount point?)"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (it or its parent directory is not writable by this user)"
+    return err.strerror or str(err)
+
+
 @dataclass
 class GcPlan:
     remove: list[VersionKey] = field(default_factory=list)
     keep: list[VersionKey] = field(default_factory=list)
     stale_staging: list[Path] = field(default_factory=list)
     left: list[Leftover] = field(default_factory=list)
+    failed: list[NotRemoved] = field(default_factory=list)
+    """Versions and staging dirs planned for removal that could not be moved to the trash (still in
+    place, whole); those versions are no longer in `remove` nor those dirs in `stale_staging`."""
     freed: Amount = field(default_factory=Amount)
     """Bytes (content and on disk) of the files whose last link was removed (a dry run: would be)."""
 
@@ -86,16 +121,25 @@ def empty_trash(cache: CachePaths, fence: Fence) -> tuple[list[Leftover], Amount
 def _to_trash(cache: CachePaths, path: Path, label: str) -> Path:
     cache.trash_dir.mkdir(parents=True, exist_ok=True)
     grave = cache.trash_dir / f"{label.replace('/', '__')}.{secrets.token_hex(4)}"
+    mode = os.lstat(path).st_mode & 0o7777
     os.chmod(path, 0o755)  # moving a directory to another parent rewrites its '..'
-    os.rename(path, grave)
+    try:
+        os.rename(path, grave)
+    except OSError:
+        os.chmod(path, mode)  # what stays in place stays as it was (a version: read-only)
+        raise
     return grave
 
 
 def remove_version(cache: CachePaths, key: VersionKey, fence: Fence) -> tuple[Leftover | None, Amount]:
     """Unpublish `key` atomically (rename into the trash), then delete it; returns what is left and
-    the bytes freed (of the files whose last link it held)."""
+    the bytes freed (of the files whose last link it held). Raises NotMovedError, the version
+    untouched, if it cannot be moved to the trash (`NotMovedError`)."""
     fence()
-    grave = _to_trash(cache, cache.version_dir(key), key.rel)
+    try:
+        grave = _to_trash(cache, cache.version_dir(key), key.rel)
+    except OSError as err:
+        raise NotMovedError(err.errno, err.strerror, err.filename) from err
     fence()
     forget_molmo_version(cache, key)
     return delete_counted(grave)
@@ -153,11 +197,20 @@ def collect(
     removes += [(p, f"abandoned staging {p.relative_to(cache.staging_root)}") for p in plan.stale_staging]
     check_writable(cache, removal_writes("gc", removes))
     plan.left, plan.freed = empty_trash(cache, fence)
-    for key in plan.remove:
-        note_leftover(plan, remove_version(cache, key, fence))
-    for stage in plan.stale_staging:
+    for key in list(plan.remove):
+        try:
+            note_leftover(plan, remove_version(cache, key, fence))
+        except NotMovedError as err:
+            plan.remove.remove(key)
+            plan.failed.append(NotRemoved(cache.version_dir(key), removal_reason(err, cache)))
+    for stage in list(plan.stale_staging):
         fence()
-        grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
+        try:
+            grave = _to_trash(cache, stage, "staging/" + stage.relative_to(cache.staging_root).as_posix())
+        except OSError as err:
+            plan.stale_staging.remove(stage)
+            plan.failed.append(NotRemoved(stage, removal_reason(err, cache)))
+            continue
         note_leftover(plan, delete_counted(grave))
     return plan
 

@@ -76,3 +76,12 @@ def test_flags_that_apply_with_the_file_still_work(tmp_path: Path) -> None:
     args = ["install", "-f", str(manifest(tmp_path)), "--cache", str(cache), "--ref", "mine", "--jobs", "2"]
     assert main(args) == 0
     assert (cache / "objects" / "thor" / "v1" / "a.txt").read_text() == "a"
+
+
+def test_help_does_not_say_version_adds_to_a_file_ref(capsys: pytest.CaptureFixture[str]) -> None:
+    """-f refuses --version, so `install --help` must not say --version adds to the file's ref."""
+    with pytest.raises(SystemExit):
+        main(["install", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "-f sets the ref to the file's versions; --source with --version adds to it" in text
+    assert "versions, --version adds to it" not in text
