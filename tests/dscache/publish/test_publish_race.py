@@ -1,0 +1,283 @@
+"""Two producers publishing one version at once: the remote always ends up holding one producer's
+version whole (an install of it succeeds, with exactly that producer's bytes). Where the remote can
+hold a lease (a local directory, S3), the second publisher refuses with one line naming the first."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dscache.api.names import VersionKey
+from dscache.cli.app import main
+from dscache.layouts.manifest import DSCACHE_MANIFEST
+from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.published import PUBLISH_LEASE
+from dscache.publish.lease import Holder, is_stale, publish_lease
+from dscache.publish.pack import PublishError
+from dscache.publish.stale import removable
+from dscache.publish.upload import PublishOptions, PublishResult, SupersededError, publish
+from dscache.remotes.base import Remote
+from dscache.remotes.file import FileRemote
+from dscache.remotes.s3 import S3Remote
+from dscache.store.paths import CachePaths
+from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
+from tests.servers.s3 import S3Env
+
+KEY = VersionKey("objects", "big", "v1")
+OLD: TreeSpec = {"a/one.txt": 3000, "b/two.txt": 3000}
+TREE_A: TreeSpec = {"a/one.txt": 5000, "b/two.txt": 2000}
+TREE_B: TreeSpec = {"a/one.txt": 2000, "b/two.txt": 5000}
+OPTIONS = PublishOptions(archive_size=4 << 10, threads=1, overwrite=True)
+METADATA = {MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST}
+
+
+class Pausing:
+    """Mixed into a remote: its first metadata upload waits until `gate` is set (the publish has
+    uploaded its archives and not yet switched the manifests)."""
+
+    gate: threading.Event
+
+    def pause(self, path: str) -> None:
+        if path.endswith(MOLMO_COMBINED_TRIES):
+            assert self.gate.wait(60)
+
+
+class PausingFile(Pausing, FileRemote):
+    def put_file(self, path: str, local: Path) -> None:
+        self.pause(path)
+        super().put_file(path, local)
+
+
+class PausingS3(Pausing, S3Remote):
+    def put_file(self, path: str, local: Path) -> None:
+        self.pause(path)
+        super().put_file(path, local)
+
+
+class Place:
+    """A remote kind under test: its install URL and how to open it (optionally pausing)."""
+
+    def __init__(self, url: str, opener: Callable[[threading.Event | None], Remote]) -> None:
+        self.url, self.opener = url, opener
+
+    def open(self, gate: threading.Event | None = None) -> Remote:
+        return self.opener(gate)
+
+
+@pytest.fixture(params=["file", "s3"])
+def place(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Place:
+    if request.param == "s3":
+        s3: S3Env = request.getfixturevalue("s3")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+
+        def s3_remote(gate: threading.Event | None) -> Remote:
+            if gate is None:
+                return S3Remote(s3.bucket, "mirror", endpoint=s3.endpoint)
+            paused = PausingS3(s3.bucket, "mirror", endpoint=s3.endpoint)
+            paused.gate = gate
+            return paused
+
+        return Place(f"s3://{s3.bucket}/mirror", s3_remote)
+    root = tmp_path / "remote"
+
+    def file_remote(gate: threading.Event | None) -> Remote:
+        if gate is None:
+            return FileRemote(root)
+        paused = PausingFile(root)
+        paused.gate = gate
+        return paused
+
+    return Place(f"file://{root}", file_remote)
+
+
+def install_snapshot(place: Place, cache: Path) -> dict[str, bytes | str | None]:
+    argv = ["install", "-q", "--cache", str(cache), "--source", place.url, "--version", str(KEY)]
+    assert main(argv) == 0
+    return dataset_snapshot(CachePaths(cache).version_dir(KEY))
+
+
+def version_files(remote: Remote) -> set[str]:
+    return {f.path.removeprefix(f"{KEY.rel}/") for f in remote.list_files(KEY.rel)}
+
+
+def test_a_second_publish_while_the_first_uploads_is_refused_naming_the_first(
+    place: Place, tmp_path: Path
+) -> None:
+    publish(make_tree(tmp_path / "old", OLD), place.open(), KEY, OPTIONS)
+    tree_a, tree_b = make_tree(tmp_path / "a", TREE_A), make_tree(tmp_path / "b", TREE_B)
+    gate = threading.Event()
+    first: list[PublishResult | BaseException] = []
+
+    def producer_a() -> None:
+        try:
+            first.append(publish(tree_a, place.open(gate), KEY, OPTIONS))
+        except BaseException as err:  # handed to the test thread
+            first.append(err)
+
+    thread = threading.Thread(target=producer_a)
+    thread.start()
+    try:
+        # the old version (2 archives, 3 metadata files), A's lease and A's 2 archives
+        while len(version_files(place.open())) < 8:
+            assert thread.is_alive() and not gate.wait(0.02)
+        with pytest.raises(
+            PublishError, match=r"another publish of this version is running \(process \d+ on "
+        ):
+            publish(tree_b, place.open(), KEY, OPTIONS)
+    finally:
+        gate.set()
+        thread.join(60)
+    assert [type(r) for r in first] == [PublishResult]
+    assert install_snapshot(place, tmp_path / "cache") == tree_snapshot(tree_a)
+    remote = place.open()
+    assert PUBLISH_LEASE not in version_files(remote)  # released
+
+
+def _race(place: Place, trees: list[Path]) -> dict[int, PublishResult | PublishError]:
+    """Publish each of `trees` in its own thread, all started at once; each one's outcome."""
+    outcomes: dict[int, PublishResult | PublishError] = {}
+    start = threading.Barrier(len(trees))
+
+    def producer(n: int) -> None:
+        start.wait()
+        try:
+            outcomes[n] = publish(trees[n], place.open(), KEY, OPTIONS)
+        except PublishError as err:
+            outcomes[n] = err
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(len(trees))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+def test_overwrites_racing_in_threads_leave_one_whole_version(place: Place, tmp_path: Path) -> None:
+    publish(make_tree(tmp_path / "old", OLD), place.open(), KEY, OPTIONS)
+    for round_ in range(4):
+        trees = [make_tree(tmp_path / f"r{round_}-{n}", spec) for n, spec in enumerate((TREE_A, TREE_B))]
+        outcomes = _race(place, trees)
+        won = [n for n, outcome in outcomes.items() if isinstance(outcome, PublishResult)]
+        assert won and len(outcomes) == 2, outcomes
+        installed = install_snapshot(place, tmp_path / f"cache{round_}")
+        assert installed in [tree_snapshot(trees[n]) for n in won]
+
+
+class NoLeaseFile(FileRemote):
+    """A local directory as a remote without a conditional create (as GCS, Azure, the Hub): no lease.
+    With `gate`: its first metadata upload waits for it (`before_switch`), or, once the dscache
+    manifest is up, its next manifest read does (after the switch, before the removal)."""
+
+    create_exclusive = None
+
+    def __init__(self, root: Path, gate: threading.Event | None = None, *, before_switch: bool) -> None:
+        super().__init__(root)
+        self.gate, self.before_switch, self.switched = gate, before_switch, False
+
+    def put_file(self, path: str, local: Path) -> None:
+        if self.gate is not None and self.before_switch and path.endswith(MOLMO_COMBINED_TRIES):
+            assert self.gate.wait(60)
+        super().put_file(path, local)
+        self.switched = self.switched or path.endswith(DSCACHE_MANIFEST)
+
+    def read_bytes(self, path: str) -> bytes:
+        if self.gate is not None and self.switched and not self.before_switch:
+            assert self.gate.wait(60)
+        return super().read_bytes(path)
+
+
+def _publish_or_error(tree: Path, remote: Remote) -> PublishResult | BaseException:
+    try:
+        return publish(tree, remote, KEY, OPTIONS)
+    except PublishError as err:
+        return err
+
+
+def _race_without_lease(tmp_path: Path, *, before_switch: bool) -> list[PublishResult | BaseException]:
+    """Producer A publishes TREE_A to a lease-less remote and waits (before or after its switch) while
+    producer B publishes TREE_B in full; then A goes on. A's outcome, B's outcome."""
+    root = tmp_path / "remote"
+    publish(make_tree(tmp_path / "old", OLD), FileRemote(root), KEY, OPTIONS)
+    tree_a, tree_b = make_tree(tmp_path / "a", TREE_A), make_tree(tmp_path / "b", TREE_B)
+    gate = threading.Event()
+    outcome: list[PublishResult | BaseException] = []
+    paused = NoLeaseFile(root, gate, before_switch=before_switch)
+    thread = threading.Thread(target=lambda: outcome.append(_publish_or_error(tree_a, paused)))
+    thread.start()
+    try:
+        while not (paused.switched if not before_switch else len(version_files(FileRemote(root))) >= 7):
+            assert thread.is_alive() and not gate.wait(0.02)  # A's archives are up beside the old ones
+        outcome_b = _publish_or_error(tree_b, NoLeaseFile(root, before_switch=False))
+    finally:
+        gate.set()
+        thread.join(60)
+    return [*outcome, outcome_b]
+
+
+def test_without_a_lease_a_publish_switched_after_another_says_it_was_replaced(tmp_path: Path) -> None:
+    outcome_a, outcome_b = _race_without_lease(tmp_path, before_switch=False)
+    assert isinstance(outcome_b, PublishResult)
+    assert isinstance(outcome_a, SupersededError)
+    assert str(outcome_a) == (
+        f"another publish replaced {KEY} at file://{tmp_path / 'remote'}/{KEY.rel} after this one: "
+        "the remote holds that one"
+    )
+    place = Place(f"file://{tmp_path / 'remote'}", lambda _gate: FileRemote(tmp_path / "remote"))
+    assert install_snapshot(place, tmp_path / "cache") == tree_snapshot(tmp_path / "b")
+
+
+def test_without_a_lease_a_publish_never_removes_what_another_one_uploaded(tmp_path: Path) -> None:
+    outcome_a, outcome_b = _race_without_lease(tmp_path, before_switch=True)
+    assert isinstance(outcome_b, PublishResult) and isinstance(outcome_a, PublishResult)
+    place = Place(f"file://{tmp_path / 'remote'}", lambda _gate: FileRemote(tmp_path / "remote"))
+    assert install_snapshot(place, tmp_path / "cache") == tree_snapshot(tmp_path / "a")  # switched last
+
+
+def test_removal_spares_what_the_live_manifest_names_and_what_appeared_meanwhile() -> None:
+    vdir = "objects/big/v1"
+    stale = [f"{vdir}/a_0000.tar.zst", f"{vdir}/a-0123456789ab_0000.tar.zst", f"{vdir}/b_0001.tar.zst"]
+    # a_0000 was the replaced version's; a-0123… was uploaded meanwhile (another publisher's);
+    # b_0001 was left by a killed publish but the live manifest names it
+    assert removable(
+        stale, vdir, replaced={"a_0000.tar.zst"}, earlier={f"{vdir}/b_0001.tar.zst"}, live={"b_0001.tar.zst"}
+    ) == [f"{vdir}/a_0000.tar.zst"]
+
+
+def test_a_lease_lapses_only_after_its_holder_stops_renewing_it() -> None:
+    holder = Holder("builder-1", 42, started=1000.0, renewed=1500.0)
+    assert not is_stale(holder, now=1500.0 + 600.0)
+    assert is_stale(holder, now=1500.0 + 601.0)
+    assert is_stale(None, now=0.0)  # unreadable: not a lease this publish can honour
+    assert Holder.loads(holder.dumps()) == holder
+
+
+def test_a_killed_publishers_lapsed_lease_is_taken_over(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    lease = root / KEY.rel / PUBLISH_LEASE
+    lease.parent.mkdir(parents=True)
+    lease.write_bytes(Holder("gone", 7, started=0.0, renewed=0.0).dumps())
+    logged: list[str] = []
+    with publish_lease(FileRemote(root), KEY.rel, str(KEY), logged.append) as held:
+        assert held == f"{KEY.rel}/{PUBLISH_LEASE}"
+        assert Holder.loads(lease.read_bytes()) != Holder("gone", 7, started=0.0, renewed=0.0)
+    assert logged == [
+        f"taking over the lapsed publish lease {FileRemote(root).url}/{KEY.rel}/{PUBLISH_LEASE}"
+    ]
+    assert not lease.exists()
+
+
+def test_the_cli_refuses_a_second_publish_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "remote"
+    tree = make_tree(tmp_path / "tree", OLD)
+    with publish_lease(FileRemote(root), KEY.rel, str(KEY)):
+        code = main(["publish", str(tree), "--to", f"file://{root}", "--version", str(KEY), "-q"])
+    err = capsys.readouterr().err.splitlines()
+    assert code != 0
+    assert len(err) == 1 and "another publish of this version is running" in err[0], err
+    assert not (root / KEY.rel / "a_0000.tar.zst").exists()
