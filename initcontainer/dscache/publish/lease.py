@@ -3,16 +3,18 @@
 Two producers publishing one version at once would each remove what the other uploaded once its own
 manifest is in place (`dscache.publish.stale`), and the remote would end up with a manifest naming
 removed archives. Where the remote offers a conditional create (`ExclusiveRemote`: a local directory
-with `O_EXCL`, S3's `PutObject` with `If-None-Match: *`), a publish first creates
+with `O_EXCL`, S3's `PutObject` with `If-None-Match: *`, GCS's upload with `ifGenerationMatch=0`,
+Azure's Put Blob with `If-None-Match: *`), a publish first creates
 `<v>/.dscache-publish-lease.json` and the second publisher refuses with one line naming the first
 (host, process, start time). The holder rewrites the lease every `RENEW_SECONDS`; a lease not
 renewed for `STALE_SECONDS` is a killed publisher's, and the next publish takes it over (delete, then
 the conditional create again: of two publishers taking over the same stale lease at the same
 moment, both may win, which the removal rule of `stale.remove_stale` still keeps from breaking the
 live version). Staleness is judged by the time written in the lease, so producers' clocks must
-agree to within minutes. Remotes without a conditional create (GCS, Azure, the Hugging Face Hub, as
-the remotes are written today) publish without a lease; there `stale.remove_stale` alone keeps a
-concurrent publisher from removing what the live manifest names.
+agree to within minutes. The Hugging Face Hub has no conditional create of a file (its commits are
+atomic, and a commit can name its parent, which `HfRemote` does not use today): there a publish holds
+no lease, and `stale.remove_stale` alone keeps a concurrent publisher from removing what the live
+manifest names.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ hold a lease (a local directory, S3), the second publisher refuses with one line
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,17 @@ from dscache.publish.stale import removable
 from dscache.publish.upload import PublishOptions, PublishResult, SupersededError, publish
 from dscache.remotes.base import Remote
 from dscache.remotes.file import FileRemote
-from dscache.remotes.s3 import S3Remote
 from dscache.store.paths import CachePaths
+from tests.dscache.remotes.conformance import (
+    BACKENDS,
+    AzureBackend,
+    Backend,
+    FileBackend,
+    GcsBackend,
+    S3Backend,
+)
 from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
-from tests.servers.s3 import S3Env
+from tests.servers.azure import ACCOUNT
 
 KEY = VersionKey("objects", "big", "v1")
 OLD: TreeSpec = {"a/one.txt": 3000, "b/two.txt": 3000}
@@ -34,63 +40,47 @@ OPTIONS = PublishOptions(archive_size=4 << 10, threads=1, overwrite=True)
 METADATA = {MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST}
 
 
-class Pausing:
-    """Mixed into a remote: its first metadata upload waits until `gate` is set (the publish has
-    uploaded its archives and not yet switched the manifests)."""
+def pausing(remote: Remote, gate: threading.Event) -> Remote:
+    """`remote`, whose first metadata upload waits until `gate` is set (the publish has uploaded its
+    archives and not yet switched the manifests)."""
+    kind = type(remote)
 
-    gate: threading.Event
-
-    def pause(self, path: str) -> None:
+    def put_file(self: Remote, path: str, local: Path) -> None:
         if path.endswith(MOLMO_COMBINED_TRIES):
-            assert self.gate.wait(60)
+            assert gate.wait(60)
+        kind.put_file(self, path, local)
 
-
-class PausingFile(Pausing, FileRemote):
-    def put_file(self, path: str, local: Path) -> None:
-        self.pause(path)
-        super().put_file(path, local)
-
-
-class PausingS3(Pausing, S3Remote):
-    def put_file(self, path: str, local: Path) -> None:
-        self.pause(path)
-        super().put_file(path, local)
+    remote.__class__ = type(f"Pausing{kind.__name__}", (kind,), {"put_file": put_file})
+    return remote
 
 
 class Place:
     """A remote kind under test: its install URL and how to open it (optionally pausing)."""
 
-    def __init__(self, url: str, opener: Callable[[threading.Event | None], Remote]) -> None:
-        self.url, self.opener = url, opener
+    def __init__(self, url: str, backend: Backend) -> None:
+        self.url, self.backend = url, backend
 
     def open(self, gate: threading.Event | None = None) -> Remote:
-        return self.opener(gate)
+        remote = self.backend.open()
+        return remote if gate is None else pausing(remote, gate)
 
 
-@pytest.fixture(params=["file", "s3"])
-def place(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Place:
-    if request.param == "s3":
-        s3: S3Env = request.getfixturevalue("s3")
-        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
-
-        def s3_remote(gate: threading.Event | None) -> Remote:
-            if gate is None:
-                return S3Remote(s3.bucket, "mirror", endpoint=s3.endpoint)
-            paused = PausingS3(s3.bucket, "mirror", endpoint=s3.endpoint)
-            paused.gate = gate
-            return paused
-
-        return Place(f"s3://{s3.bucket}/mirror", s3_remote)
-    root = tmp_path / "remote"
-
-    def file_remote(gate: threading.Event | None) -> Remote:
-        if gate is None:
-            return FileRemote(root)
-        paused = PausingFile(root)
-        paused.gate = gate
-        return paused
-
-    return Place(f"file://{root}", file_remote)
+@pytest.fixture(params=["file", "s3", "gcs", "azure"])
+def place(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Place:
+    (kind,) = [b for b in BACKENDS if b.name == request.param]
+    backend = kind.fixture(request)
+    if isinstance(backend, S3Backend):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", backend.env.endpoint)
+        return Place(f"s3://{backend.env.bucket}/{backend.PREFIX}", backend)
+    if isinstance(backend, GcsBackend):
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", backend.env.endpoint)
+        return Place(f"gs://{backend.env.bucket}/{backend.PREFIX}", backend)
+    if isinstance(backend, AzureBackend):
+        monkeypatch.delenv("AZURE_STORAGE_KEY")
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", backend.env.server.connection_string())
+        return Place(f"az://{ACCOUNT}/{backend.env.container}/{backend.PREFIX}", backend)
+    assert isinstance(backend, FileBackend)
+    return Place(backend.open().url, backend)
 
 
 def install_snapshot(place: Place, cache: Path) -> dict[str, bytes | str | None]:
@@ -218,6 +208,10 @@ def _race_without_lease(tmp_path: Path, *, before_switch: bool) -> list[PublishR
     return [*outcome, outcome_b]
 
 
+def _local(tmp_path: Path) -> Place:
+    return Place(f"file://{tmp_path / 'remote'}", FileBackend(tmp_path / "remote"))
+
+
 def test_without_a_lease_a_publish_switched_after_another_says_it_was_replaced(tmp_path: Path) -> None:
     outcome_a, outcome_b = _race_without_lease(tmp_path, before_switch=False)
     assert isinstance(outcome_b, PublishResult)
@@ -226,15 +220,13 @@ def test_without_a_lease_a_publish_switched_after_another_says_it_was_replaced(t
         f"another publish replaced {KEY} at file://{tmp_path / 'remote'}/{KEY.rel} after this one: "
         "the remote holds that one"
     )
-    place = Place(f"file://{tmp_path / 'remote'}", lambda _gate: FileRemote(tmp_path / "remote"))
-    assert install_snapshot(place, tmp_path / "cache") == tree_snapshot(tmp_path / "b")
+    assert install_snapshot(_local(tmp_path), tmp_path / "cache") == tree_snapshot(tmp_path / "b")
 
 
 def test_without_a_lease_a_publish_never_removes_what_another_one_uploaded(tmp_path: Path) -> None:
     outcome_a, outcome_b = _race_without_lease(tmp_path, before_switch=True)
     assert isinstance(outcome_b, PublishResult) and isinstance(outcome_a, PublishResult)
-    place = Place(f"file://{tmp_path / 'remote'}", lambda _gate: FileRemote(tmp_path / "remote"))
-    assert install_snapshot(place, tmp_path / "cache") == tree_snapshot(tmp_path / "a")  # switched last
+    assert install_snapshot(_local(tmp_path), tmp_path / "cache") == tree_snapshot(tmp_path / "a")
 
 
 def test_removal_spares_what_the_live_manifest_names_and_what_appeared_meanwhile() -> None:
