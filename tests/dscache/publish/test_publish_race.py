@@ -13,6 +13,7 @@ from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.offered import offered_versions
 from dscache.layouts.published import PUBLISH_LEASE
 from dscache.publish.lease import Holder, is_stale, publish_lease
 from dscache.publish.pack import PublishError
@@ -273,3 +274,14 @@ def test_the_cli_refuses_a_second_publish_in_one_line(
     assert code != 0
     assert len(err) == 1 and "another publish of this version is running" in err[0], err
     assert not (root / KEY.rel / "a_0000.tar.zst").exists()
+
+
+def test_ls_remote_does_not_count_a_running_publishs_lease(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    publish(make_tree(tmp_path / "old", OLD), FileRemote(root), KEY, OPTIONS)
+    with (
+        publish_lease(FileRemote(root), KEY.rel, str(KEY)),
+        publish_lease(FileRemote(root), "objects/big/v2", "objects/big=v2"),
+    ):
+        offered = offered_versions(FileRemote(root).list_files(""))
+    assert [(o.key, o.layout, o.files) for o in offered] == [(KEY, "Archives", 5)]
