@@ -237,7 +237,7 @@ def default_remote_factory(spec: DatasetCacheSpec) -> Remote:
     return open_remote(spec.source)
 
 
-def _quick_opener(spec: DatasetCacheSpec, factory: RemoteFactory) -> Callable[[], Remote]:
+def quick_opener(spec: DatasetCacheSpec, factory: RemoteFactory) -> Callable[[], Remote]:
     """How to open the remote to compare present versions with it: with `provenance.QUICK`, or with a
     factory given instead of the default as it is."""
     if factory is not default_remote_factory:
@@ -630,7 +630,7 @@ def install(
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if k in repair or not is_installed(cache, k)]
     warn_differences(cache, spec, [k for k in keys if k not in missing])
-    warn_republished(cache, spec, [k for k in keys if k not in missing], _quick_opener(spec, remote_factory))
+    warn_republished(cache, spec, [k for k in keys if k not in missing], quick_opener(spec, remote_factory))
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0

@@ -177,21 +177,21 @@ def republished_note(key: VersionKey, remote: str, removal: str) -> str:
 
 def republished_notes(
     cache: CachePaths, spec: DatasetCacheSpec, present: Iterable[VersionKey], opener: Callable[[], Remote]
-) -> list[str]:
-    """The warnings for the `present` versions of `spec` the remote (opened by `opener`, only if one
-    is `checkable`) now states other archives for. Best effort: the first failure to open or read the
-    remote ends the check, unsaid."""
+) -> dict[VersionKey, str]:
+    """The warning for each of the `present` versions of `spec` the remote (opened by `opener`, only
+    if one is `checkable`) now states other archives for. Best effort: the first failure to open or
+    read the remote ends the check, unsaid."""
     remote_url = spec.source.display_url()
     records = {k: read_complete(cache.complete_record(k)) for k in present}
     keys = [k for k, record in records.items() if checkable(record, k, remote_url)]
     if not keys or spec.layout.lower() != "archives":
-        return []
-    notes: list[str] = []
+        return {}
+    notes: dict[VersionKey, str] = {}
     try:
         remote = opener()
     except (DscacheError, OSError) as err:
         log.debug("not comparing present versions with the remote: %s", err)
-        return []
+        return {}
     try:
         for key in keys:
             record = records[key]
@@ -199,7 +199,7 @@ def republished_notes(
             stated = stated_archives(remote, key)
             if stated is not None and differs_from_stated(record, stated):
                 refs = sorted(r.name for r in scan_refs(cache).refs if any(e.key == key for e in r.versions))
-                notes.append(republished_note(key, remote_url, removal_command(cache, refs)))
+                notes[key] = republished_note(key, remote_url, removal_command(cache, refs))
     except (RemoteError, OSError) as err:
         log.debug("stopped comparing present versions with the remote: %s", err)
     finally:
@@ -213,5 +213,5 @@ def warn_republished(
     cache: CachePaths, spec: DatasetCacheSpec, present: Iterable[VersionKey], opener: Callable[[], Remote]
 ) -> None:
     """Log `republished_notes` as warnings, one per line."""
-    for note in republished_notes(cache, spec, present, opener):
+    for note in republished_notes(cache, spec, present, opener).values():
         log.warning("%s", note)

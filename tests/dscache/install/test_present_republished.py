@@ -80,6 +80,12 @@ def test_an_install_finding_a_republished_version_present_keeps_it_and_says_so(
     ]
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(old)  # kept
     assert _installed_cell(cache, url, capsys) == ("yes (differs from remote)", True)
+    dry = ["install", "--dry-run", "--cache", str(cache), "--source", url, "--version", str(KEY)]
+    assert main(dry) == 0
+    assert (
+        f"    the install would warn: {KEY} differs from the version {url} now holds"
+        in capsys.readouterr().out
+    )
 
     # the way out the warning names works
     assert main(["release", "-q", "--cache", str(cache), "--ref", "default"]) == 0
@@ -87,6 +93,26 @@ def test_an_install_finding_a_republished_version_present_keeps_it_and_says_so(
     assert dataset_snapshot(CachePaths(cache).version_dir(KEY)) == tree_snapshot(new)
     capsys.readouterr()
     assert _installed_cell(cache, url, capsys) == ("yes", False)
+
+
+@pytest.mark.parametrize("also_missing", [True, False], ids=["one-missing", "all-present"])
+def test_a_team_worker_says_it_once_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], also_missing: bool
+) -> None:
+    remote, url = FileRemote(tmp_path / "remote"), f"file://{tmp_path / 'remote'}"
+    other = VersionKey("objects", "x", "v1")
+    publish(make_tree(tmp_path / "old", OLD), remote, KEY, OPTIONS)
+    publish(make_tree(tmp_path / "old", OLD), remote, other, OPTIONS)
+    cache = tmp_path / "cache"
+    assert _install(cache, url) == 0
+    publish(make_tree(tmp_path / "new", NEW), remote, KEY, OVERWRITE)
+    capsys.readouterr()
+    versions = [str(KEY), "--version", str(other)] if also_missing else [str(KEY)]
+    team = ["--workers", "2", "--worker-index", "0"]
+    argv = ["install", "-q", "--cache", str(cache), "--source", url, "--version", *versions, *team]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"dscache: warning: {KEY} differs from the version {url}"), err
 
 
 def test_an_unreachable_remote_does_not_fail_an_install_of_present_versions(
