@@ -43,7 +43,9 @@ STALE_SECONDS = 600.0
 class ExclusiveRemote(Protocol):
     """A remote that creates an object only if none is there, atomically."""
 
-    def create_exclusive(self, path: str, data: bytes) -> bool: ...
+    def create_exclusive(self, path: str, data: bytes) -> bool | None:
+        """Create `path` holding `data` unless it exists: True if created, False if it existed, None
+        if the store turns out not to support it."""
 
     def delete_files(self, paths: list[str], message: str | None = None) -> None: ...
 
@@ -100,7 +102,12 @@ def publish_lease(
     path = f"{vdir}/{PUBLISH_LEASE}"
     now = time.time()
     mine = Holder(socket.gethostname(), os.getpid(), now, now)
-    if not remote.create_exclusive(path, mine.dumps()):
+    created = remote.create_exclusive(path, mine.dumps())
+    if created is None:
+        log(f"{remote.url} does not support conditional writes: publishing {what} without a lease")
+        yield None
+        return
+    if not created:
         try:
             holder = Holder.loads(remote.read_bytes(path))
         except NotFoundError:

@@ -430,23 +430,27 @@ class S3Remote:
 
         self._call(upload, what)
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes) -> bool | None:
         """Write `data` to `path` unless an object is there (PutObject with `If-None-Match: *`); whether
-        it was written. Raises RemoteError."""
+        it was written, or None where the store does not implement conditional writes (an older
+        S3-compatible server answering 501; one that ignores the header writes). Raises RemoteError."""
         key = self._key(path)
 
-        def create() -> bool:
+        def create() -> bool | None:
             from botocore.exceptions import ClientError
 
             try:
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _PRECONDITION_CODES:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in _PRECONDITION_CODES:
                     return False
+                if code in ("NotImplemented", "501"):  # "501": the status of an answer without a body
+                    return None
                 raise
             return True
 
-        created: bool = self._call(create, f"s3://{self.bucket}/{key}")
+        created: bool | None = self._call(create, f"s3://{self.bucket}/{key}")
         return created
 
     def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:

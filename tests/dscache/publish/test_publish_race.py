@@ -36,6 +36,7 @@ from tests.dscache.remotes.conformance import (
 )
 from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
 from tests.servers.azure import ACCOUNT
+from tests.servers.s3 import S3Env
 
 KEY = VersionKey("objects", "big", "v1")
 OLD: TreeSpec = {"a/one.txt": 3000, "b/two.txt": 3000}
@@ -341,3 +342,15 @@ def test_two_publish_processes_racing_leave_one_whole_version(tmp_path: Path) ->
         won = [tree_snapshot(tree) for tree, code in zip(trees, codes, strict=True) if code == 0]
         place = _local(tmp_path)
         assert install_snapshot(place, tmp_path / f"cache{round_}") in won
+
+
+def test_an_s3_store_without_conditional_writes_publishes_without_a_lease(s3: S3Env, tmp_path: Path) -> None:
+    """An older S3-compatible server answers a conditional PutObject 501: the publish goes on (the
+    removal rule still guards the live version) and says it holds no lease."""
+    remote = S3Backend(s3).open()
+    s3.server.faults.status(501, times=None, path=f"*/{PUBLISH_LEASE}", method="PUT")
+    logged: list[str] = []
+    result = publish(make_tree(tmp_path / "tree", OLD), remote, KEY, OPTIONS, log=logged.append)
+    said = f"{remote.url} does not support conditional writes: publishing {KEY} at {remote.url}/{KEY.rel}"
+    assert f"{said} without a lease" in logged
+    assert [a.name for a in result.archives] == ["a_0000.tar.zst", "b_0001.tar.zst"]
