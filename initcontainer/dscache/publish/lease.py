@@ -7,7 +7,8 @@ with `O_EXCL`, S3's `PutObject` with `If-None-Match: *`, GCS's upload with `ifGe
 Azure's Put Blob with `If-None-Match: *`), a publish first creates
 `<v>/.dscache-publish-lease.json` and the second publisher refuses with one line naming the first
 (host, process, start time). The holder rewrites the lease every `RENEW_SECONDS`; a lease not
-renewed for `STALE_SECONDS` is a killed publisher's, and the next publish takes it over (delete, then
+renewed for `STALE_SECONDS`, or held by a process of this host that no longer runs, is a killed
+publisher's, and the next publish takes it over (delete, then
 the conditional create again: of two publishers taking over the same stale lease at the same
 moment, both may win, which the removal rule of `stale.remove_stale` still keeps from breaking the
 live version). Staleness is judged by the time written in the lease, so producers' clocks must
@@ -78,9 +79,25 @@ class Holder:
         return f"process {self.pid} on {self.host}, started {started}"
 
 
-def is_stale(holder: Holder | None, now: float, stale_seconds: float = STALE_SECONDS) -> bool:
-    """Pure: whether a lease held by `holder` (None: unreadable) may be taken over at `now`."""
-    return holder is None or now - holder.renewed > stale_seconds
+def is_stale(
+    holder: Holder | None, now: float, stale_seconds: float = STALE_SECONDS, *, gone: bool = False
+) -> bool:
+    """Pure: whether a lease held by `holder` (None: unreadable) may be taken over at `now`; `gone`:
+    its holder is known dead (a process of this host that no longer runs)."""
+    return holder is None or gone or now - holder.renewed > stale_seconds
+
+
+def holder_gone(holder: Holder | None) -> bool:
+    """Whether `holder` is a process of this host that no longer runs (a killed publish here)."""
+    if holder is None or holder.host != socket.gethostname() or holder.pid == os.getpid():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, as another user
+        return False
+    return False
 
 
 @contextlib.contextmanager
@@ -112,7 +129,7 @@ def publish_lease(
             holder = Holder.loads(remote.read_bytes(path))
         except NotFoundError:
             holder = None  # released meanwhile
-        if not is_stale(holder, time.time(), stale_seconds):
+        if not is_stale(holder, time.time(), stale_seconds, gone=holder_gone(holder)):
             assert holder is not None
             raise PublishError(
                 f"{what}: another publish of this version is running ({holder.describe()}; lease "

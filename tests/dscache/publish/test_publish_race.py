@@ -5,6 +5,7 @@ hold a lease (a local directory, S3), the second publisher refuses with one line
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -354,3 +355,28 @@ def test_an_s3_store_without_conditional_writes_publishes_without_a_lease(s3: S3
     said = f"{remote.url} does not support conditional writes: publishing {KEY} at {remote.url}/{KEY.rel}"
     assert f"{said} without a lease" in logged
     assert [a.name for a in result.archives] == ["a_0000.tar.zst", "b_0001.tar.zst"]
+
+
+def test_a_rerun_on_the_host_of_a_killed_publish_takes_its_lease_at_once(tmp_path: Path) -> None:
+    """`kill -9` of a publish leaves its lease; the same publish run again on that host finishes it
+    (as `ls-remote` advises for an incomplete publish) without waiting for the lease to lapse."""
+    root = tmp_path / "remote"
+    tree = make_tree(tmp_path / "tree", OLD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # a process whose pid the lease names, then killed
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    lease = root / KEY.rel / PUBLISH_LEASE
+    lease.parent.mkdir(parents=True)
+    now = time.time()
+    lease.write_bytes(Holder(socket.gethostname(), victim.pid, now, now).dumps())
+    with pytest.raises(
+        PublishError, match=f"another publish of this version is running \\(process {victim.pid} "
+    ):
+        publish(tree, FileRemote(root), KEY, OPTIONS)
+    victim.kill()
+    victim.wait(10)
+    assert [a.name for a in publish(tree, FileRemote(root), KEY, OPTIONS).archives] == [
+        "a_0000.tar.zst",
+        "b_0001.tar.zst",
+    ]
+    assert not lease.exists()
