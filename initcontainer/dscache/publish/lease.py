@@ -134,7 +134,7 @@ def publish_lease(
             raise PublishError(
                 f"{what}: another publish of this version is running ({holder.describe()}; lease "
                 f"{remote.url}/{path}); wait for it to finish (a killed publish's lease lapses "
-                f"{int(stale_seconds)}s after its last renewal)"
+                f"{int(stale_seconds)}s after its last renewal, at once for a publish on its host)"
             )
         log(f"taking over the lapsed publish lease {remote.url}/{path}")
         remote.delete_files([path], f"dscache publish: take over the lapsed lease of {vdir}")
@@ -151,15 +151,27 @@ def publish_lease(
         stop.set()
         renewer.join()
         with contextlib.suppress(RemoteError):
-            remote.delete_files([path], f"dscache publish: release the lease of {vdir}")
+            if _still_mine(remote, path, mine):
+                remote.delete_files([path], f"dscache publish: release the lease of {vdir}")
+
+
+def _still_mine(remote: Remote, path: str, mine: Holder) -> bool:
+    """Whether the lease at `path` is still `mine` (not taken over after it lapsed). Raises RemoteError."""
+    try:
+        now = Holder.loads(remote.read_bytes(path))
+    except NotFoundError:
+        return False
+    return now is not None and (now.host, now.pid, now.started) == (mine.host, mine.pid, mine.started)
 
 
 def _renew(remote: Remote, path: str, mine: Holder, stop: threading.Event, every: float) -> None:
-    """Rewrite the lease every `every` seconds until `stop` (a failed renewal is retried next time)."""
+    """Rewrite the lease every `every` seconds until `stop`, while it is still `mine` (a failed
+    renewal is retried next time)."""
     while not stop.wait(every):
         renewed = Holder(mine.host, mine.pid, mine.started, time.time())
         with tempfile.TemporaryDirectory(prefix="dscache-lease-") as tmp:
             local = Path(tmp) / "lease.json"
             local.write_bytes(renewed.dumps())
             with contextlib.suppress(RemoteError, OSError):
-                remote.put_file(path, local)
+                if _still_mine(remote, path, mine):
+                    remote.put_file(path, local)

@@ -380,3 +380,12 @@ def test_a_rerun_on_the_host_of_a_killed_publish_takes_its_lease_at_once(tmp_pat
         "b_0001.tar.zst",
     ]
     assert not lease.exists()
+
+
+def test_a_lease_taken_over_after_it_lapsed_is_not_released_by_its_old_holder(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    lease = root / KEY.rel / PUBLISH_LEASE
+    successor = Holder("builder-2", 99, started=1.0, renewed=time.time())
+    with publish_lease(FileRemote(root), KEY.rel, str(KEY)):
+        lease.write_bytes(successor.dumps())  # this holder stalled; another took the lease over
+    assert Holder.loads(lease.read_bytes()) == successor
