@@ -40,12 +40,13 @@ from dscache.install.pipeline import (
     default_remote_factory,
     env_clash,
     plan_version,
+    quick_opener,
     ref_clash,
     revision_per_version,
     target_ref,
     with_hf_revision,
 )
-from dscache.install.provenance import differences
+from dscache.install.provenance import differences, republished_notes
 from dscache.install.share import checkable, intact
 from dscache.install.space import Need, Room, allocated, room, shortage, version_need
 from dscache.install.staging import StagingPaths, best_partial
@@ -293,12 +294,17 @@ def plan_dry_run(
         if (old.versions, old.remote) == (new.versions, new.remote)
         else "update"
     )
+    present = [k for k in keys if k not in fetched]
+    republished = republished_notes(cache, spec, present, quick_opener(spec, default_remote_factory))
     versions = [
         fetched.get(k)
         or VersionFetch(
             k,
             published=True,
-            warnings=(*differences(cache, spec, [k]), *filter(None, [repair_hint(k, cache_root)])),
+            warnings=(
+                *differences(cache, spec, [k]),
+                *filter(None, [republished.get(k), repair_hint(k, cache_root)]),
+            ),
         )
         for k in keys
     ]

@@ -4,7 +4,9 @@ One recursive listing of the remote (under `DT[/SRC]` when given) is cut into ve
 `dscache.layouts.offered`; for a Hugging Face source whose versions are revisions (the spec's
 `revisionFromVersion`, or `--revisions`), the versions are the repo's branches and tags, each with
 its commit and the files under the prefix at that commit. With `--cache DIR`, each version says
-whether it is published there (and, for revisions, at which commit).
+whether it is published there (and, for revisions, at which commit; for an Archives version, whether
+the remote's dscache manifest now states other archives: "yes (differs from remote)", one small read
+per installed version).
 """
 
 from __future__ import annotations
@@ -203,6 +205,32 @@ def _row(offered: Offered, cache: Path | None) -> dict[str, Any]:
     return row
 
 
+def _mark_republished(rows: list[dict[str, Any]], listed: list[Offered], source: Source, cache: Path) -> None:
+    """Set `installedDiffers` in the rows of installed Archives versions whose archives the remote's
+    dscache manifest now states otherwise (republished since; one small read per such version)."""
+    from dscache.install.provenance import checkable, differs_from_stated, stated_archives
+    from dscache.remotes.factory import open_remote
+    from dscache.store.paths import CachePaths
+    from dscache.store.records import read_complete
+
+    todo = []
+    for row, offered in zip(rows, listed, strict=True):
+        record = read_complete(CachePaths(cache).version_dir(offered.key)) if offered.key else None
+        if (
+            offered.key
+            and offered.layout == "Archives"
+            and checkable(record, offered.key, source.display_url())
+        ):
+            todo.append((row, offered.key, record))
+    if not todo:
+        return
+    remote = open_remote(source)
+    for row, key, record in todo:
+        stated = stated_archives(remote, key)
+        if stated is not None and record is not None and differs_from_stated(record, stated):
+            row["installedDiffers"] = True
+
+
 def _cell(row: dict[str, Any], column: str) -> str:
     from dscache.api.sizes import format_size
 
@@ -221,7 +249,7 @@ def _cell(row: dict[str, Any], column: str) -> str:
         installed = row.get("installedRevision")
         if installed and row.get("revision") and installed != row["revision"]:
             return f"yes, at {installed[:12]}"
-        return "yes"
+        return "yes (differs from remote)" if row.get("installedDiffers") else "yes"
     return "-" if value is None else str(value)
 
 
@@ -268,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         listed = _listed(query)
         rows = [_row(o, args.cache) for o in listed]
+        if args.cache is not None:
+            _mark_republished(rows, listed, query.source, args.cache)
     except DscacheError as err:
         return fail(str(err), exit_code(err))
     by_name = all(o.key is None for o in listed if o.refused)

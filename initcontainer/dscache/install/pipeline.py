@@ -31,7 +31,7 @@ from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
 from dscache.install.progress import Counters, Sink
-from dscache.install.provenance import ref_remote, warn_differences
+from dscache.install.provenance import QUICK, ref_remote, warn_differences, warn_republished
 from dscache.install.republish import RepublishedError, republished, republished_error, settled_plan
 from dscache.install.share import intact, reuse_item, share_item
 from dscache.install.space import Need, mount_point, room, shortage, version_need
@@ -235,6 +235,20 @@ def default_remote_factory(spec: DatasetCacheSpec) -> Remote:
     from dscache.remotes.factory import open_remote
 
     return open_remote(spec.source)
+
+
+def quick_opener(spec: DatasetCacheSpec, factory: RemoteFactory) -> Callable[[], Remote]:
+    """How to open the remote to compare present versions with it: with `provenance.QUICK`, or with a
+    factory given instead of the default as it is."""
+    if factory is not default_remote_factory:
+        return lambda: factory(spec)
+
+    def quick() -> Remote:
+        from dscache.remotes.factory import open_remote
+
+        return open_remote(spec.source, QUICK)
+
+    return quick
 
 
 def revision_per_version(spec: DatasetCacheSpec) -> bool:
@@ -616,6 +630,7 @@ def install(
     cache.root.mkdir(parents=True, exist_ok=True)
     missing = [k for k in keys if k in repair or not is_installed(cache, k)]
     warn_differences(cache, spec, [k for k in keys if k not in missing])
+    warn_republished(cache, spec, [k for k in keys if k not in missing], quick_opener(spec, remote_factory))
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
     downloaded = 0

@@ -52,11 +52,12 @@ from dscache.install.pipeline import (
     install,
     install_error,
     no_space_message,
+    quick_opener,
     refuse_clashes,
     target_ref,
 )
 from dscache.install.progress import Sink
-from dscache.install.provenance import warn_differences
+from dscache.install.provenance import warn_differences, warn_republished
 from dscache.install.shares import assign
 from dscache.install.staging import StagingPaths
 from dscache.install.workers import RemoteFactory
@@ -302,7 +303,9 @@ def install_share(
                 remote_factory=remote_factory,
                 merge=merge,
             )
-        warn_differences(cache, spec, [k for k in keys if is_installed(cache, k)])
+        present = [k for k in keys if is_installed(cache, k)]
+        warn_differences(cache, spec, present)
+        warn_republished(cache, spec, present, quick_opener(spec, remote_factory))
         member_path = teams.member_lock_path(cache.control, worker.index)
         with (
             teams.TeamHeartbeat(cache.control, worker.team),

@@ -37,7 +37,7 @@ from dscache.api.names import NameError_, VersionKey
 from dscache.api.spec import Layout
 from dscache.layouts.files import files_problem
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
-from dscache.layouts.published import unfinished_publish
+from dscache.layouts.published import PUBLISH_LEASE, unfinished_publish
 from dscache.remotes.base import RemoteFile
 
 
@@ -142,7 +142,7 @@ def offered_versions(
 ) -> list[Offered]:
     """Pure: the versions in a recursive `listing` (paths relative to the remote's base), sorted by
     names. `sources`: (data type, source) pairs known to exist, to cut paths whose sources hold '/'."""
-    files = list(listing)
+    files = [f for f in listing if f.path.rpartition("/")[2] != PUBLISH_LEASE]  # a publish's, not data
     known: dict[str, list[str]] = {}
     for data_type, source in sources:
         known.setdefault(data_type, []).append(source)

@@ -21,6 +21,15 @@ asks for one after that finds it gone, and the install says the remote was repub
 same tree changes nothing). On a remote that pins a revision for its readers (the Hugging Face Hub: a
 commit) every file a reader sees is of one commit, so a republish does not affect it at all.
 
+Two producers publishing one version at once: where the remote can hold a lease
+(`dscache.publish.lease`) the second refuses. Without one, or should a lapsed lease be taken over
+by two at once, the removal still never breaks the live version: right before removing, the
+manifests in place are read again, and only what the replaced version named (or, under a lease,
+what was there before this publish uploaded anything: a killed publish's leftovers) and the live
+manifests do not name is removed (`removable`). A publish whose manifests another publish replaced
+meanwhile says so (`Removal.superseded`), and one whose uploads another removed says the version is
+broken (`Removal.lost`); both exit non-zero, as the remote does not serve what they published.
+
 A publish that fails (an error, not a kill) where the remote had no version yet removes what it
 uploaded (`publishing_into`), so a failed publish leaves nothing half written. Only names publish
 writes (top-level `<slug>_<NNNN>.tar.zst`, `shards/NNNNN.tar` and the three metadata files) and the
@@ -34,11 +43,12 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
-from dscache.layouts.published import is_publish_output
+from dscache.layouts.published import PUBLISH_LEASE, is_publish_output
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
 
 
@@ -54,13 +64,14 @@ def stale_paths(
 ) -> list[str]:
     """Pure: the paths of `listing` (relative to the remote base) inside `vdir` that publish wrote, or
     that the replaced version's manifest named (`replaced`: names inside `vdir`), and that are not in
-    `kept` (what the new publish uploaded), sorted."""
+    `kept` (what the new publish uploaded) nor the publish lease, sorted."""
     base = f"{vdir.strip('/')}/"
     return sorted(
         p
         for p in listing
         if p.startswith(base)
         and p not in kept
+        and p[len(base) :] != PUBLISH_LEASE
         and (is_publish_output(p[len(base) :]) or p[len(base) :] in replaced)
     )
 
@@ -72,25 +83,92 @@ class DeletingRemote(Protocol):
     def delete_files(self, paths: list[str], message: str | None = None) -> None: ...
 
 
+def removable(
+    stale: Iterable[str],
+    vdir: str,
+    *,
+    replaced: Collection[str],
+    earlier: Collection[str],
+    live: Collection[str],
+) -> list[str]:
+    """Pure: the `stale` paths (from `stale_paths`) a publish may remove once its manifest is in place:
+    those the version it replaced named (`replaced`, names inside `vdir`) or that were there before it
+    uploaded anything (`earlier`, paths: what a killed publish left), and that the live manifests do
+    not name (`live`, names inside `vdir`, read after the switch). What appeared meanwhile is another
+    publisher's, and what the live manifests name is what readers fetch: neither is removed."""
+    base = f"{vdir.strip('/')}/"
+    return sorted(
+        p for p in stale if (p[len(base) :] in replaced or p in earlier) and p[len(base) :] not in live
+    )
+
+
+def live_archives(remote: Remote, vdir: str) -> frozenset[str] | None:
+    """The archive names the manifests now in `vdir` name (molmospaces and dscache manifests, read
+    now), or None if one of them is unreadable. Raises RemoteError."""
+    names: set[str] = set()
+    for path, read in (
+        (MOLMO_REMOTE_MANIFEST, lambda raw: raw),
+        (DSCACHE_MANIFEST, lambda raw: DscacheManifest.from_json(raw).archives),
+    ):
+        try:
+            named = read(json.loads(remote.read_bytes(f"{vdir}/{path}")))
+        except NotFoundError:
+            continue
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        if not isinstance(named, dict):
+            return None
+        names.update(n for n in named if isinstance(n, str))
+    return frozenset(names)
+
+
+@dataclass
+class Removal:
+    """What `remove_stale` removed (paths); whether the live manifests name other archives than this
+    publish's (`superseded`: another publish switched the version after this one); and what this
+    publish uploaded into the version directory that is gone (`lost`, paths: removed by another
+    publish on a remote without a lease)."""
+
+    removed: list[str]
+    superseded: bool = False
+    lost: list[str] = field(default_factory=list)
+
+
 def remove_stale(
     remote: Remote,
     vdir: str,
     kept: Collection[str],
     log: Callable[[str], None] = lambda _msg: None,
     replaced: Collection[str] = (),
-) -> list[str]:
+    *,
+    earlier: Collection[str] = (),
+    own: Collection[str] | None = None,
+) -> Removal:
     """Remove from `remote` what publish wrote in `vdir`, or the replaced version named (`replaced`,
-    from `publishing_into`), that `kept` does not hold; the removed paths.
+    from `publishing_into`), that `kept` (what this publish uploaded) does not hold, within the limits
+    of `removable`: only what was there before (`earlier`: the listing before this publish uploaded)
+    or the replaced version named, never what the live manifests name, re-read right before
+    removing. `own`: the archive names this publish's manifest names; when given and the live
+    manifests name others, the result says `superseded`.
 
     Call it after the new manifest is in place. Raises RemoteError.
     """
     if not isinstance(remote, DeletingRemote):
-        return []
-    stale = stale_paths((f.path for f in remote.list_files(vdir)), vdir, kept, replaced)
+        return Removal([])
+    live = live_archives(remote, vdir)
+    superseded = own is not None and live is not None and live != frozenset(own)
+    listing = [f.path for f in remote.list_files(vdir)]
+    base = f"{vdir.strip('/')}/"
+    lost = [] if superseded else sorted(p for p in set(kept) - set(listing) if p.startswith(base))
+    if live is None:
+        log(f"not removing anything from {remote.url}/{vdir}: its manifests cannot be read")
+        return Removal([], superseded, lost)
+    listed = stale_paths(listing, vdir, kept, replaced)
+    stale = removable(listed, vdir, replaced=replaced, earlier=earlier, live=live)
     if stale:
         log(f"removing {len(stale)} objects of {remote.url}/{vdir} the new manifest does not name")
         remote.delete_files(stale, f"dscache publish: remove {len(stale)} stale objects of {vdir}")
-    return stale
+    return Removal(stale, superseded, lost)
 
 
 class LiveArchives:

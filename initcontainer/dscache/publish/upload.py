@@ -23,7 +23,7 @@ import dataclasses
 import gzip
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +43,11 @@ from dscache.publish.hfshards import (
     readme_with_config,
     shard_name,
 )
+from dscache.publish.lease import publish_lease
 from dscache.publish.pack import (
     DEFAULT_ARCHIVE_SIZE,
     DEFAULT_LEVEL,
+    ArchivePlan,
     BadInputError,
     BuiltArchive,
     PublishError,
@@ -59,6 +61,10 @@ from dscache.publish.stale import LiveArchives, fresh_name, publishing_into, rem
 from dscache.remotes.base import NotFoundError, Remote
 
 DEFAULT_BATCH_BYTES = 16 << 30
+
+
+class SupersededError(PublishError):
+    """Another publish switched the version after this one did: the remote serves its bytes."""
 
 
 def parse_size(text: str) -> int:
@@ -156,11 +162,33 @@ def publish(
     `options.overwrite`, since caches that installed it would silently differ from the remote; files
     publish does not write (another layout's version) are refused always. Once the new manifest is in
     place, removes what an earlier publish of the version left that it does not name
-    (`dscache.publish.stale`). Raises PublishError, BadInputError (the tree), RemoteError.
+    (`dscache.publish.stale`). One publish per version at a time where the remote can hold a lease
+    (`dscache.publish.lease`). Raises PublishError (another publish holds the lease),
+    SupersededError (another publish switched the version after this one), BadInputError (the tree),
+    RemoteError.
     """
     if options.archive_size <= 0 or options.shard_size <= 0:
         raise BadInputError("archive and shard sizes must be positive")
     vdir = _join(options.repo_prefix, key.rel)
+    _check_remote(remote, key, vdir, options)
+    entries, skipped = scan_tree(tree)
+    plans = plan_archives(entries, options.archive_size)
+    with publish_lease(remote, vdir, f"{key} at {remote.url}/{vdir}", log) as lease:
+        # again under the lease: another publish may have finished meanwhile
+        present = _check_remote(remote, key, vdir, options)
+        if lease is None:  # what is there may be another publish's uploads: not ours to remove
+            present = []
+        log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
+        result = _publish_leased(
+            tree, plans, remote, key, vdir=vdir, options=options, log=log, present=present
+        )
+    result.skipped = skipped
+    return result
+
+
+def _check_remote(remote: Remote, key: VersionKey, vdir: str, options: PublishOptions) -> list[str]:
+    """The paths in `vdir`; raises PublishError if the version cannot be published there
+    (`remote_version_problem`)."""
     last = DSCACHE_MANIFEST if options.dscache_manifest else MOLMO_REMOTE_MANIFEST
     try:
         present = [f.path for f in remote.list_files(vdir)]
@@ -169,9 +197,24 @@ def publish(
     problem = remote_version_problem(present, vdir, last, options.overwrite)
     if problem is not None:
         raise PublishError(f"{key} at {remote.url}/{vdir}: {problem}")
-    entries, skipped = scan_tree(tree)
-    plans = plan_archives(entries, options.archive_size)
-    log(f"packing {len(entries)} entries of {tree} into {len(plans)} archives for {key}")
+    return present
+
+
+def _publish_leased(
+    tree: Path,
+    plans: Sequence[ArchivePlan],
+    remote: Remote,
+    key: VersionKey,
+    *,
+    vdir: str,
+    options: PublishOptions,
+    log: Callable[[str], None],
+    present: Collection[str],
+) -> PublishResult:
+    """Pack `plans` of `tree` and upload them, once this publish holds the version's lease (or the
+    remote offers none); `present`: the version directory's paths before that this publish may remove
+    if its manifest does not name them (`stale.removable`: under a lease, what a killed publish
+    left)."""
     with _work_dir(options.work_dir) as work, publishing_into(remote, vdir, log) as replaced:
         # a generator: the next archive is packed while the previous one uploads
         archives = (
@@ -180,8 +223,26 @@ def publish(
         )
         live = LiveArchives(remote, vdir, replaced)
         result = upload_version(remote, key, archives, work, options=options, log=log, live=live)
-    result.removed = remove_stale(remote, vdir, set(result.uploaded), log, replaced)
-    result.skipped = skipped
+    removal = remove_stale(
+        remote,
+        vdir,
+        set(result.uploaded),
+        log,
+        replaced,
+        earlier=present,
+        own=[a.name for a in result.archives],
+    )
+    if removal.superseded:
+        raise SupersededError(
+            f"another publish replaced {key} at {remote.url}/{vdir} after this one: the remote holds that one"
+        )
+    if removal.lost:
+        raise PublishError(
+            f"{key} at {remote.url}/{vdir}: {len(removal.lost)} object(s) this publish uploaded were "
+            f"removed meanwhile, e.g. {removal.lost[0]} (another publish of this version at once?); "
+            "the version there is broken: publish it again"
+        )
+    result.removed = removal.removed
     return result
 
 

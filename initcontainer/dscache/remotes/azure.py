@@ -394,6 +394,23 @@ class AzureRemote:
 
         self._call(upload, what)
 
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Write `data` to `path` unless a blob is there (`If-None-Match: *`); whether it was written.
+        Raises RemoteError."""
+        from azure.core.exceptions import ResourceExistsError
+
+        key = self._key(path)
+
+        def create() -> bool:
+            try:
+                self._client.upload_blob(key, data, overwrite=False, timeout=int(self.policy.read_timeout))
+            except ResourceExistsError:
+                return False
+            return True
+
+        created: bool = self._call(create, f"az://{self.account}/{self.container}/{key}")
+        return created
+
     def delete_files(self, paths: list[str], message: str | None = None) -> None:
         """Remove `paths` (a missing one is fine), one request each."""
         for path in paths:

@@ -206,6 +206,23 @@ class FileRemote:
             tmp.unlink(missing_ok=True)
             raise RemoteError(f"{self._what(path)}: cannot write: {err.strerror}") from None
 
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Write `data` to `path` unless something is there (O_EXCL); whether it was written.
+        Raises RemoteError."""
+        dest = self._path(path)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise RemoteError(f"{self._what(path)}: cannot write: {err.strerror}") from None
+        fsync_dir(dest.parent)
+        return True
+
     def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
         """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""
         for path, local in files:

@@ -340,6 +340,25 @@ class GcsRemote:
             lambda: blob.upload_from_filename(str(local), retry=None, checksum="md5", timeout=timeout), what
         )
 
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Write `data` to `path` unless an object is there (`ifGenerationMatch=0`); whether it was
+        written. Raises RemoteError."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        key = self._key(path)
+        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+        blob = self._client.bucket(self.bucket).blob(key)
+
+        def create() -> bool:
+            try:
+                blob.upload_from_string(data, if_generation_match=0, retry=None, timeout=timeout)
+            except PreconditionFailed:
+                return False
+            return True
+
+        created: bool = self._call(create, f"gs://{self.bucket}/{key}")
+        return created
+
     def delete_files(self, paths: list[str], message: str | None = None) -> None:
         """Remove `paths` (a missing one is fine), one request each."""
         bucket = self._client.bucket(self.bucket)

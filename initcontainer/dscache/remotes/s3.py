@@ -81,6 +81,11 @@ _CHECKSUMS = {
 SSE_C_KEY_ENV = "DSCACHE_S3_SSE_C_KEY"
 
 
+# a conditional PutObject that lost: the object exists (412), or another conditional write to it is
+# in flight (409)
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
 def _classify(exc: BaseException) -> bool:
     """Transient, also when wrapped (boto3's S3UploadFailedError hides the ClientError)."""
     seen = 0
@@ -424,6 +429,29 @@ class S3Remote:
                 transfer.upload_file(str(local), self.bucket, key)
 
         self._call(upload, what)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool | None:
+        """Write `data` to `path` unless an object is there (PutObject with `If-None-Match: *`); whether
+        it was written, or None where the store does not implement conditional writes (an older
+        S3-compatible server answering 501; one that ignores the header writes). Raises RemoteError."""
+        key = self._key(path)
+
+        def create() -> bool | None:
+            from botocore.exceptions import ClientError
+
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in _PRECONDITION_CODES:
+                    return False
+                if code in ("NotImplemented", "501"):  # "501": the status of an answer without a body
+                    return None
+                raise
+            return True
+
+        created: bool | None = self._call(create, f"s3://{self.bucket}/{key}")
+        return created
 
     def put_files(self, files: list[tuple[str, Path]], message: str | None = None) -> str | None:
         """Upload several files (same call as HfRemote.put_files, where it makes one commit)."""

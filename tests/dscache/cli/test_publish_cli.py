@@ -12,6 +12,7 @@ from dscache.api.names import VersionKey
 from dscache.cli.app import main
 from dscache.layouts.manifest import DSCACHE_MANIFEST
 from dscache.layouts.molmospaces import MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST
+from dscache.layouts.published import PUBLISH_LEASE
 from dscache.publish.hfshards import hf_config_name, hf_index_path
 from tests.factories import Symlink, TreeSpec, make_tree, publish_archives
 from tests.servers.hub import FakeHub
@@ -111,8 +112,9 @@ def test_publish_to_s3_gives_the_same_objects_as_a_file_remote(
     }
     assert got == files_under(tmp_path / "expected")
     puts = [r.path.rsplit("/", 1)[-1] for r in s3.server.log.find(method="PUT") if "/mirror/" in r.path]
+    assert puts[0] == PUBLISH_LEASE  # taken first (and released: not in `got`)
     assert puts[-3:] == [MOLMO_COMBINED_TRIES, MOLMO_REMOTE_MANIFEST, DSCACHE_MANIFEST]
-    assert sorted(puts[:-3]) == sorted(n.rsplit("/", 1)[-1] for n in got if n.endswith(".tar.zst")) != []
+    assert sorted(puts[1:-3]) == sorted(n.rsplit("/", 1)[-1] for n in got if n.endswith(".tar.zst")) != []
 
 
 def test_publish_hf_shards_to_the_hub_in_one_commit(
