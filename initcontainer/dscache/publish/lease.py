@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 from dscache.layouts.published import PUBLISH_LEASE
 from dscache.publish.pack import PublishError
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
+from dscache.store.liveness import pid_alive
 
 RENEW_SECONDS = 60.0
 STALE_SECONDS = 600.0
@@ -91,13 +92,7 @@ def holder_gone(holder: Holder | None) -> bool:
     """Whether `holder` is a process of this host that no longer runs (a killed publish here)."""
     if holder is None or holder.host != socket.gethostname() or holder.pid == os.getpid():
         return False
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it runs, as another user
-        return False
-    return False
+    return not pid_alive(holder.pid)
 
 
 @contextlib.contextmanager
