@@ -54,7 +54,8 @@ NON_ROOT = {"runAsUser": 4321, "runAsGroup": 4321, "runAsNonRoot": True}
 
 
 def test_pod_runs_as_its_user_and_cannot_write_its_read_only_root(testbed: Testbed, namespace: str) -> None:
-    pod = _run(testbed, namespace, "ro", "id -u; id -g; echo x > /probe", NON_ROOT, HARDENED)
+    # One stream: the kubelet keeps stdout and stderr apart, so their lines may interleave either way.
+    pod = _run(testbed, namespace, "ro", "exec 2>&1; id -u; id -g; echo x > /probe", NON_ROOT, HARDENED)
     assert pod["status"]["phase"] == "Failed"
     assert testbed.logs(namespace, "ro", "main").splitlines() == [
         "4321",
