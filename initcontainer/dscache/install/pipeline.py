@@ -465,15 +465,16 @@ class InstallRun:
         tick: Callable[[int, int], None],
     ) -> int:
         """Transfer and verify the items of `todo` into their versions' staging dirs through one pool
-        of `jobs` worker processes: largest first, a large item over several streams, small files of
-        one version in batches fetched several at a time (`batched`). `done(plan, results)` gets each
-        finished task's results (one item, or a batch of small files of `plan`); `tick(bytes, items)` comes
-        every TICK seconds and before the `done` calls of the tasks that finished, the last one included,
-        with the bytes transferred and the items finished so far (a batch's files counted as each lands).
+        of `jobs` worker processes: most work first (`WorkItem.work`), a large item over several
+        streams, small files of one version in batches fetched several at a time (`batched`).
+        `done(plan, results)` gets each finished task's results (one item, or a batch of small files of
+        `plan`); `tick(bytes, items)` comes every TICK seconds and before the `done` calls of the tasks
+        that finished, the last one included, with the bytes transferred and the items finished so far
+        (a batch's files counted as each lands).
         The fence is checked every tick. Returns the bytes transferred. Raises what `fetch_item` raises,
         or `RepublishedError` when an item failed because its version was republished meanwhile."""
-        # Largest first: the long transfers start at once instead of trailing behind the pool.
-        todo = sorted(todo, key=lambda planned: -planned[1].expected_bytes)
+        # Most work first: the long items start at once instead of trailing behind the pool.
+        todo = sorted(todo, key=lambda planned: -planned[1].work)
         specs = {key: origin.spec for key, origin in self.origins.items()}
         jobs = min(self.jobs, max(len(todo), 1))
         budget = PartPolicy.from_env().streams

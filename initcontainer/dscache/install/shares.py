@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 
 def assign(items: Sequence[tuple[str, int]], workers: int) -> list[int]:
-    """The worker index (0 .. workers-1) of each item, given as (unique name, expected bytes).
+    """The worker index (0 .. workers-1) of each item, given as (unique name, its work: `WorkItem.work`).
 
     Deterministic: depends only on the names, sizes and `workers`, not on the order of `items`.
     Raises ValueError if `workers` < 1.

@@ -137,7 +137,7 @@ class _Share:
         self.run, self.worker, self.plans = run, worker, plans
         self.control = run.cache.control
         flat = [(plan, item) for plan in plans for item in plan.items]
-        owners = assign([(f"{p.key}/{it.name}", it.expected_bytes) for p, it in flat], worker.workers)
+        owners = assign([(f"{p.key}/{it.name}", it.work) for p, it in flat], worker.workers)
         self.base_bytes = [0] * worker.workers  # done per worker when this one started
         self.base_items = [0] * worker.workers
         self.todo: list[tuple[VersionPlan, WorkItem]] = []
