@@ -170,7 +170,8 @@ def write_hold(
         settled = dataclasses.replace(have, versions=tuple(sorted(have.versions)), held_at=0.0)
         if settled == want:
             return
-        covers = dataclasses.replace(settled, versions=keys, pid=pid, pending=pending, pid_host=pid_host) == want
+        same_but_pending = dataclasses.replace(settled, pid=pid, pending=pending, pid_host=pid_host)
+        covers = dataclasses.replace(same_but_pending, versions=keys) == want
         if pending and not have.pending and covers and set(keys) <= set(have.versions):
             return
     record = {

@@ -8,17 +8,20 @@ Azure's Put Blob with `If-None-Match: *`), a publish first creates
 `<v>/.dscache-publish-lease.json` and the second publisher refuses with one line naming the first
 (host, process, start time). The holder rewrites the lease every `RENEW_SECONDS`; a lease not
 renewed for `STALE_SECONDS`, or held by a process that no longer runs in this pid namespace, is a
-killed publisher's, and the next publish takes it over (delete, then
-the conditional create again: of two publishers taking over the same stale lease at the same
-moment, both may win, which the removal rule of `stale.remove_stale` still keeps from breaking the
-live version). Staleness is judged by the time written in the lease, so producers' clocks must
-agree to within minutes. The lease's `host` is its holder's `store.liveness.host_name()` (node and pid
-namespace): its pid is judged only where that identity is the reader's own, since two publish pods on
-one node's host network share the node's name but not their pids. A lease of an older dscache names
-a bare host name, which proves no pid namespace: it is judged by its age alone. The Hugging Face Hub has no conditional create of a file (its commits are
-atomic, and a commit can name its parent, which `HfRemote` does not use today): there a publish holds
-no lease, and `stale.remove_stale` alone keeps a concurrent publisher from removing what the live
-manifest names.
+killed publisher's, and the next publish takes it over (delete, then the conditional create again:
+of two publishers taking over the same stale lease at the same moment, both may win, which the
+removal rule of `stale.remove_stale` still keeps from breaking the live version). Staleness is judged
+by the time written in the lease, so producers' clocks must agree to within minutes.
+
+The lease's `host` is its holder's `store.liveness.host_name()` (node and pid namespace): its pid is
+judged only where that identity is the reader's own, since two publish pods on one node's host network
+share the node's name but not their pids. A lease of an older dscache names a bare host name, which
+proves no pid namespace: it is judged by its age alone (an older dscache, in turn, never finds this
+one's `host` equal to its host name, so it too waits for the lease to lapse).
+
+The Hugging Face Hub has no conditional create of a file (its commits are atomic, and a commit can
+name its parent, which `HfRemote` does not use today): there a publish holds no lease, and
+`stale.remove_stale` alone keeps a concurrent publisher from removing what the live manifest names.
 """
 
 from __future__ import annotations

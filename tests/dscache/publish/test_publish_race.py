@@ -405,7 +405,8 @@ def test_a_lease_of_another_pid_namespace_on_this_host_lapses_only_by_its_age(
     lease.parent.mkdir(parents=True)
     pid, now = _dead_pid(), time.time()
     lease.write_bytes(Holder(host, pid, now - 700, now - 590).dumps())
-    with pytest.raises(PublishError, match=f"another publish of this version is running \\(process {pid} on "):
+    running = f"another publish of this version is running \\(process {pid} on "
+    with pytest.raises(PublishError, match=running):
         publish(make_tree(tmp_path / "tree", OLD), FileRemote(root), KEY, OPTIONS)
     assert Holder.loads(lease.read_bytes()) == Holder(host, pid, now - 700, now - 590)
     lease.write_bytes(Holder(host, pid, now - 700, now - 601).dumps())  # not renewed for 601 s
