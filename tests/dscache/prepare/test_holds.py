@@ -76,7 +76,7 @@ def test_a_copy_is_evicted_once_its_links_dir_is_gone_with_one_line(dirs: Dirs, 
     shutil.rmtree(pod_a)  # the pod is gone: the kubelet deleted its links emptyDir
     err = _prepare(dirs, pod_b, "scenes/ithor=8")
     assert (
-        "dscache: objects/thor=v3: evicted from scratch (2.0 KiB, least recently used: last prepared 61 min "
+        "dscache: objects/thor=v3: evicted from scratch (2.0 KiB, least recently used: last prepared 1h01m "
         "ago, no links hold it) to make room for scenes/ithor=8"
     ) in err.splitlines()
     assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
