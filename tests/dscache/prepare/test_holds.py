@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from dscache.prepare.scratch_status import run_scratch_status
 from dscache.store.liveness import host_name
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
+from tests.pids import dead_pid
 
 BUDGET = ["--scratch-max-bytes", "3000"]  # room for one of the 2000-byte versions below
 HOUR_AND_A_MINUTE = 61 * 60
@@ -107,12 +106,6 @@ def test_another_pods_hold_lasts_the_hold_max_it_recorded(dirs: Dirs, tmp_path: 
     assert not hold.exists()
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait(30)
-    return child.pid
-
-
 @pytest.mark.parametrize(
     ("pid_host", "kept"),
     [
@@ -134,7 +127,7 @@ def test_a_pending_hold_is_released_by_a_dead_pid_only_in_its_own_pid_namespace(
     (pod_a / "objects" / "thor").unlink()  # pod A's prepare has not made its link yet
     (hold,) = _holds(dirs)
     record = json.loads(hold.read_text())
-    record.update(pending=True, pid=_dead_pid(), pidHost=host_name() if pid_host == "this" else pid_host)
+    record.update(pending=True, pid=dead_pid(), pidHost=host_name() if pid_host == "this" else pid_host)
     if pid_host is None:
         del record["pidHost"]
     hold.write_text(json.dumps(record))

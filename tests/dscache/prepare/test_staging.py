@@ -5,8 +5,6 @@ its heartbeat."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,14 +12,9 @@ import pytest
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.staging import STALE_AFTER, Owner, clean_abandoned, live_staging_names, parse_owner
 from dscache.store.liveness import host_name
+from tests.pids import dead_pid
 
 NODE = os.uname().nodename
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait(30)
-    return child.pid
 
 
 def _staging(root: Path, host: str, pid: int, *, age: float = 0.0) -> str:
@@ -44,7 +37,7 @@ def test_parse_owner_reads_host_with_dots() -> None:
 
 def test_a_dir_of_this_pid_namespace_is_judged_by_its_pid(tmp_path: Path) -> None:
     live = _staging(tmp_path, host_name(), os.getppid())
-    dead = _staging(tmp_path, host_name(), _dead_pid())
+    dead = _staging(tmp_path, host_name(), dead_pid())
     own = _staging(tmp_path, host_name(), os.getpid())  # an earlier run of this container had our pid
     assert live_staging_names(ScratchPaths(tmp_path)) == {live}
     clean_abandoned(ScratchPaths(tmp_path))
@@ -59,7 +52,7 @@ def test_a_dir_of_this_pid_namespace_is_judged_by_its_pid(tmp_path: Path) -> Non
 )
 def test_a_dir_of_another_pid_namespace_is_judged_by_its_heartbeat(tmp_path: Path, host: str) -> None:
     """Its pid means another process here, or none: a fresh heartbeat keeps it, a stale one does not."""
-    dead = _dead_pid()
+    dead = dead_pid()
     fresh = _staging(tmp_path, host, dead)
     stale = _staging(tmp_path, host, dead + 1, age=STALE_AFTER + 5)
     assert live_staging_names(ScratchPaths(tmp_path)) == {fresh}

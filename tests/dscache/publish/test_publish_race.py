@@ -37,6 +37,7 @@ from tests.dscache.remotes.conformance import (
     S3Backend,
 )
 from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
+from tests.pids import dead_pid
 from tests.servers.azure import ACCOUNT
 from tests.servers.s3 import S3Env
 
@@ -383,12 +384,6 @@ def test_a_rerun_on_the_host_of_a_killed_publish_takes_its_lease_at_once(tmp_pat
     assert not lease.exists()
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait(30)
-    return child.pid
-
-
 @pytest.mark.parametrize(
     "host",
     [socket.gethostname(), f"{os.uname().nodename}-pidns1"],
@@ -403,7 +398,7 @@ def test_a_lease_of_another_pid_namespace_on_this_host_lapses_only_by_its_age(
     root = tmp_path / "remote"
     lease = root / KEY.rel / PUBLISH_LEASE
     lease.parent.mkdir(parents=True)
-    pid, now = _dead_pid(), time.time()
+    pid, now = dead_pid(), time.time()
     lease.write_bytes(Holder(host, pid, now - 700, now - 590).dumps())
     running = f"another publish of this version is running \\(process {pid} on "
     with pytest.raises(PublishError, match=running):
@@ -422,7 +417,7 @@ def test_a_lease_of_a_dead_process_of_this_pid_namespace_is_taken_over_at_once(t
     lease = root / KEY.rel / PUBLISH_LEASE
     lease.parent.mkdir(parents=True)
     now = time.time()
-    lease.write_bytes(Holder(host_name(), _dead_pid(), now, now).dumps())
+    lease.write_bytes(Holder(host_name(), dead_pid(), now, now).dumps())
     logged: list[str] = []
     result = publish(make_tree(tmp_path / "tree", OLD), FileRemote(root), KEY, OPTIONS, log=logged.append)
     assert [a.name for a in result.archives] == ["a_0000.tar.zst", "b_0001.tar.zst"]

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from dscache.store import liveness
 from dscache.store.liveness import host_name, process_gone, same_pid_namespace
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait(30)
-    return child.pid
+from tests.pids import dead_pid
 
 
 def test_a_pid_is_judged_only_under_this_process_identity() -> None:
-    dead, node = _dead_pid(), os.uname().nodename
+    dead, node = dead_pid(), os.uname().nodename
     assert host_name() == f"{node}-pidns{os.stat('/proc/self/ns/pid').st_ino}"
     assert process_gone(host_name(), dead)
     assert not process_gone(host_name(), os.getppid())
@@ -41,4 +34,4 @@ def test_without_a_readable_pid_namespace_no_pid_is_judged(monkeypatch: pytest.M
     monkeypatch.setattr(liveness.os, "stat", stat)
     assert host_name() == f"{os.uname().nodename}-pidns?"
     assert not same_pid_namespace(host_name())
-    assert not process_gone(host_name(), _dead_pid())
+    assert not process_gone(host_name(), dead_pid())
