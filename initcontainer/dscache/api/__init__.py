@@ -3,6 +3,7 @@
 `resource` (group, version, kind, plural, short names), `spec` and `manifest` (the spec model and
 where a spec comes from), `status` (the status model), `names` (safe names, `DT/SRC=VER`),
 `envnames` (the workload's variables), `unsafeenv` (variable names a cache may not set), `syspaths`
-(mount paths it may not use), `sizes`, `urls`. This `__init__` imports nothing: `prepare` uses the
-standard-library modules (`names`, `envnames`, `unsafeenv`, `sizes`) without pydantic or yaml.
+(mount paths it may not use), `sizes`, `durations`, `urls`. This `__init__` imports nothing: `prepare`
+uses the standard-library modules (`names`, `envnames`, `unsafeenv`, `sizes`, `durations`) without
+pydantic or yaml.
 """

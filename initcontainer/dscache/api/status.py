@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from dscache.api.durations import format_duration
+
 Phase = Literal["Pending", "Queued", "Installing", "Ready", "Failed"]
 PHASES: tuple[str, ...] = get_args(Phase)
 ConditionType = Literal["Ready", "Installing"]
@@ -131,21 +133,6 @@ class Progress(_Model):
             bytes_per_second=rate,
             eta=format_duration(left / rate) if rate else None,
         )
-
-
-def format_duration(seconds: float) -> str:
-    """Pure: a duration for people, e.g. 45s, 3m05s, 1h02m, 2d03h (rounded up to the second)."""
-    total = max(0, int(-(-seconds // 1)))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 class DatasetCacheStatus(_Model):

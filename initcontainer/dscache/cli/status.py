@@ -155,16 +155,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def ago(seconds: float) -> str:
-    """Pure: a duration as people say it: `45s`, `12m`, `5h`, `3d`."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
 def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
     """Pure: what interrupted installs left in staging, and what happens to it; [] if nothing."""
+    from dscache.api.durations import format_age
     from dscache.api.sizes import format_size
 
     if not stages:
@@ -184,6 +177,6 @@ def staging_lines(stages: Sequence[Stage], now: float) -> list[str]:
             f"  {s.version}: {format_size(t.disk)} on disk ({format_size(t.bytes)} of file content): "
             f"{t.items} finished item(s){partial}; a rerun reuses "
             f"up to {format_size(t.item_bytes + t.resumable_bytes)}{again}; "
-            f"last touched {ago(s.age(now))} ago{fate}"
+            f"last touched {format_age(s.age(now))}{fate}"
         )
     return lines

@@ -29,7 +29,6 @@ resolved, any other URL as written, trailing `/` aside.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -38,8 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.errors import DscacheError
-from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
-from dscache.remotes.base import NotFoundError, Remote, RemoteError
+from dscache.layouts.manifest import ManifestError, read_dscache_manifest
+from dscache.remotes.base import Remote, RemoteError
 from dscache.remotes.retry import RetryPolicy
 from dscache.store.paths import CachePaths
 from dscache.store.records import CompleteRecord, read_complete, scan_refs
@@ -129,13 +128,13 @@ def ref_remote(cache: CachePaths, keys: Iterable[VersionKey], asked: str) -> str
 
 def stated_archives(remote: Remote, key: VersionKey) -> Stated | None:
     """The archives the remote's dscache manifest of `key` states, or None where it has none (or one
-    that does not parse). Raises RemoteError."""
+    that is not what publish writes: its line is logged as a warning). Raises RemoteError."""
     try:
-        raw = remote.read_bytes(f"{key.rel}/{DSCACHE_MANIFEST}")
-        manifest = DscacheManifest.from_json(json.loads(raw))
-    except NotFoundError:
+        manifest = read_dscache_manifest(remote, key.rel)
+    except ManifestError as err:
+        log.warning("%s", err)
         return None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    if manifest is None:
         return None
     return {n: (a.size, a.sha256.lower() if a.sha256 else None) for n, a in manifest.archives.items()}
 

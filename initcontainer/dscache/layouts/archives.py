@@ -47,9 +47,14 @@ def build_archive_plan(
     locate: dict[str, tuple[str, int, int | None]] | None,
     where: str,
 ) -> VersionPlan:
-    """Pure: the plan from the fetched metadata; `locate`: archive -> (path, offset, length) in shards."""
+    """Pure: the plan from the fetched metadata; `locate`: archive -> (path, offset, length) in shards.
+    Raises LayoutError (ManifestError: a dscache manifest that is not what publish writes)."""
     sizes_mb = parse_molmo_manifest(molmo_manifest, f"{where}/{MOLMO_REMOTE_MANIFEST}")
-    exact = DscacheManifest.from_json(json.loads(dscache_manifest)) if dscache_manifest else None
+    exact = (
+        DscacheManifest.loads(dscache_manifest, f"{where}/{DSCACHE_MANIFEST}")
+        if dscache_manifest is not None
+        else None
+    )
     items: list[WorkItem] = []
     for name in sorted(sizes_mb):
         info = exact.archives.get(name) if exact else None

@@ -6,7 +6,7 @@ scratch therefore records a hold for its links directory:
 
 ```
 <scratch>/.dscache/holds/<id>.json   {"node", "mountNamespace", "links", "linksDevice", "linksInode",
-                                      "versions", "heldAt", "holdMax", "pid", "pending"}
+                                      "versions", "heldAt", "holdMax", "pid", "pidHost", "pending"}
 ```
 
 Records are 0644 files in the sticky (1777) holds directory, like /tmp: any pod user may add its own,
@@ -33,7 +33,11 @@ access (its service account token is masked). The options, and why this one:
   mount namespace (shells on one machine; never two containers). Then the hold lasts while the
   directory at the recorded path is the recorded one (same device and inode) and the version's link
   in it still resolves to the copy (a per-file tree counts as in use).
-A pending hold so seen lasts while its prepare's pid lives (the links are not made yet).
+A pending hold so seen lasts while its prepare's pid lives (the links are not made yet), where that
+pid can be judged: `pidHost`, the prepare's `store.liveness.host_name()`, is this process's (the same
+pid namespace: a mount namespace can be shared by processes of two pid namespaces). Otherwise (and for
+a pending record without `pidHost`, written by an older dscache) the pid proves nothing and the hold
+lasts its `holdMax`, as an unseen one does; a rerun of its prepare replaces it sooner.
 Where it cannot be seen (another pod's links), the hold lasts the `holdMax` seconds its holder recorded
 (its `--scratch-hold-max`, default 7 days; a record without one: the default) after it was
 written; nobody's own limit releases another's hold, erring towards keeping data: a copy kept too
@@ -61,7 +65,7 @@ from dscache.api.names import NameError_, VersionKey, parse_version_arg
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.shared import make_shared_dirs
 from dscache.store.atomic import write_bytes_atomic
-from dscache.store.liveness import pid_alive
+from dscache.store.liveness import host_name, pid_alive, same_pid_namespace
 
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 HOLD_MODE = 0o644
@@ -72,7 +76,7 @@ class Hold:
     """One links directory's hold: where it is and which copies on scratch its links point at.
 
     `hold_max`: seconds the hold lasts where its links cannot be seen; `pending`: written before the
-    links were made, by process `pid`."""
+    links were made, by process `pid` of identity `pid_host` (`store.liveness.host_name()`)."""
 
     node: str
     mount_ns: int
@@ -84,6 +88,7 @@ class Hold:
     hold_max: float = DEFAULT_MAX_AGE
     pid: int = 0
     pending: bool = False
+    pid_host: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +148,19 @@ def write_hold(
     if not keys:
         path.unlink(missing_ok=True)
         return
-    pid = os.getpid() if pending else 0
+    pid, pid_host = (os.getpid(), host_name()) if pending else (0, "")
     want = Hold(
-        node_name(), mount_namespace(), str(links), st.st_dev, st.st_ino, keys, 0.0, hold_max, pid, pending
+        node_name(),
+        mount_namespace(),
+        str(links),
+        st.st_dev,
+        st.st_ino,
+        keys,
+        0.0,
+        hold_max,
+        pid,
+        pending,
+        pid_host,
     )
     try:
         have = _parse(path.read_bytes())
@@ -155,7 +170,8 @@ def write_hold(
         settled = dataclasses.replace(have, versions=tuple(sorted(have.versions)), held_at=0.0)
         if settled == want:
             return
-        covers = dataclasses.replace(settled, versions=keys, pid=pid, pending=pending) == want
+        same_but_pending = dataclasses.replace(settled, pid=pid, pending=pending, pid_host=pid_host)
+        covers = dataclasses.replace(same_but_pending, versions=keys) == want
         if pending and not have.pending and covers and set(keys) <= set(have.versions):
             return
     record = {
@@ -168,6 +184,7 @@ def write_hold(
         "heldAt": time.time(),
         "holdMax": hold_max,
         "pid": pid,
+        "pidHost": pid_host,
         "pending": pending,
     }
     make_shared_dirs(path.parent)
@@ -188,6 +205,7 @@ def _parse(data: bytes) -> Hold | None:
             hold_max=float(raw.get("holdMax", DEFAULT_MAX_AGE)),
             pid=int(raw.get("pid", 0)),
             pending=bool(raw.get("pending", False)),
+            pid_host=str(raw.get("pidHost", "")),
         )
     except (ValueError, KeyError, TypeError, AttributeError, NameError_):
         return None
@@ -251,14 +269,18 @@ def _links_to(hold: Hold, key: VersionKey, copy: Path) -> bool:
 
 
 def _live(scratch: ScratchPaths, hold: Hold, now: float) -> list[VersionKey]:
-    """The versions a hold still keeps: seen, by its links (a pending one: while its prepare runs);
-    unseen, for the `hold_max` its holder recorded."""
+    """The versions a hold still keeps: seen, by its links (a pending one: while its prepare runs,
+    where its pid can be judged); unseen, for the `hold_max` its holder recorded."""
+    recorded = list(hold.versions) if now - hold.held_at < hold.hold_max else []
     if not _visible(hold):
-        return list(hold.versions) if now - hold.held_at < hold.hold_max else []
+        return recorded
     if not _same_dir(hold):
         return []
-    if hold.pending and hold.pid > 0 and pid_alive(hold.pid):
-        return list(hold.versions)
+    if hold.pending and hold.pid > 0:
+        if not same_pid_namespace(hold.pid_host):
+            return recorded
+        if pid_alive(hold.pid):
+            return list(hold.versions)
     return [k for k in hold.versions if _links_to(hold, k, scratch.version_dir(k))]
 
 

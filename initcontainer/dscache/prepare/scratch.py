@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dscache.api.durations import format_age
 from dscache.api.names import VersionKey
 from dscache.api.sizes import format_size
 from dscache.prepare import eviction, holds, lastuse, space, staging
@@ -97,17 +98,6 @@ def source_problem(source: Path, exc: OSError) -> str | None:
     return f"{rel} cannot be read: {exc.strerror} ({name})"
 
 
-def ago(seconds: float) -> str:
-    """Pure: a duration for a log line, e.g. `45s`, `61 min`, `5.0 h`, `3.0 d`."""
-    if seconds < 60:
-        return f"{max(seconds, 0):.0f}s"
-    if seconds < 120 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
 def _make_room(
     scratch: ScratchPaths,
     key: VersionKey,
@@ -143,7 +133,8 @@ def _make_room(
         resident = by_key[victim]
         log(
             f"{victim}: evicted from scratch ({format_size(resident.bytes)}, least recently used: last "
-            f"prepared {ago(time.time() - resident.last_used)} ago, no links hold it) to make room for {key}"
+            f"prepared {format_age(time.time() - resident.last_used)}, no links hold it) to make room "
+            f"for {key}"
         )
 
 
@@ -318,7 +309,7 @@ def _in_use(
             in_use[key] = "; ".join(why)
     for use in uses:
         if use.last_used >= since:
-            in_use.setdefault(use.key, f"prepared {ago(now - use.last_used)} ago")
+            in_use.setdefault(use.key, f"prepared {format_age(now - use.last_used)}")
     for key in requested:
         in_use[key] = "requested by this prepare"
     return in_use

@@ -2,8 +2,9 @@
 
 A staging dir is named `<tag>.<host>.<pid>.<token>`, where `<tag>` identifies the version being copied,
 and its mtime is a heartbeat the copier refreshes while it makes progress. It is abandoned when its
-process is known dead (same host, pid gone or reused by us) or when its heartbeat is older than
-`STALE_AFTER` (another pod or node: pids are not comparable there). A live staging dir for a version
+process is known dead (`<host>` is this process's identity, `store.liveness.host_name()`, and the pid
+is gone or is ours: `liveness.process_gone`) or when its heartbeat is older than `STALE_AFTER` (another
+pod, pid namespace or node: pids are not comparable there). A live staging dir for a version
 tells other processes that a copy is on its way, so they wait for it instead of reading the cache
 volume again.
 """
@@ -20,7 +21,7 @@ from dscache.api.names import VersionKey
 from dscache.prepare.scratchpaths import ScratchPaths
 from dscache.prepare.shared import make_shared_dirs
 from dscache.store.deletion import delete_tree
-from dscache.store.liveness import host_name, pid_alive
+from dscache.store.liveness import host_name, process_gone
 
 HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0
@@ -60,13 +61,10 @@ def parse_owner(name: str) -> Owner | None:
         return None
 
 
-def is_abandoned(
-    owner: Owner | None, heartbeat: float, *, now: float, host: str, pid: int, owner_alive: bool
-) -> bool:
-    """Decide whether a staging dir's owner is gone (`owner_alive`: its pid exists in our pid namespace)."""
-    if owner is None or now - heartbeat > STALE_AFTER:
-        return True
-    return owner.host == host and (owner.pid == pid or not owner_alive)
+def is_abandoned(owner: Owner | None, heartbeat: float, *, now: float, gone: bool) -> bool:
+    """Pure: whether a staging dir is abandoned: not one of ours (`owner` None), its heartbeat (mtime,
+    epoch s) older than `STALE_AFTER`, or its owner `gone` (`liveness.process_gone`)."""
+    return owner is None or now - heartbeat > STALE_AFTER or gone
 
 
 def _staging_entries(scratch: ScratchPaths) -> list[tuple[os.DirEntry[str], Owner | None, bool]]:
@@ -75,7 +73,7 @@ def _staging_entries(scratch: ScratchPaths) -> list[tuple[os.DirEntry[str], Owne
         entries = list(os.scandir(scratch.staging_root))
     except FileNotFoundError:
         return []
-    now, host, pid = time.time(), host_name(), os.getpid()
+    now = time.time()
     judged = []
     for entry in entries:
         try:
@@ -83,8 +81,8 @@ def _staging_entries(scratch: ScratchPaths) -> list[tuple[os.DirEntry[str], Owne
         except FileNotFoundError:
             continue
         owner = parse_owner(entry.name)
-        alive = owner is not None and pid_alive(owner.pid)
-        abandoned = is_abandoned(owner, heartbeat, now=now, host=host, pid=pid, owner_alive=alive)
+        gone = owner is not None and process_gone(owner.host, owner.pid, own_pid_too=True)
+        abandoned = is_abandoned(owner, heartbeat, now=now, gone=gone)
         judged.append((entry, owner, abandoned))
     return judged
 

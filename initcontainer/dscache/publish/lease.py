@@ -7,15 +7,21 @@ with `O_EXCL`, S3's `PutObject` with `If-None-Match: *`, GCS's upload with `ifGe
 Azure's Put Blob with `If-None-Match: *`), a publish first creates
 `<v>/.dscache-publish-lease.json` and the second publisher refuses with one line naming the first
 (host, process, start time). The holder rewrites the lease every `RENEW_SECONDS`; a lease not
-renewed for `STALE_SECONDS`, or held by a process of this host that no longer runs, is a killed
-publisher's, and the next publish takes it over (delete, then
-the conditional create again: of two publishers taking over the same stale lease at the same
-moment, both may win, which the removal rule of `stale.remove_stale` still keeps from breaking the
-live version). Staleness is judged by the time written in the lease, so producers' clocks must
-agree to within minutes. The Hugging Face Hub has no conditional create of a file (its commits are
-atomic, and a commit can name its parent, which `HfRemote` does not use today): there a publish holds
-no lease, and `stale.remove_stale` alone keeps a concurrent publisher from removing what the live
-manifest names.
+renewed for `STALE_SECONDS`, or held by a process that no longer runs in this pid namespace, is a
+killed publisher's, and the next publish takes it over (delete, then the conditional create again:
+of two publishers taking over the same stale lease at the same moment, both may win, which the
+removal rule of `stale.remove_stale` still keeps from breaking the live version). Staleness is judged
+by the time written in the lease, so producers' clocks must agree to within minutes.
+
+The lease's `host` is its holder's `store.liveness.host_name()` (node and pid namespace): its pid is
+judged only where that identity is the reader's own, since two publish pods on one node's host network
+share the node's name but not their pids. A lease of an older dscache names a bare host name, which
+proves no pid namespace: it is judged by its age alone (an older dscache, in turn, never finds this
+one's `host` equal to its host name, so it too waits for the lease to lapse).
+
+The Hugging Face Hub has no conditional create of a file (its commits are atomic, and a commit can
+name its parent, which `HfRemote` does not use today): there a publish holds no lease, and
+`stale.remove_stale` alone keeps a concurrent publisher from removing what the live manifest names.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -35,7 +40,7 @@ from typing import Protocol, runtime_checkable
 from dscache.layouts.published import PUBLISH_LEASE
 from dscache.publish.pack import PublishError
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
-from dscache.store.liveness import pid_alive
+from dscache.store.liveness import host_name, process_gone
 
 RENEW_SECONDS = 60.0
 STALE_SECONDS = 600.0
@@ -54,7 +59,8 @@ class ExclusiveRemote(Protocol):
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds a lease: host, process id, start and last renewal (seconds since the epoch)."""
+    """Who holds a lease: identity (`store.liveness.host_name()`; an older dscache's lease: the bare
+    host name), process id, start and last renewal (seconds since the epoch)."""
 
     host: str
     pid: int
@@ -84,15 +90,14 @@ def is_stale(
     holder: Holder | None, now: float, stale_seconds: float = STALE_SECONDS, *, gone: bool = False
 ) -> bool:
     """Pure: whether a lease held by `holder` (None: unreadable) may be taken over at `now`; `gone`:
-    its holder is known dead (a process of this host that no longer runs)."""
+    its holder is known dead (`holder_gone`)."""
     return holder is None or gone or now - holder.renewed > stale_seconds
 
 
 def holder_gone(holder: Holder | None) -> bool:
-    """Whether `holder` is a process of this host that no longer runs (a killed publish here)."""
-    if holder is None or holder.host != socket.gethostname() or holder.pid == os.getpid():
-        return False
-    return not pid_alive(holder.pid)
+    """Whether `holder` is a process of this pid namespace that no longer runs (a killed publish here;
+    `store.liveness.process_gone`)."""
+    return holder is not None and process_gone(holder.host, holder.pid)
 
 
 @contextlib.contextmanager
@@ -113,7 +118,7 @@ def publish_lease(
         return
     path = f"{vdir}/{PUBLISH_LEASE}"
     now = time.time()
-    mine = Holder(socket.gethostname(), os.getpid(), now, now)
+    mine = Holder(host_name(), os.getpid(), now, now)
     created = remote.create_exclusive(path, mine.dumps())
     if created is None:
         log(f"{remote.url} does not support conditional writes: publishing {what} without a lease")
@@ -129,7 +134,7 @@ def publish_lease(
             raise PublishError(
                 f"{what}: another publish of this version is running ({holder.describe()}; lease "
                 f"{remote.url}/{path}); wait for it to finish (a killed publish's lease lapses "
-                f"{int(stale_seconds)}s after its last renewal, at once for a publish on its host)"
+                f"{int(stale_seconds)}s after its last renewal, at once for a publish in its pid namespace)"
             )
         log(f"taking over the lapsed publish lease {remote.url}/{path}")
         remote.delete_files([path], f"dscache publish: take over the lapsed lease of {vdir}")

@@ -42,14 +42,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from dscache.layouts.manifest import DSCACHE_MANIFEST, DscacheManifest
+from dscache.layouts.manifest import DSCACHE_MANIFEST, ManifestError, read_dscache_manifest
 from dscache.layouts.molmospaces import MOLMO_REMOTE_MANIFEST
 from dscache.layouts.published import PUBLISH_LEASE, is_publish_output
 from dscache.remotes.base import NotFoundError, Remote, RemoteError
+
+log = logging.getLogger("dscache.publish.stale")
 
 
 def fresh_name(name: str, sha256: str) -> str:
@@ -104,22 +107,23 @@ def removable(
 
 def live_archives(remote: Remote, vdir: str) -> frozenset[str] | None:
     """The archive names the manifests now in `vdir` name (molmospaces and dscache manifests, read
-    now), or None if one of them is unreadable. Raises RemoteError."""
-    names: set[str] = set()
-    for path, read in (
-        (MOLMO_REMOTE_MANIFEST, lambda raw: raw),
-        (DSCACHE_MANIFEST, lambda raw: DscacheManifest.from_json(raw).archives),
-    ):
-        try:
-            named = read(json.loads(remote.read_bytes(f"{vdir}/{path}")))
-        except NotFoundError:
-            continue
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
-        if not isinstance(named, dict):
-            return None
-        names.update(n for n in named if isinstance(n, str))
-    return frozenset(names)
+    now), or None if one of them is unreadable (a dscache manifest's line is logged as a warning).
+    Raises RemoteError."""
+    try:
+        named = json.loads(remote.read_bytes(f"{vdir}/{MOLMO_REMOTE_MANIFEST}"))
+    except NotFoundError:
+        named = {}
+    except ValueError:
+        return None
+    if not isinstance(named, dict):
+        return None
+    try:
+        manifest = read_dscache_manifest(remote, vdir)
+    except ManifestError as err:
+        log.warning("%s", err)
+        return None
+    stated = manifest.archives if manifest is not None else {}
+    return frozenset(n for n in named if isinstance(n, str)) | frozenset(stated)
 
 
 @dataclass
@@ -188,10 +192,11 @@ class LiveArchives:
             return
         self.listed = {f.path.removeprefix(f"{vdir}/"): f for f in remote.list_files(vdir)}
         try:
-            raw = json.loads(remote.read_bytes(f"{vdir}/{DSCACHE_MANIFEST}"))
-            stated = DscacheManifest.from_json(raw).archives
-        except (NotFoundError, ValueError, TypeError, KeyError, AttributeError):
-            stated = {}
+            manifest = read_dscache_manifest(remote, vdir)
+        except ManifestError as err:  # publish replaces it: said, and its digests are not used
+            log.warning("%s", err)
+            manifest = None
+        stated = manifest.archives if manifest is not None else {}
         for name in named:
             info, listed = stated.get(name), self.listed.get(name)
             sha = (info.sha256 if info is not None else None) or (listed.sha256 if listed else None)

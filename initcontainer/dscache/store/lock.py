@@ -69,6 +69,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dscache.api.durations import format_age
 from dscache.api.urls import hide_userinfo
 from dscache.errors import DscacheError
 from dscache.store import team as teams
@@ -150,7 +151,7 @@ class WriterLock:
         if record is None or (record.get("pid"), record.get("host")) != (owner.pid, owner.hostname):
             return shown
         age = time.time() - float(record.get("sinceEpoch") or 0)
-        ago = f", {age:.0f}s ago" if 0 <= age < 10 * 365 * 86400 else ""
+        ago = f", {format_age(age)}" if abs(age) < 10 * 365 * 86400 else ""  # else: no time recorded
         return f"{shown} command={record.get('command')!r}, since {record.get('since')}{ago}"
 
     @property

@@ -153,6 +153,16 @@ def test_status_shows_what_an_interrupted_install_staged_and_gc_removes_it_when_
     assert json.loads(run("status", "--cache", str(cache), "--json").out)["staging"] == []
 
 
+def test_status_says_how_long_ago_staging_was_touched_as_prepare_says_it_of_a_copy(tmp_path: Path) -> None:
+    """61 minutes read `1h01m ago` in `status` as in prepare's eviction line (test_holds.py)."""
+    cache, _remote, _spec = _interrupted(tmp_path)
+    stage_dir = CachePaths(cache).staging_dir(BIG)
+    then = time.time() - 61 * 60
+    for p in (stage_dir, *stage_dir.rglob("*")):
+        os.utime(p, (then, then))
+    assert "; last touched 1h01m ago" in run("status", "--cache", str(cache)).out
+
+
 def test_dry_run_after_an_interrupted_install_counts_the_partial_file_as_staged(tmp_path: Path) -> None:
     cache, remote, _spec = _interrupted(tmp_path)
     argv = ["--cache", str(cache), "--source", f"file://{remote}", "--layout", "Files", "--version", str(BIG)]

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from dscache.prepare.scratch_status import run_scratch_status
+from dscache.store.liveness import host_name
 from tests.dscache.prepare.prepare_helpers import Dirs, publish_version, run_cli
+from tests.pids import dead_pid
 
 BUDGET = ["--scratch-max-bytes", "3000"]  # room for one of the 2000-byte versions below
 HOUR_AND_A_MINUTE = 61 * 60
@@ -73,7 +75,7 @@ def test_a_copy_is_evicted_once_its_links_dir_is_gone_with_one_line(dirs: Dirs, 
     shutil.rmtree(pod_a)  # the pod is gone: the kubelet deleted its links emptyDir
     err = _prepare(dirs, pod_b, "scenes/ithor=8")
     assert (
-        "dscache: objects/thor=v3: evicted from scratch (2.0 KiB, least recently used: last prepared 61 min "
+        "dscache: objects/thor=v3: evicted from scratch (2.0 KiB, least recently used: last prepared 1h01m "
         "ago, no links hold it) to make room for scenes/ithor=8"
     ) in err.splitlines()
     assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
@@ -102,3 +104,33 @@ def test_another_pods_hold_lasts_the_hold_max_it_recorded(dirs: Dirs, tmp_path: 
     assert "objects/thor=v3: evicted from scratch (2.0 KiB" in err
     assert not (dirs.scratch / "objects" / "thor" / "v3").exists()
     assert not hold.exists()
+
+
+@pytest.mark.parametrize(
+    ("pid_host", "kept"),
+    [
+        (f"{NODE}-pidns1", True),  # a prepare in another pid namespace: its pid says nothing here
+        (None, True),  # a pending record of an older dscache: no identity, the pid proves nothing
+        ("this", False),  # a prepare of this pid namespace whose pid is gone: killed before linking
+    ],
+    ids=["other-pid-namespace", "no-identity", "same-pid-namespace"],
+)
+def test_a_pending_hold_is_released_by_a_dead_pid_only_in_its_own_pid_namespace(
+    dirs: Dirs, tmp_path: Path, pid_host: str | None, kept: bool
+) -> None:
+    """A prepare that wrote its pending hold and is still copying (no links yet) keeps its copies,
+    unless its pid is judged gone where the pid means that process."""
+    _publish_two(dirs)
+    pod_a, pod_b = tmp_path / "podA", tmp_path / "podB"
+    _prepare(dirs, pod_a, "objects/thor=v3")
+    _age_marker(dirs, HOUR_AND_A_MINUTE)
+    (pod_a / "objects" / "thor").unlink()  # pod A's prepare has not made its link yet
+    (hold,) = _holds(dirs)
+    record = json.loads(hold.read_text())
+    record.update(pending=True, pid=dead_pid(), pidHost=host_name() if pid_host == "this" else pid_host)
+    if pid_host is None:
+        del record["pidHost"]
+    hold.write_text(json.dumps(record))
+    err = _prepare(dirs, pod_b, "scenes/ithor=8")
+    assert (dirs.scratch / "objects" / "thor" / "v3" / "f1.bin").is_file() is kept
+    assert ("objects/thor=v3: evicted from scratch (2.0 KiB" in err) is not kept

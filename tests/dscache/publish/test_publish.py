@@ -102,7 +102,7 @@ def test_manifests_agree_with_the_archives(tree: Path, tmp_path: Path) -> None:
     archives = sorted(p.name for p in vdir.glob("*.tar.zst"))
     molmo = json.loads((vdir / MOLMO_REMOTE_MANIFEST).read_bytes())
     tries = json.loads(gzip.decompress((vdir / MOLMO_COMBINED_TRIES).read_bytes()))
-    manifest = DscacheManifest.from_json(json.loads((vdir / DSCACHE_MANIFEST).read_bytes()))
+    manifest = DscacheManifest.loads((vdir / DSCACHE_MANIFEST).read_bytes())
 
     assert sorted(molmo) == sorted(tries) == sorted(manifest.archives) == archives
     total_files = total_bytes = 0
@@ -209,7 +209,7 @@ def test_hf_shard_index_points_at_the_exact_archive_bytes(tree: Path, tmp_path: 
     publish_archives(tree, remote, KEY, 16 << 10, hf_shards=True, hf_prefix="mujoco", shard_size=20_000)
     vdir = remote / "mujoco" / KEY.rel
     assert not list(vdir.glob("*.tar.zst"))
-    manifest = DscacheManifest.from_json(json.loads((vdir / DSCACHE_MANIFEST).read_bytes()))
+    manifest = DscacheManifest.loads((vdir / DSCACHE_MANIFEST).read_bytes())
     config = hf_config_name("mujoco", KEY)
     assert config == "mujoco__objects__thor__part1__v1"
     rows = pq.read_table(remote / hf_index_path(config)).to_pylist()
@@ -511,7 +511,7 @@ def test_raw_archives_are_published_with_matching_manifests(tmp_path: Path) -> N
     remote = tmp_path / "remote"
     publish_raw_archives(remote, KEY, {"evil.tar.zst": hostile.data, "broken.tar.zst": broken})
     vdir = remote / KEY.rel
-    manifest = DscacheManifest.from_json(json.loads((vdir / DSCACHE_MANIFEST).read_bytes()))
+    manifest = DscacheManifest.loads((vdir / DSCACHE_MANIFEST).read_bytes())
     assert (vdir / "evil.tar.zst").read_bytes() == hostile.data
     assert manifest.archives["evil.tar.zst"].sha256 == hashlib.sha256(hostile.data).hexdigest()
     assert manifest.archives["broken.tar.zst"].size == len(broken)

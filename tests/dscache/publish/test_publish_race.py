@@ -26,6 +26,7 @@ from dscache.publish.stale import removable
 from dscache.publish.upload import PublishOptions, PublishResult, SupersededError, publish
 from dscache.remotes.base import Remote
 from dscache.remotes.file import FileRemote
+from dscache.store.liveness import host_name
 from dscache.store.paths import CachePaths
 from tests.dscache.remotes.conformance import (
     BACKENDS,
@@ -36,6 +37,7 @@ from tests.dscache.remotes.conformance import (
     S3Backend,
 )
 from tests.factories import TreeSpec, dataset_snapshot, make_tree, tree_snapshot
+from tests.pids import dead_pid
 from tests.servers.azure import ACCOUNT
 from tests.servers.s3 import S3Env
 
@@ -368,7 +370,7 @@ def test_a_rerun_on_the_host_of_a_killed_publish_takes_its_lease_at_once(tmp_pat
     lease = root / KEY.rel / PUBLISH_LEASE
     lease.parent.mkdir(parents=True)
     now = time.time()
-    lease.write_bytes(Holder(socket.gethostname(), victim.pid, now, now).dumps())
+    lease.write_bytes(Holder(host_name(), victim.pid, now, now).dumps())
     with pytest.raises(
         PublishError, match=f"another publish of this version is running \\(process {victim.pid} "
     ):
@@ -379,6 +381,47 @@ def test_a_rerun_on_the_host_of_a_killed_publish_takes_its_lease_at_once(tmp_pat
         "a_0000.tar.zst",
         "b_0001.tar.zst",
     ]
+    assert not lease.exists()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [socket.gethostname(), f"{os.uname().nodename}-pidns1"],
+    ids=["bare-host-name", "same-node-other-pid-namespace"],
+)
+def test_a_lease_of_another_pid_namespace_on_this_host_lapses_only_by_its_age(
+    tmp_path: Path, host: str
+) -> None:
+    """Two publish pods on one node's host network share its host name, not their pids: the other's
+    pid, dead-looking here, does not let this one take its lease before it lapses (600 s); a lease of
+    an older dscache (the bare host name) proves no pid namespace either."""
+    root = tmp_path / "remote"
+    lease = root / KEY.rel / PUBLISH_LEASE
+    lease.parent.mkdir(parents=True)
+    pid, now = dead_pid(), time.time()
+    lease.write_bytes(Holder(host, pid, now - 700, now - 590).dumps())
+    running = f"another publish of this version is running \\(process {pid} on "
+    with pytest.raises(PublishError, match=running):
+        publish(make_tree(tmp_path / "tree", OLD), FileRemote(root), KEY, OPTIONS)
+    assert Holder.loads(lease.read_bytes()) == Holder(host, pid, now - 700, now - 590)
+    lease.write_bytes(Holder(host, pid, now - 700, now - 601).dumps())  # not renewed for 601 s
+    assert [a.name for a in publish(tmp_path / "tree", FileRemote(root), KEY, OPTIONS).archives] == [
+        "a_0000.tar.zst",
+        "b_0001.tar.zst",
+    ]
+    assert not lease.exists()
+
+
+def test_a_lease_of_a_dead_process_of_this_pid_namespace_is_taken_over_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "remote"
+    lease = root / KEY.rel / PUBLISH_LEASE
+    lease.parent.mkdir(parents=True)
+    now = time.time()
+    lease.write_bytes(Holder(host_name(), dead_pid(), now, now).dumps())
+    logged: list[str] = []
+    result = publish(make_tree(tmp_path / "tree", OLD), FileRemote(root), KEY, OPTIONS, log=logged.append)
+    assert [a.name for a in result.archives] == ["a_0000.tar.zst", "b_0001.tar.zst"]
+    assert f"taking over the lapsed publish lease {FileRemote(root).url}/{KEY.rel}/{PUBLISH_LEASE}" in logged
     assert not lease.exists()
 
 
