@@ -129,7 +129,7 @@ class PlainSink(_Lines):
         elif event == "version_published":
             line = (
                 f"published {fields['version']}: {fields['files']} files, {format_size(fields['bytes'])} "
-                f"in {fields['seconds']:.1f}s"
+                f"(commit {fields['seconds']:.1f}s)"
             )
         elif event == "done":
             line = (
