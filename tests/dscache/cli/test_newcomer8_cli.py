@@ -1,13 +1,17 @@
 """What a platform engineer new to dscache ran into on a laptop (round 8): `spec.install.workers` in
 a file installed with `-f` silently meaning nothing here, and the plain `published` line giving the
-commit's time as if it were the version's."""
+commit's time as if it were the version's, and `install --dry-run` putting the bytes written past the
+recorded parts of the partial files it resumes down to the files it does not resume."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+from dscache.api.names import VersionKey
+from dscache.cli.dryrun import VersionFetch, _not_reused
 from dscache.cli.render import PlainSink
+from dscache.store.staged import Tally
 from tests.dscache.cli.cli_helpers import run
 from tests.factories import make_tree
 
@@ -57,3 +61,35 @@ def test_the_published_line_says_its_time_is_the_commit() -> None:
     fields = {"version": "objects/big=v1", "files": 410, "bytes": 152196749, "seconds": 0.021}
     PlainSink(out, every=0).emit("version_published", fields)
     assert out.getvalue() == "dscache: published objects/big=v1: 410 files, 145.1 MiB (commit 0.0s)\n"
+
+
+def test_dry_run_names_the_unrecorded_bytes_of_the_partial_files_it_resumes() -> None:
+    """After a kill -9: 3 files finished (300 MiB), two resumable partial files of 100 MiB (all 100
+    recorded) and 78 MiB (16 recorded), and two without a resume record (10 MiB and empty). 72 MiB
+    are not reused: 10 MiB of the unrecorded files, 62 MiB written past the recorded parts."""
+    mib = 1 << 20
+    staged = Tally(
+        bytes=488 * mib,
+        items=3,
+        item_bytes=300 * mib,
+        partial=4,
+        partial_bytes=188 * mib,
+        resumable=2,
+        resumable_bytes=178 * mib,
+    )
+    fetch = VersionFetch(
+        VersionKey("models", "raw", "v1"),
+        published=False,
+        items=408,
+        bytes=645 * mib,
+        items_staged=3,
+        bytes_staged=416 * mib,
+        partial_files=2,
+        bytes_resumed=116 * mib,
+        in_staging=staged,
+    )
+    assert _not_reused(fetch) == (
+        " (488.0 MiB of file content in staging, as `dscache status` counts it, archives at their "
+        "extracted size: 72.0 MiB of it is not reused: 2 partial file(s) without a resume record or of "
+        "another object, 62.0 MiB of the files it resumes past their parts recorded as finished)"
+    )
