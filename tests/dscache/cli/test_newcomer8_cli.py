@@ -51,7 +51,8 @@ def test_no_note_with_one_worker_or_quiet(tmp_path: Path) -> None:
     one = run("install", "-f", str(_manifest(tmp_path / "a", 1)), "--cache", str(tmp_path / "a" / "c"))
     assert one.code == 0, one
     assert "spec.install.workers" not in one.err
-    quiet = run("install", "-q", "-f", str(_manifest(tmp_path / "b", 3)), "--cache", str(tmp_path / "b" / "c"))
+    manifest = _manifest(tmp_path / "b", 3)
+    quiet = run("install", "-q", "-f", str(manifest), "--cache", str(tmp_path / "b" / "c"))
     assert quiet.code == 0, quiet
     assert quiet.err == ""
 

@@ -28,7 +28,9 @@ def run_worker(cache: Path, url: str, index: int, *extra: str) -> subprocess.Com
     cmd = [sys.executable, "-m", "dscache.cli.app", "install", "--cache", str(cache), "--source", url]
     cmd += ["--jobs", "1", "--workers", "3", "--worker-index", str(index), *extra]
     cmd += ["--version", str(V1), "--version", str(V2)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=180)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=180, check=False
+    )
 
 
 def events(out: str) -> list[dict[str, object]]:
