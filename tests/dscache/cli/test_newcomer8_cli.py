@@ -94,3 +94,14 @@ def test_dry_run_names_the_unrecorded_bytes_of_the_partial_files_it_resumes() ->
         "extracted size: 72.0 MiB of it is not reused: 2 partial file(s) without a resume record or of "
         "another object, 62.0 MiB of the files it resumes past their parts recorded as finished)"
     )
+
+
+def test_install_help_says_each_job_has_a_stream_of_its_own() -> None:
+    """DSCACHE_STREAMS=1 with the default 4 jobs read 4 objects at once: the help says why."""
+    result = run("install", "--help")
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    assert (
+        "DSCACHE_STREAMS streams an install reads large objects over, all jobs together (at least one per "
+        "job), a count (default 32)"
+    ) in text
