@@ -8,6 +8,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
+import dscache.cli.gc
+import dscache.cli.install
 from dscache.api.names import VersionKey
 from dscache.cli.dryrun import VersionFetch, _not_reused
 from dscache.cli.render import PlainSink
@@ -105,3 +109,22 @@ def test_install_help_says_each_job_has_a_stream_of_its_own() -> None:
         "DSCACHE_STREAMS streams an install reads large objects over, all jobs together (at least one per "
         "job), a count (default 32)"
     ) in text
+
+
+def test_ctrl_c_during_an_install_says_a_rerun_resumes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dscache.cli.install, "run", interrupted)
+    result = run(
+        "install", "--cache", str(tmp_path / "c"), "--source", "file:///r", "--version", "objects/a=v1"
+    )
+    assert (result.code, result.err) == (
+        130,
+        "dscache: error: interrupted: what it finished stays in staging; run the same install again to "
+        "resume it\n",
+    )
+    monkeypatch.setattr(dscache.cli.gc, "run", interrupted)
+    assert run("gc", "--cache", str(tmp_path / "c"), "--keep", "1").err == "dscache: error: interrupted\n"
