@@ -128,3 +128,14 @@ def test_ctrl_c_during_an_install_says_a_rerun_resumes(
     )
     monkeypatch.setattr(dscache.cli.gc, "run", interrupted)
     assert run("gc", "--cache", str(tmp_path / "c"), "--keep", "1").err == "dscache: error: interrupted\n"
+
+
+def test_ls_remote_of_a_web_server_says_what_to_list_instead() -> None:
+    result = run("ls-remote", "http://127.0.0.1:9/remote")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "dscache: error: http://127.0.0.1:9/remote: plain HTTP cannot list files (a web server gives no "
+        "listing): list the remote the versions were published to (an s3://, gs://, az://, hf:// or file:// "
+        "URL), or install a version by its name: dscache install --cache DIR --source "
+        "http://127.0.0.1:9/remote --version DT/SRC=VER\n"
+    )
