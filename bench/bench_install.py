@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.gendata import GenSpec, generate, publish_generated  # noqa: E402
+from bench.needs import require  # noqa: E402
 from dscache.api.names import VersionKey  # noqa: E402
 from tests.servers.files import FileServer  # noqa: E402
 
@@ -166,15 +167,19 @@ def prepare_remote(work: Path, spec: GenSpec) -> Path:
     return remote
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, help="work dir (kept; the generated remote is reused)")
-    parser.add_argument("--small", type=int, default=12_000, help="number of small files")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (best is reported)")
+    parser.add_argument("--small", type=int, default=12_000, help="number of small files (a count)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of every contender (the median is reported)"
+    )
     parser.add_argument("--skip-molmo", action="store_true", help="skip the slow molmospaces baseline")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.skip_molmo:
+        require({"molmospaces_resources": "the molmospaces baseline; or --skip-molmo"}, "bench_install.py")
     for tool in ("curl", "zstd", "tar"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench needs {tool} on PATH")

@@ -62,6 +62,7 @@ from bench.contenders import (  # noqa: E402
     rclone_binary,
     with_sources,
 )
+from bench.needs import require  # noqa: E402
 from bench.netdata import Dataset, Workload, prepare  # noqa: E402
 from bench.netmodel import MB, Caps, Ceiling, NetModel, ceiling, proxy_binary  # noqa: E402
 from bench.netreport import Result, aggregate_limit, table  # noqa: E402
@@ -307,6 +308,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require({"moto": "the S3 server of the S3 rows"}, "bench_network.py")
     for tool in ("curl", "zstd", "tar"):
         if shutil.which(tool) is None:
             raise SystemExit(f"the benchmark needs {tool} on PATH")

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+from bench.needs import require  # noqa: E402
 from dscache.api.manifest import spec_from_flags  # noqa: E402
 from dscache.api.names import VersionKey  # noqa: E402
 from dscache.api.sizes import format_size  # noqa: E402
@@ -143,6 +144,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     args = parser.parse_args()
+    require({"moto": "the S3 server of the S3 rounds"}, "bench_share.py")
     data = versions(args.files, args.size, args.changed)
     work = Path(tempfile.mkdtemp(prefix="bench-share-", dir=args.work))
     os.environ.update(

@@ -39,6 +39,7 @@ sys.path[:0] = [str(REPO), str(REPO / "initcontainer")]
 
 from bench.bench_network import servers  # noqa: E402
 from bench.contenders import ACCESS, BUCKET, Via  # noqa: E402
+from bench.needs import require  # noqa: E402
 from bench.netdata import Workload, prepare  # noqa: E402
 from bench.netmodel import MB, Caps  # noqa: E402
 from tests.servers.faults import Request  # noqa: E402
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if name not in ("HTTP", "S3", "Hub"):
             raise SystemExit(f"--via: unknown source {name} (known: HTTP, S3, Hub)")
         vias.append(name)
+    if "S3" in vias:
+        require({"moto": "the S3 server of --via S3"}, "bench_startup.py")
     data = prepare(args.work.resolve(), WORKLOAD)
     caps = Caps(conn_rate=0, latency=args.latency_ms / 1000, aggregate_rate=0)
     times: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}

@@ -102,12 +102,18 @@ def _wants_json(args: list[str]) -> bool:
     return "--json" in (args[: args.index("--")] if "--" in args else args)
 
 
+INTERRUPTED = {
+    "install": "interrupted: what it finished stays in staging; run the same install again to resume it",
+}
+"""What Ctrl-C leaves, per command that leaves something to resume (else just `interrupted`)."""
+
+
 def _run(module_name: str, args: argparse.Namespace) -> int:
     """The command, with every escape turned into one line and an exit code."""
     try:
         code: int = importlib.import_module(module_name).run(args)
     except KeyboardInterrupt:
-        return output.error("interrupted", EXIT_INTERRUPTED)
+        return output.error(INTERRUPTED.get(args.command, "interrupted"), EXIT_INTERRUPTED)
     except DscacheError as err:  # one a command did not report itself: its message is safe to show
         return output.error(str(err), exit_code(err))
     except BrokenPipeError:  # a reader such as `head` went away: stop writing, say nothing more

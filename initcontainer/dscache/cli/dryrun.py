@@ -377,6 +377,11 @@ def _not_reused(v: VersionFetch) -> str:
         return ""
     partials = t.partial - v.partial_files
     what = [f"{partials} partial file(s) without a resume record or of another object"] if partials else []
+    beyond = t.resumable_bytes - v.bytes_resumed
+    if beyond > 0 and t.resumable == v.partial_files:  # every file with a record is resumed
+        what.append(f"{format_size(beyond)} of the files it resumes past their parts recorded as finished")
+    elif beyond > 0:
+        what.append(f"{format_size(beyond)} of the files with a resume record past what the rerun resumes")
     what += (
         ["unfinished archive extractions"] if t.leftover_bytes > t.partial_bytes - t.resumable_bytes else []
     )

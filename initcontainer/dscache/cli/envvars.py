@@ -132,7 +132,8 @@ RETRY = (
 STREAMS = (
     EnvVar(
         "DSCACHE_STREAMS",
-        "streams an install reads large objects over, all jobs together, a count (default 32)",
+        "streams an install reads large objects over, all jobs together (at least one per job), a count "
+        "(default 32)",
         _count,
     ),
     EnvVar("DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, a size (default 8Mi)", _size),

@@ -282,6 +282,19 @@ def _worker_index(args: argparse.Namespace, env: Mapping[str, str]) -> int | Non
     return int(index)
 
 
+def workers_note(spec_workers: int, flag_workers: int) -> str:
+    """Pure: what to say when the file asks for `spec.install.workers: K` (K > 1) and this process
+    runs without `--workers`: K is the cluster's Indexed Job of K pods (the operator passes
+    `--workers K`); here one process installs every item. '' otherwise."""
+    if spec_workers <= 1 or flag_workers > 1:
+        return ""
+    return (
+        f"spec.install.workers: {spec_workers} is the cluster's installer Job of {spec_workers} pods; "
+        f"this process installs every item (to split the install over {spec_workers} processes, run "
+        f"each with --workers {spec_workers} --worker-index I, I = 0..{spec_workers - 1})"
+    )
+
+
 def _install(
     args: argparse.Namespace,
     spec: DatasetCacheSpec,
@@ -294,6 +307,9 @@ def _install(
     from dscache.install.progress import Sink
 
     output.debug(f"installing from {spec.source.display_url()} into {args.cache} (ref {ref})")
+    note = workers_note(spec.install.workers, args.workers)
+    if note:
+        output.info(note)
     output_sink = make_sink(
         args.json, output.MODE.verbosity, "files" if spec.layout == "Files" else "archives"
     )

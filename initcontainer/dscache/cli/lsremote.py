@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dscache.cli import output
 from dscache.cli.argtypes import layout_arg, path_arg
 from dscache.cli.common import cache_dir_problem, fail, source_env_problem
-from dscache.cli.exits import EXIT_OK, EXIT_USAGE, exit_code
+from dscache.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exit_code
 from dscache.errors import DscacheError
 
 if TYPE_CHECKING:
@@ -278,6 +278,17 @@ def _incomplete_hint(row: dict[str, Any], remote: str) -> str:
     )
 
 
+def http_refusal(url: str) -> str:
+    """Pure: why `ls-remote` cannot list a plain http(s) remote, and what to do instead."""
+    import shlex
+
+    return (
+        f"{url}: plain HTTP cannot list files (a web server gives no listing): list the remote the versions "
+        "were published to (an s3://, gs://, az://, hf:// or file:// URL), or install a version by its name: "
+        f"dscache install --cache DIR --source {shlex.quote(url)} --version DT/SRC=VER"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from dscache.api.names import NameError_
     from dscache.api.spec import SpecError
@@ -289,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     problem = source_env_problem("ls-remote", query.source)
     if problem is not None:
         return fail(problem, EXIT_USAGE)
+    if query.source.http is not None:
+        return fail(http_refusal(query.source.display_url()), EXIT_FAILURE)
     if args.cache is not None:
         problem = cache_dir_problem("--cache", args.cache)
         if problem is not None:

@@ -80,6 +80,16 @@ def share_done_line(fields: dict[str, Any]) -> str:
     )
 
 
+def covering_line(fields: dict[str, Any]) -> str:
+    """The second `start` of a worker of `install --workers K` (one with `covering`): done with its
+    own share, it fetches what is left of the indexes no running worker holds."""
+    others = ", ".join(str(i) for i in fields["covering"])
+    return (
+        f"worker {fields['worker']} of {fields['workers']}: its share is done; fetching "
+        f"{fields['coveringItems']} item(s) left of worker(s) {others}, which no running worker holds"
+    )
+
+
 class PlainSink(_Lines):
     """Periodic human lines for logs that are not a terminal (Kubernetes Job logs), each `dscache: `.
     `items` names what the install counts: `archives` (layout Archives) or `files` (layout Files)."""
@@ -103,6 +113,8 @@ class PlainSink(_Lines):
                 f"{format_rate(fields['bytesPerSecond'])} "
                 f"{self.items} {fields['itemsDone']}/{fields['itemsTotal']}"
             )
+        elif event == "start" and fields.get("covering"):
+            line = covering_line(fields)
         elif event == "start":
             line = (
                 f"installing {len(fields['versions'])} version(s) from {fields['remote']}: "
@@ -117,7 +129,7 @@ class PlainSink(_Lines):
         elif event == "version_published":
             line = (
                 f"published {fields['version']}: {fields['files']} files, {format_size(fields['bytes'])} "
-                f"in {fields['seconds']:.1f}s"
+                f"(commit {fields['seconds']:.1f}s)"
             )
         elif event == "done":
             line = (
@@ -163,6 +175,8 @@ class RichSink:
         from rich.markup import escape  # names and messages are text, not markup
 
         if event == "start":
+            if fields.get("covering"):
+                self.console.print(covering_line(fields), highlight=False, markup=False)
             self.progress.start()
             self.progress.start_task(self.task)
             self.progress.update(self.task, total=fields["bytesTotal"] or None)

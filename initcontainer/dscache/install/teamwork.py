@@ -134,7 +134,7 @@ class _Share:
         *,
         covering: frozenset[int] = frozenset(),
     ) -> None:
-        self.run, self.worker, self.plans = run, worker, plans
+        self.run, self.worker, self.plans, self.covering = run, worker, plans, covering
         self.control = run.cache.control
         flat = [(plan, item) for plan in plans for item in plan.items]
         owners = assign([(f"{p.key}/{it.name}", it.work) for p, it in flat], worker.workers)
@@ -181,11 +181,15 @@ class _Share:
 
     def _context(self) -> dict[str, object]:
         origins = self.run.origins
-        return {
+        context: dict[str, object] = {
             "remote": self.run.spec.source.display_url(),
             "revisions": {str(k): o.revision for k, o in origins.items() if o.revision},
             "versions": [str(p.key) for p in self.plans],
         }
+        if self.covering:  # a second start: this worker goes on with the items of other indexes
+            context["covering"] = sorted(self.covering)
+            context["coveringItems"] = len(self.todo)
+        return context
 
     def transfer(self) -> None:
         run = self.run
@@ -199,6 +203,9 @@ class _Share:
         for results in shared.values():
             self.base_bytes[self.worker.index] += sum(r.size for r in results)
             self.items_done += len(results)
+        if self.covering and not self.todo:  # the others' items are all done: nothing to announce
+            self.report(0)
+            return
         self.report(0, "start")
         if not self.todo:
             return
@@ -325,6 +332,7 @@ def install_share(
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
             share.transfer()
+            fetched = len(share.todo)
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge)
             if published is None:
                 with ExitStack() as leases:
@@ -332,6 +340,7 @@ def install_share(
                     if covering:  # the items of indexes no live worker holds: what is left of them
                         share = _Share(run, worker, plans, covering=covering)
                         share.transfer()
+                        fetched += len(share.todo)
                         published = _commit(
                             run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge
                         )
@@ -349,7 +358,7 @@ def install_share(
     if published is None:
         sink.emit(
             "share_done",
-            {"worker": worker.index, "workers": worker.workers, "items": len(share.todo), "seconds": seconds},
+            {"worker": worker.index, "workers": worker.workers, "items": fetched, "seconds": seconds},
         )
         return None
     result = InstallResult(
