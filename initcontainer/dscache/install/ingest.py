@@ -218,22 +218,23 @@ def _verdict(item: WorkItem, size: int, digests: dict[str, str], pin: Pin) -> Ve
     return judge(size, digests, expected_size=item.size, sha256=item.sha256, pin=vouched)
 
 
-def _part_size(item: WorkItem, pin: Pin, streams: int) -> int | None:
+def _part_size(item: WorkItem, pin: Pin, streams: int, policy: PartPolicy) -> int | None:
     """The part size to fetch `item` in, or None for one stream (see the module docstring)."""
     length = item.length if item.length is not None else item.size
     if length is None or not (item.sha256 is not None or pin.identity.validated):
         return None
-    return part_size(length, streams, PartPolicy.from_env())
+    return part_size(length, streams, policy)
 
 
 def _source(remote: Remote, item: WorkItem, pin: Pin, streams: int) -> Iterator[bytes]:
     """The item's bytes in order: one stream, or parts fetched on up to `streams` streams."""
-    size = _part_size(item, pin, streams)
+    policy = PartPolicy.from_env().ordered()
+    size = _part_size(item, pin, streams, policy)
     length = item.length if item.length is not None else item.size
     if size is None or length is None:
         return remote.stream(item.remote_path, item.offset, item.length, pin=pin)
     parts = split([(item.offset, item.offset + length)], size)
-    return ordered_stream(remote, item.remote_path, parts, pin, streams=streams)
+    return ordered_stream(remote, item.remote_path, parts, pin, streams=streams, read_ahead=policy.read_ahead)
 
 
 def _stream_extract(
@@ -383,7 +384,7 @@ def fetch_file(
     attempts = _Attempts(item.name)
     while True:
         tally = _Tally(progress)
-        chunk_size = _part_size(item, pin, streams)
+        chunk_size = _part_size(item, pin, streams, PartPolicy.from_env())
         try:
             if chunk_size is None or item.size is None:
                 _start(part, done)

@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from dscache.api.sizes import parse_count, parse_positive_size
@@ -50,14 +50,20 @@ MIB = 1 << 20
 STREAMS = 32
 """Default stream budget of one install (all items together); env DSCACHE_STREAMS."""
 MIN_PART = 8 * MIB
-"""Smallest part (env DSCACHE_PART_SIZE): at 50 MB/s per stream and 20 ms to the first byte, a part
+"""Smallest part of a file written at offsets (env DSCACHE_PART_SIZE, which also sets the part of an
+archive, `PartPolicy.ordered_part`): at 50 MB/s per stream and 20 ms to the first byte, a part
 of 8 MiB spends ~12% of its time waiting for its first byte; objects under two parts go whole."""
 MAX_PART = 64 * MIB
 PARTS_PER_STREAM = 4
 """Parts per stream an object is cut into (within MIN_PART..MAX_PART): the last parts of a slow
 stream are taken by the others, so one slow connection does not hold the object's tail."""
 READ_AHEAD = 4 * MIB
-"""Bytes a part not yet at the front may buffer for `ordered_stream`."""
+"""Bytes a part not yet at the front may buffer for `ordered_stream`, and so the size of the parts
+of an object consumed in order (`PartPolicy.ordered`): a longer part would stop on a full buffer
+until the parts before it are taken, its connection idle, and an archive would come in at little
+more than its front part's speed. Measured in the benchmark's network model (25 MB/s per connection,
+20 ms, 100 MB/s in all; 60 archives of 50 MB): with 8 MiB parts the last archives' tails left the
+link partly idle (see README's benchmark section for the figures)."""
 _POLL = 0.1
 
 
@@ -78,6 +84,14 @@ class PartPolicy:
     streams: int = STREAMS
     min_part: int = MIN_PART
     max_part: int = MAX_PART
+    ordered_part: int = READ_AHEAD
+    """The part of an object consumed in order (`ordered`): READ_AHEAD, or DSCACHE_PART_SIZE's."""
+
+    @property
+    def read_ahead(self) -> int:
+        """Bytes a part behind the front may buffer in `ordered_stream`: a whole part, at least
+        READ_AHEAD (memory: streams x read_ahead)."""
+        return max(READ_AHEAD, self.ordered_part)
 
     @classmethod
     def from_env(cls) -> PartPolicy:
@@ -85,7 +99,15 @@ class PartPolicy:
         a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteError naming the variable
         when one is not a positive count or size."""
         min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_positive_size)
-        return cls(_env_value("DSCACHE_STREAMS", STREAMS, parse_count), min_part, max(MAX_PART, min_part))
+        streams = _env_value("DSCACHE_STREAMS", STREAMS, parse_count)
+        ordered_part = min_part if os.environ.get("DSCACHE_PART_SIZE", "").strip() else READ_AHEAD
+        return cls(streams, min_part, max(MAX_PART, min_part), ordered_part)
+
+    def ordered(self) -> PartPolicy:
+        """Pure: the bounds for an object consumed in order (an archive fed to its extractor): parts
+        of exactly `ordered_part` bytes, which a part behind the front buffers whole, so it downloads
+        at its connection's speed instead of waiting for the front (see READ_AHEAD)."""
+        return replace(self, min_part=self.ordered_part, max_part=self.ordered_part)
 
 
 def streams_per_item(budget: int, jobs: int, items: int) -> int:
@@ -109,10 +131,15 @@ def part_size(length: int, streams: int, policy: PartPolicy) -> int | None:
 
 
 def split(spans: list[Span], size: int) -> list[Span]:
-    """Pure: each span cut into consecutive parts of `size` bytes (the last of each may be shorter)."""
+    """Pure: each span cut into consecutive parts of `size` bytes; the last part of each is between
+    half a part and one and a half parts long (a shorter rest joins the part before it: a request of a
+    few KB would cost a first-byte wait for nothing), unless the span is shorter than that."""
     out: list[Span] = []
     for start, stop in spans:
-        out += [(at, min(at + size, stop)) for at in range(start, stop, size)]
+        cuts = [(at, min(at + size, stop)) for at in range(start, stop, size)]
+        if len(cuts) > 1 and cuts[-1][1] - cuts[-1][0] < size // 2:
+            cuts[-2:] = [(cuts[-2][0], stop)]
+        out += cuts
     return out
 
 

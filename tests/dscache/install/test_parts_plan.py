@@ -3,6 +3,8 @@ ranges of a partial file are still missing."""
 
 from __future__ import annotations
 
+import pytest
+
 from dscache.install.parts import (
     PartPolicy,
     coalesce,
@@ -32,7 +34,31 @@ def test_part_sizes_follow_the_object_and_the_streams() -> None:
 
 
 def test_split_cuts_each_range_into_parts() -> None:
-    assert split([(0, 10), (20, 25)], 4) == [(0, 4), (4, 8), (8, 10), (20, 24), (24, 25)]
+    assert split([(0, 10), (20, 25)], 4) == [(0, 4), (4, 8), (8, 10), (20, 25)]
+
+
+def test_a_rest_under_half_a_part_joins_the_last_part() -> None:
+    """A request of a few KB costs a first-byte wait for nothing (a newcomer saw 1,690-byte GETs)."""
+    size = 8 * MIB
+    assert split([(0, 3 * size + 1690)], size) == [(0, size), (size, 2 * size), (2 * size, 3 * size + 1690)]
+    assert split([(0, 2 * size + size // 2)], size)[-1] == (2 * size, 2 * size + size // 2)  # half stays
+    assert split([(0, 1690)], size) == [(0, 1690)]
+
+
+def test_an_archive_is_cut_into_parts_its_read_ahead_holds_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of an object consumed in order are no longer than what a part behind the front may buffer:
+    a longer one would stall on its full buffer until the front is taken, its connection idle."""
+    monkeypatch.delenv("DSCACHE_PART_SIZE", raising=False)
+    ordered = PartPolicy.from_env().ordered()
+    assert part_size(50_000_000, 8, ordered) == 4 * MIB == ordered.read_ahead
+    assert part_size(2 * 1024 * MIB, 8, ordered) == 4 * MIB  # never longer, whatever the object
+    assert part_size(50_000_000, 8, PartPolicy.from_env()) == 8 * MIB  # a file's parts: as before
+    monkeypatch.setenv("DSCACHE_PART_SIZE", "16Mi")  # the user's part size, buffered whole
+    ordered = PartPolicy.from_env().ordered()
+    assert part_size(200 * MIB, 8, ordered) == 16 * MIB == ordered.read_ahead
+    monkeypatch.setenv("DSCACHE_PART_SIZE", "1Mi")  # smaller parts: a read-ahead of at least 4 MiB
+    ordered = PartPolicy.from_env().ordered()
+    assert (part_size(50_000_000, 8, ordered), ordered.read_ahead) == (1 * MIB, 4 * MIB)
 
 
 def test_missing_ranges_of_a_partial_file() -> None:
