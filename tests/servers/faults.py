@@ -47,6 +47,8 @@ class Fault:
     seconds: float = 0.0
     """Sleep (delay: before responding; stall: after `after` bytes)."""
     retry_after: float | None = None
+    skip: int = 0
+    """Matching requests let through before the fault fires (e.g. the first of an object's parts)."""
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -54,7 +56,12 @@ class Fault:
             return False
         if self.method is not None and self.method != method:
             return False
-        return fnmatch.fnmatchcase(path, self.path)
+        if not fnmatch.fnmatchcase(path, self.path):
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
 
 
 class Faults:

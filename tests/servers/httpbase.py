@@ -125,6 +125,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         self.began = time.monotonic()  # the request line was read: the request is being handled
+        self.fault_taken = False
         return super().parse_request()
 
     @property
@@ -170,6 +171,10 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def take_fault(self) -> Fault | None:
+        """The fault armed for this request; asked once per request (a later ask finds none)."""
+        if getattr(self, "fault_taken", False):
+            return None
+        self.fault_taken = True
         return self.owner.faults.take(self.command, self.url_path)  # type: ignore[no-any-return]
 
     def send(

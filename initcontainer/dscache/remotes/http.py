@@ -18,7 +18,7 @@ from dataclasses import replace
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit, urlunsplit
 
 from dscache.api.urls import HTTP_FILES, display_url
 from dscache.remotes.base import Identity, NotFoundError, ObjectChangedError, Pin, RemoteError, RemoteFile
@@ -43,6 +43,10 @@ _UNSATISFIED = re.compile(r"^bytes\s+\*/(\d+)$")
 _CHUNK = 256 << 10
 """Most bytes one read returns; it returns what has arrived rather than wait for that many."""
 _MAX_REDIRECTS = 10
+_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
+"""Headers never sent to another host than the one asked (urllib3's own rule on redirects)."""
+_STALE_LOCATION = frozenset({401, 403, 404, 410})
+"""Answers at a remembered redirect target that mean it expired (a signed CDN URL): ask again."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -144,6 +148,11 @@ class HttpFetcher:
         self._managers: dict[str | None, PoolManager] = {}  # by proxy URL (None: direct)
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+        self._located: dict[str, str] = {}
+        """URL -> where a GET of it was redirected (the Hub's resolve URL -> its signed CDN URL), so
+        the later parts of an object go there at once: one request and one first-byte wait per part
+        instead of two (huggingface_hub's hf_transfer does the same). Forgotten when that place
+        answers as if expired."""
 
     def close(self) -> None:
         with self._lock:
@@ -207,9 +216,7 @@ class HttpFetcher:
             headers["If-Match"] = expect.etag
         elif self.if_match and expect.last_modified is not None:
             headers["If-Unmodified-Since"] = formatdate(expect.last_modified, usegmt=True)
-        resp = self._manager(urlsplit(url)).urlopen(
-            "GET", url, headers=headers, preload_content=False, decode_content=False
-        )
+        resp = self._get(url, headers)
         if resp.status == 412 and (
             "If-Match" in headers or "If-Unmodified-Since" in headers or pin.identity.validated
         ):  # a precondition of ours failed (the URL may hold it: GCS ifGenerationMatch)
@@ -246,6 +253,30 @@ class HttpFetcher:
         body_stop = int(length) if length is not None else None
         identity = replace(identity, size=body_stop)  # a whole body: its length is the object's
         return Body(_chunks(resp), 0, body_stop, lambda: _release(resp), identity)
+
+    def _get(self, url: str, headers: dict[str, str]) -> BaseHTTPResponse:
+        """GET `url` (redirects followed), at the place an earlier GET of it was redirected to when
+        there is one (`_located`): without credentials when that is another host, and from `url`
+        again when that place answers 401, 403, 404 or 410 (an expired signature)."""
+        located = self._located.get(url)
+        if located is not None:
+            there = urlsplit(located)
+            if there[:2] != urlsplit(url)[:2]:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            resp = self._manager(there).urlopen(
+                "GET", located, headers=headers, preload_content=False, decode_content=False
+            )
+            if resp.status not in _STALE_LOCATION:
+                return resp
+            _release(resp)
+            self._located.pop(url, None)
+        resp = self._manager(urlsplit(url)).urlopen(
+            "GET", url, headers=headers, preload_content=False, decode_content=False
+        )
+        last = resp.retries.history[-1] if resp.retries is not None and resp.retries.history else None
+        if last is not None and last.url and last.redirect_location and resp.status in (200, 206):
+            self._located[url] = urljoin(last.url, last.redirect_location)
+        return resp
 
     def stream(
         self, url: str, offset: int, length: int | None, what: str, pin: Pin | None = None
