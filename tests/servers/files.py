@@ -21,11 +21,12 @@ class _FileHandler(Handler):
         if not rel or not target.is_relative_to(root.resolve()) or not target.is_file():
             self.send(404, {"Content-Type": "text/plain"}, b"not found\n")
             return
+        ranges = self.owner.ranges
         if not self.owner.validators:
-            self.send_file(target)
+            self.send_file(target, ranges=ranges)
             return
         modified = formatdate(target.stat().st_mtime, usegmt=True)
-        self.send_file(target, file_etag(target), {"Last-Modified": modified})
+        self.send_file(target, file_etag(target), {"Last-Modified": modified}, ranges=ranges)
 
     do_GET = _serve
     do_HEAD = _serve
@@ -34,12 +35,17 @@ class _FileHandler(Handler):
 class FileServer(ServerBase):
     """Serves `root` at `url` (GET/HEAD, single Range, If-Match, ETag, Last-Modified), with faults and a
     request log. `validators=False`: no ETag and no Last-Modified, like some dynamic servers.
-    `authorization`: the Authorization header every request must carry (else 401)."""
+    `authorization`: the Authorization header every request must carry (else 401). `ranges=False`:
+    every Range header is ignored (a 200 with the whole file, like nginx with `max_ranges 0`), and
+    the faults apply to those answers."""
 
     handler = _FileHandler
 
-    def __init__(self, root: Path, validators: bool = True, authorization: str | None = None) -> None:
+    def __init__(
+        self, root: Path, validators: bool = True, authorization: str | None = None, *, ranges: bool = True
+    ) -> None:
         self.validators = validators
+        self.ranges = ranges
         self.authorization = authorization
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

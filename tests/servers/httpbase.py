@@ -288,8 +288,11 @@ class Handler(BaseHTTPRequestHandler):
             headers["X-Error-Code"] = error_code
         self.send_json(status, {"error": message}, headers)
 
-    def send_file(self, path: Path, etag: str | None = None, extra: dict[str, str] | None = None) -> None:
-        """A file with Range (single range), If-Match, ETag and the armed fault."""
+    def send_file(
+        self, path: Path, etag: str | None = None, extra: dict[str, str] | None = None, *, ranges: bool = True
+    ) -> None:
+        """A file with Range (single range; `ranges=False`: ignored, a 200 with the whole file), If-Match,
+        ETag and the armed fault."""
         fault = self.take_fault()
         size = path.stat().st_size
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", **(extra or {})}
@@ -299,7 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             if if_match and if_match.strip() not in ("*", etag):
                 self.send(412, {"Content-Type": "text/plain"}, b"precondition failed\n", fault)
                 return
-        rng = None if fault is not None and fault.kind == "norange" else self.headers.get("Range")
+        ignored = not ranges or (fault is not None and fault.kind == "norange")
+        rng = None if ignored else self.headers.get("Range")
         parsed = parse_range(rng, size)
         if parsed == "unsatisfiable":
             self.send(416, {"Content-Range": f"bytes */{size}"}, b"", fault)

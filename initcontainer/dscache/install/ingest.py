@@ -89,6 +89,8 @@ class ItemResult:
     """The md5 of the bytes, when the transfer computed one (the remote vouched for an md5)."""
     shared_from: str | None = None
     """The published version (`dt/src/ver`) whose bytes the item links to instead of a download."""
+    range_ignored: bool = False
+    """The remote answered a request for part of the object with all of it (it ignores Range)."""
 
 
 def item_done(
@@ -312,7 +314,9 @@ def fetch_archive(
             done = {"size": counted, "sha256": digests["sha256"], "md5": md5, **extracted.to_json()}
             # Atomic against kill -9; not fsynced: the version is synced whole before it is published.
             write_json_atomic(staging.archive_done(item.name), done, pretty=False, durable=False)
-            return ItemResult(item, counted, digests["sha256"], extracted, md5=md5)
+            return ItemResult(
+                item, counted, digests["sha256"], extracted, md5=md5, range_ignored=pin.whole_bodies
+            )
     finally:
         remove_quietly(work)  # renamed away on success; otherwise nothing of the attempt is kept
 
@@ -418,7 +422,9 @@ def fetch_file(
         os.replace(part, target)
         discard(record)
         extracted = Extracted.single_file(item.name, size, item.executable)
-        return ItemResult(item, size, digests["sha256"], extracted, md5=digests.get("md5"))
+        return ItemResult(
+            item, size, digests["sha256"], extracted, md5=digests.get("md5"), range_ignored=pin.whole_bodies
+        )
 
 
 def fetch_item(

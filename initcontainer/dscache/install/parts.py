@@ -12,9 +12,12 @@ The first part goes alone until its first bytes arrive: its answer completes the
 the digests the remote vouches for), and every later part carries a copy of it, so every part's
 requests are conditional on the same object and a replaced object fails a part with
 `ObjectChangedError` (the caller restarts the item whole, as for one stream). A server that answers
-the first part's Range with the whole object (HTTP 200, e.g. `python -m http.server`) would send
-every part as a full body: the other parts are then fetched as ONE stream, its bytes cut into the
-parts (two GETs for the item instead of one per part).
+the first part's Range with the whole object (HTTP 200 from byte 0: `python -m http.server`, nginx
+with `max_ranges 0`) ignores Range, and would send every part as a full body: that first answer is
+read on to the last part's end instead (`Pin.whole_stop`) and cut into the parts as it passes them,
+so the object comes in ONE GET, each byte once (bytes before the first part, or of parts a killed
+run already has, are read and dropped), and no other part starts. A cut in it resumes as one
+stream's would: another GET, read from byte 0 and skipped to where the cut was.
 
 Two consumers:
 - `fetch_parts` hands each part's chunks to a `PartSink` as they arrive, in any order (files: written
@@ -208,7 +211,9 @@ def fetch_parts(
     """Fetch `parts` of `path` on up to `streams` threads into `sink`; return when all are delivered.
 
     The first part starts alone (with `pin`, which its first answer completes); the others start once
-    it delivered its first bytes, each with a copy of the pin. What the parts' answers vouch for is
+    it delivered its first bytes, each with a copy of the pin, unless that answer was the whole
+    object (the server ignores Range: `pin.whole_bodies`): then the first part's stream delivers
+    every part, in order (see the module docstring). What the parts' answers vouch for is
     merged into `pin` at the end. The parts share one retry budget (`SharedBudget`): their failures
     count together, as one stream's would, and any part's progress renews it. The first failure
     cancels the other parts and is raised: `ObjectChangedError` when the object is not the pinned
@@ -219,6 +224,7 @@ def fetch_parts(
         return
     cancel = cancel if cancel is not None else threading.Event()
     started = threading.Event()
+    whole = threading.Event()  # the first part's first answer was the whole object: it carries all
     pins = [pin] + [_pin_copy(pin) for _ in parts[1:]]
     budget = SharedBudget()
 
@@ -229,71 +235,54 @@ def fetch_parts(
             start, stop = parts[index]
             chunks = remote.stream(path, start, stop - start, pin=pins[index])
             with sharing(budget):
-                _deliver(index, start, chunks)
-            sink.done(index)
+                _deliver(index, chunks)
         except BaseException:
             cancel.set()  # before this thread takes the next part
             raise
         finally:
             started.set()
 
-    def run_rest(first: int) -> None:
-        """Parts `first`.. as one stream (the server ignores Range): bytes between them (parts fetched
-        before) are dropped, each part is done as the stream passes its end."""
-        try:
-            if cancel.is_set():
-                raise _Cancelled
-            start, stop = parts[first][0], parts[-1][1]
-            chunks = remote.stream(path, start, stop - start, pin=pins[first])
-            with sharing(budget):
-                _deliver_spans(first, start, chunks)
-        except BaseException:
-            cancel.set()
-            raise
-
-    def _deliver_spans(index: int, pos: int, chunks: Iterator[bytes]) -> None:
+    def _deliver(index: int, chunks: Iterator[bytes]) -> None:
+        """Part `index`'s stream into the sink. The first part's stream reads on to the last part's
+        end when its first answer is the whole object (`Pin.whole_stop`): bytes between the parts
+        (fetched before) are dropped, and each part is done as the stream passes its end."""
+        first, last, pos = index == 0, index, parts[index][0]
         try:
             for chunk in chunks:
+                if first:  # the answer this chunk came in decided whether the stream reads on
+                    first = False
+                    if pin.whole_bodies:
+                        whole.set()
+                        last = len(parts) - 1
+                    started.set()
                 data = chunk
-                while data and index < len(parts):
+                while data and index <= last:
                     if cancel.is_set():
                         raise _Cancelled
                     start, stop = parts[index]
-                    cut = min(len(data), max(start - pos, 0))  # a gap: a part fetched before
-                    take = min(len(data) - cut, stop - pos - cut)
+                    gap = min(len(data), max(start - pos, 0))
+                    take = min(len(data) - gap, stop - pos - gap)
                     if take:
-                        sink.chunk(index, pos + cut, data[cut : cut + take])
-                    data, pos = data[cut + take :], pos + cut + take
+                        sink.chunk(index, pos + gap, data[gap : gap + take])
+                    data, pos = data[gap + take :], pos + gap + take
                     if pos >= stop:
                         sink.done(index)
                         index += 1
+            if index <= last:
+                raise RemoteError(f"{path}: the stream ended at byte {pos}, before byte {parts[last][1]}")
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
 
-    def _deliver(index: int, pos: int, chunks: Iterator[bytes]) -> None:
-        try:
-            for data in chunks:
-                if cancel.is_set():
-                    raise _Cancelled
-                sink.chunk(index, pos, data)
-                pos += len(data)
-                started.set()
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-
+    pin.whole_bodies = False  # from now on: what the first part's answers tell
+    pin.whole_stop = parts[-1][1] if len(parts) > 1 else None
     with ThreadPoolExecutor(max_workers=max(1, min(streams, len(parts)))) as pool:
         futures: list[Future[None]] = [pool.submit(run, 0)]
         try:
             started.wait()
             first_failed = futures[0].done() and futures[0].exception() is not None
-            if not first_failed and pin.whole_bodies and len(parts) > 1:  # Range ignored: one stream
-                pins[1] = _pin_copy(pin)
-                futures.append(pool.submit(run_rest, 1))
-            elif not first_failed:
+            if not first_failed and not whole.is_set():
                 for index in range(1, len(parts)):
                     pins[index] = _pin_copy(pin)  # now with the identity the first answer gave
                     futures.append(pool.submit(run, index))
@@ -305,6 +294,7 @@ def fetch_parts(
                 for future in futures:
                     future.cancel()
         wait(futures)
+    pin.whole_stop = None  # a request of this call only
     errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
     real = [e for e in errors if not isinstance(e, _Cancelled)]
     changed = [e for e in real if isinstance(e, ObjectChangedError)]

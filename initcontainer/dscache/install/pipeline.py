@@ -52,6 +52,11 @@ from dscache.store.shares import ShareIndex, read_items
 
 log = logging.getLogger("dscache.install.pipeline")
 TICK = 0.5
+RANGE_IGNORED = (
+    "the server ignores Range (it answers with the whole object), so every object comes over one "
+    "stream, and a cut transfer resumes by reading the object again from its start"
+)
+"""Said once per install at -v (see README: a server that ignores Range)."""
 
 
 class RefClashError(DscacheError):
@@ -444,7 +449,13 @@ class InstallRun:
             if remaining[plan.key] == 0:
                 published.append(self.commit(plan, results[plan.key]))
 
+        told = False
+
         def ingested(plan: VersionPlan, batch: list[ItemResult]) -> None:
+            nonlocal told
+            if not told and any(r.range_ignored for r in batch):
+                told = True
+                log.debug("%s: %s", self.spec.source.display_url(), RANGE_IGNORED)
             results[plan.key].extend(batch)
             remaining[plan.key] -= len(batch)
             if remaining[plan.key] == 0:

@@ -120,8 +120,13 @@ class Pin:
     """Digests that may not be digests at all (a 32-hex ETag from a store that does not say whether
     it is an MD5): a mismatch alone does not prove the bytes wrong."""
     whole_bodies: bool = False
-    """The server answered a ranged request with the whole object (HTTP 200): it ignores Range, so
-    every further part would be a full body too (`dscache.install.parts` then takes one stream)."""
+    """The server answered a request for less than the whole object with the whole object (HTTP 200):
+    it ignores Range, so every further part would be a full body too."""
+    whole_stop: int | None = None
+    """Where a stream reads on to (an absolute offset past its requested length) when its first answer
+    is the whole object (`whole_bodies`), instead of dropping the rest: set by a caller that would
+    ask for those bytes next anyway (`dscache.install.parts`), so that a server ignoring Range sends
+    the object once. Not kept with a partial file's record."""
     want_checksums: bool = False
     """Ask for the object's stored checksums before the first byte when the first answer vouches for
     no digest (S3: one HEAD in checksum mode); set by a caller that downloads the whole object and

@@ -247,10 +247,10 @@ class HttpFetcher:
             if total != "*":
                 identity = replace(identity, size=int(total))
             return Body(_chunks(resp), first, last + 1, lambda: _release(resp), identity)
-        if ranged and resp.status == 200:
-            pin.whole_bodies = True
         length = resp.headers.get("content-length")
         body_stop = int(length) if length is not None else None
+        if ranged and resp.status == 200 and (start > 0 or (stop is not None and stop != body_stop)):
+            pin.whole_bodies = True  # less than the whole object was asked for: Range is ignored
         identity = replace(identity, size=body_stop)  # a whole body: its length is the object's
         return Body(_chunks(resp), 0, body_stop, lambda: _release(resp), identity)
 

@@ -341,7 +341,9 @@ def resumable_stream(
     a 206 shorter than asked continues from its last byte, a 206 starting earlier is skipped into, a
     200 with the whole object is skipped to the offset, a 416 at the end ends the stream; a partial
     answer that does not say which bytes it holds, or that starts later than asked, makes the
-    stream ask for the whole object instead. A body cut short is transient, never success.
+    stream ask for the whole object instead. A body cut short is transient, never success. When the
+    answer the first byte comes in is the whole object (`pin.whole_bodies`) and `pin.whole_stop` is
+    set, the stream reads on to it: more than `length` bytes, still consecutive from `offset`.
     """
     if length is not None and length < 0:
         raise ValueError("length must be >= 0")
@@ -365,6 +367,8 @@ def resumable_stream(
             opened_at = pos
             body = open_at(pos, end, ranged)
             pin.check(body.identity, what)
+            if pos == offset and stop is not None and pin.whole_bodies and pin.whole_stop is not None:
+                stop = max(stop, pin.whole_stop)  # the whole object is coming: read on (`Pin.whole_stop`)
             end = stop if stop is not None else pin.identity.size
             size = pin.identity.size
             if end is not None and size is not None and end > size:
