@@ -39,8 +39,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
-from dscache.api.sizes import parse_count, parse_positive_size
-from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
+from dscache.api.sizes import parse_part_size, parse_streams
+from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError, RemoteSettingError
 from dscache.remotes.retry import SharedBudget, sharing
 
 Span = tuple[int, int]
@@ -68,7 +68,7 @@ def _env_value(name: str, default: int, parse: Callable[[str], int]) -> int:
     try:
         return parse(raw)
     except ValueError as err:
-        raise RemoteError(f"{name}={raw!r}: {err}") from None
+        raise RemoteSettingError(f"{name}={raw!r}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,11 @@ class PartPolicy:
     @classmethod
     def from_env(cls) -> PartPolicy:
         """Defaults overridden by DSCACHE_STREAMS (a count) and DSCACHE_PART_SIZE (the smallest part,
-        a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteError naming the variable
-        when one is not a positive count or size."""
-        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_positive_size)
-        return cls(_env_value("DSCACHE_STREAMS", STREAMS, parse_count), min_part, max(MAX_PART, min_part))
+        a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteSettingError (bad input:
+        exit code 2) naming the variable when one is not a count from 1 to `api.sizes.MAX_STREAMS` or
+        a size from 1 byte to `api.sizes.MAX_PART_SIZE`."""
+        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_part_size)
+        return cls(_env_value("DSCACHE_STREAMS", STREAMS, parse_streams), min_part, max(MAX_PART, min_part))
 
 
 def streams_per_item(budget: int, jobs: int, items: int) -> int:

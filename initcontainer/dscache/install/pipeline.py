@@ -630,6 +630,10 @@ def install(
     version, the others fetched, and the new copy replaces the old one atomically (`promote`,
     `replace_published`); the old one is never modified in place.
     """
+    try:
+        PartPolicy.from_env()  # a bad DSCACHE_STREAMS or DSCACHE_PART_SIZE: refused before any request
+    except RemoteError as err:
+        raise install_error(err) from None
     repair = {k: v for k, v in (repair or {}).items() if k in spec.version_keys()}
     started = time.monotonic()
     cache = CachePaths(cache_root)

@@ -44,6 +44,7 @@ from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.install import digestlog
 from dscache.install.ingest import ItemResult, item_done
+from dscache.install.parts import PartPolicy
 from dscache.install.pipeline import (
     INSTALL_FAILURES,
     InstallError,
@@ -304,6 +305,7 @@ def install_share(
     keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
+        PartPolicy.from_env()  # a bad DSCACHE_STREAMS or DSCACHE_PART_SIZE: refused before any request
         check_writable(cache, install_writes([k for k in keys if not is_installed(cache, k)]))
         refuse_clashes(target_ref(cache, spec, ref_name, merge)[1])
         published_all = all(is_installed(cache, k) for k in keys)
