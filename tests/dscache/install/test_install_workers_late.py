@@ -47,7 +47,7 @@ def test_a_worker_that_finishes_after_its_teammate_published_says_so_and_leaves_
     tmp_path: Path, http_server: FileServer
 ) -> None:
     trees = publish_tree_versions(tmp_path, http_server.root, (V1, V2), dirs=6)
-    http_server.faults.delay(0.1, times=None, path="*.tar.zst")
+    http_server.faults.delay(0.3, times=None, path="*.tar.zst")
     cache = CachePaths(tmp_path / "cache")
     out, err = tmp_path / "late.out", tmp_path / "late.err"
     with out.open("w") as stdout, err.open("w") as stderr:
