@@ -188,6 +188,9 @@ class Request:
     """`time.monotonic()` when the request line was read."""
     answered: float = 0.0
     """`time.monotonic()` when the answer's status was decided (after a `delay` fault's sleep)."""
+    sent: int = 0
+    """Body bytes of the answer (0 for HEAD): what the client could read; a fault that cuts the body
+    (drop, truncate, short, unframed) counts the bytes before the cut."""
 
     @property
     def range(self) -> str | None:

@@ -155,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _record(self, status: int, fault: Fault | None) -> None:
+    def _record(self, status: int, fault: Fault | None, sent: int = 0) -> None:
         self.owner.log.append(
             Request(
                 self.command,
@@ -167,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
                 int(self.client_address[1]),
                 getattr(self, "began", 0.0),
                 time.monotonic(),
+                0 if self.command == "HEAD" else sent,
             )
         )
 
@@ -194,8 +195,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         if fault is not None and fault.kind == "status":
-            self._record(fault.status, fault)
             msg = f"injected {fault.status}\n".encode()
+            self._record(fault.status, fault, len(msg))
             self.send_response(fault.status)
             if fault.retry_after is not None:
                 self.send_header("Retry-After", f"{fault.retry_after:g}")
@@ -210,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         size = len(body) if isinstance(body, bytes) else body.length
         if head_length is not None and self.command == "HEAD":
             size = head_length
-        self._record(status, fault)
+        self._record(status, fault, _body_sent(fault, size))
         announce = size
         if fault is not None and fault.kind == "short":
             announce = min(size, fault.after)
@@ -317,6 +318,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send(206, headers, FileSlice(path, start, stop - start), fault)
         else:
             self.send(200, headers, FileSlice(path, 0, size), fault)
+
+
+def _body_sent(fault: Fault | None, size: int) -> int:
+    """Pure: the body bytes an answer of `size` bytes carries through `fault`."""
+    if fault is None:
+        return size
+    if fault.kind in ("drop", "truncate", "short") or (fault.kind == "unframed" and fault.after):
+        return min(size, fault.after)
+    return size
 
 
 def _read_any(body: Body, start: int, stop: int) -> bytes:

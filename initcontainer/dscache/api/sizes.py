@@ -97,6 +97,43 @@ def parse_count(text: str) -> int:
     return value
 
 
+MAX_STREAMS = 256
+"""Most streams `DSCACHE_STREAMS` may give one install (all jobs together). Each stream is a thread and
+a connection (a file descriptor, under the soft limit of 1024 many containers get), and each part not
+yet at an archive's front buffers up to 4 MiB (`parts.READ_AHEAD`: 1 GiB at 256). At the 85-90 MB/s
+per connection S3's performance guidelines plan for, 256 streams make ~22 GB/s, more than a
+100 Gbit/s link carries; and with parts of 8 MiB at that speed, ~10 GETs per second each, ~2,600 in
+all, under S3's 5,500 GET/s per prefix, which 1024 streams would pass (503 SlowDown). It is also
+s5cmd's default number of workers."""
+MAX_PART_SIZE = 1 << 30
+"""Largest `DSCACHE_PART_SIZE` (the smallest part, 1Gi). A part is what a kill loses per stream (only
+finished parts are recorded for a resume), and a larger one saves nothing: at 100 MB/s a part of 1 GiB
+takes ~10 s, so even a 1 s wait for its first byte is a tenth of it at most. Objects under two parts
+go as one stream; `DSCACHE_STREAMS=1` sends every object as one stream."""
+
+
+def parse_streams(text: str) -> int:
+    """`DSCACHE_STREAMS`: a count from 1 to `MAX_STREAMS`. Raises ValueError saying why not."""
+    value = parse_count(text)
+    if value > MAX_STREAMS:
+        raise ValueError(
+            f"must be at most {MAX_STREAMS}: each stream is a thread and a connection, and {MAX_STREAMS} "
+            "already fill a 100 Gbit/s link"
+        )
+    return value
+
+
+def parse_part_size(text: str) -> int:
+    """`DSCACHE_PART_SIZE`: a size from 1 byte to `MAX_PART_SIZE`. Raises ValueError saying why not."""
+    value = parse_positive_size(text)
+    if value > MAX_PART_SIZE:
+        raise ValueError(
+            "must be at most 1Gi: larger parts only lose more to a kill (DSCACHE_STREAMS=1 fetches "
+            "every object as one stream)"
+        )
+    return value
+
+
 def format_size(n: float) -> str:
     """Human-readable binary size for messages and tables: `1023 B`, `1.5 KiB`, `3.0 GiB`."""
     units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -18,7 +18,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_positive_size, parse_zstd_window
+from dscache.api.sizes import (
+    MAX_STREAMS,
+    ZSTD_WINDOW_ENV,
+    parse_part_size,
+    parse_streams,
+    parse_zstd_window,
+)
 from dscache.api.urls import endpoint_refusal, hide_userinfo
 
 
@@ -38,12 +44,12 @@ def _attempts(raw: str) -> None:
         raise ValueError("must be a whole number >= 1")
 
 
-def _count(raw: str) -> None:
-    parse_count(raw)
+def _streams(raw: str) -> None:
+    parse_streams(raw)
 
 
-def _size(raw: str) -> None:
-    parse_positive_size(raw)
+def _part_size(raw: str) -> None:
+    parse_part_size(raw)
 
 
 def _delay(raw: str) -> None:
@@ -133,10 +139,14 @@ STREAMS = (
     EnvVar(
         "DSCACHE_STREAMS",
         "streams an install reads large objects over, all jobs together (at least one per job), a count "
-        "(default 32)",
-        _count,
+        f"(default 32), at most {MAX_STREAMS}",
+        _streams,
     ),
-    EnvVar("DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, a size (default 8Mi)", _size),
+    EnvVar(
+        "DSCACHE_PART_SIZE",
+        "smallest part of an object fetched in parts, a size (default 8Mi), at most 1Gi",
+        _part_size,
+    ),
 )
 REMOTES = (
     EnvVar(

@@ -73,10 +73,19 @@ def unreferenced_note(fields: dict[str, Any]) -> str:
 
 
 def share_done_line(fields: dict[str, Any]) -> str:
-    """The `share_done` event (a worker of `install --workers K` fetched its share, another publishes)."""
+    """The `share_done` event (a worker of `install --workers K` fetched its share, and another
+    publishes, or had published: `publishedBy`)."""
+    by = fields.get("publishedBy")
+    then = (
+        "the last worker to finish publishes"
+        if by is None
+        else f"worker {by} had already published every version and written ref {fields['ref']}"
+    )
+    received = fields.get("downloadedBytes")
+    size = "" if received is None else f", {format_size(received)},"
     return (
-        f"worker {fields['worker']} of {fields['workers']} done: fetched its {fields['items']} item(s) in "
-        f"{fields['seconds']:.1f}s; the last worker to finish publishes"
+        f"worker {fields['worker']} of {fields['workers']} done: fetched its {fields['items']} item(s)"
+        f"{size} in {fields['seconds']:.1f}s; {then}"
     )
 
 

@@ -173,20 +173,40 @@ def fresh_pin(item: WorkItem) -> Pin:
     return Pin(identity, want_checksums=item.verify and item.sha256 is None and has_checksums)
 
 
+def _uncounted(_n: int) -> None:
+    """The default of the `received` and `resumed` callbacks: nothing counts them."""
+
+
 @dataclass
 class _Tally:
-    """Bytes reported to `progress` by one attempt, so that a failed attempt can take them back."""
+    """Bytes one attempt reports: to `progress` all bytes in the item, so that a failed attempt can take
+    them back; of them, to `received` those that came from the remote (never taken back: they crossed
+    the network) and to `resumed` those an earlier attempt left in a partial file (taken back with the
+    attempt's)."""
 
     progress: Progress
+    received: Progress = _uncounted
+    resumed: Progress = _uncounted
     counted: int = 0
+    kept: int = 0
 
     def add(self, n: int) -> None:
+        """`n` bytes received from the remote."""
         self.counted += n
         self.progress(n)
+        self.received(n)
+
+    def keep(self, n: int) -> None:
+        """`n` bytes an earlier attempt left, kept instead of fetched."""
+        self.counted += n
+        self.kept += n
+        self.progress(n)
+        self.resumed(n)
 
     def undo(self) -> None:
         self.progress(-self.counted)
-        self.counted = 0
+        self.resumed(-self.kept)
+        self.counted = self.kept = 0
 
 
 @dataclass
@@ -281,11 +301,14 @@ def fetch_archive(
     *,
     fence: Fence,
     streams: int = 1,
+    received: Progress = _uncounted,
 ) -> ItemResult:
     """Stream, verify and extract one archive (no temp copy of the archive) into this attempt's own
     dir, which becomes the item's result by a rename after `fence` (the writer lock's; it raises
     `LockLostError` once another writer took the lock over). Extraction dirs that earlier attempts
-    left behind are removed first. A large archive is read over up to `streams` streams."""
+    left behind are removed first. A large archive is read over up to `streams` streams.
+    `progress(n)`: bytes of the archive (taken back, negative, when an attempt starts over);
+    `received(n)`: bytes that came from the remote, a discarded attempt's included."""
     fence()
     work = staging.archive_attempt(item.name, new_token())
     for other in staging.archive_attempts(item.name):
@@ -296,7 +319,7 @@ def fetch_archive(
             remove_quietly(work)
             work.mkdir(parents=True)
             pin = fresh_pin(item)
-            tally = _Tally(progress)
+            tally = _Tally(progress, received)
             try:
                 extracted, counted, digests = _stream_extract(
                     remote, item, work, pin, tally=tally, streams=streams
@@ -341,7 +364,7 @@ def _copy(
 
     with open(part, "ab") as out:
         have = os.fstat(out.fileno()).st_size
-        tally.add(have)
+        tally.keep(have)
         if item.size is None or have < item.size:
             for chunk in remote.stream(item.remote_path, have, None, pin=pin):
                 if hashes is None:
@@ -373,12 +396,16 @@ def fetch_file(
     *,
     fence: Fence,
     streams: int = 1,
+    received: Progress = _uncounted,
+    resumed: Progress = _uncounted,
 ) -> ItemResult:
     """Copy one plain file into this attempt's own partial file, resuming from a copy of an earlier
     attempt's partial of the same object, verifying size and digests; a rename after `fence` (see
     `fetch_archive`) makes it the item's result. A partial copy is kept for a later run when the
     transfer fails or the lock was lost. A large file is fetched in parts over up to `streams`
-    streams."""
+    streams. `progress(n)`: bytes in the file (taken back, negative, when an attempt starts over);
+    of them, `received(n)` those that came from the remote (a discarded attempt's included) and
+    `resumed(n)` those an earlier attempt left (taken back with the attempt's)."""
     fence()
     token = new_token()
     part, record = staging.part(item.name, token), staging.pin(item.name, token)
@@ -387,7 +414,7 @@ def fetch_file(
     pin, done = adopted.pin, adopted.done
     attempts = _Attempts(item.name)
     while True:
-        tally = _Tally(progress)
+        tally = _Tally(progress, received, resumed)
         chunk_size = _part_size(item, pin, streams, PartPolicy.from_env())
         try:
             if chunk_size is None or item.size is None:
@@ -395,8 +422,8 @@ def fetch_file(
                 size, digests = _copy(remote, item, part, record, pin=pin, tally=tally)
             else:
                 size, digests = copy_in_parts(
-                    remote, item, part, record, pin=pin, added=tally.add, done=done, size=chunk_size,
-                    streams=streams,
+                    remote, item, part, record, pin=pin, added=tally.add, kept=tally.keep, done=done,
+                    size=chunk_size, streams=streams,
                 )  # fmt: skip
         except ObjectChangedError as err:
             tally.undo()
@@ -435,8 +462,13 @@ def fetch_item(
     *,
     fence: Fence,
     streams: int = 1,
+    received: Progress = _uncounted,
+    resumed: Progress = _uncounted,
 ) -> ItemResult:
-    """Dispatch on the item kind; a large item is fetched over up to `streams` streams."""
+    """Dispatch on the item kind; a large item is fetched over up to `streams` streams. The callbacks
+    count bytes as `fetch_file`'s do (an archive is never resumed)."""
     if item.kind == "archive":
-        return fetch_archive(remote, item, staging, progress, fence=fence, streams=streams)
-    return fetch_file(remote, item, staging, progress, fence=fence, streams=streams)
+        return fetch_archive(remote, item, staging, progress, fence=fence, streams=streams, received=received)
+    return fetch_file(
+        remote, item, staging, progress, fence=fence, streams=streams, received=received, resumed=resumed
+    )

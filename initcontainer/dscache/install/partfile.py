@@ -159,19 +159,20 @@ def copy_in_parts(
     *,
     pin: Pin,
     added: Callable[[int], None],
+    kept: Callable[[int], None],
     done: list[Span],
     size: int,
     streams: int,
 ) -> tuple[int, dict[str, str]]:
     """Fetch the ranges of `item` that `done` lacks into `part`, in parts of `size` bytes on up to
-    `streams` streams, keeping `record` (the pin and the finished ranges) up to date; `added(n)` is
-    called for every n bytes in the file (those already there first). Returns (bytes in the file,
-    the digests of all of them). Raises what `fetch_parts` raises, and OSError."""
+    `streams` streams, keeping `record` (the pin and the finished ranges) up to date; `kept(n)` is
+    called once with the bytes of `done`, first, and `added(n)` for every n bytes fetched. Returns
+    (bytes in the file, the digests of all of them). Raises what `fetch_parts` raises, and OSError."""
     assert item.size is not None
     fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         sink = _PartFile(fd, item, record, pin=pin, done=done, added=added)
-        added(sum(b - a for a, b in sink.recorded))
+        kept(sum(b - a for a, b in sink.recorded))
         sink.parts = split(missing(sink.recorded, 0, item.size), size)
         sink.start()
         try:

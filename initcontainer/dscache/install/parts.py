@@ -42,8 +42,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from dscache.api.sizes import parse_count, parse_positive_size
-from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
+from dscache.api.sizes import parse_part_size, parse_streams
+from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError, RemoteSettingError
 from dscache.remotes.retry import SharedBudget, sharing
 
 Span = tuple[int, int]
@@ -67,6 +67,9 @@ until the parts before it are taken, its connection idle, and an archive would c
 more than its front part's speed. Measured in the benchmark's network model (25 MB/s per connection,
 20 ms, 100 MB/s in all; 60 archives of 50 MB): with 8 MiB parts the last archives' tails left the
 link partly idle (see README's benchmark section for the figures)."""
+ORDERED_BUFFERS = 1 << 30
+"""Most bytes the parts behind the front may buffer in all, over every stream of an install: an
+archive's part (buffered whole) is at most ORDERED_BUFFERS / DSCACHE_STREAMS, at least READ_AHEAD."""
 _POLL = 0.1
 
 
@@ -77,7 +80,7 @@ def _env_value(name: str, default: int, parse: Callable[[str], int]) -> int:
     try:
         return parse(raw)
     except ValueError as err:
-        raise RemoteError(f"{name}={raw!r}: {err}") from None
+        raise RemoteSettingError(f"{name}={raw!r}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,13 @@ class PartPolicy:
     @classmethod
     def from_env(cls) -> PartPolicy:
         """Defaults overridden by DSCACHE_STREAMS (a count) and DSCACHE_PART_SIZE (the smallest part,
-        a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteError naming the variable
-        when one is not a positive count or size."""
-        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_positive_size)
-        streams = _env_value("DSCACHE_STREAMS", STREAMS, parse_count)
-        ordered_part = min_part if os.environ.get("DSCACHE_PART_SIZE", "").strip() else READ_AHEAD
+        a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteSettingError (bad input:
+        exit code 2) naming the variable when one is not a count from 1 to `api.sizes.MAX_STREAMS` or
+        a size from 1 byte to `api.sizes.MAX_PART_SIZE`."""
+        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_part_size)
+        streams = _env_value("DSCACHE_STREAMS", STREAMS, parse_streams)
+        chosen = min_part if os.environ.get("DSCACHE_PART_SIZE", "").strip() else READ_AHEAD
+        ordered_part = min(chosen, max(READ_AHEAD, ORDERED_BUFFERS // streams))
         return cls(streams, min_part, max(MAX_PART, min_part), ordered_part)
 
     def ordered(self) -> PartPolicy:

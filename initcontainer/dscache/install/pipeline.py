@@ -123,8 +123,12 @@ class InstallResult:
     """Items linked from versions published before (not downloaded), and their bytes."""
     shared_bytes: int = 0
     downloaded_bytes: int = 0
-    """Bytes the transfers streamed into the version (a resumed partial file's earlier bytes included;
-    retried attempts not)."""
+    """Bytes of remote items this run received from the remote (archives compressed): a resumed
+    partial file's earlier bytes not included, an attempt that started over (its object changed, its
+    digest did not match) included. Without such retries, `install --dry-run`'s `bytesToFetch`."""
+    resumed_bytes: int = 0
+    """Bytes an earlier, interrupted run left in staging that this one kept instead of fetching: its
+    finished items and the recorded parts of its partial files (`install --dry-run`'s `bytesStaged`)."""
     unreferenced: list[VersionKey] = field(default_factory=list)
     """Versions the ref named before and no longer names (gc may remove them)."""
 
@@ -394,6 +398,7 @@ class InstallRun:
         self.origins: dict[VersionKey, _Origin] = {}
         self.shared: list[ItemResult] = []
         self.downloaded = 0
+        self.resumed = 0
 
     def plan(self, missing: list[VersionKey]) -> list[VersionPlan]:
         """Pin each version's remote at its revision (into `origins`) and plan its items, in the order
@@ -424,6 +429,7 @@ class InstallRun:
                     todo.append((plan, item))
                 else:
                     results[plan.key].append(done)
+                    self.resumed += done.size
         todo = self._reuse(todo, results)
         todo = self.dedupe(todo, results)
         done_bytes = sum(r.size for rs in results.values() for r in rs)
@@ -466,7 +472,8 @@ class InstallRun:
             self.counters.set_items(done_items + finished)  # files of a batch as each lands
             self.sink.emit("progress", self.counters.snapshot())
 
-        self.downloaded = self.ingest(todo, ingested, tick)  # its last tick came before the last commit
+        self.downloaded, resumed = self.ingest(todo, ingested, tick)  # last tick: before the last commit
+        self.resumed += resumed
         return published
 
     def ingest(
@@ -474,7 +481,7 @@ class InstallRun:
         todo: list[tuple[VersionPlan, WorkItem]],
         done: Callable[[VersionPlan, list[ItemResult]], None],
         tick: Callable[[int, int], None],
-    ) -> int:
+    ) -> tuple[int, int]:
         """Transfer and verify the items of `todo` into their versions' staging dirs through one pool
         of `jobs` worker processes: most work first (`WorkItem.work`), a large item over several
         streams, small files of one version in batches fetched several at a time (`batched`).
@@ -482,8 +489,10 @@ class InstallRun:
         `plan`); `tick(bytes, items)` comes every TICK seconds and before the `done` calls of the tasks
         that finished, the last one included, with the bytes transferred and the items finished so far
         (a batch's files counted as each lands).
-        The fence is checked every tick. Returns the bytes transferred. Raises what `fetch_item` raises,
-        or `RepublishedError` when an item failed because its version was republished meanwhile."""
+        The fence is checked every tick. Returns (the bytes received from the remote, the bytes of
+        partial files an earlier run left that the transfers kept: `WorkerPool`). Raises what
+        `fetch_item` raises, or `RepublishedError` when an item failed because its version was
+        republished meanwhile."""
         # Most work first: the long items start at once instead of trailing behind the pool.
         todo = sorted(todo, key=lambda planned: -planned[1].work)
         specs = {key: origin.spec for key, origin in self.origins.items()}
@@ -519,7 +528,7 @@ class InstallRun:
                         raise
                     flush.request()
                     done(plan, batch)
-            return pool.transferred
+            return pool.received, pool.resumed
 
     def _reuse(
         self, todo: list[tuple[VersionPlan, WorkItem]], results: dict[VersionKey, list[ItemResult]]
@@ -632,6 +641,10 @@ def install(
     version, the others fetched, and the new copy replaces the old one atomically (`promote`,
     `replace_published`); the old one is never modified in place.
     """
+    try:
+        PartPolicy.from_env()  # a bad DSCACHE_STREAMS or DSCACHE_PART_SIZE: refused before any request
+    except RemoteError as err:
+        raise install_error(err) from None
     repair = {k: v for k, v in (repair or {}).items() if k in spec.version_keys()}
     started = time.monotonic()
     cache = CachePaths(cache_root)
@@ -645,7 +658,7 @@ def install(
     warn_republished(cache, spec, [k for k in keys if k not in missing], quick_opener(spec, remote_factory))
     published: list[VersionKey] = []
     shared: list[ItemResult] = []
-    downloaded = 0
+    downloaded = resumed = 0
     dropped: list[VersionKey] = []
     try:
         check_writable(cache, install_writes(missing, repair=bool(repair)))
@@ -669,7 +682,7 @@ def install(
                         repair=repair,
                     )
                     published = run.run(missing)
-                    shared, downloaded = run.shared, run.downloaded
+                    shared, downloaded, resumed = run.shared, run.downloaded, run.resumed
                 lock.fence()
                 ref.remote = ref_remote(cache, (e.key for e in ref.versions), spec.source.display_url())
                 ref.write(cache)
@@ -690,6 +703,7 @@ def install(
         shared_items=len(shared),
         shared_bytes=sum(r.size for r in shared),
         downloaded_bytes=downloaded,
+        resumed_bytes=resumed,
         unreferenced=dropped,
     )
     sink.emit(
@@ -700,6 +714,7 @@ def install(
             "present": [str(k) for k in result.present],
             "shared": {"items": result.shared_items, "bytes": result.shared_bytes},
             "downloadedBytes": result.downloaded_bytes,
+            "resumedBytes": result.resumed_bytes,
             "seconds": round(result.seconds, 3),
             "unreferenced": [str(k) for k in result.unreferenced],
         },

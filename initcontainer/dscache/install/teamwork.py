@@ -12,17 +12,19 @@ published. Each worker:
    batches, large items over several streams), skipping items already done, resuming a partial file
    from its bytes; its progress goes to `<I>.progress.json`, and every worker reports the sum of all of them;
 4. under the writer lock: publishes the versions if every item of every version is done and
-   verified, writes the ref and ends the team. Otherwise it leaves, and the last worker to finish
-   (or a retry of one that died) commits. Each check runs under the lock after the worker's own
-   items were renamed into place, so the last one to check finds them all. A worker that finds items
-   missing takes, without waiting, the member lease of every other index that no live worker holds
-   (one whose pod has not started yet or never will, one that left) and fetches the missing items
-   of those indexes while it holds their leases, so the last one out publishes or fails: a team
-   never ends with every worker done and nothing published. An item is only ever fetched by a
-   holder of its owner's lease: a worker that starts late, or the retry of one that died, waits for
-   its lease until the worker covering it has committed (or left), then finds its items done. A dead
-   worker's lease marker stays until its retry takes it over (at once on the same host, after a
-   lease on another one), so meanwhile the others leave its items to that retry.
+   verified, writes the ref and ends the team, recording itself as its publisher. Otherwise it
+   leaves, and the last worker to finish (or a retry of one that died) commits. A worker whose commit
+   finds its team already ended by the publisher (its share was done, and the others' too, before it
+   got the lock) says so and leaves the ref alone (`store/team.py`). Each check runs under the lock
+   after the worker's own items were renamed into place, so the last one to check finds them all. A
+   worker that finds items missing takes, without waiting, the member lease of every other index
+   that no live worker holds (one whose pod has not started yet or never will, one that left) and
+   fetches the missing items of those indexes while it holds their leases, so the last one out
+   publishes or fails: a team never ends with every worker done and nothing published. An item is
+   only ever fetched by a holder of its owner's lease: a worker that starts late, or the retry of one
+   that died, waits for its lease until the worker covering it has committed (or left), then finds
+   its items done. A dead worker's lease marker stays until its retry takes it over (at once on the
+   same host, after a lease on another one), so meanwhile the others leave its items to that retry.
 
 Every step that changes staging is fenced by the member lease and the team record (`_MemberFence`):
 a worker whose team was taken over, or whose lease a successor took, stops before its next rename.
@@ -42,6 +44,7 @@ from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
 from dscache.install import digestlog
 from dscache.install.ingest import ItemResult, item_done
+from dscache.install.parts import PartPolicy
 from dscache.install.pipeline import (
     INSTALL_FAILURES,
     InstallError,
@@ -191,7 +194,8 @@ class _Share:
             context["coveringItems"] = len(self.todo)
         return context
 
-    def transfer(self) -> None:
+    def transfer(self) -> int:
+        """Fetch the items of `todo` (what published versions hold is linked); the bytes received."""
         run = self.run
         run.counters.bytes_total = sum(p.download_bytes for p in self.plans)
         run.counters.items_total = sum(len(p.items) for p in self.plans)
@@ -205,10 +209,10 @@ class _Share:
             self.items_done += len(results)
         if self.covering and not self.todo:  # the others' items are all done: nothing to announce
             self.report(0)
-            return
+            return 0
         self.report(0, "start")
         if not self.todo:
-            return
+            return 0
 
         linked = self.items_done
 
@@ -216,7 +220,8 @@ class _Share:
             self.items_done = linked + finished  # a batch's files as each lands
             self.report(transferred)
 
-        run.ingest(self.todo, lambda _plan, _batch: None, tick)  # its last tick reports the share's end
+        received, _resumed = run.ingest(self.todo, lambda _plan, _batch: None, tick)  # last tick: the end
+        return received
 
 
 def _commit(
@@ -227,14 +232,19 @@ def _commit(
     *,
     lock_timeout: float,
     merge: bool = False,
-) -> list[VersionKey] | None:
+) -> list[VersionKey] | int | None:
     """Under the writer lock: publish every version whose items are all done, if they all are; write
-    the ref and end the team. None when some item is still missing (another worker's)."""
+    the ref and end the team, as its publisher; the versions published. The index of the worker that
+    had done so when the team has ended that way (nothing is written); None when some item is still
+    missing (another worker's)."""
     cache, spec = run.cache, run.spec
     with WriterLock(cache.lock_path, timeout=lock_timeout, team=worker.team) as lock:
         record = teams.read_team(cache.control)
         if record is not None and record.team != worker.team:  # admitted only when it was over
             raise LockLostError(f"install team {worker.team} was taken over by another writer")
+        publisher = teams.published_by(cache.control, worker.team) if record is None else None
+        if publisher is not None:
+            return publisher
         results: dict[VersionKey, list[ItemResult]] = {}
         for plan in plans:
             if is_installed(cache, plan.key):
@@ -250,7 +260,7 @@ def _commit(
         ]
         lock.fence()
         target_ref(cache, spec, ref_name, merge)[1].write(cache)
-        teams.end_team(cache.control)
+        teams.end_team(cache.control, team=worker.team, publisher=worker.index)
         return published
 
 
@@ -286,14 +296,16 @@ def install_share(
     """Run worker `worker.index`'s share of the install of `spec` into `cache_root` (module docstring).
 
     Returns the install's result when this worker published the versions (or found nothing to do),
-    None when it did its share and left the commit to another worker. `merge`: as `install`'s (the
-    committing worker adds the versions to the ref). Raises `InstallError`.
+    None when it did its share and left the commit to another worker, or found that another had
+    committed. `merge`: as `install`'s (the committing worker adds the versions to the ref). Raises
+    `InstallError`.
     """
     started = time.monotonic()
     cache = CachePaths(cache_root)
     keys = spec.version_keys()
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
+        PartPolicy.from_env()  # a bad DSCACHE_STREAMS or DSCACHE_PART_SIZE: refused before any request
         check_writable(cache, install_writes([k for k in keys if not is_installed(cache, k)]))
         refuse_clashes(target_ref(cache, spec, ref_name, merge)[1])
         published_all = all(is_installed(cache, k) for k in keys)
@@ -331,7 +343,7 @@ def install_share(
             check_ours(cache, missing)
             plans = run.plan(missing)
             share = _Share(run, worker, plans)
-            share.transfer()
+            received = share.transfer()
             fetched = len(share.todo)
             published = _commit(run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge)
             if published is None:
@@ -339,7 +351,7 @@ def install_share(
                     covering = _take_vacant_leases(cache, worker, leases)
                     if covering:  # the items of indexes no live worker holds: what is left of them
                         share = _Share(run, worker, plans, covering=covering)
-                        share.transfer()
+                        received += share.transfer()
                         fetched += len(share.todo)
                         published = _commit(
                             run, plans, worker, ref_name, lock_timeout=lock_timeout, merge=merge
@@ -355,10 +367,18 @@ def install_share(
             raise InstallError(no_space_message(cache_root, err)) from None
         raise InstallError(f"{err.filename or cache_root}: {err.strerror}") from None
     seconds = round(time.monotonic() - started, 3)
-    if published is None:
+    if not isinstance(published, list):
         sink.emit(
             "share_done",
-            {"worker": worker.index, "workers": worker.workers, "items": fetched, "seconds": seconds},
+            {
+                "worker": worker.index,
+                "workers": worker.workers,
+                "items": fetched,
+                "downloadedBytes": received,
+                "publishedBy": published,
+                "ref": ref_name,
+                "seconds": seconds,
+            },
         )
         return None
     result = InstallResult(
@@ -366,6 +386,7 @@ def install_share(
         published=published,
         present=[k for k in keys if k not in published],
         seconds=seconds,
+        downloaded_bytes=received,
     )
     sink.emit(
         "done",
@@ -373,6 +394,7 @@ def install_share(
             "ref": ref_name,
             "published": [str(k) for k in result.published],
             "present": [str(k) for k in result.present],
+            "downloadedBytes": received,
             "seconds": seconds,
             "worker": worker.index,
             "workers": worker.workers,

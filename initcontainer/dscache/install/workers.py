@@ -49,6 +49,8 @@ class _Worker:
     specs: dict[VersionKey, DatasetCacheSpec]
     factory: RemoteFactory
     transferred: Synchronized[int]
+    received: Synchronized[int]
+    resumed: Synchronized[int]
     finished: Synchronized[int]
     fence: Fence
     remotes: dict[int, Remote] = field(default_factory=dict)
@@ -64,13 +66,24 @@ class _Worker:
         with self.transferred.get_lock():
             self.transferred.value += n
 
+    def receive(self, n: int) -> None:
+        with self.received.get_lock():
+            self.received.value += n
+
+    def resume(self, n: int) -> None:
+        with self.resumed.get_lock():
+            self.resumed.value += n
+
     def fetch(
         self, key: VersionKey, remote: Remote, item: WorkItem, staging: StagingPaths, streams: int = 1
     ) -> ItemResult:
         """`fetch_item`, counted in `finished` once the item's result is in place. An item's failure
         becomes an `ItemFailedError` naming version `key` and the item (`failures.py`)."""
         try:
-            result = fetch_item(remote, item, staging, self.progress, fence=self.fence, streams=streams)
+            result = fetch_item(
+                remote, item, staging, self.progress, fence=self.fence, streams=streams,
+                received=self.receive, resumed=self.resume,
+            )  # fmt: skip
         except ITEM_FAILURES as err:
             raise item_failure(key, item, err) from None
         with self.finished.get_lock():
@@ -90,14 +103,14 @@ _STATE: list[_Worker] = []  # this process's worker state, set once by `_init`
 def _init(
     specs: dict[VersionKey, DatasetCacheSpec],
     factory: RemoteFactory,
-    tallies: tuple[Synchronized[int], Synchronized[int]],
+    tallies: tuple[Synchronized[int], Synchronized[int], Synchronized[int], Synchronized[int]],
     fence: Fence,
     parent: int,
 ) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
-    _STATE.append(_Worker(specs, factory, *tallies, fence))  # (transferred, finished)
+    _STATE.append(_Worker(specs, factory, *tallies, fence))  # (transferred, received, resumed, finished)
 
 
 def _fetch(key: VersionKey, item: WorkItem, staging_root: Path, streams: int) -> ItemResult:
@@ -120,9 +133,11 @@ def _fetch_batch(
 
 
 class WorkerPool:
-    """`jobs` worker processes transferring items; `transferred` counts their bytes as they stream,
-    `finished` their items as each one's result is in place (a batch's items one by one, not when the
-    whole batch returns).
+    """`jobs` worker processes transferring items; `transferred` counts the bytes in their items as
+    they stream (a resumed file's earlier bytes included, an attempt that starts over taken back), of
+    them `received` those that came from the remote (a discarded attempt's included) and `resumed`
+    those of partial files an earlier attempt left; `finished` counts their items as each one's result
+    is in place (a batch's items one by one, not when the whole batch returns).
 
     `fence` is called by the workers (forked: no pickling) before each item and before its result is
     renamed into place; it must work in a forked child (`WriterLock.worker_fence`).
@@ -133,17 +148,28 @@ class WorkerPool:
     ) -> None:
         context = multiprocessing.get_context("fork")
         self._transferred: Synchronized[int] = context.Value("q", 0)
+        self._received: Synchronized[int] = context.Value("q", 0)
+        self._resumed: Synchronized[int] = context.Value("q", 0)
         self._finished: Synchronized[int] = context.Value("q", 0)
+        tallies = (self._transferred, self._received, self._resumed, self._finished)
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
             initializer=_init,
-            initargs=(specs, factory, (self._transferred, self._finished), fence, os.getpid()),
+            initargs=(specs, factory, tallies, fence, os.getpid()),
         )
 
     @property
     def transferred(self) -> int:
         return int(self._transferred.value)
+
+    @property
+    def received(self) -> int:
+        return int(self._received.value)
+
+    @property
+    def resumed(self) -> int:
+        return int(self._resumed.value)
 
     @property
     def finished(self) -> int:

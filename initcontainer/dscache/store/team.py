@@ -22,7 +22,13 @@ Layout:
 <cache>/.dscache/team.json                 {"team": ID, "workers": K}
 <cache>/.dscache/team/<index>.lock         member lease of worker <index>
 <cache>/.dscache/team/<index>.progress.json {"team": ID, "bytesDone": N, "itemsDone": M}
+<cache>/.dscache/team/ended.json           {"team": ID, "publishedBy": I}, the last team's end
 ```
+A team ends when worker I, under the writer lock, finds every item done: it publishes the versions,
+writes the ref, records itself in `ended.json` and removes the team record. A worker that gets the
+lock after that (its own share was done before the end, its commit waited for the lock) learns from
+`ended.json` that its team was published, and by whom, and leaves the ref alone: writing it again
+would undo what anyone changed since (a release, another install of the ref).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dscache.store.atomic import read_json, write_json_atomic
 
 TEAM_RECORD = "team.json"
 TEAM_DIR = "team"
+ENDED = "ended.json"
 
 Signature = tuple[tuple[str, int, int, int], ...]
 """(name, mtime_ns, inode, ctime_ns) of the team record and of every file under `team/`."""
@@ -67,6 +74,10 @@ def progress_path(control: Path, index: int) -> Path:
     return control / TEAM_DIR / f"{index}.progress.json"
 
 
+def ended_path(control: Path) -> Path:
+    return control / TEAM_DIR / ENDED
+
+
 def read_team(control: Path) -> TeamRecord | None:
     """The team record, or None when there is none (an unreadable record counts as a team of 0 workers,
     so that it is judged by its liveness like any other)."""
@@ -82,13 +93,22 @@ def read_team(control: Path) -> TeamRecord | None:
 
 
 def write_team(control: Path, record: TeamRecord) -> None:
-    """Write the team record; call under the writer lock."""
+    """Write the team record of a new team (the record of the last team's end goes); call under the
+    writer lock."""
+    ended_path(control).unlink(missing_ok=True)
     write_json_atomic(record_path(control), record.to_json(), pretty=False)
 
 
-def end_team(control: Path) -> None:
-    """Remove the team record and the progress files; call under the writer lock. Member lease markers
+def end_team(control: Path, *, team: str | None = None, publisher: int | None = None) -> None:
+    """Remove the team record and the progress files; call under the writer lock. With `team` and
+    `publisher` (the index of its worker that published the versions and wrote the ref), record that
+    end first (`published_by`); without, forget the record of any earlier end. Member lease markers
     are left to their holders (a released lease removes its own marker)."""
+    if team is not None and publisher is not None:
+        ended_path(control).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(ended_path(control), {"team": team, "publishedBy": publisher}, pretty=False)
+    else:
+        ended_path(control).unlink(missing_ok=True)
     record_path(control).unlink(missing_ok=True)
     with contextlib.suppress(FileNotFoundError):
         for entry in os.listdir(control / TEAM_DIR):
@@ -125,6 +145,18 @@ class TeamWatch:
             self.seen, self.since = sig, now
             return False
         return now - self.since >= self.lease
+
+
+def published_by(control: Path, team: str) -> int | None:
+    """The index of the worker of `team` that published its versions and ended it, when the last team
+    to end was `team` and ended so (`end_team`); else None."""
+    try:
+        data = read_json(ended_path(control))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("team") != team or not isinstance(data.get("publishedBy"), int):
+        return None
+    return int(data["publishedBy"])
 
 
 def read_progress(control: Path, index: int, team: str) -> tuple[int, int] | None:

@@ -61,6 +61,16 @@ def test_an_archive_is_cut_into_parts_its_read_ahead_holds_whole(monkeypatch: py
     assert (part_size(50_000_000, 8, ordered), ordered.read_ahead) == (1 * MIB, 4 * MIB)
 
 
+def test_the_buffers_of_an_archive_s_parts_stay_under_a_gib_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every part behind the front is buffered whole: a part size the user chose is cut so that all
+    streams together buffer at most 1 GiB (32 streams x 1Gi parts would be 32 GiB of memory)."""
+    monkeypatch.setenv("DSCACHE_PART_SIZE", "1Gi")
+    assert PartPolicy.from_env().ordered().read_ahead == 32 * MIB  # 1 GiB / 32 streams
+    assert PartPolicy.from_env().min_part == 1024 * MIB  # a file's parts land on disk: as asked
+    monkeypatch.setenv("DSCACHE_STREAMS", "256")
+    assert PartPolicy.from_env().ordered().read_ahead == 4 * MIB  # never under READ_AHEAD
+
+
 def test_missing_ranges_of_a_partial_file() -> None:
     done = [(4, 8), (0, 4), (12, 16)]
     assert coalesce(done) == [(0, 8), (12, 16)]
