@@ -25,7 +25,10 @@ command/app.go and cp.go): 256 workers, 5 concurrent 50 MiB parts per object.
 Each run starts from a flushed disk (sync) and writes into a fresh directory; runs of the small-files
 workload keep their output until the workload ends (deleting 20,000 files makes the next run's file
 creation slower on ext4, see bench_install.py), the others delete it at once. A run's output is
-checked (file count and bytes) and the table says so if it is wrong. The tables are also written as
+checked (file count and bytes) and the table says so if it is wrong. With --rounds N every contender
+runs N times, the rounds interleaved (each round starting one contender later), and the table shows
+the median and the fastest and slowest round: on a shared machine one run's time moves by more than
+the gaps between contenders. The tables are also written as
 JSON to <work>/results-<time>.json.
 """
 
@@ -65,7 +68,7 @@ from bench.contenders import (  # noqa: E402
 from bench.needs import require  # noqa: E402
 from bench.netdata import Dataset, Workload, prepare  # noqa: E402
 from bench.netmodel import MB, Caps, Ceiling, NetModel, ceiling, proxy_binary  # noqa: E402
-from bench.netreport import Result, aggregate_limit, table  # noqa: E402
+from bench.netreport import Result, aggregate_limit, median_result, table  # noqa: E402
 from bench.s3front import FastS3  # noqa: E402
 from tests.servers.faults import Fault, RequestLog  # noqa: E402
 from tests.servers.files import FileServer  # noqa: E402
@@ -199,37 +202,49 @@ def check_output(out: Path, data: Dataset, extracts: bool) -> str:
 def run_workload(
     data: Dataset, caps: Caps, contenders: list[Contender], args: argparse.Namespace, runs: Path
 ) -> list[Result]:
-    results: list[Result] = []
     keep = data.workload.kind == "small"
     chosen = [c for c in contenders if data.workload.layout in c.layouts]
+    each: list[list[Result]] = [[] for _ in chosen]
     with servers(data, caps) as bed:
-        for n, contender in enumerate(chosen):
-            out = runs / data.workload.name / f"{n:02d}-{_slug(contender)}"
-            out.mkdir(parents=True)
-            endpoint = bed.endpoints.of(contender.via)
-            run = Run(data, endpoint, out, args.floor_streams, args.dscache_jobs, contender.src or REPO)
-            cmd = contender.build(run)
-            for log in bed.logs:
-                log.clear()
-            bed.model.reset()
-            seconds, code = timed(cmd, out.parent / f"{out.name}.log", args.timeout)
-            stats = bed.model.stats()
-            check = check_output(out, data, contender.extracts) if code == 0 else f"FAILED (exit {code})"
-            if code != 0:
-                tail = (out.parent / f"{out.name}.log").read_text(errors="replace")[-600:]
-                _log(f"{contender.name} via {contender.via} failed:\n{tail}")
-            delivers = (
-                "files"
-                if data.workload.layout == "files"
-                else ("extracted" if contender.extracts else "archives")
-            )
-            results.append(Result(contender.name, contender.via, delivers, seconds, stats, check))
-            _log(f"{data.workload.name}: {contender.name} via {contender.via}: {seconds:.1f} s, {check}")
-            if not keep:
-                shutil.rmtree(out)
+        for round_no in range(args.rounds):
+            # Each round starts one contender later, so none always runs first (or last) in a
+            # machine whose load drifts.
+            for n in [(round_no + i) % len(chosen) for i in range(len(chosen))]:
+                each[n].append(
+                    _run_one(data, chosen[n], f"{round_no:02d}-{n:02d}", bed, args=args, runs=runs)
+                )
     if keep:
         shutil.rmtree(runs / data.workload.name)
-    return results
+    return [median_result(results) for results in each]
+
+
+def _run_one(
+    data: Dataset, contender: Contender, tag: str, bed: Bed, *, args: argparse.Namespace, runs: Path
+) -> Result:
+    """One contender's run through `bed`: timed, checked, its output deleted unless the workload keeps
+    its output (small files) to the end."""
+    keep = data.workload.kind == "small"
+    out = runs / data.workload.name / f"{tag}-{_slug(contender)}"
+    out.mkdir(parents=True)
+    endpoint = bed.endpoints.of(contender.via)
+    run = Run(data, endpoint, out, args.floor_streams, args.dscache_jobs, contender.src or REPO)
+    cmd = contender.build(run)
+    for log in bed.logs:
+        log.clear()
+    bed.model.reset()
+    seconds, code = timed(cmd, out.parent / f"{out.name}.log", args.timeout)
+    stats = bed.model.stats()
+    check = check_output(out, data, contender.extracts) if code == 0 else f"FAILED (exit {code})"
+    if code != 0:
+        tail = (out.parent / f"{out.name}.log").read_text(errors="replace")[-600:]
+        _log(f"{contender.name} via {contender.via} failed:\n{tail}")
+    delivers = (
+        "files" if data.workload.layout == "files" else ("extracted" if contender.extracts else "archives")
+    )
+    _log(f"{data.workload.name}: {contender.name} via {contender.via}: {seconds:.1f} s, {check}")
+    if not keep:
+        shutil.rmtree(out)
+    return Result(contender.name, contender.via, delivers, seconds, stats, check)
 
 
 def _ceiling(work: Path, size_mb: int, streams: int) -> Ceiling:
@@ -295,6 +310,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ceiling-streams", type=int, default=16)
     p.add_argument("--ceiling-mb", type=int, default=256, help="size of each ceiling download")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a contender's run is killed")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="runs of every contender per workload, interleaved; the table shows the median "
+                        "and the fastest and slowest round")  # fmt: skip
     args = p.parse_args(argv)
     if args.small:
         args.large_count, args.large_mb = 4, 32
@@ -303,6 +321,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.ceiling_mb = 64
     if args.archive_mb < 5:
         p.error("--archive-mb must be at least 5")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     return args
 
 

@@ -17,7 +17,7 @@ sizes decimal MB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.netmodel import MB, Caps, Stats
 
@@ -33,6 +33,18 @@ class Result:
     stats: Stats
     check: str
     """"ok", or what was wrong with its output."""
+    rounds: tuple[float, ...] = ()
+    """Every round's time when the workload ran several rounds (`seconds` is their median)."""
+
+
+def median_result(runs: list[Result]) -> Result:
+    """Pure: one contender's rounds as one Result: the median time (of an even count, the upper of
+    the two middle ones: a real run, whose stats it keeps), every round's time, and the first check
+    that is not "ok" (else "ok")."""
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    middle = ordered[len(ordered) // 2]
+    check = next((r.check for r in runs if r.check != "ok"), "ok")
+    return replace(middle, check=check, rounds=tuple(r.seconds for r in runs))
 
 
 def aggregate_limit(workload_bytes: int, caps: Caps) -> float:
@@ -53,17 +65,23 @@ def _ratio(seconds: float, limit: float) -> str:
 
 
 def table(results: list[Result], workload_bytes: int, caps: Caps) -> str:
-    """The Markdown table of one workload's results, fastest first."""
+    """The Markdown table of one workload's results, fastest first; with a column of each contender's
+    fastest and slowest round when any ran several."""
     agg = aggregate_limit(workload_bytes, caps)
+    rounds = any(len(r.rounds) > 1 for r in results)
     lines = [
-        "| contender | via | delivers | time s | x agg limit | x own limit | own limit s | streams "
-        "| conns | requests | MB down | check |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| contender | via | delivers | time s | "
+        + ("rounds s | " if rounds else "")
+        + "x agg limit | x own limit | own limit s | streams | conns | requests | MB down | check |",
+        "|---|---|---|---:|" + ("---:|" if rounds else "") + "---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(results, key=lambda r: r.seconds):
         own = own_limit(r.stats, caps)
+        spread = ""
+        if rounds:
+            spread = f"{min(r.rounds):.1f}-{max(r.rounds):.1f} | " if r.rounds else "- | "
         lines.append(
-            f"| {r.contender} | {r.via} | {r.delivers} | {r.seconds:.1f} | {_ratio(r.seconds, agg)} "
+            f"| {r.contender} | {r.via} | {r.delivers} | {r.seconds:.1f} | {spread}{_ratio(r.seconds, agg)} "
             f"| {_ratio(r.seconds, own)} | {own:.1f} | {r.stats.mean_streams:.1f} "
             f"| {r.stats.peak_connections} | {r.stats.requests:,} | {r.stats.bytes_down / MB:,.0f} "
             f"| {r.check} |"

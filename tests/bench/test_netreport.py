@@ -44,3 +44,25 @@ def test_the_table_lists_runs_fastest_first_with_both_ratios() -> None:
         "| fast | Hub | files | 4.1 | 2.00 | 1.64 | 2.5 | 16.0 | 18 | 4 | 2,000 | ok |",
         "| slow | S3 | files | 20.0 | 9.79 | 2.00 | 10.0 | 4.0 | 6 | 4 | 2,000 | ok |",
     ]
+
+
+BAD = "BAD: 1 of 60 objects missing or of the wrong size"
+
+
+def test_rounds_give_the_median_and_the_range_of_each_contender() -> None:
+    runs = [
+        netreport.Result("dscache", "HTTP", "extracted", t, _stats(20, 700, 2_934_000_000), check)
+        for t, check in (
+            (30.9, "ok"),
+            (30.1, "ok"),
+            (30.4, BAD),
+        )
+    ]
+    median = netreport.median_result(runs)
+    assert (median.seconds, median.rounds) == (30.4, (30.9, 30.1, 30.4))
+    assert median.check == BAD  # any bad round shows
+    two = netreport.median_result(runs[:2])
+    assert two.seconds == 30.9  # of an even count, the upper middle: a real run
+    rows = netreport.table([median], 2_934_000_000, CAPS).splitlines()
+    assert rows[0].startswith("| contender | via | delivers | time s | rounds s | x agg limit |")
+    assert rows[2].startswith("| dscache | HTTP | extracted | 30.4 | 30.1-30.9 | 10.36 |")
