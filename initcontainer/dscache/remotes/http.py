@@ -261,10 +261,11 @@ class HttpFetcher:
         located = self._located.get(url)
         if located is not None:
             there = urlsplit(located)
-            if there[:2] != urlsplit(url)[:2]:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            sent = headers
+            if there[:2] != urlsplit(url)[:2]:  # the credentials stay for `url` if this place expired
+                sent = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
             resp = self._manager(there).urlopen(
-                "GET", located, headers=headers, preload_content=False, decode_content=False
+                "GET", located, headers=sent, preload_content=False, decode_content=False
             )
             if resp.status not in _STALE_LOCATION:
                 return resp

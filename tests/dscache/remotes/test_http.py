@@ -211,3 +211,18 @@ def test_a_small_file_without_validators_is_read_again_from_zero(tmp_path: Path)
         server.faults.truncate(after=50_000)
         assert HttpRemote(server.url).read_bytes("meta.json") == DATA[:200_000]
         assert [r.range for r in server.log.all()] == ["bytes=0-", "bytes=0-"]
+
+
+def test_an_expired_redirect_target_is_asked_for_again_with_the_credentials(http_server: FileServer) -> None:
+    # The later parts go straight to where the first was redirected (another host: no credentials
+    # there); when that place has expired, the origin is asked again, with the credentials it needs.
+    http_server.put(PATH, DATA)
+    with Redirector(http_server.url) as origin:
+        remote = HttpRemote(origin.url, authorization=("Bearer tok-123", "tok-123"))
+        pin = Pin()
+        assert b"".join(remote.stream(PATH, 0, 1000, pin=pin)) == DATA[:1000]
+        http_server.faults.status(403, times=1, path=f"/{PATH}")
+        assert b"".join(remote.stream(PATH, 1000, 1000, pin=pin)) == DATA[1000:2000]
+        assert [r.headers.get("authorization") for r in origin.log.all()] == ["Bearer tok-123"] * 2
+    assert {r.headers.get("authorization") for r in http_server.log.all()} == {None}
+    assert [r.status for r in http_server.log.all()] == [206, 403, 206]
