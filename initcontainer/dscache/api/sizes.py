@@ -83,6 +83,20 @@ def parse_positive_size(text: str) -> int:
     return value
 
 
+MIN_PART_SIZE = 64 << 10
+"""Smallest `DSCACHE_PART_SIZE`: an archive is fetched in parts of exactly that size, so `16` (meant
+as 16 MiB) would cost a GET per 16 bytes, a 10 MiB archive 655,360 requests (minutes, or a hang)."""
+
+
+def parse_part_size(text: str) -> int:
+    """`parse_positive_size` of a part size, at least `MIN_PART_SIZE` (64Ki). Raises ValueError saying
+    why not."""
+    value = parse_positive_size(text)
+    if value < MIN_PART_SIZE:
+        raise ValueError(f"a part of {value} bytes is under the smallest part, 64Ki: give a size such as 8Mi")
+    return value
+
+
 def parse_count(text: str) -> int:
     """A count of things (streams, attempts) as a whole number >= 1: `32`. Not a size: `8Mi` or `1e3`
     is refused, saying that the value is a count. Raises ValueError saying why not."""
