@@ -257,16 +257,24 @@ class HttpFetcher:
     def _get(self, url: str, headers: dict[str, str]) -> BaseHTTPResponse:
         """GET `url` (redirects followed), at the place an earlier GET of it was redirected to when
         there is one (`_located`): without credentials when that is another host, and from `url`
-        again when that place answers 401, 403, 404 or 410 (an expired signature)."""
+        again when that place answers 401, 403, 404 or 410 (an expired signature). A place that
+        fails (no connection, a 5xx) is forgotten, so the retry asks `url` again, as the first GET
+        did (the origin may send it to another place)."""
         located = self._located.get(url)
         if located is not None:
             there = urlsplit(located)
             sent = headers
             if there[:2] != urlsplit(url)[:2]:  # the credentials stay for `url` if this place expired
                 sent = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
-            resp = self._manager(there).urlopen(
-                "GET", located, headers=sent, preload_content=False, decode_content=False
-            )
+            try:
+                resp = self._manager(there).urlopen(
+                    "GET", located, headers=sent, preload_content=False, decode_content=False
+                )
+            except BaseException:  # that place is gone (connection refused, TLS): the retry asks `url`
+                self._located.pop(url, None)
+                raise
+            if resp.status >= 500:  # that place fails: the retry asks `url`, which may send elsewhere
+                self._located.pop(url, None)
             if resp.status not in _STALE_LOCATION:
                 return resp
             _release(resp)
