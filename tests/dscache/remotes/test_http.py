@@ -229,10 +229,12 @@ def test_an_expired_redirect_target_is_asked_for_again_with_the_credentials(http
 
 
 @pytest.mark.parametrize("failure", ["gone", "5xx"])
-def test_a_redirect_target_that_fails_is_resolved_again_on_retry(http_server: FileServer, failure: str) -> None:
+def test_a_redirect_target_that_fails_is_resolved_again_on_retry(
+    http_server: FileServer, failure: str
+) -> None:
     # The later parts go straight to where the first was redirected; when that place stops answering
-    # (its server gone: connections refused, or a 5xx that lasts), the retry asks the origin again, which now redirects to
-    # a place that works, instead of spending the retry budget on the failing one.
+    # (its server gone: connections refused, or a 5xx that lasts), the retry asks the origin again,
+    # which now redirects to a place that works, instead of spending the retry budget on the failing one.
     http_server.put(PATH, DATA)
     policy = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01, deadline=5)
     with FileServer(http_server.root) as spare, Redirector(http_server.url) as origin:
