@@ -213,19 +213,23 @@ def test_a_small_file_without_validators_is_read_again_from_zero(tmp_path: Path)
         assert [r.range for r in server.log.all()] == ["bytes=0-", "bytes=0-"]
 
 
-def test_an_expired_redirect_target_is_asked_for_again_with_the_credentials(http_server: FileServer) -> None:
+@pytest.mark.parametrize("expired", [403, 400])
+def test_an_expired_redirect_target_is_asked_for_again_with_the_credentials(
+    http_server: FileServer, expired: int
+) -> None:
     # The later parts go straight to where the first was redirected (another host: no credentials
-    # there); when that place has expired, the origin is asked again, with the credentials it needs.
+    # there); when that place has expired (a signed URL: 403 at S3 and CloudFront, 400 ExpiredToken
+    # at GCS), the origin is asked again, with the credentials it needs.
     http_server.put(PATH, DATA)
     with Redirector(http_server.url) as origin:
         remote = HttpRemote(origin.url, authorization=("Bearer tok-123", "tok-123"))
         pin = Pin()
         assert b"".join(remote.stream(PATH, 0, 1000, pin=pin)) == DATA[:1000]
-        http_server.faults.status(403, times=1, path=f"/{PATH}")
+        http_server.faults.status(expired, times=1, path=f"/{PATH}")
         assert b"".join(remote.stream(PATH, 1000, 1000, pin=pin)) == DATA[1000:2000]
         assert [r.headers.get("authorization") for r in origin.log.all()] == ["Bearer tok-123"] * 2
     assert {r.headers.get("authorization") for r in http_server.log.all()} == {None}
-    assert [r.status for r in http_server.log.all()] == [206, 403, 206]
+    assert [r.status for r in http_server.log.all()] == [206, expired, 206]
 
 
 @pytest.mark.parametrize("failure", ["gone", "5xx"])
