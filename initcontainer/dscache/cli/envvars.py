@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_part_size, parse_zstd_window
+from dscache.api.sizes import ZSTD_WINDOW_ENV, parse_count, parse_positive_size, parse_zstd_window
 from dscache.api.urls import endpoint_refusal, hide_userinfo
 
 
@@ -42,8 +42,8 @@ def _count(raw: str) -> None:
     parse_count(raw)
 
 
-def _part_size(raw: str) -> None:
-    parse_part_size(raw)
+def _size(raw: str) -> None:
+    parse_positive_size(raw)
 
 
 def _delay(raw: str) -> None:
@@ -136,11 +136,7 @@ STREAMS = (
         "(default 32)",
         _count,
     ),
-    EnvVar(
-        "DSCACHE_PART_SIZE",
-        "smallest part of an object fetched in parts, a size of at least 64Ki (default 8Mi)",
-        _part_size,
-    ),
+    EnvVar("DSCACHE_PART_SIZE", "smallest part of an object fetched in parts, a size (default 8Mi)", _size),
 )
 REMOTES = (
     EnvVar(

@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from dscache.api.sizes import parse_count, parse_part_size
+from dscache.api.sizes import parse_count, parse_positive_size
 from dscache.remotes.base import ObjectChangedError, Pin, Remote, RemoteError
 from dscache.remotes.retry import SharedBudget, sharing
 
@@ -101,7 +101,7 @@ class PartPolicy:
         """Defaults overridden by DSCACHE_STREAMS (a count) and DSCACHE_PART_SIZE (the smallest part,
         a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteError naming the variable
         when one is not a positive count or size."""
-        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_part_size)
+        min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_positive_size)
         streams = _env_value("DSCACHE_STREAMS", STREAMS, parse_count)
         ordered_part = min_part if os.environ.get("DSCACHE_PART_SIZE", "").strip() else READ_AHEAD
         return cls(streams, min_part, max(MAX_PART, min_part), ordered_part)
