@@ -74,12 +74,19 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+MIN_PART_SIZE = 64 << 10
+"""Smallest `DSCACHE_PART_SIZE`: an archive is fetched in parts of exactly that size, so `16` (meant
+as 16 MiB) would cost a GET per 16 bytes, a 10 MiB archive 655,360 requests (minutes, or a hang)."""
+
+
 def parse_positive_size(text: str) -> int:
-    """`parse_size` of a size that must be at least one byte (an environment variable's part size).
-    Raises ValueError saying why not."""
+    """`parse_size` of an environment variable's part size: at least `MIN_PART_SIZE` (64Ki). Raises
+    ValueError saying why not."""
     value = parse_size(text)
     if value < 1:
         raise ValueError(f"size {text!r} must be at least 1 byte")
+    if value < MIN_PART_SIZE:
+        raise ValueError(f"a part of {value} bytes is under the smallest part, 64Ki: give a size such as 8Mi")
     return value
 
 

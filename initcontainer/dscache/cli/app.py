@@ -108,12 +108,17 @@ INTERRUPTED = {
 """What Ctrl-C leaves, per command that leaves something to resume (else just `interrupted`)."""
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """Pure: the line for Ctrl-C during `args`' command; a dry run leaves nothing to resume."""
+    return "interrupted" if getattr(args, "dry_run", False) else INTERRUPTED.get(args.command, "interrupted")
+
+
 def _run(module_name: str, args: argparse.Namespace) -> int:
     """The command, with every escape turned into one line and an exit code."""
     try:
         code: int = importlib.import_module(module_name).run(args)
     except KeyboardInterrupt:
-        return output.error(INTERRUPTED.get(args.command, "interrupted"), EXIT_INTERRUPTED)
+        return output.error(_interrupted(args), EXIT_INTERRUPTED)
     except DscacheError as err:  # one a command did not report itself: its message is safe to show
         return output.error(str(err), exit_code(err))
     except BrokenPipeError:  # a reader such as `head` went away: stop writing, say nothing more

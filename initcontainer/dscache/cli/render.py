@@ -89,10 +89,22 @@ def share_done_line(fields: dict[str, Any]) -> str:
     )
 
 
+def index_ranges(indexes: list[int]) -> str:
+    """Pure: sorted worker indexes as people read them, a run of three or more as a range:
+    [1, 2] -> `1, 2`; [0, 1, 2, 3, 5] -> `0-3, 5`."""
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) >= 3 else ", ".join(str(i) for i in r) for r in runs)
+
+
 def covering_line(fields: dict[str, Any]) -> str:
     """The second `start` of a worker of `install --workers K` (one with `covering`): done with its
     own share, it fetches what is left of the indexes no running worker holds."""
-    others = ", ".join(str(i) for i in fields["covering"])
+    others = index_ranges(fields["covering"])
     return (
         f"worker {fields['worker']} of {fields['workers']}: its share is done; fetching "
         f"{fields['coveringItems']} item(s) left of worker(s) {others}, which no running worker holds"

@@ -144,6 +144,7 @@ class _Share:
         self.base_bytes = [0] * worker.workers  # done per worker when this one started
         self.base_items = [0] * worker.workers
         self.todo: list[tuple[VersionPlan, WorkItem]] = []
+        self.owner_of: dict[tuple[VersionKey, str], int] = {}  # the worker index of each item to do
         self.done: dict[VersionKey, set[str]] = {}  # items in staging when this worker started
         logged = {p.key: digestlog.load(run.cache.staging_dir(p.key)) for p in plans}
         for (plan, item), owner in zip(flat, owners, strict=True):
@@ -154,6 +155,7 @@ class _Share:
                 self.base_items[owner] += 1
             elif owner == worker.index or owner in covering:
                 self.todo.append((plan, item))
+                self.owner_of[(plan.key, item.name)] = owner
         self.items_done = self.base_items[worker.index]
         self.share_total = self.items_done + len(self.todo)
 
@@ -190,7 +192,8 @@ class _Share:
             "versions": [str(p.key) for p in self.plans],
         }
         if self.covering:  # a second start: this worker goes on with the items of other indexes
-            context["covering"] = sorted(self.covering)
+            left = {self.owner_of[(p.key, it.name)] for p, it in self.todo} - {self.worker.index}
+            context["covering"] = sorted(left or self.covering)  # the indexes with items left
             context["coveringItems"] = len(self.todo)
         return context
 

@@ -25,6 +25,8 @@ def parse_molmo_manifest(raw: bytes, where: str) -> dict[str, float]:
         data = json.loads(raw)
     except ValueError as err:
         raise LayoutError(f"{where}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise LayoutError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
         raise LayoutError(f"{where}: expected an object mapping archive names to sizes in MB")
     for name in data:

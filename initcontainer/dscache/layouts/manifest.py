@@ -80,6 +80,8 @@ class DscacheManifest:
             data = json.loads(raw)
         except ValueError as err:  # UnicodeDecodeError too
             raise ManifestError(f"{where}: not valid JSON ({err})") from None
+        except RecursionError:  # [[[[... deeper than the interpreter's stack
+            raise ManifestError(f"{where}: not valid JSON (nested too deeply)") from None
         top = _object(data, where, "the top level")
         schema = top.get("schema", MANIFEST_SCHEMA)
         if type(schema) is not int or schema != MANIFEST_SCHEMA:

@@ -113,7 +113,7 @@ def live_archives(remote: Remote, vdir: str) -> frozenset[str] | None:
         named = json.loads(remote.read_bytes(f"{vdir}/{MOLMO_REMOTE_MANIFEST}"))
     except NotFoundError:
         named = {}
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply
         return None
     if not isinstance(named, dict):
         return None
@@ -229,7 +229,7 @@ def _previous(remote: Remote, vdir: str) -> tuple[bool, frozenset[str]]:
         except NotFoundError:
             return False, frozenset()
         return True, frozenset()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply
         return True, frozenset()
     names = named if isinstance(named, dict) else {}
     return True, frozenset(n for n in names if isinstance(n, str) and "/" not in n)

@@ -45,8 +45,10 @@ _CHUNK = 256 << 10
 _MAX_REDIRECTS = 10
 _CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 """Headers never sent to another host than the one asked (urllib3's own rule on redirects)."""
-_STALE_LOCATION = frozenset({401, 403, 404, 410})
-"""Answers at a remembered redirect target that mean it expired (a signed CDN URL): ask again."""
+_KEPT_LOCATION = frozenset({412, 416, 429})
+"""4xx answers at a remembered redirect target that are about the request, not the place (the object
+changed, the range, a rate limit): every other 4xx means the place expired or refuses us (a signed
+URL past its expiry: 403 at S3, CloudFront and Azure, 400 ExpiredToken at GCS), so ask `url` again."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -257,16 +259,25 @@ class HttpFetcher:
     def _get(self, url: str, headers: dict[str, str]) -> BaseHTTPResponse:
         """GET `url` (redirects followed), at the place an earlier GET of it was redirected to when
         there is one (`_located`): without credentials when that is another host, and from `url`
-        again when that place answers 401, 403, 404 or 410 (an expired signature)."""
+        again when that place answers a 4xx other than 412, 416 and 429 (an expired signature). A place that
+        fails (no connection, a 5xx) is forgotten, so the retry asks `url` again, as the first GET
+        did (the origin may send it to another place)."""
         located = self._located.get(url)
         if located is not None:
             there = urlsplit(located)
-            if there[:2] != urlsplit(url)[:2]:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
-            resp = self._manager(there).urlopen(
-                "GET", located, headers=headers, preload_content=False, decode_content=False
-            )
-            if resp.status not in _STALE_LOCATION:
+            sent = headers
+            if there[:2] != urlsplit(url)[:2]:  # the credentials stay for `url` if this place expired
+                sent = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            try:
+                resp = self._manager(there).urlopen(
+                    "GET", located, headers=sent, preload_content=False, decode_content=False
+                )
+            except BaseException:  # that place is gone (connection refused, TLS): the retry asks `url`
+                self._located.pop(url, None)
+                raise
+            if resp.status >= 500:  # that place fails: the retry asks `url`, which may send elsewhere
+                self._located.pop(url, None)
+            if not 400 <= resp.status < 500 or resp.status in _KEPT_LOCATION:
                 return resp
             _release(resp)
             self._located.pop(url, None)

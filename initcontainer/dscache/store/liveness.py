@@ -40,10 +40,14 @@ def same_pid_namespace(host: str) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process `pid` runs in this pid namespace (a process of another user counts)."""
+    """Whether a process `pid` runs in this pid namespace (a process of another user counts). A pid
+    no process can have (under 1: `kill` would signal a process group; past the kernel's pid type)
+    names none."""
+    if pid < 1:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True

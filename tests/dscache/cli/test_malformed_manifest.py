@@ -48,6 +48,7 @@ BROKEN = {
     "sha256": (_sha_short, 'archives["b_0001.tar.zst"].sha256 is "abc123", expected 64 hex digits'),
     "archives": (_archives_list, "archives is [], expected an object"),
     "files": (_files_missing, "files is missing (expected a whole number)"),
+    "nested": (b"[" * 100_000, "not valid JSON (nested too deeply)"),
 }
 
 

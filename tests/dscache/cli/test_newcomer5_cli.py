@@ -47,6 +47,7 @@ def test_part_size_takes_a_quantity(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("DSCACHE_STREAMS", "8Mi", "must be a whole number >= 1 (a count, not a size)"),
         ("DSCACHE_PART_SIZE", "0", "must be at least 1 byte"),
         ("DSCACHE_PART_SIZE", "8MB", "MB is ambiguous"),
+        ("DSCACHE_PART_SIZE", "16", "a part of 16 bytes is under the smallest part, 64Ki"),
     ],
 )
 def test_a_count_or_size_variable_says_which_it_is(

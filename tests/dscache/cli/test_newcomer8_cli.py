@@ -126,6 +126,17 @@ def test_ctrl_c_during_an_install_says_a_rerun_resumes(
         "dscache: error: interrupted: what it finished stays in staging; run the same install again to "
         "resume it\n",
     )
+    dry = run(
+        "install",
+        "--cache",
+        str(tmp_path / "c"),
+        "--source",
+        "file:///r",
+        "--version",
+        "objects/a=v1",
+        "--dry-run",
+    )
+    assert (dry.code, dry.err) == (130, "dscache: error: interrupted\n")  # a dry run left nothing to resume
     monkeypatch.setattr(dscache.cli.gc, "run", interrupted)
     assert run("gc", "--cache", str(tmp_path / "c"), "--keep", "1").err == "dscache: error: interrupted\n"
 

@@ -92,3 +92,41 @@ def test_the_covering_line_reads_well() -> None:
         "dscache: worker 0 of 3: its share is done; fetching 7 item(s) left of worker(s) 1, 2, "
         "which no running worker holds\n"
     )
+
+
+def test_the_covering_line_names_only_the_workers_with_items_left(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    """More workers than items (--workers 30): worker 0, alone, goes on with the others' items and
+    names the indexes whose items it fetches, not every vacant index (most own none)."""
+    publish_tree_versions(tmp_path, http_server.root, (V1,), dirs=2)
+    cmd = [sys.executable, "-m", "dscache.cli.app", "install", "--cache", str(tmp_path / "cache")]
+    cmd += [
+        "--source",
+        http_server.url,
+        "--workers",
+        "30",
+        "--worker-index",
+        "0",
+        "--json",
+        "--version",
+        str(V1),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    starts = [e for e in events(done.stdout) if e["event"] == "start"]
+    covering, items = starts[-1]["covering"], starts[-1]["coveringItems"]
+    assert isinstance(covering, list) and isinstance(items, int)
+    assert 0 < len(covering) <= items < 29, (covering, items)
+    assert 0 not in covering
+
+
+def test_the_covering_line_shows_runs_of_indexes_as_ranges() -> None:
+    out = io.StringIO()
+    start = {"versions": ["objects/thor=v1"], "remote": "file:///r", "bytesTotal": 1, "itemsTotal": 1}
+    fields = {"worker": 4, "workers": 30, "covering": [0, 1, 2, 3, 5, 6, *range(8, 30)], "coveringItems": 40}
+    PlainSink(out, every=0).emit("start", {**start, **fields})
+    assert out.getvalue() == (
+        "dscache: worker 4 of 30: its share is done; fetching 40 item(s) left of worker(s) 0-3, 5, 6, 8-29, "
+        "which no running worker holds\n"
+    )

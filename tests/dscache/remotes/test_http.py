@@ -211,3 +211,45 @@ def test_a_small_file_without_validators_is_read_again_from_zero(tmp_path: Path)
         server.faults.truncate(after=50_000)
         assert HttpRemote(server.url).read_bytes("meta.json") == DATA[:200_000]
         assert [r.range for r in server.log.all()] == ["bytes=0-", "bytes=0-"]
+
+
+@pytest.mark.parametrize("expired", [403, 400])
+def test_an_expired_redirect_target_is_asked_for_again_with_the_credentials(
+    http_server: FileServer, expired: int
+) -> None:
+    # The later parts go straight to where the first was redirected (another host: no credentials
+    # there); when that place has expired (a signed URL: 403 at S3 and CloudFront, 400 ExpiredToken
+    # at GCS), the origin is asked again, with the credentials it needs.
+    http_server.put(PATH, DATA)
+    with Redirector(http_server.url) as origin:
+        remote = HttpRemote(origin.url, authorization=("Bearer tok-123", "tok-123"))
+        pin = Pin()
+        assert b"".join(remote.stream(PATH, 0, 1000, pin=pin)) == DATA[:1000]
+        http_server.faults.status(expired, times=1, path=f"/{PATH}")
+        assert b"".join(remote.stream(PATH, 1000, 1000, pin=pin)) == DATA[1000:2000]
+        assert [r.headers.get("authorization") for r in origin.log.all()] == ["Bearer tok-123"] * 2
+    assert {r.headers.get("authorization") for r in http_server.log.all()} == {None}
+    assert [r.status for r in http_server.log.all()] == [206, expired, 206]
+
+
+@pytest.mark.parametrize("failure", ["gone", "5xx"])
+def test_a_redirect_target_that_fails_is_resolved_again_on_retry(
+    http_server: FileServer, failure: str
+) -> None:
+    # The later parts go straight to where the first was redirected; when that place stops answering
+    # (its server gone: connections refused, or a 5xx that lasts), the retry asks the origin again,
+    # which now redirects to a place that works, instead of spending the retry budget on the failing one.
+    http_server.put(PATH, DATA)
+    policy = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01, deadline=5)
+    with FileServer(http_server.root) as spare, Redirector(http_server.url) as origin:
+        remote = HttpRemote(origin.url, policy)
+        pin = Pin()
+        assert b"".join(remote.stream(PATH, 0, 1000, pin=pin)) == DATA[:1000]
+        if failure == "gone":  # the kept-alive connection is reset, a new one refused
+            http_server.faults.drop(0, times=1, path=f"/{PATH}")
+            http_server.stop()
+        else:
+            http_server.faults.status(500, times=None, path=f"/{PATH}")
+        origin.target = spare.url
+        assert b"".join(remote.stream(PATH, 1000, 1000, pin=pin)) == DATA[1000:2000]
+        assert [r.headers.get("range") for r in spare.log.all()] == ["bytes=1000-1999"]

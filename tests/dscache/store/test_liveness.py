@@ -35,3 +35,11 @@ def test_without_a_readable_pid_namespace_no_pid_is_judged(monkeypatch: pytest.M
     assert host_name() == f"{os.uname().nodename}-pidns?"
     assert not same_pid_namespace(host_name())
     assert not process_gone(host_name(), dead_pid())
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**31, 10**20])
+def test_a_pid_no_process_can_have_is_gone(pid: int) -> None:
+    # A record's pid (a lease, a hold, a staging directory's name) that no process can have: gone,
+    # neither a process group (0, -1) taken for alive nor an OverflowError out of os.kill.
+    assert process_gone(host_name(), pid)
+    assert not liveness.pid_alive(pid)
