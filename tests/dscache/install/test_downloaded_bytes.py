@@ -6,11 +6,6 @@ resumed file was counted at its full size."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,24 +13,12 @@ import pytest
 from dscache.api.names import VersionKey
 from dscache.store.paths import CachePaths
 from tests.dscache.cli.cli_helpers import run
-from tests.dscache.install.test_install_crash import assert_no_orphan_writers
+from tests.dscache.install.test_install_parts import kill_once_parts_done
 from tests.factories import content_for
 from tests.servers.s3 import S3Env
 
 KEY = VersionKey("objects", "thor", "v1")
 MIB = 1 << 20
-
-
-def _recorded_parts(staging: Path) -> int:
-    """MiB parts the pin records of the partial copies of weights.bin list as on disk."""
-    most = 0
-    for record in (staging / "pins").glob("weights.bin.*.json"):
-        try:
-            spans = json.loads(record.read_text()).get("done", [])
-        except (OSError, ValueError):
-            continue
-        most = max(most, sum(b - a for a, b in spans) // MIB)
-    return most
 
 
 def test_a_resumed_install_counts_only_the_bytes_it_fetched(
@@ -53,20 +36,7 @@ def test_a_resumed_install_counts_only_the_bytes_it_fetched(
     cache = tmp_path / "cache"
     args = ["--cache", str(cache), "--source", f"s3://{s3.bucket}/models", "--layout", "files"]
     args += ["--version", str(KEY), "--jobs", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dscache.cli.app", "install", *args, "--json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    staging = CachePaths(cache).staging_dir(KEY)
-    deadline = time.monotonic() + 60
-    while _recorded_parts(staging) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert_no_orphan_writers(cache)
-    assert _recorded_parts(staging) == 3
+    staging = kill_once_parts_done(args, cache, KEY, 3)
     assert not (staging / "files").exists(), "nothing was finished before the kill"
     s3.server.faults.clear()
 

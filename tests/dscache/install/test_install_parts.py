@@ -70,6 +70,27 @@ def test_a_large_s3_object_is_fetched_as_concurrent_ranged_parts(
     assert all(r.headers.get("if-match") for r in gets)  # every part held to the same object
 
 
+def kill_once_parts_done(args: list[str], cache: Path, key: VersionKey, parts: int) -> Path:
+    """Run `dscache install *args` in a process, kill -9 it once the pin records of weights.bin list
+    `parts` MiB parts finished, and check that exactly those are recorded and no writer is left;
+    the version's staging directory."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dscache.cli.app", "install", *args, "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    staging = CachePaths(cache).staging_dir(key)
+    deadline = time.monotonic() + 60
+    while _done_parts(staging) < parts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert_no_orphan_writers(cache)
+    assert _done_parts(staging) == parts
+    return staging
+
+
 def _done_parts(staging: Path) -> int:
     """MiB parts the pin records of the partial copies of weights.bin list as finished."""
     most = 0
@@ -94,20 +115,7 @@ def test_a_killed_transfer_in_parts_resumes_only_the_missing_parts(
     monkeypatch.setenv("DSCACHE_STREAMS", "2")
     cache = tmp_path / "cache"
     args = [*_s3_args(s3, cache), "--version", str(KEY), "--jobs", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dscache.cli.app", "install", *args, "--json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    staging = CachePaths(cache).staging_dir(KEY)
-    deadline = time.monotonic() + 60
-    while _done_parts(staging) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert_no_orphan_writers(cache)
-    assert _done_parts(staging) == 3
+    kill_once_parts_done(args, cache, KEY, 3)
     s3.server.faults.clear()
     s3.server.log.clear()
     assert main(["install", *args]) == 0
