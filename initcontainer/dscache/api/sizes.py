@@ -79,17 +79,6 @@ MIN_PART_SIZE = 64 << 10
 as 16 MiB) would cost a GET per 16 bytes, a 10 MiB archive 655,360 requests (minutes, or a hang)."""
 
 
-def parse_positive_size(text: str) -> int:
-    """`parse_size` of an environment variable's part size: at least `MIN_PART_SIZE` (64Ki). Raises
-    ValueError saying why not."""
-    value = parse_size(text)
-    if value < 1:
-        raise ValueError(f"size {text!r} must be at least 1 byte")
-    if value < MIN_PART_SIZE:
-        raise ValueError(f"a part of {value} bytes is under the smallest part, 64Ki: give a size such as 8Mi")
-    return value
-
-
 def parse_count(text: str) -> int:
     """A count of things (streams, attempts) as a whole number >= 1: `32`. Not a size: `8Mi` or `1e3`
     is refused, saying that the value is a count. Raises ValueError saying why not."""
@@ -131,8 +120,13 @@ def parse_streams(text: str) -> int:
 
 
 def parse_part_size(text: str) -> int:
-    """`DSCACHE_PART_SIZE`: a size from 1 byte to `MAX_PART_SIZE`. Raises ValueError saying why not."""
-    value = parse_positive_size(text)
+    """`DSCACHE_PART_SIZE`: a size from `MIN_PART_SIZE` (64Ki) to `MAX_PART_SIZE` (1Gi). Raises
+    ValueError saying why not."""
+    value = parse_size(text)
+    if value < 1:
+        raise ValueError(f"size {text!r} must be at least 1 byte")
+    if value < MIN_PART_SIZE:
+        raise ValueError(f"a part of {value} bytes is under the smallest part, 64Ki: give a size such as 8Mi")
     if value > MAX_PART_SIZE:
         raise ValueError(
             "must be at most 1Gi: larger parts only lose more to a kill (DSCACHE_STREAMS=1 fetches "

@@ -104,7 +104,7 @@ class PartPolicy:
         """Defaults overridden by DSCACHE_STREAMS (a count) and DSCACHE_PART_SIZE (the smallest part,
         a size: bytes or a Kubernetes quantity such as 8Mi). Raises RemoteSettingError (bad input:
         exit code 2) naming the variable when one is not a count from 1 to `api.sizes.MAX_STREAMS` or
-        a size from 1 byte to `api.sizes.MAX_PART_SIZE`."""
+        a size from `api.sizes.MIN_PART_SIZE` to `api.sizes.MAX_PART_SIZE`."""
         min_part = _env_value("DSCACHE_PART_SIZE", MIN_PART, parse_part_size)
         streams = _env_value("DSCACHE_STREAMS", STREAMS, parse_streams)
         chosen = min_part if os.environ.get("DSCACHE_PART_SIZE", "").strip() else READ_AHEAD

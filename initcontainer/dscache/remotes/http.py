@@ -154,7 +154,7 @@ class HttpFetcher:
         """URL -> where a GET of it was redirected (the Hub's resolve URL -> its signed CDN URL), so
         the later parts of an object go there at once: one request and one first-byte wait per part
         instead of two (huggingface_hub's hf_transfer does the same). Forgotten when that place
-        answers as if expired."""
+        answers as if expired or fails (`_get`)."""
 
     def close(self) -> None:
         with self._lock:
