@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dscache import __version__
-from dscache.install.extract import ArchiveRejectedError, links_escaping
+from dscache.install.extracted import ArchiveRejectedError, links_escaping
 from dscache.install.ingest import ItemResult, VerificationError
 from dscache.install.pathkinds import PathKinds
 from dscache.install.share import entries_of

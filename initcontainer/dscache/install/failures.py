@@ -26,7 +26,7 @@ from dscache.api.names import VersionKey
 from dscache.api.sizes import ZSTD_WINDOW_ENV
 from dscache.errors import DscacheError
 from dscache.install.digests import DIGEST_ATTEMPTS
-from dscache.install.extract import ArchiveRejectedError
+from dscache.install.extracted import ArchiveRejectedError
 from dscache.install.ingest import UnsettledError, VerificationError
 from dscache.layouts.plan import WorkItem
 from dscache.remotes.base import NotFoundError, ObjectChangedError, RemoteError, UnpinnedResumeError

@@ -37,7 +37,7 @@ from dscache.errors import DscacheError
 from dscache.install import digestlog
 from dscache.install.digestlog import StagedDigests
 from dscache.install.digests import Hashes, Verdict, judge, next_step, wanted
-from dscache.install.extract import Extracted, extract_stream
+from dscache.install.extracted import Extracted
 from dscache.install.partfile import copy_in_parts
 from dscache.install.parts import (
     PartPolicy,
@@ -282,6 +282,10 @@ def _stream_extract(
             close = getattr(source, "close", None)
             if close is not None:
                 close()  # stops the part streams of an archive the extractor rejected
+
+    # Imported here, not at the top: libarchive and zstandard are the extractor's alone, and the parent
+    # process loads them while its plan's requests are out (`pipeline.preload_extractor`).
+    from dscache.install.extract import extract_stream
 
     stream = chunks()
     try:

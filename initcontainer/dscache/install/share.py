@@ -44,7 +44,7 @@ import stat
 from pathlib import Path
 
 from dscache.install import digestlog
-from dscache.install.extract import DIR_MODE, Extracted
+from dscache.install.extracted import DIR_MODE, Extracted
 from dscache.install.ingest import ItemResult
 from dscache.install.staging import StagingPaths, new_token, remove_quietly, settle_dir
 from dscache.layouts.plan import WorkItem

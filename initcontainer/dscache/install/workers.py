@@ -21,6 +21,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from dscache.store.lock import Fence
 
 RemoteFactory = Callable[[DatasetCacheSpec], Remote]
 _PR_SET_PDEATHSIG = 1
+_POLL = 0.002  # seconds between reads of the byte tally while waiting for a first byte
 
 
 @dataclass
@@ -152,6 +154,7 @@ class WorkerPool:
         self._resumed: Synchronized[int] = context.Value("q", 0)
         self._finished: Synchronized[int] = context.Value("q", 0)
         tallies = (self._transferred, self._received, self._resumed, self._finished)
+        self._first_submit: float | None = None
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
@@ -175,10 +178,19 @@ class WorkerPool:
     def finished(self) -> int:
         return int(self._finished.value)
 
+    def first_bytes(self, timeout: float) -> float:
+        """Seconds until the workers had received a first byte from the remote, counted from the first
+        submission and waited for up to `timeout` seconds from now (then the time waited so far)."""
+        deadline = time.monotonic() + timeout
+        while self.received == 0 and time.monotonic() < deadline:
+            time.sleep(_POLL)
+        return time.monotonic() - (self._first_submit or time.monotonic())
+
     def submit(
         self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
     ) -> Future[ItemResult]:
         """Transfer `item`, a large one over up to `streams` streams (`parts.py`)."""
+        self._note_submit()
         return self._pool.submit(_fetch, key, item, staging_root, streams)
 
     def submit_batch(
@@ -186,7 +198,17 @@ class WorkerPool:
     ) -> Future[list[ItemResult]]:
         """Transfer `items` in one worker: one item over up to `streams` streams (as `submit`), or
         small items `streams` at a time on its threads, over its connections."""
+        self._note_submit()
         return self._pool.submit(_fetch_batch, key, items, staging_root, streams)
+
+    def _note_submit(self) -> None:
+        if self._first_submit is None:
+            self._first_submit = time.monotonic()
+
+    def close(self) -> None:
+        """Let the workers exit once the submitted items are done, without waiting for them (leaving
+        the `with` block waits)."""
+        self._pool.shutdown(wait=False)
 
     def abort(self) -> None:
         """Stop at once: queued items are dropped, running ones killed (their staging is resumable)."""

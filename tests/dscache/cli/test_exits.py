@@ -9,7 +9,7 @@ from dscache.api.names import NameError_
 from dscache.api.spec import SpecError
 from dscache.cli.exits import exit_code
 from dscache.errors import DscacheError
-from dscache.install.extract import ArchiveRejectedError
+from dscache.install.extracted import ArchiveRejectedError
 from dscache.install.pipeline import InstallError
 from dscache.layouts.plan import LayoutError
 from dscache.prepare.request import RequestError

@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dscache.install.extract import (
-    ArchiveRejectedError,
-    extract_stream,
-    links_escaping,
-    place_member,
-)
+from dscache.install.extract import extract_stream
+from dscache.install.extracted import ArchiveRejectedError, links_escaping, place_member
 from dscache.install.pathkinds import PathKinds
 from dscache.store.members import check_member
 from tests.factories import CORRUPT_KINDS, MALICIOUS_KINDS, corrupt_archive, malicious_archive, tar_zst

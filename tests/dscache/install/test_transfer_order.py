@@ -1,14 +1,18 @@
 """The order an install starts its items in: the item that keeps a worker busiest first. An archive of
 many small files extracts for far longer than it downloads (each file is a create on the volume), so
-it must not be left for last, when the link would idle while one worker creates its files."""
+it must not be left for last, when the link would idle while one worker creates its files. And the
+workers' first items start one first-byte time apart, so that alike items do not end in step."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
+from dscache.install.pipeline import staggered_starts
 from tests.factories import _info, publish_raw_archives, tar_zst
 from tests.servers.files import FileServer
 
@@ -33,3 +37,30 @@ def test_an_archive_of_many_files_starts_before_a_larger_archive_of_one_file(
                  "--jobs", "1"]) == 0  # fmt: skip
     fetched = [r.path.rsplit("/", 1)[1] for r in http_server.log.find("*.tar.zst", method="GET")]
     assert list(dict.fromkeys(fetched)) == ["b_many.tar.zst", "a_one.tar.zst"]
+
+
+def test_the_workers_first_archives_start_one_first_byte_apart(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    # Alike archives started at once finish in step, and then every worker waits for its next first
+    # byte at the same moments while the link idles: the second worker's first archive starts once
+    # the first one's first bytes came (here after the server's 0.2 s latency).
+    archives = {f"a_{i}.tar.zst": tar_zst([(_info(f"d{i}/f.bin", b"0", size=200_000), os.urandom(200_000))])
+                for i in range(3)}  # fmt: skip
+    publish_raw_archives(http_server.root, KEY, archives)
+    http_server.faults.delay(0.2, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    assert main(["install", "--cache", str(cache), "--source", http_server.url, "--version", str(KEY),
+                 "--jobs", "2"]) == 0  # fmt: skip
+    began = {}
+    for request in http_server.log.find("*.tar.zst", method="GET"):
+        began.setdefault(request.path.rsplit("/", 1)[1], request.began)
+    first, second, _third = sorted(began.values())
+    assert second - first >= 0.1
+    for name in archives:
+        assert (cache / str(KEY.rel) / f"d{name[2]}" / "f.bin").stat().st_size == 200_000
+
+
+@pytest.mark.parametrize(("tasks", "jobs", "held"), [(3, 2, 2), (60, 4, 4), (4, 4, 1), (1, 4, 1), (2, 1, 1)])
+def test_only_workers_that_will_move_on_start_one_after_another(tasks: int, jobs: int, held: int) -> None:
+    assert staggered_starts(tasks, jobs) == held

@@ -11,7 +11,8 @@ import zstandard
 
 from dscache.api.names import VersionKey
 from dscache.cli.app import main
-from dscache.install.extract import ArchiveRejectedError, extract_stream
+from dscache.install.extract import extract_stream
+from dscache.install.extracted import ArchiveRejectedError
 from dscache.install.zstdstream import FrameWalker, ZstdStreamError
 from dscache.store.paths import CachePaths
 from tests.dscache.install.roundtrip import install, view
