@@ -318,7 +318,8 @@ def _plan_version(remote: Remote, spec: DatasetCacheSpec, key: VersionKey) -> Ve
 
 
 def staggered_starts(tasks: int, jobs: int) -> int:
-    """Pure: how many of the first tasks start one after another rather than at once (1: none is held).
+    """Pure: how many of the first `tasks` (of one large item each) start one after another rather
+    than at once (1: none is held).
 
     Workers that start alike items at once finish them in step, for they share one link evenly; then
     all of them are between items at the same moments (finishing the last part, sending the next
@@ -342,16 +343,20 @@ def _start(
     streams: int,
     small_streams: int,
 ) -> dict[Future[list[ItemResult]], VersionPlan]:
-    """Submit `tasks` (`batched`) to `pool`, the first ones one after another (`staggered_starts`): a
-    large item over up to `streams` streams, a batch of small files `small_streams` at a time."""
+    """Submit `tasks` (`batched`) to `pool`: a large item over up to `streams` streams, the first ones
+    one after another (`staggered_starts`), and a batch of small files `small_streams` at a time, at
+    once (a batch keeps its threads busy to its last file whatever the others do)."""
     futures: dict[Future[list[ItemResult]], VersionPlan] = {}
-    held, gap = staggered_starts(len(tasks), jobs), 0.0
-    for n, (plan, items) in enumerate(tasks):
-        if n == 1 and held > 1:
-            gap = min(pool.first_bytes(STAGGER_SPREAD), STAGGER_SPREAD / (held - 1))
-        if 0 < n < held:
+    held = staggered_starts(sum(len(items) == 1 for _plan, items in tasks), jobs)
+    started, gap = 0, 0.0
+    for plan, items in tasks:
+        large = len(items) == 1
+        if large and 0 < started < held:
+            if started == 1:
+                gap = min(pool.first_bytes(STAGGER_SPREAD), STAGGER_SPREAD / (held - 1))
             time.sleep(gap)
-        width = streams if len(items) == 1 else small_streams
+        started += large
+        width = streams if large else small_streams
         futures[pool.submit_batch(plan.key, items, cache.staging_dir(plan.key), width)] = plan
     return futures
 
