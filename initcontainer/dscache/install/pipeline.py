@@ -324,9 +324,11 @@ def staggered_starts(tasks: int, jobs: int) -> int:
     Workers that start alike items at once finish them in step, for they share one link evenly; then
     all of them are between items at the same moments (finishing the last part, sending the next
     item's first request and waiting for its first byte, which the other parts wait for), and the link
-    idles at each of those moments. Measured in the benchmark's network model (60 x 50 MB archives,
-    4 workers, 100 MB/s): the workers ended their items in step every 2 s and the link lost 0.25-0.57 s
-    in all; with the first items started 40 ms apart it lost 0.1-0.15 s, the start included. So the
+    idles at each of those moments. Traced in the benchmark's network model (60 x 50 MB archives, 4
+    workers, 100 MB/s): items ended in step every 2 s, and the link lost 0.08-0.35 s per install in 6
+    runs (0.49 and 0.57 s in two with unequal stream counts per item, which did not break the step);
+    with the first items started one first-byte time (about 40 ms) apart, 0.13-0.20 s in 13, the
+    slower start included, and the installs ended within 29.86-29.96 s instead of 29.82-30.19 s. So the
     first item of each worker starts one first-byte time after the one before (`WorkerPool.first_bytes`;
     all of them within `STAGGER_SPREAD`), but only when workers will move on to further items (more
     tasks than `jobs`); the offsets persist, since alike items take alike times.
