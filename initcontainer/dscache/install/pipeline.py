@@ -350,12 +350,13 @@ def _start(
     once (a batch keeps its threads busy to its last file whatever the others do)."""
     futures: dict[Future[list[ItemResult]], VersionPlan] = {}
     held = staggered_starts(sum(len(items) == 1 for _plan, items in tasks), jobs)
+    share = STAGGER_SPREAD / max(held - 1, 1)  # the most one start waits for the one before
     started, gap = 0, 0.0
     for plan, items in tasks:
         large = len(items) == 1
-        if large and 0 < started < held:
-            if started == 1:
-                gap = min(pool.first_bytes(STAGGER_SPREAD), STAGGER_SPREAD / (held - 1))
+        if large and started == 1 and held > 1:  # waits for the first bytes: that is its own gap
+            gap = min(pool.first_bytes(share), share)
+        elif large and 1 < started < held:
             time.sleep(gap)
         started += large
         width = streams if large else small_streams

@@ -178,13 +178,16 @@ class WorkerPool:
     def finished(self) -> int:
         return int(self._finished.value)
 
-    def first_bytes(self, timeout: float) -> float:
-        """Seconds until the workers had received a first byte from the remote, counted from the first
-        submission and waited for up to `timeout` seconds from now (then the time waited so far)."""
-        deadline = time.monotonic() + timeout
-        while self.received == 0 and time.monotonic() < deadline:
+    def first_bytes(self, limit: float) -> float:
+        """Wait until the workers have received a first byte from the remote, but no longer than
+        `limit` seconds after the first submission; the seconds from the first submission to then (0
+        before any submission)."""
+        start = self._first_submit
+        if start is None:
+            return 0.0
+        while self.received == 0 and time.monotonic() < start + limit:
             time.sleep(_POLL)
-        return time.monotonic() - (self._first_submit or time.monotonic())
+        return time.monotonic() - start
 
     def submit(
         self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
