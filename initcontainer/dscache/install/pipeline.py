@@ -327,7 +327,7 @@ def staggered_starts(tasks: int, jobs: int) -> int:
     idles at each of those moments. Measured in the benchmark's network model (60 x 50 MB archives,
     4 workers, 100 MB/s): the workers ended their items in step every 2 s and the link lost 0.25-0.57 s
     in all; with the first items started 40 ms apart it lost 0.1-0.15 s, the start included. So the
-    first item of each worker starts one first-byte time after the one before (`WorkerPool.first_bytes`;
+    first item of each worker starts one first-byte time after the one before (`WorkerPool.wait_first_byte`;
     all of them within `STAGGER_SPREAD`), but only when workers will move on to further items (more
     tasks than `jobs`); the offsets persist, since alike items take alike times.
     """
@@ -348,16 +348,23 @@ def _start(
     once (a batch keeps its threads busy to its last file whatever the others do)."""
     futures: dict[Future[list[ItemResult]], VersionPlan] = {}
     held = staggered_starts(sum(len(items) == 1 for _plan, items in tasks), jobs)
-    started, gap = 0, 0.0
+    step = STAGGER_SPREAD / max(held - 1, 1)  # the most one offset may be
+    first: Future[list[ItemResult]] | None = None  # the first large item's task
+    started, since, gap = 0, 0.0, 0.0
     for plan, items in tasks:
         large = len(items) == 1
-        if large and 0 < started < held:
-            if started == 1:
-                gap = min(pool.first_bytes(STAGGER_SPREAD), STAGGER_SPREAD / (held - 1))
-            time.sleep(gap)
-        started += large
+        if large and first is not None and started < held:
+            if started == 1:  # the wait for the first item's first byte is the offset
+                pool.wait_first_byte(first, step)
+                gap = min(time.monotonic() - since, step)
+            else:
+                time.sleep(gap)
         width = streams if large else small_streams
-        futures[pool.submit_batch(plan.key, items, cache.staging_dir(plan.key), width)] = plan
+        future = pool.submit_batch(plan.key, items, cache.staging_dir(plan.key), width)
+        futures[future] = plan
+        if large and first is None:
+            first, since = future, time.monotonic()  # submitted: the workers are forked by then
+        started += large
     return futures
 
 
