@@ -30,7 +30,7 @@ from dscache.install.extracted import ArchiveRejectedError
 from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
-from dscache.install.preload import extractor_preloaded
+from dscache.install.preload import ExtractorUnavailableError, extractor_preloaded
 from dscache.install.progress import Counters, Sink
 from dscache.install.provenance import QUICK, ref_remote, warn_differences, warn_republished
 from dscache.install.republish import RepublishedError, republished, republished_error, settled_plan
@@ -85,8 +85,10 @@ INSTALL_FAILURES = (
     RepublishedError,
     RefClashError,
     EnvClashError,
+    ExtractorUnavailableError,
 )
-"""What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
+"""What an install (single or team) turns into one `InstallError` line: input, remote and lock failures,
+and a missing system library."""
 SMALL_ITEM = 1 << 20
 """Items of at most this many bytes are fetched in batches, several at a time per worker."""
 SMALL_BATCH = 64
@@ -458,7 +460,7 @@ class InstallRun:
     def plan(self, missing: list[VersionKey]) -> list[VersionPlan]:
         """Pin each version's remote at its revision (into `origins`) and plan its items, in the order
         of `missing`. Raises `RemoteError`, `LayoutError`. The extractor is imported meanwhile, for
-        the workers to inherit (`preload.py`)."""
+        the workers to inherit (`preload.py`): `ExtractorUnavailableError` if it cannot be."""
         with extractor_preloaded(self.spec.layout == "Archives"):
             if revision_per_version(self.spec):
                 for key in missing:
