@@ -284,7 +284,7 @@ def _stream_extract(
                 close()  # stops the part streams of an archive the extractor rejected
 
     # Imported here, not at the top: libarchive and zstandard are the extractor's alone, and the parent
-    # process loads them while its plan's requests are out (`pipeline.preload_extractor`).
+    # process loads them while its plan's requests are out (`preload.extractor_preloaded`).
     from dscache.install.extract import extract_stream
 
     stream = chunks()

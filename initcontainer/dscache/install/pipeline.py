@@ -30,7 +30,7 @@ from dscache.install.extracted import ArchiveRejectedError
 from dscache.install.failures import ItemFailedError, item_failure, plan_failure
 from dscache.install.ingest import ItemResult, VerificationError, item_done
 from dscache.install.parts import PartPolicy, streams_per_item
-from dscache.install.preload import extractor_preloaded
+from dscache.install.preload import ExtractorUnavailableError, extractor_preloaded
 from dscache.install.progress import Counters, Sink
 from dscache.install.provenance import QUICK, ref_remote, warn_differences, warn_republished
 from dscache.install.republish import RepublishedError, republished, republished_error, settled_plan
@@ -85,8 +85,10 @@ INSTALL_FAILURES = (
     RepublishedError,
     RefClashError,
     EnvClashError,
+    ExtractorUnavailableError,
 )
-"""What an install (single or team) turns into one `InstallError` line: input, remote and lock failures."""
+"""What an install (single or team) turns into one `InstallError` line: input, remote and lock failures,
+and a missing system library."""
 SMALL_ITEM = 1 << 20
 """Items of at most this many bytes are fetched in batches, several at a time per worker."""
 SMALL_BATCH = 64
@@ -329,7 +331,7 @@ def staggered_starts(tasks: int, jobs: int) -> int:
     runs (0.49 and 0.57 s in two with unequal stream counts per item, which did not break the step);
     with the first items started one first-byte time (about 40 ms) apart, 0.13-0.20 s in 13, the
     slower start included, and the installs ended within 29.86-29.96 s instead of 29.82-30.19 s. So the
-    first item of each worker starts one first-byte time after the one before (`WorkerPool.first_bytes`;
+    first item of each worker starts one first-byte time after the one before (`WorkerPool.wait_first_byte`;
     all of them within `STAGGER_SPREAD`), but only when workers will move on to further items (more
     tasks than `jobs`); the offsets persist, since alike items take alike times.
     """
@@ -350,17 +352,23 @@ def _start(
     once (a batch keeps its threads busy to its last file whatever the others do)."""
     futures: dict[Future[list[ItemResult]], VersionPlan] = {}
     held = staggered_starts(sum(len(items) == 1 for _plan, items in tasks), jobs)
-    share = STAGGER_SPREAD / max(held - 1, 1)  # the most one start waits for the one before
-    started, gap = 0, 0.0
+    step = STAGGER_SPREAD / max(held - 1, 1)  # the most one offset may be
+    first: Future[list[ItemResult]] | None = None  # the first large item's task
+    started, since, gap = 0, 0.0, 0.0
     for plan, items in tasks:
         large = len(items) == 1
-        if large and started == 1 and held > 1:  # waits for the first bytes: that is its own gap
-            gap = min(pool.first_bytes(share), share)
-        elif large and 1 < started < held:
-            time.sleep(gap)
-        started += large
+        if large and first is not None and started < held:
+            if started == 1:  # the wait for the first item's first byte is the offset
+                pool.wait_first_byte(first, step)
+                gap = min(time.monotonic() - since, step)
+            else:
+                time.sleep(gap)
         width = streams if large else small_streams
-        futures[pool.submit_batch(plan.key, items, cache.staging_dir(plan.key), width)] = plan
+        future = pool.submit_batch(plan.key, items, cache.staging_dir(plan.key), width)
+        futures[future] = plan
+        if large and first is None:
+            first, since = future, time.monotonic()  # submitted: the workers are forked by then
+        started += large
     return futures
 
 
@@ -454,7 +462,7 @@ class InstallRun:
     def plan(self, missing: list[VersionKey]) -> list[VersionPlan]:
         """Pin each version's remote at its revision (into `origins`) and plan its items, in the order
         of `missing`. Raises `RemoteError`, `LayoutError`. The extractor is imported meanwhile, for
-        the workers to inherit (`preload.py`)."""
+        the workers to inherit (`preload.py`): `ExtractorUnavailableError` if it cannot be."""
         with extractor_preloaded(self.spec.layout == "Archives"):
             if revision_per_version(self.spec):
                 for key in missing:

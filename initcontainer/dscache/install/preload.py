@@ -8,8 +8,10 @@ latency each, sent at once), during which a thread can do the import instead.
 
 The thread is joined when the block ends, before any fork: a process forked while another thread
 holds an import lock inherits the lock held and deadlocks on its first import of that module. An
-import that fails here is not kept (`sys.modules` keeps no failed module), so the worker's own
-import raises the error again, where it is reported (`cli.app`: one line naming the missing library).
+import that fails (no libarchive, or a library that is not libarchive) is raised when the block ends,
+as `ExtractorUnavailableError` with the import's message (which names the library and how to install
+it): the install stops before it requests an archive, as it did when it imported the extractor at its
+start, and its caller cleans up as after any other install failure.
 """
 
 from __future__ import annotations
@@ -19,23 +21,35 @@ import importlib
 import threading
 from collections.abc import Iterator
 
+from dscache.errors import DscacheError
+
 EXTRACTOR = "dscache.install.extract"
 
 
-def _load() -> None:
-    with contextlib.suppress(ImportError):
+class ExtractorUnavailableError(DscacheError):
+    """The extractor's libraries cannot be loaded; the message says which one and how to install it."""
+
+
+def _load(failed: list[ImportError]) -> None:
+    try:
         importlib.import_module(EXTRACTOR)
+    except ImportError as err:
+        failed.append(err)
 
 
 @contextlib.contextmanager
 def extractor_preloaded(needed: bool) -> Iterator[None]:
-    """Import `EXTRACTOR` on a thread during the block if `needed`; the block's end waits for it."""
+    """Import `EXTRACTOR` on a thread during the block if `needed`; the block's end waits for it.
+    Raises `ExtractorUnavailableError` after a block that did not raise, if the import failed."""
     if not needed:
         yield
         return
-    thread = threading.Thread(target=_load, name="preload", daemon=True)
+    failed: list[ImportError] = []
+    thread = threading.Thread(target=_load, args=(failed,), name="preload", daemon=True)
     thread.start()
     try:
         yield
     finally:
         thread.join()
+    if failed:
+        raise ExtractorUnavailableError(str(failed[0])) from None

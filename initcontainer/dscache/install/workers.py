@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from dscache.api.names import VersionKey
 from dscache.api.spec import DatasetCacheSpec
@@ -109,6 +110,9 @@ def _init(
     fence: Fence,
     parent: int,
 ) -> None:
+    # Ctrl-C signals the whole process group: the parent says `interrupted` and kills its workers
+    # (`abort`); a worker idle between items would print the KeyboardInterrupt's traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
@@ -154,7 +158,6 @@ class WorkerPool:
         self._resumed: Synchronized[int] = context.Value("q", 0)
         self._finished: Synchronized[int] = context.Value("q", 0)
         tallies = (self._transferred, self._received, self._resumed, self._finished)
-        self._first_submit: float | None = None
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
@@ -178,22 +181,18 @@ class WorkerPool:
     def finished(self) -> int:
         return int(self._finished.value)
 
-    def first_bytes(self, limit: float) -> float:
-        """Wait until the workers have received a first byte from the remote, but no longer than
-        `limit` seconds after the first submission; the seconds from the first submission to then (0
-        before any submission)."""
-        start = self._first_submit
-        if start is None:
-            return 0.0
-        while self.received == 0 and time.monotonic() < start + limit:
+    def wait_first_byte(self, first: Future[Any], timeout: float) -> None:
+        """Wait until the workers have received a first byte from the remote, or until `first` (the
+        task submitted first) is done without one (it failed, or needed no byte), at most `timeout`
+        seconds."""
+        deadline = time.monotonic() + timeout
+        while self.received == 0 and not first.done() and time.monotonic() < deadline:
             time.sleep(_POLL)
-        return time.monotonic() - start
 
     def submit(
         self, key: VersionKey, item: WorkItem, staging_root: Path, streams: int = 1
     ) -> Future[ItemResult]:
         """Transfer `item`, a large one over up to `streams` streams (`parts.py`)."""
-        self._note_submit()
         return self._pool.submit(_fetch, key, item, staging_root, streams)
 
     def submit_batch(
@@ -201,12 +200,7 @@ class WorkerPool:
     ) -> Future[list[ItemResult]]:
         """Transfer `items` in one worker: one item over up to `streams` streams (as `submit`), or
         small items `streams` at a time on its threads, over its connections."""
-        self._note_submit()
         return self._pool.submit(_fetch_batch, key, items, staging_root, streams)
-
-    def _note_submit(self) -> None:
-        if self._first_submit is None:
-            self._first_submit = time.monotonic()
 
     def close(self) -> None:
         """Let the workers exit once the submitted items are done, without waiting for them (leaving

@@ -22,6 +22,7 @@ from tests.dscache.cli.cli_helpers import (
     world_traversable_dir,
 )
 from tests.factories import make_tree, publish_archives
+from tests.servers.files import FileServer
 
 V = "objects/toys=v1"
 SRC = ["--source", "file:///nowhere", "--version", V]
@@ -368,6 +369,25 @@ def test_a_missing_libarchive_says_how_to_install_it(tmp_path: Path, library: st
         [line] = [x for x in result.err.splitlines() if x.startswith("dscache: error:")]
         for needle in ("libarchive", "apt-get install libarchive13", "brew install libarchive", "LIBARCHIVE"):
             assert needle in line, line
+
+
+@pytest.mark.parametrize("library", ["/nonexistent/libarchive.so.13", "libz.so.1"])
+@pytest.mark.parametrize("team", [[], ["--workers", "2", "--worker-index", "0"]])
+def test_a_missing_libarchive_fails_an_install_before_any_archive_is_fetched(
+    tmp_path: Path, http_server: FileServer, library: str, team: list[str]
+) -> None:
+    # As when the installer loaded libarchive at its start: the one line, no archive requested, and a
+    # first install's cache directory not left behind (a team's worker keeps the directory it joined).
+    key = VersionKey("objects", "toys", "v1")
+    tree = make_tree(tmp_path / "tree", {f"d{i}/a.txt": 3000 + i for i in range(8)})
+    publish_archives(tree, http_server.root, key, 4096)
+    cache = tmp_path / "new" / "cache"
+    result = run_process("install", "--cache", str(cache), "--source", http_server.url, "--version", str(key),
+                         *team, env={"LIBARCHIVE": library})  # fmt: skip
+    assert_one_clean_line(result, 1, "libarchive", "apt-get install libarchive13", "LIBARCHIVE")
+    assert http_server.log.find("*.tar.zst") == []
+    assert team or not (tmp_path / "new").exists()
+    assert not (cache / key.rel).exists()
 
 
 def _manifest(name: str, remote: Path) -> str:

@@ -217,3 +217,34 @@ def test_kill_during_a_multipart_s3_object_then_a_replaced_object_is_fetched_who
     installed = CachePaths(cache).version_dir(V1) / "weights.bin"
     assert installed.read_bytes() == new
     assert main(["verify", "--cache", str(cache)]) == 0
+
+
+def test_ctrl_c_while_workers_wait_for_their_first_items_is_one_line_and_resumes(
+    tmp_path: Path, http_server: FileServer
+) -> None:
+    # Ctrl-C in a terminal signals the whole process group: the installer and its worker processes.
+    # The workers' first archives start one after another, so right after the first request went out
+    # the other workers are idle, waiting for an item; each of them printed Python's traceback.
+    trees = publish_tree_versions(tmp_path, http_server.root, [V1], dirs=6)
+    first = http_server.faults.delay(0.6, times=None, path="*.tar.zst")
+    cache = tmp_path / "cache"
+    argv = [sys.executable, "-m", "dscache", "install", "--cache", str(cache), "--source", http_server.url,
+            "--version", str(V1), "--jobs", "3"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 30
+    while first.fired == 0 and time.monotonic() < deadline:  # the first archive's request is out
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == (
+        "dscache: error: interrupted: what it finished stays in staging; run the same install again to "
+        "resume it"
+    )
+    assert "Traceback" not in out + err and len(err.splitlines()) <= 3, err  # the start, a progress line
+    assert_no_orphan_writers(cache)
+    http_server.faults.clear()
+    assert subprocess.run(argv, capture_output=True, check=False).returncode == 0
+    assert dataset_snapshot(CachePaths(cache).version_dir(V1)) == tree_snapshot(trees[V1])
