@@ -3,7 +3,7 @@ and its pure checks, without loading libarchive or zstandard.
 
 Split from `extract.py` so that the installer's parent process, which plans, commits and reports but
 never extracts, does not import the extractor's libraries before its first byte (35-40 ms on this
-project's 2-core machines; `pipeline.py` loads them while the plan's requests are out).
+project's 2-core machines; `preload.py` loads them while the plan's requests are out).
 
 Names are bytes decoded as UTF-8 with `surrogateescape` (`decode_name`; see `extract.py`).
 """

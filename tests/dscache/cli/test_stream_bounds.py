@@ -33,17 +33,21 @@ def _published(tmp_path: Path, server: FileServer) -> None:
     server.log.clear()
 
 
-@pytest.mark.parametrize(("name", "value", "reason"), TOO_MANY)
-def test_install_refuses_a_value_above_the_bound_before_any_request(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    http_server: FileServer,
-    name: str,
-    value: str,
-    reason: str,
-) -> None:
+@pytest.fixture(params=TOO_MANY, ids=[f"{name}={value}" for name, value, _reason in TOO_MANY])
+def over_bound(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: FileServer
+) -> tuple[str, str, str]:
+    """A published version, and one variable set above its bound: (name, value, the reason refused)."""
+    name, value, reason = request.param
     _published(tmp_path, http_server)
     monkeypatch.setenv(name, value)
+    return name, value, reason
+
+
+def test_install_refuses_a_value_above_the_bound_before_any_request(
+    tmp_path: Path, http_server: FileServer, over_bound: tuple[str, str, str]
+) -> None:
+    name, value, reason = over_bound
     cache = tmp_path / "cache"
     result = run("install", "--cache", str(cache), "--source", http_server.url, "--version", str(KEY))
     assert_one_clean_line(result, 2, f"{name}={value!r}", reason)
@@ -51,17 +55,10 @@ def test_install_refuses_a_value_above_the_bound_before_any_request(
     assert not cache.exists()
 
 
-@pytest.mark.parametrize(("name", "value", "reason"), TOO_MANY)
 def test_install_called_as_a_function_refuses_it_before_any_request(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    http_server: FileServer,
-    name: str,
-    value: str,
-    reason: str,
+    tmp_path: Path, http_server: FileServer, over_bound: tuple[str, str, str]
 ) -> None:
-    _published(tmp_path, http_server)
-    monkeypatch.setenv(name, value)
+    name, value, reason = over_bound
     spec = DatasetCacheSpec.model_validate(
         {"source": {"http": {"url": http_server.url}}, "versions": version_items(str(KEY))}
     )
